@@ -1,0 +1,34 @@
+//! The one definition of what the platform computes.
+//!
+//! Both the batch layer and the speed layer call this crate for everything that decides a
+//! number: parsing and validation of events, normalisation, money conversion, window
+//! assignment, the dedup rule, and the metric definitions with their mergeable states. The
+//! layers differ only in how they read data and parallelise; they never restate a metric.
+//!
+//! This crate does no I/O: no Kafka, no files, no HTTP. It takes bytes and values and
+//! returns values, so every rule can be tested in isolation and both layers stay identical.
+
+pub mod dedup;
+pub mod error;
+pub mod event;
+pub mod generate;
+pub mod hll;
+pub mod metric;
+pub mod money;
+pub mod schema;
+pub mod state;
+pub mod topics;
+pub mod validate;
+pub mod window;
+
+pub use error::LogicError;
+pub use event::{Device, Event, EventId, EventTime, EventType, Origin};
+pub use metric::{Funnel, Metric, MetricContext, PageViews, Revenue};
+pub use money::{Currency, Minor, Rates};
+pub use state::{Aggregates, Mergeable, MetricViews};
+pub use validate::{DeadLetter, Reason, Validator};
+pub use window::{WindowSpec, WindowStart};
+
+/// Version of the metric logic. Views computed under different versions are never merged;
+/// bump it whenever a change to this crate changes any number a metric produces.
+pub const LOGIC_VERSION: &str = "1";

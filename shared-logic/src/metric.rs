@@ -1,0 +1,280 @@
+//! The metric definitions: each metric, its dimensions, its state and its values, once.
+//!
+//! A metric says which events it counts ([`Metric::applies_to`]), how an event picks its
+//! dimension values, how an event updates the state, and how a (merged) state evaluates to
+//! values. Derived values (conversion rates, average order value) are computed from merged
+//! state in [`Metric::values`], never stored or merged themselves.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventType};
+use crate::hll::Hll;
+use crate::money::Rates;
+use crate::state::Mergeable;
+use crate::window::WindowSpec;
+
+/// Most dimensions any metric has.
+pub const MAX_DIMENSIONS: usize = 4;
+
+/// The configuration a metric's meaning depends on. Batch and speed must use equal contexts
+/// for their views to be comparable; [`MetricContext::fingerprint`] identifies one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricContext {
+    pub windows: WindowSpec,
+    pub rates: Rates,
+}
+
+impl Default for MetricContext {
+    /// One-minute tumbling windows, the shipped rates table, revenue in USD.
+    fn default() -> Self {
+        MetricContext { windows: WindowSpec::default(), rates: Rates::default_usd() }
+    }
+}
+
+impl MetricContext {
+    /// Identifies the logic version, window spec and rates table.
+    pub fn fingerprint(&self) -> String {
+        format!("v{}-{:?}-{:016x}", crate::LOGIC_VERSION, self.windows, self.rates.fingerprint())
+    }
+}
+
+/// A value a metric reports.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A count or an estimate of distinct values.
+    Count(u64),
+    /// Money in minor units of the reporting currency.
+    Money(i64),
+    /// A derived ratio; `None` when its denominator is zero.
+    Ratio(Option<f64>),
+}
+
+/// One metric: dimensions, mergeable state, update and evaluation.
+pub trait Metric: 'static {
+    /// The metric's name in the API and in view paths.
+    const NAME: &'static str;
+    /// Dimension names, in key order.
+    const DIMENSIONS: &'static [&'static str];
+    /// Value names, in the order [`Metric::values`] returns them.
+    const VALUES: &'static [&'static str];
+    /// The aggregate state.
+    type State: Mergeable + Send + Sync + Serialize + for<'de> Deserialize<'de>;
+
+    /// Whether the event counts towards this metric at all.
+    fn applies_to(event: &Event) -> bool;
+    /// Writes the event's dimension values into `out[..DIMENSIONS.len()]`.
+    fn dimension_values<'e>(event: &'e Event, out: &mut [&'e str]);
+    /// Folds the event into the state.
+    fn update(state: &mut Self::State, event: &Event, ctx: &MetricContext);
+    /// Evaluates a (possibly merged) state; the same order as [`Metric::VALUES`].
+    fn values(state: &Self::State) -> Vec<Value>;
+}
+
+fn ratio(num: u64, den: u64) -> Value {
+    Value::Ratio(if den == 0 { None } else { Some(num as f64 / den as f64) })
+}
+
+/// `page_views`: views and distinct users, by url, country and device.
+pub struct PageViews;
+
+/// State of [`PageViews`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PageViewsState {
+    pub views: u64,
+    pub users: Hll,
+}
+
+impl Mergeable for PageViewsState {
+    fn merge(&mut self, other: &Self) {
+        self.views += other.views;
+        self.users.merge(&other.users);
+    }
+}
+
+impl Metric for PageViews {
+    const NAME: &'static str = "page_views";
+    const DIMENSIONS: &'static [&'static str] = &["url", "country", "device"];
+    const VALUES: &'static [&'static str] = &["views", "distinct_users"];
+    type State = PageViewsState;
+
+    fn applies_to(event: &Event) -> bool {
+        event.event_type() == EventType::PageView
+    }
+
+    fn dimension_values<'e>(event: &'e Event, out: &mut [&'e str]) {
+        out[0] = event.url();
+        out[1] = event.country();
+        out[2] = event.device().as_str();
+    }
+
+    fn update(state: &mut Self::State, event: &Event, _ctx: &MetricContext) {
+        state.views += 1;
+        state.users.add(event.user_id());
+    }
+
+    fn values(state: &Self::State) -> Vec<Value> {
+        vec![Value::Count(state.views), Value::Count(state.users.estimate())]
+    }
+}
+
+/// `funnel`: views, carts, purchases and distinct users at each stage, by country, device
+/// and category; derived: view→cart, cart→purchase and view→purchase conversion (by users).
+pub struct Funnel;
+
+/// State of [`Funnel`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FunnelState {
+    pub views: u64,
+    pub carts: u64,
+    pub purchases: u64,
+    pub view_users: Hll,
+    pub cart_users: Hll,
+    pub purchase_users: Hll,
+}
+
+impl Mergeable for FunnelState {
+    fn merge(&mut self, other: &Self) {
+        self.views += other.views;
+        self.carts += other.carts;
+        self.purchases += other.purchases;
+        self.view_users.merge(&other.view_users);
+        self.cart_users.merge(&other.cart_users);
+        self.purchase_users.merge(&other.purchase_users);
+    }
+}
+
+impl Metric for Funnel {
+    const NAME: &'static str = "funnel";
+    const DIMENSIONS: &'static [&'static str] = &["country", "device", "category"];
+    const VALUES: &'static [&'static str] = &[
+        "views",
+        "carts",
+        "purchases",
+        "view_users",
+        "cart_users",
+        "purchase_users",
+        "view_to_cart_rate",
+        "cart_to_purchase_rate",
+        "view_to_purchase_rate",
+    ];
+    type State = FunnelState;
+
+    fn applies_to(_event: &Event) -> bool {
+        true
+    }
+
+    fn dimension_values<'e>(event: &'e Event, out: &mut [&'e str]) {
+        out[0] = event.country();
+        out[1] = event.device().as_str();
+        out[2] = event.category();
+    }
+
+    fn update(state: &mut Self::State, event: &Event, _ctx: &MetricContext) {
+        let (count, users) = match event.event_type() {
+            EventType::PageView => (&mut state.views, &mut state.view_users),
+            EventType::AddToCart => (&mut state.carts, &mut state.cart_users),
+            EventType::Purchase => (&mut state.purchases, &mut state.purchase_users),
+        };
+        *count += 1;
+        users.add(event.user_id());
+    }
+
+    fn values(state: &Self::State) -> Vec<Value> {
+        let (v, c, p) = (state.view_users.estimate(), state.cart_users.estimate(), state.purchase_users.estimate());
+        vec![
+            Value::Count(state.views),
+            Value::Count(state.carts),
+            Value::Count(state.purchases),
+            Value::Count(v),
+            Value::Count(c),
+            Value::Count(p),
+            ratio(c, v),
+            ratio(p, c),
+            ratio(p, v),
+        ]
+    }
+}
+
+/// `revenue`: orders, items, revenue (reporting currency, minor units) and distinct buyers,
+/// by category and country; derived: average order value.
+pub struct Revenue;
+
+/// State of [`Revenue`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RevenueState {
+    pub orders: u64,
+    pub items: u64,
+    /// Minor units of the reporting currency; each event converted and rounded once.
+    pub revenue_minor: i64,
+    pub buyers: Hll,
+}
+
+impl Mergeable for RevenueState {
+    fn merge(&mut self, other: &Self) {
+        self.orders += other.orders;
+        self.items += other.items;
+        self.revenue_minor += other.revenue_minor;
+        self.buyers.merge(&other.buyers);
+    }
+}
+
+impl Metric for Revenue {
+    const NAME: &'static str = "revenue";
+    const DIMENSIONS: &'static [&'static str] = &["category", "country"];
+    const VALUES: &'static [&'static str] = &["orders", "items", "revenue_minor", "distinct_buyers", "average_order_value_minor"];
+    type State = RevenueState;
+
+    fn applies_to(event: &Event) -> bool {
+        event.event_type() == EventType::Purchase
+    }
+
+    fn dimension_values<'e>(event: &'e Event, out: &mut [&'e str]) {
+        out[0] = event.category();
+        out[1] = event.country();
+    }
+
+    fn update(state: &mut Self::State, event: &Event, ctx: &MetricContext) {
+        // Validation guarantees quantity, price and currency on every purchase.
+        let (Some(quantity), Some(price), Some(currency)) = (event.quantity(), event.price(), event.currency()) else {
+            return;
+        };
+        state.orders += 1;
+        state.items += quantity as u64;
+        let amount = price.0 as i128 * quantity as i128;
+        state.revenue_minor += ctx.rates.to_reporting(amount, currency, event.event_time().0);
+        state.buyers.add(event.user_id());
+    }
+
+    fn values(state: &Self::State) -> Vec<Value> {
+        let aov = if state.orders == 0 {
+            Value::Ratio(None)
+        } else {
+            Value::Ratio(Some(state.revenue_minor as f64 / state.orders as f64))
+        };
+        vec![
+            Value::Count(state.orders),
+            Value::Count(state.items),
+            Value::Money(state.revenue_minor),
+            Value::Count(state.buyers.estimate()),
+            aov,
+        ]
+    }
+}
+
+/// Name, dimensions and values of a metric, for catalogues such as `GET /v1/metrics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricInfo {
+    pub name: &'static str,
+    pub dimensions: &'static [&'static str],
+    pub values: &'static [&'static str],
+}
+
+fn info<M: Metric>() -> MetricInfo {
+    MetricInfo { name: M::NAME, dimensions: M::DIMENSIONS, values: M::VALUES }
+}
+
+/// Every metric the platform computes.
+pub fn catalog() -> Vec<MetricInfo> {
+    vec![info::<PageViews>(), info::<Funnel>(), info::<Revenue>()]
+}

@@ -1,0 +1,338 @@
+//! Money: currencies, integer minor units, exact decimal parsing, and conversion into the
+//! reporting currency through a dated rates table.
+//!
+//! Money is never a float. Prices are parsed from their decimal text into integer minor
+//! units; conversion multiplies integers (rates are fixed-point with 9 decimals) in `i128`
+//! and rounds once, half to even, per event. Sums of minor units are then exact in any order,
+//! which is what lets batch and speed agree to the unit.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LogicError;
+
+/// An amount in integer minor units (cents for USD, yen for JPY) of some currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+pub struct Minor(pub i64);
+
+/// The currencies the platform accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Currency {
+    USD,
+    EUR,
+    GBP,
+    JPY,
+    CNY,
+}
+
+impl Currency {
+    /// Every accepted currency.
+    pub const ALL: [Currency; 5] = [Currency::USD, Currency::EUR, Currency::GBP, Currency::JPY, Currency::CNY];
+
+    /// ISO 4217 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Currency::USD => "USD",
+            Currency::EUR => "EUR",
+            Currency::GBP => "GBP",
+            Currency::JPY => "JPY",
+            Currency::CNY => "CNY",
+        }
+    }
+
+    /// Number of decimal places of the minor unit (ISO 4217 exponent).
+    pub fn exponent(self) -> u32 {
+        match self {
+            Currency::JPY => 0,
+            _ => 2,
+        }
+    }
+
+    /// Parses an ISO code, case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Why a decimal amount could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecimalError {
+    /// Not a plain decimal number (`12`, `12.5`, `-0.25`).
+    Syntax,
+    /// More significant decimal places than the currency's minor unit holds.
+    TooPrecise,
+    /// Larger than the platform accepts.
+    TooLarge,
+}
+
+/// Largest accepted absolute amount in minor units (10^13, ten trillion dollars in cents).
+pub const MAX_MINOR: i64 = 10_000_000_000_000;
+
+/// Parses decimal text (optionally signed, optional fraction, optional exponent as written
+/// by JSON number formatting) into minor units of a currency with `exponent` decimals.
+/// Trailing zeros beyond the exponent are accepted; other extra digits are `TooPrecise`.
+pub fn parse_decimal_minor(text: &str, exponent: u32) -> Result<i64, DecimalError> {
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    // Split off a scientific exponent (`1e-2`), which `f64` display never emits but JSON allows.
+    let (mantissa, sci) = match rest.find(['e', 'E']) {
+        Some(i) => {
+            let sci: i32 = rest[i + 1..].parse().map_err(|_| DecimalError::Syntax)?;
+            (&rest[..i], sci)
+        }
+        None => (rest, 0),
+    };
+    let (int_part, frac_part) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (mantissa, ""),
+    };
+    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int_part.is_empty() && frac_part.is_empty()) || !digits_ok(int_part) || !digits_ok(frac_part) {
+        return Err(DecimalError::Syntax);
+    }
+    // value = digits × 10^(sci - frac_len); minor = value × 10^exponent.
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    let scale = sci as i64 - frac_part.len() as i64 + exponent as i64;
+    let (kept, dropped) = if scale >= 0 {
+        (digits, "")
+    } else {
+        let cut = digits.len().saturating_sub((-scale) as usize);
+        (&digits[..cut], &digits[cut..])
+    };
+    if dropped.bytes().any(|b| b != b'0') {
+        return Err(DecimalError::TooPrecise);
+    }
+    let mut value: i128 = 0;
+    for b in kept.bytes() {
+        value = value * 10 + (b - b'0') as i128;
+        if value > MAX_MINOR as i128 {
+            return Err(DecimalError::TooLarge);
+        }
+    }
+    for _ in 0..scale.max(0) {
+        value *= 10;
+        if value > MAX_MINOR as i128 {
+            return Err(DecimalError::TooLarge);
+        }
+    }
+    let value = value as i64;
+    Ok(if negative { -value } else { value })
+}
+
+/// Formats minor units of a currency as decimal text (`1234` USD → `12.34`).
+pub fn format_minor(minor: i64, currency: Currency) -> String {
+    let exp = currency.exponent();
+    if exp == 0 {
+        return minor.to_string();
+    }
+    let unit = 10i64.pow(exp);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    format!("{sign}{}.{:0width$}", abs / unit as u64, abs % unit as u64, width = exp as usize)
+}
+
+
+/// The rates table shipped with the platform (`shared-logic/rates.csv`).
+pub const DEFAULT_RATES_CSV: &str = include_str!("../rates.csv");
+
+/// A dated table of exchange rates: for each currency, the USD value of one unit, valid from
+/// a date (UTC) until the next entry of that currency.
+///
+/// Dates before a currency's first entry use that first entry. The table is part of the
+/// metric definition: batch and speed must load the same table (see [`Rates::fingerprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rates {
+    /// Per currency (indexed as [`Currency::ALL`]): `(days since epoch valid from, usd per unit × 10^9)`, sorted.
+    table: [Vec<(i64, i128)>; 5],
+    reporting: Currency,
+    fingerprint: u64,
+}
+
+impl Rates {
+    /// Parses a CSV table with the header `valid_from,currency,usd_per_unit`, one rate per
+    /// line (`2026-01-01,EUR,1.085`). Every accepted currency needs at least one line.
+    pub fn parse_csv(text: &str, reporting: Currency) -> Result<Self, LogicError> {
+        let mut table: [Vec<(i64, i128)>; 5] = Default::default();
+        let mut seen_header = false;
+        for (i, line) in text.lines().enumerate() {
+            let line_no = i + 1;
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if !seen_header {
+                if line.replace(' ', "") != "valid_from,currency,usd_per_unit" {
+                    return Err(LogicError::Rates {
+                        line: line_no,
+                        reason: format!("expected header `valid_from,currency,usd_per_unit`, found `{line}`"),
+                    });
+                }
+                seen_header = true;
+                continue;
+            }
+            let err = |reason: String| LogicError::Rates { line: line_no, reason };
+            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [date, code, rate] = cols.as_slice() else {
+                return Err(err(format!("expected 3 columns, found {}", cols.len())));
+            };
+            let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map_err(|e| err(format!("bad date `{date}`: {e}")))?;
+            let days = date.signed_duration_since(chrono::NaiveDate::default()).num_days();
+            let currency = Currency::parse(code).ok_or_else(|| err(format!("unknown currency `{code}`")))?;
+            let nanos = parse_decimal_minor(rate, 9).map_err(|e| err(format!("bad rate `{rate}`: {e:?}")))?;
+            if nanos <= 0 {
+                return Err(err(format!("rate must be positive, found `{rate}`")));
+            }
+            let slot = &mut table[currency as usize];
+            if slot.iter().any(|(d, _)| *d == days) {
+                return Err(err(format!("second rate for {currency} on {date}")));
+            }
+            slot.push((days, nanos as i128));
+        }
+        for c in Currency::ALL {
+            if table[c as usize].is_empty() {
+                return Err(LogicError::Rates { line: 0, reason: format!("no rate for {c}") });
+            }
+            table[c as usize].sort_unstable();
+        }
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(format!("{table:?}{reporting}").as_bytes());
+        Ok(Rates { table, reporting, fingerprint })
+    }
+
+    /// The shipped table, reporting in USD.
+    pub fn default_usd() -> Self {
+        Self::parse_csv(DEFAULT_RATES_CSV, Currency::USD).expect("the shipped rates table parses")
+    }
+
+    /// The currency revenue is reported in.
+    pub fn reporting(&self) -> Currency {
+        self.reporting
+    }
+
+    /// A hash of the table and reporting currency: views under different tables never merge.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    fn usd_per_unit(&self, currency: Currency, day: i64) -> i128 {
+        let entries = &self.table[currency as usize];
+        let idx = entries.partition_point(|(d, _)| *d <= day);
+        entries[idx.saturating_sub(1)].1
+    }
+
+    /// Converts `amount` minor units of `currency` on the UTC day of `time_ms` into minor
+    /// units of the reporting currency, rounding half to even.
+    pub fn to_reporting(&self, amount: i128, currency: Currency, time_ms: i64) -> i64 {
+        if currency == self.reporting {
+            return amount as i64;
+        }
+        let day = time_ms.div_euclid(86_400_000);
+        let num = amount * self.usd_per_unit(currency, day) * 10i128.pow(self.reporting.exponent());
+        let den = self.usd_per_unit(self.reporting, day) * 10i128.pow(currency.exponent());
+        div_round_half_even(num, den) as i64
+    }
+}
+
+/// `num / den` rounded half to even (`den > 0`).
+fn div_round_half_even(num: i128, den: i128) -> i128 {
+    let q = num.div_euclid(den);
+    let r = num.rem_euclid(den);
+    match (2 * r).cmp(&den) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_text_becomes_exact_minor_units() {
+        assert_eq!(parse_decimal_minor("19.99", 2), Ok(1999));
+        assert_eq!(parse_decimal_minor("19.9", 2), Ok(1990));
+        assert_eq!(parse_decimal_minor("19", 2), Ok(1900));
+        assert_eq!(parse_decimal_minor("0.5", 2), Ok(50));
+        assert_eq!(parse_decimal_minor(".5", 2), Ok(50));
+        assert_eq!(parse_decimal_minor("19.990", 2), Ok(1999));
+        assert_eq!(parse_decimal_minor("1500", 0), Ok(1500));
+        assert_eq!(parse_decimal_minor("-2.25", 2), Ok(-225));
+        assert_eq!(parse_decimal_minor("1.5e1", 2), Ok(1500));
+        assert_eq!(parse_decimal_minor("1999e-2", 2), Ok(1999));
+    }
+
+    #[test]
+    fn decimal_with_excess_precision_or_junk_is_rejected() {
+        assert_eq!(parse_decimal_minor("19.999", 2), Err(DecimalError::TooPrecise));
+        assert_eq!(parse_decimal_minor("1.5", 0), Err(DecimalError::TooPrecise));
+        assert_eq!(parse_decimal_minor("abc", 2), Err(DecimalError::Syntax));
+        assert_eq!(parse_decimal_minor("", 2), Err(DecimalError::Syntax));
+        assert_eq!(parse_decimal_minor("1.2.3", 2), Err(DecimalError::Syntax));
+        assert_eq!(parse_decimal_minor("1e", 2), Err(DecimalError::Syntax));
+        assert_eq!(parse_decimal_minor("99999999999999999999", 2), Err(DecimalError::TooLarge));
+    }
+
+    #[test]
+    fn minor_units_format_with_the_currency_exponent() {
+        assert_eq!(format_minor(1999, Currency::USD), "19.99");
+        assert_eq!(format_minor(-5, Currency::EUR), "-0.05");
+        assert_eq!(format_minor(1500, Currency::JPY), "1500");
+    }
+
+    #[test]
+    fn conversion_uses_the_rate_valid_on_the_event_day() {
+        let csv = "valid_from,currency,usd_per_unit\n2026-01-01,USD,1\n2026-01-01,EUR,1.10\n2026-06-01,EUR,1.20\n\
+                   2026-01-01,GBP,1.25\n2026-01-01,JPY,0.0065\n2026-01-01,CNY,0.14\n";
+        let rates = Rates::parse_csv(csv, Currency::USD).unwrap();
+        let jan = 1_768_000_000_000; // 2026-01-09
+        let july = 1_783_000_000_000; // 2026-07-02
+        assert_eq!(rates.to_reporting(1000, Currency::EUR, jan), 1100);
+        assert_eq!(rates.to_reporting(1000, Currency::EUR, july), 1200);
+        // before the first entry: the first entry applies
+        assert_eq!(rates.to_reporting(1000, Currency::EUR, 0), 1100);
+        // JPY has no minor unit: 1000 yen × 0.0065 = 6.50 USD
+        assert_eq!(rates.to_reporting(1000, Currency::JPY, jan), 650);
+        // half to even: 1 yen = 0.65 cents -> 1 cent; 3 cents of 0.5 stay even
+        assert_eq!(rates.to_reporting(1, Currency::JPY, jan), 1);
+        assert_eq!(rates.to_reporting(1234, Currency::USD, jan), 1234);
+        let eur = Rates::parse_csv(csv, Currency::EUR).unwrap();
+        assert_eq!(eur.to_reporting(1100, Currency::USD, jan), 1000);
+    }
+
+    #[test]
+    fn half_even_rounding_is_exact() {
+        assert_eq!(div_round_half_even(5, 2), 2);
+        assert_eq!(div_round_half_even(7, 2), 4);
+        assert_eq!(div_round_half_even(-5, 2), -2);
+        assert_eq!(div_round_half_even(10, 3), 3);
+        assert_eq!(div_round_half_even(11, 3), 4);
+    }
+
+    #[test]
+    fn rates_table_errors_name_the_line() {
+        let err = Rates::parse_csv("valid_from,currency,usd_per_unit\n2026-01-01,XXX,1\n", Currency::USD).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let err = Rates::parse_csv("valid_from,currency,usd_per_unit\n2026-01-01,USD,1\n", Currency::USD).unwrap_err();
+        assert!(err.to_string().contains("no rate for EUR"), "{err}");
+        let err = Rates::parse_csv("date,code\n", Currency::USD).unwrap_err();
+        assert!(err.to_string().contains("header"), "{err}");
+    }
+
+    #[test]
+    fn shipped_rates_table_parses() {
+        let rates = Rates::default_usd();
+        assert_eq!(rates.reporting(), Currency::USD);
+    }
+}

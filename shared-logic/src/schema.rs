@@ -1,0 +1,212 @@
+//! The Arrow schema of a validated event (the lake's schema) and conversions both ways
+//! between [`Event`]s and `RecordBatch`es.
+//!
+//! Money is stored as `price_minor` (integer minor units) with `currency`; the Kafka
+//! `partition` and `offset` (or, for imported files, partition -1 and the line number) are
+//! kept for the dedup rule and for lineage.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+
+use crate::error::LogicError;
+use crate::event::{Device, Event, EventId, EventTime, EventType, Origin};
+use crate::money::{Currency, Minor};
+
+/// Column names, in schema order.
+pub mod col {
+    pub const EVENT_ID: &str = "event_id";
+    pub const EVENT_TYPE: &str = "event_type";
+    pub const EVENT_TIME: &str = "event_time";
+    pub const USER_ID: &str = "user_id";
+    pub const SESSION_ID: &str = "session_id";
+    pub const URL: &str = "url";
+    pub const PRODUCT_ID: &str = "product_id";
+    pub const CATEGORY: &str = "category";
+    pub const COUNTRY: &str = "country";
+    pub const DEVICE: &str = "device";
+    pub const QUANTITY: &str = "quantity";
+    pub const PRICE_MINOR: &str = "price_minor";
+    pub const CURRENCY: &str = "currency";
+    pub const PARTITION: &str = "kafka_partition";
+    pub const OFFSET: &str = "kafka_offset";
+}
+
+fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// The schema of validated events in the lake.
+pub fn event_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                Field::new(col::EVENT_ID, DataType::Utf8, false),
+                Field::new(col::EVENT_TYPE, DataType::Utf8, false),
+                Field::new(col::EVENT_TIME, timestamp_type(), false),
+                Field::new(col::USER_ID, DataType::Utf8, false),
+                Field::new(col::SESSION_ID, DataType::Utf8, true),
+                Field::new(col::URL, DataType::Utf8, false),
+                Field::new(col::PRODUCT_ID, DataType::Utf8, true),
+                Field::new(col::CATEGORY, DataType::Utf8, false),
+                Field::new(col::COUNTRY, DataType::Utf8, false),
+                Field::new(col::DEVICE, DataType::Utf8, false),
+                Field::new(col::QUANTITY, DataType::Int64, true),
+                Field::new(col::PRICE_MINOR, DataType::Int64, true),
+                Field::new(col::CURRENCY, DataType::Utf8, true),
+                Field::new(col::PARTITION, DataType::Int32, false),
+                Field::new(col::OFFSET, DataType::Int64, false),
+            ]))
+        })
+        .clone()
+}
+
+/// Builds a record batch of events in the lake schema.
+pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, LogicError> {
+    fn strings<'a>(events: &'a [Event], f: impl Fn(&'a Event) -> Option<&'a str>) -> ArrayRef {
+        Arc::new(events.iter().map(f).collect::<StringArray>())
+    }
+    let columns: Vec<ArrayRef> = vec![
+        strings(events, |e| Some(e.event_id.0.as_str())),
+        strings(events, |e| Some(e.event_type.as_str())),
+        Arc::new(
+            events.iter().map(|e| Some(e.event_time.0)).collect::<TimestampMillisecondArray>().with_timezone("UTC"),
+        ),
+        strings(events, |e| Some(e.user_id.as_str())),
+        strings(events, |e| e.session_id.as_deref()),
+        strings(events, |e| Some(e.url.as_str())),
+        strings(events, |e| e.product_id.as_deref()),
+        strings(events, |e| Some(e.category.as_str())),
+        strings(events, |e| Some(e.country.as_str())),
+        strings(events, |e| Some(e.device.as_str())),
+        Arc::new(events.iter().map(|e| e.quantity).collect::<Int64Array>()),
+        Arc::new(events.iter().map(|e| e.price.map(|p| p.0)).collect::<Int64Array>()),
+        strings(events, |e| e.currency.map(Currency::code)),
+        Arc::new(events.iter().map(|e| Some(e.origin.partition)).collect::<Int32Array>()),
+        Arc::new(events.iter().map(|e| Some(e.origin.offset)).collect::<Int64Array>()),
+    ];
+    Ok(RecordBatch::try_new(event_schema(), columns)?)
+}
+
+/// Reads events back from a record batch with the lake's columns (in any order; string
+/// columns may be `Utf8`, `LargeUtf8`, `Utf8View` or dictionaries, as Parquet readers give).
+pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LogicError> {
+    let schema = event_schema();
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column = batch
+            .column_by_name(field.name())
+            .ok_or_else(|| LogicError::Schema(format!("missing column `{}`", field.name())))?;
+        let column = if column.data_type() == field.data_type() {
+            column.clone()
+        } else {
+            arrow::compute::cast(column, field.data_type())
+                .map_err(|e| LogicError::Schema(format!("column `{}`: {e}", field.name())))?
+        };
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(LogicError::Schema(format!("column `{}` has nulls", field.name())));
+        }
+        cols.push(column);
+    }
+    let s = |i: usize| cols[i].as_string::<i32>();
+    let (ids, types, users, sessions, urls, products, categories, countries, devices, currencies) =
+        (s(0), s(1), s(3), s(4), s(5), s(6), s(7), s(8), s(9), s(12));
+    let times = cols[2].as_primitive::<TimestampMillisecondType>();
+    let quantities = cols[10].as_primitive::<Int64Type>();
+    let prices = cols[11].as_primitive::<Int64Type>();
+    let partitions = cols[13].as_primitive::<Int32Type>();
+    let offsets = cols[14].as_primitive::<Int64Type>();
+    let opt_str = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    let opt_i64 = |a: &Int64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
+
+    (0..batch.num_rows())
+        .map(|i| {
+            let bad = |what: &str, value: &str| LogicError::Schema(format!("row {i}: {what} `{value}`"));
+            let event_type = EventType::parse(types.value(i)).ok_or_else(|| bad("unknown event_type", types.value(i)))?;
+            let device = Device::parse(devices.value(i)).ok_or_else(|| bad("unknown device", devices.value(i)))?;
+            let currency = match opt_str(currencies, i) {
+                Some(c) => Some(Currency::parse(&c).ok_or_else(|| bad("unknown currency", &c))?),
+                None => None,
+            };
+            Ok(Event {
+                event_id: EventId(ids.value(i).to_string()),
+                event_type,
+                event_time: EventTime(times.value(i)),
+                user_id: users.value(i).to_string(),
+                session_id: opt_str(sessions, i),
+                url: urls.value(i).to_string(),
+                product_id: opt_str(products, i),
+                category: categories.value(i).to_string(),
+                country: countries.value(i).to_string(),
+                device,
+                quantity: opt_i64(quantities, i),
+                price: opt_i64(prices, i).map(Minor),
+                currency,
+                origin: Origin { partition: partitions.value(i), offset: offsets.value(i) },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Validator;
+
+    fn events() -> Vec<Event> {
+        let lines = [
+            r#"{"event_id":"a","event_type":"page_view","event_time":1000,"user_id":"u1","url":"/","country":"us","device":"mobile"}"#,
+            r#"{"event_id":"b","event_type":"add_to_cart","event_time":2000,"user_id":"u2","product_id":"p","quantity":2,"session_id":"s"}"#,
+            r#"{"event_id":"c","event_type":"purchase","event_time":3000,"user_id":"u3","product_id":"p","quantity":1,"price":"9.99","currency":"GBP","category":"toys"}"#,
+        ];
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Validator::default().validate(l.as_bytes(), Origin { partition: 3, offset: i as i64 }, 10_000).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn events_round_trip_through_a_record_batch() {
+        let events = events();
+        let batch = to_record_batch(&events).unwrap();
+        assert_eq!(batch.num_rows(), 3);
+        assert_eq!(batch.schema(), event_schema());
+        assert_eq!(from_record_batch(&batch).unwrap(), events);
+    }
+
+    #[test]
+    fn view_typed_and_reordered_columns_are_accepted() {
+        let events = events();
+        let batch = to_record_batch(&events).unwrap();
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for (f, c) in batch.schema().fields().iter().zip(batch.columns()).rev() {
+            let (field, column) = if f.data_type() == &DataType::Utf8 {
+                let cast = arrow::compute::cast(c, &DataType::Utf8View).unwrap();
+                (Field::new(f.name(), DataType::Utf8View, f.is_nullable()), cast)
+            } else {
+                (f.as_ref().clone(), c.clone())
+            };
+            fields.push(field);
+            columns.push(column);
+        }
+        let reordered = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        assert_eq!(from_record_batch(&reordered).unwrap(), events);
+    }
+
+    #[test]
+    fn a_batch_without_the_lake_columns_is_an_error() {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(vec![1]))],
+        )
+        .unwrap();
+        let err = from_record_batch(&batch).unwrap_err();
+        assert!(err.to_string().contains("missing column `event_id`"), "{err}");
+    }
+}

@@ -1,0 +1,236 @@
+//! Mergeable aggregate state and the keyed views built from it.
+//!
+//! The shape follows DataFusion's `Accumulator`: a state is *updated* with events
+//! ([`crate::Metric::update`]), *merged* with other states ([`Mergeable::merge`]), *stored*
+//! (serde, canonical bytes) and *evaluated* into values ([`crate::Metric::values`]). Batch
+//! folds the lake into [`Aggregates`], speed folds micro-batches into them, serving merges
+//! them; partitions, micro-batches and speed instances combine by the same merge.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use hashbrown::{Equivalent, HashMap};
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::metric::{Funnel, Metric, MetricContext, PageViews, Revenue, MAX_DIMENSIONS};
+use crate::window::WindowStart;
+
+/// A commutative monoid: `Default` is the identity and `merge` is associative and
+/// commutative. Proven for every state by the property tests in this crate.
+///
+/// Laws, for all states `a`, `b`, `c`:
+/// - identity: `a ⊕ 0 = a`
+/// - associativity: `(a ⊕ b) ⊕ c = a ⊕ (b ⊕ c)`
+/// - commutativity: `a ⊕ b = b ⊕ a`
+pub trait Mergeable: Default + Clone + PartialEq + fmt::Debug {
+    /// Folds `other` into `self`.
+    fn merge(&mut self, other: &Self);
+}
+
+impl Mergeable for u64 {
+    fn merge(&mut self, other: &Self) {
+        *self += *other;
+    }
+}
+
+impl Mergeable for i64 {
+    fn merge(&mut self, other: &Self) {
+        *self += *other;
+    }
+}
+
+/// The key of one aggregate: a window and the metric's dimension values, in the order of
+/// [`Metric::DIMENSIONS`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupKey {
+    pub window: WindowStart,
+    pub dims: Box<[Box<str>]>,
+}
+
+impl Hash for GroupKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.window.hash(h);
+        h.write_usize(self.dims.len());
+        for d in self.dims.iter() {
+            d.as_ref().hash(h);
+        }
+    }
+}
+
+/// A borrowed [`GroupKey`], so that the hot path looks keys up without allocating.
+struct GroupKeyRef<'a> {
+    window: WindowStart,
+    dims: &'a [&'a str],
+}
+
+impl Hash for GroupKeyRef<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.window.hash(h);
+        h.write_usize(self.dims.len());
+        for d in self.dims {
+            d.hash(h);
+        }
+    }
+}
+
+impl Equivalent<GroupKey> for GroupKeyRef<'_> {
+    fn equivalent(&self, key: &GroupKey) -> bool {
+        self.window == key.window
+            && self.dims.len() == key.dims.len()
+            && self.dims.iter().zip(key.dims.iter()).all(|(a, b)| *a == b.as_ref())
+    }
+}
+
+/// One metric's states by window and dimensions.
+pub struct MetricViews<M: Metric> {
+    groups: HashMap<GroupKey, M::State>,
+}
+
+impl<M: Metric> Default for MetricViews<M> {
+    fn default() -> Self {
+        MetricViews { groups: HashMap::new() }
+    }
+}
+
+impl<M: Metric> Clone for MetricViews<M> {
+    fn clone(&self) -> Self {
+        MetricViews { groups: self.groups.clone() }
+    }
+}
+
+impl<M: Metric> PartialEq for MetricViews<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.groups == other.groups
+    }
+}
+
+impl<M: Metric> fmt::Debug for MetricViews<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.sorted()).finish()
+    }
+}
+
+impl<M: Metric> MetricViews<M> {
+    /// Folds one event into every window it belongs to, if the metric applies to it.
+    pub fn update(&mut self, event: &Event, ctx: &MetricContext) {
+        if !M::applies_to(event) {
+            return;
+        }
+        let mut dims = [""; MAX_DIMENSIONS];
+        M::dimension_values(event, &mut dims);
+        let dims = &dims[..M::DIMENSIONS.len()];
+        for window in ctx.windows.assign(event.event_time()) {
+            let probe = GroupKeyRef { window, dims };
+            let state = match self.groups.get_mut(&probe) {
+                Some(state) => state,
+                None => {
+                    let key = GroupKey { window, dims: dims.iter().map(|d| Box::from(*d)).collect() };
+                    self.groups.entry(key).or_default()
+                }
+            };
+            M::update(state, event, ctx);
+        }
+    }
+
+    /// Merges one keyed state in.
+    pub fn merge_group(&mut self, key: &GroupKey, state: &M::State) {
+        match self.groups.get_mut(key) {
+            Some(mine) => mine.merge(state),
+            None => {
+                self.groups.insert(key.clone(), state.clone());
+            }
+        }
+    }
+
+    /// Number of keys (window × dimension values).
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// True when no key holds state.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// The state of one key.
+    pub fn get(&self, key: &GroupKey) -> Option<&M::State> {
+        self.groups.get(key)
+    }
+
+    /// All keys and states, sorted by key (deterministic output order).
+    pub fn sorted(&self) -> Vec<(&GroupKey, &M::State)> {
+        let mut rows: Vec<_> = self.groups.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        rows
+    }
+
+    /// Unordered iteration over keys and states.
+    pub fn iter(&self) -> impl Iterator<Item = (&GroupKey, &M::State)> {
+        self.groups.iter()
+    }
+
+    /// Keeps only the keys for which `keep` holds (eviction of old windows).
+    pub fn retain(&mut self, mut keep: impl FnMut(&GroupKey) -> bool) {
+        self.groups.retain(|k, _| keep(k));
+    }
+}
+
+impl<M: Metric> Mergeable for MetricViews<M> {
+    fn merge(&mut self, other: &Self) {
+        for (key, state) in &other.groups {
+            self.merge_group(key, state);
+        }
+    }
+}
+
+/// The states of every metric: what one fold over some events produces.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Aggregates {
+    pub page_views: MetricViews<PageViews>,
+    pub funnel: MetricViews<Funnel>,
+    pub revenue: MetricViews<Revenue>,
+}
+
+impl Aggregates {
+    /// Folds one (already deduplicated) event into every metric.
+    pub fn update(&mut self, event: &Event, ctx: &MetricContext) {
+        self.page_views.update(event, ctx);
+        self.funnel.update(event, ctx);
+        self.revenue.update(event, ctx);
+    }
+
+    /// Folds many events.
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>, ctx: &MetricContext) -> Self {
+        let mut agg = Aggregates::default();
+        for e in events {
+            agg.update(e, ctx);
+        }
+        agg
+    }
+
+    /// Total number of keys across metrics.
+    pub fn len(&self) -> usize {
+        self.page_views.len() + self.funnel.len() + self.revenue.len()
+    }
+
+    /// True when no metric holds state.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps only windows for which `keep` holds, in every metric.
+    pub fn retain_windows(&mut self, mut keep: impl FnMut(WindowStart) -> bool) {
+        self.page_views.retain(|k| keep(k.window));
+        self.funnel.retain(|k| keep(k.window));
+        self.revenue.retain(|k| keep(k.window));
+    }
+}
+
+impl Mergeable for Aggregates {
+    fn merge(&mut self, other: &Self) {
+        self.page_views.merge(&other.page_views);
+        self.funnel.merge(&other.funnel);
+        self.revenue.merge(&other.revenue);
+    }
+}
