@@ -1,1 +1,120 @@
-fn main() {}
+//! `lambda`: the one binary of the platform. It parses flags and calls the crates; the work
+//! lives in `shared-logic`, `batch`, `speed` and `serving`, where tests drive it in-process.
+
+mod generate;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serving::kafka::KafkaSettings;
+use shared_logic::topics;
+
+#[derive(Parser)]
+#[command(
+    name = "lambda",
+    version,
+    about = "Lambda-architecture analytics: batch and speed layers over one event stream"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "LAMBDA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a realistic e-commerce event stream (NDJSON to a file or stdout, or to Kafka).
+    Generate(generate::GenerateArgs),
+    /// Read a topic from the beginning to its current end and summarise what it holds.
+    Inspect(InspectArgs),
+}
+
+/// How to reach Kafka; shared by every subcommand that talks to it.
+#[derive(Args, Clone)]
+pub struct KafkaArgs {
+    /// Bootstrap brokers of the Kafka cluster.
+    #[arg(long, env = topics::BROKERS_ENV, default_value = topics::DEFAULT_BROKERS)]
+    pub brokers: String,
+    /// Extra librdkafka client property, e.g. `security.protocol=SASL_SSL` (repeatable).
+    #[arg(
+        long = "kafka-option",
+        value_name = "KEY=VALUE",
+        env = "LAMBDA_KAFKA_OPTIONS",
+        value_delimiter = ';'
+    )]
+    pub kafka_options: Vec<String>,
+}
+
+impl KafkaArgs {
+    pub fn settings(&self) -> anyhow::Result<KafkaSettings> {
+        Ok(KafkaSettings::new(&self.brokers).with_options(&self.kafka_options)?)
+    }
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Topic to read.
+    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
+    topic: String,
+    /// Give up when the end of the topic is not reached within this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LAMBDA_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let config = args.kafka.settings()?.client_config(&[]);
+    let now = chrono::Utc::now().timestamp_millis();
+    let summary = speed::drain::read_to_end(
+        &config,
+        &args.topic,
+        &shared_logic::Validator::default(),
+        now,
+        Duration::from_secs(args.timeout_secs),
+    )
+    .with_context(|| format!("reading topic `{}`", args.topic))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Generate(args) => generate::run(args).await,
+        Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect(args)).await?,
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -34,17 +34,32 @@ mod tests {
     use crate::validate::Validator;
 
     fn event(id: &str, url: &str, partition: i32, offset: i64) -> Event {
-        let json = format!(r#"{{"event_id":"{id}","event_type":"page_view","event_time":1000,"user_id":"u","url":"{url}"}}"#);
-        Validator::default().validate(json.as_bytes(), Origin { partition, offset }, 10_000).unwrap()
+        let json = format!(
+            r#"{{"event_id":"{id}","event_type":"page_view","event_time":1000,"user_id":"u","url":"{url}"}}"#
+        );
+        Validator::default()
+            .validate(json.as_bytes(), Origin { partition, offset }, 10_000)
+            .unwrap()
     }
 
     #[test]
     fn duplicate_delivery_counts_once_and_the_first_position_wins() {
-        let events = vec![event("a", "/late", 1, 9), event("b", "/b", 0, 5), event("a", "/first", 1, 2), event("a", "/other", 2, 0)];
+        let events = vec![
+            event("a", "/late", 1, 9),
+            event("b", "/b", 0, 5),
+            event("a", "/first", 1, 2),
+            event("a", "/other", 2, 0),
+        ];
         let kept = first_wins(events);
         assert_eq!(kept.len(), 2);
         let a = kept.iter().find(|e| e.event_id().0 == "a").unwrap();
         assert_eq!(a.url(), "/first");
-        assert_eq!(a.origin(), Origin { partition: 1, offset: 2 });
+        assert_eq!(
+            a.origin(),
+            Origin {
+                partition: 1,
+                offset: 2
+            }
+        );
     }
 }

@@ -60,7 +60,10 @@ impl Origin {
 
     /// The origin of the `line`-th line (0-based) of an imported file.
     pub fn import_line(line: i64) -> Self {
-        Origin { partition: Self::IMPORT_PARTITION, offset: line }
+        Origin {
+            partition: Self::IMPORT_PARTITION,
+            offset: line,
+        }
     }
 }
 
@@ -75,7 +78,11 @@ pub enum EventType {
 
 impl EventType {
     /// All event types, in funnel order.
-    pub const ALL: [EventType; 3] = [EventType::PageView, EventType::AddToCart, EventType::Purchase];
+    pub const ALL: [EventType; 3] = [
+        EventType::PageView,
+        EventType::AddToCart,
+        EventType::Purchase,
+    ];
 
     /// The wire name (`page_view`, `add_to_cart`, `purchase`).
     pub fn as_str(self) -> &'static str {
@@ -88,7 +95,9 @@ impl EventType {
 
     /// Parses a wire name, case-insensitively.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -105,7 +114,12 @@ pub enum Device {
 
 impl Device {
     /// The values a client may send.
-    pub const SENDABLE: [Device; 4] = [Device::Desktop, Device::Mobile, Device::Tablet, Device::Other];
+    pub const SENDABLE: [Device; 4] = [
+        Device::Desktop,
+        Device::Mobile,
+        Device::Tablet,
+        Device::Other,
+    ];
 
     /// The dimension value.
     pub fn as_str(self) -> &'static str {
@@ -120,9 +134,15 @@ impl Device {
 
     /// Parses a dimension value as stored (including `unknown`), case-insensitively.
     pub fn parse(s: &str) -> Option<Self> {
-        [Device::Desktop, Device::Mobile, Device::Tablet, Device::Other, Device::Unknown]
-            .into_iter()
-            .find(|d| d.as_str().eq_ignore_ascii_case(s))
+        [
+            Device::Desktop,
+            Device::Mobile,
+            Device::Tablet,
+            Device::Other,
+            Device::Unknown,
+        ]
+        .into_iter()
+        .find(|d| d.as_str().eq_ignore_ascii_case(s))
     }
 }
 

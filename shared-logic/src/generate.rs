@@ -72,10 +72,16 @@ impl GeneratorConfig {
                 return Err(format!("{name} must be between 0 and 1, found {f}"));
             }
         }
-        if self.out_of_order_fraction + self.late_fraction + self.duplicate_fraction + self.invalid_fraction > 1.0 {
+        if self.out_of_order_fraction
+            + self.late_fraction
+            + self.duplicate_fraction
+            + self.invalid_fraction
+            > 1.0
+        {
             return Err("the fractions of out-of-order, late, duplicate and invalid records add up to more than 1".into());
         }
-        if !(self.events_per_second > 0.0) || self.users == 0 || self.concurrent_sessions == 0 {
+        let rate_ok = self.events_per_second.is_finite() && self.events_per_second > 0.0;
+        if !rate_ok || self.users == 0 || self.concurrent_sessions == 0 {
             return Err("events per second, users and concurrent sessions must be positive".into());
         }
         if self.out_of_order_ms <= 0 || self.lateness_ms < 0 {
@@ -130,7 +136,12 @@ const COUNTRIES: [(&str, f64, Currency); 12] = [
     ("NL", 0.02, Currency::EUR),
 ];
 
-const DEVICES: [(&str, f64); 4] = [("mobile", 0.56), ("desktop", 0.36), ("tablet", 0.07), ("other", 0.01)];
+const DEVICES: [(&str, f64); 4] = [
+    ("mobile", 0.56),
+    ("desktop", 0.36),
+    ("tablet", 0.07),
+    ("other", 0.01),
+];
 
 const PRODUCTS: usize = 2_000;
 /// Probability that a product page view is followed by an add-to-cart.
@@ -165,7 +176,9 @@ impl Weighted {
 
     fn sample(&self, rng: &mut ChaCha8Rng) -> usize {
         let x: f64 = rng.random();
-        self.cumulative.partition_point(|&c| c < x).min(self.cumulative.len() - 1)
+        self.cumulative
+            .partition_point(|&c| c < x)
+            .min(self.cumulative.len() - 1)
     }
 }
 
@@ -225,7 +238,7 @@ impl Generator {
     /// A generator; `cfg` must pass [`GeneratorConfig::check`].
     pub fn new(cfg: GeneratorConfig) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        Generator {
+        let mut generator = Generator {
             products: Weighted::zipf(PRODUCTS, 1.1),
             countries: Weighted::new(COUNTRIES.iter().map(|c| c.1)),
             devices: Weighted::new(DEVICES.iter().map(|d| d.1)),
@@ -236,7 +249,13 @@ impl Generator {
             seq: 0,
             rng,
             cfg,
+        };
+        // Open the whole session pool up front, so the stream interleaves from the first record.
+        while generator.sessions.len() < generator.cfg.concurrent_sessions {
+            let session = generator.new_session();
+            generator.sessions.push(session);
         }
+        generator
     }
 
     /// Event time of the next record before any disorder is applied.
@@ -248,7 +267,10 @@ impl Generator {
         // Stable per user, independent of the stream position: a hash of seed and user.
         let h = xxhash_rust::xxh3::xxh3_64_with_seed(&user.to_le_bytes(), self.cfg.seed);
         let x = (h >> 11) as f64 / (1u64 << 53) as f64;
-        self.countries.cumulative.partition_point(|&c| c < x).min(COUNTRIES.len() - 1)
+        self.countries
+            .cumulative
+            .partition_point(|&c| c < x)
+            .min(COUNTRIES.len() - 1)
     }
 
     fn product_price_usd_cents(&self, product: usize) -> i64 {
@@ -264,14 +286,25 @@ impl Generator {
         let device = self.devices.sample(&mut self.rng);
         let views_left = 1 + (self.rng.random::<f64>().ln() / 0.8f64.ln()) as u32; // geometric, mean 5
         self.next_session_id += 1;
-        Session { user, id: self.next_session_id, device, views_left: views_left.min(60), next: Next::View }
+        Session {
+            user,
+            id: self.next_session_id,
+            device,
+            views_left: views_left.min(60),
+            next: Next::View,
+        }
     }
 
     /// The next record.
     pub fn next_record(&mut self) -> Record {
         let roll: f64 = self.rng.random();
         let c = &self.cfg;
-        let (dup, inv, late, ooo) = (c.duplicate_fraction, c.invalid_fraction, c.late_fraction, c.out_of_order_fraction);
+        let (dup, inv, late, ooo) = (
+            c.duplicate_fraction,
+            c.invalid_fraction,
+            c.late_fraction,
+            c.out_of_order_fraction,
+        );
         if roll < dup && !self.recent.is_empty() {
             let i = self.rng.random_range(0..self.recent.len());
             let mut record = self.recent[i].clone();
@@ -303,7 +336,10 @@ impl Generator {
         let mut time = self.nominal_time_ms();
         match kind {
             RecordKind::OutOfOrder => time -= self.rng.random_range(1..=self.cfg.out_of_order_ms),
-            RecordKind::Late => time -= self.cfg.lateness_ms + self.rng.random_range(1..=self.cfg.lateness_ms.max(1000)),
+            RecordKind::Late => {
+                time -=
+                    self.cfg.lateness_ms + self.rng.random_range(1..=self.cfg.lateness_ms.max(1000))
+            }
             _ => {}
         }
         self.seq += 1;
@@ -325,7 +361,9 @@ impl Generator {
                 serde_json::Value::from(time)
             } else {
                 match chrono::DateTime::from_timestamp_millis(time) {
-                    Some(t) => serde_json::Value::from(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+                    Some(t) => {
+                        serde_json::Value::from(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                    }
                     None => serde_json::Value::from(time),
                 }
             },
@@ -365,7 +403,11 @@ impl Generator {
                 end = s.views_left == 0 && matches!(next_state, Next::View);
             }
             Next::Cart { product } => {
-                let quantity = if self.rng.random::<f64>() < 0.8 { 1 } else { self.rng.random_range(2..=4) };
+                let quantity = if self.rng.random::<f64>() < 0.8 {
+                    1
+                } else {
+                    self.rng.random_range(2..=4)
+                };
                 out.event_type = "add_to_cart";
                 out.product_id = Some(format!("p{product:05}"));
                 out.category = Some(CATEGORIES[product % CATEGORIES.len()].0);
@@ -420,11 +462,19 @@ impl Generator {
             0 => text[..text.len() / 2].to_string(),
             1 => text.replacen("\"event_id\"", "\"event_key\"", 1),
             2 => text.replacen("\"event_type\":\"", "\"event_type\":\"x_", 1),
-            3 => text.replacen("\"event_time\":", "\"event_time\":\"not a time\",\"was\":", 1),
+            3 => text.replacen(
+                "\"event_time\":",
+                "\"event_time\":\"not a time\",\"was\":",
+                1,
+            ),
             4 => text.replacen("\"country\":\"", "\"country\":\"XX", 1),
             5 => text.replacen("\"user_id\":", "\"user_id\":null,\"uid\":", 1),
             6 => format!("[{text}]"),
-            _ => text.replacen("\"event_time\":", "\"event_time\":99999999999999,\"original_time\":", 1),
+            _ => text.replacen(
+                "\"event_time\":",
+                "\"event_time\":99999999999999,\"original_time\":",
+                1,
+            ),
         };
         record.json = corrupted.into_bytes();
     }
@@ -448,10 +498,19 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes() {
-        let a: Vec<Record> = Generator::new(GeneratorConfig::default()).take(2_000).collect();
-        let b: Vec<Record> = Generator::new(GeneratorConfig::default()).take(2_000).collect();
+        let a: Vec<Record> = Generator::new(GeneratorConfig::default())
+            .take(2_000)
+            .collect();
+        let b: Vec<Record> = Generator::new(GeneratorConfig::default())
+            .take(2_000)
+            .collect();
         assert_eq!(a, b);
-        let c: Vec<Record> = Generator::new(GeneratorConfig { seed: 2, ..Default::default() }).take(2_000).collect();
+        let c: Vec<Record> = Generator::new(GeneratorConfig {
+            seed: 2,
+            ..Default::default()
+        })
+        .take(2_000)
+        .collect();
         assert_ne!(a, c);
     }
 
@@ -459,17 +518,30 @@ mod tests {
     fn clean_stream_is_all_valid_with_a_realistic_funnel() {
         let v = Validator::default();
         let mut counts = [0usize; 3];
-        for (i, r) in Generator::new(GeneratorConfig::default()).take(50_000).enumerate() {
-            let e = v.validate(&r.json, Origin::import_line(i as i64), FAR_FUTURE).unwrap_or_else(|d| panic!("{d:?}"));
+        for (i, r) in Generator::new(GeneratorConfig::default())
+            .take(50_000)
+            .enumerate()
+        {
+            let e = v
+                .validate(&r.json, Origin::import_line(i as i64), FAR_FUTURE)
+                .unwrap_or_else(|d| panic!("{d:?}"));
             counts[e.event_type() as usize] += 1;
         }
         let [views, carts, purchases] = counts;
-        assert!(views > carts && carts > purchases && purchases > 0, "{counts:?}");
+        assert!(
+            views > carts && carts > purchases && purchases > 0,
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn configured_fractions_of_bad_records_appear() {
-        let cfg = GeneratorConfig { invalid_fraction: 0.05, duplicate_fraction: 0.05, late_fraction: 0.02, ..Default::default() };
+        let cfg = GeneratorConfig {
+            invalid_fraction: 0.05,
+            duplicate_fraction: 0.05,
+            late_fraction: 0.02,
+            ..Default::default()
+        };
         let v = Validator::default();
         let (mut invalid, mut dups, mut rejected) = (0, 0, 0);
         for (i, r) in Generator::new(cfg).take(20_000).enumerate() {
@@ -478,8 +550,15 @@ mod tests {
                 RecordKind::Duplicate => dups += 1,
                 _ => {}
             }
-            let ok = v.validate(&r.json, Origin::import_line(i as i64), FAR_FUTURE).is_ok();
-            assert_eq!(ok, r.kind != RecordKind::Invalid, "{}", String::from_utf8_lossy(&r.json));
+            let ok = v
+                .validate(&r.json, Origin::import_line(i as i64), FAR_FUTURE)
+                .is_ok();
+            assert_eq!(
+                ok,
+                r.kind != RecordKind::Invalid,
+                "{}",
+                String::from_utf8_lossy(&r.json)
+            );
             rejected += usize::from(!ok);
         }
         assert_eq!(invalid, rejected);
@@ -489,8 +568,19 @@ mod tests {
 
     #[test]
     fn bad_fractions_are_refused() {
-        assert!(GeneratorConfig { late_fraction: 1.5, ..Default::default() }.check().is_err());
-        assert!(GeneratorConfig { late_fraction: 0.6, invalid_fraction: 0.6, ..Default::default() }.check().is_err());
+        assert!(GeneratorConfig {
+            late_fraction: 1.5,
+            ..Default::default()
+        }
+        .check()
+        .is_err());
+        assert!(GeneratorConfig {
+            late_fraction: 0.6,
+            invalid_fraction: 0.6,
+            ..Default::default()
+        }
+        .check()
+        .is_err());
         assert!(GeneratorConfig::default().check().is_ok());
     }
 }

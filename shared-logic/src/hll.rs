@@ -105,7 +105,11 @@ impl Hll {
         let zeros = regs.iter().filter(|&&r| r == 0).count();
         let alpha = 0.7213 / (1.0 + 1.079 / m);
         let raw = alpha * m * m / sum;
-        let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+        let estimate = if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            raw
+        };
         estimate.round() as u64
     }
 
@@ -137,7 +141,10 @@ impl Hll {
 
     /// Decodes [`Hll::to_bytes`], checking every invariant.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LogicError> {
-        let bad = |reason: &str| LogicError::Decode { what: "distinct-count sketch", reason: reason.to_string() };
+        let bad = |reason: &str| LogicError::Decode {
+            what: "distinct-count sketch",
+            reason: reason.to_string(),
+        };
         match bytes.split_first() {
             Some((1, rest)) => {
                 if rest.len() % 8 != 0 || rest.len() / 8 > EXACT_LIMIT {
@@ -150,14 +157,20 @@ impl Hll {
                 if !hashes.windows(2).all(|w| w[0] < w[1]) {
                     return Err(bad("exact hashes are not strictly sorted"));
                 }
-                Ok(Hll { repr: Repr::Exact(hashes) })
+                Ok(Hll {
+                    repr: Repr::Exact(hashes),
+                })
             }
             Some((2, rest)) => {
-                let regs: [u8; REGISTERS] = rest.try_into().map_err(|_| bad("dense body is not 4096 bytes"))?;
+                let regs: [u8; REGISTERS] = rest
+                    .try_into()
+                    .map_err(|_| bad("dense body is not 4096 bytes"))?;
                 if regs.iter().any(|&r| r > MAX_RANK) || regs.iter().all(|&r| r == 0) {
                     return Err(bad("dense registers out of range or empty"));
                 }
-                Ok(Hll { repr: Repr::Dense(Box::new(regs)) })
+                Ok(Hll {
+                    repr: Repr::Dense(Box::new(regs)),
+                })
             }
             _ => Err(bad("unknown tag")),
         }

@@ -27,14 +27,22 @@ pub struct MetricContext {
 impl Default for MetricContext {
     /// One-minute tumbling windows, the shipped rates table, revenue in USD.
     fn default() -> Self {
-        MetricContext { windows: WindowSpec::default(), rates: Rates::default_usd() }
+        MetricContext {
+            windows: WindowSpec::default(),
+            rates: Rates::default_usd(),
+        }
     }
 }
 
 impl MetricContext {
     /// Identifies the logic version, window spec and rates table.
     pub fn fingerprint(&self) -> String {
-        format!("v{}-{:?}-{:016x}", crate::LOGIC_VERSION, self.windows, self.rates.fingerprint())
+        format!(
+            "v{}-{:?}-{:016x}",
+            crate::LOGIC_VERSION,
+            self.windows,
+            self.rates.fingerprint()
+        )
     }
 }
 
@@ -72,7 +80,11 @@ pub trait Metric: 'static {
 }
 
 fn ratio(num: u64, den: u64) -> Value {
-    Value::Ratio(if den == 0 { None } else { Some(num as f64 / den as f64) })
+    Value::Ratio(if den == 0 {
+        None
+    } else {
+        Some(num as f64 / den as f64)
+    })
 }
 
 /// `page_views`: views and distinct users, by url, country and device.
@@ -114,7 +126,10 @@ impl Metric for PageViews {
     }
 
     fn values(state: &Self::State) -> Vec<Value> {
-        vec![Value::Count(state.views), Value::Count(state.users.estimate())]
+        vec![
+            Value::Count(state.views),
+            Value::Count(state.users.estimate()),
+        ]
     }
 }
 
@@ -181,7 +196,11 @@ impl Metric for Funnel {
     }
 
     fn values(state: &Self::State) -> Vec<Value> {
-        let (v, c, p) = (state.view_users.estimate(), state.cart_users.estimate(), state.purchase_users.estimate());
+        let (v, c, p) = (
+            state.view_users.estimate(),
+            state.cart_users.estimate(),
+            state.purchase_users.estimate(),
+        );
         vec![
             Value::Count(state.views),
             Value::Count(state.carts),
@@ -222,7 +241,13 @@ impl Mergeable for RevenueState {
 impl Metric for Revenue {
     const NAME: &'static str = "revenue";
     const DIMENSIONS: &'static [&'static str] = &["category", "country"];
-    const VALUES: &'static [&'static str] = &["orders", "items", "revenue_minor", "distinct_buyers", "average_order_value_minor"];
+    const VALUES: &'static [&'static str] = &[
+        "orders",
+        "items",
+        "revenue_minor",
+        "distinct_buyers",
+        "average_order_value_minor",
+    ];
     type State = RevenueState;
 
     fn applies_to(event: &Event) -> bool {
@@ -236,13 +261,17 @@ impl Metric for Revenue {
 
     fn update(state: &mut Self::State, event: &Event, ctx: &MetricContext) {
         // Validation guarantees quantity, price and currency on every purchase.
-        let (Some(quantity), Some(price), Some(currency)) = (event.quantity(), event.price(), event.currency()) else {
+        let (Some(quantity), Some(price), Some(currency)) =
+            (event.quantity(), event.price(), event.currency())
+        else {
             return;
         };
         state.orders += 1;
         state.items += quantity as u64;
         let amount = price.0 as i128 * quantity as i128;
-        state.revenue_minor += ctx.rates.to_reporting(amount, currency, event.event_time().0);
+        state.revenue_minor += ctx
+            .rates
+            .to_reporting(amount, currency, event.event_time().0);
         state.buyers.add(event.user_id());
     }
 
@@ -271,7 +300,11 @@ pub struct MetricInfo {
 }
 
 fn info<M: Metric>() -> MetricInfo {
-    MetricInfo { name: M::NAME, dimensions: M::DIMENSIONS, values: M::VALUES }
+    MetricInfo {
+        name: M::NAME,
+        dimensions: M::DIMENSIONS,
+        values: M::VALUES,
+    }
 }
 
 /// Every metric the platform computes.

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::LogicError;
 
 /// An amount in integer minor units (cents for USD, yen for JPY) of some currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct Minor(pub i64);
 
 /// The currencies the platform accepts.
@@ -28,7 +30,13 @@ pub enum Currency {
 
 impl Currency {
     /// Every accepted currency.
-    pub const ALL: [Currency; 5] = [Currency::USD, Currency::EUR, Currency::GBP, Currency::JPY, Currency::CNY];
+    pub const ALL: [Currency; 5] = [
+        Currency::USD,
+        Currency::EUR,
+        Currency::GBP,
+        Currency::JPY,
+        Currency::CNY,
+    ];
 
     /// ISO 4217 code.
     pub fn code(self) -> &'static str {
@@ -51,7 +59,9 @@ impl Currency {
 
     /// Parses an ISO code, case-insensitively.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code().eq_ignore_ascii_case(s))
     }
 }
 
@@ -97,7 +107,10 @@ pub fn parse_decimal_minor(text: &str, exponent: u32) -> Result<i64, DecimalErro
         None => (mantissa, ""),
     };
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (int_part.is_empty() && frac_part.is_empty()) || !digits_ok(int_part) || !digits_ok(frac_part) {
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !digits_ok(int_part)
+        || !digits_ok(frac_part)
+    {
         return Err(DecimalError::Syntax);
     }
     // value = digits × 10^(sci - frac_len); minor = value × 10^exponent.
@@ -139,9 +152,13 @@ pub fn format_minor(minor: i64, currency: Currency) -> String {
     let unit = 10i64.pow(exp);
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
-    format!("{sign}{}.{:0width$}", abs / unit as u64, abs % unit as u64, width = exp as usize)
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / unit as u64,
+        abs % unit as u64,
+        width = exp as usize
+    )
 }
-
 
 /// The rates table shipped with the platform (`shared-logic/rates.csv`).
 pub const DEFAULT_RATES_CSV: &str = include_str!("../rates.csv");
@@ -175,22 +192,31 @@ impl Rates {
                 if line.replace(' ', "") != "valid_from,currency,usd_per_unit" {
                     return Err(LogicError::Rates {
                         line: line_no,
-                        reason: format!("expected header `valid_from,currency,usd_per_unit`, found `{line}`"),
+                        reason: format!(
+                            "expected header `valid_from,currency,usd_per_unit`, found `{line}`"
+                        ),
                     });
                 }
                 seen_header = true;
                 continue;
             }
-            let err = |reason: String| LogicError::Rates { line: line_no, reason };
+            let err = |reason: String| LogicError::Rates {
+                line: line_no,
+                reason,
+            };
             let cols: Vec<&str> = line.split(',').map(str::trim).collect();
             let [date, code, rate] = cols.as_slice() else {
                 return Err(err(format!("expected 3 columns, found {}", cols.len())));
             };
             let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
                 .map_err(|e| err(format!("bad date `{date}`: {e}")))?;
-            let days = date.signed_duration_since(chrono::NaiveDate::default()).num_days();
-            let currency = Currency::parse(code).ok_or_else(|| err(format!("unknown currency `{code}`")))?;
-            let nanos = parse_decimal_minor(rate, 9).map_err(|e| err(format!("bad rate `{rate}`: {e:?}")))?;
+            let days = date
+                .signed_duration_since(chrono::NaiveDate::default())
+                .num_days();
+            let currency =
+                Currency::parse(code).ok_or_else(|| err(format!("unknown currency `{code}`")))?;
+            let nanos = parse_decimal_minor(rate, 9)
+                .map_err(|e| err(format!("bad rate `{rate}`: {e:?}")))?;
             if nanos <= 0 {
                 return Err(err(format!("rate must be positive, found `{rate}`")));
             }
@@ -202,12 +228,19 @@ impl Rates {
         }
         for c in Currency::ALL {
             if table[c as usize].is_empty() {
-                return Err(LogicError::Rates { line: 0, reason: format!("no rate for {c}") });
+                return Err(LogicError::Rates {
+                    line: 0,
+                    reason: format!("no rate for {c}"),
+                });
             }
             table[c as usize].sort_unstable();
         }
         let fingerprint = xxhash_rust::xxh3::xxh3_64(format!("{table:?}{reporting}").as_bytes());
-        Ok(Rates { table, reporting, fingerprint })
+        Ok(Rates {
+            table,
+            reporting,
+            fingerprint,
+        })
     }
 
     /// The shipped table, reporting in USD.
@@ -275,13 +308,19 @@ mod tests {
 
     #[test]
     fn decimal_with_excess_precision_or_junk_is_rejected() {
-        assert_eq!(parse_decimal_minor("19.999", 2), Err(DecimalError::TooPrecise));
+        assert_eq!(
+            parse_decimal_minor("19.999", 2),
+            Err(DecimalError::TooPrecise)
+        );
         assert_eq!(parse_decimal_minor("1.5", 0), Err(DecimalError::TooPrecise));
         assert_eq!(parse_decimal_minor("abc", 2), Err(DecimalError::Syntax));
         assert_eq!(parse_decimal_minor("", 2), Err(DecimalError::Syntax));
         assert_eq!(parse_decimal_minor("1.2.3", 2), Err(DecimalError::Syntax));
         assert_eq!(parse_decimal_minor("1e", 2), Err(DecimalError::Syntax));
-        assert_eq!(parse_decimal_minor("99999999999999999999", 2), Err(DecimalError::TooLarge));
+        assert_eq!(
+            parse_decimal_minor("99999999999999999999", 2),
+            Err(DecimalError::TooLarge)
+        );
     }
 
     #[test]
@@ -322,9 +361,17 @@ mod tests {
 
     #[test]
     fn rates_table_errors_name_the_line() {
-        let err = Rates::parse_csv("valid_from,currency,usd_per_unit\n2026-01-01,XXX,1\n", Currency::USD).unwrap_err();
+        let err = Rates::parse_csv(
+            "valid_from,currency,usd_per_unit\n2026-01-01,XXX,1\n",
+            Currency::USD,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
-        let err = Rates::parse_csv("valid_from,currency,usd_per_unit\n2026-01-01,USD,1\n", Currency::USD).unwrap_err();
+        let err = Rates::parse_csv(
+            "valid_from,currency,usd_per_unit\n2026-01-01,USD,1\n",
+            Currency::USD,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no rate for EUR"), "{err}");
         let err = Rates::parse_csv("date,code\n", Currency::USD).unwrap_err();
         assert!(err.to_string().contains("header"), "{err}");

@@ -8,9 +8,12 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::{
+    DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
+};
 
 use crate::error::LogicError;
 use crate::event::{Device, Event, EventId, EventTime, EventType, Origin};
@@ -74,7 +77,11 @@ pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, LogicError> {
         strings(events, |e| Some(e.event_id.0.as_str())),
         strings(events, |e| Some(e.event_type.as_str())),
         Arc::new(
-            events.iter().map(|e| Some(e.event_time.0)).collect::<TimestampMillisecondArray>().with_timezone("UTC"),
+            events
+                .iter()
+                .map(|e| Some(e.event_time.0))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
         ),
         strings(events, |e| Some(e.user_id.as_str())),
         strings(events, |e| e.session_id.as_deref()),
@@ -84,10 +91,25 @@ pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, LogicError> {
         strings(events, |e| Some(e.country.as_str())),
         strings(events, |e| Some(e.device.as_str())),
         Arc::new(events.iter().map(|e| e.quantity).collect::<Int64Array>()),
-        Arc::new(events.iter().map(|e| e.price.map(|p| p.0)).collect::<Int64Array>()),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| e.price.map(|p| p.0))
+                .collect::<Int64Array>(),
+        ),
         strings(events, |e| e.currency.map(Currency::code)),
-        Arc::new(events.iter().map(|e| Some(e.origin.partition)).collect::<Int32Array>()),
-        Arc::new(events.iter().map(|e| Some(e.origin.offset)).collect::<Int64Array>()),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| Some(e.origin.partition))
+                .collect::<Int32Array>(),
+        ),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| Some(e.origin.offset))
+                .collect::<Int64Array>(),
+        ),
     ];
     Ok(RecordBatch::try_new(event_schema(), columns)?)
 }
@@ -108,7 +130,10 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LogicError> 
                 .map_err(|e| LogicError::Schema(format!("column `{}`: {e}", field.name())))?
         };
         if !field.is_nullable() && column.null_count() > 0 {
-            return Err(LogicError::Schema(format!("column `{}` has nulls", field.name())));
+            return Err(LogicError::Schema(format!(
+                "column `{}` has nulls",
+                field.name()
+            )));
         }
         cols.push(column);
     }
@@ -125,9 +150,12 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LogicError> 
 
     (0..batch.num_rows())
         .map(|i| {
-            let bad = |what: &str, value: &str| LogicError::Schema(format!("row {i}: {what} `{value}`"));
-            let event_type = EventType::parse(types.value(i)).ok_or_else(|| bad("unknown event_type", types.value(i)))?;
-            let device = Device::parse(devices.value(i)).ok_or_else(|| bad("unknown device", devices.value(i)))?;
+            let bad =
+                |what: &str, value: &str| LogicError::Schema(format!("row {i}: {what} `{value}`"));
+            let event_type = EventType::parse(types.value(i))
+                .ok_or_else(|| bad("unknown event_type", types.value(i)))?;
+            let device = Device::parse(devices.value(i))
+                .ok_or_else(|| bad("unknown device", devices.value(i)))?;
             let currency = match opt_str(currencies, i) {
                 Some(c) => Some(Currency::parse(&c).ok_or_else(|| bad("unknown currency", &c))?),
                 None => None,
@@ -146,7 +174,10 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LogicError> 
                 quantity: opt_i64(quantities, i),
                 price: opt_i64(prices, i).map(Minor),
                 currency,
-                origin: Origin { partition: partitions.value(i), offset: offsets.value(i) },
+                origin: Origin {
+                    partition: partitions.value(i),
+                    offset: offsets.value(i),
+                },
             })
         })
         .collect()
@@ -166,7 +197,18 @@ mod tests {
         lines
             .iter()
             .enumerate()
-            .map(|(i, l)| Validator::default().validate(l.as_bytes(), Origin { partition: 3, offset: i as i64 }, 10_000).unwrap())
+            .map(|(i, l)| {
+                Validator::default()
+                    .validate(
+                        l.as_bytes(),
+                        Origin {
+                            partition: 3,
+                            offset: i as i64,
+                        },
+                        10_000,
+                    )
+                    .unwrap()
+            })
             .collect()
     }
 
@@ -188,7 +230,10 @@ mod tests {
         for (f, c) in batch.schema().fields().iter().zip(batch.columns()).rev() {
             let (field, column) = if f.data_type() == &DataType::Utf8 {
                 let cast = arrow::compute::cast(c, &DataType::Utf8View).unwrap();
-                (Field::new(f.name(), DataType::Utf8View, f.is_nullable()), cast)
+                (
+                    Field::new(f.name(), DataType::Utf8View, f.is_nullable()),
+                    cast,
+                )
             } else {
                 (f.as_ref().clone(), c.clone())
             };
@@ -207,6 +252,9 @@ mod tests {
         )
         .unwrap();
         let err = from_record_batch(&batch).unwrap_err();
-        assert!(err.to_string().contains("missing column `event_id`"), "{err}");
+        assert!(
+            err.to_string().contains("missing column `event_id`"),
+            "{err}"
+        );
     }
 }

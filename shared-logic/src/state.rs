@@ -78,7 +78,11 @@ impl Equivalent<GroupKey> for GroupKeyRef<'_> {
     fn equivalent(&self, key: &GroupKey) -> bool {
         self.window == key.window
             && self.dims.len() == key.dims.len()
-            && self.dims.iter().zip(key.dims.iter()).all(|(a, b)| *a == b.as_ref())
+            && self
+                .dims
+                .iter()
+                .zip(key.dims.iter())
+                .all(|(a, b)| *a == b.as_ref())
     }
 }
 
@@ -89,13 +93,17 @@ pub struct MetricViews<M: Metric> {
 
 impl<M: Metric> Default for MetricViews<M> {
     fn default() -> Self {
-        MetricViews { groups: HashMap::new() }
+        MetricViews {
+            groups: HashMap::new(),
+        }
     }
 }
 
 impl<M: Metric> Clone for MetricViews<M> {
     fn clone(&self) -> Self {
-        MetricViews { groups: self.groups.clone() }
+        MetricViews {
+            groups: self.groups.clone(),
+        }
     }
 }
 
@@ -125,7 +133,10 @@ impl<M: Metric> MetricViews<M> {
             let state = match self.groups.get_mut(&probe) {
                 Some(state) => state,
                 None => {
-                    let key = GroupKey { window, dims: dims.iter().map(|d| Box::from(*d)).collect() };
+                    let key = GroupKey {
+                        window,
+                        dims: dims.iter().map(|d| Box::from(*d)).collect(),
+                    };
                     self.groups.entry(key).or_default()
                 }
             };

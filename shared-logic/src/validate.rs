@@ -132,7 +132,12 @@ pub struct Validator {
 
 impl Default for Validator {
     fn default() -> Self {
-        Validator { max_future_skew_ms: 5 * 60_000, max_field_bytes: 2048, max_event_bytes: 64 * 1024, max_quantity: 1_000_000 }
+        Validator {
+            max_future_skew_ms: 5 * 60_000,
+            max_field_bytes: 2048,
+            max_event_bytes: 64 * 1024,
+            max_quantity: 1_000_000,
+        }
     }
 }
 
@@ -179,7 +184,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
                 Ok(Scalar::Int(v))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(i64::try_from(v).map(Scalar::Int).unwrap_or(Scalar::BigUInt(v)))
+                Ok(i64::try_from(v)
+                    .map(Scalar::Int)
+                    .unwrap_or(Scalar::BigUInt(v)))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
                 Ok(Scalar::Float(v))
@@ -238,7 +245,10 @@ struct Rejection {
 }
 
 fn reject(reason: Reason, message: impl Into<String>) -> Rejection {
-    Rejection { reason, message: message.into() }
+    Rejection {
+        reason,
+        message: message.into(),
+    }
 }
 
 type Checked<T> = Result<T, Rejection>;
@@ -247,15 +257,23 @@ impl Validator {
     /// Validates one record. `now_ms` is the wall clock used for the future-skew rule (an
     /// argument, so that the rule is deterministic in tests and replays).
     pub fn validate(&self, raw: &[u8], origin: Origin, now_ms: i64) -> Result<Event, DeadLetter> {
-        self.check(raw, origin, now_ms)
-            .map_err(|r| DeadLetter { raw: raw.to_vec(), reason: r.reason, message: r.message, origin })
+        self.check(raw, origin, now_ms).map_err(|r| DeadLetter {
+            raw: raw.to_vec(),
+            reason: r.reason,
+            message: r.message,
+            origin,
+        })
     }
 
     fn check(&self, raw: &[u8], origin: Origin, now_ms: i64) -> Checked<Event> {
         if raw.len() > self.max_event_bytes {
             return Err(reject(
                 Reason::OversizedEvent,
-                format!("event is {} bytes, more than the limit of {}", raw.len(), self.max_event_bytes),
+                format!(
+                    "event is {} bytes, more than the limit of {}",
+                    raw.len(),
+                    self.max_event_bytes
+                ),
             ));
         }
         // Checked before decoding: serde would read a JSON array as a struct, field by field.
@@ -302,7 +320,11 @@ impl Validator {
             category: category.map_or_else(|| UNKNOWN.to_string(), Cow::into_owned),
             country,
             device,
-            quantity: if needs_product { quantity } else { quantity.filter(|q| *q > 0) },
+            quantity: if needs_product {
+                quantity
+            } else {
+                quantity.filter(|q| *q > 0)
+            },
             price,
             currency,
             origin,
@@ -310,7 +332,12 @@ impl Validator {
     }
 
     /// A string field: trimmed, within the length limit; empty counts as absent.
-    fn optional_str<'a>(&self, name: &str, value: Option<Scalar<'a>>, required: bool) -> Checked<Option<Cow<'a, str>>> {
+    fn optional_str<'a>(
+        &self,
+        name: &str,
+        value: Option<Scalar<'a>>,
+        required: bool,
+    ) -> Checked<Option<Cow<'a, str>>> {
         let text = match value {
             None => None,
             Some(Scalar::Str(s)) => {
@@ -318,7 +345,11 @@ impl Validator {
                 if trimmed.len() > self.max_field_bytes {
                     return Err(reject(
                         Reason::OversizedField,
-                        format!("{name} is {} bytes, more than the limit of {}", trimmed.len(), self.max_field_bytes),
+                        format!(
+                            "{name} is {} bytes, more than the limit of {}",
+                            trimmed.len(),
+                            self.max_field_bytes
+                        ),
                     ));
                 }
                 match s {
@@ -328,7 +359,10 @@ impl Validator {
                 }
             }
             Some(other) => {
-                return Err(reject(Reason::BadType, format!("{name} must be a string, found {}", other.type_name())))
+                return Err(reject(
+                    Reason::BadType,
+                    format!("{name} must be a string, found {}", other.type_name()),
+                ))
             }
         };
         if required && text.is_none() {
@@ -350,10 +384,18 @@ impl Validator {
             Some(Scalar::Str(text)) => {
                 let text = text.trim();
                 if text.len() > 64 {
-                    return Err(reject(Reason::BadEventTime, "event_time text is too long to be a time"));
+                    return Err(reject(
+                        Reason::BadEventTime,
+                        "event_time text is too long to be a time",
+                    ));
                 }
                 if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-                    text.parse::<i64>().map_err(|_| reject(Reason::BadEventTime, format!("event_time `{text}` is out of range")))?
+                    text.parse::<i64>().map_err(|_| {
+                        reject(
+                            Reason::BadEventTime,
+                            format!("event_time `{text}` is out of range"),
+                        )
+                    })?
                 } else {
                     chrono::DateTime::parse_from_rfc3339(text)
                         .map_err(|e| {
@@ -362,21 +404,36 @@ impl Validator {
                         .timestamp_millis()
                 }
             }
-            Some(Scalar::BigUInt(v)) => return Err(reject(Reason::BadEventTime, format!("event_time {v} is out of range"))),
+            Some(Scalar::BigUInt(v)) => {
+                return Err(reject(
+                    Reason::BadEventTime,
+                    format!("event_time {v} is out of range"),
+                ))
+            }
             Some(other) => {
                 return Err(reject(
                     Reason::BadType,
-                    format!("event_time must be an RFC 3339 string or integer epoch milliseconds, found {}", other.type_name()),
+                    format!(
+                    "event_time must be an RFC 3339 string or integer epoch milliseconds, found {}",
+                    other.type_name()
+                ),
                 ))
             }
         };
         if !(0..=MAX_MS).contains(&ms) {
-            return Err(reject(Reason::BadEventTime, format!("event_time {ms} ms is outside 1970..9999")));
+            return Err(reject(
+                Reason::BadEventTime,
+                format!("event_time {ms} ms is outside 1970..9999"),
+            ));
         }
         if ms > now_ms.saturating_add(self.max_future_skew_ms) {
             return Err(reject(
                 Reason::FutureEventTime,
-                format!("event_time {} is more than {} ms in the future", EventTime(ms), self.max_future_skew_ms),
+                format!(
+                    "event_time {} is more than {} ms in the future",
+                    EventTime(ms),
+                    self.max_future_skew_ms
+                ),
             ));
         }
         Ok(EventTime(ms))
@@ -384,21 +441,38 @@ impl Validator {
 
     fn quantity(&self, value: Option<Scalar<'_>>, required: bool) -> Checked<Option<i64>> {
         let q = match value {
-            None if required => return Err(reject(Reason::MissingField, "quantity is required on add_to_cart and purchase")),
+            None if required => {
+                return Err(reject(
+                    Reason::MissingField,
+                    "quantity is required on add_to_cart and purchase",
+                ))
+            }
             None => return Ok(None),
             Some(Scalar::Int(q)) => q,
             Some(Scalar::BigUInt(q)) => {
-                return Err(reject(Reason::BadQuantity, format!("quantity {q} is larger than {}", self.max_quantity)))
+                return Err(reject(
+                    Reason::BadQuantity,
+                    format!("quantity {q} is larger than {}", self.max_quantity),
+                ))
             }
             Some(other) => {
-                return Err(reject(Reason::BadType, format!("quantity must be an integer, found {}", other.type_name())))
+                return Err(reject(
+                    Reason::BadType,
+                    format!("quantity must be an integer, found {}", other.type_name()),
+                ))
             }
         };
         if required && q <= 0 {
-            return Err(reject(Reason::BadQuantity, format!("quantity must be positive, found {q}")));
+            return Err(reject(
+                Reason::BadQuantity,
+                format!("quantity must be positive, found {q}"),
+            ));
         }
         if q > self.max_quantity {
-            return Err(reject(Reason::BadQuantity, format!("quantity {q} is larger than {}", self.max_quantity)));
+            return Err(reject(
+                Reason::BadQuantity,
+                format!("quantity {q} is larger than {}", self.max_quantity),
+            ));
         }
         Ok(Some(q))
     }
@@ -408,13 +482,26 @@ impl Validator {
             return Ok(None);
         };
         Currency::parse(&text).map(Some).ok_or_else(|| {
-            reject(Reason::UnknownCurrency, format!("currency `{text}` is not one of USD, EUR, GBP, JPY, CNY"))
+            reject(
+                Reason::UnknownCurrency,
+                format!("currency `{text}` is not one of USD, EUR, GBP, JPY, CNY"),
+            )
         })
     }
 
-    fn price(&self, value: Option<Scalar<'_>>, currency: Option<Currency>, required: bool) -> Checked<Option<Minor>> {
+    fn price(
+        &self,
+        value: Option<Scalar<'_>>,
+        currency: Option<Currency>,
+        required: bool,
+    ) -> Checked<Option<Minor>> {
         let text: Cow<str> = match value {
-            None if required => return Err(reject(Reason::MissingField, "price is required on purchase")),
+            None if required => {
+                return Err(reject(
+                    Reason::MissingField,
+                    "price is required on purchase",
+                ))
+            }
             None => return Ok(None),
             Some(Scalar::Str(s)) => Cow::Owned(s.trim().to_string()),
             Some(Scalar::Int(v)) => Cow::Owned(v.to_string()),
@@ -423,29 +510,52 @@ impl Validator {
             // is the literal the client wrote for any price with up to 15 significant digits.
             Some(Scalar::Float(v)) => Cow::Owned(v.to_string()),
             Some(other) => {
-                return Err(reject(Reason::BadType, format!("price must be a decimal number or string, found {}", other.type_name())))
+                return Err(reject(
+                    Reason::BadType,
+                    format!(
+                        "price must be a decimal number or string, found {}",
+                        other.type_name()
+                    ),
+                ))
             }
         };
         let Some(currency) = currency else {
             return Err(reject(Reason::MissingField, "price needs a currency"));
         };
         match parse_decimal_minor(&text, currency.exponent()) {
-            Ok(minor) if minor < 0 => Err(reject(Reason::NegativePrice, format!("price {text} is negative"))),
+            Ok(minor) if minor < 0 => Err(reject(
+                Reason::NegativePrice,
+                format!("price {text} is negative"),
+            )),
             Ok(minor) => Ok(Some(Minor(minor))),
-            Err(DecimalError::Syntax) => Err(reject(Reason::BadType, format!("price `{text}` is not a decimal number"))),
+            Err(DecimalError::Syntax) => Err(reject(
+                Reason::BadType,
+                format!("price `{text}` is not a decimal number"),
+            )),
             Err(DecimalError::TooPrecise) => Err(reject(
                 Reason::BadPrice,
-                format!("price {text} has more decimal places than {currency} allows ({})", currency.exponent()),
+                format!(
+                    "price {text} has more decimal places than {currency} allows ({})",
+                    currency.exponent()
+                ),
             )),
-            Err(DecimalError::TooLarge) => Err(reject(Reason::BadPrice, format!("price {text} is too large"))),
+            Err(DecimalError::TooLarge) => Err(reject(
+                Reason::BadPrice,
+                format!("price {text} is too large"),
+            )),
         }
     }
 
     fn country(&self, value: Option<Scalar<'_>>) -> Checked<String> {
         match self.optional_str("country", value, false)? {
             None => Ok(UNKNOWN.to_string()),
-            Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Ok(c.to_ascii_uppercase()),
-            Some(c) => Err(reject(Reason::InvalidValue, format!("country `{c}` is not an ISO 3166-1 alpha-2 code"))),
+            Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                Ok(c.to_ascii_uppercase())
+            }
+            Some(c) => Err(reject(
+                Reason::InvalidValue,
+                format!("country `{c}` is not an ISO 3166-1 alpha-2 code"),
+            )),
         }
     }
 
@@ -453,7 +563,10 @@ impl Validator {
         match self.optional_str("device", value, false)? {
             None => Ok(Device::Unknown),
             Some(d) => Device::parse(&d).ok_or_else(|| {
-                reject(Reason::InvalidValue, format!("device `{d}` is not one of desktop, mobile, tablet, other"))
+                reject(
+                    Reason::InvalidValue,
+                    format!("device `{d}` is not one of desktop, mobile, tablet, other"),
+                )
             }),
         }
     }
@@ -466,7 +579,14 @@ mod tests {
     const NOW: i64 = 1_764_000_000_000; // 2025-11-24T16:00:00Z
 
     fn check(json: &str) -> Result<Event, DeadLetter> {
-        Validator::default().validate(json.as_bytes(), Origin { partition: 0, offset: 7 }, NOW)
+        Validator::default().validate(
+            json.as_bytes(),
+            Origin {
+                partition: 0,
+                offset: 7,
+            },
+            NOW,
+        )
     }
 
     fn reason(json: &str) -> Reason {
@@ -492,7 +612,13 @@ mod tests {
         assert_eq!(e.country(), UNKNOWN);
         assert_eq!(e.category(), UNKNOWN);
         assert_eq!(e.device(), Device::Unknown);
-        assert_eq!(e.origin(), Origin { partition: 0, offset: 7 });
+        assert_eq!(
+            e.origin(),
+            Origin {
+                partition: 0,
+                offset: 7
+            }
+        );
     }
 
     #[test]
@@ -534,28 +660,94 @@ mod tests {
             ("", Reason::MalformedJson),
             ("[1,2]", Reason::NotAnObject),
             ("\"text\"", Reason::NotAnObject),
-            (r#"{"event_type":"page_view","event_time":1,"user_id":"u","url":"/"}"#, Reason::MissingField),
-            (r#"{"event_id":"  ","event_type":"page_view","event_time":1,"user_id":"u","url":"/"}"#, Reason::MissingField),
-            (r#"{"event_id":"e","event_type":"page_view","event_time":1,"user_id":null,"url":"/"}"#, Reason::MissingField),
-            (r#"{"event_id":"e","event_type":"page_view","event_time":1,"user_id":"u"}"#, Reason::MissingField),
-            (r#"{"event_id":7,"event_type":"page_view","event_time":1,"user_id":"u","url":"/"}"#, Reason::BadType),
-            (r#"{"event_id":"e","event_type":"click","event_time":1,"user_id":"u","url":"/"}"#, Reason::UnknownEventType),
-            (r#"{"event_id":"e","event_type":"page_view","event_time":"yesterday","user_id":"u","url":"/"}"#, Reason::BadEventTime),
-            (r#"{"event_id":"e","event_type":"page_view","event_time":-5,"user_id":"u","url":"/"}"#, Reason::BadEventTime),
-            (r#"{"event_id":"e","event_type":"page_view","event_time":1.5,"user_id":"u","url":"/"}"#, Reason::BadType),
-            (r#"{"event_id":"e","event_type":"page_view","event_time":99999999999999,"user_id":"u","url":"/"}"#, Reason::FutureEventTime),
-            (r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x"}"#, Reason::MissingField),
-            (r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x","quantity":0}"#, Reason::BadQuantity),
-            (r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x","quantity":-2}"#, Reason::BadQuantity),
-            (r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x","quantity":"2"}"#, Reason::BadType),
-            (r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"currency":"USD"}"#, Reason::MissingField),
-            (r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"price":"-1.00","currency":"USD"}"#, Reason::NegativePrice),
-            (r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"price":"1.001","currency":"USD"}"#, Reason::BadPrice),
-            (r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"price":"abc","currency":"USD"}"#, Reason::BadType),
-            (r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"price":"1","currency":"XYZ"}"#, Reason::UnknownCurrency),
-            (r#"{"event_id":"e","event_type":"page_view","event_time":1,"user_id":"u","url":"/","country":"USA"}"#, Reason::InvalidValue),
-            (r#"{"event_id":"e","event_type":"page_view","event_time":1,"user_id":"u","url":"/","device":"watch"}"#, Reason::InvalidValue),
-            (r#"{"event_id":"e","event_id":"f","event_type":"page_view","event_time":1,"user_id":"u","url":"/"}"#, Reason::MalformedJson),
+            (
+                r#"{"event_type":"page_view","event_time":1,"user_id":"u","url":"/"}"#,
+                Reason::MissingField,
+            ),
+            (
+                r#"{"event_id":"  ","event_type":"page_view","event_time":1,"user_id":"u","url":"/"}"#,
+                Reason::MissingField,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"page_view","event_time":1,"user_id":null,"url":"/"}"#,
+                Reason::MissingField,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"page_view","event_time":1,"user_id":"u"}"#,
+                Reason::MissingField,
+            ),
+            (
+                r#"{"event_id":7,"event_type":"page_view","event_time":1,"user_id":"u","url":"/"}"#,
+                Reason::BadType,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"click","event_time":1,"user_id":"u","url":"/"}"#,
+                Reason::UnknownEventType,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"page_view","event_time":"yesterday","user_id":"u","url":"/"}"#,
+                Reason::BadEventTime,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"page_view","event_time":-5,"user_id":"u","url":"/"}"#,
+                Reason::BadEventTime,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"page_view","event_time":1.5,"user_id":"u","url":"/"}"#,
+                Reason::BadType,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"page_view","event_time":99999999999999,"user_id":"u","url":"/"}"#,
+                Reason::FutureEventTime,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x"}"#,
+                Reason::MissingField,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x","quantity":0}"#,
+                Reason::BadQuantity,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x","quantity":-2}"#,
+                Reason::BadQuantity,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x","quantity":"2"}"#,
+                Reason::BadType,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"currency":"USD"}"#,
+                Reason::MissingField,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"price":"-1.00","currency":"USD"}"#,
+                Reason::NegativePrice,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"price":"1.001","currency":"USD"}"#,
+                Reason::BadPrice,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"price":"abc","currency":"USD"}"#,
+                Reason::BadType,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":1,"price":"1","currency":"XYZ"}"#,
+                Reason::UnknownCurrency,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"page_view","event_time":1,"user_id":"u","url":"/","country":"USA"}"#,
+                Reason::InvalidValue,
+            ),
+            (
+                r#"{"event_id":"e","event_type":"page_view","event_time":1,"user_id":"u","url":"/","device":"watch"}"#,
+                Reason::InvalidValue,
+            ),
+            (
+                r#"{"event_id":"e","event_id":"f","event_type":"page_view","event_time":1,"user_id":"u","url":"/"}"#,
+                Reason::MalformedJson,
+            ),
         ];
         for (json, expected) in cases {
             assert_eq!(reason(json), *expected, "{json}");
@@ -565,7 +757,9 @@ mod tests {
     #[test]
     fn oversized_inputs_are_rejected() {
         let long = "x".repeat(3000);
-        let json = format!(r#"{{"event_id":"e","event_type":"page_view","event_time":1,"user_id":"u","url":"/{long}"}}"#);
+        let json = format!(
+            r#"{{"event_id":"e","event_type":"page_view","event_time":1,"user_id":"u","url":"/{long}"}}"#
+        );
         assert_eq!(reason(&json), Reason::OversizedField);
         let huge = format!(r#"{{"event_id":"e","pad":"{}"}}"#, "y".repeat(70_000));
         assert_eq!(reason(&huge), Reason::OversizedEvent);
@@ -575,7 +769,10 @@ mod tests {
     fn reason_codes_round_trip() {
         for r in Reason::ALL {
             assert_eq!(Reason::parse(r.code()), Some(r));
-            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.code()));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.code())
+            );
         }
     }
 
@@ -599,6 +796,12 @@ mod tests {
             let _ = Validator::default().validate(&json[..cut], Origin::import_line(0), NOW);
         }
         json.push(0xff);
-        assert_eq!(Validator::default().validate(&json, Origin::import_line(0), NOW).unwrap_err().reason, Reason::MalformedJson);
+        assert_eq!(
+            Validator::default()
+                .validate(&json, Origin::import_line(0), NOW)
+                .unwrap_err()
+                .reason,
+            Reason::MalformedJson
+        );
     }
 }

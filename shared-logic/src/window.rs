@@ -57,7 +57,9 @@ impl WindowSpec {
     /// windows roll up into hours and days without straddling them.
     pub fn tumbling(size_ms: i64) -> Result<Self, LogicError> {
         if size_ms <= 0 || DAY_MS % size_ms != 0 {
-            return Err(LogicError::Window(format!("tumbling size {size_ms} ms must be positive and divide a day")));
+            return Err(LogicError::Window(format!(
+                "tumbling size {size_ms} ms must be positive and divide a day"
+            )));
         }
         Ok(WindowSpec::Tumbling { size_ms })
     }
@@ -123,7 +125,8 @@ impl HourKey {
 
     /// Parses `2026-11-24T10` (the form used on the command line and in the lake layout).
     pub fn parse(s: &str) -> Option<Self> {
-        let t = chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
+        let t = chrono::NaiveDateTime::parse_from_str(&format!("{s}:00:00"), "%Y-%m-%dT%H:%M:%S")
+            .ok()?;
         Some(HourKey(t.and_utc().timestamp_millis().div_euclid(HOUR_MS)))
     }
 }
@@ -155,7 +158,16 @@ mod tests {
     fn sliding_assigns_every_overlapping_window() {
         let spec = WindowSpec::sliding(300_000, 60_000).unwrap();
         let w: Vec<_> = spec.assign(EventTime(125_000)).collect();
-        assert_eq!(w, vec![WindowStart(120_000), WindowStart(60_000), WindowStart(0), WindowStart(-60_000), WindowStart(-120_000)]);
+        assert_eq!(
+            w,
+            vec![
+                WindowStart(120_000),
+                WindowStart(60_000),
+                WindowStart(0),
+                WindowStart(-60_000),
+                WindowStart(-120_000)
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! `lambda generate`: wires the shared-logic generator to an output (NDJSON file or stdout,
+//! or a Kafka topic), paces it when a rate is given, and stops cleanly on Ctrl-C.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serving::kafka::{ensure_topics, EventProducer};
+use shared_logic::generate::{Generator, GeneratorConfig, RecordKind};
+use shared_logic::topics;
+
+use crate::KafkaArgs;
+
+/// Default start of event time when output is not paced: fixed, so that output is reproducible.
+const FIXED_START: &str = "2026-01-01T00:00:00Z";
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Seed of the generator: the same seed and options give the same bytes.
+    #[arg(long, env = "LAMBDA_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Number of records to emit.
+    #[arg(long, conflicts_with = "duration_secs")]
+    count: Option<u64>,
+    /// Emit for this many seconds (wall clock with --rate, event time otherwise).
+    #[arg(long = "duration-secs")]
+    duration_secs: Option<f64>,
+    /// Pace output at this many records per second of wall clock (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Records per second of event time (default: --rate, or 1000).
+    #[arg(long)]
+    event_rate: Option<f64>,
+    /// Event time of the first record: RFC 3339 or `now` (default: `now` with --rate, else 2026-01-01T00:00:00Z).
+    #[arg(long)]
+    start: Option<String>,
+    /// Number of distinct users.
+    #[arg(long, default_value_t = 50_000)]
+    users: u32,
+    /// Fraction of events moved back in time by up to --out-of-order-ms.
+    #[arg(long, default_value_t = 0.0)]
+    out_of_order: f64,
+    #[arg(long, default_value_t = 5_000)]
+    out_of_order_ms: i64,
+    /// Fraction of events moved back by more than --lateness-ms (late beyond the allowed lateness).
+    #[arg(long, default_value_t = 0.0)]
+    late: f64,
+    #[arg(long, default_value_t = 60_000)]
+    lateness_ms: i64,
+    /// Fraction of records repeated byte for byte (duplicate deliveries).
+    #[arg(long, default_value_t = 0.0)]
+    duplicates: f64,
+    /// Fraction of records that fail validation.
+    #[arg(long, default_value_t = 0.0)]
+    invalid: f64,
+    /// NDJSON output file, or `-` for stdout.
+    #[arg(long, short, default_value = "-", conflicts_with = "kafka")]
+    output: PathBuf,
+    /// Produce to Kafka instead of writing NDJSON.
+    #[arg(long)]
+    kafka: bool,
+    /// Topic to produce to (created with --partitions when missing).
+    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
+    topic: String,
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    #[command(flatten)]
+    kafka_args: KafkaArgs,
+}
+
+fn parse_start(text: &str) -> anyhow::Result<i64> {
+    if text == "now" {
+        return Ok(chrono::Utc::now().timestamp_millis());
+    }
+    Ok(chrono::DateTime::parse_from_rfc3339(text)
+        .with_context(|| {
+            format!("--start `{text}` is not RFC 3339 (e.g. 2026-11-24T10:00:00Z) or `now`")
+        })?
+        .timestamp_millis())
+}
+
+impl GenerateArgs {
+    fn config(&self) -> anyhow::Result<GeneratorConfig> {
+        if let Some(rate) = self.rate {
+            if !(rate > 0.0 && rate.is_finite()) {
+                bail!("--rate must be a positive number, found {rate}");
+            }
+        }
+        let start = match (&self.start, self.rate) {
+            (Some(s), _) => parse_start(s)?,
+            (None, Some(_)) => parse_start("now")?,
+            (None, None) => parse_start(FIXED_START)?,
+        };
+        let cfg = GeneratorConfig {
+            seed: self.seed,
+            start_ms: start,
+            events_per_second: self.event_rate.or(self.rate).unwrap_or(1_000.0),
+            users: self.users,
+            out_of_order_fraction: self.out_of_order,
+            out_of_order_ms: self.out_of_order_ms,
+            late_fraction: self.late,
+            lateness_ms: self.lateness_ms,
+            duplicate_fraction: self.duplicates,
+            invalid_fraction: self.invalid,
+            ..GeneratorConfig::default()
+        };
+        cfg.check().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
+    }
+
+    /// How many records to emit, if bounded by count (or by event-time duration without a rate).
+    fn limit(&self, cfg: &GeneratorConfig) -> anyhow::Result<Option<u64>> {
+        match (self.count, self.duration_secs, self.rate) {
+            (Some(n), _, _) => Ok(Some(n)),
+            (None, Some(d), None) if d >= 0.0 => Ok(Some((d * cfg.events_per_second) as u64)),
+            (None, Some(d), Some(_)) if d >= 0.0 => Ok(None),
+            (None, Some(d), _) => bail!("--duration-secs must not be negative, found {d}"),
+            (None, None, Some(_)) => Ok(None),
+            (None, None, None) => {
+                bail!("give --count or --duration-secs (or --rate to stream until Ctrl-C)")
+            }
+        }
+    }
+}
+
+enum Sink {
+    Ndjson(BufWriter<Box<dyn Write + Send>>),
+    Kafka(EventProducer),
+}
+
+/// Runs the generator until its limit, its duration or Ctrl-C.
+pub async fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    let limit = args.limit(&cfg)?;
+    let sink = if args.kafka {
+        let settings = args.kafka_args.settings()?;
+        ensure_topics(
+            &settings,
+            &[(&args.topic, args.partitions)],
+            Duration::from_secs(30),
+        )
+        .await
+        .with_context(|| format!("preparing topic `{}` on {}", args.topic, settings.brokers))?;
+        Sink::Kafka(EventProducer::new(&settings, &args.topic)?)
+    } else if args.output.as_os_str() == "-" {
+        Sink::Ndjson(BufWriter::with_capacity(
+            1 << 20,
+            Box::new(std::io::stdout()),
+        ))
+    } else {
+        let file = std::fs::File::create(&args.output)
+            .with_context(|| format!("cannot create output file {}", args.output.display()))?;
+        Sink::Ndjson(BufWriter::with_capacity(1 << 20, Box::new(file)))
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop_on_signal.store(true, Ordering::Relaxed);
+        }
+    });
+    let deadline = match (args.duration_secs, args.rate) {
+        (Some(d), Some(_)) => Some(Instant::now() + Duration::from_secs_f64(d)),
+        _ => None,
+    };
+    let rate = args.rate;
+    tokio::task::spawn_blocking(move || emit(cfg, limit, rate, deadline, sink, &stop)).await?
+}
+
+fn emit(
+    cfg: GeneratorConfig,
+    limit: Option<u64>,
+    rate: Option<f64>,
+    deadline: Option<Instant>,
+    mut sink: Sink,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut generator = Generator::new(cfg);
+    let mut kinds: HashMap<RecordKind, u64> = HashMap::new();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while limit.is_none_or(|n| sent < n) {
+        if sent % 1024 == 0 {
+            if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            if let Some(rate) = rate {
+                let due = started + Duration::from_secs_f64(sent as f64 / rate);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        let record = generator.next_record();
+        match &mut sink {
+            Sink::Ndjson(out) => {
+                let written = out
+                    .write_all(&record.json)
+                    .and_then(|_| out.write_all(b"\n"));
+                match written {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                    other => other.context("writing NDJSON output")?,
+                }
+            }
+            Sink::Kafka(producer) => producer.send(record.key.as_bytes(), &record.json)?,
+        }
+        *kinds.entry(record.kind).or_default() += 1;
+        sent += 1;
+        if rate.is_some() && sent % 1024 == 0 {
+            if let Sink::Ndjson(out) = &mut sink {
+                out.flush().ok();
+            }
+        }
+    }
+    let delivered = match &mut sink {
+        Sink::Ndjson(out) => {
+            match out.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("writing NDJSON output")?,
+            }
+            None
+        }
+        Sink::Kafka(producer) => Some(producer.flush(Duration::from_secs(120))?.delivered),
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let count = |k| kinds.get(&k).copied().unwrap_or(0);
+    eprintln!(
+        "generated {sent} records in {secs:.2} s ({:.0} records/s): valid {}, out_of_order {}, late {}, duplicate {}, invalid {}{}",
+        sent as f64 / secs.max(1e-9),
+        count(RecordKind::Valid),
+        count(RecordKind::OutOfOrder),
+        count(RecordKind::Late),
+        count(RecordKind::Duplicate),
+        count(RecordKind::Invalid),
+        delivered.map(|d| format!("; {d} acknowledged by the broker")).unwrap_or_default(),
+    );
+    Ok(())
+}

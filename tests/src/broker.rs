@@ -1,0 +1,115 @@
+//! Starting, waiting for and stopping a local `tansu` broker for tests.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+
+/// A Kafka-API broker for one test: either `KAFKA_BROKERS` or a local tansu process.
+pub struct Broker {
+    brokers: String,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let in_cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|d| d.join("bin").join("tansu"));
+    match in_cargo_home {
+        Some(p) if p.exists() => p,
+        _ => PathBuf::from("tansu"),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Broker {
+    /// The cluster named by `KAFKA_BROKERS`, or a fresh local broker with sqlite storage.
+    ///
+    /// Panics (failing the test) when the broker cannot be started: a test that needs
+    /// Kafka is never skipped.
+    pub fn start() -> Broker {
+        if let Ok(brokers) = std::env::var("KAFKA_BROKERS") {
+            let broker = Broker {
+                brokers,
+                child: None,
+                _dir: None,
+            };
+            broker.wait_until_ready(Duration::from_secs(30));
+            return broker;
+        }
+        let dir = tempfile::tempdir().expect("a temporary directory for the broker");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("tansu.log")).expect("broker log file");
+        let child = Command::new(tansu_binary())
+            .current_dir(dir.path())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start tansu ({e}); install it with `scripts/broker.sh install` or set KAFKA_BROKERS")
+            });
+        let broker = Broker {
+            brokers: format!("127.0.0.1:{port}"),
+            child: Some(child),
+            _dir: Some(dir),
+        };
+        broker.wait_until_ready(Duration::from_secs(30));
+        broker
+    }
+
+    /// Bootstrap servers to hand to clients.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// A client configuration for this broker.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.brokers);
+        cfg
+    }
+
+    fn wait_until_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let consumer: BaseConsumer = self.client_config().create().expect("a metadata client");
+        loop {
+            match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+                Ok(md) if !md.brokers().is_empty() => return,
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                other => panic!(
+                    "broker {} did not answer within {timeout:?}: {:?}",
+                    self.brokers,
+                    other.err()
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
