@@ -181,6 +181,20 @@ impl<M: Metric> MetricViews<M> {
         self.groups.iter()
     }
 
+    /// The same states rolled up into windows of `size_ms` (minute -> hour -> day): each
+    /// key's window is truncated and states that meet are merged.
+    pub fn roll_up(&self, size_ms: i64) -> Self {
+        let mut out = Self::default();
+        for (key, state) in &self.groups {
+            let rolled = GroupKey {
+                window: key.window.truncate(size_ms),
+                dims: key.dims.clone(),
+            };
+            out.merge_group(&rolled, state);
+        }
+        out
+    }
+
     /// Keeps only the keys for which `keep` holds (eviction of old windows).
     pub fn retain(&mut self, mut keep: impl FnMut(&GroupKey) -> bool) {
         self.groups.retain(|k, _| keep(k));
@@ -228,6 +242,15 @@ impl Aggregates {
     /// True when no metric holds state.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every metric rolled up into windows of `size_ms`.
+    pub fn roll_up(&self, size_ms: i64) -> Self {
+        Aggregates {
+            page_views: self.page_views.roll_up(size_ms),
+            funnel: self.funnel.roll_up(size_ms),
+            revenue: self.revenue.roll_up(size_ms),
+        }
     }
 
     /// Keeps only windows for which `keep` holds, in every metric.

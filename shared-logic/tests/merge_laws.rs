@@ -134,22 +134,7 @@ proptest! {
     fn minute_states_roll_up_to_the_hourly_fold(events in proptest::collection::vec(event_strategy(), 0..200)) {
         let minutes = fold(&events, &MetricContext::default());
         let hourly_ctx = MetricContext { windows: WindowSpec::tumbling(HOUR_MS).unwrap(), ..MetricContext::default() };
-        let mut rolled = Aggregates::default();
-        for (key, state) in minutes.page_views.iter() {
-            let mut k = key.clone();
-            k.window = k.window.truncate(HOUR_MS);
-            rolled.page_views.merge_group(&k, state);
-        }
-        for (key, state) in minutes.funnel.iter() {
-            let mut k = key.clone();
-            k.window = k.window.truncate(HOUR_MS);
-            rolled.funnel.merge_group(&k, state);
-        }
-        for (key, state) in minutes.revenue.iter() {
-            let mut k = key.clone();
-            k.window = k.window.truncate(HOUR_MS);
-            rolled.revenue.merge_group(&k, state);
-        }
+        let rolled = minutes.roll_up(HOUR_MS);
         prop_assert_eq!(rolled, fold(&events, &hourly_ctx));
     }
 
