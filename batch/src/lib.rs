@@ -1,1 +1,1 @@
-
+//! Batch layer.

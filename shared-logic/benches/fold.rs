@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
                         },
                         NOW,
                     ) {
-                        agg.update(&e, &ctx);
+                        agg.update(&e.view(), &ctx);
                     }
                 }
                 agg

@@ -245,3 +245,105 @@ impl Event {
         self
     }
 }
+
+/// A borrowed, validated event: what metrics read. Built from an [`Event`]
+/// ([`Event::view`]) or straight from the lake's Arrow columns
+/// ([`crate::schema::EventColumns::row`]) without copying strings, so both layers feed the
+/// same metric code from their own storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub(crate) event_id: &'a str,
+    pub(crate) event_type: EventType,
+    pub(crate) event_time: EventTime,
+    pub(crate) user_id: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) category: &'a str,
+    pub(crate) country: &'a str,
+    pub(crate) device: Device,
+    pub(crate) quantity: Option<i64>,
+    pub(crate) price: Option<Minor>,
+    pub(crate) currency: Option<Currency>,
+    pub(crate) origin: Origin,
+}
+
+impl<'a> EventRef<'a> {
+    /// The dedup key.
+    pub fn event_id(&self) -> &'a str {
+        self.event_id
+    }
+
+    /// What happened.
+    pub fn event_type(&self) -> EventType {
+        self.event_type
+    }
+
+    /// When it happened (event time, UTC).
+    pub fn event_time(&self) -> EventTime {
+        self.event_time
+    }
+
+    /// Who did it.
+    pub fn user_id(&self) -> &'a str {
+        self.user_id
+    }
+
+    /// The page URL, or `unknown`.
+    pub fn url(&self) -> &'a str {
+        self.url
+    }
+
+    /// The product category, or `unknown`.
+    pub fn category(&self) -> &'a str {
+        self.category
+    }
+
+    /// ISO 3166-1 alpha-2 country code (upper-case), or `unknown`.
+    pub fn country(&self) -> &'a str {
+        self.country
+    }
+
+    /// The device class.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Items added or bought.
+    pub fn quantity(&self) -> Option<i64> {
+        self.quantity
+    }
+
+    /// Unit price in minor units of the currency.
+    pub fn price(&self) -> Option<Minor> {
+        self.price
+    }
+
+    /// Currency of the price.
+    pub fn currency(&self) -> Option<Currency> {
+        self.currency
+    }
+
+    /// Kafka partition and offset (or import line) it was read from.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+}
+
+impl Event {
+    /// The borrowed view metrics read.
+    pub fn view(&self) -> EventRef<'_> {
+        EventRef {
+            event_id: &self.event_id.0,
+            event_type: self.event_type,
+            event_time: self.event_time,
+            user_id: &self.user_id,
+            url: &self.url,
+            category: &self.category,
+            country: &self.country,
+            device: self.device,
+            quantity: self.quantity,
+            price: self.price,
+            currency: self.currency,
+            origin: self.origin,
+        }
+    }
+}

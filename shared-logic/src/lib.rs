@@ -22,7 +22,7 @@ pub mod validate;
 pub mod window;
 
 pub use error::LogicError;
-pub use event::{Device, Event, EventId, EventTime, EventType, Origin};
+pub use event::{Device, Event, EventId, EventRef, EventTime, EventType, Origin};
 pub use metric::{Funnel, Metric, MetricContext, PageViews, Revenue};
 pub use money::{Currency, Minor, Rates};
 pub use state::{Aggregates, Mergeable, MetricViews};

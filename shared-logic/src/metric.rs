@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventType};
+use crate::event::{EventRef, EventType};
 use crate::hll::Hll;
 use crate::money::Rates;
 use crate::state::Mergeable;
@@ -70,11 +70,11 @@ pub trait Metric: 'static {
     type State: Mergeable + Send + Sync + Serialize + for<'de> Deserialize<'de>;
 
     /// Whether the event counts towards this metric at all.
-    fn applies_to(event: &Event) -> bool;
+    fn applies_to(event: &EventRef<'_>) -> bool;
     /// Writes the event's dimension values into `out[..DIMENSIONS.len()]`.
-    fn dimension_values<'e>(event: &'e Event, out: &mut [&'e str]);
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]);
     /// Folds the event into the state.
-    fn update(state: &mut Self::State, event: &Event, ctx: &MetricContext);
+    fn update(state: &mut Self::State, event: &EventRef<'_>, ctx: &MetricContext);
     /// Evaluates a (possibly merged) state; the same order as [`Metric::VALUES`].
     fn values(state: &Self::State) -> Vec<Value>;
 }
@@ -110,17 +110,17 @@ impl Metric for PageViews {
     const VALUES: &'static [&'static str] = &["views", "distinct_users"];
     type State = PageViewsState;
 
-    fn applies_to(event: &Event) -> bool {
+    fn applies_to(event: &EventRef<'_>) -> bool {
         event.event_type() == EventType::PageView
     }
 
-    fn dimension_values<'e>(event: &'e Event, out: &mut [&'e str]) {
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]) {
         out[0] = event.url();
         out[1] = event.country();
         out[2] = event.device().as_str();
     }
 
-    fn update(state: &mut Self::State, event: &Event, _ctx: &MetricContext) {
+    fn update(state: &mut Self::State, event: &EventRef<'_>, _ctx: &MetricContext) {
         state.views += 1;
         state.users.add(event.user_id());
     }
@@ -175,17 +175,17 @@ impl Metric for Funnel {
     ];
     type State = FunnelState;
 
-    fn applies_to(_event: &Event) -> bool {
+    fn applies_to(_event: &EventRef<'_>) -> bool {
         true
     }
 
-    fn dimension_values<'e>(event: &'e Event, out: &mut [&'e str]) {
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]) {
         out[0] = event.country();
         out[1] = event.device().as_str();
         out[2] = event.category();
     }
 
-    fn update(state: &mut Self::State, event: &Event, _ctx: &MetricContext) {
+    fn update(state: &mut Self::State, event: &EventRef<'_>, _ctx: &MetricContext) {
         let (count, users) = match event.event_type() {
             EventType::PageView => (&mut state.views, &mut state.view_users),
             EventType::AddToCart => (&mut state.carts, &mut state.cart_users),
@@ -250,16 +250,16 @@ impl Metric for Revenue {
     ];
     type State = RevenueState;
 
-    fn applies_to(event: &Event) -> bool {
+    fn applies_to(event: &EventRef<'_>) -> bool {
         event.event_type() == EventType::Purchase
     }
 
-    fn dimension_values<'e>(event: &'e Event, out: &mut [&'e str]) {
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]) {
         out[0] = event.category();
         out[1] = event.country();
     }
 
-    fn update(state: &mut Self::State, event: &Event, ctx: &MetricContext) {
+    fn update(state: &mut Self::State, event: &EventRef<'_>, ctx: &MetricContext) {
         // Validation guarantees quantity, price and currency on every purchase.
         let (Some(quantity), Some(price), Some(currency)) =
             (event.quantity(), event.price(), event.currency())

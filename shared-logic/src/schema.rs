@@ -8,15 +8,15 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, LargeStringArray, PrimitiveArray,
+    RecordBatch, StringArray, StringViewArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::{
     DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
 };
 
 use crate::error::LogicError;
-use crate::event::{Device, Event, EventId, EventTime, EventType, Origin};
+use crate::event::{Device, Event, EventId, EventRef, EventTime, EventType, Origin};
 use crate::money::{Currency, Minor};
 
 /// Column names, in schema order.
@@ -183,6 +183,185 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LogicError> 
         .collect()
 }
 
+/// A string column as Parquet readers hand it out, read without copying.
+enum Strings<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> Strings<'a> {
+    fn of(batch: &'a RecordBatch, name: &str, nullable: bool) -> Result<Self, LogicError> {
+        let array = batch
+            .column_by_name(name)
+            .ok_or_else(|| LogicError::Schema(format!("missing column `{name}`")))?;
+        if !nullable && array.null_count() > 0 {
+            return Err(LogicError::Schema(format!("column `{name}` has nulls")));
+        }
+        match array.data_type() {
+            DataType::Utf8 => Ok(Strings::Utf8(array.as_string::<i32>())),
+            DataType::LargeUtf8 => Ok(Strings::Large(array.as_string::<i64>())),
+            DataType::Utf8View => Ok(Strings::View(array.as_string_view())),
+            other => Err(LogicError::Schema(format!(
+                "column `{name}` is {other}, expected a string type"
+            ))),
+        }
+    }
+
+    fn value(&self, i: usize) -> &'a str {
+        match self {
+            Strings::Utf8(a) => a.value(i),
+            Strings::Large(a) => a.value(i),
+            Strings::View(a) => a.value(i),
+        }
+    }
+
+    fn opt(&self, i: usize) -> Option<&'a str> {
+        let null = match self {
+            Strings::Utf8(a) => a.is_null(i),
+            Strings::Large(a) => a.is_null(i),
+            Strings::View(a) => a.is_null(i),
+        };
+        (!null).then(|| self.value(i))
+    }
+}
+
+fn primitive<'a, T: arrow::datatypes::ArrowPrimitiveType>(
+    batch: &'a RecordBatch,
+    name: &str,
+    nullable: bool,
+) -> Result<&'a PrimitiveArray<T>, LogicError> {
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| LogicError::Schema(format!("missing column `{name}`")))?;
+    if !nullable && array.null_count() > 0 {
+        return Err(LogicError::Schema(format!("column `{name}` has nulls")));
+    }
+    array.as_primitive_opt::<T>().ok_or_else(|| {
+        LogicError::Schema(format!(
+            "column `{name}` is {}, expected {}",
+            array.data_type(),
+            T::DATA_TYPE
+        ))
+    })
+}
+
+/// The lake columns of one record batch, read row by row as [`EventRef`]s without copying:
+/// the batch layer's way to feed Parquet data to the metric code.
+///
+/// Only the columns metrics and the dedup rule read are required (`session_id` and
+/// `product_id` may be projected away).
+pub struct EventColumns<'a> {
+    rows: usize,
+    ids: Strings<'a>,
+    types: Strings<'a>,
+    times: &'a PrimitiveArray<TimestampMillisecondType>,
+    users: Strings<'a>,
+    urls: Strings<'a>,
+    categories: Strings<'a>,
+    countries: Strings<'a>,
+    devices: Strings<'a>,
+    quantities: &'a PrimitiveArray<Int64Type>,
+    prices: &'a PrimitiveArray<Int64Type>,
+    currencies: Strings<'a>,
+    partitions: &'a PrimitiveArray<Int32Type>,
+    offsets: &'a PrimitiveArray<Int64Type>,
+}
+
+/// Columns the metrics and the dedup rule read (a projection for scans).
+pub const METRIC_COLUMNS: [&str; 13] = [
+    col::EVENT_ID,
+    col::EVENT_TYPE,
+    col::EVENT_TIME,
+    col::USER_ID,
+    col::URL,
+    col::CATEGORY,
+    col::COUNTRY,
+    col::DEVICE,
+    col::QUANTITY,
+    col::PRICE_MINOR,
+    col::CURRENCY,
+    col::PARTITION,
+    col::OFFSET,
+];
+
+impl<'a> EventColumns<'a> {
+    /// Binds the columns of `batch`, checking names, types and nullability.
+    pub fn new(batch: &'a RecordBatch) -> Result<Self, LogicError> {
+        Ok(EventColumns {
+            rows: batch.num_rows(),
+            ids: Strings::of(batch, col::EVENT_ID, false)?,
+            types: Strings::of(batch, col::EVENT_TYPE, false)?,
+            times: primitive::<TimestampMillisecondType>(batch, col::EVENT_TIME, false)?,
+            users: Strings::of(batch, col::USER_ID, false)?,
+            urls: Strings::of(batch, col::URL, false)?,
+            categories: Strings::of(batch, col::CATEGORY, false)?,
+            countries: Strings::of(batch, col::COUNTRY, false)?,
+            devices: Strings::of(batch, col::DEVICE, false)?,
+            quantities: primitive::<Int64Type>(batch, col::QUANTITY, true)?,
+            prices: primitive::<Int64Type>(batch, col::PRICE_MINOR, true)?,
+            currencies: Strings::of(batch, col::CURRENCY, true)?,
+            partitions: primitive::<Int32Type>(batch, col::PARTITION, false)?,
+            offsets: primitive::<Int64Type>(batch, col::OFFSET, false)?,
+        })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True when the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The event id of row `i` (for dedup before the whole row is read).
+    pub fn event_id(&self, i: usize) -> &'a str {
+        self.ids.value(i)
+    }
+
+    /// The origin of row `i`.
+    pub fn origin(&self, i: usize) -> Origin {
+        Origin {
+            partition: self.partitions.value(i),
+            offset: self.offsets.value(i),
+        }
+    }
+
+    /// Row `i` as an event; an error when a value is outside the event model (a lake file
+    /// not written by the platform, or corrupted).
+    pub fn row(&self, i: usize) -> Result<EventRef<'a>, LogicError> {
+        let bad =
+            |what: &str, value: &str| LogicError::Schema(format!("row {i}: {what} `{value}`"));
+        let type_text = self.types.value(i);
+        let event_type =
+            EventType::parse(type_text).ok_or_else(|| bad("unknown event_type", type_text))?;
+        let device_text = self.devices.value(i);
+        let device =
+            Device::parse(device_text).ok_or_else(|| bad("unknown device", device_text))?;
+        let currency = match self.currencies.opt(i) {
+            Some(c) => Some(Currency::parse(c).ok_or_else(|| bad("unknown currency", c))?),
+            None => None,
+        };
+        let opt = |a: &PrimitiveArray<Int64Type>| (!a.is_null(i)).then(|| a.value(i));
+        Ok(EventRef {
+            event_id: self.ids.value(i),
+            event_type,
+            event_time: EventTime(self.times.value(i)),
+            user_id: self.users.value(i),
+            url: self.urls.value(i),
+            category: self.categories.value(i),
+            country: self.countries.value(i),
+            device,
+            quantity: opt(self.quantities),
+            price: opt(self.prices).map(Minor),
+            currency,
+            origin: self.origin(i),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +433,33 @@ mod tests {
         let err = from_record_batch(&batch).unwrap_err();
         assert!(
             err.to_string().contains("missing column `event_id`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn columns_read_rows_as_the_events_they_hold() {
+        let events = events();
+        let batch = to_record_batch(&events).unwrap();
+        let cols = EventColumns::new(&batch).unwrap();
+        assert_eq!(cols.len(), 3);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(cols.row(i).unwrap(), e.view());
+        }
+        let view_batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                col::EVENT_ID,
+                DataType::Utf8View,
+                false,
+            )])),
+            vec![arrow::compute::cast(batch.column(0), &DataType::Utf8View).unwrap()],
+        )
+        .unwrap();
+        let err = EventColumns::new(&view_batch)
+            .err()
+            .expect("event_type is missing");
+        assert!(
+            err.to_string().contains("missing column `event_type`"),
             "{err}"
         );
     }

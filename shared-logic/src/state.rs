@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::event::{Event, EventRef};
 use crate::metric::{Funnel, Metric, MetricContext, PageViews, Revenue, MAX_DIMENSIONS};
 use crate::window::WindowStart;
 
@@ -121,7 +121,7 @@ impl<M: Metric> fmt::Debug for MetricViews<M> {
 
 impl<M: Metric> MetricViews<M> {
     /// Folds one event into every window it belongs to, if the metric applies to it.
-    pub fn update(&mut self, event: &Event, ctx: &MetricContext) {
+    pub fn update(&mut self, event: &EventRef<'_>, ctx: &MetricContext) {
         if !M::applies_to(event) {
             return;
         }
@@ -219,7 +219,7 @@ pub struct Aggregates {
 
 impl Aggregates {
     /// Folds one (already deduplicated) event into every metric.
-    pub fn update(&mut self, event: &Event, ctx: &MetricContext) {
+    pub fn update(&mut self, event: &EventRef<'_>, ctx: &MetricContext) {
         self.page_views.update(event, ctx);
         self.funnel.update(event, ctx);
         self.revenue.update(event, ctx);
@@ -229,7 +229,7 @@ impl Aggregates {
     pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>, ctx: &MetricContext) -> Self {
         let mut agg = Aggregates::default();
         for e in events {
-            agg.update(e, ctx);
+            agg.update(&e.view(), ctx);
         }
         agg
     }

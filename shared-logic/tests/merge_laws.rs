@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use shared_logic::dedup::first_wins;
 use shared_logic::state::{Aggregates, Mergeable};
-use shared_logic::window::HOUR_MS;
+use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Event, MetricContext, Origin, Validator, WindowSpec};
 
 const BASE_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
@@ -158,7 +158,8 @@ proptest! {
         stream.reverse();
         let backward = first_wins(stream);
         prop_assert_eq!(&forward, &backward);
-        let ids: std::collections::HashSet<_> = events.iter().map(|e| e.event_id().clone()).collect();
+        let ids: std::collections::HashSet<_> =
+            events.iter().map(|e| (e.event_id().clone(), HourKey::of(e.event_time()))).collect();
         prop_assert_eq!(forward.len(), ids.len());
     }
 }
