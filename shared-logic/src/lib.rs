@@ -19,6 +19,7 @@ pub mod schema;
 pub mod state;
 pub mod topics;
 pub mod validate;
+pub mod views;
 pub mod window;
 
 pub use error::LogicError;

@@ -46,6 +46,18 @@ impl MetricContext {
     }
 }
 
+/// The type of a reported value (the column type in view files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueKind {
+    /// Unsigned count or distinct-count estimate.
+    Count,
+    /// Minor units of the reporting currency.
+    Money,
+    /// Derived ratio (nullable).
+    Ratio,
+}
+
 /// A value a metric reports.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -64,8 +76,8 @@ pub trait Metric: 'static {
     const NAME: &'static str;
     /// Dimension names, in key order.
     const DIMENSIONS: &'static [&'static str];
-    /// Value names, in the order [`Metric::values`] returns them.
-    const VALUES: &'static [&'static str];
+    /// Value names and kinds, in the order [`Metric::values`] returns them.
+    const VALUES: &'static [(&'static str, ValueKind)];
     /// The aggregate state.
     type State: Mergeable + Send + Sync + Serialize + for<'de> Deserialize<'de>;
 
@@ -107,7 +119,10 @@ impl Mergeable for PageViewsState {
 impl Metric for PageViews {
     const NAME: &'static str = "page_views";
     const DIMENSIONS: &'static [&'static str] = &["url", "country", "device"];
-    const VALUES: &'static [&'static str] = &["views", "distinct_users"];
+    const VALUES: &'static [(&'static str, ValueKind)] = &[
+        ("views", ValueKind::Count),
+        ("distinct_users", ValueKind::Count),
+    ];
     type State = PageViewsState;
 
     fn applies_to(event: &EventRef<'_>) -> bool {
@@ -162,16 +177,16 @@ impl Mergeable for FunnelState {
 impl Metric for Funnel {
     const NAME: &'static str = "funnel";
     const DIMENSIONS: &'static [&'static str] = &["country", "device", "category"];
-    const VALUES: &'static [&'static str] = &[
-        "views",
-        "carts",
-        "purchases",
-        "view_users",
-        "cart_users",
-        "purchase_users",
-        "view_to_cart_rate",
-        "cart_to_purchase_rate",
-        "view_to_purchase_rate",
+    const VALUES: &'static [(&'static str, ValueKind)] = &[
+        ("views", ValueKind::Count),
+        ("carts", ValueKind::Count),
+        ("purchases", ValueKind::Count),
+        ("view_users", ValueKind::Count),
+        ("cart_users", ValueKind::Count),
+        ("purchase_users", ValueKind::Count),
+        ("view_to_cart_rate", ValueKind::Ratio),
+        ("cart_to_purchase_rate", ValueKind::Ratio),
+        ("view_to_purchase_rate", ValueKind::Ratio),
     ];
     type State = FunnelState;
 
@@ -241,12 +256,12 @@ impl Mergeable for RevenueState {
 impl Metric for Revenue {
     const NAME: &'static str = "revenue";
     const DIMENSIONS: &'static [&'static str] = &["category", "country"];
-    const VALUES: &'static [&'static str] = &[
-        "orders",
-        "items",
-        "revenue_minor",
-        "distinct_buyers",
-        "average_order_value_minor",
+    const VALUES: &'static [(&'static str, ValueKind)] = &[
+        ("orders", ValueKind::Count),
+        ("items", ValueKind::Count),
+        ("revenue_minor", ValueKind::Money),
+        ("distinct_buyers", ValueKind::Count),
+        ("average_order_value_minor", ValueKind::Ratio),
     ];
     type State = RevenueState;
 
@@ -296,7 +311,7 @@ impl Metric for Revenue {
 pub struct MetricInfo {
     pub name: &'static str,
     pub dimensions: &'static [&'static str],
-    pub values: &'static [&'static str],
+    pub values: &'static [(&'static str, ValueKind)],
 }
 
 fn info<M: Metric>() -> MetricInfo {

@@ -1,0 +1,274 @@
+//! The batch layer computes exactly what shared-logic computes directly from the same
+//! events: generated data with duplicates, out-of-order and invalid records is imported
+//! into a lake, the batch job computes every hour, and the published views equal a direct
+//! dedup-and-fold of the same lines. Re-running gives the same view bytes; late files make
+//! exactly their hour dirty.
+
+use std::io::Write;
+
+use batch::import::{import_ndjson, ImportOptions};
+use batch::job::{self, BatchOptions, HourSelection};
+use batch::Lake;
+use shared_logic::dedup::first_wins;
+use shared_logic::generate::{Generator, GeneratorConfig};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::window::HourKey;
+use shared_logic::{Aggregates, MetricContext, MetricViews, Origin, Validator};
+
+const NOW: i64 = 4_000_000_000_000;
+
+fn lines(seed: u64, count: usize, start_ms: i64) -> Vec<Vec<u8>> {
+    let cfg = GeneratorConfig {
+        seed,
+        start_ms,
+        events_per_second: 6.0,
+        duplicate_fraction: 0.05,
+        out_of_order_fraction: 0.05,
+        invalid_fraction: 0.02,
+        late_fraction: 0.01,
+        ..GeneratorConfig::default()
+    };
+    Generator::new(cfg).take(count).map(|r| r.json).collect()
+}
+
+fn direct(lines: &[Vec<u8>], first_line: i64) -> Aggregates {
+    let v = Validator::default();
+    let events = lines.iter().enumerate().filter_map(|(i, l)| {
+        v.validate(l, Origin::import_line(first_line + i as i64), NOW)
+            .ok()
+    });
+    Aggregates::fold(&first_wins(events), &MetricContext::default())
+}
+
+async fn import(
+    lake: &Lake,
+    lines: &[Vec<u8>],
+    source: &str,
+    chunk: usize,
+) -> batch::import::ImportReport {
+    let mut text = Vec::new();
+    for l in lines {
+        text.extend_from_slice(l);
+        text.push(b'\n');
+    }
+    let reader: Box<dyn std::io::BufRead + Send> = Box::new(std::io::Cursor::new(text));
+    let opts = ImportOptions {
+        source: source.into(),
+        chunk_lines: chunk,
+        validator: Validator::default(),
+        now_ms: NOW,
+    };
+    import_ndjson(lake, reader, source, opts)
+        .await
+        .expect("import")
+}
+
+/// Equality with a short report (the views themselves are too large to print).
+fn assert_same<M: Metric>(actual: &MetricViews<M>, expected: &MetricViews<M>) {
+    let differing = expected
+        .iter()
+        .filter(|(k, s)| actual.get(k) != Some(*s))
+        .count()
+        + actual
+            .iter()
+            .filter(|(k, _)| expected.get(k).is_none())
+            .count();
+    assert!(
+        differing == 0,
+        "{}: {differing} keys differ ({} published, {} expected)",
+        M::NAME,
+        actual.len(),
+        expected.len()
+    );
+}
+
+async fn published_views<M: Metric>(views: &Lake) -> MetricViews<M> {
+    let published = batch::manifest::Published::load(views).await.unwrap();
+    let hours: Vec<HourKey> = published
+        .hours
+        .keys()
+        .map(|h| HourKey::parse(h).unwrap())
+        .collect();
+    job::read_views::<M>(views, &published, &hours)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_views_equal_the_direct_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap(), true).unwrap();
+    let views = lake.child("views");
+    let start = 1_767_227_400_000; // 2026-01-01T00:30Z: the stream spans three hours
+    let data = lines(11, 40_000, start);
+    let report = import(&lake, &data, "gen", 7_000).await;
+    assert_eq!(report.lines, 40_000);
+    assert!(
+        report.dead_letters > 500,
+        "invalid records are dead-lettered: {report:?}"
+    );
+
+    let opts = BatchOptions {
+        threads: 2,
+        ..BatchOptions::default()
+    };
+    let selection = HourSelection::Range {
+        from: HourKey::parse("2025-12-31T00").unwrap(),
+        to: HourKey::parse("2026-01-02T00").unwrap(),
+    };
+    let run = job::run(&lake, &views, &selection, &opts)
+        .await
+        .expect("batch run");
+    assert!(
+        run.hours.len() >= 2,
+        "several hours computed: {:?}",
+        run.hours.keys()
+    );
+    let duplicates: u64 = run.hours.values().map(|h| h.duplicates).sum();
+    assert!(
+        duplicates > 1_000,
+        "duplicates were found and dropped: {duplicates}"
+    );
+
+    let expected = direct(&data, 0);
+    assert_same(
+        &published_views::<PageViews>(&views).await,
+        &expected.page_views,
+    );
+    assert_same(&published_views::<Funnel>(&views).await, &expected.funnel);
+    assert_same(&published_views::<Revenue>(&views).await, &expected.revenue);
+
+    // A second run of the same hours publishes the same view bytes under new names.
+    let first_files: Vec<String> = run
+        .hours
+        .values()
+        .flat_map(|h| h.views.values().cloned())
+        .collect();
+    let again = job::run(&lake, &views, &selection, &opts)
+        .await
+        .expect("second run");
+    let second_files: Vec<String> = again
+        .hours
+        .values()
+        .flat_map(|h| h.views.values().cloned())
+        .collect();
+    assert_eq!(first_files.len(), second_files.len());
+    for (a, b) in first_files.iter().zip(&second_files) {
+        assert_ne!(a, b);
+        let a = views.get(&views.path(a)).await.unwrap().unwrap();
+        let b = views.get(&views.path(b)).await.unwrap().unwrap();
+        assert!(a == b, "re-running an hour gives the same view bytes");
+    }
+
+    // Nothing changed: nothing is dirty.
+    assert!(job::select_hours(&lake, &views, &HourSelection::Dirty)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Late data for one hour arrives: exactly that hour is dirty, and after the dirty run
+    // the views equal the direct computation over everything.
+    let late_hour = HourKey::parse("2026-01-01T01").unwrap();
+    let late = lines(12, 300, late_hour.start_ms() + 600_000);
+    import(&lake, &late, "late", 1_000).await;
+    let dirty = job::select_hours(&lake, &views, &HourSelection::Dirty)
+        .await
+        .unwrap();
+    assert!(dirty.contains(&late_hour), "{dirty:?}");
+    job::run(&lake, &views, &HourSelection::Dirty, &opts)
+        .await
+        .expect("dirty run");
+    assert!(job::select_hours(&lake, &views, &HourSelection::Dirty)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The late file is a source of its own: the direct computation folds both sources.
+    let mut both = direct(&data, 0);
+    let late_direct = direct(&late, 0);
+    shared_logic::state::Mergeable::merge(&mut both, &late_direct);
+    assert_same(
+        &published_views::<PageViews>(&views).await,
+        &both.page_views,
+    );
+    assert_same(&published_views::<Funnel>(&views).await, &both.funnel);
+    assert_same(&published_views::<Revenue>(&views).await, &both.revenue);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_without_data_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let views = lake.child("views");
+    let hour = HourKey::parse("2026-01-01T05").unwrap();
+    let err = job::run(
+        &lake,
+        &views,
+        &HourSelection::One(hour),
+        &BatchOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("hour 2026-01-01T05 has no data"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_file_fails_the_run_with_its_name_or_is_skipped_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let views = lake.child("views");
+    let data = lines(5, 2_000, 1_767_225_600_000);
+    import(&lake, &data, "gen", 1_000).await;
+    let hour = HourKey::parse("2026-01-01T00").unwrap();
+    let bad = lake.events_hour(hour).join("zz-corrupt.parquet");
+    lake.put(&bad, b"PAR1 this is not parquet".to_vec())
+        .await
+        .unwrap();
+    std::fs::File::options()
+        .append(true)
+        .open(
+            dir.path()
+                .join("events/date=2026-01-01/hour=00/zz-corrupt.parquet"),
+        )
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
+
+    let err = job::run(
+        &lake,
+        &views,
+        &HourSelection::One(hour),
+        &BatchOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("zz-corrupt.parquet"), "{err}");
+    assert_eq!(
+        batch::manifest::Published::load(&views)
+            .await
+            .unwrap()
+            .version,
+        0,
+        "nothing published"
+    );
+
+    let opts = BatchOptions {
+        skip_corrupt: true,
+        ..BatchOptions::default()
+    };
+    let run = job::run(&lake, &views, &HourSelection::One(hour), &opts)
+        .await
+        .expect("skips the corrupt file");
+    let view = &run.hours["2026-01-01T00"];
+    assert_eq!(view.skipped_files.len(), 1);
+    assert!(view.skipped_files[0].ends_with("zz-corrupt.parquet"));
+    let mut expected = direct(&data, 0);
+    expected.retain_windows(|w| HourKey::of_window(w) == hour);
+    assert_same(
+        &published_views::<PageViews>(&views).await,
+        &expected.page_views,
+    );
+}
