@@ -1,7 +1,9 @@
 //! `lambda`: the one binary of the platform. It parses flags and calls the crates; the work
 //! lives in `shared-logic`, `batch`, `speed` and `serving`, where tests drive it in-process.
 
+mod batch_cmd;
 mod generate;
+mod lake_cmd;
 
 use std::time::Duration;
 
@@ -36,6 +38,11 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Read a topic from the beginning to its current end and summarise what it holds.
     Inspect(InspectArgs),
+    /// The Parquet lake: write it from Kafka (default), or import NDJSON (`lake import`).
+    Lake(lake_cmd::LakeArgs),
+    /// Compute hourly batch views from the lake and publish them (exit 0 ok, 1 failed,
+    /// 2 bad usage, 3 hour locked by another run, 4 hour has no data).
+    Batch(batch_cmd::BatchArgs),
 }
 
 /// How to reach Kafka; shared by every subcommand that talks to it.
@@ -72,6 +79,29 @@ struct InspectArgs {
     kafka: KafkaArgs,
 }
 
+/// Resolves on Ctrl-C or SIGTERM (how Kubernetes stops a pod).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
 fn init_logging(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("LAMBDA_LOG").unwrap_or_else(|_| "info".into());
@@ -99,10 +129,18 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> Result<(), (anyhow::Error, u8)> {
+    let plain = |r: anyhow::Result<()>| r.map_err(|e| (e, 1));
     match command {
-        Command::Generate(args) => generate::run(args).await,
-        Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect(args)).await?,
+        Command::Generate(args) => plain(generate::run(args).await),
+        Command::Inspect(args) => plain(
+            tokio::task::spawn_blocking(move || inspect(args))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r),
+        ),
+        Command::Lake(args) => plain(lake_cmd::run(args).await),
+        Command::Batch(args) => batch_cmd::run(args).await,
     }
 }
 
@@ -112,9 +150,9 @@ async fn main() -> std::process::ExitCode {
     init_logging(cli.log_format);
     match run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
+        Err((e, code)) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(code)
         }
     }
 }

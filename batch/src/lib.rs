@@ -4,6 +4,7 @@
 //!   hive layout of events, dead letters, views, manifests and locks.
 //! - [`writer`]: validated events and dead letters to Parquet (zstd), one file per source
 //!   partition and offset range, so a retry rewrites the same file instead of adding a copy.
+//! - [`lake_writer`]: Kafka -> lake, exactly once across crashes (intent, write, commit).
 //! - [`import`]: NDJSON backfill into the lake, with the same validation and dead letters.
 //! - [`job`]: the hourly batch job: DataFusion scans an hour's files, the shared dedup rule
 //!   and the shared metrics fold them, views are staged and published with a manifest.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod import;
 pub mod job;
 pub mod lake;
+pub mod lake_writer;
 pub mod lock;
 pub mod manifest;
 pub mod writer;

@@ -140,6 +140,33 @@ pub struct FlushReport {
     pub bytes: u64,
 }
 
+fn dead_letter_date(received_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(received_ms)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| "1970-01-01".into())
+}
+
+/// The files (relative to the lake root) that [`write_flush`] will write for `flush`.
+pub fn planned_files(flush: &Flush) -> Vec<String> {
+    let name = flush_file_name(&flush.source, flush.partition, flush.first, flush.last);
+    let hours: std::collections::BTreeSet<HourKey> = flush
+        .events
+        .iter()
+        .map(|e| HourKey::of(e.event_time()))
+        .collect();
+    let mut files: Vec<String> = hours
+        .into_iter()
+        .map(|h| format!("events/{}/{name}", hour_partition(h)))
+        .collect();
+    if !flush.dead_letters.is_empty() {
+        files.push(format!(
+            "dead-letter/date={}/{name}",
+            dead_letter_date(flush.received_ms)
+        ));
+    }
+    files
+}
+
 /// Writes a flush: one Parquet file per event-time hour, one dead-letter file. Returns
 /// when every file is durable in the store.
 pub async fn write_flush(lake: &Lake, mut flush: Flush) -> Result<FlushReport, BatchError> {
@@ -168,9 +195,7 @@ pub async fn write_flush(lake: &Lake, mut flush: Flush) -> Result<FlushReport, B
     }
     if !flush.dead_letters.is_empty() {
         flush.dead_letters.sort_by_key(|d| d.origin);
-        let date = chrono::DateTime::from_timestamp_millis(flush.received_ms)
-            .map(|t| t.format("%Y-%m-%d").to_string())
-            .unwrap_or_else(|| "1970-01-01".into());
+        let date = dead_letter_date(flush.received_ms);
         let path = lake.path(&format!("dead-letter/date={date}/{name}"));
         report.dead_letters = flush.dead_letters.len() as u64;
         let batch = dead_letter_batch(&flush.dead_letters, flush.received_ms)?;

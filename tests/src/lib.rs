@@ -6,5 +6,6 @@
 //! answers a metadata request, and stop it when the handle drops. Never a fake.
 
 pub mod broker;
+pub mod lake_files;
 
 pub use broker::Broker;

@@ -1,0 +1,376 @@
+//! `lambda lake`: the lake writer. Consumes the events topic in a consumer group,
+//! validates with shared-logic, and writes Parquet files that roll by size and by age.
+//!
+//! Exactly once into the lake, across crashes at any point:
+//! - a flush covers one partition's offset range `[first, last]` and its files are named by
+//!   it ([`crate::writer::flush_file_name`]);
+//! - before writing, the flush records an *intent* (`_writer/<topic>/p<partition>/<first>-<last>.json`)
+//!   listing its files; offsets are committed (`last + 1`) only after every file is
+//!   durable; then the intent is deleted;
+//! - consumption restarts at the committed offset, so any intent still present whose range
+//!   starts at or after the range now being flushed belongs to a flush that never
+//!   committed: its files are deleted before the new files are written. An intent whose
+//!   range ends before is a committed flush whose intent was not yet deleted: only the
+//!   intent goes.
+//!
+//! Every record therefore ends in exactly one committed file (events) or dead-letter file
+//! (rejects), whatever the roll timing of the run that crashed and the run that resumed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use shared_logic::{DeadLetter, Event, Origin, Validator};
+
+use crate::error::BatchError;
+use crate::lake::Lake;
+use crate::writer::{write_flush, Flush};
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub topic: String,
+    pub group_id: String,
+    /// Roll a partition's file when its buffered records reach this many bytes.
+    pub roll_bytes: usize,
+    /// ... or when its oldest buffered record is this old.
+    pub roll_age: Duration,
+    pub validator: Validator,
+}
+
+impl Default for WriterOptions {
+    /// 64 MiB or 60 s: at 50,000 events/s (about 15 MB/s of JSON) over a few partitions,
+    /// files of tens of MB, a few per partition per minute.
+    fn default() -> Self {
+        WriterOptions {
+            topic: shared_logic::topics::EVENTS.to_string(),
+            group_id: "lambda-lake".to_string(),
+            roll_bytes: 64 << 20,
+            roll_age: Duration::from_secs(60),
+            validator: Validator::default(),
+        }
+    }
+}
+
+/// Running totals of the writer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub records: u64,
+    pub events: u64,
+    pub dead_letters: u64,
+    pub flushes: u64,
+    pub orphans_removed: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Intent {
+    first: i64,
+    last: i64,
+    files: Vec<String>,
+}
+
+struct PartitionBuffer {
+    first: i64,
+    last: i64,
+    events: Vec<Event>,
+    dead_letters: Vec<DeadLetter>,
+    bytes: usize,
+    opened: Instant,
+}
+
+/// Records partitions revoked by a rebalance, so their buffers are dropped (the new owner
+/// re-reads them from the committed offset).
+#[derive(Default)]
+struct RebalanceTracker {
+    revoked: Mutex<Vec<i32>>,
+}
+
+impl ClientContext for RebalanceTracker {}
+
+impl ConsumerContext for RebalanceTracker {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            if let Ok(mut revoked) = self.revoked.lock() {
+                revoked.extend(list.elements().iter().map(|e| e.partition()));
+            }
+        }
+    }
+}
+
+type WriterConsumer = StreamConsumer<RebalanceTracker>;
+
+/// The lake writer. Create with [`LakeWriter::new`], drive with [`LakeWriter::run`].
+pub struct LakeWriter {
+    lake: Lake,
+    consumer: Arc<WriterConsumer>,
+    opts: WriterOptions,
+    buffers: HashMap<i32, PartitionBuffer>,
+    stats: WriterStats,
+    brokers: String,
+}
+
+fn kafka_err(brokers: &str, what: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> BatchError {
+    let text = format!("kafka ({brokers}): {what}");
+    move |e| BatchError::Usage(format!("{text}: {e}"))
+}
+
+impl LakeWriter {
+    /// Joins the consumer group and subscribes to the topic.
+    pub fn new(lake: Lake, kafka: &ClientConfig, opts: WriterOptions) -> Result<Self, BatchError> {
+        let brokers = kafka
+            .get("bootstrap.servers")
+            .unwrap_or_default()
+            .to_string();
+        let mut cfg = kafka.clone();
+        cfg.set("group.id", &opts.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        let consumer: WriterConsumer = cfg
+            .create_with_context(RebalanceTracker::default())
+            .map_err(kafka_err(&brokers, "create consumer"))?;
+        consumer
+            .subscribe(&[&opts.topic])
+            .map_err(kafka_err(&brokers, "subscribe"))?;
+        Ok(LakeWriter {
+            lake,
+            consumer: Arc::new(consumer),
+            opts,
+            buffers: HashMap::new(),
+            stats: WriterStats::default(),
+            brokers,
+        })
+    }
+
+    /// Totals so far.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Consumes until `shutdown` resolves, then flushes and commits everything buffered.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<WriterStats, BatchError> {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => {
+                    self.drop_revoked();
+                    let aged: Vec<i32> = self.buffers.iter().filter(|(_, b)| b.opened.elapsed() >= self.opts.roll_age).map(|(p, _)| *p).collect();
+                    for p in aged {
+                        self.flush(p).await?;
+                    }
+                }
+                message = self.consumer.recv() => {
+                    match message {
+                        Ok(m) => {
+                            backoff = Duration::from_millis(100);
+                            let (partition, offset) = (m.partition(), m.offset());
+                            let payload = m.payload().unwrap_or_default().to_vec();
+                            drop(m);
+                            self.drop_revoked();
+                            if self.accept(partition, offset, &payload) {
+                                self.flush(partition).await?;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(brokers = %self.brokers, error = %e, backoff_ms = backoff.as_millis() as u64, "kafka consume error; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+            }
+        }
+        let partitions: Vec<i32> = self.buffers.keys().copied().collect();
+        for p in partitions {
+            self.flush(p).await?;
+        }
+        self.tidy_committed_intents().await?;
+        tracing::info!(
+            records = self.stats.records,
+            flushes = self.stats.flushes,
+            "lake writer stopped"
+        );
+        Ok(self.stats)
+    }
+
+    /// Deletes intents of flushes that committed but were not tidied (a crash between the
+    /// commit and the intent's removal). Their files are committed data and stay.
+    async fn tidy_committed_intents(&mut self) -> Result<(), BatchError> {
+        let consumer = self.consumer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.committed(Duration::from_secs(10)))
+                .await
+                .map_err(|e| BatchError::Usage(format!("committed-offsets task failed: {e}")))?;
+        let Ok(committed) = committed else {
+            return Ok(());
+        };
+        for element in committed.elements() {
+            let Offset::Offset(next) = element.offset() else {
+                continue;
+            };
+            let dir = self.lake.path(&self.intent_dir(element.partition()));
+            for object in self.lake.list(&dir).await? {
+                let Some(bytes) = self.lake.get(&object.location).await? else {
+                    continue;
+                };
+                if serde_json::from_slice::<Intent>(&bytes).is_ok_and(|i| i.last < next) {
+                    self.lake.delete(&object.location).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_revoked(&mut self) {
+        let revoked: Vec<i32> = self
+            .consumer
+            .context()
+            .revoked
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        for p in revoked {
+            if self.buffers.remove(&p).is_some() {
+                tracing::info!(
+                    partition = p,
+                    "partition revoked: its buffer is dropped, the new owner re-reads it"
+                );
+            }
+        }
+    }
+
+    /// Buffers one record; true when the partition's buffer should roll.
+    fn accept(&mut self, partition: i32, offset: i64, payload: &[u8]) -> bool {
+        let now = chrono::Utc::now().timestamp_millis();
+        let buffer = self
+            .buffers
+            .entry(partition)
+            .or_insert_with(|| PartitionBuffer {
+                first: offset,
+                last: offset,
+                events: Vec::new(),
+                dead_letters: Vec::new(),
+                bytes: 0,
+                opened: Instant::now(),
+            });
+        buffer.last = offset;
+        buffer.bytes += payload.len() + 64;
+        match self
+            .opts
+            .validator
+            .validate(payload, Origin { partition, offset }, now)
+        {
+            Ok(e) => buffer.events.push(e),
+            Err(d) => buffer.dead_letters.push(d),
+        }
+        self.stats.records += 1;
+        buffer.bytes >= self.opts.roll_bytes
+    }
+
+    fn intent_dir(&self, partition: i32) -> String {
+        format!("_writer/{}/p{partition}", self.opts.topic)
+    }
+
+    /// Removes what a crashed flush of this partition left behind (see the module docs).
+    async fn remove_orphans(&mut self, partition: i32, first: i64) -> Result<(), BatchError> {
+        let dir = self.lake.path(&self.intent_dir(partition));
+        for object in self.lake.list(&dir).await? {
+            let Some(bytes) = self.lake.get(&object.location).await? else {
+                continue;
+            };
+            let intent: Intent =
+                serde_json::from_slice(&bytes).map_err(|e| BatchError::Manifest {
+                    path: self.lake.object_url(&object.location),
+                    reason: e.to_string(),
+                })?;
+            if intent.first >= first {
+                for file in &intent.files {
+                    self.lake.delete(&self.lake.path(file)).await?;
+                }
+                self.stats.orphans_removed += intent.files.len() as u64;
+                tracing::warn!(
+                    partition,
+                    first = intent.first,
+                    last = intent.last,
+                    files = intent.files.len(),
+                    "removed files of a flush that never committed"
+                );
+            }
+            self.lake.delete(&object.location).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, partition: i32) -> Result<(), BatchError> {
+        let Some(buffer) = self.buffers.remove(&partition) else {
+            return Ok(());
+        };
+        let (first, last) = (buffer.first, buffer.last);
+        self.remove_orphans(partition, first).await?;
+        let flush = Flush {
+            source: self.opts.topic.clone(),
+            partition,
+            first,
+            last,
+            events: buffer.events,
+            dead_letters: buffer.dead_letters,
+            received_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let files = crate::writer::planned_files(&flush);
+        let intent_path = self.lake.path(&format!(
+            "{}/{first:020}-{last:020}.json",
+            self.intent_dir(partition)
+        ));
+        let intent = Intent { first, last, files };
+        self.lake
+            .put(
+                &intent_path,
+                serde_json::to_vec(&intent).map_err(|e| BatchError::Usage(e.to_string()))?,
+            )
+            .await?;
+        let report = write_flush(&self.lake, flush).await?;
+
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(&self.opts.topic, partition, Offset::Offset(last + 1))
+            .map_err(kafka_err(&self.brokers, "commit"))?;
+        let consumer = self.consumer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+                .await
+                .map_err(|e| BatchError::Usage(format!("commit task failed: {e}")))?;
+        match committed {
+            Ok(()) => self.lake.delete(&intent_path).await?,
+            // Not ours any more (rebalance): the new owner re-reads the range and removes these files.
+            Err(e) => {
+                tracing::warn!(partition, first, last, error = %e, "commit refused; the range will be rewritten by the partition's owner")
+            }
+        }
+        self.stats.flushes += 1;
+        self.stats.events += report.events;
+        self.stats.dead_letters += report.dead_letters;
+        tracing::info!(
+            partition,
+            first,
+            last,
+            events = report.events,
+            dead_letters = report.dead_letters,
+            files = report.files.len(),
+            "flushed"
+        );
+        Ok(())
+    }
+}

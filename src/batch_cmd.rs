@@ -1,0 +1,109 @@
+//! `lambda batch`: flags for the hourly batch job, and exit codes that suit cron and a
+//! Kubernetes CronJob.
+
+use std::time::Duration;
+
+use batch::job::{self, BatchOptions, HourSelection};
+use batch::{BatchError, Lake};
+use clap::Args;
+use shared_logic::window::HourKey;
+
+/// Exit code when another run holds an hour's lock (try again later).
+pub const EXIT_LOCKED: u8 = 3;
+/// Exit code when a requested hour has no data in the lake.
+pub const EXIT_NO_DATA: u8 = 4;
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("hours").required(true).args(["hour", "from", "dirty"])))]
+pub struct BatchArgs {
+    /// The lake: a path, file:// or s3://bucket/prefix URL.
+    #[arg(long, env = "LAMBDA_LAKE", default_value = "./data/lake")]
+    lake: String,
+    /// Where views and manifests go (default: <lake>/views).
+    #[arg(long, env = "LAMBDA_VIEWS")]
+    views: Option<String>,
+    /// Compute one hour, e.g. 2026-11-24T10.
+    #[arg(long, value_parser = parse_hour)]
+    hour: Option<HourKey>,
+    /// Compute every hour with data from this hour (inclusive) ...
+    #[arg(long, value_parser = parse_hour, requires = "to")]
+    from: Option<HourKey>,
+    /// ... to this hour (exclusive).
+    #[arg(long, value_parser = parse_hour, requires = "from")]
+    to: Option<HourKey>,
+    /// Compute every hour whose input changed since its last run, or that was never computed.
+    #[arg(long)]
+    dirty: bool,
+    /// Skip unreadable Parquet files (recorded in the manifest) instead of failing.
+    #[arg(long)]
+    skip_corrupt: bool,
+    /// Scan partitions (default: number of cores).
+    #[arg(long, env = "LAMBDA_BATCH_THREADS")]
+    threads: Option<usize>,
+    /// Distinct event ids held in memory at once; larger hours are processed in buckets.
+    #[arg(long, default_value_t = 30_000_000)]
+    max_ids_in_memory: u64,
+    /// Age in seconds after which another run's lock counts as stale.
+    #[arg(long, default_value_t = 7200)]
+    lock_ttl_secs: u64,
+}
+
+fn parse_hour(text: &str) -> Result<HourKey, String> {
+    HourKey::parse(text).ok_or_else(|| format!("`{text}` is not an hour like 2026-11-24T10"))
+}
+
+/// Opens the lake and the views location from flags.
+pub fn locations(lake: &str, views: Option<&str>, create: bool) -> anyhow::Result<(Lake, Lake)> {
+    let lake = Lake::open(lake, create)?;
+    let views = match views {
+        Some(v) => Lake::open(v, true)?,
+        None => lake.child("views"),
+    };
+    Ok((lake, views))
+}
+
+/// Runs the job; the error's exit code distinguishes "locked" and "no data".
+pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
+    let selection = match (args.hour, args.from, args.to, args.dirty) {
+        (Some(h), _, _, _) => HourSelection::One(h),
+        (_, Some(from), Some(to), _) => HourSelection::Range { from, to },
+        _ => HourSelection::Dirty,
+    };
+    let (lake, views) = locations(&args.lake, args.views.as_deref(), false).map_err(|e| (e, 1))?;
+    let mut opts = BatchOptions {
+        skip_corrupt: args.skip_corrupt,
+        max_ids_in_memory: args.max_ids_in_memory,
+        lock_ttl: Duration::from_secs(args.lock_ttl_secs),
+        ..BatchOptions::default()
+    };
+    if let Some(t) = args.threads {
+        opts.threads = t;
+    }
+    match job::run(&lake, &views, &selection, &opts).await {
+        Ok(report) => {
+            let rows = report.rows_read();
+            let secs = report.elapsed.as_secs_f64();
+            let boundary = report
+                .published
+                .as_ref()
+                .and_then(|p| p.time_boundary.get(job::METRICS[0]).cloned().flatten())
+                .unwrap_or_else(|| "none".into());
+            println!(
+                "run {}: {} hour(s) computed, {} without data; {rows} rows in {secs:.2} s ({:.0} rows/s); time boundary {boundary}",
+                report.run_id,
+                report.hours.len(),
+                report.empty_hours.len(),
+                rows as f64 / secs.max(1e-9),
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let code = match e {
+                BatchError::Locked { .. } => EXIT_LOCKED,
+                BatchError::NoData { .. } => EXIT_NO_DATA,
+                _ => 1,
+            };
+            Err((anyhow::Error::new(e).context("batch run failed"), code))
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Reading a local lake back in tests: which Kafka positions its files hold.
+
+use std::path::Path;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Int32Type, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// Every `.parquet` file below `dir`, recursively.
+pub fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The `(kafka_partition, kafka_offset)` of every row of every event and dead-letter file
+/// of the lake at `root`, in file order (duplicates kept, so a test can find them).
+pub fn positions(root: &Path) -> Vec<(i32, i64)> {
+    let mut out = Vec::new();
+    for sub in ["events", "dead-letter"] {
+        for file in parquet_files(&root.join(sub)) {
+            let Ok(f) = std::fs::File::open(&file) else {
+                continue;
+            };
+            let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+                .and_then(|b| b.build())
+                .unwrap_or_else(|e| panic!("{} is not readable Parquet: {e}", file.display()));
+            for batch in reader {
+                let batch = batch.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                let p = batch
+                    .column_by_name("kafka_partition")
+                    .expect("partition column")
+                    .as_primitive::<Int32Type>();
+                let o = batch
+                    .column_by_name("kafka_offset")
+                    .expect("offset column")
+                    .as_primitive::<Int64Type>();
+                out.extend(p.values().iter().copied().zip(o.values().iter().copied()));
+            }
+        }
+    }
+    out
+}
