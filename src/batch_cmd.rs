@@ -79,6 +79,20 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
     if let Some(t) = args.threads {
         opts.threads = t;
     }
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        opts.progress = Some(std::sync::Arc::new(|done, total, hour, rows| {
+            let width = 30;
+            let filled = width * done / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total} hours, last {hour} ({rows} rows)",
+                "#".repeat(filled),
+                "-".repeat(width - filled)
+            );
+            if done == total {
+                eprintln!();
+            }
+        }));
+    }
     match job::run(&lake, &views, &selection, &opts).await {
         Ok(report) => {
             let rows = report.rows_read();

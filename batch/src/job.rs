@@ -29,7 +29,6 @@ use parquet::file::metadata::ParquetMetaDataReader;
 use shared_logic::dedup::{id_hash, wins};
 use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
 use shared_logic::schema::{col, EventColumns, METRIC_COLUMNS};
-use shared_logic::state::Mergeable;
 use shared_logic::window::HourKey;
 use shared_logic::{views, Aggregates, MetricContext, MetricViews, Origin};
 
@@ -50,8 +49,11 @@ pub enum HourSelection {
     Dirty,
 }
 
+/// Progress of a run, reported after each hour: (hours done, hours selected, hour, rows).
+pub type Progress = Arc<dyn Fn(usize, usize, HourKey, u64) + Send + Sync>;
+
 /// How a run behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BatchOptions {
     pub ctx: MetricContext,
     /// Parallel scan partitions (default: the number of cores).
@@ -62,6 +64,8 @@ pub struct BatchOptions {
     pub max_ids_in_memory: u64,
     /// Age after which another run's hour lock counts as stale.
     pub lock_ttl: Duration,
+    /// Called after each hour (a progress bar on a terminal).
+    pub progress: Option<Progress>,
 }
 
 impl Default for BatchOptions {
@@ -74,6 +78,7 @@ impl Default for BatchOptions {
             skip_corrupt: false,
             max_ids_in_memory: 30_000_000,
             lock_ttl: Duration::from_secs(2 * 3600),
+            progress: None,
         }
     }
 }
@@ -175,7 +180,8 @@ pub async fn run(
         elapsed: Duration::ZERO,
     };
     tracing::info!(run_id = %run_id, hours = hours.len(), lake = %lake.display(), "batch run starts");
-    for hour in hours {
+    let selected = hours.len();
+    for (done, hour) in hours.into_iter().enumerate() {
         let files = lake.hour_files(hour).await?;
         if files.is_empty() {
             if matches!(selection, HourSelection::One(_)) {
@@ -201,6 +207,17 @@ pub async fn run(
         };
         lock.release().await?;
         report.published = Some(published?);
+        if let Some(progress) = &opts.progress {
+            progress(
+                done + 1,
+                selected,
+                hour,
+                report
+                    .hours
+                    .get(&hour.to_string())
+                    .map_or(0, |h| h.rows_read),
+            );
+        }
     }
     report.elapsed = started.elapsed();
     let record = RunRecord {
@@ -306,8 +323,11 @@ async fn compute_hour(
     let mut rows_read = 0;
     let mut duplicates = 0;
     for bucket in 0..buckets {
+        let pass = Instant::now();
         let winners =
             find_duplicates(&session, &table, hour, (bucket, buckets), &mut duplicates).await?;
+        let dedup_secs = pass.elapsed().as_secs_f64();
+        let pass = Instant::now();
         let (bucket_agg, rows) = fold(
             &session,
             &table,
@@ -317,29 +337,26 @@ async fn compute_hour(
             &opts.ctx,
         )
         .await?;
-        agg.merge(&bucket_agg);
+        let fold_secs = pass.elapsed().as_secs_f64();
+        agg.merge_owned(bucket_agg);
+        tracing::debug!(%hour, bucket, dedup_secs, fold_secs, "bucket done");
         rows_read += rows;
     }
-    let mut view_paths = BTreeMap::new();
-    write_view::<PageViews>(
-        views,
-        hour,
-        run_id,
-        &agg.page_views,
-        &opts.ctx,
-        &mut view_paths,
-    )
-    .await?;
-    write_view::<Funnel>(views, hour, run_id, &agg.funnel, &opts.ctx, &mut view_paths).await?;
-    write_view::<Revenue>(
-        views,
-        hour,
-        run_id,
-        &agg.revenue,
-        &opts.ctx,
-        &mut view_paths,
-    )
-    .await?;
+    let write = Instant::now();
+    let keys = agg.len();
+    let Aggregates {
+        page_views,
+        funnel,
+        revenue,
+    } = agg;
+    // The three views encode in parallel (Parquet encoding is the CPU-heavy part).
+    let (a, b, c) = tokio::join!(
+        write_view::<PageViews>(views, hour, run_id, page_views, &opts.ctx),
+        write_view::<Funnel>(views, hour, run_id, funnel, &opts.ctx),
+        write_view::<Revenue>(views, hour, run_id, revenue, &opts.ctx),
+    );
+    let view_paths: BTreeMap<String, String> = [a?, b?, c?].into_iter().collect();
+    tracing::debug!(%hour, write_secs = write.elapsed().as_secs_f64(), keys, "views written");
     tracing::info!(%hour, files = inputs.len(), rows = rows_read, duplicates, buckets, secs = started.elapsed().as_secs_f64(), "hour computed");
     Ok(HourView {
         run_id: run_id.to_string(),
@@ -446,8 +463,8 @@ async fn find_duplicates(
                     hour: hour.to_string(),
                     source: Box::new(e),
                 })?;
-                let cols =
-                    IdColumns::new(&batch).map_err(BatchError::logic(format!("hour {hour}")))?;
+                let cols = IdColumns::new(&batch)
+                    .map_err(|e| BatchError::logic(format!("hour {hour}"))(e))?;
                 for i in 0..batch.num_rows() {
                     let h = id_hash(cols.id(i));
                     if in_bucket(h, bucket) {
@@ -515,8 +532,8 @@ async fn fold(
                     hour: hour.to_string(),
                     source: Box::new(e),
                 })?;
-                let cols =
-                    EventColumns::new(&batch).map_err(BatchError::logic(format!("hour {hour}")))?;
+                let cols = EventColumns::new(&batch)
+                    .map_err(|e| BatchError::logic(format!("hour {hour}"))(e))?;
                 for i in 0..cols.len() {
                     let h = id_hash(cols.event_id(i));
                     if !in_bucket(h, bucket) {
@@ -530,7 +547,7 @@ async fn fold(
                     }
                     let event = cols
                         .row(i)
-                        .map_err(BatchError::logic(format!("hour {hour}")))?;
+                        .map_err(|e| BatchError::logic(format!("hour {hour}"))(e))?;
                     if HourKey::of(event.event_time()) != hour {
                         return Err(BatchError::logic(format!("hour {hour}"))(
                             shared_logic::LogicError::Schema(format!(
@@ -552,7 +569,7 @@ async fn fold(
         let (agg, n) = t
             .await
             .map_err(|e| BatchError::Usage(format!("fold task failed: {e}")))??;
-        total.merge(&agg);
+        total.merge_owned(agg);
         rows += n;
     }
     Ok((total, rows))
@@ -613,22 +630,27 @@ impl<'a> IdColumns<'a> {
     }
 }
 
+/// Encodes (on a blocking thread) and writes one metric's view of an hour; returns the
+/// metric's name and the file's path relative to the views root.
 async fn write_view<M: Metric>(
     views: &Lake,
     hour: HourKey,
     run_id: &str,
-    states: &MetricViews<M>,
+    states: MetricViews<M>,
     ctx: &MetricContext,
-    paths: &mut BTreeMap<String, String>,
-) -> Result<(), BatchError> {
+) -> Result<(String, String), BatchError> {
     let relative = format!("{}/{}/{run_id}.parquet", M::NAME, hour_partition(hour));
     let path = views.path(&relative);
-    let batch = views::to_record_batch(states, &ctx.windows)
-        .map_err(BatchError::logic(format!("{} view of {hour}", M::NAME)))?;
-    let bytes = encode_parquet(views::view_schema::<M>(), &[batch], path.as_ref())?;
+    let (windows, name) = (ctx.windows, views.object_url(&path));
+    let bytes = tokio::task::spawn_blocking(move || {
+        let batch = views::to_record_batch(&states, &windows)
+            .map_err(|e| BatchError::logic(format!("{} view of {hour}", M::NAME))(e))?;
+        encode_parquet(views::view_schema::<M>(), &[batch], &name)
+    })
+    .await
+    .map_err(|e| BatchError::Usage(format!("view encoder task failed: {e}")))??;
     views.put(&path, bytes).await?;
-    paths.insert(M::NAME.to_string(), relative);
-    Ok(())
+    Ok((M::NAME.to_string(), relative))
 }
 
 /// Reads one metric's published views for the given hours back into states.

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
@@ -81,12 +81,18 @@ pub fn to_record_batch<M: Metric>(
             .collect::<TimestampMillisecondArray>()
             .with_timezone("UTC"),
     ));
-    for d in 0..M::DIMENSIONS.len() {
-        columns.push(Arc::new(
-            rows.iter()
-                .map(|(k, _)| k.dims.get(d).map(|s| s.as_ref()))
-                .collect::<StringArray>(),
-        ));
+    let mut dims: Vec<arrow::array::StringBuilder> = M::DIMENSIONS
+        .iter()
+        .map(|_| arrow::array::StringBuilder::with_capacity(rows.len(), rows.len() * 8))
+        .collect();
+    for (key, _) in &rows {
+        let mut values = key.dims();
+        for column in dims.iter_mut() {
+            column.append_value(values.next().unwrap_or_default());
+        }
+    }
+    for mut column in dims {
+        columns.push(Arc::new(column.finish()));
     }
     let values: Vec<Vec<Value>> = rows.iter().map(|(_, s)| M::values(s)).collect();
     for (v, (_, kind)) in M::VALUES.iter().enumerate() {
@@ -118,16 +124,18 @@ pub fn to_record_batch<M: Metric>(
         };
         columns.push(column);
     }
-    let states = rows
-        .iter()
-        .map(|(_, s)| encode_state::<M>(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    columns.push(Arc::new(
-        states
-            .iter()
-            .map(|b| Some(b.as_slice()))
-            .collect::<BinaryArray>(),
-    ));
+    // One scratch buffer for every state: no allocation per row.
+    let mut states = arrow::array::BinaryBuilder::with_capacity(rows.len(), rows.len() * 32);
+    let mut scratch = Vec::with_capacity(256);
+    for (_, s) in &rows {
+        scratch.clear();
+        scratch = postcard::to_io(*s, scratch).map_err(|e| LogicError::Decode {
+            what: "metric state",
+            reason: e.to_string(),
+        })?;
+        states.append_value(&scratch);
+    }
+    columns.push(Arc::new(states.finish()));
     Ok(RecordBatch::try_new(view_schema::<M>(), columns)?)
 }
 
@@ -159,10 +167,8 @@ pub fn merge_record_batch<M: Metric>(
                 M::NAME
             )));
         }
-        let key = GroupKey {
-            window: WindowStart(starts.value(i)),
-            dims: dims.iter().map(|d| Box::from(d.value(i))).collect(),
-        };
+        let values: Vec<&str> = dims.iter().map(|d| d.value(i)).collect();
+        let key = GroupKey::new(WindowStart(starts.value(i)), &values);
         views.merge_group(&key, &decode_state::<M>(states.value(i))?);
     }
     Ok(())

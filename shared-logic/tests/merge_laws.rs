@@ -163,3 +163,24 @@ proptest! {
         prop_assert_eq!(forward.len(), ids.len());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn owned_merge_equals_borrowed_merge(
+        a in proptest::collection::vec(event_strategy(), 0..120),
+        b in proptest::collection::vec(event_strategy(), 0..120),
+    ) {
+        let ctx = MetricContext::default();
+        let (a, b) = (fold(&a, &ctx), fold(&b, &ctx));
+        let mut borrowed = a.clone();
+        borrowed.merge(&b);
+        let mut owned = a.clone();
+        owned.merge_owned(b.clone());
+        prop_assert_eq!(&owned, &borrowed);
+        let mut other_way = b;
+        other_way.merge_owned(a);
+        prop_assert_eq!(other_way, borrowed);
+    }
+}

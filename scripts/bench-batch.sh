@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Batch-layer benchmark: EVENTS generated events (default 10 million, about an hour at
+# 3,000 events/s, with 1% duplicates and 2% out of order) imported into a local lake, then
+# the hour computed by `lambda batch` and by DuckDB (same files, same dedup rule, same three
+# metrics, results written to Parquet), RUNS times each, interleaved. Prints medians, the
+# ratio, and lambda's peak RSS.
+#
+#   scripts/bench-batch.sh                 # 10,000,000 events, 3 runs
+#   EVENTS=2000000 RUNS=5 scripts/bench-batch.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lambda-target}
+EVENTS=${EVENTS:-10000000}
+RUNS=${RUNS:-3}
+WORK=${BENCH_DIR:-/var/tmp/lambda-bench}
+HOUR=2026-01-01T00
+
+python3 -c "import duckdb" 2>/dev/null || pip install --quiet duckdb
+cargo build --release --locked --bin lambda
+lambda="$CARGO_TARGET_DIR/release/lambda"
+
+mkdir -p "$WORK"
+if [ ! -f "$WORK/lake-$EVENTS/.complete" ]; then
+  rm -rf "$WORK/lake-$EVENTS"
+  echo "== generating and importing $EVENTS events"
+  "$lambda" generate --count "$EVENTS" --seed 42 --event-rate 3000 --duplicates 0.01 --out-of-order 0.02 \
+    | "$lambda" lake import - --lake "$WORK/lake-$EVENTS" --max-future-skew-secs 999999999
+  touch "$WORK/lake-$EVENTS/.complete"
+fi
+lake="$WORK/lake-$EVENTS"
+rows=$(ls "$lake/events/date=2026-01-01/hour=00/" | wc -l)
+echo "== hour $HOUR: $rows file(s) in $lake"
+
+mkdir -p "$WORK/duckdb-out"
+lambda_times=()
+duck_times=()
+for i in $(seq 1 "$RUNS"); do
+  /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$lambda" batch --lake "$lake" --hour "$HOUR" >"$WORK/batch.out" 2>"$WORK/batch.err"
+  read -r secs kb <"$WORK/time.txt"
+  echo "lambda run $i: $secs s, peak RSS $((kb / 1024)) MiB :: $(cat "$WORK/batch.out")"
+  lambda_times+=("$secs")
+  peak_kb=$kb
+  d=$(python3 scripts/bench_batch_duckdb.py "$lake" "$HOUR" "$WORK/duckdb-out" 1 | awk '/run 1/ {print $4}')
+  echo "duckdb run $i: $d s"
+  duck_times+=("$d")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+lm=$(median "${lambda_times[@]}")
+dm=$(median "${duck_times[@]}")
+echo "== medians over $RUNS runs: lambda batch $lm s, duckdb $dm s, duckdb/lambda = $(awk -v d="$dm" -v l="$lm" 'BEGIN {printf "%.2f", d / l}')"
+echo "== lambda: $(awk -v n="$EVENTS" -v l="$lm" 'BEGIN {printf "%.0f", n / l}') events/s end to end; peak RSS of the last run $((peak_kb / 1024)) MiB"
