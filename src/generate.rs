@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use serving::kafka::{ensure_topics, EventProducer};
 use shared_logic::generate::{Generator, GeneratorConfig, RecordKind};
 use shared_logic::topics;
+use speed::kafka::{ensure_topics, EventProducer};
 
 use crate::KafkaArgs;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serving::kafka::KafkaSettings;
 use shared_logic::topics;
+use speed::kafka::KafkaSettings;
 
 #[derive(Parser)]
 #[command(

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use lambda_tests::lake_files::positions;
 use lambda_tests::Broker;
-use serving::kafka::{ensure_topics, EventProducer, KafkaSettings};
 use shared_logic::generate::{Generator, GeneratorConfig};
+use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
 
 const RECORDS: usize = 30_000;
 const TOPIC: &str = "crash-events";

@@ -10,6 +10,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use hashbrown::{Equivalent, HashMap};
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventRef};
 use crate::metric::{Funnel, Metric, MetricContext, PageViews, Revenue, MAX_DIMENSIONS};
@@ -201,13 +202,28 @@ impl<M: Metric> fmt::Debug for MetricViews<M> {
 impl<M: Metric> MetricViews<M> {
     /// Folds one event into every window it belongs to, if the metric applies to it.
     pub fn update(&mut self, event: &EventRef<'_>, ctx: &MetricContext) {
+        self.update_windows(event, ctx, |_| true);
+    }
+
+    /// Folds one event into those of its windows for which `accept` holds (the speed
+    /// layer leaves closed windows alone under the drop and side-output policies).
+    pub fn update_windows(
+        &mut self,
+        event: &EventRef<'_>,
+        ctx: &MetricContext,
+        accept: impl Fn(WindowStart) -> bool,
+    ) {
         if !M::applies_to(event) {
             return;
         }
         let mut dims = [""; MAX_DIMENSIONS];
         M::dimension_values(event, &mut dims);
         let dims = &dims[..M::DIMENSIONS.len()];
-        for window in ctx.windows.assign(event.event_time()) {
+        for window in ctx
+            .windows
+            .assign(event.event_time())
+            .filter(|w| accept(*w))
+        {
             let probe = GroupKeyRef { window, dims };
             let state = match self.groups.get_mut(&probe) {
                 Some(state) => state,
@@ -300,8 +316,37 @@ impl<M: Metric> MetricViews<M> {
     }
 }
 
+/// Serialised as a sequence of `(window, dimension values, state)`, sorted by key so that
+/// equal views give equal bytes (checkpoints, HTTP).
+impl<M: Metric> Serialize for MetricViews<M> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let rows = self.sorted();
+        let mut seq = s.serialize_seq(Some(rows.len()))?;
+        for (key, state) in rows {
+            let dims: Vec<&str> = key.dims().collect();
+            seq.serialize_element(&(key.window.0, dims, state))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, M: Metric> Deserialize<'de> for MetricViews<M> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let rows: Vec<(i64, Vec<String>, M::State)> = Deserialize::deserialize(d)?;
+        let mut views = MetricViews::default();
+        for (window, dims, state) in rows {
+            let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
+            views
+                .groups
+                .insert(GroupKey::new(WindowStart(window), &dims), state);
+        }
+        Ok(views)
+    }
+}
+
 /// The states of every metric: what one fold over some events produces.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Aggregates {
     pub page_views: MetricViews<PageViews>,
     pub funnel: MetricViews<Funnel>,
@@ -309,6 +354,18 @@ pub struct Aggregates {
 }
 
 impl Aggregates {
+    /// Folds one (already deduplicated) event into those of its windows where `accept` holds.
+    pub fn update_windows(
+        &mut self,
+        event: &EventRef<'_>,
+        ctx: &MetricContext,
+        accept: impl Fn(WindowStart) -> bool,
+    ) {
+        self.page_views.update_windows(event, ctx, &accept);
+        self.funnel.update_windows(event, ctx, &accept);
+        self.revenue.update_windows(event, ctx, &accept);
+    }
+
     /// Folds one (already deduplicated) event into every metric.
     pub fn update(&mut self, event: &EventRef<'_>, ctx: &MetricContext) {
         self.page_views.update(event, ctx);

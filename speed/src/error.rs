@@ -14,6 +14,23 @@ pub enum SpeedError {
     /// The topic does not exist on the cluster.
     #[error("kafka ({brokers}): topic `{topic}` does not exist")]
     NoSuchTopic { brokers: String, topic: String },
+    /// Records were not acknowledged by the broker.
+    #[error("kafka ({brokers}): {failed} record(s) not acknowledged by the broker (first error: {first_error})")]
+    Undelivered {
+        brokers: String,
+        failed: u64,
+        first_error: String,
+    },
+    /// The broker refused to create a topic.
+    #[error("kafka ({brokers}): cannot create topic `{topic}`: {reason}")]
+    CreateTopic {
+        brokers: String,
+        topic: String,
+        reason: String,
+    },
+    /// A `key=value` client option was malformed.
+    #[error("kafka option `{0}` is not of the form key=value")]
+    BadOption(String),
     /// Reading did not reach the end of the topic in time.
     #[error("kafka ({brokers}): read {read} of {expected} records of `{topic}` before the {timeout_s} s timeout")]
     Timeout {

@@ -7,5 +7,7 @@
 
 pub mod drain;
 pub mod error;
+pub mod kafka;
+pub mod partition;
 
 pub use error::SpeedError;

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lambda_tests::Broker;
-use serving::kafka::{ensure_topics, EventProducer, KafkaSettings};
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::{Origin, Validator};
+use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
 
 const NOW: i64 = 4_000_000_000_000;
 

@@ -17,7 +17,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use crate::error::ServingError;
+use crate::error::SpeedError;
 
 /// Where the cluster is and how to talk to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,13 +38,13 @@ impl KafkaSettings {
     }
 
     /// Parses `key=value` options (as given to `--kafka-option`).
-    pub fn with_options(mut self, options: &[String]) -> Result<Self, ServingError> {
+    pub fn with_options(mut self, options: &[String]) -> Result<Self, SpeedError> {
         for o in options {
             let (k, v) = o
                 .split_once('=')
-                .ok_or_else(|| ServingError::BadOption(o.clone()))?;
+                .ok_or_else(|| SpeedError::BadOption(o.clone()))?;
             if k.trim().is_empty() {
-                return Err(ServingError::BadOption(o.clone()));
+                return Err(SpeedError::BadOption(o.clone()));
             }
             self.options
                 .push((k.trim().to_string(), v.trim().to_string()));
@@ -65,9 +65,9 @@ impl KafkaSettings {
         cfg
     }
 
-    fn error(&self, what: impl Into<String>) -> impl FnOnce(KafkaError) -> ServingError + '_ {
+    fn error(&self, what: impl Into<String>) -> impl FnOnce(KafkaError) -> SpeedError + '_ {
         let what = what.into();
-        move |source| ServingError::Kafka {
+        move |source| SpeedError::Kafka {
             brokers: self.brokers.clone(),
             what,
             source: Box::new(source),
@@ -80,7 +80,7 @@ pub async fn ensure_topics(
     settings: &KafkaSettings,
     topics: &[(&str, i32)],
     timeout: Duration,
-) -> Result<(), ServingError> {
+) -> Result<(), SpeedError> {
     let admin: AdminClient<DefaultClientContext> = settings
         .client_config(&[])
         .create()
@@ -102,7 +102,7 @@ pub async fn ensure_topics(
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(ServingError::CreateTopic {
+                return Err(SpeedError::CreateTopic {
                     brokers: settings.brokers.clone(),
                     topic,
                     reason: code.to_string(),
@@ -157,7 +157,7 @@ pub struct EventProducer {
 
 impl EventProducer {
     /// Connects a producer (idempotent, `acks=all`, small linger for batching).
-    pub fn new(settings: &KafkaSettings, topic: &str) -> Result<Self, ServingError> {
+    pub fn new(settings: &KafkaSettings, topic: &str) -> Result<Self, SpeedError> {
         let producer = settings
             .client_config(&[
                 ("enable.idempotence", "true"),
@@ -179,7 +179,7 @@ impl EventProducer {
 
     /// Queues one record; waits while librdkafka's queue is full. Delivery is asynchronous:
     /// call [`EventProducer::flush`] to wait for acknowledgements.
-    pub fn send(&self, key: &[u8], payload: &[u8]) -> Result<(), ServingError> {
+    pub fn send(&self, key: &[u8], payload: &[u8]) -> Result<(), SpeedError> {
         let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
         loop {
             match self.producer.send(record) {
@@ -198,7 +198,7 @@ impl EventProducer {
     }
 
     /// Waits until every queued record is acknowledged or failed; errors if any failed.
-    pub fn flush(&self, timeout: Duration) -> Result<DeliveryReport, ServingError> {
+    pub fn flush(&self, timeout: Duration) -> Result<DeliveryReport, SpeedError> {
         self.producer
             .flush(timeout)
             .map_err(self.settings.error("flush producer"))?;
@@ -212,7 +212,7 @@ impl EventProducer {
                 .ok()
                 .and_then(|e| e.clone())
                 .unwrap_or_default();
-            return Err(ServingError::Undelivered {
+            return Err(SpeedError::Undelivered {
                 brokers: self.settings.brokers.clone(),
                 failed: report.failed,
                 first_error,

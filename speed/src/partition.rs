@@ -1,0 +1,380 @@
+//! The state of one Kafka partition in the speed layer, and how a record changes it.
+//!
+//! State is kept per partition, so that it moves with the partition when a consumer group
+//! rebalances, and so that it is a deterministic function of the partition's record
+//! sequence: restoring a checkpoint and replaying the records after it gives exactly the
+//! state of a run that never stopped. That is what makes the speed layer effectively
+//! exactly-once. Everything here is pure; I/O is the consumer's.
+//!
+//! Per record, in order:
+//! 1. offsets below `next_offset` are already in the state (a replay after a restore): skipped;
+//! 2. validation through shared-logic; a reject becomes a dead letter;
+//! 3. the dedup rule (shared-logic's key: event id within its event-time hour; first
+//!    delivery wins): a repeated delivery is dropped;
+//! 4. lateness against this partition's watermark (max event time seen minus the allowed
+//!    out-of-orderness): a window is *closed* when the watermark has passed its end plus
+//!    the allowed lateness. The event counts in its open windows; closed windows follow
+//!    the policy: `drop` and `side-output` leave them alone (an event whose windows are all
+//!    closed is counted as dropped, or sent to the late topic), `update` counts it there
+//!    too and marks the window revised;
+//! 5. the event then advances the watermark.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use serde::{Deserialize, Serialize};
+use shared_logic::dedup::id_hash;
+use shared_logic::window::{HourKey, WindowStart, HOUR_MS};
+use shared_logic::{Aggregates, DeadLetter, MetricContext, Origin, Validator};
+
+/// What happens to events whose windows have closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LatePolicy {
+    /// Not counted (the count of dropped events is kept).
+    Drop,
+    /// Not counted; the record goes to the late-events topic.
+    SideOutput,
+    /// Counted in the closed window, which is marked revised.
+    Update,
+}
+
+/// Event-time settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeSettings {
+    /// Watermark = max event time seen − this.
+    pub out_of_orderness_ms: i64,
+    /// A window closes when the watermark passes its end plus this.
+    pub allowed_lateness_ms: i64,
+    pub late_policy: LatePolicy,
+}
+
+impl Default for TimeSettings {
+    fn default() -> Self {
+        TimeSettings {
+            out_of_orderness_ms: 5_000,
+            allowed_lateness_ms: 60_000,
+            late_policy: LatePolicy::Drop,
+        }
+    }
+}
+
+/// Counts kept per partition (and summed for the instance).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub records: u64,
+    pub events: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub late_dropped: u64,
+    pub late_side_output: u64,
+    pub late_updated: u64,
+}
+
+impl Counters {
+    /// Adds another partition's counts.
+    pub fn add(&mut self, o: &Counters) {
+        self.records += o.records;
+        self.events += o.events;
+        self.rejected += o.rejected;
+        self.duplicates += o.duplicates;
+        self.late_dropped += o.late_dropped;
+        self.late_side_output += o.late_side_output;
+        self.late_updated += o.late_updated;
+    }
+}
+
+/// What a record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already in the state (replay below the restored offset).
+    Replayed,
+    /// Counted in its windows.
+    Counted,
+    /// A repeated delivery of an event already seen.
+    Duplicate,
+    /// Rejected by validation.
+    Rejected(DeadLetter),
+    /// All its windows were closed; dropped.
+    LateDropped,
+    /// All its windows were closed; to be sent to the late topic.
+    LateSideOutput,
+}
+
+/// The speed layer's state for one partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// The next offset to apply; everything below is in the state.
+    pub next_offset: i64,
+    /// Largest event time seen (epoch ms).
+    pub max_event_time: Option<i64>,
+    pub aggregates: Aggregates,
+    /// Windows counted into after they had closed (`update` policy).
+    pub revised: BTreeSet<i64>,
+    /// Dedup keys per event-time hour (id hashes).
+    seen: BTreeMap<i64, HashSet<u128>>,
+    pub counters: Counters,
+}
+
+impl PartitionState {
+    /// The partition's watermark, once it has seen an event.
+    pub fn watermark(&self, time: &TimeSettings) -> Option<i64> {
+        self.max_event_time.map(|t| t - time.out_of_orderness_ms)
+    }
+
+    /// Applies one record at `offset` (see the module docs for the rule).
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: &[u8],
+        validator: &Validator,
+        now_ms: i64,
+        ctx: &MetricContext,
+        time: &TimeSettings,
+    ) -> Outcome {
+        if offset < self.next_offset {
+            return Outcome::Replayed;
+        }
+        self.next_offset = offset + 1;
+        self.counters.records += 1;
+        let event = match validator.validate(payload, Origin { partition, offset }, now_ms) {
+            Ok(e) => e,
+            Err(dead) => {
+                self.counters.rejected += 1;
+                return Outcome::Rejected(dead);
+            }
+        };
+        let t = event.event_time().0;
+        let hour = HourKey::of(event.event_time()).0;
+        if !self
+            .seen
+            .entry(hour)
+            .or_default()
+            .insert(id_hash(&event.event_id().0))
+        {
+            self.counters.duplicates += 1;
+            return Outcome::Duplicate;
+        }
+        let watermark = self.watermark(time);
+        let closed = |w: WindowStart| {
+            watermark.is_some_and(|wm| ctx.windows.end(w) + time.allowed_lateness_ms <= wm)
+        };
+        let windows: Vec<WindowStart> = ctx.windows.assign(event.event_time()).collect();
+        let all_closed = windows.iter().all(|w| closed(*w));
+        self.max_event_time = Some(self.max_event_time.map_or(t, |m| m.max(t)));
+        let view = event.view();
+        match time.late_policy {
+            LatePolicy::Update => {
+                for w in windows.iter().filter(|w| closed(**w)) {
+                    self.revised.insert(w.0);
+                }
+                self.aggregates.update(&view, ctx);
+                if all_closed {
+                    self.counters.late_updated += 1;
+                }
+                self.counters.events += 1;
+                Outcome::Counted
+            }
+            LatePolicy::Drop | LatePolicy::SideOutput if all_closed => {
+                if time.late_policy == LatePolicy::Drop {
+                    self.counters.late_dropped += 1;
+                    Outcome::LateDropped
+                } else {
+                    self.counters.late_side_output += 1;
+                    Outcome::LateSideOutput
+                }
+            }
+            LatePolicy::Drop | LatePolicy::SideOutput => {
+                self.aggregates.update_windows(&view, ctx, |w| !closed(w));
+                self.counters.events += 1;
+                Outcome::Counted
+            }
+        }
+    }
+
+    /// Forgets dedup keys no late delivery can still need: under `drop` and `side-output`,
+    /// hours whose every window has closed (a repeat would be late anyway); under `update`,
+    /// nothing until the windows themselves are evicted.
+    pub fn expire_dedup(&mut self, time: &TimeSettings, ctx: &MetricContext) {
+        if time.late_policy == LatePolicy::Update {
+            return;
+        }
+        let Some(wm) = self.watermark(time) else {
+            return;
+        };
+        // The last window an event of hour H can be in ends by H's end plus the window size.
+        let horizon = wm - time.allowed_lateness_ms - ctx.windows.size_ms();
+        self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > horizon);
+    }
+
+    /// Evicts windows (and their dedup keys) that start before `before_ms`: hours the
+    /// batch layer covers, minus the lateness horizon.
+    pub fn evict_before(&mut self, before_ms: i64) {
+        self.aggregates.retain_windows(|w| w.0 >= before_ms);
+        self.revised.retain(|w| *w >= before_ms);
+        self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > before_ms);
+    }
+
+    /// Number of dedup keys held.
+    pub fn dedup_keys(&self) -> usize {
+        self.seen.values().map(HashSet::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+    const T0: i64 = 1_767_225_600_000;
+
+    fn view(id: &str, t: i64) -> Vec<u8> {
+        format!(r#"{{"event_id":"{id}","event_type":"page_view","event_time":{t},"user_id":"u","url":"/"}}"#).into_bytes()
+    }
+
+    fn run(policy: LatePolicy, records: &[Vec<u8>]) -> (PartitionState, Vec<Outcome>) {
+        let time = TimeSettings {
+            out_of_orderness_ms: 5_000,
+            allowed_lateness_ms: 60_000,
+            late_policy: policy,
+        };
+        let ctx = MetricContext::default();
+        let mut state = PartitionState::default();
+        let outcomes = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                state.apply(
+                    0,
+                    i as i64,
+                    r,
+                    &Validator::default(),
+                    i64::MAX / 2,
+                    &ctx,
+                    &time,
+                )
+            })
+            .collect();
+        (state, outcomes)
+    }
+
+    fn views_in(state: &PartitionState, window: i64) -> u64 {
+        state
+            .aggregates
+            .page_views
+            .iter()
+            .filter(|(k, _)| k.window.0 == window)
+            .map(|(_, s)| s.views)
+            .sum()
+    }
+
+    #[test]
+    fn late_event_beyond_lateness_is_dropped_and_counted() {
+        // The watermark passes the first minute's end + 60 s lateness at 00:02:05.
+        let records = vec![
+            view("a", T0 + 10_000),
+            view("b", T0 + 3 * MIN),
+            view("late", T0 + 20_000),
+        ];
+        let (state, outcomes) = run(LatePolicy::Drop, &records);
+        assert_eq!(outcomes[2], Outcome::LateDropped);
+        assert_eq!(views_in(&state, T0), 1);
+        assert_eq!(state.counters.late_dropped, 1);
+    }
+
+    #[test]
+    fn late_event_beyond_lateness_is_side_output() {
+        let records = vec![
+            view("a", T0 + 10_000),
+            view("b", T0 + 3 * MIN),
+            view("late", T0 + 20_000),
+        ];
+        let (state, outcomes) = run(LatePolicy::SideOutput, &records);
+        assert_eq!(outcomes[2], Outcome::LateSideOutput);
+        assert_eq!(views_in(&state, T0), 1);
+        assert_eq!(state.counters.late_side_output, 1);
+    }
+
+    #[test]
+    fn late_event_under_update_revises_the_closed_window() {
+        let records = vec![
+            view("a", T0 + 10_000),
+            view("b", T0 + 3 * MIN),
+            view("late", T0 + 20_000),
+        ];
+        let (state, outcomes) = run(LatePolicy::Update, &records);
+        assert_eq!(outcomes[2], Outcome::Counted);
+        assert_eq!(views_in(&state, T0), 2);
+        assert!(state.revised.contains(&T0));
+    }
+
+    #[test]
+    fn event_within_lateness_still_counts() {
+        let records = vec![
+            view("a", T0 + 10_000),
+            view("b", T0 + MIN + 30_000),
+            view("ok", T0 + 20_000),
+        ];
+        let (state, outcomes) = run(LatePolicy::Drop, &records);
+        assert_eq!(outcomes[2], Outcome::Counted);
+        assert_eq!(views_in(&state, T0), 2);
+    }
+
+    #[test]
+    fn duplicates_count_once_and_replays_are_skipped() {
+        let records = vec![view("a", T0), view("a", T0), b"not json".to_vec()];
+        let (mut state, outcomes) = run(LatePolicy::Drop, &records);
+        assert_eq!(outcomes[1], Outcome::Duplicate);
+        assert!(matches!(outcomes[2], Outcome::Rejected(_)));
+        let replay = state.apply(
+            0,
+            1,
+            &records[1],
+            &Validator::default(),
+            0,
+            &MetricContext::default(),
+            &TimeSettings::default(),
+        );
+        assert_eq!(replay, Outcome::Replayed);
+        assert_eq!(state.counters.records, 3);
+    }
+
+    #[test]
+    fn state_round_trips_through_a_checkpoint_encoding() {
+        let records: Vec<Vec<u8>> = (0..50)
+            .map(|i| view(&format!("e{i}"), T0 + i * 7_000))
+            .collect();
+        let (state, _) = run(LatePolicy::Update, &records);
+        let bytes = postcard::to_stdvec(&state).unwrap();
+        let back: PartitionState = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, state);
+    }
+
+    #[test]
+    fn dedup_keys_expire_once_their_hour_is_closed() {
+        let time = TimeSettings::default();
+        let ctx = MetricContext::default();
+        let mut state = PartitionState::default();
+        state.apply(
+            0,
+            0,
+            &view("a", T0),
+            &Validator::default(),
+            i64::MAX / 2,
+            &ctx,
+            &time,
+        );
+        state.apply(
+            0,
+            1,
+            &view("b", T0 + 2 * HOUR_MS),
+            &Validator::default(),
+            i64::MAX / 2,
+            &ctx,
+            &time,
+        );
+        state.expire_dedup(&time, &ctx);
+        assert_eq!(state.dedup_keys(), 1);
+    }
+}
