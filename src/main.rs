@@ -4,6 +4,7 @@
 mod batch_cmd;
 mod generate;
 mod lake_cmd;
+mod speed_cmd;
 
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ enum Command {
     Inspect(InspectArgs),
     /// The Parquet lake: write it from Kafka (default), or import NDJSON (`lake import`).
     Lake(lake_cmd::LakeArgs),
+    /// Keep real-time views from the Kafka stream (event-time windows, watermarks,
+    /// checkpoints), served over HTTP for the serving layer.
+    Speed(speed_cmd::SpeedArgs),
     /// Compute hourly batch views from the lake and publish them (exit 0 ok, 1 failed,
     /// 2 bad usage, 3 hour locked by another run, 4 hour has no data).
     Batch(batch_cmd::BatchArgs),
@@ -143,6 +147,7 @@ async fn run(command: Command) -> Result<(), (anyhow::Error, u8)> {
         ),
         Command::Lake(args) => plain(lake_cmd::run(args).await),
         Command::Batch(args) => batch_cmd::run(args).await,
+        Command::Speed(args) => plain(speed_cmd::run(args).await),
     }
 }
 

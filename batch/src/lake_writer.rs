@@ -85,11 +85,22 @@ struct PartitionBuffer {
     opened: Instant,
 }
 
-/// Records partitions revoked by a rebalance, so their buffers are dropped (the new owner
-/// re-reads them from the committed offset).
+/// Records partitions revoked by a rebalance, so that a consumer drops what it holds for
+/// them (the new owner re-reads them from the committed offset). Used by the lake writer
+/// and the speed layer.
 #[derive(Default)]
-struct RebalanceTracker {
+pub struct RebalanceTracker {
     revoked: Mutex<Vec<i32>>,
+}
+
+impl RebalanceTracker {
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<i32> {
+        self.revoked
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
 }
 
 impl ClientContext for RebalanceTracker {}
@@ -235,13 +246,7 @@ impl LakeWriter {
     }
 
     fn drop_revoked(&mut self) {
-        let revoked: Vec<i32> = self
-            .consumer
-            .context()
-            .revoked
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default();
+        let revoked = self.consumer.context().take_revoked();
         for p in revoked {
             if self.buffers.remove(&p).is_some() {
                 tracing::info!(

@@ -31,6 +31,9 @@ pub enum SpeedError {
     /// A `key=value` client option was malformed.
     #[error("kafka option `{0}` is not of the form key=value")]
     BadOption(String),
+    /// A checkpoint could not be written or restored.
+    #[error("checkpoint of partition {partition}: {reason}")]
+    Checkpoint { partition: i32, reason: String },
     /// Reading did not reach the end of the topic in time.
     #[error("kafka ({brokers}): read {read} of {expected} records of `{topic}` before the {timeout_s} s timeout")]
     Timeout {

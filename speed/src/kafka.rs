@@ -14,6 +14,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
@@ -85,19 +86,21 @@ pub async fn ensure_topics(
         .client_config(&[])
         .create()
         .map_err(settings.error("create admin client"))?;
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
-        .collect();
-    let results = admin
-        .create_topics(
-            new.iter(),
-            &AdminOptions::new()
-                .operation_timeout(Some(timeout))
-                .request_timeout(Some(timeout)),
-        )
-        .await
-        .map_err(settings.error("create topics"))?;
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    // One request per topic: some Kafka-API brokers (tansu 0.6) create only the first
+    // topic of a multi-topic request.
+    let mut results = Vec::new();
+    for (name, parts) in topics {
+        let new = NewTopic::new(name, *parts, TopicReplication::Fixed(1));
+        results.extend(
+            admin
+                .create_topics([&new], &options)
+                .await
+                .map_err(settings.error("create topics"))?,
+        );
+    }
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -180,7 +183,27 @@ impl EventProducer {
     /// Queues one record; waits while librdkafka's queue is full. Delivery is asynchronous:
     /// call [`EventProducer::flush`] to wait for acknowledgements.
     pub fn send(&self, key: &[u8], payload: &[u8]) -> Result<(), SpeedError> {
+        self.send_with_headers(key, payload, &[])
+    }
+
+    /// [`EventProducer::send`] with headers (`name`, `value`), e.g. a dead letter's reason.
+    pub fn send_with_headers(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<(), SpeedError> {
         let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        if !headers.is_empty() {
+            let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+            for (name, value) in headers {
+                owned = owned.insert(Header {
+                    key: name,
+                    value: Some(*value),
+                });
+            }
+            record = record.headers(owned);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),

@@ -1,13 +1,23 @@
 //! Speed layer: turns the live Kafka stream into real-time views.
 //!
-//! At this stage it owns reading a topic back ([`drain`]): every record from the beginning
-//! up to the end the topic had when the read began, each validated through `shared-logic`.
-//! The windowed consumer with watermarks, checkpoints and real-time views comes with the
-//! speed issue. This crate never restates metric math: it folds with `shared-logic`.
+//! - [`partition`]: one partition's state and the per-record rule (validation, dedup,
+//!   watermark, late policy), deterministic so that checkpoint + replay is exactly-once;
+//! - [`views`]: the in-process handle on every held partition's state;
+//! - [`consumer`]: the Kafka consumer (micro-batches, dead letters, late side output,
+//!   checkpoints, eviction by the batch boundary);
+//! - [`checkpoint`]: state and offsets together, one atomic object per partition;
+//! - [`http`]: the endpoint a separate serving process merges views from;
+//! - [`kafka`]: client settings, topic creation, the producer; [`drain`]: read a topic back.
+//!
+//! The metric math is `shared-logic`'s fold and merge; nothing here restates a metric.
 
+pub mod checkpoint;
+pub mod consumer;
 pub mod drain;
 pub mod error;
+pub mod http;
 pub mod kafka;
 pub mod partition;
+pub mod views;
 
 pub use error::SpeedError;

@@ -7,5 +7,6 @@
 
 pub mod broker;
 pub mod lake_files;
+pub mod topic;
 
 pub use broker::Broker;

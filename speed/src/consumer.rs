@@ -1,0 +1,440 @@
+//! `lambda speed`: the Kafka consumer that keeps the real-time views.
+//!
+//! Records are consumed in a consumer group and processed in micro-batches (bounded in
+//! size and age) under one write of the views; each partition's state is restored from its
+//! checkpoint the first time the partition's records arrive. Every `checkpoint_interval`
+//! the states are checkpointed, the dead-letter and late producers are flushed, and only
+//! then are the offsets committed. Rejected records go to the dead-letter topic (reason in
+//! the `reason` header), late ones to the late topic under the side-output policy.
+//! Windows older than the batch layer's published time boundary minus the lateness horizon
+//! are evicted, so memory is bounded by what the batch layer has not yet covered.
+
+use std::time::{Duration, Instant};
+
+use batch::lake_writer::RebalanceTracker;
+use batch::manifest::Published;
+use batch::Lake;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use shared_logic::{topics, Validator};
+
+use crate::checkpoint::CheckpointStore;
+use crate::error::SpeedError;
+use crate::kafka::{EventProducer, KafkaSettings};
+use crate::partition::{Outcome, PartitionState};
+use crate::views::RealtimeViews;
+
+/// How the consumer runs.
+#[derive(Debug, Clone)]
+pub struct SpeedOptions {
+    pub topic: String,
+    pub group_id: String,
+    pub dead_letter_topic: String,
+    pub late_topic: String,
+    /// A micro-batch closes at this many records ...
+    pub batch_max_records: usize,
+    /// ... or this long after its first record.
+    pub batch_max_age: Duration,
+    pub checkpoint_interval: Duration,
+    pub validator: Validator,
+    /// Stop once this many records have been applied (benchmarks).
+    pub stop_after_records: Option<u64>,
+    /// The batch layer's views location, whose manifest bounds the state (eviction).
+    pub batch_views: Option<Lake>,
+}
+
+impl Default for SpeedOptions {
+    fn default() -> Self {
+        SpeedOptions {
+            topic: topics::EVENTS.into(),
+            group_id: "lambda-speed".into(),
+            dead_letter_topic: topics::DEAD_LETTER.into(),
+            late_topic: topics::LATE.into(),
+            batch_max_records: 20_000,
+            batch_max_age: Duration::from_millis(50),
+            checkpoint_interval: Duration::from_secs(10),
+            validator: Validator::default(),
+            stop_after_records: None,
+            batch_views: None,
+        }
+    }
+}
+
+/// Produce-to-visible latency, in milliseconds, as a histogram (1 ms buckets up to 60 s).
+#[derive(Debug, Clone)]
+pub struct Latency {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            counts: vec![0; 60_001],
+            total: 0,
+        }
+    }
+}
+
+impl Latency {
+    fn record(&mut self, ms: i64, n: u64) {
+        let bucket = ms.clamp(0, 60_000) as usize;
+        self.counts[bucket] += n;
+        self.total += n;
+    }
+
+    /// The `q`-quantile in ms (0 ≤ q ≤ 1), if anything was recorded.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.total == 0 {
+            return None;
+        }
+        let target = ((self.total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (ms, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Some(ms as u64);
+            }
+        }
+        Some(60_000)
+    }
+
+    /// Samples recorded.
+    pub fn samples(&self) -> u64 {
+        self.total
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct SpeedStats {
+    pub records: u64,
+    pub batches: u64,
+    pub checkpoints: u64,
+    pub latency: Latency,
+    /// From the first record polled to the last applied.
+    pub busy: Duration,
+}
+
+struct Record {
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    payload: Vec<u8>,
+}
+
+/// The speed layer's consumer.
+pub struct SpeedConsumer {
+    consumer: std::sync::Arc<StreamConsumer<RebalanceTracker>>,
+    dead_letters: EventProducer,
+    late: EventProducer,
+    checkpoints: CheckpointStore,
+    views: RealtimeViews,
+    opts: SpeedOptions,
+    brokers: String,
+}
+
+fn kafka_error(brokers: &str, what: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> SpeedError {
+    let (brokers, what) = (brokers.to_string(), what.to_string());
+    move |source| SpeedError::Kafka {
+        brokers,
+        what,
+        source: Box::new(source),
+    }
+}
+
+impl SpeedConsumer {
+    /// Creates the dead-letter and late topics when missing, joins the group and prepares
+    /// the producers.
+    pub async fn new(
+        views: RealtimeViews,
+        kafka: &KafkaSettings,
+        checkpoints: CheckpointStore,
+        opts: SpeedOptions,
+    ) -> Result<Self, SpeedError> {
+        let brokers = kafka.brokers.clone();
+        crate::kafka::ensure_topics(
+            kafka,
+            &[(&opts.dead_letter_topic, 1), (&opts.late_topic, 1)],
+            Duration::from_secs(30),
+        )
+        .await?;
+        let consumer: StreamConsumer<RebalanceTracker> = kafka
+            .client_config(&[
+                ("group.id", &opts.group_id),
+                ("enable.auto.commit", "false"),
+                ("auto.offset.reset", "earliest"),
+                ("enable.partition.eof", "false"),
+                ("fetch.wait.max.ms", "20"),
+                ("queued.min.messages", "200000"),
+            ])
+            .create_with_context(RebalanceTracker::default())
+            .map_err(kafka_error(&brokers, "create consumer"))?;
+        consumer
+            .subscribe(&[&opts.topic])
+            .map_err(kafka_error(&brokers, "subscribe"))?;
+        Ok(SpeedConsumer {
+            consumer: std::sync::Arc::new(consumer),
+            dead_letters: EventProducer::new(kafka, &opts.dead_letter_topic)?,
+            late: EventProducer::new(kafka, &opts.late_topic)?,
+            checkpoints,
+            views,
+            opts,
+            brokers,
+        })
+    }
+
+    /// Consumes until `shutdown` resolves (or `stop_after_records`), then checkpoints and
+    /// commits.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<SpeedStats, SpeedError> {
+        tokio::pin!(shutdown);
+        let mut stats = SpeedStats::default();
+        let mut last_checkpoint = Instant::now();
+        let mut first_record: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(100);
+        let mut batch: Vec<Record> = Vec::with_capacity(self.opts.batch_max_records);
+        'outer: loop {
+            // Collect one micro-batch.
+            let mut deadline: Option<tokio::time::Instant> = None;
+            while batch.len() < self.opts.batch_max_records {
+                let wait = match deadline {
+                    Some(d) => d.saturating_duration_since(tokio::time::Instant::now()),
+                    None => self
+                        .opts
+                        .checkpoint_interval
+                        .saturating_sub(last_checkpoint.elapsed())
+                        .max(Duration::from_millis(10)),
+                };
+                tokio::select! {
+                    _ = &mut shutdown => break 'outer,
+                    received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                        Err(_) => break,
+                        Ok(Err(e)) => {
+                            tracing::warn!(brokers = %self.brokers, error = %e, backoff_ms = backoff.as_millis() as u64, "kafka consume error; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                            break;
+                        }
+                        Ok(Ok(m)) => {
+                            backoff = Duration::from_millis(100);
+                            first_record.get_or_insert_with(Instant::now);
+                            deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.opts.batch_max_age);
+                            batch.push(Record {
+                                partition: m.partition(),
+                                offset: m.offset(),
+                                timestamp_ms: m.timestamp().to_millis(),
+                                payload: m.payload().unwrap_or_default().to_vec(),
+                            });
+                        }
+                    }
+                }
+            }
+            for p in self.consumer.context().take_revoked() {
+                self.views.remove(p);
+                tracing::info!(
+                    partition = p,
+                    "partition revoked: its state goes to the new owner through the checkpoint"
+                );
+            }
+            if !batch.is_empty() {
+                self.apply(&mut batch, &mut stats).await?;
+                if let Some(start) = first_record {
+                    stats.busy = start.elapsed();
+                }
+            }
+            let done = self
+                .opts
+                .stop_after_records
+                .is_some_and(|n| self.views.counters().records >= n);
+            if done || last_checkpoint.elapsed() >= self.opts.checkpoint_interval {
+                self.checkpoint(&mut stats).await?;
+                self.evict().await;
+                last_checkpoint = Instant::now();
+            }
+            if done {
+                return Ok(stats);
+            }
+        }
+        self.checkpoint(&mut stats).await?;
+        tracing::info!(
+            records = stats.records,
+            checkpoints = stats.checkpoints,
+            "speed layer stopped"
+        );
+        Ok(stats)
+    }
+
+    async fn apply(
+        &self,
+        batch: &mut Vec<Record>,
+        stats: &mut SpeedStats,
+    ) -> Result<(), SpeedError> {
+        // Restore the state of partitions seen for the first time.
+        let mut partitions: Vec<i32> = batch.iter().map(|r| r.partition).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        for p in partitions {
+            self.views.touch(p);
+            if !self.views.holds(p) {
+                let state = self
+                    .checkpoints
+                    .load(p, &self.views.ctx)
+                    .await?
+                    .unwrap_or_default();
+                tracing::info!(
+                    partition = p,
+                    next_offset = state.next_offset,
+                    "partition assigned; state restored"
+                );
+                self.views.install(p, state);
+            }
+        }
+        let (ctx, time, validator) = (&self.views.ctx, self.views.time, &self.opts.validator);
+        let mut outputs: Vec<(usize, Outcome)> = Vec::new();
+        self.views.update(|states| {
+            for (i, r) in batch.iter().enumerate() {
+                let Some(state) = states.get_mut(&r.partition) else {
+                    continue;
+                };
+                // Validation's clock is the record's produce time, so a replay decides alike.
+                let now = r.timestamp_ms.unwrap_or(0);
+                match state.apply(
+                    r.partition,
+                    r.offset,
+                    &r.payload,
+                    validator,
+                    now,
+                    ctx,
+                    &time,
+                ) {
+                    outcome @ (Outcome::Rejected(_) | Outcome::LateSideOutput) => {
+                        outputs.push((i, outcome))
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let visible = chrono::Utc::now().timestamp_millis();
+        for r in batch.iter() {
+            if let Some(ts) = r.timestamp_ms {
+                stats.latency.record(visible - ts, 1);
+            }
+        }
+        for (i, outcome) in outputs {
+            let r = &batch[i];
+            let (p, o) = (r.partition.to_string(), r.offset.to_string());
+            match outcome {
+                Outcome::Rejected(dead) => self.dead_letters.send_with_headers(
+                    &[],
+                    &r.payload,
+                    &[
+                        ("reason", dead.reason.code()),
+                        ("message", &dead.message),
+                        ("source_topic", &self.opts.topic),
+                        ("source_partition", &p),
+                        ("source_offset", &o),
+                    ],
+                )?,
+                _ => self.late.send_with_headers(
+                    &[],
+                    &r.payload,
+                    &[
+                        ("source_topic", &self.opts.topic),
+                        ("source_partition", &p),
+                        ("source_offset", &o),
+                    ],
+                )?,
+            }
+        }
+        stats.records += batch.len() as u64;
+        stats.batches += 1;
+        batch.clear();
+        Ok(())
+    }
+
+    /// Checkpoints every held partition, flushes the side outputs, then commits offsets.
+    async fn checkpoint(&self, stats: &mut SpeedStats) -> Result<(), SpeedError> {
+        let mut offsets = TopicPartitionList::new();
+        for p in self.views.partitions() {
+            let Some(state) = self.views.partition_state(p) else {
+                continue;
+            };
+            self.checkpoints.save(p, &state, &self.views.ctx).await?;
+            if state.next_offset > 0 {
+                offsets
+                    .add_partition_offset(&self.opts.topic, p, Offset::Offset(state.next_offset))
+                    .map_err(kafka_error(&self.brokers, "commit"))?;
+            }
+        }
+        stats.checkpoints += 1;
+        self.dead_letters.flush(Duration::from_secs(60))?;
+        self.late.flush(Duration::from_secs(60))?;
+        if offsets.count() > 0 {
+            let consumer = self.consumer.clone();
+            let committed =
+                tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+                    .await
+                    .map_err(|e| SpeedError::Checkpoint {
+                        partition: -1,
+                        reason: format!("commit task: {e}"),
+                    })?;
+            if let Err(e) = committed {
+                // A rebalance took the partition: the checkpoint, not the commit, is what counts.
+                tracing::warn!(error = %e, "offset commit refused (rebalance?); the checkpoint stands");
+            }
+        }
+        Ok(())
+    }
+
+    /// Evicts windows the batch layer covers, keeping the lateness horizon.
+    async fn evict(&self) {
+        let Some(views) = &self.opts.batch_views else {
+            return;
+        };
+        let published = match Published::load(views).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the batch manifest; nothing evicted");
+                return;
+            }
+        };
+        let Some(boundary) = published.time_boundary.values().flatten().min().cloned() else {
+            return;
+        };
+        let Ok(boundary) = chrono::DateTime::parse_from_rfc3339(&boundary) else {
+            return;
+        };
+        let horizon = self.views.time.allowed_lateness_ms + self.views.time.out_of_orderness_ms;
+        let before = boundary.timestamp_millis() - horizon;
+        self.views.update(|states| {
+            for state in states.values_mut() {
+                state.evict_before(before);
+            }
+        });
+    }
+}
+
+/// Rebuilds, from raw records, the state the speed layer would hold: the same
+/// per-partition path without Kafka. For benchmarks fed from a file and for tests.
+pub fn apply_records<'a>(
+    views: &RealtimeViews,
+    validator: &Validator,
+    records: impl IntoIterator<Item = (i32, i64, i64, &'a [u8])>,
+) -> u64 {
+    let (ctx, time) = (&views.ctx, views.time);
+    views.update(|states| {
+        let mut n = 0;
+        for (partition, offset, now, payload) in records {
+            let state = states
+                .entry(partition)
+                .or_insert_with(PartitionState::default);
+            state.apply(partition, offset, payload, validator, now, ctx, &time);
+            n += 1;
+        }
+        n
+    })
+}

@@ -1,0 +1,181 @@
+//! The speed layer's HTTP endpoint, so that a separate serving process can read (and merge)
+//! the views of one or more speed instances:
+//!
+//! - `GET /v1/speed/views/{metric}?from=&to=`: the metric's states for windows starting in
+//!   `[from, to)` (epoch ms or RFC 3339), as a Parquet file in the views schema of
+//!   `shared_logic::views`; headers `x-lambda-watermark` and `x-lambda-newest-event` (ms);
+//! - `GET /v1/speed/status`: watermark, counters, offsets, revised windows, live keys;
+//! - `GET /healthz`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::MetricViews;
+
+use crate::partition::Counters;
+use crate::views::RealtimeViews;
+
+/// An error answer: a status and a JSON body with a stable code.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "code": self.code, "message": self.message })),
+        )
+            .into_response()
+    }
+}
+
+fn bad_request(message: String) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "bad_request",
+        message,
+    }
+}
+
+/// Parses epoch milliseconds or RFC 3339.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("`{text}` is neither epoch milliseconds nor RFC 3339"))
+}
+
+#[derive(Deserialize)]
+struct Range {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl Range {
+    fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        let from = self
+            .from
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(bad_request)?
+            .unwrap_or(i64::MIN);
+        let to = self
+            .to
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(bad_request)?
+            .unwrap_or(i64::MAX);
+        if from >= to {
+            return Err(bad_request(format!(
+                "from ({from}) must be before to ({to})"
+            )));
+        }
+        Ok((from, to))
+    }
+}
+
+fn parquet_of<M: Metric>(
+    views: &MetricViews<M>,
+    windows: &shared_logic::WindowSpec,
+) -> Result<Vec<u8>, ApiError> {
+    let internal = |message: String| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message,
+    };
+    let batch = shared_logic::views::to_record_batch(views, windows)
+        .map_err(|e| internal(e.to_string()))?;
+    batch::writer::encode_parquet(shared_logic::views::view_schema::<M>(), &[batch], M::NAME)
+        .map_err(|e| internal(e.to_string()))
+}
+
+async fn metric_views(
+    State(views): State<RealtimeViews>,
+    Path(metric): Path<String>,
+    Query(range): Query<Range>,
+) -> Result<Response, ApiError> {
+    let (from, to) = range.bounds()?;
+    let windows = views.ctx.windows;
+    let snapshot = tokio::task::spawn_blocking({
+        let views = views.clone();
+        move || views.snapshot(from, to)
+    })
+    .await
+    .map_err(|e| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message: e.to_string(),
+    })?;
+    let body = match metric.as_str() {
+        PageViews::NAME => parquet_of(&snapshot.aggregates.page_views, &windows)?,
+        Funnel::NAME => parquet_of(&snapshot.aggregates.funnel, &windows)?,
+        Revenue::NAME => parquet_of(&snapshot.aggregates.revenue, &windows)?,
+        other => {
+            return Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: "unknown_metric",
+                message: format!("no metric `{other}`"),
+            })
+        }
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.apache.parquet"),
+    );
+    for (name, value) in [
+        ("x-lambda-watermark", snapshot.watermark),
+        ("x-lambda-newest-event", snapshot.newest_event_ms),
+    ] {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v.to_string()).ok()) {
+            headers.insert(name, v);
+        }
+    }
+    Ok((headers, body).into_response())
+}
+
+/// The body of `/v1/speed/status`.
+#[derive(Serialize)]
+pub struct Status {
+    pub watermark: Option<i64>,
+    pub newest_event_ms: Option<i64>,
+    pub counters: Counters,
+    pub offsets: std::collections::BTreeMap<i32, i64>,
+    pub revised_windows: Vec<i64>,
+    pub live_keys: usize,
+    pub dedup_keys: usize,
+}
+
+async fn status(State(views): State<RealtimeViews>) -> Json<Status> {
+    let snapshot = views.snapshot(i64::MIN, i64::MAX);
+    let (live_keys, dedup_keys) = views.live_keys();
+    Json(Status {
+        watermark: snapshot.watermark,
+        newest_event_ms: snapshot.newest_event_ms,
+        counters: snapshot.counters,
+        offsets: snapshot.offsets,
+        revised_windows: snapshot.revised,
+        live_keys,
+        dedup_keys,
+    })
+}
+
+/// The router of the speed endpoint.
+pub fn router(views: RealtimeViews) -> Router {
+    Router::new()
+        .route("/v1/speed/views/{metric}", get(metric_views))
+        .route("/v1/speed/status", get(status))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(views)
+}

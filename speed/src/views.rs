@@ -1,0 +1,171 @@
+//! The real-time views: every assigned partition's state, readable while consumption goes
+//! on. [`RealtimeViews`] is the in-process handle (cheap to clone) that the consumer writes
+//! through and the serving layer (or the HTTP endpoint) reads through.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use shared_logic::{Aggregates, MetricContext};
+
+use crate::partition::{Counters, PartitionState, TimeSettings};
+
+struct Inner {
+    partitions: BTreeMap<i32, PartitionState>,
+    last_message: BTreeMap<i32, Instant>,
+    newest_visible_ms: Option<i64>,
+}
+
+/// Shared handle on the speed layer's state.
+#[derive(Clone)]
+pub struct RealtimeViews {
+    inner: Arc<RwLock<Inner>>,
+    pub ctx: MetricContext,
+    pub time: TimeSettings,
+    /// A partition silent for this long does not hold back the instance's watermark.
+    pub idle_timeout: std::time::Duration,
+}
+
+/// A consistent read of the views.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub aggregates: Aggregates,
+    /// Minimum of the active partitions' watermarks.
+    pub watermark: Option<i64>,
+    /// Windows counted into after they had closed.
+    pub revised: Vec<i64>,
+    pub counters: Counters,
+    /// Newest event time that is visible (freshness = now − this).
+    pub newest_event_ms: Option<i64>,
+    /// Partition → next offset: what the views include.
+    pub offsets: BTreeMap<i32, i64>,
+}
+
+impl RealtimeViews {
+    /// Empty views.
+    pub fn new(ctx: MetricContext, time: TimeSettings, idle_timeout: std::time::Duration) -> Self {
+        RealtimeViews {
+            inner: Arc::new(RwLock::new(Inner {
+                partitions: BTreeMap::new(),
+                last_message: BTreeMap::new(),
+                newest_visible_ms: None,
+            })),
+            ctx,
+            time,
+            idle_timeout,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the state of `partition` is held here.
+    pub fn holds(&self, partition: i32) -> bool {
+        self.read().partitions.contains_key(&partition)
+    }
+
+    /// Installs a partition's (restored or fresh) state.
+    pub fn install(&self, partition: i32, state: PartitionState) {
+        let mut inner = self.write();
+        inner.partitions.insert(partition, state);
+        inner.last_message.insert(partition, Instant::now());
+    }
+
+    /// Drops a partition (revoked: its new owner restores it from the checkpoint).
+    pub fn remove(&self, partition: i32) {
+        let mut inner = self.write();
+        inner.partitions.remove(&partition);
+        inner.last_message.remove(&partition);
+    }
+
+    /// Runs `f` on the states of the given partitions under one write lock (a micro-batch).
+    pub fn update<R>(&self, f: impl FnOnce(&mut BTreeMap<i32, PartitionState>) -> R) -> R {
+        let mut inner = self.write();
+        let result = f(&mut inner.partitions);
+        let newest = inner
+            .partitions
+            .values()
+            .filter_map(|p| p.max_event_time)
+            .max();
+        inner.newest_visible_ms = newest;
+        result
+    }
+
+    /// Records that messages of `partition` arrived now (for the idle timeout).
+    pub fn touch(&self, partition: i32) {
+        self.write().last_message.insert(partition, Instant::now());
+    }
+
+    /// A copy of one partition's state (for checkpoints).
+    pub fn partition_state(&self, partition: i32) -> Option<PartitionState> {
+        self.read().partitions.get(&partition).cloned()
+    }
+
+    /// Partitions held.
+    pub fn partitions(&self) -> Vec<i32> {
+        self.read().partitions.keys().copied().collect()
+    }
+
+    /// The views merged across partitions, limited to windows starting in `[from_ms, to_ms)`.
+    pub fn snapshot(&self, from_ms: i64, to_ms: i64) -> Snapshot {
+        let inner = self.read();
+        let mut out = Snapshot {
+            newest_event_ms: inner.newest_visible_ms,
+            ..Snapshot::default()
+        };
+        let mut watermark: Option<i64> = None;
+        let mut revised = std::collections::BTreeSet::new();
+        for (p, state) in &inner.partitions {
+            let mut part = state.aggregates.clone();
+            part.retain_windows(|w| w.0 >= from_ms && w.0 < to_ms);
+            out.aggregates.merge_owned(part);
+            out.counters.add(&state.counters);
+            out.offsets.insert(*p, state.next_offset);
+            revised.extend(
+                state
+                    .revised
+                    .iter()
+                    .copied()
+                    .filter(|w| *w >= from_ms && *w < to_ms),
+            );
+            let active = inner
+                .last_message
+                .get(p)
+                .is_some_and(|t| t.elapsed() < self.idle_timeout);
+            if let Some(wm) = state.watermark(&self.time) {
+                if active || watermark.is_none() {
+                    watermark = Some(watermark.map_or(wm, |m: i64| m.min(wm)));
+                }
+            }
+        }
+        out.watermark = watermark;
+        out.revised = revised.into_iter().collect();
+        out
+    }
+
+    /// Counters summed over partitions.
+    pub fn counters(&self) -> Counters {
+        let mut total = Counters::default();
+        for state in self.read().partitions.values() {
+            total.add(&state.counters);
+        }
+        total
+    }
+
+    /// Live keys (window × dimensions) across metrics and partitions, and dedup keys.
+    pub fn live_keys(&self) -> (usize, usize) {
+        let inner = self.read();
+        let keys = inner.partitions.values().map(|p| p.aggregates.len()).sum();
+        let dedup = inner.partitions.values().map(|p| p.dedup_keys()).sum();
+        (keys, dedup)
+    }
+}

@@ -1,0 +1,147 @@
+//! `lambda speed`: flags for the speed layer, its HTTP endpoint, and the run report.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use batch::Lake;
+use clap::Args;
+use shared_logic::{topics, MetricContext, Validator};
+use speed::checkpoint::CheckpointStore;
+use speed::consumer::{SpeedConsumer, SpeedOptions};
+use speed::partition::{LatePolicy, TimeSettings};
+use speed::views::RealtimeViews;
+
+use crate::KafkaArgs;
+
+#[derive(Args)]
+pub struct SpeedArgs {
+    /// Topic to consume.
+    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
+    topic: String,
+    /// Consumer group; instances of one group split the partitions.
+    #[arg(long, env = "LAMBDA_SPEED_GROUP", default_value = "lambda-speed")]
+    group: String,
+    /// Where checkpoints go: a path, file:// or s3:// URL.
+    #[arg(long, env = "LAMBDA_CHECKPOINTS", default_value = "./data/checkpoints")]
+    checkpoints: String,
+    /// The batch layer's views location (its manifest bounds the speed state); none: no eviction.
+    #[arg(long, env = "LAMBDA_VIEWS")]
+    batch_views: Option<String>,
+    /// Watermark = max event time − this.
+    #[arg(long, default_value_t = 5_000)]
+    out_of_orderness_ms: i64,
+    /// Windows close when the watermark passes their end plus this.
+    #[arg(long, default_value_t = 60_000)]
+    allowed_lateness_ms: i64,
+    /// What happens to events whose windows have closed.
+    #[arg(long, value_enum, default_value_t = LatePolicy::Drop)]
+    late_policy: LatePolicy,
+    /// A partition silent this long does not hold back the watermark.
+    #[arg(long, default_value_t = 30)]
+    idle_timeout_secs: u64,
+    /// Micro-batch size bound.
+    #[arg(long, default_value_t = 20_000)]
+    batch_max_records: usize,
+    /// Micro-batch age bound.
+    #[arg(long, default_value_t = 50)]
+    batch_max_age_ms: u64,
+    /// Checkpoint (and commit) period.
+    #[arg(long, default_value_t = 10.0)]
+    checkpoint_interval_secs: f64,
+    /// Dead-letter topic for rejected records.
+    #[arg(long, default_value = topics::DEAD_LETTER)]
+    dead_letter_topic: String,
+    /// Topic for late records under `--late-policy side-output`.
+    #[arg(long, default_value = topics::LATE)]
+    late_topic: String,
+    /// HTTP address of the views endpoint.
+    #[arg(long, env = "LAMBDA_SPEED_LISTEN", default_value = "127.0.0.1:9101")]
+    listen: String,
+    /// Stop after this many records (benchmarks).
+    #[arg(long)]
+    stop_after_records: Option<u64>,
+    /// Largest accepted clock skew into the future, in seconds.
+    #[arg(long, default_value_t = 300)]
+    max_future_skew_secs: i64,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
+    if args.out_of_orderness_ms < 0 || args.allowed_lateness_ms < 0 {
+        anyhow::bail!("--out-of-orderness-ms and --allowed-lateness-ms must not be negative");
+    }
+    if args.batch_max_records == 0
+        || !(args.checkpoint_interval_secs > 0.0 && args.checkpoint_interval_secs.is_finite())
+    {
+        anyhow::bail!("--batch-max-records and --checkpoint-interval-secs must be positive");
+    }
+    let time = TimeSettings {
+        out_of_orderness_ms: args.out_of_orderness_ms,
+        allowed_lateness_ms: args.allowed_lateness_ms,
+        late_policy: args.late_policy,
+    };
+    let views = RealtimeViews::new(
+        MetricContext::default(),
+        time,
+        Duration::from_secs(args.idle_timeout_secs),
+    );
+    let checkpoints = CheckpointStore::new(
+        Lake::open(&args.checkpoints, true)?,
+        &args.group,
+        &args.topic,
+    );
+    let batch_views = match &args.batch_views {
+        Some(v) => Some(Lake::open(v, false).with_context(|| format!("--batch-views {v}"))?),
+        None => None,
+    };
+    let opts = SpeedOptions {
+        topic: args.topic.clone(),
+        group_id: args.group.clone(),
+        dead_letter_topic: args.dead_letter_topic,
+        late_topic: args.late_topic,
+        batch_max_records: args.batch_max_records,
+        batch_max_age: Duration::from_millis(args.batch_max_age_ms),
+        checkpoint_interval: Duration::from_secs_f64(args.checkpoint_interval_secs),
+        validator: Validator {
+            max_future_skew_ms: args.max_future_skew_secs * 1000,
+            ..Validator::default()
+        },
+        stop_after_records: args.stop_after_records,
+        batch_views,
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let server = axum::serve(listener, speed::http::router(views.clone()));
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "views endpoint stopped");
+        }
+    });
+    tracing::info!(topic = %args.topic, group = %args.group, listen = %args.listen, "speed layer starts");
+    let consumer =
+        SpeedConsumer::new(views.clone(), &args.kafka.settings()?, checkpoints, opts).await?;
+    let stats = consumer.run(crate::shutdown_signal()).await?;
+    let counters = views.counters();
+    let (keys, dedup) = views.live_keys();
+    let secs = stats.busy.as_secs_f64();
+    println!(
+        "speed layer stopped: {} records in {:.2} s ({:.0} records/s), {} micro-batches, {} checkpoints; events {}, rejected {}, duplicates {}, late dropped {}, late side-output {}, late updated {}; live keys {keys}, dedup keys {dedup}; produce-to-visible latency p50 {} ms, p99 {} ms ({} samples)",
+        stats.records,
+        secs,
+        stats.records as f64 / secs.max(1e-9),
+        stats.batches,
+        stats.checkpoints,
+        counters.events,
+        counters.rejected,
+        counters.duplicates,
+        counters.late_dropped,
+        counters.late_side_output,
+        counters.late_updated,
+        stats.latency.quantile(0.5).map_or("-".into(), |v| v.to_string()),
+        stats.latency.quantile(0.99).map_or("-".into(), |v| v.to_string()),
+        stats.latency.samples(),
+    );
+    Ok(())
+}

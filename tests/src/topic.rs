@@ -1,0 +1,87 @@
+//! Producing generated records to a topic and reading a topic back, record by record, for
+//! tests that compare a layer with a direct computation over the same records.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use shared_logic::generate::Record;
+use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
+
+/// One record as the broker holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub payload: Vec<u8>,
+}
+
+/// Creates `topic` with `partitions` and produces `records` keyed by user.
+pub async fn produce(brokers: &str, topic: &str, partitions: i32, records: &[Record]) {
+    let settings = KafkaSettings::new(brokers);
+    ensure_topics(&settings, &[(topic, partitions)], Duration::from_secs(30))
+        .await
+        .expect("topic created");
+    let producer = EventProducer::new(&settings, topic).expect("producer");
+    for r in records {
+        producer.send(r.key.as_bytes(), &r.json).expect("queued");
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("acknowledged");
+}
+
+/// Every record of `topic`, per partition in offset order (reads to the high watermarks).
+pub fn read_all(config: &ClientConfig, topic: &str) -> BTreeMap<i32, Vec<Stored>> {
+    let mut cfg = config.clone();
+    cfg.set("group.id", "lambda-tests-reader")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cfg.create().expect("reader");
+    let timeout = Duration::from_secs(20);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut ends = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .expect("watermarks");
+        if high > low {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Offset(low))
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out: BTreeMap<i32, Vec<Stored>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while out
+        .iter()
+        .map(|(p, v)| v.last().map(|s| s.offset + 1).unwrap_or(0) >= ends[p])
+        .filter(|done| *done)
+        .count()
+        < ends.len()
+    {
+        assert!(Instant::now() < deadline, "reading {topic} timed out");
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.expect("message");
+        out.entry(m.partition()).or_default().push(Stored {
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+            payload: m.payload().unwrap_or_default().to_vec(),
+        });
+    }
+    out
+}
