@@ -302,7 +302,7 @@ impl SpeedConsumer {
                 };
                 // Validation's clock is the record's produce time, so a replay decides alike.
                 let now = r.timestamp_ms.unwrap_or(0);
-                match state.apply(
+                let outcome = state.apply(
                     r.partition,
                     r.offset,
                     &r.payload,
@@ -310,11 +310,9 @@ impl SpeedConsumer {
                     now,
                     ctx,
                     &time,
-                ) {
-                    outcome @ (Outcome::Rejected(_) | Outcome::LateSideOutput) => {
-                        outputs.push((i, outcome))
-                    }
-                    _ => {}
+                );
+                if matches!(outcome, Outcome::Rejected(_) | Outcome::LateSideOutput) {
+                    outputs.push((i, outcome));
                 }
             }
         });
