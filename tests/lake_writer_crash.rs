@@ -3,48 +3,50 @@
 //! then runs to the end; every Kafka position is in the lake exactly once.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lambda_tests::lake_files::positions;
-use lambda_tests::Broker;
+use lambda_tests::{Broker, ChildGuard};
 use shared_logic::generate::{Generator, GeneratorConfig};
 use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
 
 const RECORDS: usize = 30_000;
 const TOPIC: &str = "crash-events";
 
-fn start_writer(broker: &Broker, lake: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lambda"))
-        .args([
-            "lake",
-            "--lake",
-            lake.to_str().unwrap(),
-            "--topic",
-            TOPIC,
-            "--group",
-            "crash-test",
-        ])
-        .args([
-            "--roll-mib",
-            "1",
-            "--roll-secs",
-            "0.2",
-            "--brokers",
-            broker.brokers(),
-        ])
-        // A killed member leaves the group after the session timeout: keep it short here.
-        .args([
-            "--kafka-option",
-            "session.timeout.ms=6000",
-            "--kafka-option",
-            "heartbeat.interval.ms=500",
-        ])
-        .env("LAMBDA_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("lambda lake starts")
+fn start_writer(broker: &Broker, lake: &std::path::Path) -> ChildGuard {
+    ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_lambda"))
+            .args([
+                "lake",
+                "--lake",
+                lake.to_str().unwrap(),
+                "--topic",
+                TOPIC,
+                "--group",
+                "crash-test",
+            ])
+            .args([
+                "--roll-mib",
+                "1",
+                "--roll-secs",
+                "0.2",
+                "--brokers",
+                broker.brokers(),
+            ])
+            // A killed member leaves the group after the session timeout: keep it short here.
+            .args([
+                "--kafka-option",
+                "session.timeout.ms=6000",
+                "--kafka-option",
+                "heartbeat.interval.ms=500",
+            ])
+            .env("LAMBDA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("lambda lake starts"),
+    )
 }
 
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -89,8 +91,8 @@ fn kill_9_of_the_lake_writer_loses_and_duplicates_nothing() {
             Duration::from_secs(120),
             || positions(&lake).len() >= at_least,
         );
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        child.0.kill().expect("SIGKILL");
+        child.0.wait().unwrap();
     }
     let mut child = start_writer(&broker, &lake);
     wait_for(
@@ -106,10 +108,10 @@ fn kill_9_of_the_lake_writer_loses_and_duplicates_nothing() {
     );
     // Stop gracefully (SIGTERM): the writer flushes, commits and exits 0.
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "graceful stop: {status}");
 
     let mut found = positions(&lake);

@@ -203,11 +203,12 @@ impl SpeedConsumer {
             while batch.len() < self.opts.batch_max_records {
                 let wait = match deadline {
                     Some(d) => d.saturating_duration_since(tokio::time::Instant::now()),
+                    // Idle: wake up at least twice a second to follow the assignment.
                     None => self
                         .opts
                         .checkpoint_interval
                         .saturating_sub(last_checkpoint.elapsed())
-                        .max(Duration::from_millis(10)),
+                        .clamp(Duration::from_millis(10), Duration::from_millis(500)),
                 };
                 tokio::select! {
                     _ = &mut shutdown => break 'outer,
@@ -233,13 +234,8 @@ impl SpeedConsumer {
                     }
                 }
             }
-            for p in self.consumer.context().take_revoked() {
-                self.views.remove(p);
-                tracing::info!(
-                    partition = p,
-                    "partition revoked: its state goes to the new owner through the checkpoint"
-                );
-            }
+            self.consumer.context().take_revoked();
+            self.sync_assignment().await?;
             if !batch.is_empty() {
                 self.apply(&mut batch, &mut stats).await?;
                 if let Some(start) = first_record {
@@ -268,17 +264,24 @@ impl SpeedConsumer {
         Ok(stats)
     }
 
-    async fn apply(
-        &self,
-        batch: &mut Vec<Record>,
-        stats: &mut SpeedStats,
-    ) -> Result<(), SpeedError> {
-        // Restore the state of partitions seen for the first time.
-        let mut partitions: Vec<i32> = batch.iter().map(|r| r.partition).collect();
-        partitions.sort_unstable();
-        partitions.dedup();
-        for p in partitions {
-            self.views.touch(p);
+    /// Makes the held partitions the assigned ones: a newly assigned partition's state is
+    /// restored from its checkpoint (before any of its records arrive), a revoked one's is
+    /// dropped (its new owner restores it from the checkpoint).
+    async fn sync_assignment(&self) -> Result<(), SpeedError> {
+        let assigned: std::collections::BTreeSet<i32> = match self.consumer.assignment() {
+            Ok(list) => list.elements().iter().map(|e| e.partition()).collect(),
+            Err(e) => return Err(kafka_error(&self.brokers, "read assignment")(e)),
+        };
+        for p in self.views.partitions() {
+            if !assigned.contains(&p) {
+                self.views.remove(p);
+                tracing::info!(
+                    partition = p,
+                    "partition revoked: its state goes to the new owner through the checkpoint"
+                );
+            }
+        }
+        for &p in &assigned {
             if !self.views.holds(p) {
                 let state = self
                     .checkpoints
@@ -291,6 +294,23 @@ impl SpeedConsumer {
                     "partition assigned; state restored"
                 );
                 self.views.install(p, state);
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        batch: &mut Vec<Record>,
+        stats: &mut SpeedStats,
+    ) -> Result<(), SpeedError> {
+        let mut partitions: Vec<i32> = batch.iter().map(|r| r.partition).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        for p in partitions {
+            // Records of a partition not held were fetched before a rebalance took it away.
+            if self.views.holds(p) {
+                self.views.touch(p);
             }
         }
         let (ctx, time, validator) = (&self.views.ctx, self.views.time, &self.opts.validator);

@@ -113,3 +113,14 @@ impl Drop for Broker {
         }
     }
 }
+
+/// A child process killed when the guard drops, so that a failing test leaves no process
+/// behind (nor a pipe held open).
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -52,3 +52,17 @@ pub fn positions(root: &Path) -> Vec<(i32, i64)> {
     }
     out
 }
+
+/// Views of metric `M` from a Parquet file in the views schema (a view file, or the speed
+/// endpoint's answer).
+pub fn views_from_parquet<M: shared_logic::Metric>(bytes: Vec<u8>) -> shared_logic::MetricViews<M> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .and_then(|b| b.build())
+        .expect("a Parquet views file");
+    let mut views = shared_logic::MetricViews::<M>::default();
+    for batch in reader {
+        shared_logic::views::merge_record_batch(&mut views, &batch.expect("a record batch"))
+            .expect("views schema");
+    }
+    views
+}

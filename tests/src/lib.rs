@@ -6,7 +6,8 @@
 //! answers a metadata request, and stop it when the handle drops. Never a fake.
 
 pub mod broker;
+pub mod http;
 pub mod lake_files;
 pub mod topic;
 
-pub use broker::Broker;
+pub use broker::{Broker, ChildGuard};
