@@ -2,6 +2,7 @@
 //! lives in `shared-logic`, `batch`, `speed` and `serving`, where tests drive it in-process.
 
 mod batch_cmd;
+mod bench_cmd;
 mod generate;
 mod lake_cmd;
 mod speed_cmd;
@@ -44,6 +45,8 @@ enum Command {
     /// Keep real-time views from the Kafka stream (event-time windows, watermarks,
     /// checkpoints), served over HTTP for the serving layer.
     Speed(speed_cmd::SpeedArgs),
+    /// Benchmarks that need no broker (the speed path fed from a file).
+    Bench(bench_cmd::BenchArgs),
     /// Compute hourly batch views from the lake and publish them (exit 0 ok, 1 failed,
     /// 2 bad usage, 3 hour locked by another run, 4 hour has no data).
     Batch(batch_cmd::BatchArgs),
@@ -148,6 +151,12 @@ async fn run(command: Command) -> Result<(), (anyhow::Error, u8)> {
         Command::Lake(args) => plain(lake_cmd::run(args).await),
         Command::Batch(args) => batch_cmd::run(args).await,
         Command::Speed(args) => plain(speed_cmd::run(args).await),
+        Command::Bench(args) => plain(
+            tokio::task::spawn_blocking(move || bench_cmd::run(args))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r),
+        ),
     }
 }
 

@@ -167,6 +167,8 @@ impl SpeedConsumer {
                 ("auto.offset.reset", "earliest"),
                 ("enable.partition.eof", "false"),
                 ("fetch.wait.max.ms", "20"),
+                // Notice a topic created after the subscription within seconds.
+                ("topic.metadata.refresh.interval.ms", "5000"),
                 ("queued.min.messages", "200000"),
             ])
             .create_with_context(RebalanceTracker::default())

@@ -377,4 +377,21 @@ mod tests {
         state.expire_dedup(&time, &ctx);
         assert_eq!(state.dedup_keys(), 1);
     }
+
+    #[test]
+    fn windows_before_the_batch_boundary_are_evicted_with_their_dedup_keys() {
+        let records: Vec<Vec<u8>> = (0..120)
+            .map(|i| view(&format!("e{i}"), T0 + i * MIN))
+            .collect();
+        let (mut state, _) = run(LatePolicy::Update, &records);
+        assert_eq!(state.aggregates.page_views.len(), 120);
+        state.evict_before(T0 + HOUR_MS);
+        assert_eq!(state.aggregates.page_views.len(), 60);
+        assert!(state
+            .aggregates
+            .page_views
+            .iter()
+            .all(|(k, _)| k.window.0 >= T0 + HOUR_MS));
+        assert_eq!(state.dedup_keys(), 60);
+    }
 }
