@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lambda_tests::lake_files::positions;
-use lambda_tests::{Broker, ChildGuard};
+use lambda_tests::{wait_for, Broker, ChildGuard};
 use shared_logic::generate::{Generator, GeneratorConfig};
 use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
 
@@ -47,14 +47,6 @@ fn start_writer(broker: &Broker, lake: &std::path::Path) -> ChildGuard {
             .spawn()
             .expect("lambda lake starts"),
     )
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

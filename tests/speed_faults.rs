@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lambda_tests::http::{free_addr, get};
 use lambda_tests::lake_files::views_from_parquet;
 use lambda_tests::topic::{produce, read_all};
-use lambda_tests::{Broker, ChildGuard};
+use lambda_tests::{wait_for, Broker, ChildGuard};
 use shared_logic::generate::{Generator, GeneratorConfig, Record};
 use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
 use shared_logic::{Aggregates, MetricContext, Validator};
@@ -89,14 +89,6 @@ fn applied(addr: &str) -> u64 {
                 .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
         })
         .unwrap_or(0)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn fetch<M: Metric>(addr: &str) -> shared_logic::MetricViews<M> {
@@ -254,4 +246,40 @@ fn views_stay_correct_when_an_instance_joins_and_one_leaves() {
     );
     assert_views(&addr_b, &expected);
     terminate(&mut b);
+}
+
+#[test]
+fn the_speed_layer_rides_out_a_broker_outage_and_loses_nothing() {
+    if std::env::var("KAFKA_BROKERS").is_ok() {
+        return; // the outage needs the local broker; a real cluster is not restarted by tests
+    }
+    let mut broker = Broker::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let topic = "speed-outage";
+    let data = records(33, 10_000);
+    runtime.block_on(produce(broker.brokers(), topic, 2, &data[..5_000]));
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut speed = start_speed(&broker, topic, "outage", dir.path(), &addr);
+    wait_for("the first half applied", Duration::from_secs(60), || {
+        applied(&addr) >= 5_000
+    });
+
+    // The broker dies for 3 s; the speed layer keeps serving and retries.
+    broker.restart_after(Duration::from_secs(3));
+    assert_eq!(
+        applied(&addr),
+        5_000,
+        "views stay readable during and after the outage"
+    );
+    runtime.block_on(produce(broker.brokers(), topic, 2, &data[5_000..]));
+    wait_for(
+        "everything applied after the outage",
+        Duration::from_secs(90),
+        || applied(&addr) >= 10_000,
+    );
+    let (expected, _) = crash_free(&broker, topic);
+    assert_views(&addr, &expected);
+    assert_eq!(speed.0.try_wait().unwrap(), None, "no crash");
+    terminate(&mut speed);
 }

@@ -29,6 +29,25 @@ fn tansu_binary() -> PathBuf {
     }
 }
 
+fn spawn_tansu(dir: &std::path::Path, port: u16) -> Child {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("tansu.log"))
+        .expect("broker log file");
+    Command::new(tansu_binary())
+        .current_dir(dir)
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .stdout(Stdio::from(log.try_clone().expect("log handle")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start tansu ({e}); install it with `scripts/broker.sh install` or set KAFKA_BROKERS")
+        })
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -53,18 +72,7 @@ impl Broker {
         }
         let dir = tempfile::tempdir().expect("a temporary directory for the broker");
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("tansu.log")).expect("broker log file");
-        let child = Command::new(tansu_binary())
-            .current_dir(dir.path())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::from(log.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start tansu ({e}); install it with `scripts/broker.sh install` or set KAFKA_BROKERS")
-            });
+        let child = spawn_tansu(dir.path(), port);
         let broker = Broker {
             brokers: format!("127.0.0.1:{port}"),
             child: Some(child),
@@ -72,6 +80,25 @@ impl Broker {
         };
         broker.wait_until_ready(Duration::from_secs(30));
         broker
+    }
+
+    /// Stops the local broker (SIGKILL) and starts it again on the same port and storage,
+    /// after `down` — an outage for fault tests. Not available with `KAFKA_BROKERS`.
+    pub fn restart_after(&mut self, down: Duration) {
+        let (Some(child), Some(dir)) = (&mut self.child, &self._dir) else {
+            panic!("restart needs the local broker (KAFKA_BROKERS is set)");
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        std::thread::sleep(down);
+        let port: u16 = self
+            .brokers
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        self.child = Some(spawn_tansu(dir.path(), port));
+        self.wait_until_ready(Duration::from_secs(30));
     }
 
     /// Bootstrap servers to hand to clients.

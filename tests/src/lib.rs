@@ -11,3 +11,16 @@ pub mod lake_files;
 pub mod topic;
 
 pub use broker::{Broker, ChildGuard};
+
+/// Waits (polling every 50 ms) until `done` holds; fails the test after `timeout`. Tests
+/// wait on conditions, never on sleeps.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
