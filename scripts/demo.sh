@@ -27,7 +27,8 @@ cleanup() { [ "$started_broker" = yes ] && scripts/broker.sh stop; }
 trap cleanup EXIT
 
 echo "== streaming $RATE events/s for $SECONDS_TO_RUN s to topic 'events' (1% invalid, 1% duplicated, 2% out of order)"
-"$lambda" generate --kafka --rate "$RATE" --duration-secs "$SECONDS_TO_RUN" --start now \
+# A new seed per run: a second run adds new events rather than repeating the first's ids.
+"$lambda" generate --kafka --rate "$RATE" --duration-secs "$SECONDS_TO_RUN" --start now --seed "$(date +%s)" \
   --invalid 0.01 --duplicates 0.01 --out-of-order 0.02
 
 echo "== what the topic holds"
