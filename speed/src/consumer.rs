@@ -376,8 +376,17 @@ impl SpeedConsumer {
         Ok(())
     }
 
-    /// Checkpoints every held partition, flushes the side outputs, then commits offsets.
+    /// Expires dedup ids, checkpoints every held partition, flushes the side outputs, then
+    /// commits offsets.
     async fn checkpoint(&self, stats: &mut SpeedStats) -> Result<(), SpeedError> {
+        // Dedup ids no repeat can still use go first (a repeat of them would be late, and
+        // late events never change a view under drop and side-output).
+        let (time, ctx) = (self.views.time, &self.views.ctx);
+        self.views.update(|states| {
+            for state in states.values_mut() {
+                state.expire_dedup(&time, ctx);
+            }
+        });
         let mut offsets = TopicPartitionList::new();
         for p in self.views.partitions() {
             let Some(state) = self.views.partition_state(p) else {
