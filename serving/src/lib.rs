@@ -5,5 +5,6 @@
 //! math is `shared-logic`'s, and the views it merges come from `batch` and `speed`.
 
 pub mod error;
+pub mod merge;
 
 pub use error::ServingError;

@@ -1,0 +1,348 @@
+//! The merge of batch and real-time views at query time.
+//!
+//! Each hour is answered by exactly one layer: the batch layer where its coverage map says
+//! the hour is covered, the speed layer otherwise (DESIGN.md). The pieces are then merged
+//! with the monoid merge (Summingbird's sum) into the requested granularity and grouping, so
+//! no window is counted twice and none is missed, whatever the timing of batch runs.
+//! Every row says where it came from and whether it is final: batch-covered, or past the
+//! speed watermark plus the allowed lateness.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use shared_logic::state::{GroupKey, Mergeable};
+use shared_logic::window::{HourKey, WindowSpec, WindowStart};
+use shared_logic::{Metric, MetricViews};
+
+/// Which layer answered a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Batch,
+    Speed,
+    /// A rollup over hours answered by both layers.
+    #[serde(rename = "batch+speed")]
+    BatchAndSpeed,
+}
+
+impl Source {
+    fn join(self, other: Source) -> Source {
+        if self == other {
+            self
+        } else {
+            Source::BatchAndSpeed
+        }
+    }
+}
+
+/// One merged row: a window of the requested granularity, the grouped dimension values,
+/// the merged state, and its provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row<S> {
+    pub window_start: i64,
+    pub window_end: i64,
+    pub dims: Vec<String>,
+    pub state: S,
+    pub source: Source,
+    pub is_final: bool,
+}
+
+/// What a query asks for.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Windows starting in `[from_ms, to_ms)`.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Output window size (a multiple of the metric windows: minute, hour, day).
+    pub granularity_ms: i64,
+    /// Indexes (into the metric's dimensions) to group by; the others are merged away.
+    pub group_by: Vec<usize>,
+    /// `(dimension index, value)` pairs a row must match.
+    pub filters: Vec<(usize, String)>,
+}
+
+/// What the speed layer knows about time.
+#[derive(Debug, Clone, Copy)]
+pub struct SpeedClock {
+    pub watermark: Option<i64>,
+    pub allowed_lateness_ms: i64,
+}
+
+/// Merges batch views (`batch`, holding the covered hours) and speed views into rows.
+pub fn merge<M: Metric>(
+    batch: &MetricViews<M>,
+    covered: &BTreeSet<HourKey>,
+    speed: &MetricViews<M>,
+    clock: SpeedClock,
+    windows: &WindowSpec,
+    query: &Query,
+) -> Vec<Row<M::State>> {
+    let mut out: BTreeMap<(i64, Vec<String>), Row<M::State>> = BTreeMap::new();
+    let pieces = batch
+        .iter()
+        .filter(|(k, _)| covered.contains(&HourKey::of_window(k.window)))
+        .map(|(k, s)| (k, s, Source::Batch, true))
+        .chain(
+            speed
+                .iter()
+                .filter(|(k, _)| !covered.contains(&HourKey::of_window(k.window)))
+                .map(|(k, s)| {
+                    let end = windows.end(k.window);
+                    let is_final = clock
+                        .watermark
+                        .is_some_and(|wm| wm >= end + clock.allowed_lateness_ms);
+                    (k, s, Source::Speed, is_final)
+                }),
+        );
+    for (key, state, source, is_final) in pieces {
+        if key.window.0 < query.from_ms
+            || key.window.0 >= query.to_ms
+            || !matches(key, &query.filters)
+        {
+            continue;
+        }
+        let start = key.window.truncate(query.granularity_ms).0;
+        let dims: Vec<String> = query
+            .group_by
+            .iter()
+            .map(|i| key.dim(*i).unwrap_or_default().to_string())
+            .collect();
+        match out.get_mut(&(start, dims.clone())) {
+            Some(row) => {
+                row.state.merge(state);
+                row.source = row.source.join(source);
+                row.is_final &= is_final;
+            }
+            None => {
+                let end = start + query.granularity_ms.max(windows.size_ms());
+                out.insert(
+                    (start, dims.clone()),
+                    Row {
+                        window_start: start,
+                        window_end: end,
+                        dims,
+                        state: state.clone(),
+                        source,
+                        is_final,
+                    },
+                );
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+fn matches(key: &GroupKey, filters: &[(usize, String)]) -> bool {
+    filters
+        .iter()
+        .all(|(i, value)| key.dim(*i) == Some(value.as_str()))
+}
+
+/// Rows keyed as views again (for comparisons in tests and for `verify`).
+pub fn rows_as_views<M: Metric>(rows: &[Row<M::State>]) -> MetricViews<M> {
+    let mut views = MetricViews::<M>::default();
+    for row in rows {
+        let dims: Vec<&str> = row.dims.iter().map(String::as_str).collect();
+        views.merge_group(
+            &GroupKey::new(WindowStart(row.window_start), &dims),
+            &row.state,
+        );
+    }
+    views
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_logic::dedup::first_wins;
+    use shared_logic::generate::{Generator, GeneratorConfig};
+    use shared_logic::metric::{Funnel, PageViews};
+    use shared_logic::window::HOUR_MS;
+    use shared_logic::{Aggregates, Event, MetricContext, Origin, Validator};
+
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00Z
+
+    fn events() -> Vec<Event> {
+        let cfg = GeneratorConfig {
+            events_per_second: 4.0,
+            duplicate_fraction: 0.02,
+            ..GeneratorConfig::default()
+        };
+        let v = Validator::default();
+        let all = Generator::new(cfg)
+            .take(40_000) // about 2.8 hours
+            .enumerate()
+            .filter_map(|(i, r)| {
+                v.validate(&r.json, Origin::import_line(i as i64), i64::MAX / 2)
+                    .ok()
+            });
+        first_wins(all)
+    }
+
+    fn fold_hours(events: &[Event], hours: impl Fn(HourKey) -> bool) -> Aggregates {
+        let picked: Vec<Event> = events
+            .iter()
+            .filter(|e| hours(HourKey::of(e.event_time())))
+            .cloned()
+            .collect();
+        Aggregates::fold(&picked, &MetricContext::default())
+    }
+
+    fn all_minutes() -> Query {
+        Query {
+            from_ms: i64::MIN,
+            to_ms: i64::MAX,
+            granularity_ms: 60_000,
+            group_by: vec![0, 1, 2],
+            filters: vec![],
+        }
+    }
+
+    fn hour(n: i64) -> HourKey {
+        HourKey::of_window(WindowStart(T0 + n * HOUR_MS))
+    }
+
+    #[test]
+    fn every_window_is_answered_once_whatever_the_boundary() {
+        let events = events();
+        let direct = Aggregates::fold(&events, &MetricContext::default());
+        let windows = WindowSpec::default();
+        let clock = SpeedClock {
+            watermark: None,
+            allowed_lateness_ms: 60_000,
+        };
+        // Speed still holds every hour; batch has computed 0..k for each boundary position.
+        let speed = fold_hours(&events, |_| true);
+        for k in 0..=3 {
+            let covered: BTreeSet<HourKey> = (0..k).map(hour).collect();
+            let batch = fold_hours(&events, |h| covered.contains(&h));
+            let rows = merge::<PageViews>(
+                &batch.page_views,
+                &covered,
+                &speed.page_views,
+                clock,
+                &windows,
+                &all_minutes(),
+            );
+            assert!(
+                rows_as_views::<PageViews>(&rows) == direct.page_views,
+                "boundary after {k} hours"
+            );
+            assert!(rows.iter().all(|r| (r.source == Source::Batch)
+                == covered.contains(&HourKey::of_window(WindowStart(r.window_start)))));
+        }
+    }
+
+    #[test]
+    fn a_recomputed_dirty_hour_replaces_the_old_batch_answer() {
+        let events = events();
+        let windows = WindowSpec::default();
+        let clock = SpeedClock {
+            watermark: None,
+            allowed_lateness_ms: 60_000,
+        };
+        let covered: BTreeSet<HourKey> = [hour(0), hour(1)].into();
+        // The first batch run of hour 1 missed late data (half its events); speed dropped it too.
+        let partial: Vec<Event> = events
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| HourKey::of(e.event_time()) != hour(1) || i % 2 == 0)
+            .map(|(_, e)| e.clone())
+            .collect();
+        let stale_batch = fold_hours(&partial, |h| covered.contains(&h));
+        let speed = fold_hours(&partial, |h| !covered.contains(&h));
+        let stale = merge::<Funnel>(
+            &stale_batch.funnel,
+            &covered,
+            &speed.funnel,
+            clock,
+            &windows,
+            &all_minutes(),
+        );
+        assert!(
+            rows_as_views::<Funnel>(&stale)
+                != Aggregates::fold(&events, &MetricContext::default()).funnel
+        );
+        // The dirty run recomputes hour 1 from the lake, which has everything.
+        let fresh_batch = fold_hours(&events, |h| covered.contains(&h));
+        let fresh = merge::<Funnel>(
+            &fresh_batch.funnel,
+            &covered,
+            &speed.funnel,
+            clock,
+            &windows,
+            &all_minutes(),
+        );
+        let expected = fold_hours(&partial, |h| !covered.contains(&h)).funnel;
+        let mut expected_all = fold_hours(&events, |h| covered.contains(&h)).funnel;
+        expected_all.merge(&expected);
+        assert!(rows_as_views::<Funnel>(&fresh) == expected_all);
+    }
+
+    #[test]
+    fn rollups_group_filter_and_mark_their_sources() {
+        let events = events();
+        let windows = WindowSpec::default();
+        let covered: BTreeSet<HourKey> = [hour(0)].into();
+        let batch = fold_hours(&events, |h| covered.contains(&h));
+        let speed = fold_hours(&events, |h| !covered.contains(&h));
+        let last = events.iter().map(|e| e.event_time().0).max().unwrap();
+        let clock = SpeedClock {
+            watermark: Some(last - 5_000),
+            allowed_lateness_ms: 60_000,
+        };
+        let query = Query {
+            from_ms: T0,
+            to_ms: T0 + 2 * HOUR_MS,
+            granularity_ms: 2 * HOUR_MS,
+            group_by: vec![1],
+            filters: vec![(2, "mobile".into())],
+        };
+        let rows = merge::<PageViews>(
+            &batch.page_views,
+            &covered,
+            &speed.page_views,
+            clock,
+            &windows,
+            &query,
+        );
+        assert!(!rows.is_empty());
+        for r in &rows {
+            assert_eq!(r.window_start, T0);
+            assert_eq!(r.source, Source::BatchAndSpeed);
+            assert!(
+                r.is_final,
+                "both hours are past the watermark plus lateness"
+            );
+        }
+        let views: u64 = rows.iter().map(|r| r.state.views).sum();
+        let direct = events
+            .iter()
+            .filter(|e| {
+                e.event_type() == shared_logic::EventType::PageView
+                    && e.device().as_str() == "mobile"
+            })
+            .filter(|e| e.event_time().0 >= T0 && e.event_time().0 < T0 + 2 * HOUR_MS)
+            .count() as u64;
+        assert_eq!(views, direct);
+        // The speed hour's last minutes are not final yet with an earlier watermark.
+        let early = SpeedClock {
+            watermark: Some(T0 + HOUR_MS + 30 * 60_000),
+            ..clock
+        };
+        let minute_rows = merge::<PageViews>(
+            &batch.page_views,
+            &covered,
+            &speed.page_views,
+            early,
+            &windows,
+            &all_minutes(),
+        );
+        assert!(minute_rows
+            .iter()
+            .any(|r| !r.is_final && r.source == Source::Speed));
+        assert!(minute_rows
+            .iter()
+            .filter(|r| r.source == Source::Batch)
+            .all(|r| r.is_final));
+    }
+}
