@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use lambda_tests::broker::FAST_GROUP_FAILOVER;
 use lambda_tests::lake_files::positions;
 use lambda_tests::{wait_for, Broker, ChildGuard};
 use shared_logic::generate::{Generator, GeneratorConfig};
@@ -34,13 +35,7 @@ fn start_writer(broker: &Broker, lake: &std::path::Path) -> ChildGuard {
                 "--brokers",
                 broker.brokers(),
             ])
-            // A killed member leaves the group after the session timeout: keep it short here.
-            .args([
-                "--kafka-option",
-                "session.timeout.ms=6000",
-                "--kafka-option",
-                "heartbeat.interval.ms=500",
-            ])
+            .args(FAST_GROUP_FAILOVER)
             .env("LAMBDA_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use lambda_tests::broker::FAST_GROUP_FAILOVER;
 use lambda_tests::http::{free_addr, get};
 use lambda_tests::lake_files::views_from_parquet;
 use lambda_tests::topic::{produce, read_all};
@@ -60,12 +61,7 @@ fn start_speed(
                 "--late-topic",
                 &format!("{topic}-late"),
             ])
-            .args([
-                "--kafka-option",
-                "session.timeout.ms=6000",
-                "--kafka-option",
-                "heartbeat.interval.ms=500",
-            ])
+            .args(FAST_GROUP_FAILOVER)
             .env("LAMBDA_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

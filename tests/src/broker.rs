@@ -151,3 +151,12 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// `lambda` flags that make a killed consumer leave its group within seconds (the default
+/// session timeout is 45 s), for tests that kill or stop group members.
+pub const FAST_GROUP_FAILOVER: [&str; 4] = [
+    "--kafka-option",
+    "session.timeout.ms=6000",
+    "--kafka-option",
+    "heartbeat.interval.ms=500",
+];
