@@ -88,9 +88,11 @@ struct PartitionBuffer {
 /// Records partitions revoked by a rebalance, so that a consumer drops what it holds for
 /// them (the new owner re-reads them from the committed offset). Used by the lake writer
 /// and the speed layer.
+/// With `statistics.interval.ms` set, it also keeps the client's per-partition lag.
 #[derive(Default)]
 pub struct RebalanceTracker {
     revoked: Mutex<Vec<i32>>,
+    lag: Mutex<std::collections::BTreeMap<i32, i64>>,
 }
 
 impl RebalanceTracker {
@@ -101,9 +103,28 @@ impl RebalanceTracker {
             .map(|mut r| std::mem::take(&mut *r))
             .unwrap_or_default()
     }
+
+    /// Partition → records behind the end, from the client's latest statistics (only
+    /// partitions whose lag the client knows).
+    pub fn lag(&self) -> std::collections::BTreeMap<i32, i64> {
+        self.lag.lock().map(|l| l.clone()).unwrap_or_default()
+    }
 }
 
-impl ClientContext for RebalanceTracker {}
+impl ClientContext for RebalanceTracker {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lag = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| (p.partition, p.consumer_lag))
+            .collect();
+        if let Ok(mut l) = self.lag.lock() {
+            *l = lag;
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceTracker {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

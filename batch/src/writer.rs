@@ -35,6 +35,21 @@ pub fn flush_file_name(source: &str, partition: i32, first: i64, last: i64) -> S
     format!("{source}-p{partition}-{first:020}-{last:020}.parquet")
 }
 
+/// The parts of a [`flush_file_name`]: source, partition, first and last offset.
+pub fn parse_flush_file_name(name: &str) -> Option<(String, i32, i64, i64)> {
+    let stem = name.strip_suffix(".parquet")?;
+    let mut parts = stem.rsplitn(4, '-');
+    let last = parts.next()?.parse().ok()?;
+    let first = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.strip_prefix('p')?;
+    let partition = match partition.strip_prefix('m') {
+        Some(negative) => -negative.parse::<i32>().ok()?,
+        None => partition.parse().ok()?,
+    };
+    let source = parts.next()?.to_string();
+    Some((source, partition, first, last))
+}
+
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
@@ -215,6 +230,19 @@ pub async fn write_flush(lake: &Lake, mut flush: Flush) -> Result<FlushReport, B
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flush_names_parse_back() {
+        for (source, p, first, last) in [("events", 3, 9, 120), ("my-topic", -1, 0, 7)] {
+            let name = flush_file_name(source, p, first, last);
+            assert_eq!(
+                parse_flush_file_name(&name),
+                Some((source.to_string(), p, first, last))
+            );
+        }
+        assert_eq!(parse_flush_file_name("notes.txt"), None);
+        assert_eq!(parse_flush_file_name("x-px-1-2.parquet"), None);
+    }
 
     #[test]
     fn flush_names_sort_in_offset_order_and_encode_import_partitions() {

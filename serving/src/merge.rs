@@ -7,7 +7,9 @@
 //! Every row says where it came from and whether it is final: batch-covered, or past the
 //! speed watermark plus the allowed lateness.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+
+use shared_logic::metric::MAX_DIMENSIONS;
 
 use shared_logic::state::{GroupKey, Mergeable};
 use shared_logic::window::{HourKey, WindowSpec, WindowStart};
@@ -67,6 +69,101 @@ pub struct SpeedClock {
     pub allowed_lateness_ms: i64,
 }
 
+/// Accumulates pieces from both layers into the rows of one query.
+///
+/// Batch pieces count only for covered hours and speed pieces only for the others, so
+/// feeding a merger everything each layer holds answers each hour from exactly one layer.
+pub struct Merger<'q, M: Metric> {
+    query: &'q Query,
+    covered: &'q BTreeSet<HourKey>,
+    windows: WindowSpec,
+    /// Each row, with the latest end of the speed windows merged into it (finality is
+    /// decided in [`Merger::finish`] against the speed clock read after the states).
+    rows: HashMap<GroupKey, (Row<M::State>, Option<i64>)>,
+}
+
+impl<'q, M: Metric> Merger<'q, M> {
+    /// An empty answer to `query`, with the batch layer's coverage and the speed clock.
+    pub fn new(query: &'q Query, covered: &'q BTreeSet<HourKey>, windows: WindowSpec) -> Self {
+        Merger {
+            query,
+            covered,
+            windows,
+            rows: HashMap::new(),
+        }
+    }
+
+    /// Adds a batch state; ignored unless its hour is covered.
+    pub fn add_batch(&mut self, key: &GroupKey, state: &M::State) {
+        if self.covered.contains(&HourKey::of_window(key.window)) {
+            self.add(key, state, Source::Batch, None);
+        }
+    }
+
+    /// Adds a speed state; ignored when its hour is covered by batch.
+    pub fn add_speed(&mut self, key: &GroupKey, state: &M::State) {
+        if !self.covered.contains(&HourKey::of_window(key.window)) {
+            let end = self.windows.end(key.window);
+            self.add(key, state, Source::Speed, Some(end));
+        }
+    }
+
+    fn add(&mut self, key: &GroupKey, state: &M::State, source: Source, speed_end: Option<i64>) {
+        let query = self.query;
+        if key.window.0 < query.from_ms
+            || key.window.0 >= query.to_ms
+            || !matches(key, &query.filters)
+        {
+            return;
+        }
+        let start = key.window.truncate(query.granularity_ms);
+        let mut dims = [""; MAX_DIMENSIONS];
+        let n = query.group_by.len().min(MAX_DIMENSIONS);
+        for (slot, i) in dims.iter_mut().zip(&query.group_by) {
+            *slot = key.dim(*i).unwrap_or_default();
+        }
+        let row_key = GroupKey::new(start, &dims[..n]);
+        match self.rows.get_mut(&row_key) {
+            Some((row, end)) => {
+                row.state.merge(state);
+                row.source = row.source.join(source);
+                *end = (*end).max(speed_end);
+            }
+            None => {
+                let row = Row {
+                    window_start: start.0,
+                    window_end: start.0 + query.granularity_ms.max(self.windows.size_ms()),
+                    dims: row_key.dims().map(str::to_string).collect(),
+                    state: state.clone(),
+                    source,
+                    is_final: true,
+                };
+                self.rows.insert(row_key, (row, speed_end));
+            }
+        }
+    }
+
+    /// The rows, ordered by window start, then grouped dimension values. A row is final
+    /// when all of it is batch or its speed windows are past `clock`'s watermark plus the
+    /// allowed lateness.
+    pub fn finish(self, clock: SpeedClock) -> Vec<Row<M::State>> {
+        let mut rows: Vec<Row<M::State>> = self
+            .rows
+            .into_values()
+            .map(|(mut row, speed_end)| {
+                row.is_final = speed_end.is_none_or(|end| {
+                    clock
+                        .watermark
+                        .is_some_and(|wm| wm >= end.saturating_add(clock.allowed_lateness_ms))
+                });
+                row
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.window_start, &a.dims).cmp(&(b.window_start, &b.dims)));
+        rows
+    }
+}
+
 /// Merges batch views (`batch`, holding the covered hours) and speed views into rows.
 pub fn merge<M: Metric>(
     batch: &MetricViews<M>,
@@ -76,59 +173,14 @@ pub fn merge<M: Metric>(
     windows: &WindowSpec,
     query: &Query,
 ) -> Vec<Row<M::State>> {
-    let mut out: BTreeMap<(i64, Vec<String>), Row<M::State>> = BTreeMap::new();
-    let pieces = batch
-        .iter()
-        .filter(|(k, _)| covered.contains(&HourKey::of_window(k.window)))
-        .map(|(k, s)| (k, s, Source::Batch, true))
-        .chain(
-            speed
-                .iter()
-                .filter(|(k, _)| !covered.contains(&HourKey::of_window(k.window)))
-                .map(|(k, s)| {
-                    let end = windows.end(k.window);
-                    let is_final = clock
-                        .watermark
-                        .is_some_and(|wm| wm >= end + clock.allowed_lateness_ms);
-                    (k, s, Source::Speed, is_final)
-                }),
-        );
-    for (key, state, source, is_final) in pieces {
-        if key.window.0 < query.from_ms
-            || key.window.0 >= query.to_ms
-            || !matches(key, &query.filters)
-        {
-            continue;
-        }
-        let start = key.window.truncate(query.granularity_ms).0;
-        let dims: Vec<String> = query
-            .group_by
-            .iter()
-            .map(|i| key.dim(*i).unwrap_or_default().to_string())
-            .collect();
-        match out.get_mut(&(start, dims.clone())) {
-            Some(row) => {
-                row.state.merge(state);
-                row.source = row.source.join(source);
-                row.is_final &= is_final;
-            }
-            None => {
-                let end = start + query.granularity_ms.max(windows.size_ms());
-                out.insert(
-                    (start, dims.clone()),
-                    Row {
-                        window_start: start,
-                        window_end: end,
-                        dims,
-                        state: state.clone(),
-                        source,
-                        is_final,
-                    },
-                );
-            }
-        }
+    let mut merger = Merger::<M>::new(query, covered, *windows);
+    for (k, s) in batch.iter() {
+        merger.add_batch(k, s);
     }
-    out.into_values().collect()
+    for (k, s) in speed.iter() {
+        merger.add_speed(k, s);
+    }
+    merger.finish(clock)
 }
 
 fn matches(key: &GroupKey, filters: &[(usize, String)]) -> bool {

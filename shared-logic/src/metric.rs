@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{EventRef, EventType};
 use crate::hll::Hll;
 use crate::money::Rates;
-use crate::state::Mergeable;
+use crate::state::{Aggregates, Mergeable, MetricViews};
 use crate::window::WindowSpec;
 
 /// Most dimensions any metric has.
@@ -89,6 +89,10 @@ pub trait Metric: 'static {
     fn update(state: &mut Self::State, event: &EventRef<'_>, ctx: &MetricContext);
     /// Evaluates a (possibly merged) state; the same order as [`Metric::VALUES`].
     fn values(state: &Self::State) -> Vec<Value>;
+    /// This metric's views within a fold of every metric.
+    fn views_in(aggregates: &Aggregates) -> &MetricViews<Self>
+    where
+        Self: Sized;
 }
 
 fn ratio(num: u64, den: u64) -> Value {
@@ -117,6 +121,10 @@ impl Mergeable for PageViewsState {
 }
 
 impl Metric for PageViews {
+    fn views_in(aggregates: &Aggregates) -> &MetricViews<Self> {
+        &aggregates.page_views
+    }
+
     const NAME: &'static str = "page_views";
     const DIMENSIONS: &'static [&'static str] = &["url", "country", "device"];
     const VALUES: &'static [(&'static str, ValueKind)] = &[
@@ -175,6 +183,10 @@ impl Mergeable for FunnelState {
 }
 
 impl Metric for Funnel {
+    fn views_in(aggregates: &Aggregates) -> &MetricViews<Self> {
+        &aggregates.funnel
+    }
+
     const NAME: &'static str = "funnel";
     const DIMENSIONS: &'static [&'static str] = &["country", "device", "category"];
     const VALUES: &'static [(&'static str, ValueKind)] = &[
@@ -254,6 +266,10 @@ impl Mergeable for RevenueState {
 }
 
 impl Metric for Revenue {
+    fn views_in(aggregates: &Aggregates) -> &MetricViews<Self> {
+        &aggregates.revenue
+    }
+
     const NAME: &'static str = "revenue";
     const DIMENSIONS: &'static [&'static str] = &["category", "country"];
     const VALUES: &'static [(&'static str, ValueKind)] = &[

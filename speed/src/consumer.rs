@@ -170,6 +170,8 @@ impl SpeedConsumer {
                 // Notice a topic created after the subscription within seconds.
                 ("topic.metadata.refresh.interval.ms", "5000"),
                 ("queued.min.messages", "200000"),
+                // Per-partition lag for the serving layer's metrics.
+                ("statistics.interval.ms", "5000"),
             ])
             .create_with_context(RebalanceTracker::default())
             .map_err(kafka_error(&brokers, "create consumer"))?;
@@ -400,6 +402,8 @@ impl SpeedConsumer {
             }
         }
         stats.checkpoints += 1;
+        self.views.record_checkpoint();
+        self.views.record_lag(self.consumer.context().lag());
         self.dead_letters.flush(Duration::from_secs(60))?;
         self.late.flush(Duration::from_secs(60))?;
         if offsets.count() > 0 {

@@ -4,7 +4,9 @@
 //! - `GET /v1/speed/views/{metric}?from=&to=`: the metric's states for windows starting in
 //!   `[from, to)` (epoch ms or RFC 3339), as a Parquet file in the views schema of
 //!   `shared_logic::views`; headers `x-lambda-watermark` and `x-lambda-newest-event` (ms);
-//! - `GET /v1/speed/status`: watermark, counters, offsets, revised windows, live keys;
+//!   `x-lambda-allowed-lateness` (ms);
+//! - `GET /v1/speed/status`: watermark, counters, offsets, lag, last checkpoint, revised
+//!   windows, live keys ([`Status`]);
 //! - `GET /healthz`.
 
 use axum::extract::{Path, Query, State};
@@ -16,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
 use shared_logic::MetricViews;
 
-use crate::partition::Counters;
-use crate::views::RealtimeViews;
+use crate::views::{Progress, RealtimeViews};
 
 /// An error answer: a status and a JSON body with a stable code.
 pub struct ApiError {
@@ -137,6 +138,10 @@ async fn metric_views(
     for (name, value) in [
         ("x-lambda-watermark", snapshot.watermark),
         ("x-lambda-newest-event", snapshot.newest_event_ms),
+        (
+            "x-lambda-allowed-lateness",
+            Some(views.time.allowed_lateness_ms),
+        ),
     ] {
         if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v.to_string()).ok()) {
             headers.insert(name, v);
@@ -146,29 +151,36 @@ async fn metric_views(
 }
 
 /// The body of `/v1/speed/status`.
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
-    pub watermark: Option<i64>,
-    pub newest_event_ms: Option<i64>,
-    pub counters: Counters,
-    pub offsets: std::collections::BTreeMap<i32, i64>,
+    pub progress: Progress,
+    pub allowed_lateness_ms: i64,
+    pub out_of_orderness_ms: i64,
+    /// Fingerprint of the metric logic, windows and rates the views are computed with.
+    pub logic: String,
     pub revised_windows: Vec<i64>,
     pub live_keys: usize,
     pub dedup_keys: usize,
 }
 
+impl Status {
+    /// The status of in-process views.
+    pub fn of(views: &RealtimeViews) -> Status {
+        let (live_keys, dedup_keys) = views.live_keys();
+        Status {
+            progress: views.progress(),
+            allowed_lateness_ms: views.time.allowed_lateness_ms,
+            out_of_orderness_ms: views.time.out_of_orderness_ms,
+            logic: views.ctx.fingerprint(),
+            revised_windows: views.revised_windows(),
+            live_keys,
+            dedup_keys,
+        }
+    }
+}
+
 async fn status(State(views): State<RealtimeViews>) -> Json<Status> {
-    let snapshot = views.snapshot(i64::MIN, i64::MAX);
-    let (live_keys, dedup_keys) = views.live_keys();
-    Json(Status {
-        watermark: snapshot.watermark,
-        newest_event_ms: snapshot.newest_event_ms,
-        counters: snapshot.counters,
-        offsets: snapshot.offsets,
-        revised_windows: snapshot.revised,
-        live_keys,
-        dedup_keys,
-    })
+    Json(Status::of(&views))
 }
 
 /// The router of the speed endpoint.

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use shared_logic::{Aggregates, MetricContext};
+use shared_logic::state::GroupKey;
+use shared_logic::{Aggregates, Metric, MetricContext};
 
 use crate::partition::{Counters, PartitionState, TimeSettings};
 
@@ -14,6 +15,24 @@ struct Inner {
     partitions: BTreeMap<i32, PartitionState>,
     last_message: BTreeMap<i32, Instant>,
     newest_visible_ms: Option<i64>,
+    last_checkpoint_ms: Option<i64>,
+    lag: BTreeMap<i32, i64>,
+}
+
+/// What the speed layer knows about time and progress, without the views themselves.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// Minimum of the active partitions' watermarks.
+    pub watermark: Option<i64>,
+    /// Newest event time that is visible (freshness = now − this).
+    pub newest_event_ms: Option<i64>,
+    /// Partition → next offset: what the views include.
+    pub offsets: BTreeMap<i32, i64>,
+    /// Partition → records behind the partition's end, as last reported by the client.
+    pub lag: BTreeMap<i32, i64>,
+    /// Wall-clock time (epoch ms) of the last checkpoint.
+    pub last_checkpoint_ms: Option<i64>,
+    pub counters: Counters,
 }
 
 /// Shared handle on the speed layer's state.
@@ -49,6 +68,8 @@ impl RealtimeViews {
                 partitions: BTreeMap::new(),
                 last_message: BTreeMap::new(),
                 newest_visible_ms: None,
+                last_checkpoint_ms: None,
+                lag: BTreeMap::new(),
             })),
             ctx,
             time,
@@ -120,9 +141,9 @@ impl RealtimeViews {
         let inner = self.read();
         let mut out = Snapshot {
             newest_event_ms: inner.newest_visible_ms,
+            watermark: self.watermark_of(&inner),
             ..Snapshot::default()
         };
-        let mut watermark: Option<i64> = None;
         let mut revised = std::collections::BTreeSet::new();
         for (p, state) in &inner.partitions {
             let mut part = state.aggregates.clone();
@@ -137,19 +158,99 @@ impl RealtimeViews {
                     .copied()
                     .filter(|w| *w >= from_ms && *w < to_ms),
             );
+        }
+        out.revised = revised.into_iter().collect();
+        out
+    }
+
+    /// Minimum watermark over partitions that received messages within the idle timeout
+    /// (or over all, when every partition is idle).
+    fn watermark_of(&self, inner: &Inner) -> Option<i64> {
+        let mut watermark: Option<i64> = None;
+        let mut any_active = false;
+        for (p, state) in &inner.partitions {
             let active = inner
                 .last_message
                 .get(p)
                 .is_some_and(|t| t.elapsed() < self.idle_timeout);
-            if let Some(wm) = state.watermark(&self.time) {
-                if active || watermark.is_none() {
-                    watermark = Some(watermark.map_or(wm, |m: i64| m.min(wm)));
+            let Some(wm) = state.watermark(&self.time) else {
+                continue;
+            };
+            watermark = match (watermark, active, any_active) {
+                (None, _, _) => Some(wm),
+                (Some(m), true, true) => Some(m.min(wm)),
+                (Some(_), true, false) => Some(wm),
+                (Some(m), false, false) => Some(m.min(wm)),
+                (Some(m), false, true) => Some(m),
+            };
+            any_active |= active;
+        }
+        watermark
+    }
+
+    /// Calls `f` with every state of metric `M` whose window starts in `[from_ms, to_ms)`,
+    /// partition by partition, under one read lock and without copying (the serving
+    /// layer merges them straight into its answer).
+    pub fn visit<M: Metric>(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        mut f: impl FnMut(&GroupKey, &M::State),
+    ) -> Progress {
+        let inner = self.read();
+        for state in inner.partitions.values() {
+            for (key, s) in M::views_in(&state.aggregates).iter() {
+                if key.window.0 >= from_ms && key.window.0 < to_ms {
+                    f(key, s);
                 }
             }
         }
-        out.watermark = watermark;
-        out.revised = revised.into_iter().collect();
-        out
+        self.progress_of(&inner)
+    }
+
+    /// Watermark, freshness, offsets, lag, checkpoint time and counters.
+    pub fn progress(&self) -> Progress {
+        self.progress_of(&self.read())
+    }
+
+    fn progress_of(&self, inner: &Inner) -> Progress {
+        let mut counters = Counters::default();
+        for state in inner.partitions.values() {
+            counters.add(&state.counters);
+        }
+        Progress {
+            watermark: self.watermark_of(inner),
+            newest_event_ms: inner.newest_visible_ms,
+            offsets: inner
+                .partitions
+                .iter()
+                .map(|(p, s)| (*p, s.next_offset))
+                .collect(),
+            lag: inner.lag.clone(),
+            last_checkpoint_ms: inner.last_checkpoint_ms,
+            counters,
+        }
+    }
+
+    /// Windows counted into after they had closed (under the update policy).
+    pub fn revised_windows(&self) -> Vec<i64> {
+        let inner = self.read();
+        let all: std::collections::BTreeSet<i64> = inner
+            .partitions
+            .values()
+            .flat_map(|p| p.revised.iter().copied())
+            .collect();
+        all.into_iter().collect()
+    }
+
+    /// Records that a checkpoint completed now.
+    pub fn record_checkpoint(&self) {
+        self.write().last_checkpoint_ms = Some(chrono::Utc::now().timestamp_millis());
+    }
+
+    /// Records the client's latest per-partition lag (records behind the end).
+    pub fn record_lag(&self, lag: BTreeMap<i32, i64>) {
+        self.write().lag = lag;
     }
 
     /// Counters summed over partitions.

@@ -1,0 +1,279 @@
+//! The event collector behind `POST /v1/events`.
+//!
+//! A body is a JSON array of events or NDJSON (one event per line). Every event is
+//! validated with `shared-logic`'s [`Validator`]; valid ones go to the events topic keyed
+//! by `user_id` (so a user's events share a partition), invalid ones to the dead-letter
+//! topic with their reason in headers. The producer is idempotent with `acks=all`, and the
+//! answer waits for the broker: **accepted means acknowledged**. When any record of a
+//! request is not acknowledged within the delivery timeout the answer is 503 and the
+//! client retries the whole request; the records that did land are counted once because
+//! both layers deduplicate by `event_id`.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use shared_logic::{Origin, Validator};
+use speed::kafka::KafkaSettings;
+
+use crate::error::ServingError;
+
+/// How the collector runs.
+#[derive(Debug, Clone)]
+pub struct CollectorOptions {
+    pub topic: String,
+    pub dead_letter_topic: String,
+    pub validator: Validator,
+    /// How long a record may wait for the broker's acknowledgement.
+    pub delivery_timeout: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for CollectorOptions {
+    fn default() -> Self {
+        CollectorOptions {
+            topic: shared_logic::topics::EVENTS.into(),
+            dead_letter_topic: shared_logic::topics::DEAD_LETTER.into(),
+            validator: Validator::default(),
+            delivery_timeout: Duration::from_secs(10),
+            max_body_bytes: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// One rejected event of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// 1-based line of an NDJSON body, or position in a JSON array.
+    pub line: usize,
+    /// The stable reason code (`missing_field`, `future_event_time`, …).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The answer to an accepted request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Valid events acknowledged by the broker.
+    pub accepted: usize,
+    /// Invalid events (written to the dead-letter topic).
+    pub rejected: usize,
+    pub errors: Vec<Rejected>,
+}
+
+/// The collector: a validator and an idempotent producer.
+pub struct Collector {
+    producer: FutureProducer,
+    opts: CollectorOptions,
+    brokers: String,
+}
+
+impl Collector {
+    /// Prepares the producer (it connects lazily, so a broker that is down now is not an
+    /// error here; requests answer 503 until it is back).
+    pub fn new(kafka: &KafkaSettings, opts: CollectorOptions) -> Result<Self, ServingError> {
+        let timeout = opts.delivery_timeout.as_millis().max(1).to_string();
+        let producer: FutureProducer = kafka
+            .client_config(&[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("batch.num.messages", "10000"),
+                ("queue.buffering.max.messages", "1000000"),
+                ("queue.buffering.max.kbytes", "1048576"),
+                ("message.timeout.ms", &timeout),
+            ])
+            .create()
+            .map_err(|e| {
+                ServingError::Internal(format!("Kafka producer for {}: {e}", kafka.brokers))
+            })?;
+        Ok(Collector {
+            producer,
+            opts,
+            brokers: kafka.brokers.clone(),
+        })
+    }
+
+    /// The options the collector runs with.
+    pub fn options(&self) -> &CollectorOptions {
+        &self.opts
+    }
+
+    /// Validates and produces the events of one request body.
+    pub async fn ingest(&self, body: &[u8]) -> Result<IngestReport, ServingError> {
+        if body.len() > self.opts.max_body_bytes {
+            return Err(ServingError::TooLarge {
+                limit: self.opts.max_body_bytes,
+            });
+        }
+        let records = split_records(body)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut report = IngestReport {
+            accepted: 0,
+            rejected: 0,
+            errors: Vec::new(),
+        };
+        let mut deliveries = Vec::with_capacity(records.len());
+        for (line, raw) in records {
+            match self
+                .opts
+                .validator
+                .validate(raw, Origin::import_line(line as i64), now)
+            {
+                Ok(event) => {
+                    let record = FutureRecord::to(&self.opts.topic)
+                        .key(event.user_id().as_bytes())
+                        .payload(raw);
+                    deliveries.push(self.enqueue(record).await?);
+                    report.accepted += 1;
+                }
+                Err(dead) => {
+                    let line_text = line.to_string();
+                    let headers = OwnedHeaders::new_with_capacity(4)
+                        .insert(header("reason", dead.reason.code()))
+                        .insert(header("message", &dead.message))
+                        .insert(header("source", "collector"))
+                        .insert(header("source_line", &line_text));
+                    let record = FutureRecord::<[u8], [u8]>::to(&self.opts.dead_letter_topic)
+                        .payload(raw)
+                        .headers(headers);
+                    deliveries.push(self.enqueue(record).await?);
+                    report.rejected += 1;
+                    report.errors.push(Rejected {
+                        line,
+                        reason: dead.reason.code(),
+                        message: dead.message,
+                    });
+                }
+            }
+        }
+        let total = deliveries.len();
+        let mut failed = 0;
+        let mut first_error = None;
+        for outcome in futures::future::join_all(deliveries).await {
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    failed += 1;
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+                Err(_) => {
+                    failed += 1;
+                    first_error.get_or_insert_with(|| "the producer dropped the record".into());
+                }
+            }
+        }
+        if failed > 0 {
+            return Err(ServingError::unavailable(
+                "kafka_unavailable",
+                format!(
+                    "{failed} of {total} records were not acknowledged by Kafka at {} ({}); nothing of this request counts as accepted: retry it (events are deduplicated by event_id)",
+                    self.brokers,
+                    first_error.unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(report)
+    }
+
+    /// Queues a record, waiting while the producer's queue is full.
+    async fn enqueue<'a>(
+        &self,
+        mut record: FutureRecord<'a, [u8], [u8]>,
+    ) -> Result<rdkafka::producer::DeliveryFuture, ServingError> {
+        let deadline = tokio::time::Instant::now() + self.opts.delivery_timeout;
+        loop {
+            match self.producer.send_result(record) {
+                Ok(future) => return Ok(future),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => {
+                    return Err(ServingError::unavailable(
+                        "kafka_unavailable",
+                        format!("cannot queue a record for Kafka at {}: {e}", self.brokers),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+/// Splits a body into `(line, raw event)`: a JSON array's elements (line = 1-based
+/// position) or NDJSON's non-blank lines (line = 1-based line number).
+pub fn split_records(body: &[u8]) -> Result<Vec<(usize, &[u8])>, ServingError> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return Err(ServingError::bad("empty_body", "the request has no events"));
+    };
+    if body[start] == b'[' {
+        let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+            ServingError::bad(
+                "malformed_body",
+                format!("the body starts like a JSON array but is not one: {e}"),
+            )
+        })?;
+        return Ok(elements
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| (i + 1, raw.get().as_bytes()))
+            .collect());
+    }
+    Ok(body
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_and_ndjson_split_into_numbered_records() {
+        let array = br#" [ {"a":1}, {"b":[2,3]} ,"x"] "#;
+        let got = split_records(array).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, &br#"{"a":1}"#[..]),
+                (2, &br#"{"b":[2,3]}"#[..]),
+                (3, &br#""x""#[..])
+            ]
+        );
+        let ndjson = b"{\"a\":1}\r\n\n  \n{\"b\":2}\nnot json";
+        let got = split_records(ndjson).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, &b"{\"a\":1}"[..]),
+                (4, &b"{\"b\":2}"[..]),
+                (5, &b"not json"[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_and_broken_bodies_are_bad_requests() {
+        for body in [&b""[..], b"  \n ", b"[{\"a\":1}", b"[1,]"] {
+            let err = split_records(body).unwrap_err();
+            assert!(matches!(err, ServingError::BadRequest { .. }), "{err}");
+        }
+    }
+}

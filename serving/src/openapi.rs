@@ -1,0 +1,163 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`.
+//!
+//! Written by hand from [`crate::api::ROUTES`], the same list the router is built from; a
+//! test checks that every route is documented with its methods and nothing else is.
+
+use serde_json::{json, Value};
+use shared_logic::metric::catalog;
+
+use crate::api::ROUTES;
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+fn operation(path: &str, method: &str) -> Value {
+    let query_security = json!([{"queryToken": []}, {}]);
+    match (path, method) {
+        ("/v1/metrics", "get") => json!({
+            "summary": "The metrics, their dimensions and values",
+            "security": query_security,
+            "responses": {"200": {"description": "The catalogue", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Catalog"}}}},
+                          "401": error_response("Missing or wrong token")}
+        }),
+        ("/v1/metrics/{metric}", "get") => {
+            let metrics: Vec<&str> = catalog().iter().map(|m| m.name).collect();
+            json!({
+                "summary": "One metric over a time range, batch and real-time views merged",
+                "description": "Windows starting in [from, to), aligned to the granularity. Each hour is answered by exactly one layer (batch where its coverage map covers the hour, speed otherwise); rollups merge states and then derive values.",
+                "security": query_security,
+                "parameters": [
+                    {"name": "metric", "in": "path", "required": true, "schema": {"type": "string", "enum": metrics}},
+                    query_param("from", "Start (RFC 3339 or epoch ms); default `to` minus one hour", json!({"type": "string"})),
+                    query_param("to", "End, exclusive (RFC 3339 or epoch ms); default now", json!({"type": "string"})),
+                    query_param("granularity", "Output window size", json!({"type": "string", "enum": ["minute", "hour", "day"], "default": "minute"})),
+                    query_param("group_by", "Comma-separated dimensions to keep; the others are merged away", json!({"type": "string"})),
+                    query_param("filter", "Comma-separated `dimension:value` pairs", json!({"type": "string"})),
+                    query_param("limit", "Most rows returned", json!({"type": "integer", "minimum": 1}))
+                ],
+                "responses": {
+                    "200": {"description": "Rows", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MetricAnswer"}}}},
+                    "400": error_response("A bad parameter"),
+                    "401": error_response("Missing or wrong token"),
+                    "503": error_response("A layer the answer needs cannot be reached")
+                }
+            })
+        }
+        ("/v1/lineage", "get") => json!({
+            "summary": "Which layer answers a window, and from what",
+            "security": query_security,
+            "parameters": [
+                query_param("metric", "Metric name", json!({"type": "string"})),
+                query_param("window", "Any time inside the window (RFC 3339 or epoch ms)", json!({"type": "string"}))
+            ],
+            "responses": {"200": {"description": "Lineage", "content": {"application/json": {"schema": {"type": "object"}}}},
+                          "400": error_response("A bad parameter"), "401": error_response("Missing or wrong token")}
+        }),
+        ("/v1/events", "post") => json!({
+            "summary": "Collect events (JSON array or NDJSON)",
+            "description": "Valid events are produced to the events topic (idempotent, acks=all, keyed by user_id); invalid ones to the dead-letter topic. Accepted means acknowledged by Kafka.",
+            "security": [{"ingestToken": []}, {}],
+            "requestBody": {"required": true, "content": {
+                "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}}
+            }},
+            "responses": {
+                "200": {"description": "Counts and the reasons by line", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestReport"}}}},
+                "400": error_response("An empty or unsplittable body"),
+                "401": error_response("Missing or wrong token"),
+                "413": error_response("Body over the limit"),
+                "503": error_response("Kafka did not acknowledge every record; retry")
+            }
+        }),
+        ("/healthz", "get") => {
+            json!({"summary": "Liveness", "responses": {"200": {"description": "Alive"}}})
+        }
+        ("/readyz", "get") => json!({"summary": "Readiness: views loaded", "responses": {
+            "200": {"description": "Ready", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "503": {"description": "Not ready, with the reasons", "content": {"application/json": {"schema": {"type": "object"}}}}}}),
+        ("/metrics", "get") => {
+            json!({"summary": "Prometheus metrics", "responses": {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}})
+        }
+        ("/openapi.json", "get") => {
+            json!({"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}})
+        }
+        ("/", "get") => {
+            json!({"summary": "The live dashboard", "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}})
+        }
+        ("/assets/app.js", "get") => {
+            json!({"summary": "Dashboard script", "responses": {"200": {"description": "JavaScript", "content": {"text/javascript": {"schema": {"type": "string"}}}}}})
+        }
+        ("/assets/style.css", "get") => {
+            json!({"summary": "Dashboard style", "responses": {"200": {"description": "CSS", "content": {"text/css": {"schema": {"type": "string"}}}}}})
+        }
+        _ => json!({"summary": path, "responses": {"200": {"description": "OK"}}}),
+    }
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in ROUTES {
+        let entry = paths
+            .entry(route.path.to_string())
+            .or_insert_with(|| json!({}));
+        entry[route.method] = operation(route.path, route.method);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lambda serving API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Metrics merged from batch and real-time views, the event collector, and the dashboard."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "queryToken": {"type": "http", "scheme": "bearer", "description": "Required for query routes when the server has a query token"},
+                "ingestToken": {"type": "http", "scheme": "bearer", "description": "Required for POST /v1/events when the server has an ingest token"}
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string", "description": "Stable machine-readable code"},
+                    "message": {"type": "string"}}},
+                "Catalog": {"type": "object", "properties": {"metrics": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "dimensions": {"type": "array", "items": {"type": "string"}},
+                    "values": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "kind": {"type": "string", "enum": ["count", "money", "ratio"]}}}}}}}}},
+                "Row": {"type": "object", "required": ["window_start", "window_end", "dimensions", "values", "source", "final"], "properties": {
+                    "window_start": {"type": "string", "format": "date-time"},
+                    "window_end": {"type": "string", "format": "date-time"},
+                    "dimensions": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "values": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+                    "source": {"type": "string", "enum": ["batch", "speed", "batch+speed"]},
+                    "final": {"type": "boolean"}}},
+                "MetricAnswer": {"type": "object", "properties": {
+                    "metric": {"type": "string"}, "from": {"type": "string"}, "to": {"type": "string"},
+                    "granularity": {"type": "string"}, "group_by": {"type": "array", "items": {"type": "string"}},
+                    "filters": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "currency": {"type": "string"},
+                    "time_boundary": {"type": ["string", "null"], "description": "End of the latest contiguous batch-covered hour"},
+                    "watermark": {"type": ["string", "null"]},
+                    "newest_event_time": {"type": ["string", "null"]},
+                    "freshness_ms": {"type": ["integer", "null"], "description": "Age of the newest event in the real-time view"},
+                    "manifest_version": {"type": ["integer", "null"]},
+                    "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Row"}},
+                    "truncated": {"type": "boolean"}}},
+                "Event": {"type": "object", "description": "See docs/events-and-metrics.md", "properties": {
+                    "event_id": {"type": "string"}, "event_type": {"type": "string", "enum": ["page_view", "add_to_cart", "purchase"]},
+                    "event_time": {"type": "string"}, "user_id": {"type": "string"}}},
+                "IngestReport": {"type": "object", "properties": {
+                    "accepted": {"type": "integer"}, "rejected": {"type": "integer"},
+                    "errors": {"type": "array", "items": {"type": "object", "properties": {
+                        "line": {"type": "integer"}, "reason": {"type": "string"}, "message": {"type": "string"}}}}}}
+            }
+        }
+    })
+}

@@ -1,0 +1,447 @@
+//! The parameters of `GET /v1/metrics/{metric}`, parsed and checked into a [`MetricQuery`]
+//! before any view is read.
+//!
+//! User input only selects among the known metrics and dimensions and bounds numbers: it
+//! never becomes SQL text, a path or a format string. Every rejection is a
+//! [`ServingError::BadRequest`] with a stable code naming the parameter.
+
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::window::HOUR_MS;
+
+use crate::error::ServingError;
+use crate::merge::Query;
+
+/// The metrics the API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    PageViews,
+    Funnel,
+    Revenue,
+}
+
+impl MetricKind {
+    /// Every metric, in catalogue order.
+    pub const ALL: [MetricKind; 3] = [
+        MetricKind::PageViews,
+        MetricKind::Funnel,
+        MetricKind::Revenue,
+    ];
+
+    /// The metric's API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::PageViews => PageViews::NAME,
+            MetricKind::Funnel => Funnel::NAME,
+            MetricKind::Revenue => Revenue::NAME,
+        }
+    }
+
+    /// The metric's dimensions, in key order.
+    pub fn dimensions(self) -> &'static [&'static str] {
+        match self {
+            MetricKind::PageViews => PageViews::DIMENSIONS,
+            MetricKind::Funnel => Funnel::DIMENSIONS,
+            MetricKind::Revenue => Revenue::DIMENSIONS,
+        }
+    }
+
+    /// Looks a metric up by its API name.
+    pub fn parse(name: &str) -> Result<MetricKind, ServingError> {
+        MetricKind::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                ServingError::bad(
+                    "unknown_metric",
+                    format!(
+                        "no metric `{}`; known: {}",
+                        truncate(name),
+                        MetricKind::ALL.map(|m| m.name()).join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// Output window sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Granularity {
+    /// The size in milliseconds.
+    pub fn ms(self) -> i64 {
+        match self {
+            Granularity::Minute => 60_000,
+            Granularity::Hour => HOUR_MS,
+            Granularity::Day => 24 * HOUR_MS,
+        }
+    }
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Granularity::Minute => "minute",
+            Granularity::Hour => "hour",
+            Granularity::Day => "day",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Granularity, ServingError> {
+        match text {
+            "minute" => Ok(Granularity::Minute),
+            "hour" => Ok(Granularity::Hour),
+            "day" => Ok(Granularity::Day),
+            other => Err(ServingError::bad(
+                "bad_granularity",
+                format!(
+                    "granularity `{}` is not one of minute, hour, day",
+                    truncate(other)
+                ),
+            )),
+        }
+    }
+}
+
+/// Bounds on what one query may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    /// Longest `to - from`.
+    pub max_range_ms: i64,
+    /// Range when `from` is not given (ending at `to`).
+    pub default_range_ms: i64,
+    /// Rows returned when `limit` is not given.
+    pub default_rows: usize,
+    /// Largest accepted `limit`.
+    pub max_rows: usize,
+}
+
+impl Default for QueryLimits {
+    /// 31 days at most, the last hour by default, 10,000 rows (100,000 at most).
+    fn default() -> Self {
+        QueryLimits {
+            max_range_ms: 31 * 24 * HOUR_MS,
+            default_range_ms: HOUR_MS,
+            default_rows: 10_000,
+            max_rows: 100_000,
+        }
+    }
+}
+
+/// A checked query for one metric.
+#[derive(Debug, Clone)]
+pub struct MetricQuery {
+    pub metric: MetricKind,
+    pub granularity: Granularity,
+    /// Windows starting in `[from, to)`, aligned to the granularity.
+    pub query: Query,
+    pub limit: usize,
+}
+
+impl MetricQuery {
+    /// Names of the grouped dimensions, in request order.
+    pub fn group_by_names(&self) -> Vec<&'static str> {
+        let dims = self.metric.dimensions();
+        self.query.group_by.iter().map(|i| dims[*i]).collect()
+    }
+
+    /// `(dimension name, value)` of each filter.
+    pub fn filter_pairs(&self) -> Vec<(&'static str, &str)> {
+        let dims = self.metric.dimensions();
+        self.query
+            .filters
+            .iter()
+            .map(|(i, v)| (dims[*i], v.as_str()))
+            .collect()
+    }
+
+    /// Parses the query string of a request for `metric` at wall-clock `now_ms`.
+    pub fn parse(
+        metric: &str,
+        raw_query: Option<&str>,
+        now_ms: i64,
+        limits: &QueryLimits,
+    ) -> Result<MetricQuery, ServingError> {
+        let metric = MetricKind::parse(metric)?;
+        let mut from = None;
+        let mut to = None;
+        let mut granularity = Granularity::Minute;
+        let mut group_by = Vec::new();
+        let mut filters = Vec::new();
+        let mut limit = limits.default_rows;
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+            if !seen.insert(key.to_string()) {
+                return Err(ServingError::bad(
+                    "repeated_parameter",
+                    format!("parameter `{}` is given twice", truncate(&key)),
+                ));
+            }
+            match key.as_ref() {
+                "from" => from = Some(parse_time("from", &value)?),
+                "to" => to = Some(parse_time("to", &value)?),
+                "granularity" => granularity = Granularity::parse(&value)?,
+                "group_by" => group_by = parse_group_by(metric, &value)?,
+                "filter" => filters = parse_filters(metric, &value)?,
+                "limit" => limit = parse_limit(&value, limits)?,
+                other => {
+                    return Err(ServingError::bad(
+                        "unknown_parameter",
+                        format!(
+                            "unknown parameter `{}`; known: from, to, granularity, group_by, filter, limit",
+                            truncate(other)
+                        ),
+                    ))
+                }
+            }
+        }
+        let size = granularity.ms();
+        let to = to.unwrap_or(now_ms);
+        let from = from.unwrap_or(to.saturating_sub(limits.default_range_ms));
+        if from >= to {
+            return Err(ServingError::bad(
+                "bad_range",
+                format!(
+                    "from ({}) must be before to ({})",
+                    crate::api::rfc3339(from),
+                    crate::api::rfc3339(to)
+                ),
+            ));
+        }
+        // Whole output windows: from down, to up to the granularity.
+        let from_aligned = from.div_euclid(size) * size;
+        let to_aligned = to
+            .checked_add(size - 1)
+            .map(|t| t.div_euclid(size) * size)
+            .unwrap_or(i64::MAX / size * size);
+        if to_aligned - from_aligned > limits.max_range_ms {
+            return Err(ServingError::bad(
+                "range_too_large",
+                format!(
+                    "the range spans {} hours; at most {} hours per query",
+                    (to_aligned - from_aligned) / HOUR_MS,
+                    limits.max_range_ms / HOUR_MS
+                ),
+            ));
+        }
+        Ok(MetricQuery {
+            metric,
+            granularity,
+            query: Query {
+                from_ms: from_aligned,
+                to_ms: to_aligned,
+                granularity_ms: size,
+                group_by,
+                filters,
+            },
+            limit,
+        })
+    }
+}
+
+/// Epoch milliseconds or RFC 3339, within years 1970..=9999.
+pub fn parse_time(name: &str, text: &str) -> Result<i64, ServingError> {
+    const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let ms = match text.parse::<i64>() {
+        Ok(ms) => ms,
+        Err(_) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| {
+                ServingError::bad(
+                    "bad_time",
+                    format!(
+                        "`{name}` = `{}` is neither epoch milliseconds nor RFC 3339",
+                        truncate(text)
+                    ),
+                )
+            })?,
+    };
+    if !(0..=MAX_MS).contains(&ms) {
+        return Err(ServingError::bad(
+            "bad_time",
+            format!("`{name}` = `{}` is outside 1970..9999", truncate(text)),
+        ));
+    }
+    Ok(ms)
+}
+
+fn dimension_index(metric: MetricKind, name: &str) -> Result<usize, ServingError> {
+    metric
+        .dimensions()
+        .iter()
+        .position(|d| *d == name)
+        .ok_or_else(|| {
+            ServingError::bad(
+                "unknown_dimension",
+                format!(
+                    "metric `{}` has no dimension `{}`; its dimensions: {}",
+                    metric.name(),
+                    truncate(name),
+                    metric.dimensions().join(", ")
+                ),
+            )
+        })
+}
+
+fn parse_group_by(metric: MetricKind, text: &str) -> Result<Vec<usize>, ServingError> {
+    let mut out = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let i = dimension_index(metric, name)?;
+        if out.contains(&i) {
+            return Err(ServingError::bad(
+                "bad_group_by",
+                format!("dimension `{name}` is grouped twice"),
+            ));
+        }
+        out.push(i);
+    }
+    Ok(out)
+}
+
+fn parse_filters(metric: MetricKind, text: &str) -> Result<Vec<(usize, String)>, ServingError> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    for part in text.split(',').filter(|s| !s.trim().is_empty()) {
+        let Some((name, value)) = part.split_once(':') else {
+            return Err(ServingError::bad(
+                "bad_filter",
+                format!("filter `{}` is not `dimension:value`", truncate(part)),
+            ));
+        };
+        let i = dimension_index(metric, name.trim())?;
+        if out.iter().any(|(j, _)| *j == i) {
+            return Err(ServingError::bad(
+                "bad_filter",
+                format!("dimension `{}` is filtered twice", name.trim()),
+            ));
+        }
+        out.push((i, value.trim().to_string()));
+    }
+    Ok(out)
+}
+
+fn parse_limit(text: &str, limits: &QueryLimits) -> Result<usize, ServingError> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 && n <= limits.max_rows => Ok(n),
+        _ => Err(ServingError::bad(
+            "bad_limit",
+            format!(
+                "limit `{}` is not a number from 1 to {}",
+                truncate(text),
+                limits.max_rows
+            ),
+        )),
+    }
+}
+
+/// Echoes of user input in error messages stay short.
+fn truncate(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_767_225_600_000 + 30 * 60_000 + 15_000; // 2026-01-01T00:30:15Z
+
+    fn parse(metric: &str, q: &str) -> Result<MetricQuery, ServingError> {
+        MetricQuery::parse(metric, Some(q), NOW, &QueryLimits::default())
+    }
+
+    fn code(r: Result<MetricQuery, ServingError>) -> &'static str {
+        match r {
+            Err(ServingError::BadRequest { code, .. }) => code,
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_last_hour_by_minute() {
+        let q = parse("page_views", "").unwrap();
+        assert_eq!(q.granularity, Granularity::Minute);
+        assert_eq!(q.query.to_ms, NOW - 15_000 + 60_000);
+        assert_eq!(q.query.to_ms - q.query.from_ms, HOUR_MS + 60_000);
+        assert!(q.query.group_by.is_empty() && q.query.filters.is_empty());
+    }
+
+    #[test]
+    fn every_parameter_is_parsed_and_aligned() {
+        let q = parse(
+            "funnel",
+            "from=2026-01-01T00:10:00Z&to=1767232800000&granularity=hour&group_by=device,country&filter=category:shoes,country:US&limit=5",
+        )
+        .unwrap();
+        assert_eq!(q.metric, MetricKind::Funnel);
+        assert_eq!(q.query.from_ms, 1_767_225_600_000);
+        assert_eq!(q.query.to_ms, 1_767_232_800_000);
+        assert_eq!(q.query.group_by, vec![1, 0]);
+        assert_eq!(q.group_by_names(), vec!["device", "country"]);
+        assert_eq!(
+            q.query.filters,
+            vec![(2, "shoes".to_string()), (0, "US".to_string())]
+        );
+        assert_eq!(q.limit, 5);
+    }
+
+    #[test]
+    fn bad_parameters_get_their_own_codes() {
+        assert_eq!(code(parse("nope", "")), "unknown_metric");
+        assert_eq!(
+            code(parse("page_views", "group_by=category")),
+            "unknown_dimension"
+        );
+        assert_eq!(
+            code(parse("page_views", "filter=colour:red")),
+            "unknown_dimension"
+        );
+        assert_eq!(code(parse("page_views", "filter=country")), "bad_filter");
+        assert_eq!(code(parse("page_views", "from=yesterday")), "bad_time");
+        assert_eq!(code(parse("page_views", "from=-5")), "bad_time");
+        assert_eq!(
+            code(parse("page_views", "from=99999999999999999999")),
+            "bad_time"
+        );
+        assert_eq!(code(parse("page_views", "from=2000&to=1000")), "bad_range");
+        assert_eq!(
+            code(parse("page_views", "from=0&to=1767225600000")),
+            "range_too_large"
+        );
+        assert_eq!(
+            code(parse("page_views", "granularity=week")),
+            "bad_granularity"
+        );
+        assert_eq!(code(parse("page_views", "limit=0")), "bad_limit");
+        assert_eq!(code(parse("page_views", "limit=many")), "bad_limit");
+        assert_eq!(code(parse("page_views", "colour=red")), "unknown_parameter");
+        assert_eq!(
+            code(parse("page_views", "from=1&from=2")),
+            "repeated_parameter"
+        );
+        assert_eq!(
+            code(parse("page_views", "group_by=url,url")),
+            "bad_group_by"
+        );
+    }
+
+    #[test]
+    fn long_input_is_cut_in_messages() {
+        let long = "x".repeat(10_000);
+        let err = parse(&long, "").unwrap_err().to_string();
+        assert!(err.len() < 300, "{err}");
+        let err = parse("page_views", &format!("from={}", "é".repeat(100)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains('…'), "{err}");
+    }
+}

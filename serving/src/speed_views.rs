@@ -1,0 +1,206 @@
+//! The speed layer's real-time views, as the serving layer reads them: from the speed
+//! layer running in this process (the [`RealtimeViews`] handle), or from one or more speed
+//! instances over HTTP (`GET /v1/speed/views/{metric}`), whose views are merged — each
+//! instance holds the partitions its consumer group gave it, and the merge of partitions
+//! is the same monoid merge as everywhere else.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use shared_logic::state::GroupKey;
+use shared_logic::{Metric, MetricViews};
+use speed::http::Status;
+use speed::views::RealtimeViews;
+
+use crate::error::ServingError;
+
+/// Where real-time views come from.
+#[derive(Clone)]
+pub enum SpeedViews {
+    /// The speed layer runs in this process.
+    InProcess(RealtimeViews),
+    /// Speed instances reached over HTTP (base URLs such as `http://speed-0:9101`).
+    Remote {
+        instances: Vec<url::Url>,
+        client: reqwest::Client,
+    },
+}
+
+/// What the speed layer said about time, next to the states it handed over.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SpeedTime {
+    /// Minimum over instances (a window is final only when every instance is past it).
+    pub watermark: Option<i64>,
+    /// Newest event visible in any instance.
+    pub newest_event_ms: Option<i64>,
+    pub allowed_lateness_ms: i64,
+}
+
+impl SpeedViews {
+    /// Remote instances, with a per-request timeout.
+    pub fn remote(instances: &[String], timeout: Duration) -> Result<SpeedViews, ServingError> {
+        let mut urls = Vec::new();
+        for text in instances {
+            let url = url::Url::parse(text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| {
+                    ServingError::bad(
+                        "bad_speed_url",
+                        format!("speed instance `{text}` is not an http(s) URL"),
+                    )
+                })?;
+            urls.push(url);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| ServingError::Internal(format!("HTTP client: {e}")))?;
+        Ok(SpeedViews::Remote {
+            instances: urls,
+            client,
+        })
+    }
+
+    /// Hands every state of metric `M` with a window starting in `[from_ms, to_ms)` to
+    /// `sink`, and says how far the speed layer is.
+    pub async fn read<M: Metric>(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        mut sink: impl FnMut(&GroupKey, &M::State),
+    ) -> Result<SpeedTime, ServingError> {
+        match self {
+            SpeedViews::InProcess(views) => {
+                let progress = views.visit::<M>(from_ms, to_ms, sink);
+                Ok(SpeedTime {
+                    watermark: progress.watermark,
+                    newest_event_ms: progress.newest_event_ms,
+                    allowed_lateness_ms: views.time.allowed_lateness_ms,
+                })
+            }
+            SpeedViews::Remote { instances, client } => {
+                let fetches = instances
+                    .iter()
+                    .map(|base| fetch::<M>(client, base, from_ms, to_ms));
+                let mut time = SpeedTime::default();
+                for (i, fetched) in futures::future::join_all(fetches)
+                    .await
+                    .into_iter()
+                    .enumerate()
+                {
+                    let (views, t) = fetched?;
+                    for (k, s) in views.iter() {
+                        sink(k, s);
+                    }
+                    time.watermark = match (i, time.watermark, t.watermark) {
+                        (0, _, w) => w,
+                        (_, Some(a), Some(b)) => Some(a.min(b)),
+                        _ => None,
+                    };
+                    time.newest_event_ms = time.newest_event_ms.max(t.newest_event_ms);
+                    time.allowed_lateness_ms = time.allowed_lateness_ms.max(t.allowed_lateness_ms);
+                }
+                Ok(time)
+            }
+        }
+    }
+
+    /// Each instance's status (one entry for the in-process layer), keyed by instance.
+    pub async fn status(&self) -> Result<BTreeMap<String, Status>, ServingError> {
+        match self {
+            SpeedViews::InProcess(views) => Ok(BTreeMap::from([(
+                "in-process".to_string(),
+                Status::of(views),
+            )])),
+            SpeedViews::Remote { instances, client } => {
+                let mut out = BTreeMap::new();
+                for base in instances {
+                    let url = join(base, "v1/speed/status")?;
+                    let status: Status = client
+                        .get(url.clone())
+                        .send()
+                        .await
+                        .and_then(|r| r.error_for_status())
+                        .map_err(|e| unreachable_instance(&url, e))?
+                        .json()
+                        .await
+                        .map_err(|e| unreachable_instance(&url, e))?;
+                    out.insert(base.to_string(), status);
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn join(base: &url::Url, path: &str) -> Result<url::Url, ServingError> {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base.join(path)
+        .map_err(|e| ServingError::Internal(format!("speed URL {base}{path}: {e}")))
+}
+
+fn unreachable_instance(url: &url::Url, e: impl std::fmt::Display) -> ServingError {
+    ServingError::unavailable(
+        "speed_unavailable",
+        format!("speed instance {url} did not answer: {e}"),
+    )
+}
+
+async fn fetch<M: Metric>(
+    client: &reqwest::Client,
+    base: &url::Url,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<(MetricViews<M>, SpeedTime), ServingError> {
+    let mut url = join(base, &format!("v1/speed/views/{}", M::NAME))?;
+    url.query_pairs_mut()
+        .append_pair("from", &from_ms.to_string())
+        .append_pair("to", &to_ms.to_string());
+    let response = client
+        .get(url.clone())
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| unreachable_instance(&url, e))?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let time = SpeedTime {
+        watermark: header("x-lambda-watermark"),
+        newest_event_ms: header("x-lambda-newest-event"),
+        allowed_lateness_ms: header("x-lambda-allowed-lateness").unwrap_or_default(),
+    };
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| unreachable_instance(&url, e))?;
+    let views = tokio::task::spawn_blocking(move || -> Result<MetricViews<M>, String> {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)
+            .and_then(|b| b.build())
+            .map_err(|e| e.to_string())?;
+        let mut views = MetricViews::<M>::default();
+        for batch in reader {
+            let batch = batch.map_err(|e| e.to_string())?;
+            shared_logic::views::merge_record_batch(&mut views, &batch)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(views)
+    })
+    .await
+    .map_err(|e| ServingError::Internal(format!("speed view decoder task: {e}")))?
+    .map_err(|e| {
+        ServingError::unavailable(
+            "speed_unavailable",
+            format!("speed instance {url}: unreadable views: {e}"),
+        )
+    })?;
+    Ok((views, time))
+}
