@@ -5,6 +5,7 @@ mod batch_cmd;
 mod bench_cmd;
 mod generate;
 mod lake_cmd;
+mod serve_cmd;
 mod speed_cmd;
 
 use std::time::Duration;
@@ -50,6 +51,9 @@ enum Command {
     /// Compute hourly batch views from the lake and publish them (exit 0 ok, 1 failed,
     /// 2 bad usage, 3 hour locked by another run, 4 hour has no data).
     Batch(batch_cmd::BatchArgs),
+    /// Serve the query API (batch and real-time views merged), the event collector
+    /// (`POST /v1/events`) and the live dashboard.
+    Serve(serve_cmd::ServeArgs),
 }
 
 /// How to reach Kafka; shared by every subcommand that talks to it.
@@ -151,6 +155,7 @@ async fn run(command: Command) -> Result<(), (anyhow::Error, u8)> {
         Command::Lake(args) => plain(lake_cmd::run(args).await),
         Command::Batch(args) => batch_cmd::run(args).await,
         Command::Speed(args) => plain(speed_cmd::run(args).await),
+        Command::Serve(args) => plain(serve_cmd::run(args).await),
         Command::Bench(args) => plain(
             tokio::task::spawn_blocking(move || bench_cmd::run(args))
                 .await

@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod http;
 pub mod lake_files;
+pub mod serving;
 pub mod topic;
 
 pub use broker::{Broker, ChildGuard};
@@ -22,5 +23,17 @@ pub fn wait_for(what: &str, timeout: std::time::Duration, mut done: impl FnMut()
             "timed out waiting for {what}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// [`wait_for`] for async tests: polls `done` every 50 ms without blocking the runtime.
+pub async fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

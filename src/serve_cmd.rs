@@ -1,0 +1,162 @@
+//! `lambda serve`: flags for the serving layer (query API, collector, dashboard) and its
+//! wiring: batch views from the views location, real-time views from speed instances over
+//! HTTP, events into Kafka.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use batch::Lake;
+use clap::Args;
+use serving::api::{watch_manifest, ApiOptions, AppState};
+use serving::batch_views::BatchViews;
+use serving::collector::{Collector, CollectorOptions};
+use serving::query::QueryLimits;
+use serving::speed_views::SpeedViews;
+use shared_logic::{topics, MetricContext, Validator};
+
+use crate::KafkaArgs;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// HTTP address of the API and dashboard.
+    #[arg(long, env = "LAMBDA_SERVE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The batch layer's views location (a path, file:// or s3:// URL).
+    #[arg(long, env = "LAMBDA_VIEWS", default_value = "./data/views")]
+    views: String,
+    /// Base URL of a speed instance's views endpoint (repeatable; all are merged).
+    #[arg(
+        long = "speed-url",
+        env = "LAMBDA_SPEED_URLS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:9101"
+    )]
+    speed_urls: Vec<String>,
+    /// Timeout of one request to a speed instance.
+    #[arg(long, default_value_t = 2_000)]
+    speed_timeout_ms: u64,
+    /// How often the batch manifest is checked for a new version.
+    #[arg(long, default_value_t = 5.0)]
+    manifest_poll_secs: f64,
+    /// Decoded batch hour-view files kept in memory.
+    #[arg(long, default_value_t = 512)]
+    batch_cache_hours: usize,
+    /// Longest range one query may span.
+    #[arg(long, default_value_t = 744)]
+    max_range_hours: i64,
+    /// Largest `limit` of one query.
+    #[arg(long, default_value_t = 100_000)]
+    max_rows: usize,
+    /// Bearer token required by the query routes (off when unset).
+    #[arg(long, env = "LAMBDA_QUERY_TOKEN", hide_env_values = true)]
+    query_token: Option<String>,
+    /// Bearer token required by `POST /v1/events` (off when unset).
+    #[arg(long, env = "LAMBDA_INGEST_TOKEN", hide_env_values = true)]
+    ingest_token: Option<String>,
+    /// Do not collect events (`POST /v1/events` answers 503).
+    #[arg(long)]
+    no_collector: bool,
+    /// Topic the collector produces valid events to.
+    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
+    topic: String,
+    /// Partitions of the events topic when the collector creates it.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Topic the collector produces rejected records to.
+    #[arg(long, default_value = topics::DEAD_LETTER)]
+    dead_letter_topic: String,
+    /// Largest request body of `POST /v1/events`.
+    #[arg(long, default_value_t = 5 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// How long the collector waits for Kafka to acknowledge a request's records.
+    #[arg(long, default_value_t = 10_000)]
+    delivery_timeout_ms: u64,
+    /// Largest accepted clock skew into the future, in seconds.
+    #[arg(long, default_value_t = 300)]
+    max_future_skew_secs: i64,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if !(args.manifest_poll_secs > 0.0 && args.manifest_poll_secs.is_finite()) {
+        anyhow::bail!("--manifest-poll-secs must be positive");
+    }
+    if args.max_range_hours <= 0 || args.max_rows == 0 || args.max_body_bytes == 0 {
+        anyhow::bail!("--max-range-hours, --max-rows and --max-body-bytes must be positive");
+    }
+    let lake = Lake::open(&args.views, true).with_context(|| format!("--views {}", args.views))?;
+    let speed = SpeedViews::remote(
+        &args.speed_urls,
+        Duration::from_millis(args.speed_timeout_ms),
+    )?;
+    let collector = if args.no_collector {
+        None
+    } else {
+        let settings = args.kafka.settings()?;
+        // The broker may be down at start: the collector then answers 503 until it is up.
+        if let Err(e) = speed::kafka::ensure_topics(
+            &settings,
+            &[(&args.topic, args.partitions), (&args.dead_letter_topic, 1)],
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "could not check the collector's topics; requests will fail until Kafka is reachable");
+        }
+        Some(Collector::new(
+            &settings,
+            CollectorOptions {
+                topic: args.topic.clone(),
+                dead_letter_topic: args.dead_letter_topic.clone(),
+                validator: Validator {
+                    max_future_skew_ms: args.max_future_skew_secs * 1000,
+                    ..Validator::default()
+                },
+                delivery_timeout: Duration::from_millis(args.delivery_timeout_ms),
+                max_body_bytes: args.max_body_bytes,
+            },
+        )?)
+    };
+    let state = Arc::new(AppState {
+        batch: BatchViews::new(lake, args.batch_cache_hours),
+        speed,
+        collector,
+        telemetry: Default::default(),
+        opts: ApiOptions {
+            limits: QueryLimits {
+                max_range_ms: args.max_range_hours * shared_logic::window::HOUR_MS,
+                max_rows: args.max_rows,
+                ..QueryLimits::default()
+            },
+            query_token: args.query_token.filter(|t| !t.is_empty()),
+            ingest_token: args.ingest_token.filter(|t| !t.is_empty()),
+            ctx: MetricContext::default(),
+        },
+    });
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(watch_manifest(
+        state.clone(),
+        Duration::from_secs_f64(args.manifest_poll_secs),
+        async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|stop| *stop).await;
+        },
+    ));
+    println!(
+        "serving on http://{} (dashboard at /, API at /v1/metrics, OpenAPI at /openapi.json)",
+        listener.local_addr()?
+    );
+    tracing::info!(listen = %args.listen, views = %args.views, speed = ?args.speed_urls, "serving layer starts");
+    axum::serve(listener, serving::router(state))
+        .with_graceful_shutdown(crate::shutdown_signal())
+        .await
+        .context("HTTP server")?;
+    let _ = stop_tx.send(true);
+    let _ = watcher.await;
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Serving-layer test support: the API on a loopback port in this process, calls to it,
+//! and the direct computation its answers are compared with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use shared_logic::state::Mergeable;
+use shared_logic::{Event, Metric, MetricContext, MetricViews};
+
+/// Serves `state` on a free loopback port (until the test's runtime ends); the address.
+pub async fn start(state: Arc<serving::AppState>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let addr = listener.local_addr().expect("address").to_string();
+    tokio::spawn(async move {
+        axum::serve(listener, serving::router(state))
+            .await
+            .expect("server runs");
+    });
+    addr
+}
+
+/// `GET` on the API from a blocking thread: status and parsed JSON body.
+pub async fn get_json(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    request_json(addr, "GET", path, headers, Vec::new()).await
+}
+
+/// Any request on the API from a blocking thread: status and parsed JSON body.
+pub async fn request_json(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let (addr, method, target) = (addr.to_string(), method.to_string(), path.to_string());
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (status, bytes) = tokio::task::spawn_blocking(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        crate::http::request(&addr, &method, &target, &h, &body)
+    })
+    .await
+    .expect("request thread")
+    .unwrap_or_else(|| panic!("no answer to {path}"));
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{path}: answer {status} is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, json)
+}
+
+/// A row's identity: window start (ms) and grouped dimension values in request order.
+pub type RowKey = (i64, Vec<String>);
+
+/// The API's rows as `RowKey → values object`.
+pub fn api_rows(answer: &Value) -> BTreeMap<RowKey, Value> {
+    let groups: Vec<String> = answer["group_by"]
+        .as_array()
+        .expect("group_by")
+        .iter()
+        .map(|g| g.as_str().expect("name").to_string())
+        .collect();
+    answer["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            let start = chrono::DateTime::parse_from_rfc3339(
+                row["window_start"].as_str().expect("window_start"),
+            )
+            .expect("RFC 3339")
+            .timestamp_millis();
+            let dims = groups
+                .iter()
+                .map(|g| {
+                    row["dimensions"][g]
+                        .as_str()
+                        .expect("dimension")
+                        .to_string()
+                })
+                .collect();
+            ((start, dims), row["values"].clone())
+        })
+        .collect()
+}
+
+/// What a query for metric `M` over `events` must answer, computed directly: fold every
+/// event with shared-logic, keep windows starting in `[from, to)` that match `filters`,
+/// merge into `granularity` windows by the `group_by` dimensions, evaluate.
+pub fn direct_rows<M: Metric>(
+    events: &[Event],
+    from_ms: i64,
+    to_ms: i64,
+    granularity_ms: i64,
+    group_by: &[&str],
+    filters: &[(&str, &str)],
+) -> BTreeMap<RowKey, Value> {
+    let ctx = MetricContext::default();
+    let mut views = MetricViews::<M>::default();
+    for e in events {
+        views.update(&e.view(), &ctx);
+    }
+    let index = |name: &str| {
+        M::DIMENSIONS
+            .iter()
+            .position(|d| *d == name)
+            .expect("a dimension of the metric")
+    };
+    let mut merged: BTreeMap<RowKey, M::State> = BTreeMap::new();
+    for (key, state) in views.iter() {
+        let w = key.window.0;
+        if w < from_ms || w >= to_ms {
+            continue;
+        }
+        if !filters.iter().all(|(d, v)| key.dim(index(d)) == Some(*v)) {
+            continue;
+        }
+        let dims = group_by
+            .iter()
+            .map(|d| key.dim(index(d)).unwrap_or_default().to_string())
+            .collect();
+        let start = w.div_euclid(granularity_ms) * granularity_ms;
+        match merged.get_mut(&(start, dims)) {
+            Some(s) => s.merge(state),
+            None => {
+                let dims = group_by
+                    .iter()
+                    .map(|d| key.dim(index(d)).unwrap_or_default().to_string())
+                    .collect();
+                merged.insert((start, dims), state.clone());
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(k, s)| {
+            let values: Map<String, Value> = M::VALUES
+                .iter()
+                .zip(M::values(&s))
+                .map(|((n, _), v)| (n.to_string(), serde_json::to_value(v).expect("value")))
+                .collect();
+            (k, Value::Object(values))
+        })
+        .collect()
+}
+
+/// Asserts equal row sets, naming the first differences.
+pub fn assert_rows_equal(
+    what: &str,
+    actual: &BTreeMap<RowKey, Value>,
+    expected: &BTreeMap<RowKey, Value>,
+) {
+    if actual == expected {
+        return;
+    }
+    let mut report = Vec::new();
+    for (k, v) in expected {
+        match actual.get(k) {
+            None => report.push(format!("missing {k:?}: expected {v}")),
+            Some(a) if a != v => report.push(format!("{k:?}: served {a}, expected {v}")),
+            _ => {}
+        }
+    }
+    for k in actual.keys().filter(|k| !expected.contains_key(*k)) {
+        report.push(format!("extra {k:?}: {}", actual[k]));
+    }
+    report.truncate(8);
+    panic!(
+        "{what}: {} served rows vs {} expected; first differences:\n{}",
+        actual.len(),
+        expected.len(),
+        report.join("\n")
+    );
+}

@@ -1,0 +1,475 @@
+//! The whole path, over the real broker: events are POSTed to the collector, go through
+//! Kafka to the speed layer (in-process) and to the lake writer, the batch job computes
+//! and publishes the first hours, and the API's answers — for ranges before, across and
+//! after the time boundary, at minute, hour and day granularity, grouped and filtered —
+//! equal shared-logic's direct computation over the same events. Then the boundary moves
+//! (another batch run) and late data corrects a published hour (a dirty-hour rerun), and
+//! the answers still equal the direct computation: nothing counted twice, nothing missed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use batch::job::{self, BatchOptions, HourSelection};
+use batch::lake_writer::{LakeWriter, WriterOptions};
+use batch::Lake;
+use lambda_tests::serving::{api_rows, assert_rows_equal, direct_rows, get_json, request_json};
+use lambda_tests::{lake_files, wait_until, Broker};
+use serde_json::Value;
+use serving::api::{ApiOptions, AppState};
+use serving::batch_views::BatchViews;
+use serving::collector::{Collector, CollectorOptions};
+use serving::speed_views::SpeedViews;
+use shared_logic::dedup::first_wins;
+use shared_logic::generate::{Generator, GeneratorConfig};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::window::{HourKey, HOUR_MS};
+use shared_logic::{Event, MetricContext, Origin, Validator};
+use speed::checkpoint::CheckpointStore;
+use speed::consumer::{SpeedConsumer, SpeedOptions};
+use speed::kafka::{ensure_topics, KafkaSettings};
+use speed::partition::{LatePolicy, TimeSettings};
+use speed::views::RealtimeViews;
+
+const TOPIC: &str = "e2e-events";
+const DEAD_LETTER: &str = "e2e-dead-letter";
+
+/// Generated lines from `start_ms` on, up to event time `end_ms`.
+fn lines(seed: u64, start_ms: i64, end_ms: i64, now: i64, cfg: GeneratorConfig) -> Vec<Vec<u8>> {
+    let v = Validator::default();
+    let mut out = Vec::new();
+    for r in Generator::new(GeneratorConfig {
+        seed,
+        start_ms,
+        ..cfg
+    }) {
+        if let Ok(e) = v.validate(&r.json, Origin::import_line(0), now) {
+            if e.event_time().0 >= end_ms {
+                break;
+            }
+        }
+        out.push(r.json);
+    }
+    out
+}
+
+/// POSTs `lines` as NDJSON in chunks; (accepted, rejected).
+async fn post_all(addr: &str, lines: &[Vec<u8>]) -> (u64, u64) {
+    let (mut accepted, mut rejected) = (0, 0);
+    for chunk in lines.chunks(700) {
+        let mut body = Vec::new();
+        for l in chunk {
+            body.extend_from_slice(l);
+            body.push(b'\n');
+        }
+        let (status, answer) = request_json(
+            addr,
+            "POST",
+            "/v1/events",
+            &[("Content-Type", "application/x-ndjson")],
+            body,
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        accepted += answer["accepted"].as_u64().unwrap();
+        rejected += answer["rejected"].as_u64().unwrap();
+        assert_eq!(
+            answer["errors"].as_array().unwrap().len() as u64,
+            answer["rejected"].as_u64().unwrap()
+        );
+    }
+    (accepted, rejected)
+}
+
+/// What the collector accepts of `lines`, validated now, deduplicated.
+fn valid(lines: &[Vec<u8>], now: i64) -> Vec<Event> {
+    let v = Validator::default();
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| v.validate(l, Origin::import_line(i as i64), now).ok())
+        .collect()
+}
+
+fn sources(answer: &Value) -> Vec<(i64, String, bool)> {
+    answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                chrono::DateTime::parse_from_rfc3339(r["window_start"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis(),
+                r["source"].as_str().unwrap().to_string(),
+                r["final"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Queries `metric` and checks the rows against the direct computation over `events`.
+async fn check<M: Metric>(
+    addr: &str,
+    events: &[Event],
+    (from, to): (i64, i64),
+    granularity: (&str, i64),
+    group_by: &[&str],
+    filters: &[(&str, &str)],
+) -> Value {
+    let mut path = format!(
+        "/v1/metrics/{}?from={from}&to={to}&granularity={}",
+        M::NAME,
+        granularity.0
+    );
+    if !group_by.is_empty() {
+        path.push_str(&format!("&group_by={}", group_by.join(",")));
+    }
+    if !filters.is_empty() {
+        let f: Vec<String> = filters.iter().map(|(d, v)| format!("{d}:{v}")).collect();
+        path.push_str(&format!("&filter={}", f.join(",")));
+    }
+    let (status, answer) = get_json(addr, &path, &[]).await;
+    assert_eq!(status, 200, "{path}: {answer}");
+    assert_eq!(answer["truncated"], false, "{path}");
+    let expected = direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
+    assert!(
+        !expected.is_empty(),
+        "{path}: the test data covers the range"
+    );
+    assert_rows_equal(&path, &api_rows(&answer), &expected);
+    answer
+}
+
+async fn batch_run(lake: &Lake, views: &Lake, selection: HourSelection) {
+    let report = job::run(lake, views, &selection, &BatchOptions::default())
+        .await
+        .expect("batch run");
+    assert!(report.published.is_some(), "{selection:?} published");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collector_to_api_answers_equal_the_direct_computation_around_the_boundary() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = KafkaSettings::new(broker.brokers());
+    ensure_topics(
+        &kafka,
+        &[(TOPIC, 3), (DEAD_LETTER, 1)],
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let ctx = MetricContext::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    // The speed layer, in-process.
+    let time = TimeSettings {
+        out_of_orderness_ms: 5_000,
+        allowed_lateness_ms: 60_000,
+        late_policy: LatePolicy::Drop,
+    };
+    let realtime = RealtimeViews::new(ctx.clone(), time, Duration::from_secs(30));
+    let checkpoints = Lake::open(dir.path().join("checkpoints").to_str().unwrap(), true).unwrap();
+    let consumer = SpeedConsumer::new(
+        realtime.clone(),
+        &kafka,
+        CheckpointStore::new(checkpoints, "e2e-speed", TOPIC),
+        SpeedOptions {
+            topic: TOPIC.into(),
+            group_id: "e2e-speed".into(),
+            dead_letter_topic: "e2e-speed-dlq".into(),
+            late_topic: "e2e-late".into(),
+            checkpoint_interval: Duration::from_secs(2),
+            ..SpeedOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let speed_task = tokio::spawn(consumer.run(stopped()));
+
+    // The lake writer, in-process.
+    let lake_dir = dir.path().join("lake");
+    let lake = Lake::open(lake_dir.to_str().unwrap(), true).unwrap();
+    let writer = LakeWriter::new(
+        lake.clone(),
+        &broker.client_config(),
+        WriterOptions {
+            topic: TOPIC.into(),
+            group_id: "e2e-lake".into(),
+            roll_age: Duration::from_secs(1),
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap();
+    // Its run future holds Kafka messages across awaits (not `Send`): a runtime of its own.
+    let writer_stop = stopped();
+    let writer_task = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(writer.run(writer_stop))
+    });
+
+    // The serving layer with its collector.
+    let views = Lake::open(dir.path().join("views").to_str().unwrap(), true).unwrap();
+    let state = Arc::new(AppState {
+        batch: BatchViews::new(views.clone(), 64),
+        speed: SpeedViews::InProcess(realtime.clone()),
+        collector: Some(
+            Collector::new(
+                &kafka,
+                CollectorOptions {
+                    topic: TOPIC.into(),
+                    dead_letter_topic: DEAD_LETTER.into(),
+                    ..CollectorOptions::default()
+                },
+            )
+            .unwrap(),
+        ),
+        telemetry: Default::default(),
+        opts: ApiOptions::default(),
+    });
+    state.batch.refresh().await.unwrap();
+    let addr = lambda_tests::serving::start(state.clone()).await;
+
+    // Three complete hours and part of the current one, ending two minutes ago.
+    let now = chrono::Utc::now().timestamp_millis();
+    let h0 = (now.div_euclid(HOUR_MS) - 3) * HOUR_MS;
+    let end = now - 120_000;
+    let cfg = GeneratorConfig {
+        events_per_second: 0.5,
+        duplicate_fraction: 0.03,
+        out_of_order_fraction: 0.05,
+        out_of_order_ms: 3_000,
+        invalid_fraction: 0.02,
+        ..GeneratorConfig::default()
+    };
+    let stream = lines(41, h0, end, now, cfg.clone());
+    let (accepted, rejected) = post_all(&addr, &stream).await;
+    let mut events = valid(&stream, now);
+    assert_eq!(accepted as usize, events.len());
+    assert!(rejected > 20, "invalid records were rejected: {rejected}");
+    wait_until(
+        "the speed layer to consume every event",
+        Duration::from_secs(120),
+        || realtime.progress().counters.records == accepted,
+    )
+    .await;
+    wait_until(
+        "the lake writer to write every event",
+        Duration::from_secs(120),
+        || lake_files::positions(&lake_dir).len() as u64 == accepted,
+    )
+    .await;
+    let deduped = first_wins(events.clone());
+    assert!(deduped.len() < events.len(), "the stream has duplicates");
+
+    // Batch computes the first two hours: the boundary is at h0 + 2h.
+    batch_run(
+        &lake,
+        &views,
+        HourSelection::Range {
+            from: HourKey(h0 / HOUR_MS),
+            to: HourKey(h0 / HOUR_MS + 2),
+        },
+    )
+    .await;
+    state.batch.refresh().await.unwrap();
+    let boundary = h0 + 2 * HOUR_MS;
+    let top = (now.div_euclid(60_000) + 1) * 60_000;
+
+    let before = check::<PageViews>(
+        &addr,
+        &deduped,
+        (h0, boundary),
+        ("minute", 60_000),
+        &["country"],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        before["time_boundary"].as_str(),
+        Some(serving::api::rfc3339(boundary).as_str())
+    );
+    assert!(sources(&before).iter().all(|(_, s, f)| s == "batch" && *f));
+    let after = check::<Funnel>(
+        &addr,
+        &deduped,
+        (boundary, top),
+        ("minute", 60_000),
+        &["device"],
+        &[],
+    )
+    .await;
+    assert!(sources(&after).iter().all(|(_, s, _)| s == "speed"));
+    assert!(
+        after["freshness_ms"].as_i64().is_some(),
+        "{}",
+        after["freshness_ms"]
+    );
+    // Windows well behind the watermark plus lateness are final; the newest are not.
+    assert!(sources(&after).iter().any(|(_, _, f)| *f));
+    let across = check::<Revenue>(
+        &addr,
+        &deduped,
+        (h0, top),
+        ("hour", HOUR_MS),
+        &["category"],
+        &[],
+    )
+    .await;
+    for (start, source, _) in sources(&across) {
+        let expected = if start < boundary { "batch" } else { "speed" };
+        assert_eq!(source, expected, "hour {start}");
+    }
+    const DAY: i64 = 24 * HOUR_MS;
+    let day = check::<Funnel>(
+        &addr,
+        &deduped,
+        (h0.div_euclid(DAY) * DAY, top),
+        ("day", DAY),
+        &[],
+        &[("device", "mobile")],
+    )
+    .await;
+    for (start, source, is_final) in sources(&day) {
+        // A day holding hours on both sides of the boundary merges both layers' states.
+        if start < boundary - HOUR_MS && start + DAY > boundary {
+            assert_eq!(source, "batch+speed");
+            assert!(
+                !is_final,
+                "a day holding the newest speed windows is provisional"
+            );
+        }
+    }
+
+    // Lineage: batch for a covered window (input files with Kafka offsets), speed otherwise.
+    let (status, lineage) = get_json(
+        &addr,
+        &format!("/v1/lineage?metric=page_views&window={}", h0 + 300_000),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{lineage}");
+    assert_eq!(lineage["layer"], "batch");
+    let inputs = lineage["batch"]["inputs"].as_array().unwrap();
+    assert!(
+        !inputs.is_empty()
+            && inputs
+                .iter()
+                .all(|i| i["offsets"]["partition"].as_i64().is_some()),
+        "{lineage}"
+    );
+    let (_, lineage) = get_json(
+        &addr,
+        &format!("/v1/lineage?metric=page_views&window={}", boundary + 60_000),
+        &[],
+    )
+    .await;
+    assert_eq!(lineage["layer"], "speed", "{lineage}");
+
+    // The boundary moves: batch computes the third hour too.
+    batch_run(&lake, &views, HourSelection::One(HourKey(h0 / HOUR_MS + 2))).await;
+    state.batch.refresh().await.unwrap();
+    let moved = check::<Revenue>(
+        &addr,
+        &deduped,
+        (h0, top),
+        ("hour", HOUR_MS),
+        &["category"],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        moved["time_boundary"].as_str(),
+        Some(serving::api::rfc3339(boundary + HOUR_MS).as_str())
+    );
+    for (start, source, _) in sources(&moved) {
+        let expected = if start < boundary + HOUR_MS {
+            "batch"
+        } else {
+            "speed"
+        };
+        assert_eq!(source, expected, "hour {start} after the boundary moved");
+    }
+    check::<PageViews>(
+        &addr,
+        &deduped,
+        (h0, top),
+        ("minute", 60_000),
+        &["device"],
+        &[],
+    )
+    .await;
+
+    // Late data for the first hour: the speed layer drops it (its windows closed long ago),
+    // the lake gets it, the batch reruns the dirty hour, and the served answer includes it.
+    let late_cfg = GeneratorConfig {
+        events_per_second: 1.0,
+        duplicate_fraction: 0.0,
+        invalid_fraction: 0.0,
+        out_of_order_fraction: 0.0,
+        ..cfg
+    };
+    let late = lines(42, h0 + 600_000, h0 + 900_000, now, late_cfg);
+    let dropped_before = realtime.progress().counters.late_dropped;
+    let (late_accepted, _) = post_all(&addr, &late).await;
+    assert!(late_accepted > 100);
+    let total = accepted + late_accepted;
+    wait_until(
+        "the speed layer to see the late events",
+        Duration::from_secs(120),
+        || realtime.progress().counters.records == total,
+    )
+    .await;
+    assert_eq!(
+        realtime.progress().counters.late_dropped - dropped_before,
+        late_accepted
+    );
+    wait_until(
+        "the lake writer to write the late events",
+        Duration::from_secs(120),
+        || lake_files::positions(&lake_dir).len() as u64 == total,
+    )
+    .await;
+    events.extend(valid(&late, now));
+    let corrected = first_wins(events);
+    batch_run(&lake, &views, HourSelection::Dirty).await;
+    state.batch.refresh().await.unwrap();
+    check::<PageViews>(
+        &addr,
+        &corrected,
+        (h0, boundary),
+        ("minute", 60_000),
+        &["country"],
+        &[],
+    )
+    .await;
+    check::<Funnel>(
+        &addr,
+        &corrected,
+        (h0, top),
+        ("hour", HOUR_MS),
+        &["device", "category"],
+        &[],
+    )
+    .await;
+
+    let _ = stop_tx.send(true);
+    speed_task
+        .await
+        .unwrap()
+        .expect("speed layer stops cleanly");
+    tokio::task::spawn_blocking(move || writer_task.join())
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("lake writer stops cleanly");
+}
