@@ -2,7 +2,8 @@
 //! 500, never a panic, whatever the query string), unknown routes and methods are JSON
 //! errors, tokens guard query and ingest separately, every documented route answers,
 //! readiness follows the views, the collector refuses what it cannot take and answers 503
-//! when Kafka does not acknowledge.
+//! when Kafka does not acknowledge; several speed instances over HTTP merge to the same
+//! answer as one in-process speed layer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -369,4 +370,105 @@ proptest! {
             prop_assert!(body["code"].is_string(), "{uri}: {body}");
         }
     }
+}
+
+/// Speed views of `lines` for the partitions `keep` accepts (three partitions in all).
+fn realtime_of(lines: &[Vec<u8>], now: i64, keep: impl Fn(i32) -> bool) -> RealtimeViews {
+    let views = RealtimeViews::new(
+        MetricContext::default(),
+        TimeSettings::default(),
+        Duration::from_secs(3_600),
+    );
+    speed::consumer::apply_records(
+        &views,
+        &Validator::default(),
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ((i % 3) as i32, (i / 3) as i64, now, l.as_slice()))
+            .filter(|(p, ..)| keep(*p)),
+    );
+    views
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answer() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let lines: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
+        seed: 9,
+        start_ms: now - 50 * 60_000,
+        events_per_second: 3.0,
+        ..GeneratorConfig::default()
+    })
+    .take(8_000)
+    .map(|r| r.json)
+    .collect();
+    // Instance A holds partitions 0 and 1, instance B partition 2.
+    let mut urls = Vec::new();
+    for keep in [|p: i32| p < 2, |p: i32| p == 2] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", listener.local_addr().unwrap()));
+        let router = speed::http::router(realtime_of(&lines, now, keep));
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lake = batch::Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let remote = Arc::new(AppState {
+        batch: BatchViews::new(lake.clone(), 16),
+        speed: SpeedViews::remote(&urls, Duration::from_secs(10)).unwrap(),
+        collector: None,
+        telemetry: Default::default(),
+        opts: ApiOptions::default(),
+    });
+    let local = Arc::new(AppState {
+        batch: BatchViews::new(lake, 16),
+        speed: SpeedViews::InProcess(realtime_of(&lines, now, |_| true)),
+        collector: None,
+        telemetry: Default::default(),
+        opts: ApiOptions::default(),
+    });
+    for s in [&remote, &local] {
+        s.batch.refresh().await.unwrap();
+    }
+    for query in [
+        "/v1/metrics/page_views?granularity=minute&group_by=country",
+        "/v1/metrics/funnel?granularity=hour&group_by=device,category",
+        "/v1/metrics/revenue?granularity=minute&filter=country:US",
+    ] {
+        let (status, from_remote) = get(&remote, query).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {from_remote}");
+        let (_, from_local) = get(&local, query).await;
+        assert!(
+            !from_local["rows"].as_array().unwrap().is_empty(),
+            "{query}"
+        );
+        assert_eq!(from_remote["rows"], from_local["rows"], "{query}");
+        assert_eq!(from_remote["watermark"], from_local["watermark"], "{query}");
+    }
+    // Lineage lists each instance's offsets.
+    let (_, lineage) = get(&remote, &format!("/v1/lineage?metric=funnel&window={now}")).await;
+    assert_eq!(lineage["layer"], "speed");
+    assert_eq!(lineage["speed"].as_object().unwrap().len(), 2, "{lineage}");
+    // An instance that does not answer makes the answer unavailable, not wrong.
+    let down = Arc::new(AppState {
+        batch: BatchViews::new(
+            batch::Lake::open(dir.path().to_str().unwrap(), true).unwrap(),
+            16,
+        ),
+        speed: SpeedViews::remote(
+            &[urls[0].clone(), "http://127.0.0.1:1".into()],
+            Duration::from_secs(2),
+        )
+        .unwrap(),
+        collector: None,
+        telemetry: Default::default(),
+        opts: ApiOptions::default(),
+    });
+    down.batch.refresh().await.unwrap();
+    let (status, body) = get(&down, "/v1/metrics/page_views").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("speed_unavailable")),
+        "{body}"
+    );
 }

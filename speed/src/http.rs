@@ -86,19 +86,26 @@ impl Range {
     }
 }
 
+/// Metric `M`'s states of windows starting in `[from, to)`, merged across partitions, as
+/// Parquet; and the progress read under the same lock.
 fn parquet_of<M: Metric>(
-    views: &MetricViews<M>,
-    windows: &shared_logic::WindowSpec,
-) -> Result<Vec<u8>, ApiError> {
+    realtime: &RealtimeViews,
+    from: i64,
+    to: i64,
+) -> Result<(Vec<u8>, Progress), ApiError> {
     let internal = |message: String| ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "internal",
         message,
     };
-    let batch = shared_logic::views::to_record_batch(views, windows)
+    let mut views = MetricViews::<M>::default();
+    let progress = realtime.visit::<M>(from, to, |key, state| views.merge_group(key, state));
+    let batch = shared_logic::views::to_record_batch(&views, &realtime.ctx.windows)
         .map_err(|e| internal(e.to_string()))?;
-    batch::writer::encode_parquet(shared_logic::views::view_schema::<M>(), &[batch], M::NAME)
-        .map_err(|e| internal(e.to_string()))
+    let bytes =
+        batch::writer::encode_parquet(shared_logic::views::view_schema::<M>(), &[batch], M::NAME)
+            .map_err(|e| internal(e.to_string()))?;
+    Ok((bytes, progress))
 }
 
 async fn metric_views(
@@ -107,37 +114,37 @@ async fn metric_views(
     Query(range): Query<Range>,
 ) -> Result<Response, ApiError> {
     let (from, to) = range.bounds()?;
-    let windows = views.ctx.windows;
-    let snapshot = tokio::task::spawn_blocking({
+    let encode: fn(&RealtimeViews, i64, i64) -> Result<(Vec<u8>, Progress), ApiError> =
+        match metric.as_str() {
+            PageViews::NAME => parquet_of::<PageViews>,
+            Funnel::NAME => parquet_of::<Funnel>,
+            Revenue::NAME => parquet_of::<Revenue>,
+            other => {
+                return Err(ApiError {
+                    status: StatusCode::NOT_FOUND,
+                    code: "unknown_metric",
+                    message: format!("no metric `{other}`"),
+                })
+            }
+        };
+    let (body, progress) = tokio::task::spawn_blocking({
         let views = views.clone();
-        move || views.snapshot(from, to)
+        move || encode(&views, from, to)
     })
     .await
     .map_err(|e| ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "internal",
         message: e.to_string(),
-    })?;
-    let body = match metric.as_str() {
-        PageViews::NAME => parquet_of(&snapshot.aggregates.page_views, &windows)?,
-        Funnel::NAME => parquet_of(&snapshot.aggregates.funnel, &windows)?,
-        Revenue::NAME => parquet_of(&snapshot.aggregates.revenue, &windows)?,
-        other => {
-            return Err(ApiError {
-                status: StatusCode::NOT_FOUND,
-                code: "unknown_metric",
-                message: format!("no metric `{other}`"),
-            })
-        }
-    };
+    })??;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/vnd.apache.parquet"),
     );
     for (name, value) in [
-        ("x-lambda-watermark", snapshot.watermark),
-        ("x-lambda-newest-event", snapshot.newest_event_ms),
+        ("x-lambda-watermark", progress.watermark),
+        ("x-lambda-newest-event", progress.newest_event_ms),
         (
             "x-lambda-allowed-lateness",
             Some(views.time.allowed_lateness_ms),
