@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use lambda_tests::Broker;
+use lambda_tests::{Broker, ChildGuard};
 
 fn lambda(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lambda"))
@@ -101,7 +101,9 @@ fn bad_flags_fail_with_a_reason_and_no_panic() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["generate", "inspect"] {
+    for sub in [
+        "generate", "inspect", "lake", "batch", "speed", "serve", "bench",
+    ] {
         let out = lambda(&[sub, "--help"]);
         assert!(out.status.success(), "{sub}: {}", stderr(&out));
         assert!(
@@ -186,4 +188,114 @@ fn kafka_errors_are_reported_not_hung() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("127.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn serve_collects_events_and_answers_them_from_a_speed_instance() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (serve_addr, speed_addr) = (
+        lambda_tests::http::free_addr(),
+        lambda_tests::http::free_addr(),
+    );
+    let spawn = |args: &[&str]| {
+        ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_lambda"))
+                .args(args)
+                .args(["--brokers", broker.brokers()])
+                .env_remove("KAFKA_BROKERS")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("lambda starts"),
+        )
+    };
+    let views = dir.path().join("views").display().to_string();
+    let _serve = spawn(&[
+        "serve",
+        "--listen",
+        &serve_addr,
+        "--views",
+        &views,
+        "--speed-url",
+        &format!("http://{speed_addr}"),
+        "--topic",
+        "cli-serve",
+        "--partitions",
+        "2",
+        "--ingest-token",
+        "tok",
+    ]);
+    lambda_tests::wait_for(
+        "serve to listen",
+        std::time::Duration::from_secs(60),
+        || lambda_tests::http::get(&serve_addr, "/healthz").is_some_and(|(s, _)| s == 200),
+    );
+    // Events of the last ten minutes, as a client sends them.
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut body = Vec::new();
+    let cfg = shared_logic::generate::GeneratorConfig {
+        start_ms: now - 600_000,
+        events_per_second: 3.0,
+        invalid_fraction: 0.0,
+        duplicate_fraction: 0.0,
+        ..Default::default()
+    };
+    for r in shared_logic::generate::Generator::new(cfg).take(1_500) {
+        body.extend_from_slice(&r.json);
+        body.push(b'\n');
+    }
+    let auth = [("Authorization", "Bearer tok")];
+    let (status, answer) =
+        lambda_tests::http::request(&serve_addr, "POST", "/v1/events", &auth, &body).unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 1_500, "{answer}");
+    let (status, _) =
+        lambda_tests::http::request(&serve_addr, "POST", "/v1/events", &[], &body).unwrap();
+    assert_eq!(status, 401, "the ingest token is required");
+
+    let checkpoints = dir.path().join("checkpoints").display().to_string();
+    let _speed = spawn(&[
+        "speed",
+        "--topic",
+        "cli-serve",
+        "--group",
+        "cli-serve-speed",
+        "--checkpoints",
+        &checkpoints,
+        "--listen",
+        &speed_addr,
+    ]);
+    let views_seen = || {
+        lambda_tests::http::get(&serve_addr, "/v1/metrics/page_views?granularity=hour")
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|v| {
+                v["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["values"]["views"].as_u64().unwrap())
+                    .sum::<u64>()
+            })
+    };
+    let expected = {
+        let v = shared_logic::Validator::default();
+        body.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| {
+                v.validate(l, shared_logic::Origin::import_line(0), now)
+                    .ok()
+            })
+            .filter(|e| e.event_type() == shared_logic::EventType::PageView)
+            .count() as u64
+    };
+    lambda_tests::wait_for(
+        "the served page views to count every page view sent",
+        std::time::Duration::from_secs(90),
+        || views_seen() == Some(expected),
+    );
+    let (status, ready) = lambda_tests::http::get(&serve_addr, "/readyz").unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&ready));
 }
