@@ -22,8 +22,9 @@ pub struct ServeArgs {
     /// HTTP address of the API and dashboard.
     #[arg(long, env = "LAMBDA_SERVE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// The batch layer's views location (a path, file:// or s3:// URL).
-    #[arg(long, env = "LAMBDA_VIEWS", default_value = "./data/views")]
+    /// The batch layer's views location (a path, file:// or s3:// URL; `lambda batch`
+    /// writes to <lake>/views by default).
+    #[arg(long, env = "LAMBDA_VIEWS", default_value = "./data/lake/views")]
     views: String,
     /// Base URL of a speed instance's views endpoint (repeatable; all are merged).
     #[arg(
