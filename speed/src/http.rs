@@ -86,6 +86,9 @@ impl Range {
     }
 }
 
+/// Encodes one metric's views of a range.
+type Encoder = fn(&RealtimeViews, i64, i64) -> Result<(Vec<u8>, Progress), ApiError>;
+
 /// Metric `M`'s states of windows starting in `[from, to)`, merged across partitions, as
 /// Parquet; and the progress read under the same lock.
 fn parquet_of<M: Metric>(
@@ -114,19 +117,18 @@ async fn metric_views(
     Query(range): Query<Range>,
 ) -> Result<Response, ApiError> {
     let (from, to) = range.bounds()?;
-    let encode: fn(&RealtimeViews, i64, i64) -> Result<(Vec<u8>, Progress), ApiError> =
-        match metric.as_str() {
-            PageViews::NAME => parquet_of::<PageViews>,
-            Funnel::NAME => parquet_of::<Funnel>,
-            Revenue::NAME => parquet_of::<Revenue>,
-            other => {
-                return Err(ApiError {
-                    status: StatusCode::NOT_FOUND,
-                    code: "unknown_metric",
-                    message: format!("no metric `{other}`"),
-                })
-            }
-        };
+    let encode: Encoder = match metric.as_str() {
+        PageViews::NAME => parquet_of::<PageViews>,
+        Funnel::NAME => parquet_of::<Funnel>,
+        Revenue::NAME => parquet_of::<Revenue>,
+        other => {
+            return Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: "unknown_metric",
+                message: format!("no metric `{other}`"),
+            })
+        }
+    };
     let (body, progress) = tokio::task::spawn_blocking({
         let views = views.clone();
         move || encode(&views, from, to)
