@@ -83,7 +83,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// How the API behaves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ApiOptions {
     pub limits: QueryLimits,
     /// Bearer token for the query routes (`/v1/metrics…`, `/v1/lineage`); none: open.
@@ -92,17 +92,6 @@ pub struct ApiOptions {
     pub ingest_token: Option<String>,
     /// The metric context both layers use (windows, reporting currency).
     pub ctx: MetricContext,
-}
-
-impl Default for ApiOptions {
-    fn default() -> Self {
-        ApiOptions {
-            limits: QueryLimits::default(),
-            query_token: None,
-            ingest_token: None,
-            ctx: MetricContext::default(),
-        }
-    }
 }
 
 /// What the handlers share.
