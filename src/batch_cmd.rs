@@ -31,9 +31,14 @@ pub struct BatchArgs {
     /// ... to this hour (exclusive).
     #[arg(long, value_parser = parse_hour, requires = "from")]
     to: Option<HourKey>,
-    /// Compute every hour whose input changed since its last run, or that was never computed.
+    /// Compute every settled hour whose input changed since its last run, or that was never
+    /// computed.
     #[arg(long)]
     dirty: bool,
+    /// With --dirty: an hour is settled (selected) once its end is this many seconds in
+    /// the past, so that open hours stay with the speed layer.
+    #[arg(long, default_value_t = 300)]
+    settle_secs: i64,
     /// Skip unreadable Parquet files (recorded in the manifest) instead of failing.
     #[arg(long)]
     skip_corrupt: bool,
@@ -67,7 +72,13 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
     let selection = match (args.hour, args.from, args.to, args.dirty) {
         (Some(h), _, _, _) => HourSelection::One(h),
         (_, Some(from), Some(to), _) => HourSelection::Range { from, to },
-        _ => HourSelection::Dirty,
+        _ => {
+            let settled = chrono::Utc::now().timestamp_millis() - args.settle_secs.max(0) * 1000;
+            // Hours that ended at or before `settled`: those before the hour holding it.
+            HourSelection::Dirty {
+                before: Some(HourKey(settled.div_euclid(shared_logic::window::HOUR_MS))),
+            }
+        }
     };
     let (lake, views) = locations(&args.lake, args.views.as_deref(), false).map_err(|e| (e, 1))?;
     let mut opts = BatchOptions {

@@ -44,9 +44,12 @@ pub enum HourSelection {
     One(HourKey),
     /// Every hour with data in `[from, to)`.
     Range { from: HourKey, to: HourKey },
-    /// Every hour whose input files differ from those its published view was computed from,
-    /// or that was never computed.
-    Dirty,
+    /// Every hour before `before` whose input files differ from those its published view
+    /// was computed from, or that was never computed. `before` keeps open hours out: a
+    /// batch view of an hour still receiving events would hide the newer events from the
+    /// serving layer until the next run, so only settled hours are selected (the CLI uses
+    /// the hour whose end is `--settle-secs` in the past).
+    Dirty { before: Option<HourKey> },
 }
 
 /// Progress of a run, reported after each hour: (hours done, hours selected, hour, rows).
@@ -136,10 +139,13 @@ pub async fn select_hours(
                 .filter(|h| h >= from && h < to)
                 .collect())
         }
-        HourSelection::Dirty => {
+        HourSelection::Dirty { before } => {
             let published = Published::load(views).await?;
             let mut dirty = Vec::new();
             for hour in lake.hours().await? {
+                if before.is_some_and(|b| hour >= b) {
+                    continue;
+                }
                 let files = lake.hour_files(hour).await?;
                 let current: Vec<(String, u64)> = files
                     .iter()

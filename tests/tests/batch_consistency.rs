@@ -161,27 +161,42 @@ async fn batch_views_equal_the_direct_computation() {
     }
 
     // Nothing changed: nothing is dirty.
-    assert!(job::select_hours(&lake, &views, &HourSelection::Dirty)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        job::select_hours(&lake, &views, &HourSelection::Dirty { before: None })
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Late data for one hour arrives: exactly that hour is dirty, and after the dirty run
     // the views equal the direct computation over everything.
     let late_hour = HourKey::parse("2026-01-01T01").unwrap();
     let late = lines(12, 300, late_hour.start_ms() + 600_000);
     import(&lake, &late, "late", 1_000).await;
-    let dirty = job::select_hours(&lake, &views, &HourSelection::Dirty)
+    let dirty = job::select_hours(&lake, &views, &HourSelection::Dirty { before: None })
         .await
         .unwrap();
     assert!(dirty.contains(&late_hour), "{dirty:?}");
-    job::run(&lake, &views, &HourSelection::Dirty, &opts)
+    // Hours that have not settled are not selected (open hours stay with the speed layer).
+    let settled = job::select_hours(
+        &lake,
+        &views,
+        &HourSelection::Dirty {
+            before: Some(late_hour),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(settled.iter().all(|h| *h < late_hour), "{settled:?}");
+    job::run(&lake, &views, &HourSelection::Dirty { before: None }, &opts)
         .await
         .expect("dirty run");
-    assert!(job::select_hours(&lake, &views, &HourSelection::Dirty)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        job::select_hours(&lake, &views, &HourSelection::Dirty { before: None })
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The late file is a source of its own: the direct computation folds both sources.
     let mut both = direct(&data, 0);

@@ -441,7 +441,14 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     .await;
     events.extend(valid(&late, now));
     let corrected = first_wins(events);
-    batch_run(&lake, &views, HourSelection::Dirty).await;
+    batch_run(
+        &lake,
+        &views,
+        HourSelection::Dirty {
+            before: Some(HourKey(now.div_euclid(HOUR_MS))),
+        },
+    )
+    .await;
     state.batch.refresh().await.unwrap();
     check::<PageViews>(
         &addr,
