@@ -7,6 +7,7 @@ mod generate;
 mod lake_cmd;
 mod serve_cmd;
 mod speed_cmd;
+mod verify_cmd;
 
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ enum Command {
     /// Serve the query API (batch and real-time views merged), the event collector
     /// (`POST /v1/events`) and the live dashboard.
     Serve(serve_cmd::ServeArgs),
+    /// Compare batch and speed views window by window (exit 0 equal, 1 different or failed).
+    Verify(verify_cmd::VerifyArgs),
 }
 
 /// How to reach Kafka; shared by every subcommand that talks to it.
@@ -156,6 +159,11 @@ async fn run(command: Command) -> Result<(), (anyhow::Error, u8)> {
         Command::Batch(args) => batch_cmd::run(args).await,
         Command::Speed(args) => plain(speed_cmd::run(args).await),
         Command::Serve(args) => plain(serve_cmd::run(args).await),
+        Command::Verify(args) => match verify_cmd::run(args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err((anyhow::anyhow!("batch and speed views differ"), 1)),
+            Err(e) => Err((e, 1)),
+        },
         Command::Bench(args) => plain(
             tokio::task::spawn_blocking(move || bench_cmd::run(args))
                 .await

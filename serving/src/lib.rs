@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod query;
 pub mod speed_views;
 pub mod telemetry;
+pub mod verify;
 
 pub use api::{router, ApiOptions, AppState};
 pub use error::ServingError;

@@ -1,0 +1,224 @@
+//! `lambda verify`: batch views against speed views, window by window.
+//!
+//! For every hour in the range that the batch layer covers and the speed layer still holds,
+//! each `(window, dimensions)` state of one layer must equal the other's exactly (both run
+//! the same shared-logic code over the same events). Hours the speed layer holds nothing of
+//! (evicted behind the boundary, or never consumed) are listed as skipped, not compared.
+//! Differences are data: a list the CLI prints as a table, exiting non-zero when it is not
+//! empty.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use shared_logic::state::GroupKey;
+use shared_logic::window::HourKey;
+use shared_logic::{Metric, MetricViews};
+
+use crate::batch_views::BatchViews;
+use crate::error::ServingError;
+use crate::speed_views::SpeedViews;
+
+/// One `(window, dimensions)` whose states differ; `None` where a layer has no state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Difference {
+    pub metric: &'static str,
+    pub window_start: i64,
+    pub dimensions: Vec<String>,
+    /// `name=value` of each value the batch state evaluates to.
+    pub batch: Option<Vec<String>>,
+    pub speed: Option<Vec<String>>,
+}
+
+/// What one metric's comparison covered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Comparison {
+    pub hours_compared: Vec<String>,
+    /// Covered hours the speed layer holds no state for.
+    pub hours_skipped: Vec<String>,
+    pub keys_compared: usize,
+    pub differences: Vec<Difference>,
+}
+
+fn evaluated<M: Metric>(state: &M::State) -> Vec<String> {
+    M::VALUES
+        .iter()
+        .zip(M::values(state))
+        .map(|((n, _), v)| {
+            format!(
+                "{n}={}",
+                serde_json::to_string(&v).unwrap_or_else(|_| "?".into())
+            )
+        })
+        .collect()
+}
+
+/// Compares two views of the same hours key by key.
+pub fn compare_views<M: Metric>(
+    batch: &MetricViews<M>,
+    speed: &MetricViews<M>,
+) -> (usize, Vec<Difference>) {
+    let keys: BTreeSet<&GroupKey> = batch
+        .iter()
+        .map(|(k, _)| k)
+        .chain(speed.iter().map(|(k, _)| k))
+        .collect();
+    let mut differences = Vec::new();
+    for key in &keys {
+        let (b, s) = (batch.get(key), speed.get(key));
+        if b != s {
+            differences.push(Difference {
+                metric: M::NAME,
+                window_start: key.window.0,
+                dimensions: key.dims().map(str::to_string).collect(),
+                batch: b.map(evaluated::<M>),
+                speed: s.map(evaluated::<M>),
+            });
+        }
+    }
+    (keys.len(), differences)
+}
+
+/// Compares metric `M` over the covered hours overlapping `[from_ms, to_ms)`.
+pub async fn verify<M: Metric>(
+    batch: &BatchViews,
+    speed: &SpeedViews,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Comparison, ServingError> {
+    let Some(published) = batch.published() else {
+        return Ok(Comparison::default());
+    };
+    let read = batch.read::<M>(&published, from_ms, to_ms).await?;
+    let Some((first, last)) = read.covered.first().zip(read.covered.last()) else {
+        return Ok(Comparison::default());
+    };
+    let (start, end) = (
+        first.start_ms(),
+        last.start_ms() + shared_logic::window::HOUR_MS,
+    );
+    let mut batch_views = MetricViews::<M>::default();
+    for hour in &read.views {
+        for (k, s) in hour.iter() {
+            batch_views.merge_group(k, s);
+        }
+    }
+    let mut speed_views = MetricViews::<M>::default();
+    speed
+        .read::<M>(start, end, |k, s| {
+            if read.covered.contains(&HourKey::of_window(k.window)) {
+                speed_views.merge_group(k, s);
+            }
+        })
+        .await?;
+    let held: BTreeSet<HourKey> = speed_views
+        .iter()
+        .map(|(k, _)| HourKey::of_window(k.window))
+        .collect();
+    let mut out = Comparison::default();
+    let by_hour = |views: &MetricViews<M>, hour: HourKey| {
+        let mut part = MetricViews::<M>::default();
+        for (k, s) in views
+            .iter()
+            .filter(|(k, _)| HourKey::of_window(k.window) == hour)
+        {
+            part.merge_group(k, s);
+        }
+        part
+    };
+    for hour in &read.covered {
+        if !held.contains(hour) {
+            out.hours_skipped.push(hour.to_string());
+            continue;
+        }
+        let (keys, mut diffs) =
+            compare_views(&by_hour(&batch_views, *hour), &by_hour(&speed_views, *hour));
+        out.hours_compared.push(hour.to_string());
+        out.keys_compared += keys;
+        out.differences.append(&mut diffs);
+    }
+    out.differences
+        .sort_by(|a, b| (a.window_start, &a.dimensions).cmp(&(b.window_start, &b.dimensions)));
+    Ok(out)
+}
+
+/// The differences as an aligned text table (at most `max_rows` rows, then a count).
+pub fn table(differences: &[Difference], max_rows: usize) -> String {
+    let mut rows: Vec<[String; 5]> = vec![[
+        "metric".into(),
+        "window".into(),
+        "dimensions".into(),
+        "batch".into(),
+        "speed".into(),
+    ]];
+    for d in differences.iter().take(max_rows) {
+        rows.push([
+            d.metric.to_string(),
+            crate::api::rfc3339(d.window_start),
+            d.dimensions.join(","),
+            d.batch.as_ref().map_or("-".into(), |v| v.join(" ")),
+            d.speed.as_ref().map_or("-".into(), |v| v.join(" ")),
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    if differences.len() > max_rows {
+        out.push_str(&format!("… and {} more\n", differences.len() - max_rows));
+    }
+    out
+}
+
+/// Per-metric comparisons keyed by metric name.
+pub type Report = BTreeMap<&'static str, Comparison>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_logic::generate::{Generator, GeneratorConfig};
+    use shared_logic::metric::PageViews;
+    use shared_logic::{Aggregates, MetricContext, Origin, Validator};
+
+    fn views(take: usize) -> MetricViews<PageViews> {
+        let v = Validator::default();
+        let events: Vec<_> = Generator::new(GeneratorConfig::default())
+            .take(take)
+            .enumerate()
+            .filter_map(|(i, r)| {
+                v.validate(&r.json, Origin::import_line(i as i64), i64::MAX / 2)
+                    .ok()
+            })
+            .collect();
+        Aggregates::fold(&events, &MetricContext::default()).page_views
+    }
+
+    #[test]
+    fn equal_views_have_no_difference_and_a_changed_one_is_listed() {
+        let a = views(3_000);
+        let (keys, diffs) = compare_views(&a, &a.clone());
+        assert!(keys > 100 && diffs.is_empty());
+        let gone = a.sorted()[0].0.clone();
+        let mut b = a.clone();
+        b.retain(|k| *k != gone);
+        let (_, diffs) = compare_views(&a, &b);
+        assert_eq!(diffs.len(), 1, "{diffs:?}");
+        let text = table(&diffs, 10);
+        assert!(
+            text.starts_with("metric") && text.contains("page_views") && text.contains("views="),
+            "{text}"
+        );
+        assert_eq!(diffs[0].speed, None);
+    }
+}

@@ -1,0 +1,112 @@
+//! `lambda verify`: compares batch and speed views window by window and exits non-zero
+//! when they differ (the consistency check users can run against production).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use batch::Lake;
+use clap::Args;
+use serving::batch_views::BatchViews;
+use serving::query::{parse_time, MetricKind};
+use serving::speed_views::SpeedViews;
+use serving::verify::{self, Comparison, Report};
+use shared_logic::metric::{Funnel, PageViews, Revenue};
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The batch layer's views location.
+    #[arg(long, env = "LAMBDA_VIEWS", default_value = "./data/lake/views")]
+    views: String,
+    /// Base URL of a speed instance (repeatable; all are merged).
+    #[arg(
+        long = "speed-url",
+        env = "LAMBDA_SPEED_URLS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:9101"
+    )]
+    speed_urls: Vec<String>,
+    /// Start of the range (RFC 3339 or epoch ms); default: 24 hours before --to.
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the range (exclusive); default: now.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this metric (default: every metric).
+    #[arg(long)]
+    metric: Option<String>,
+    /// Rows of the difference table printed.
+    #[arg(long, default_value_t = 50)]
+    max_rows: usize,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Timeout of one request to a speed instance.
+    #[arg(long, default_value_t = 30_000)]
+    speed_timeout_ms: u64,
+}
+
+/// Exit code 1 when the layers differ (or the check failed), 0 when they agree.
+pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let to = match &args.to {
+        Some(t) => parse_time("to", t)?,
+        None => now,
+    };
+    let from = match &args.from {
+        Some(f) => parse_time("from", f)?,
+        None => to - 24 * shared_logic::window::HOUR_MS,
+    };
+    if from >= to {
+        anyhow::bail!("--from must be before --to");
+    }
+    let metrics = match &args.metric {
+        Some(m) => vec![MetricKind::parse(m)?],
+        None => MetricKind::ALL.to_vec(),
+    };
+    let batch = BatchViews::new(
+        Lake::open(&args.views, false).with_context(|| format!("--views {}", args.views))?,
+        64,
+    );
+    batch.refresh().await?;
+    let speed = SpeedViews::remote(
+        &args.speed_urls,
+        Duration::from_millis(args.speed_timeout_ms),
+    )?;
+    let mut report = Report::new();
+    for metric in metrics {
+        let comparison = match metric {
+            MetricKind::PageViews => verify::verify::<PageViews>(&batch, &speed, from, to).await?,
+            MetricKind::Funnel => verify::verify::<Funnel>(&batch, &speed, from, to).await?,
+            MetricKind::Revenue => verify::verify::<Revenue>(&batch, &speed, from, to).await?,
+        };
+        report.insert(metric.name(), comparison);
+    }
+    let differences: Vec<verify::Difference> = report
+        .values()
+        .flat_map(|c: &Comparison| c.differences.iter().cloned())
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (metric, c) in &report {
+            println!(
+                "{metric}: {} hours compared, {} (window, dimensions) keys, {} differences{}",
+                c.hours_compared.len(),
+                c.keys_compared,
+                c.differences.len(),
+                if c.hours_skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; skipped (the speed layer holds nothing of them): {}",
+                        c.hours_skipped.join(" ")
+                    )
+                }
+            );
+        }
+        if !differences.is_empty() {
+            print!("{}", verify::table(&differences, args.max_rows));
+        }
+    }
+    Ok(differences.is_empty())
+}
