@@ -28,6 +28,9 @@ pub enum SpeedError {
         topic: String,
         reason: String,
     },
+    /// The local development broker could not be started.
+    #[error("local broker ({dir}): {reason}")]
+    LocalBroker { dir: String, reason: String },
     /// A `key=value` client option was malformed.
     #[error("kafka option `{0}` is not of the form key=value")]
     BadOption(String),

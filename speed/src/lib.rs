@@ -17,6 +17,7 @@ pub mod drain;
 pub mod error;
 pub mod http;
 pub mod kafka;
+pub mod local_broker;
 pub mod partition;
 pub mod views;
 

@@ -1,11 +1,9 @@
 //! Starting, waiting for and stopping a local `tansu` broker for tests.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 /// A Kafka-API broker for one test: either `KAFKA_BROKERS` or a local tansu process.
@@ -15,37 +13,8 @@ pub struct Broker {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn tansu_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("TANSU_BIN") {
-        return PathBuf::from(p);
-    }
-    let in_cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .map(|d| d.join("bin").join("tansu"));
-    match in_cargo_home {
-        Some(p) if p.exists() => p,
-        _ => PathBuf::from("tansu"),
-    }
-}
-
 fn spawn_tansu(dir: &std::path::Path, port: u16) -> Child {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("tansu.log"))
-        .expect("broker log file");
-    Command::new(tansu_binary())
-        .current_dir(dir)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "sqlite://tansu.db"])
-        .stdout(Stdio::from(log.try_clone().expect("log handle")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start tansu ({e}); install it with `scripts/broker.sh install` or set KAFKA_BROKERS")
-        })
+    speed::local_broker::spawn(dir, port).unwrap_or_else(|e| panic!("{e}; or set KAFKA_BROKERS"))
 }
 
 fn free_port() -> u16 {
@@ -114,21 +83,8 @@ impl Broker {
     }
 
     fn wait_until_ready(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let consumer: BaseConsumer = self.client_config().create().expect("a metadata client");
-        loop {
-            match consumer.fetch_metadata(None, Duration::from_secs(2)) {
-                Ok(md) if !md.brokers().is_empty() => return,
-                Ok(_) | Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100))
-                }
-                other => panic!(
-                    "broker {} did not answer within {timeout:?}: {:?}",
-                    self.brokers,
-                    other.err()
-                ),
-            }
-        }
+        speed::local_broker::wait_ready(&self.brokers, timeout)
+            .unwrap_or_else(|e| panic!("broker {}: {e}", self.brokers));
     }
 }
 
