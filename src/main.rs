@@ -3,6 +3,7 @@
 
 mod batch_cmd;
 mod bench_cmd;
+mod demo_cmd;
 mod generate;
 mod lake_cmd;
 mod serve_cmd;
@@ -57,6 +58,9 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Compare batch and speed views window by window (exit 0 equal, 1 different or failed).
     Verify(verify_cmd::VerifyArgs),
+    /// The whole platform in one process: local broker, generator, collector, speed layer,
+    /// lake writer, batch job on a schedule, API and dashboard.
+    Demo(demo_cmd::DemoArgs),
 }
 
 /// How to reach Kafka; shared by every subcommand that talks to it.
@@ -159,6 +163,7 @@ async fn run(command: Command) -> Result<(), (anyhow::Error, u8)> {
         Command::Batch(args) => batch_cmd::run(args).await,
         Command::Speed(args) => plain(speed_cmd::run(args).await),
         Command::Serve(args) => plain(serve_cmd::run(args).await),
+        Command::Demo(args) => plain(demo_cmd::run(args).await),
         Command::Verify(args) => match verify_cmd::run(args).await {
             Ok(true) => Ok(()),
             Ok(false) => Err((anyhow::anyhow!("batch and speed views differ"), 1)),

@@ -27,6 +27,9 @@ pub struct SpeedArgs {
     /// The batch layer's views location (its manifest bounds the speed state); none: no eviction.
     #[arg(long, env = "LAMBDA_VIEWS")]
     batch_views: Option<String>,
+    /// Seconds of batch-covered time kept before the boundary (for `lambda verify`).
+    #[arg(long, default_value_t = 3_600)]
+    retain_covered_secs: u64,
     /// Watermark = max event time − this.
     #[arg(long, default_value_t = 5_000)]
     out_of_orderness_ms: i64,
@@ -109,6 +112,7 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         },
         stop_after_records: args.stop_after_records,
         batch_views,
+        retain_covered: Duration::from_secs(args.retain_covered_secs),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

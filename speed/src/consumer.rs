@@ -7,7 +7,8 @@
 //! then are the offsets committed. Rejected records go to the dead-letter topic (reason in
 //! the `reason` header), late ones to the late topic under the side-output policy.
 //! Windows older than the batch layer's published time boundary minus the lateness horizon
-//! are evicted, so memory is bounded by what the batch layer has not yet covered.
+//! (or minus `retain_covered`, if longer) are evicted, so memory is bounded by what the
+//! batch layer has not yet covered plus that margin.
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,9 @@ pub struct SpeedOptions {
     pub stop_after_records: Option<u64>,
     /// The batch layer's views location, whose manifest bounds the state (eviction).
     pub batch_views: Option<Lake>,
+    /// How much of what the batch layer already covers is kept (before the boundary), so
+    /// that `lambda verify` can compare the newest covered hours of both layers.
+    pub retain_covered: Duration,
 }
 
 impl Default for SpeedOptions {
@@ -57,6 +61,7 @@ impl Default for SpeedOptions {
             validator: Validator::default(),
             stop_after_records: None,
             batch_views: None,
+            retain_covered: Duration::from_secs(3_600),
         }
     }
 }
@@ -442,7 +447,8 @@ impl SpeedConsumer {
             return;
         };
         let horizon = self.views.time.allowed_lateness_ms + self.views.time.out_of_orderness_ms;
-        let before = boundary.timestamp_millis() - horizon;
+        let keep = horizon.max(self.opts.retain_covered.as_millis() as i64);
+        let before = boundary.timestamp_millis() - keep;
         self.views.update(|states| {
             for state in states.values_mut() {
                 state.evict_before(before);
