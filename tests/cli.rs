@@ -299,3 +299,125 @@ fn serve_collects_events_and_answers_them_from_a_speed_instance() {
     let (status, ready) = lambda_tests::http::get(&serve_addr, "/readyz").unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&ready));
 }
+
+#[test]
+fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
+    let broker_port = port(&lambda_tests::http::free_addr());
+    let (api, speed) = (
+        lambda_tests::http::free_addr(),
+        lambda_tests::http::free_addr(),
+    );
+    let demo_args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "demo",
+            "--data-dir",
+            &data,
+            "--broker-port",
+            &broker_port,
+            "--listen",
+            &api,
+            "--speed-listen",
+            &speed,
+            "--rate",
+            "200",
+            "--history-hours",
+            "2",
+            "--history-rate",
+            "4",
+            "--batch-period-secs",
+            "3",
+            "--batch-hours-per-run",
+            "3",
+            "--settle-secs",
+            "0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out_path = dir.path().join("demo.out");
+    let mut demo = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_lambda"))
+            .args(demo_args(&[]))
+            .env_remove("KAFKA_BROKERS")
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = shared_logic::window::HOUR_MS;
+    let h0 = (now.div_euclid(hour) - 2) * hour;
+    let boundary_now = || {
+        lambda_tests::http::get(&api, "/v1/metrics/page_views?granularity=hour")
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|v| v["freshness_ms"].as_i64().is_some_and(|f| f < 10_000))
+            .and_then(|v| v["time_boundary"].as_str().map(str::to_string))
+    };
+    let settled = [h0 + 2 * hour, h0 + 3 * hour].map(serving::api::rfc3339);
+    lambda_tests::wait_for(
+        "the demo's batch to cover the history and the speed layer to be live",
+        std::time::Duration::from_secs(180),
+        || boundary_now().is_some_and(|b| settled.contains(&b)),
+    );
+    // Both layers saw the last covered hour completely: verify finds them equal.
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda"))
+        .args(["verify", "--views", &format!("{data}/lake/views")])
+        .args(["--speed-url", &format!("http://{speed}")])
+        .args(["--from", &h0.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for metric in ["page_views", "funnel", "revenue"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(metric))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            !line.contains(": 0 hours compared") && line.contains(" 0 differences"),
+            "{line}"
+        );
+    }
+    // Ctrl-C (SIGTERM here) stops everything cleanly.
+    let pid = demo.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = demo.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let printed = std::fs::read_to_string(&out_path).unwrap();
+    assert!(status.success(), "{printed}");
+    assert!(printed.contains("dashboard http://"), "{printed}");
+    assert!(printed.contains("stopped; data kept"), "{printed}");
+    // A second start reuses the data: no new history, the same broker storage.
+    let out = lambda(
+        &demo_args(&["--duration-secs", "5"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("no history (data from an earlier start)"),
+        "{text}"
+    );
+}
