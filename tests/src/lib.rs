@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod http;
 pub mod lake_files;
+pub mod pipeline;
 pub mod serving;
 pub mod topic;
 

@@ -1,0 +1,155 @@
+//! The platform's layers in this process, over the real broker: the speed consumer, the
+//! lake writer, and the serving state over both (batch views read from the views location,
+//! real-time views from the in-process speed handle). Tests produce to the topic (or POST
+//! to the collector), wait until both layers have everything, run the batch job, query.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use batch::lake_writer::{LakeWriter, WriterOptions, WriterStats};
+use batch::Lake;
+use serving::api::{ApiOptions, AppState};
+use serving::batch_views::BatchViews;
+use serving::collector::{Collector, CollectorOptions};
+use serving::speed_views::SpeedViews;
+use shared_logic::MetricContext;
+use speed::checkpoint::CheckpointStore;
+use speed::consumer::{SpeedConsumer, SpeedOptions, SpeedStats};
+use speed::error::SpeedError;
+use speed::kafka::KafkaSettings;
+use speed::partition::TimeSettings;
+use speed::views::RealtimeViews;
+use tokio::sync::watch;
+
+/// The running layers of one topic.
+pub struct Pipeline {
+    pub realtime: RealtimeViews,
+    pub lake: Lake,
+    pub lake_dir: PathBuf,
+    pub views: Lake,
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    speed: tokio::task::JoinHandle<Result<SpeedStats, SpeedError>>,
+    writer: std::thread::JoinHandle<Result<WriterStats, batch::BatchError>>,
+}
+
+impl Pipeline {
+    /// Starts the speed layer (group `<topic>-speed`) and the lake writer (group
+    /// `<topic>-lake`) on `topic`, with their files under `dir`; a collector producing to
+    /// `topic` (dead letters to `<topic>-dlq`).
+    pub async fn start(brokers: &str, topic: &str, time: TimeSettings, dir: &Path) -> Pipeline {
+        let kafka = KafkaSettings::new(brokers);
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let realtime =
+            RealtimeViews::new(MetricContext::default(), time, Duration::from_secs(3_600));
+        let checkpoints = Lake::open(dir.join("checkpoints").to_str().unwrap(), true).unwrap();
+        let group = format!("{topic}-speed");
+        let consumer = SpeedConsumer::new(
+            realtime.clone(),
+            &kafka,
+            CheckpointStore::new(checkpoints, &group, topic),
+            SpeedOptions {
+                topic: topic.into(),
+                group_id: group,
+                dead_letter_topic: format!("{topic}-speed-dlq"),
+                late_topic: format!("{topic}-late"),
+                checkpoint_interval: Duration::from_secs(2),
+                ..SpeedOptions::default()
+            },
+        )
+        .await
+        .expect("speed consumer");
+        let speed = tokio::spawn(consumer.run(stopped()));
+
+        let lake_dir = dir.join("lake");
+        let lake = Lake::open(lake_dir.to_str().unwrap(), true).unwrap();
+        let mut client = rdkafka::ClientConfig::new();
+        client.set("bootstrap.servers", brokers);
+        let writer = LakeWriter::new(
+            lake.clone(),
+            &client,
+            WriterOptions {
+                topic: topic.into(),
+                group_id: format!("{topic}-lake"),
+                roll_age: Duration::from_secs(1),
+                ..WriterOptions::default()
+            },
+        )
+        .expect("lake writer");
+        // Its run future holds Kafka messages across awaits (not `Send`): a runtime of its own.
+        let writer_stop = stopped();
+        let writer = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(writer.run(writer_stop))
+        });
+
+        let views = lake.child("views");
+        let collector = Collector::new(
+            &kafka,
+            CollectorOptions {
+                topic: topic.into(),
+                dead_letter_topic: format!("{topic}-dlq"),
+                ..CollectorOptions::default()
+            },
+        )
+        .expect("collector");
+        let state = Arc::new(AppState {
+            batch: BatchViews::new(views.clone(), 64),
+            speed: SpeedViews::InProcess(realtime.clone()),
+            collector: Some(collector),
+            telemetry: Default::default(),
+            opts: ApiOptions::default(),
+        });
+        state.batch.refresh().await.expect("manifest");
+        Pipeline {
+            realtime,
+            lake,
+            lake_dir,
+            views,
+            state,
+            stop,
+            speed,
+            writer,
+        }
+    }
+
+    /// Waits until the speed layer has applied `records` records and the lake holds them.
+    pub async fn wait_for_records(&self, records: u64) {
+        crate::wait_until(
+            "the speed layer to apply every record",
+            Duration::from_secs(180),
+            || self.realtime.progress().counters.records >= records,
+        )
+        .await;
+        crate::wait_until(
+            "the lake writer to write every record",
+            Duration::from_secs(180),
+            || crate::lake_files::positions(&self.lake_dir).len() as u64 >= records,
+        )
+        .await;
+    }
+
+    /// Stops both layers cleanly (checkpoint, flush and commit).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.speed
+            .await
+            .expect("speed task")
+            .expect("speed layer stops cleanly");
+        tokio::task::spawn_blocking(move || self.writer.join())
+            .await
+            .expect("join task")
+            .expect("lake writer thread")
+            .expect("lake writer stops cleanly");
+    }
+}
