@@ -35,11 +35,16 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the speed layer (group `<topic>-speed`) and the lake writer (group
-    /// `<topic>-lake`) on `topic`, with their files under `dir`; a collector producing to
-    /// `topic` (dead letters to `<topic>-dlq`).
+    /// Creates `topic` (3 partitions) and `<topic>-dlq` when missing, starts the speed layer
+    /// (group `<topic>-speed`) and the lake writer (group `<topic>-lake`) on `topic`, with
+    /// their files under `dir`, and a collector producing to `topic` (dead letters to
+    /// `<topic>-dlq`).
     pub async fn start(brokers: &str, topic: &str, time: TimeSettings, dir: &Path) -> Pipeline {
         let kafka = KafkaSettings::new(brokers);
+        let dlq = format!("{topic}-dlq");
+        speed::kafka::ensure_topics(&kafka, &[(topic, 3), (&dlq, 1)], Duration::from_secs(30))
+            .await
+            .expect("topics");
         let (stop, stop_rx) = watch::channel(false);
         let stopped = move || {
             let mut rx = stop_rx.clone();
@@ -98,7 +103,7 @@ impl Pipeline {
             &kafka,
             CollectorOptions {
                 topic: topic.into(),
-                dead_letter_topic: format!("{topic}-dlq"),
+                dead_letter_topic: dlq,
                 ..CollectorOptions::default()
             },
         )

@@ -6,32 +6,20 @@
 //! (another batch run) and late data corrects a published hour (a dirty-hour rerun), and
 //! the answers still equal the direct computation: nothing counted twice, nothing missed.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use batch::job::{self, BatchOptions, HourSelection};
-use batch::lake_writer::{LakeWriter, WriterOptions};
 use batch::Lake;
+use lambda_tests::pipeline::Pipeline;
 use lambda_tests::serving::{api_rows, assert_rows_equal, direct_rows, get_json, request_json};
-use lambda_tests::{lake_files, wait_until, Broker};
+use lambda_tests::Broker;
 use serde_json::Value;
-use serving::api::{ApiOptions, AppState};
-use serving::batch_views::BatchViews;
-use serving::collector::{Collector, CollectorOptions};
-use serving::speed_views::SpeedViews;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
 use shared_logic::window::{HourKey, HOUR_MS};
-use shared_logic::{Event, MetricContext, Origin, Validator};
-use speed::checkpoint::CheckpointStore;
-use speed::consumer::{SpeedConsumer, SpeedOptions};
-use speed::kafka::{ensure_topics, KafkaSettings};
+use shared_logic::{Event, Origin, Validator};
 use speed::partition::{LatePolicy, TimeSettings};
-use speed::views::RealtimeViews;
 
 const TOPIC: &str = "e2e-events";
-const DEAD_LETTER: &str = "e2e-dead-letter";
 
 /// Generated lines from `start_ms` on, up to event time `end_ms`.
 fn lines(seed: u64, start_ms: i64, end_ms: i64, now: i64, cfg: GeneratorConfig) -> Vec<Vec<u8>> {
@@ -151,92 +139,18 @@ async fn batch_run(lake: &Lake, views: &Lake, selection: HourSelection) {
 async fn collector_to_api_answers_equal_the_direct_computation_around_the_boundary() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let kafka = KafkaSettings::new(broker.brokers());
-    ensure_topics(
-        &kafka,
-        &[(TOPIC, 3), (DEAD_LETTER, 1)],
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
-    let ctx = MetricContext::default();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-
-    // The speed layer, in-process.
     let time = TimeSettings {
         out_of_orderness_ms: 5_000,
         allowed_lateness_ms: 60_000,
         late_policy: LatePolicy::Drop,
     };
-    let realtime = RealtimeViews::new(ctx.clone(), time, Duration::from_secs(30));
-    let checkpoints = Lake::open(dir.path().join("checkpoints").to_str().unwrap(), true).unwrap();
-    let consumer = SpeedConsumer::new(
-        realtime.clone(),
-        &kafka,
-        CheckpointStore::new(checkpoints, "e2e-speed", TOPIC),
-        SpeedOptions {
-            topic: TOPIC.into(),
-            group_id: "e2e-speed".into(),
-            dead_letter_topic: "e2e-speed-dlq".into(),
-            late_topic: "e2e-late".into(),
-            checkpoint_interval: Duration::from_secs(2),
-            ..SpeedOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let speed_task = tokio::spawn(consumer.run(stopped()));
-
-    // The lake writer, in-process.
-    let lake_dir = dir.path().join("lake");
-    let lake = Lake::open(lake_dir.to_str().unwrap(), true).unwrap();
-    let writer = LakeWriter::new(
-        lake.clone(),
-        &broker.client_config(),
-        WriterOptions {
-            topic: TOPIC.into(),
-            group_id: "e2e-lake".into(),
-            roll_age: Duration::from_secs(1),
-            ..WriterOptions::default()
-        },
-    )
-    .unwrap();
-    // Its run future holds Kafka messages across awaits (not `Send`): a runtime of its own.
-    let writer_stop = stopped();
-    let writer_task = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(writer.run(writer_stop))
-    });
-
-    // The serving layer with its collector.
-    let views = Lake::open(dir.path().join("views").to_str().unwrap(), true).unwrap();
-    let state = Arc::new(AppState {
-        batch: BatchViews::new(views.clone(), 64),
-        speed: SpeedViews::InProcess(realtime.clone()),
-        collector: Some(
-            Collector::new(
-                &kafka,
-                CollectorOptions {
-                    topic: TOPIC.into(),
-                    dead_letter_topic: DEAD_LETTER.into(),
-                    ..CollectorOptions::default()
-                },
-            )
-            .unwrap(),
-        ),
-        telemetry: Default::default(),
-        opts: ApiOptions::default(),
-    });
-    state.batch.refresh().await.unwrap();
+    let pipeline = Pipeline::start(broker.brokers(), TOPIC, time, dir.path()).await;
+    let (realtime, lake, views, state) = (
+        pipeline.realtime.clone(),
+        pipeline.lake.clone(),
+        pipeline.views.clone(),
+        pipeline.state.clone(),
+    );
     let addr = lambda_tests::serving::start(state.clone()).await;
 
     // Three complete hours and part of the current one, ending two minutes ago.
@@ -256,18 +170,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     let mut events = valid(&stream, now);
     assert_eq!(accepted as usize, events.len());
     assert!(rejected > 20, "invalid records were rejected: {rejected}");
-    wait_until(
-        "the speed layer to consume every event",
-        Duration::from_secs(120),
-        || realtime.progress().counters.records == accepted,
-    )
-    .await;
-    wait_until(
-        "the lake writer to write every event",
-        Duration::from_secs(120),
-        || lake_files::positions(&lake_dir).len() as u64 == accepted,
-    )
-    .await;
+    pipeline.wait_for_records(accepted).await;
     let deduped = first_wins(events.clone());
     assert!(deduped.len() < events.len(), "the stream has duplicates");
 
@@ -423,22 +326,11 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     let (late_accepted, _) = post_all(&addr, &late).await;
     assert!(late_accepted > 100);
     let total = accepted + late_accepted;
-    wait_until(
-        "the speed layer to see the late events",
-        Duration::from_secs(120),
-        || realtime.progress().counters.records == total,
-    )
-    .await;
+    pipeline.wait_for_records(total).await;
     assert_eq!(
         realtime.progress().counters.late_dropped - dropped_before,
         late_accepted
     );
-    wait_until(
-        "the lake writer to write the late events",
-        Duration::from_secs(120),
-        || lake_files::positions(&lake_dir).len() as u64 == total,
-    )
-    .await;
     events.extend(valid(&late, now));
     let corrected = first_wins(events);
     batch_run(
@@ -469,14 +361,5 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     )
     .await;
 
-    let _ = stop_tx.send(true);
-    speed_task
-        .await
-        .unwrap()
-        .expect("speed layer stops cleanly");
-    tokio::task::spawn_blocking(move || writer_task.join())
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("lake writer stops cleanly");
+    pipeline.stop().await;
 }
