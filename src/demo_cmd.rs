@@ -202,7 +202,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // Serving layer with the collector and the dashboard; the speed views endpoint.
     let state = Arc::new(AppState {
         batch: BatchViews::new(views.clone(), 512),
-        speed: SpeedViews::InProcess(realtime.clone()),
+        speed: SpeedViews::InProcess(realtime.clone()).into(),
         collector: Some(Collector::new(&kafka, CollectorOptions::default())?),
         telemetry: Default::default(),
         opts: ApiOptions::default(),

@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Bearer token required by `POST /v1/events` (off when unset).
     #[arg(long, env = "LAMBDA_INGEST_TOKEN", hide_env_values = true)]
     ingest_token: Option<String>,
+    /// Bearer token of the admin routes (`PUT /v1/admin/speed`); they are disabled when unset.
+    #[arg(long, env = "LAMBDA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Do not collect events (`POST /v1/events` answers 503).
     #[arg(long)]
     no_collector: bool,
@@ -122,7 +125,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let state = Arc::new(AppState {
         batch: BatchViews::new(lake, args.batch_cache_hours),
-        speed,
+        speed: speed.into(),
         collector,
         telemetry: Default::default(),
         opts: ApiOptions {
@@ -133,6 +136,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             query_token: args.query_token.filter(|t| !t.is_empty()),
             ingest_token: args.ingest_token.filter(|t| !t.is_empty()),
+            admin_token: args.admin_token.filter(|t| !t.is_empty()),
             ctx: MetricContext::default(),
         },
     });

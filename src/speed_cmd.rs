@@ -27,6 +27,15 @@ pub struct SpeedArgs {
     /// The batch layer's views location (its manifest bounds the speed state); none: no eviction.
     #[arg(long, env = "LAMBDA_VIEWS")]
     batch_views: Option<String>,
+    /// Which computation of the real-time views this is. Version 1 uses `--group` as is; a
+    /// version N > 1 has a consumer group (`<group>-vN`) and checkpoints of its own, so it
+    /// is computed beside the running version without touching it.
+    #[arg(long, env = "LAMBDA_VIEWS_VERSION", default_value_t = 1)]
+    views_version: u32,
+    /// Compute the views from offset 0 of every partition (a replay into a new
+    /// `--views-version`); refused when that version already has checkpoints.
+    #[arg(long)]
+    from_beginning: bool,
     /// Seconds of batch-covered time kept before the boundary (for `lambda verify`).
     #[arg(long, default_value_t = 3_600)]
     retain_covered_secs: u64,
@@ -84,23 +93,36 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         allowed_lateness_ms: args.allowed_lateness_ms,
         late_policy: args.late_policy,
     };
-    let views = RealtimeViews::new(
+    if args.views_version == 0 {
+        anyhow::bail!("--views-version starts at 1");
+    }
+    let group = if args.views_version == 1 {
+        args.group.clone()
+    } else {
+        format!("{}-v{}", args.group, args.views_version)
+    };
+    let mut views = RealtimeViews::new(
         MetricContext::default(),
         time,
         Duration::from_secs(args.idle_timeout_secs),
     );
-    let checkpoints = CheckpointStore::new(
-        Lake::open(&args.checkpoints, true)?,
-        &args.group,
-        &args.topic,
-    );
+    views.views_version = args.views_version;
+    let checkpoints =
+        CheckpointStore::new(Lake::open(&args.checkpoints, true)?, &group, &args.topic);
+    if args.from_beginning && !checkpoints.is_empty().await? {
+        anyhow::bail!(
+            "--from-beginning: views version {} (group `{group}`) already has checkpoints in {}; replay into a new --views-version",
+            args.views_version,
+            args.checkpoints
+        );
+    }
     let batch_views = match &args.batch_views {
         Some(v) => Some(Lake::open(v, false).with_context(|| format!("--batch-views {v}"))?),
         None => None,
     };
     let opts = SpeedOptions {
         topic: args.topic.clone(),
-        group_id: args.group.clone(),
+        group_id: group.clone(),
         dead_letter_topic: args.dead_letter_topic,
         late_topic: args.late_topic,
         batch_max_records: args.batch_max_records,

@@ -421,3 +421,178 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
         "{text}"
     );
 }
+
+#[test]
+fn a_replayed_views_version_serves_only_after_the_switch() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let start = serving::api::rfc3339(chrono::Utc::now().timestamp_millis() - 40 * 60_000);
+    // 5 % of the events are 90–180 s late: beyond version 1's 60 s allowed lateness.
+    let out = lambda(&[
+        "generate",
+        "--kafka",
+        "--brokers",
+        broker.brokers(),
+        "--topic",
+        "cli-replay",
+        "--partitions",
+        "2",
+        "--count",
+        "3000",
+        "--event-rate",
+        "1.5",
+        "--start",
+        &start,
+        "--late",
+        "0.05",
+        "--lateness-ms",
+        "90000",
+        "--seed",
+        "11",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checkpoints = dir.path().join("checkpoints").display().to_string();
+    let (v1, v2, api) = (
+        lambda_tests::http::free_addr(),
+        lambda_tests::http::free_addr(),
+        lambda_tests::http::free_addr(),
+    );
+    let spawn = |args: &[&str]| {
+        ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_lambda"))
+                .args(args)
+                .env_remove("KAFKA_BROKERS")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("lambda starts"),
+        )
+    };
+    let speed = |listen: &str, extra: &[&str]| {
+        let mut args = vec![
+            "speed",
+            "--brokers",
+            broker.brokers(),
+            "--topic",
+            "cli-replay",
+            "--group",
+            "cli-replay",
+            "--checkpoints",
+            &checkpoints,
+            "--listen",
+            listen,
+            "--checkpoint-interval-secs",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        spawn(&args)
+    };
+    let consumed = |addr: &str| {
+        lambda_tests::http::get(addr, "/v1/speed/status")
+            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|s| {
+                (
+                    s["views_version"].as_u64().unwrap_or(0),
+                    s["progress"]["counters"]["records"].as_u64().unwrap_or(0),
+                )
+            })
+    };
+    let _v1 = speed(&v1, &[]);
+    let views = dir.path().join("views").display().to_string();
+    let _serve = spawn(&[
+        "serve",
+        "--no-collector",
+        "--listen",
+        &api,
+        "--views",
+        &views,
+        "--speed-url",
+        &format!("http://{v1}"),
+        "--admin-token",
+        "adm",
+    ]);
+    let wait = std::time::Duration::from_secs(90);
+    lambda_tests::wait_for("version 1 to consume the topic", wait, || {
+        consumed(&v1) == Some((1, 3000))
+    });
+    let total_views = || {
+        lambda_tests::http::get(&api, "/v1/metrics/page_views?granularity=day")
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|v| {
+                v["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["values"]["views"].as_u64().unwrap())
+                    .sum::<u64>()
+            })
+    };
+    lambda_tests::wait_for("serve to answer", wait, || total_views().is_some());
+    let first = total_views().unwrap();
+
+    // Replay into version 2 with a longer allowed lateness: it counts the late events.
+    let _v2 = speed(
+        &v2,
+        &[
+            "--views-version",
+            "2",
+            "--from-beginning",
+            "--allowed-lateness-ms",
+            "600000",
+        ],
+    );
+    lambda_tests::wait_for("version 2 to replay the topic", wait, || {
+        consumed(&v2) == Some((2, 3000))
+    });
+    assert_eq!(
+        total_views(),
+        Some(first),
+        "version 1 serves until the switch"
+    );
+    let body = format!(r#"{{"speed_urls": ["http://{v2}"]}}"#);
+    let (status, _) =
+        lambda_tests::http::request(&api, "PUT", "/v1/admin/speed", &[], body.as_bytes()).unwrap();
+    assert_eq!(status, 401, "the admin token is required");
+    let (status, answer) = lambda_tests::http::request(
+        &api,
+        "PUT",
+        "/v1/admin/speed",
+        &[
+            ("Authorization", "Bearer adm"),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let second = total_views().unwrap();
+    assert!(
+        second > first,
+        "version 2 counts the late page views: {second} vs {first}"
+    );
+
+    // The same version cannot be replayed over its own checkpoints.
+    let out = lambda(&[
+        "speed",
+        "--brokers",
+        broker.brokers(),
+        "--topic",
+        "cli-replay",
+        "--group",
+        "cli-replay",
+        "--checkpoints",
+        &checkpoints,
+        "--views-version",
+        "2",
+        "--from-beginning",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already has checkpoints"),
+        "{}",
+        stderr(&out)
+    );
+}

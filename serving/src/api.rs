@@ -25,7 +25,7 @@ use crate::collector::Collector;
 use crate::error::ServingError;
 use crate::merge::{Merger, SpeedClock};
 use crate::query::{parse_time, MetricKind, MetricQuery, QueryLimits};
-use crate::speed_views::SpeedViews;
+use crate::speed_views::{SpeedSwitch, SpeedViews};
 use crate::telemetry::{Sample, Telemetry};
 
 /// One route: method and path template.
@@ -51,6 +51,10 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "post",
         path: "/v1/events",
+    },
+    Route {
+        method: "put",
+        path: "/v1/admin/speed",
     },
     Route {
         method: "get",
@@ -90,6 +94,8 @@ pub struct ApiOptions {
     pub query_token: Option<String>,
     /// Bearer token for `POST /v1/events`; none: open.
     pub ingest_token: Option<String>,
+    /// Bearer token for the admin routes (`PUT /v1/admin/speed`); none: they are disabled.
+    pub admin_token: Option<String>,
     /// The metric context both layers use (windows, reporting currency).
     pub ctx: MetricContext,
 }
@@ -97,7 +103,7 @@ pub struct ApiOptions {
 /// What the handlers share.
 pub struct AppState {
     pub batch: BatchViews,
-    pub speed: SpeedViews,
+    pub speed: SpeedSwitch,
     /// `None`: this server does not collect (`POST /v1/events` answers 503).
     pub collector: Option<Collector>,
     pub telemetry: Telemetry,
@@ -126,6 +132,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/metrics/{metric}", get(metric))
         .route("/v1/lineage", get(lineage))
         .route_layer(middleware::from_fn_with_state(state.clone(), query_auth));
+    let admin = Router::new()
+        .route("/v1/admin/speed", axum::routing::put(switch_speed))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin_auth));
     let ingest = Router::new()
         .route("/v1/events", post(ingest))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -133,6 +142,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(query)
         .merge(ingest)
+        .merge(admin)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
@@ -225,6 +235,50 @@ async fn ingest_auth(
     Ok(next.run(request).await)
 }
 
+async fn admin_auth(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ServingError> {
+    let Some(token) = state.opts.admin_token.as_deref() else {
+        return Err(ServingError::Forbidden {
+            code: "admin_disabled",
+            message: "admin routes are disabled: start the server with an admin token".into(),
+        });
+    };
+    check_token(Some(token), &request, "admin routes")?;
+    Ok(next.run(request).await)
+}
+
+/// Body of `PUT /v1/admin/speed`.
+#[derive(serde::Deserialize)]
+struct SwitchSpeed {
+    speed_urls: Vec<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+/// Switches the real-time views to other speed instances (a replayed views version) once
+/// every one of them answers; the old ones answer until then.
+async fn switch_speed(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<SwitchSpeed>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ServingError> {
+    let Json(body) = body.map_err(|e| ServingError::bad("bad_body", e.body_text()))?;
+    if body.speed_urls.is_empty() {
+        return Err(ServingError::bad("bad_body", "`speed_urls` is empty"));
+    }
+    let timeout = Duration::from_millis(body.timeout_ms.unwrap_or(2_000).clamp(100, 60_000));
+    let next = SpeedViews::remote(&body.speed_urls, timeout)?;
+    let status = next.status().await?;
+    let current = next.describe();
+    let previous = state.speed.replace(next).describe();
+    tracing::info!(?previous, ?current, "real-time views switched");
+    Ok(Json(
+        json!({ "previous": previous, "current": current, "status": status }),
+    ))
+}
+
 async fn list_metrics() -> Json<Value> {
     Json(json!({ "metrics": catalog().iter().map(|m| json!({
         "name": m.name,
@@ -272,6 +326,7 @@ pub async fn answer<M: Metric>(
     }
     let time = state
         .speed
+        .current()
         .read::<M>(q.from_ms, q.to_ms, |key, s| merger.add_speed(key, s))
         .await?;
     let rows = merger.finish(SpeedClock {
@@ -363,7 +418,7 @@ async fn lineage(
     let speed = if crate::lineage::batch_covers(published.as_deref(), metric.name(), start) {
         BTreeMap::new()
     } else {
-        state.speed.status().await?
+        state.speed.current().status().await?
     };
     let answer = crate::lineage::lineage(metric.name(), start, published.as_deref(), speed);
     serde_json::to_value(answer)
@@ -398,7 +453,7 @@ async fn ingest(
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let published = state.batch.published();
-    let speed = match &state.speed {
+    let speed = match &*state.speed.current() {
         SpeedViews::InProcess(views) if views.partitions().is_empty() => {
             Err("the speed layer holds no partition yet".to_string())
         }
@@ -465,7 +520,7 @@ async fn prometheus(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             }
         }
     }
-    match state.speed.status().await {
+    match state.speed.current().status().await {
         Ok(statuses) => {
             for (instance, s) in statuses {
                 let inst = || ("instance", instance.clone());

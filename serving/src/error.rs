@@ -21,6 +21,9 @@ pub enum ServingError {
     /// A token is missing or wrong (401).
     #[error("{message}")]
     Unauthorized { message: String },
+    /// The token is valid but not for this, or the route is disabled (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// A request body over the configured limit (413).
     #[error("the request body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
@@ -58,6 +61,7 @@ impl ServingError {
             ServingError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ServingError::NotFound { .. } => StatusCode::NOT_FOUND,
             ServingError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ServingError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServingError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServingError::Batch(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -70,6 +74,7 @@ impl ServingError {
         match self {
             ServingError::BadRequest { code, .. }
             | ServingError::NotFound { code, .. }
+            | ServingError::Forbidden { code, .. }
             | ServingError::Unavailable { code, .. } => code,
             ServingError::Unauthorized { .. } => "unauthorized",
             ServingError::TooLarge { .. } => "body_too_large",

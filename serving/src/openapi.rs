@@ -77,6 +77,21 @@ fn operation(path: &str, method: &str) -> Value {
                 "503": error_response("Kafka did not acknowledge every record; retry")
             }
         }),
+        ("/v1/admin/speed", "put") => json!({
+            "summary": "Switch the real-time views to other speed instances (a replayed views version)",
+            "description": "Atomic: every query answers from the old instances until all the new ones answer their status; then from the new ones only.",
+            "security": [{"adminToken": []}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["speed_urls"], "properties": {
+                "speed_urls": {"type": "array", "items": {"type": "string", "format": "uri"}},
+                "timeout_ms": {"type": "integer"}}}}}},
+            "responses": {
+                "200": {"description": "Switched: previous and current instances, and their status", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "400": error_response("A bad body"),
+                "401": error_response("Missing or wrong token"),
+                "403": error_response("Admin routes are disabled (no admin token configured)"),
+                "503": error_response("A new instance does not answer; nothing switched")
+            }
+        }),
         ("/healthz", "get") => {
             json!({"summary": "Liveness", "responses": {"200": {"description": "Alive"}}})
         }
@@ -122,7 +137,8 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "queryToken": {"type": "http", "scheme": "bearer", "description": "Required for query routes when the server has a query token"},
-                "ingestToken": {"type": "http", "scheme": "bearer", "description": "Required for POST /v1/events when the server has an ingest token"}
+                "ingestToken": {"type": "http", "scheme": "bearer", "description": "Required for POST /v1/events when the server has an ingest token"},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "Required for the admin routes, which are disabled without one"}
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["code", "message"], "properties": {

@@ -5,6 +5,7 @@
 //! is the same monoid merge as everywhere else.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use shared_logic::state::GroupKey;
@@ -24,6 +25,30 @@ pub enum SpeedViews {
         instances: Vec<url::Url>,
         client: reqwest::Client,
     },
+}
+
+/// The speed views a server reads, replaceable while it runs (to switch to a replayed
+/// views version, `PUT /v1/admin/speed`). Each query takes the current views once, so an
+/// answer never mixes two versions, and the old version answers until the switch.
+pub struct SpeedSwitch(RwLock<Arc<SpeedViews>>);
+
+impl From<SpeedViews> for SpeedSwitch {
+    fn from(views: SpeedViews) -> Self {
+        SpeedSwitch(RwLock::new(Arc::new(views)))
+    }
+}
+
+impl SpeedSwitch {
+    /// The views answering now.
+    pub fn current(&self) -> Arc<SpeedViews> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Switches to `views`; returns the previous ones.
+    pub fn replace(&self, views: SpeedViews) -> Arc<SpeedViews> {
+        let mut current = self.0.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *current, Arc::new(views))
+    }
 }
 
 /// What the speed layer said about time, next to the states it handed over.
@@ -60,6 +85,16 @@ impl SpeedViews {
             instances: urls,
             client,
         })
+    }
+
+    /// Where the views come from: `in-process` or each instance's URL.
+    pub fn describe(&self) -> Vec<String> {
+        match self {
+            SpeedViews::InProcess(_) => vec!["in-process".into()],
+            SpeedViews::Remote { instances, .. } => {
+                instances.iter().map(|u| u.to_string()).collect()
+            }
+        }
     }
 
     /// Hands every state of metric `M` with a window starting in `[from_ms, to_ms)` to

@@ -67,7 +67,7 @@ fn state(dir: &std::path::Path, opts: ApiOptions, speed: RealtimeViews) -> Arc<A
     .unwrap();
     Arc::new(AppState {
         batch: BatchViews::new(lake, 16),
-        speed: SpeedViews::InProcess(speed),
+        speed: SpeedViews::InProcess(speed).into(),
         collector: Some(collector),
         telemetry: Default::default(),
         opts,
@@ -415,14 +415,16 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
     let lake = batch::Lake::open(dir.path().to_str().unwrap(), true).unwrap();
     let remote = Arc::new(AppState {
         batch: BatchViews::new(lake.clone(), 16),
-        speed: SpeedViews::remote(&urls, Duration::from_secs(10)).unwrap(),
+        speed: SpeedViews::remote(&urls, Duration::from_secs(10))
+            .unwrap()
+            .into(),
         collector: None,
         telemetry: Default::default(),
         opts: ApiOptions::default(),
     });
     let local = Arc::new(AppState {
         batch: BatchViews::new(lake, 16),
-        speed: SpeedViews::InProcess(realtime_of(&lines, now, |_| true)),
+        speed: SpeedViews::InProcess(realtime_of(&lines, now, |_| true)).into(),
         collector: None,
         telemetry: Default::default(),
         opts: ApiOptions::default(),
@@ -459,7 +461,8 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
             &[urls[0].clone(), "http://127.0.0.1:1".into()],
             Duration::from_secs(2),
         )
-        .unwrap(),
+        .unwrap()
+        .into(),
         collector: None,
         telemetry: Default::default(),
         opts: ApiOptions::default(),

@@ -39,6 +39,20 @@ impl CheckpointStore {
         }
     }
 
+    /// Whether no partition of this group and topic has a checkpoint.
+    pub async fn is_empty(&self) -> Result<bool, SpeedError> {
+        let prefix = self.location.path(&self.prefix);
+        let files = self
+            .location
+            .list(&prefix)
+            .await
+            .map_err(|e| SpeedError::Checkpoint {
+                partition: -1,
+                reason: format!("listing {}: {e}", self.location.object_url(&prefix)),
+            })?;
+        Ok(files.is_empty())
+    }
+
     fn path(&self, partition: i32) -> object_store::path::Path {
         self.location
             .path(&format!("{}/p{partition}.ckpt", self.prefix))
@@ -123,9 +137,11 @@ mod tests {
         );
         let ctx = MetricContext::default();
         assert_eq!(store.load(3, &ctx).await.unwrap(), None);
+        assert!(store.is_empty().await.unwrap());
         let mut state = PartitionState::default();
         state.next_offset = 42;
         store.save(3, &state, &ctx).await.unwrap();
+        assert!(!store.is_empty().await.unwrap());
         assert_eq!(store.load(3, &ctx).await.unwrap(), Some(state));
         let other = MetricContext {
             windows: shared_logic::WindowSpec::tumbling(300_000).unwrap(),

@@ -162,6 +162,8 @@ async fn metric_views(
 /// The body of `/v1/speed/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
+    /// Which computation of the views this instance serves (`--views-version`).
+    pub views_version: u32,
     pub progress: Progress,
     pub allowed_lateness_ms: i64,
     pub out_of_orderness_ms: i64,
@@ -177,6 +179,7 @@ impl Status {
     pub fn of(views: &RealtimeViews) -> Status {
         let (live_keys, dedup_keys) = views.live_keys();
         Status {
+            views_version: views.views_version,
             progress: views.progress(),
             allowed_lateness_ms: views.time.allowed_lateness_ms,
             out_of_orderness_ms: views.time.out_of_orderness_ms,

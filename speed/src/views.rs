@@ -43,6 +43,8 @@ pub struct RealtimeViews {
     pub time: TimeSettings,
     /// A partition silent for this long does not hold back the instance's watermark.
     pub idle_timeout: std::time::Duration,
+    /// Which computation of the views this is (a replay from offset 0 makes a new one).
+    pub views_version: u32,
 }
 
 /// A consistent read of the views.
@@ -74,6 +76,7 @@ impl RealtimeViews {
             ctx,
             time,
             idle_timeout,
+            views_version: 1,
         }
     }
 

@@ -110,7 +110,7 @@ impl Pipeline {
         .expect("collector");
         let state = Arc::new(AppState {
             batch: BatchViews::new(views.clone(), 64),
-            speed: SpeedViews::InProcess(realtime.clone()),
+            speed: SpeedViews::InProcess(realtime.clone()).into(),
             collector: Some(collector),
             telemetry: Default::default(),
             opts: ApiOptions::default(),

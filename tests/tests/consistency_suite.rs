@@ -96,13 +96,13 @@ async fn batch_all(p: &Pipeline) {
 async fn verify_all(batch: &BatchViews, p: &Pipeline) -> Vec<verify::Comparison> {
     let (from, to) = (0, i64::MAX / 2);
     vec![
-        verify::verify::<PageViews>(batch, &p.state.speed, from, to)
+        verify::verify::<PageViews>(batch, &p.state.speed.current(), from, to)
             .await
             .unwrap(),
-        verify::verify::<Funnel>(batch, &p.state.speed, from, to)
+        verify::verify::<Funnel>(batch, &p.state.speed.current(), from, to)
             .await
             .unwrap(),
-        verify::verify::<Revenue>(batch, &p.state.speed, from, to)
+        verify::verify::<Revenue>(batch, &p.state.speed.current(), from, to)
             .await
             .unwrap(),
     ]
@@ -258,9 +258,14 @@ async fn batch_and_speed_agree_and_serving_equals_the_direct_computation_for_man
             let (hour, _) = corrupt_one_view(&pipeline.views, dir.path()).await;
             let fresh = BatchViews::new(pipeline.views.clone(), 8);
             fresh.refresh().await.unwrap();
-            let c = verify::verify::<PageViews>(&fresh, &pipeline.state.speed, 0, i64::MAX / 2)
-                .await
-                .unwrap();
+            let c = verify::verify::<PageViews>(
+                &fresh,
+                &pipeline.state.speed.current(),
+                0,
+                i64::MAX / 2,
+            )
+            .await
+            .unwrap();
             let in_hour: Vec<_> = c
                 .differences
                 .iter()

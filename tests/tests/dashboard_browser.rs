@@ -94,7 +94,7 @@ async fn the_dashboard_shows_the_served_numbers() {
     );
     let state = Arc::new(AppState {
         batch: BatchViews::new(views, 16),
-        speed: SpeedViews::InProcess(realtime),
+        speed: SpeedViews::InProcess(realtime).into(),
         collector: None,
         telemetry: Default::default(),
         opts: ApiOptions::default(),
