@@ -588,6 +588,8 @@ fn a_replayed_views_version_serves_only_after_the_switch() {
         "--from-beginning",
         "--listen",
         "127.0.0.1:0",
+        "--stop-after-records",
+        "1",
     ]);
     assert!(!out.status.success());
     assert!(
