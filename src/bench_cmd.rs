@@ -1,6 +1,8 @@
 //! `lambda bench speed-file`: the speed layer's processing path (validation, dedup,
 //! watermarks, late policy, fold into the per-partition states, in micro-batches) fed from
 //! an NDJSON file instead of Kafka, to separate the pipeline's own speed from the broker's.
+//! `lambda bench ingest` and `lambda bench query` load a running `lambda serve` over HTTP
+//! ([`bench_http`]).
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -10,6 +12,8 @@ use clap::{Args, Subcommand};
 use shared_logic::{MetricContext, Validator};
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
+
+use crate::bench_http;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -21,6 +25,12 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Feed the speed layer's per-record path from an NDJSON file; print records/s.
     SpeedFile(SpeedFileArgs),
+    /// Post generated events to a running `lambda serve` collector (`POST /v1/events`) as
+    /// NDJSON batches over concurrent connections; print events/s accepted and latency.
+    Ingest(bench_http::IngestArgs),
+    /// Load a query route of a running `lambda serve` at a fixed open-loop rate (or closed
+    /// loop with `--rate 0`); print latency quantiles and requests/s.
+    Query(bench_http::QueryArgs),
 }
 
 #[derive(Args)]
@@ -36,7 +46,14 @@ struct SpeedFileArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let BenchCommand::SpeedFile(args) = args.command;
+    match args.command {
+        BenchCommand::SpeedFile(args) => speed_file(args),
+        BenchCommand::Ingest(args) => bench_http::ingest(args),
+        BenchCommand::Query(args) => bench_http::query(args),
+    }
+}
+
+fn speed_file(args: SpeedFileArgs) -> anyhow::Result<()> {
     if args.batch == 0 || args.partitions <= 0 {
         anyhow::bail!("--batch and --partitions must be positive");
     }

@@ -205,6 +205,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         speed: SpeedViews::InProcess(realtime.clone()).into(),
         collector: Some(Collector::new(&kafka, CollectorOptions::default())?),
         telemetry: Default::default(),
+        answers: serving::answer_cache::AnswerCache::new(Duration::from_millis(500), 1_024),
         opts: ApiOptions::default(),
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -3,6 +3,7 @@
 
 mod batch_cmd;
 mod bench_cmd;
+mod bench_http;
 mod demo_cmd;
 mod generate;
 mod lake_cmd;
@@ -48,7 +49,8 @@ enum Command {
     /// Keep real-time views from the Kafka stream (event-time windows, watermarks,
     /// checkpoints), served over HTTP for the serving layer.
     Speed(speed_cmd::SpeedArgs),
-    /// Benchmarks that need no broker (the speed path fed from a file).
+    /// Benchmarks: the speed path fed from a file, and HTTP load on a running `lambda serve`
+    /// (collector ingest, query latency).
     Bench(bench_cmd::BenchArgs),
     /// Compute hourly batch views from the lake and publish them (exit 0 ok, 1 failed,
     /// 2 bad usage, 3 hour locked by another run, 4 hour has no data).

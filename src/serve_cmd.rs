@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Largest `limit` of one query.
     #[arg(long, default_value_t = 100_000)]
     max_rows: usize,
+    /// Repeated queries are answered from a cache up to this old (twice this while one
+    /// background refresh runs); 0 computes every answer. Each answer says its age.
+    #[arg(long, env = "LAMBDA_ANSWER_MAX_STALENESS_MS", default_value_t = 500)]
+    answer_max_staleness_ms: u64,
     /// Bearer token required by the query routes (off when unset).
     #[arg(long, env = "LAMBDA_QUERY_TOKEN", hide_env_values = true)]
     query_token: Option<String>,
@@ -128,6 +132,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         speed: speed.into(),
         collector,
         telemetry: Default::default(),
+        answers: serving::answer_cache::AnswerCache::new(
+            Duration::from_millis(args.answer_max_staleness_ms),
+            1_024,
+        ),
         opts: ApiOptions {
             limits: QueryLimits {
                 max_range_ms: args.max_range_hours * shared_logic::window::HOUR_MS,

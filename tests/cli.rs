@@ -573,6 +573,11 @@ fn a_replayed_views_version_serves_only_after_the_switch() {
     );
 
     // The same version cannot be replayed over its own checkpoints.
+    lambda_tests::wait_for("version 2 to checkpoint", wait, || {
+        lambda_tests::http::get(&v2, "/v1/speed/status")
+            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|s| s["progress"]["last_checkpoint_ms"].is_i64())
+    });
     let out = lambda(&[
         "speed",
         "--brokers",

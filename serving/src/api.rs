@@ -20,6 +20,7 @@ use shared_logic::metric::{catalog, Funnel, Metric, PageViews, Revenue};
 use shared_logic::window::WindowStart;
 use shared_logic::MetricContext;
 
+use crate::answer_cache::{Answer, AnswerCache, Lookup};
 use crate::batch_views::{BatchRead, BatchViews};
 use crate::collector::Collector;
 use crate::error::ServingError;
@@ -107,6 +108,8 @@ pub struct AppState {
     /// `None`: this server does not collect (`POST /v1/events` answers 503).
     pub collector: Option<Collector>,
     pub telemetry: Telemetry,
+    /// Bounded-staleness answers for repeated queries (off by default).
+    pub answers: AnswerCache,
     pub opts: ApiOptions,
 }
 
@@ -291,24 +294,71 @@ async fn metric(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ServingError> {
+) -> Result<Response, ServingError> {
     let Path(name) = path.map_err(|e| ServingError::bad("bad_path", e.body_text()))?;
-    let now = now_ms();
-    let query = MetricQuery::parse(&name, raw.as_deref(), now, &state.opts.limits)?;
-    let answer = match query.metric {
-        MetricKind::PageViews => answer::<PageViews>(&state, &query, now).await?,
-        MetricKind::Funnel => answer::<Funnel>(&state, &query, now).await?,
-        MetricKind::Revenue => answer::<Revenue>(&state, &query, now).await?,
+    let query = MetricQuery::parse(&name, raw.as_deref(), now_ms(), &state.opts.limits)?;
+    let answer = if state.answers.enabled() {
+        let version = state.batch.published().map_or(0, |p| p.version);
+        let key = format!("{query:?}|manifest {version}");
+        match state.answers.lookup(&key).await {
+            Lookup::Fresh(answer)
+            | Lookup::Stale {
+                answer,
+                refresh: None,
+            } => answer,
+            Lookup::Stale {
+                answer,
+                refresh: Some(refresh),
+            } => {
+                let (state, query) = (state.clone(), query.clone());
+                tokio::spawn(async move {
+                    match compute(&state, &query).await {
+                        Ok(fresh) => refresh.store(fresh),
+                        Err(e) => tracing::warn!(error = %e, "answer refresh failed"),
+                    }
+                });
+                answer
+            }
+            Lookup::Compute(refresh) => {
+                let fresh = compute(&state, &query).await?;
+                refresh.store(fresh.clone());
+                fresh
+            }
+        }
+    } else {
+        compute(&state, &query).await?
     };
-    Ok(Json(answer))
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.render(now_ms()),
+    )
+        .into_response())
+}
+
+/// Computes one query's answer.
+async fn compute(state: &AppState, query: &MetricQuery) -> Result<Answer, ServingError> {
+    let computed_at = Instant::now();
+    let (value, newest_event_ms) = match query.metric {
+        MetricKind::PageViews => answer::<PageViews>(state, query).await?,
+        MetricKind::Funnel => answer::<Funnel>(state, query).await?,
+        MetricKind::Revenue => answer::<Revenue>(state, query).await?,
+    };
+    let body = serde_json::to_vec(&value)
+        .map_err(|e| ServingError::Internal(format!("answer encoding: {e}")))?;
+    Ok(Answer {
+        body: body.into(),
+        computed_at,
+        newest_event_ms,
+    })
 }
 
 /// Answers one query: batch for covered hours, speed for the others, merged, derived.
+/// Returns the answer object (without `freshness_ms`, which depends on when it is served)
+/// and the newest event time of the real-time views it read.
 pub async fn answer<M: Metric>(
     state: &AppState,
     query: &MetricQuery,
-    now: i64,
-) -> Result<Value, ServingError> {
+) -> Result<(Value, Option<i64>), ServingError> {
     let q = &query.query;
     let published = state.batch.published();
     let batch = match &published {
@@ -369,7 +419,7 @@ pub async fn answer<M: Metric>(
         .into_iter()
         .map(|(n, v)| (n.to_string(), Value::from(v)))
         .collect();
-    Ok(json!({
+    let answer = json!({
         "metric": M::NAME,
         "from": rfc3339(q.from_ms),
         "to": rfc3339(q.to_ms),
@@ -381,10 +431,10 @@ pub async fn answer<M: Metric>(
         "manifest_version": published.as_ref().map(|p| p.version),
         "watermark": time.watermark.map(rfc3339),
         "newest_event_time": time.newest_event_ms.map(rfc3339),
-        "freshness_ms": time.newest_event_ms.map(|t| (now - t).max(0)),
         "rows": rows,
         "truncated": truncated,
-    }))
+    });
+    Ok((answer, time.newest_event_ms))
 }
 
 async fn lineage(

@@ -9,6 +9,7 @@
 //! This crate never computes a metric from raw events: metric math is `shared-logic`'s,
 //! and the views it merges come from `batch` and `speed`.
 
+pub mod answer_cache;
 pub mod api;
 pub mod batch_views;
 pub mod collector;

@@ -70,6 +70,7 @@ fn state(dir: &std::path::Path, opts: ApiOptions, speed: RealtimeViews) -> Arc<A
         speed: SpeedViews::InProcess(speed).into(),
         collector: Some(collector),
         telemetry: Default::default(),
+        answers: Default::default(),
         opts,
     })
 }
@@ -420,6 +421,7 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
             .into(),
         collector: None,
         telemetry: Default::default(),
+        answers: Default::default(),
         opts: ApiOptions::default(),
     });
     let local = Arc::new(AppState {
@@ -427,6 +429,7 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
         speed: SpeedViews::InProcess(realtime_of(&lines, now, |_| true)).into(),
         collector: None,
         telemetry: Default::default(),
+        answers: Default::default(),
         opts: ApiOptions::default(),
     });
     for s in [&remote, &local] {
@@ -465,6 +468,7 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
         .into(),
         collector: None,
         telemetry: Default::default(),
+        answers: Default::default(),
         opts: ApiOptions::default(),
     });
     down.batch.refresh().await.unwrap();
@@ -473,5 +477,63 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
         (status, body["code"].as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("speed_unavailable")),
         "{body}"
+    );
+}
+
+#[tokio::test]
+async fn repeated_queries_are_answered_from_the_cache_and_say_how_old_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = batch::Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let realtime = realtime(true);
+    let s = Arc::new(AppState {
+        batch: BatchViews::new(lake, 16),
+        speed: SpeedViews::InProcess(realtime.clone()).into(),
+        collector: None,
+        telemetry: Default::default(),
+        answers: serving::answer_cache::AnswerCache::new(Duration::from_secs(60), 16),
+        opts: ApiOptions::default(),
+    });
+    s.batch.refresh().await.unwrap();
+    let uri = "/v1/metrics/page_views?granularity=hour&group_by=device";
+    let (_, first) = get(&s, uri).await;
+    // More events arrive; within the staleness bound the same question gets the same answer.
+    let now = chrono::Utc::now().timestamp_millis();
+    let more: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
+        seed: 77,
+        start_ms: now - 5 * 60_000,
+        ..GeneratorConfig::default()
+    })
+    .take(500)
+    .map(|r| r.json)
+    .collect();
+    speed::consumer::apply_records(
+        &realtime,
+        &Validator::default(),
+        more.iter()
+            .enumerate()
+            .map(|(i, r)| (5, i as i64, now, r.as_slice())),
+    );
+    let (status, second) = get(&s, uri).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["rows"], second["rows"], "served from the cache");
+    assert!(second["answer_age_ms"].as_u64().is_some(), "{second}");
+    assert!(second["freshness_ms"].as_i64().is_some(), "{second}");
+    // Another question is computed afresh and sees the new events.
+    let (_, other) = get(
+        &s,
+        "/v1/metrics/page_views?granularity=hour&group_by=country",
+    )
+    .await;
+    let total = |v: &Value| -> u64 {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["values"]["views"].as_u64().unwrap())
+            .sum()
+    };
+    assert!(
+        total(&other) > total(&first),
+        "the new events are in a fresh answer"
     );
 }

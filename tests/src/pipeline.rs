@@ -113,6 +113,7 @@ impl Pipeline {
             speed: SpeedViews::InProcess(realtime.clone()).into(),
             collector: Some(collector),
             telemetry: Default::default(),
+            answers: Default::default(),
             opts: ApiOptions::default(),
         });
         state.batch.refresh().await.expect("manifest");

@@ -97,6 +97,7 @@ async fn the_dashboard_shows_the_served_numbers() {
         speed: SpeedViews::InProcess(realtime).into(),
         collector: None,
         telemetry: Default::default(),
+        answers: Default::default(),
         opts: ApiOptions::default(),
     });
     state.batch.refresh().await.unwrap();
