@@ -12,7 +12,10 @@
 #      GET /v1/metrics/page_views?from=<now-60m>&to=<now>&granularity=minute&group_by=country
 #    driven by `lambda bench query` pinned to core 1: open loop at QUERY_RATE (500) req/s for
 #    QUERY_SECONDS (20) s, then closed loop with QUERY_CONNECTIONS (4) connections for
-#    CLOSED_SECONDS (10) s, RUNS times each. The speed instance is not pinned.
+#    CLOSED_SECONDS (10) s, RUNS times each, with the default answer cache (answers up to
+#    500 ms old are served; one background refresh at a time); then closed loop with one
+#    connection and the cache off (`--answer-max-staleness-ms 0`): the cost of computing an
+#    answer, which every cache miss or refresh pays. The speed instance is not pinned.
 # Peak RSS (VmHWM) of the servers and the speed layer is printed at the end.
 # LAMBDA_BIN=path runs that binary instead of building one.
 # The machine has 2 cores: the broker, the server, speed and the load generator share them.
@@ -135,3 +138,15 @@ for run in $(seq 1 "$RUNS"); do
   echo "   run $run: CPU seconds used by the server $(cpu_secs "$s0" "$(cpu_ticks "$serve_pid")"), by speed $(cpu_secs "$p0" "$(cpu_ticks "$speed_pid")")"
 done
 echo "query server: peak RSS $(peak_rss "$serve_pid"); speed: peak RSS $(peak_rss "$speed_pid")"
+stop_pid "$serve_pid"
+
+# The cost of computing an answer (no answer cache): what a cache miss or a refresh costs.
+taskset -c 0 "$lambda" serve --listen "127.0.0.1:$SERVE_PORT" --views "$WORK/views" \
+  --speed-url "$SPEED_URL" --speed-timeout-ms 60000 --no-collector --answer-max-staleness-ms 0 \
+  >"$WORK/serve-uncached.out" 2>"$WORK/serve-uncached.err" &
+serve_pid=$!
+wait_http "$SERVE_URL/healthz"
+echo "== uncached: every answer computed (closed loop, 1 connection, $CLOSED_SECONDS s)"
+taskset -c 1 "$lambda" bench query --url "$SERVE_URL" --path "$QUERY_PATH" \
+  --rate 0 --seconds "$CLOSED_SECONDS" --connections 1 --timeout-secs 60 2>/dev/null ||
+  echo "   (had failed requests)"

@@ -7,10 +7,12 @@
 //! filters, limit) and batch manifest version:
 //! - younger than `max_staleness`: served as they are;
 //! - up to twice that old: served, and one background task recomputes them;
-//! - older, or missing: computed now, once — concurrent requests for the same query wait
-//!   for that one computation (single flight).
+//! - older: computed now, unless a computation of it is already running (then the old
+//!   answer is served until that one lands);
+//! - missing: computed now, once — concurrent requests for the same query wait for that
+//!   one computation (single flight).
 //!
-//! So data in an answer is at most `2 × max_staleness` plus one computation old, every
+//! So an answer is at most `2 × max_staleness` plus one computation old, every
 //! answer says how old it is (`answer_age_ms`) and how fresh its data is (`freshness_ms`),
 //! and a new batch manifest is never hidden (its version is part of the key).
 
@@ -170,7 +172,20 @@ impl AnswerCache {
                 return Lookup::Stale { answer, refresh };
             }
         }
-        let guard = slot.computing.clone().lock_owned().await;
+        let guard = match slot.computing.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // Being recomputed right now: an old answer is served meanwhile (its age
+                // is bounded by the computation in flight); with none, wait for it.
+                if let Some(answer) = Self::current(&slot) {
+                    return Lookup::Stale {
+                        answer,
+                        refresh: None,
+                    };
+                }
+                slot.computing.clone().lock_owned().await
+            }
+        };
         // Another request may have computed it while this one waited.
         if let Some(answer) = Self::current(&slot) {
             if answer.computed_at.elapsed() < self.max_staleness {
