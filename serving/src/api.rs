@@ -312,7 +312,7 @@ async fn metric(
             } => {
                 let (state, query) = (state.clone(), query.clone());
                 tokio::spawn(async move {
-                    match compute(&state, &query).await {
+                    match compute_off_runtime(state, query).await {
                         Ok(fresh) => refresh.store(fresh),
                         Err(e) => tracing::warn!(error = %e, "answer refresh failed"),
                     }
@@ -320,19 +320,32 @@ async fn metric(
                 answer
             }
             Lookup::Compute(refresh) => {
-                let fresh = compute(&state, &query).await?;
+                let fresh = compute_off_runtime(state.clone(), query).await?;
                 refresh.store(fresh.clone());
                 fresh
             }
         }
     } else {
-        compute(&state, &query).await?
+        compute_off_runtime(state.clone(), query).await?
     };
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         answer.render(now_ms()),
     )
         .into_response())
+}
+
+/// [`compute`] on a blocking thread: merging hundreds of thousands of states takes the
+/// CPU for a while, and the runtime's workers must stay free to serve cached answers (on
+/// one core the OS then interleaves the two).
+async fn compute_off_runtime(
+    state: Arc<AppState>,
+    query: MetricQuery,
+) -> Result<Answer, ServingError> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(compute(&state, &query)))
+        .await
+        .map_err(|e| ServingError::Internal(format!("answer task: {e}")))?
 }
 
 /// Computes one query's answer.
