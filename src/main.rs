@@ -87,6 +87,24 @@ impl KafkaArgs {
     }
 }
 
+/// Where the serving side reads both layers' views; shared by `serve` and `verify`.
+#[derive(Args, Clone)]
+pub struct LayerArgs {
+    /// The batch layer's views location (a path, file:// or s3:// URL; `lambda batch`
+    /// writes to <lake>/views by default).
+    #[arg(long, env = "LAMBDA_VIEWS", default_value = "./data/lake/views")]
+    pub views: String,
+    /// Base URL of a speed instance's views endpoint (repeatable or comma-separated; all
+    /// are merged).
+    #[arg(
+        long = "speed-url",
+        env = "LAMBDA_SPEED_URLS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:9101"
+    )]
+    pub speed_urls: Vec<String>,
+}
+
 #[derive(Args)]
 struct InspectArgs {
     /// Topic to read.

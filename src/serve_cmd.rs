@@ -22,18 +22,8 @@ pub struct ServeArgs {
     /// HTTP address of the API and dashboard.
     #[arg(long, env = "LAMBDA_SERVE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-    /// The batch layer's views location (a path, file:// or s3:// URL; `lambda batch`
-    /// writes to <lake>/views by default).
-    #[arg(long, env = "LAMBDA_VIEWS", default_value = "./data/lake/views")]
-    views: String,
-    /// Base URL of a speed instance's views endpoint (repeatable; all are merged).
-    #[arg(
-        long = "speed-url",
-        env = "LAMBDA_SPEED_URLS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:9101"
-    )]
-    speed_urls: Vec<String>,
+    #[command(flatten)]
+    layers: crate::LayerArgs,
     /// Timeout of one request to a speed instance.
     #[arg(long, default_value_t = 2_000)]
     speed_timeout_ms: u64,
@@ -94,9 +84,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.max_range_hours <= 0 || args.max_rows == 0 || args.max_body_bytes == 0 {
         anyhow::bail!("--max-range-hours, --max-rows and --max-body-bytes must be positive");
     }
-    let lake = Lake::open(&args.views, true).with_context(|| format!("--views {}", args.views))?;
+    let lake = Lake::open(&args.layers.views, true)
+        .with_context(|| format!("--views {}", args.layers.views))?;
     let speed = SpeedViews::remote(
-        &args.speed_urls,
+        &args.layers.speed_urls,
         Duration::from_millis(args.speed_timeout_ms),
     )?;
     let collector = if args.no_collector {
@@ -164,7 +155,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "serving on http://{} (dashboard at /, API at /v1/metrics, OpenAPI at /openapi.json)",
         listener.local_addr()?
     );
-    tracing::info!(listen = %args.listen, views = %args.views, speed = ?args.speed_urls, "serving layer starts");
+    tracing::info!(listen = %args.listen, views = %args.layers.views, speed = ?args.layers.speed_urls, "serving layer starts");
     axum::serve(listener, serving::router(state))
         .with_graceful_shutdown(crate::shutdown_signal())
         .await

@@ -14,17 +14,8 @@ use shared_logic::metric::{Funnel, PageViews, Revenue};
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The batch layer's views location.
-    #[arg(long, env = "LAMBDA_VIEWS", default_value = "./data/lake/views")]
-    views: String,
-    /// Base URL of a speed instance (repeatable; all are merged).
-    #[arg(
-        long = "speed-url",
-        env = "LAMBDA_SPEED_URLS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:9101"
-    )]
-    speed_urls: Vec<String>,
+    #[command(flatten)]
+    layers: crate::LayerArgs,
     /// Start of the range (RFC 3339 or epoch ms); default: 24 hours before --to.
     #[arg(long)]
     from: Option<String>,
@@ -64,12 +55,13 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
         None => MetricKind::ALL.to_vec(),
     };
     let batch = BatchViews::new(
-        Lake::open(&args.views, false).with_context(|| format!("--views {}", args.views))?,
+        Lake::open(&args.layers.views, false)
+            .with_context(|| format!("--views {}", args.layers.views))?,
         64,
     );
     batch.refresh().await?;
     let speed = SpeedViews::remote(
-        &args.speed_urls,
+        &args.layers.speed_urls,
         Duration::from_millis(args.speed_timeout_ms),
     )?;
     let mut report = Report::new();

@@ -78,15 +78,13 @@ impl Collector {
     pub fn new(kafka: &KafkaSettings, opts: CollectorOptions) -> Result<Self, ServingError> {
         let timeout = opts.delivery_timeout.as_millis().max(1).to_string();
         let producer: FutureProducer = kafka
-            .client_config(&[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("linger.ms", "5"),
-                ("batch.num.messages", "10000"),
-                ("queue.buffering.max.messages", "1000000"),
-                ("queue.buffering.max.kbytes", "1048576"),
-                ("message.timeout.ms", &timeout),
-            ])
+            .client_config(
+                &[
+                    speed::kafka::PRODUCER_DEFAULTS.as_slice(),
+                    &[("message.timeout.ms", timeout.as_str())],
+                ]
+                .concat(),
+            )
             .create()
             .map_err(|e| {
                 ServingError::Internal(format!("Kafka producer for {}: {e}", kafka.brokers))

@@ -151,6 +151,18 @@ pub struct DeliveryReport {
     pub failed: u64,
 }
 
+/// Producer settings of every producer of records: idempotent with `acks=all` (no
+/// duplicates from retries, nothing lost on a leader change), batched with a small linger,
+/// and a deep queue.
+pub const PRODUCER_DEFAULTS: [(&str, &str); 6] = [
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("batch.num.messages", "10000"),
+    ("queue.buffering.max.messages", "1000000"),
+    ("queue.buffering.max.kbytes", "1048576"),
+];
+
 /// A high-throughput producer of raw event records to one topic, keyed by user.
 pub struct EventProducer {
     producer: ThreadedProducer<DeliveryCounter>,
@@ -162,15 +174,13 @@ impl EventProducer {
     /// Connects a producer (idempotent, `acks=all`, small linger for batching).
     pub fn new(settings: &KafkaSettings, topic: &str) -> Result<Self, SpeedError> {
         let producer = settings
-            .client_config(&[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("linger.ms", "5"),
-                ("batch.num.messages", "10000"),
-                ("queue.buffering.max.messages", "1000000"),
-                ("queue.buffering.max.kbytes", "1048576"),
-                ("message.timeout.ms", "120000"),
-            ])
+            .client_config(
+                &[
+                    PRODUCER_DEFAULTS.as_slice(),
+                    &[("message.timeout.ms", "120000")],
+                ]
+                .concat(),
+            )
             .create_with_context(DeliveryCounter::default())
             .map_err(settings.error("create producer"))?;
         Ok(EventProducer {

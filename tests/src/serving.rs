@@ -182,3 +182,37 @@ pub fn assert_rows_equal(
         report.join("\n")
     );
 }
+
+/// Queries metric `M` over `[from, to)` and asserts that the rows equal the direct
+/// computation over `events` (and that the test data covers the range); the answer.
+pub async fn assert_served_equals_direct<M: Metric>(
+    addr: &str,
+    events: &[Event],
+    (from, to): (i64, i64),
+    granularity: (&str, i64),
+    group_by: &[&str],
+    filters: &[(&str, &str)],
+) -> Value {
+    let mut path = format!(
+        "/v1/metrics/{}?from={from}&to={to}&granularity={}&limit=100000",
+        M::NAME,
+        granularity.0
+    );
+    if !group_by.is_empty() {
+        path.push_str(&format!("&group_by={}", group_by.join(",")));
+    }
+    if !filters.is_empty() {
+        let f: Vec<String> = filters.iter().map(|(d, v)| format!("{d}:{v}")).collect();
+        path.push_str(&format!("&filter={}", f.join(",")));
+    }
+    let (status, answer) = get_json(addr, &path, &[]).await;
+    assert_eq!(status, 200, "{path}: {answer}");
+    assert_eq!(answer["truncated"], false, "{path}");
+    let expected = direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
+    assert!(
+        !expected.is_empty(),
+        "{path}: the test data covers the range"
+    );
+    assert_rows_equal(&path, &api_rows(&answer), &expected);
+    answer
+}

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use batch::job::{self, BatchOptions, HourSelection};
 use lambda_tests::pipeline::Pipeline;
-use lambda_tests::serving::{api_rows, assert_rows_equal, direct_rows, get_json};
+use lambda_tests::serving::assert_served_equals_direct;
 use lambda_tests::topic::produce;
 use lambda_tests::Broker;
 use serving::batch_views::BatchViews;
@@ -108,7 +108,7 @@ async fn verify_all(batch: &BatchViews, p: &Pipeline) -> Vec<verify::Comparison>
     ]
 }
 
-/// Queries the in-process API and compares with the direct computation.
+/// The served answers over the whole test range equal the direct computation.
 async fn served_equals_direct<M: Metric>(
     addr: &str,
     events: &[Event],
@@ -116,24 +116,8 @@ async fn served_equals_direct<M: Metric>(
     group_by: &[&str],
     filters: &[(&str, &str)],
 ) {
-    let (from, to) = (START - 24 * HOUR_MS, START + 3 * 24 * HOUR_MS);
-    let mut path = format!(
-        "/v1/metrics/{}?from={from}&to={to}&granularity={}&limit=100000",
-        M::NAME,
-        granularity.0
-    );
-    if !group_by.is_empty() {
-        path.push_str(&format!("&group_by={}", group_by.join(",")));
-    }
-    if !filters.is_empty() {
-        let f: Vec<String> = filters.iter().map(|(d, v)| format!("{d}:{v}")).collect();
-        path.push_str(&format!("&filter={}", f.join(",")));
-    }
-    let (status, answer) = get_json(addr, &path, &[]).await;
-    assert_eq!(status, 200, "{path}: {answer}");
-    let expected = direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
-    assert!(!expected.is_empty(), "{path}");
-    assert_rows_equal(&path, &api_rows(&answer), &expected);
+    let range = (START - 24 * HOUR_MS, START + 3 * 24 * HOUR_MS);
+    assert_served_equals_direct::<M>(addr, events, range, granularity, group_by, filters).await;
 }
 
 async fn served_all(addr: &str, events: &[Event]) {

@@ -9,12 +9,12 @@
 use batch::job::{self, BatchOptions, HourSelection};
 use batch::Lake;
 use lambda_tests::pipeline::Pipeline;
-use lambda_tests::serving::{api_rows, assert_rows_equal, direct_rows, get_json, request_json};
+use lambda_tests::serving::{assert_served_equals_direct, get_json, request_json};
 use lambda_tests::Broker;
 use serde_json::Value;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::metric::{Funnel, PageViews, Revenue};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Event, Origin, Validator};
 use speed::partition::{LatePolicy, TimeSettings};
@@ -95,39 +95,6 @@ fn sources(answer: &Value) -> Vec<(i64, String, bool)> {
         .collect()
 }
 
-/// Queries `metric` and checks the rows against the direct computation over `events`.
-async fn check<M: Metric>(
-    addr: &str,
-    events: &[Event],
-    (from, to): (i64, i64),
-    granularity: (&str, i64),
-    group_by: &[&str],
-    filters: &[(&str, &str)],
-) -> Value {
-    let mut path = format!(
-        "/v1/metrics/{}?from={from}&to={to}&granularity={}",
-        M::NAME,
-        granularity.0
-    );
-    if !group_by.is_empty() {
-        path.push_str(&format!("&group_by={}", group_by.join(",")));
-    }
-    if !filters.is_empty() {
-        let f: Vec<String> = filters.iter().map(|(d, v)| format!("{d}:{v}")).collect();
-        path.push_str(&format!("&filter={}", f.join(",")));
-    }
-    let (status, answer) = get_json(addr, &path, &[]).await;
-    assert_eq!(status, 200, "{path}: {answer}");
-    assert_eq!(answer["truncated"], false, "{path}");
-    let expected = direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
-    assert!(
-        !expected.is_empty(),
-        "{path}: the test data covers the range"
-    );
-    assert_rows_equal(&path, &api_rows(&answer), &expected);
-    answer
-}
-
 async fn batch_run(lake: &Lake, views: &Lake, selection: HourSelection) {
     let report = job::run(lake, views, &selection, &BatchOptions::default())
         .await
@@ -188,7 +155,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     let boundary = h0 + 2 * HOUR_MS;
     let top = (now.div_euclid(60_000) + 1) * 60_000;
 
-    let before = check::<PageViews>(
+    let before = assert_served_equals_direct::<PageViews>(
         &addr,
         &deduped,
         (h0, boundary),
@@ -202,7 +169,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
         Some(serving::api::rfc3339(boundary).as_str())
     );
     assert!(sources(&before).iter().all(|(_, s, f)| s == "batch" && *f));
-    let after = check::<Funnel>(
+    let after = assert_served_equals_direct::<Funnel>(
         &addr,
         &deduped,
         (boundary, top),
@@ -219,7 +186,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     );
     // Windows well behind the watermark plus lateness are final; the newest are not.
     assert!(sources(&after).iter().any(|(_, _, f)| *f));
-    let across = check::<Revenue>(
+    let across = assert_served_equals_direct::<Revenue>(
         &addr,
         &deduped,
         (h0, top),
@@ -233,7 +200,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
         assert_eq!(source, expected, "hour {start}");
     }
     const DAY: i64 = 24 * HOUR_MS;
-    let day = check::<Funnel>(
+    let day = assert_served_equals_direct::<Funnel>(
         &addr,
         &deduped,
         (h0.div_euclid(DAY) * DAY, top),
@@ -281,7 +248,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     // The boundary moves: batch computes the third hour too.
     batch_run(&lake, &views, HourSelection::One(HourKey(h0 / HOUR_MS + 2))).await;
     state.batch.refresh().await.unwrap();
-    let moved = check::<Revenue>(
+    let moved = assert_served_equals_direct::<Revenue>(
         &addr,
         &deduped,
         (h0, top),
@@ -302,7 +269,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
         };
         assert_eq!(source, expected, "hour {start} after the boundary moved");
     }
-    check::<PageViews>(
+    assert_served_equals_direct::<PageViews>(
         &addr,
         &deduped,
         (h0, top),
@@ -342,7 +309,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     )
     .await;
     state.batch.refresh().await.unwrap();
-    check::<PageViews>(
+    assert_served_equals_direct::<PageViews>(
         &addr,
         &corrected,
         (h0, boundary),
@@ -351,7 +318,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
         &[],
     )
     .await;
-    check::<Funnel>(
+    assert_served_equals_direct::<Funnel>(
         &addr,
         &corrected,
         (h0, top),
