@@ -43,8 +43,9 @@ pub struct DemoArgs {
     /// Extra librdkafka client property (repeatable).
     #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
     kafka_options: Vec<String>,
-    /// Live events per second sent to the collector.
-    #[arg(long, default_value_t = 2_000.0)]
+    /// Live events per second sent to the collector (on a laptop the local broker's sqlite
+    /// storage bounds this; give --brokers a real cluster for more).
+    #[arg(long, default_value_t = 500.0)]
     rate: f64,
     /// On a first start (empty lake): hours of history sent first, so that the batch layer
     /// has complete hours to compute.

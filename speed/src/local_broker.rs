@@ -46,7 +46,13 @@ pub fn spawn(dir: &Path, port: u16) -> Result<Child, SpeedError> {
     let log_err = log
         .try_clone()
         .map_err(|e| failed(format!("log file: {e}")))?;
-    Command::new(tansu_binary())
+    let mut command = Command::new(tansu_binary());
+    // A process group of its own: Ctrl-C in a terminal signals the whole foreground group,
+    // and the broker must outlive the layers that flush and commit to it on their way out;
+    // its owner stops it last.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command
         .current_dir(dir)
         .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
         .args(["--storage-engine", "sqlite://tansu.db"])
