@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use batch::job::{self, BatchOptions, HourSelection};
@@ -416,21 +416,20 @@ async fn generate(
         events_per_second: rate,
         ..GeneratorConfig::default()
     }));
-    let began = Instant::now();
-    let mut emitted: u64 = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = &mut stopped => return,
             _ = tick.tick() => {}
         }
-        let due = (began.elapsed().as_secs_f64() * rate) as u64;
+        // Paced by event time, so events are sent when they happen (duplicates and
+        // invalid records do not move the generator's clock).
+        let now = chrono::Utc::now().timestamp_millis();
         let mut body = Vec::new();
-        while emitted < due {
+        while live.nominal_time_ms() <= now {
             let Some(r) = live.next() else { return };
             body.extend_from_slice(&r.json);
             body.push(b'\n');
-            emitted += 1;
         }
         if !body.is_empty() {
             tokio::spawn(post(body));

@@ -80,7 +80,7 @@ fn status(addr: &str) -> Option<serde_json::Value> {
 fn applied(addr: &str) -> u64 {
     status(addr)
         .and_then(|s| {
-            s["offsets"]
+            s["progress"]["offsets"]
                 .as_object()
                 .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
         })
@@ -167,7 +167,7 @@ fn views_after_kill_9_and_restart_equal_a_run_without_the_crash() {
     let (expected, n) = crash_free(&broker, topic);
     assert_eq!(n, 24_000);
     assert_views(&addr, &expected);
-    let counters = &status(&addr).unwrap()["counters"];
+    let counters = &status(&addr).unwrap()["progress"]["counters"];
     assert_eq!(
         counters["records"], 24_000,
         "each record applied exactly once: {counters}"
@@ -194,7 +194,11 @@ fn views_stay_correct_when_an_instance_joins_and_one_leaves() {
     let mut b = start_speed(&broker, topic, "rebalance", dir.path(), &addr_b);
     // The group rebalances: B takes some partitions (restored from A's checkpoints).
     wait_for("B owns partitions", Duration::from_secs(60), || {
-        status(&addr_b).is_some_and(|s| s["offsets"].as_object().is_some_and(|o| !o.is_empty()))
+        status(&addr_b).is_some_and(|s| {
+            s["progress"]["offsets"]
+                .as_object()
+                .is_some_and(|o| !o.is_empty())
+        })
     });
     runtime.block_on(produce(broker.brokers(), topic, 4, &data[10_000..]));
     // Together they hold every partition, each exactly once, up to the end.
@@ -207,7 +211,7 @@ fn views_stay_correct_when_an_instance_joins_and_one_leaves() {
             };
             let mut offsets: BTreeMap<String, u64> = BTreeMap::new();
             for s in [&sa, &sb] {
-                for (p, o) in s["offsets"].as_object().unwrap() {
+                for (p, o) in s["progress"]["offsets"].as_object().unwrap() {
                     if offsets.insert(p.clone(), o.as_u64().unwrap()).is_some() {
                         return false; // both claim a partition: not settled yet
                     }
@@ -235,7 +239,7 @@ fn views_stay_correct_when_an_instance_joins_and_one_leaves() {
         Duration::from_secs(90),
         || {
             status(&addr_b).is_some_and(|s| {
-                let o = s["offsets"].as_object().unwrap();
+                let o = s["progress"]["offsets"].as_object().unwrap();
                 o.len() == 4 && o.values().filter_map(|v| v.as_u64()).sum::<u64>() >= 20_000
             })
         },

@@ -205,7 +205,8 @@ pub async fn run(
         let published = match computed {
             Ok(view) => {
                 let one = BTreeMap::from([(hour.to_string(), view.clone())]);
-                let published = manifest::publish(views, &run_id, &logic, &METRICS, &one).await;
+                let published =
+                    manifest::publish(views, &run_id, &logic, &METRICS, &one, opts.lock_ttl).await;
                 report.hours.insert(hour.to_string(), view);
                 published
             }

@@ -119,14 +119,19 @@ impl Published {
 
 /// Publishes hours computed by a run: under the publish lock, reads the current state,
 /// replaces those hours, rederives coverage and boundaries, and replaces `_current.json`.
+///
+/// The publish lock is held for one read and one put; a run killed while holding it leaves
+/// it behind for `lock_ttl` (at most five minutes), after which the next run takes over.
 pub async fn publish(
     views: &Lake,
     run_id: &str,
     logic: &str,
     metrics: &[&str],
     hours: &BTreeMap<String, HourView>,
+    lock_ttl: Duration,
 ) -> Result<Published, BatchError> {
-    let lock = Lock::acquire(views, "publish", run_id, Duration::from_secs(300)).await?;
+    let ttl = lock_ttl.min(Duration::from_secs(300));
+    let lock = Lock::acquire(views, "publish", run_id, ttl).await?;
     let result = async {
         let mut state = Published::load(views).await?;
         if !state.logic.is_empty() && state.logic != logic {
@@ -205,13 +210,27 @@ mod tests {
         let views = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
         assert_eq!(Published::load(&views).await.unwrap(), Published::default());
         let a = BTreeMap::from([("2026-01-01T00".to_string(), hour_view("r1"))]);
-        publish(&views, "r1", "L", &["page_views"], &a)
-            .await
-            .unwrap();
+        publish(
+            &views,
+            "r1",
+            "L",
+            &["page_views"],
+            &a,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
         let b = BTreeMap::from([("2026-01-01T01".to_string(), hour_view("r2"))]);
-        let p = publish(&views, "r2", "L", &["page_views"], &b)
-            .await
-            .unwrap();
+        let p = publish(
+            &views,
+            "r2",
+            "L",
+            &["page_views"],
+            &b,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
         assert_eq!(p.version, 2);
         assert_eq!(p.hours.len(), 2);
         assert_eq!(Published::load(&views).await.unwrap(), p);

@@ -81,7 +81,11 @@ impl Collector {
             .client_config(
                 &[
                     speed::kafka::PRODUCER_DEFAULTS.as_slice(),
-                    &[("message.timeout.ms", timeout.as_str())],
+                    &[
+                        ("message.timeout.ms", timeout.as_str()),
+                        // Notice a broker that is back soon after an outage.
+                        ("reconnect.backoff.max.ms", "1000"),
+                    ],
                 ]
                 .concat(),
             )
@@ -152,7 +156,23 @@ impl Collector {
         let total = deliveries.len();
         let mut failed = 0;
         let mut first_error = None;
-        for outcome in futures::future::join_all(deliveries).await {
+        // librdkafka expires queued records only when its broker thread wakes up, which can
+        // be seconds after the timeout while it backs off reconnecting: the answer keeps to
+        // the deadline itself.
+        let deadline = self.opts.delivery_timeout + Duration::from_millis(500);
+        let Ok(outcomes) =
+            tokio::time::timeout(deadline, futures::future::join_all(deliveries)).await
+        else {
+            return Err(ServingError::unavailable(
+                "kafka_unavailable",
+                format!(
+                    "Kafka at {} did not acknowledge the request's {total} records within {} ms; nothing of this request counts as accepted: retry it (events are deduplicated by event_id)",
+                    self.brokers,
+                    self.opts.delivery_timeout.as_millis()
+                ),
+            ));
+        };
+        for outcome in outcomes {
             match outcome {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
