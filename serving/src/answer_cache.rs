@@ -4,7 +4,7 @@
 //! An answer merges every fine-grained state of its range (hundreds of thousands of keys
 //! for an hour of `page_views` by url), so computing it costs far more than serving it.
 //! Answers are kept per normalised query (metric, aligned range, granularity, grouping,
-//! filters, limit) and batch manifest version:
+//! filters, limit), batch manifest version and speed-views generation:
 //! - younger than `max_staleness`: served as they are;
 //! - up to twice that old: served, and one background task recomputes them;
 //! - older: computed now, unless a computation of it is already running (then the old
@@ -14,7 +14,8 @@
 //!
 //! So an answer is at most `2 × max_staleness` plus one computation old, every
 //! answer says how old it is (`answer_age_ms`) and how fresh its data is (`freshness_ms`),
-//! and a new batch manifest is never hidden (its version is part of the key).
+//! and neither a new batch manifest nor a switch of the speed views is hidden (both are
+//! part of the key).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

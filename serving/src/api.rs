@@ -299,7 +299,10 @@ async fn metric(
     let query = MetricQuery::parse(&name, raw.as_deref(), now_ms(), &state.opts.limits)?;
     let answer = if state.answers.enabled() {
         let version = state.batch.published().map_or(0, |p| p.version);
-        let key = format!("{query:?}|manifest {version}");
+        let key = format!(
+            "{query:?}|manifest {version}|speed {}",
+            state.speed.generation()
+        );
         match state.answers.lookup(&key).await {
             Lookup::Fresh(answer)
             | Lookup::Stale {

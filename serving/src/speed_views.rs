@@ -30,24 +30,32 @@ pub enum SpeedViews {
 /// The speed views a server reads, replaceable while it runs (to switch to a replayed
 /// views version, `PUT /v1/admin/speed`). Each query takes the current views once, so an
 /// answer never mixes two versions, and the old version answers until the switch.
-pub struct SpeedSwitch(RwLock<Arc<SpeedViews>>);
+/// It also counts the switches (its generation), so that cached answers of the old views
+/// are never served after a switch.
+pub struct SpeedSwitch(RwLock<(u64, Arc<SpeedViews>)>);
 
 impl From<SpeedViews> for SpeedSwitch {
     fn from(views: SpeedViews) -> Self {
-        SpeedSwitch(RwLock::new(Arc::new(views)))
+        SpeedSwitch(RwLock::new((0, Arc::new(views))))
     }
 }
 
 impl SpeedSwitch {
     /// The views answering now.
     pub fn current(&self) -> Arc<SpeedViews> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    /// How many switches happened.
+    pub fn generation(&self) -> u64 {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).0
     }
 
     /// Switches to `views`; returns the previous ones.
     pub fn replace(&self, views: SpeedViews) -> Arc<SpeedViews> {
         let mut current = self.0.write().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *current, Arc::new(views))
+        current.0 += 1;
+        std::mem::replace(&mut current.1, Arc::new(views))
     }
 }
 
