@@ -23,3 +23,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+echo "== deploy/ manifests and compose file"
+scripts/validate-deploy.sh
