@@ -13,6 +13,23 @@ fn lambda(args: &[&str]) -> Output {
         .expect("lambda runs")
 }
 
+/// The page views `lambda serve` at `addr` serves over its default range at `granularity`
+/// (`hour`: the last hour or two; `day`: today); `None` until it answers.
+fn served_page_views(addr: &str, granularity: &str) -> Option<u64> {
+    let path = format!("/v1/metrics/page_views?granularity={granularity}");
+    lambda_tests::http::get(addr, &path)
+        .filter(|(s, _)| *s == 200)
+        .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| {
+            v["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["values"]["views"].as_u64().unwrap())
+                .sum::<u64>()
+        })
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -267,19 +284,7 @@ fn serve_collects_events_and_answers_them_from_a_speed_instance() {
         "--listen",
         &speed_addr,
     ]);
-    let views_seen = || {
-        lambda_tests::http::get(&serve_addr, "/v1/metrics/page_views?granularity=hour")
-            .filter(|(s, _)| *s == 200)
-            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| {
-                v["rows"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["values"]["views"].as_u64().unwrap())
-                    .sum::<u64>()
-            })
-    };
+    let views_seen = || served_page_views(&serve_addr, "hour");
     let expected = {
         let v = shared_logic::Validator::default();
         body.split(|b| *b == b'\n')
@@ -515,19 +520,7 @@ fn a_replayed_views_version_serves_only_after_the_switch() {
     lambda_tests::wait_for("version 1 to consume the topic", wait, || {
         consumed(&v1) == Some((1, 3000))
     });
-    let total_views = || {
-        lambda_tests::http::get(&api, "/v1/metrics/page_views?granularity=day")
-            .filter(|(s, _)| *s == 200)
-            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| {
-                v["rows"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["values"]["views"].as_u64().unwrap())
-                    .sum::<u64>()
-            })
-    };
+    let total_views = || served_page_views(&api, "day");
     lambda_tests::wait_for("serve to answer", wait, || total_views().is_some());
     let first = total_views().unwrap();
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 use batch::job::{self, BatchOptions, HourSelection};
 use batch::Lake;
 use fault_support::{
-    assert_same, batch_aggregates, direct, spawn_logging, speed_aggregates, speed_applied,
-    speed_status, terminate, topic_events, wait_every,
+    assert_lake_holds_topic_exactly_once, assert_same, batch_aggregates, direct, spawn_logging,
+    speed_aggregates, speed_applied, speed_status, terminate, topic_events, wait_every,
 };
 use lambda_tests::http::{free_addr, get, request};
 use lambda_tests::lake_files::positions;
@@ -366,20 +366,7 @@ fn a_broker_outage_loses_no_accepted_event_and_the_consumers_resume() {
     assert_eq!(counters["records"], records, "{counters}");
     assert_eq!(counters["late_dropped"], 0, "{counters}");
 
-    let mut lake_positions = positions(&lake);
-    lake_positions.sort_unstable();
-    let mut topic_positions: Vec<(i32, i64)> = stored
-        .values()
-        .flatten()
-        .map(|r| (r.partition, r.offset))
-        .collect();
-    topic_positions.sort_unstable();
-    assert!(
-        lake_positions == topic_positions,
-        "every record of the topic in the lake exactly once ({} rows for {} records)",
-        lake_positions.len(),
-        topic_positions.len()
-    );
+    assert_lake_holds_topic_exactly_once(&lake, &stored);
     // The lake's content, computed by the batch job, equals the direct computation too.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let lake_store = Lake::open(lake.to_str().unwrap(), false).unwrap();

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use batch::job::{self, HourSelection};
 use batch::Lake;
 use fault_support::{
-    assert_same, batch_aggregates, direct, hour_floor, kill_9, lambda, rfc3339, spawn,
-    speed_aggregates, speed_applied, speed_status, terminate, topic_events, wait_every, wait_exit,
-    ManifestReader, Rng,
+    assert_lake_holds_topic_exactly_once, assert_same, batch_aggregates, direct, hour_floor,
+    kill_9, lambda, rfc3339, spawn, speed_aggregates, speed_applied, speed_status, terminate,
+    topic_events, wait_every, wait_exit, ManifestReader, Rng,
 };
 use lambda_tests::broker::FAST_GROUP_FAILOVER;
 use lambda_tests::http::free_addr;
@@ -449,18 +449,7 @@ fn kill_9_of_speed_lake_and_batch_during_one_run_loses_and_double_counts_nothing
     assert_eq!(published.hours.len(), 3, "{:?}", published.hours.keys());
     assert_same(&batch_views, &expected, "batch views after the kills");
 
-    let mut lake_positions = positions(&lake);
-    lake_positions.sort_unstable();
-    let mut topic_positions: Vec<(i32, i64)> = stored
-        .values()
-        .flatten()
-        .map(|r| (r.partition, r.offset))
-        .collect();
-    topic_positions.sort_unstable();
-    assert!(
-        lake_positions == topic_positions,
-        "every Kafka position in the lake exactly once"
-    );
+    assert_lake_holds_topic_exactly_once(&lake, &stored);
 
     assert!(
         reader.errors.is_empty(),

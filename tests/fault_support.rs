@@ -369,3 +369,25 @@ impl ManifestReader {
         self.thread.join().expect("reader thread")
     }
 }
+
+/// Asserts that the lake at `lake` holds every record of the topic exactly once (by Kafka
+/// position).
+pub fn assert_lake_holds_topic_exactly_once(
+    lake: &std::path::Path,
+    stored: &BTreeMap<i32, Vec<Stored>>,
+) {
+    let mut lake_positions = lambda_tests::lake_files::positions(lake);
+    lake_positions.sort_unstable();
+    let mut topic_positions: Vec<(i32, i64)> = stored
+        .values()
+        .flatten()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    topic_positions.sort_unstable();
+    assert!(
+        lake_positions == topic_positions,
+        "every Kafka position in the lake exactly once ({} rows for {} records)",
+        lake_positions.len(),
+        topic_positions.len()
+    );
+}
