@@ -17,10 +17,10 @@ pub const EXIT_NO_DATA: u8 = 4;
 #[command(group(clap::ArgGroup::new("hours").required(true).args(["hour", "from", "dirty"])))]
 pub struct BatchArgs {
     /// The lake: a path, file:// or s3://bucket/prefix URL.
-    #[arg(long, env = "LAMBDA_LAKE", default_value = "./data/lake")]
+    #[arg(long, default_value = "./data/lake")]
     lake: String,
     /// Where views and manifests go (default: <lake>/views).
-    #[arg(long, env = "LAMBDA_VIEWS")]
+    #[arg(long)]
     views: Option<String>,
     /// Compute one hour, e.g. 2026-11-24T10.
     #[arg(long, value_parser = parse_hour)]
@@ -43,7 +43,7 @@ pub struct BatchArgs {
     #[arg(long)]
     skip_corrupt: bool,
     /// Scan partitions (default: number of cores).
-    #[arg(long, env = "LAMBDA_BATCH_THREADS")]
+    #[arg(long)]
     threads: Option<usize>,
     /// Distinct event ids held in memory at once; larger hours are processed in buckets.
     #[arg(long, default_value_t = 30_000_000)]

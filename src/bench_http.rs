@@ -26,11 +26,7 @@ const INGEST_SPAN_MS: i64 = 10 * 60_000;
 #[derive(Args)]
 pub struct IngestArgs {
     /// Base URL of the serving layer.
-    #[arg(
-        long,
-        env = "LAMBDA_BENCH_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Events to post in total.
     #[arg(long, default_value_t = 1_000_000)]
@@ -48,7 +44,7 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 0.0)]
     invalid: f64,
     /// Bearer token of `POST /v1/events`.
-    #[arg(long, env = "LAMBDA_INGEST_TOKEN", hide_env_values = true)]
+    #[arg(long, hide_env_values = true)]
     token: Option<String>,
     /// Timeout of one request.
     #[arg(long, default_value_t = 60)]
@@ -58,11 +54,7 @@ pub struct IngestArgs {
 #[derive(Args)]
 pub struct QueryArgs {
     /// Base URL of the serving layer.
-    #[arg(
-        long,
-        env = "LAMBDA_BENCH_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Path and query string; `{now}` and `{now-60m}` (units s, m, h, d; `+` too) become
     /// RFC 3339 times at start, `now` rounded up to the minute.
@@ -81,7 +73,7 @@ pub struct QueryArgs {
     #[arg(long, default_value_t = 8)]
     connections: usize,
     /// Bearer token of the query routes.
-    #[arg(long, env = "LAMBDA_QUERY_TOKEN", hide_env_values = true)]
+    #[arg(long, hide_env_values = true)]
     token: Option<String>,
     /// Timeout of one request.
     #[arg(long, default_value_t = 10)]

@@ -32,10 +32,10 @@ use tokio::sync::watch;
 #[derive(Args)]
 pub struct DemoArgs {
     /// Where the broker's storage, the lake, the views and the checkpoints live.
-    #[arg(long, env = "LAMBDA_DATA_DIR", default_value = "./data")]
+    #[arg(long, default_value = "./data")]
     data_dir: PathBuf,
     /// A Kafka cluster to use instead of starting the local broker.
-    #[arg(long, env = topics::BROKERS_ENV)]
+    #[arg(long)]
     brokers: Option<String>,
     /// Port of the local broker.
     #[arg(long, default_value_t = 9092)]
@@ -67,7 +67,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     /// Address of the speed layer's views endpoint (for `lambda verify`).
-    #[arg(long, default_value = "127.0.0.1:9101")]
+    #[arg(long = "views-listen", default_value = "127.0.0.1:9101")]
     speed_listen: String,
     /// Generator seed (default: a new one per start, so events of restarts are distinct).
     #[arg(long)]

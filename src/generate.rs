@@ -22,7 +22,7 @@ const FIXED_START: &str = "2026-01-01T00:00:00Z";
 #[derive(Args)]
 pub struct GenerateArgs {
     /// Seed of the generator: the same seed and options give the same bytes.
-    #[arg(long, env = "LAMBDA_SEED", default_value_t = 1)]
+    #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Number of records to emit.
     #[arg(long, conflicts_with = "duration_secs")]
@@ -65,7 +65,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     kafka: bool,
     /// Topic to produce to (created with --partitions when missing).
-    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
+    #[arg(long, default_value = topics::EVENTS)]
     topic: String,
     #[arg(long, default_value_t = 4)]
     partitions: i32,

@@ -25,13 +25,13 @@ pub struct LakeArgs {
 #[derive(Args)]
 struct RunArgs {
     /// The lake: a path, file:// or s3://bucket/prefix URL.
-    #[arg(long, env = "LAMBDA_LAKE", default_value = "./data/lake")]
+    #[arg(long, default_value = "./data/lake")]
     lake: String,
     /// Topic to consume.
-    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
+    #[arg(long, default_value = topics::EVENTS)]
     topic: String,
     /// Consumer group; instances in one group split the partitions.
-    #[arg(long, env = "LAMBDA_LAKE_GROUP", default_value = "lambda-lake")]
+    #[arg(long, default_value = "lambda-lake")]
     group: String,
     /// Roll a partition's file at this many MiB of buffered records ...
     #[arg(long, default_value_t = 64)]
@@ -57,7 +57,7 @@ struct ImportArgs {
     /// NDJSON file, or `-` for stdin.
     input: String,
     /// The lake: a path, file:// or s3://bucket/prefix URL.
-    #[arg(long, env = "LAMBDA_LAKE", default_value = "./data/lake")]
+    #[arg(long, default_value = "./data/lake")]
     lake: String,
     /// Lines per written flush (one file per hour per flush).
     #[arg(long, default_value_t = 1_000_000)]

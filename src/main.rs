@@ -4,6 +4,7 @@
 mod batch_cmd;
 mod bench_cmd;
 mod bench_http;
+mod config;
 mod demo_cmd;
 mod generate;
 mod lake_cmd;
@@ -14,7 +15,7 @@ mod verify_cmd;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use shared_logic::topics;
 use speed::kafka::KafkaSettings;
 
@@ -26,8 +27,12 @@ use speed::kafka::KafkaSettings;
 )]
 struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, env = "LAMBDA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// TOML configuration file: `[subcommand]` sections with keys spelled like the flags
+    /// (flags and LAMBDA_* variables take precedence); see `lambda config`.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,21 +68,45 @@ enum Command {
     /// The whole platform in one process: local broker, generator, collector, speed layer,
     /// lake writer, batch job on a schedule, API and dashboard.
     Demo(demo_cmd::DemoArgs),
+    /// The configuration model: `show` prints a subcommand's effective configuration (with
+    /// the source of each value, secrets masked), `describe` every option's names.
+    Config(ConfigArgs),
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    #[command(subcommand)]
+    command: ConfigCommand,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration of a subcommand as TOML (or JSON), e.g.
+    /// `lambda config show serve --listen 0.0.0.0:8080`.
+    Show {
+        /// JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+        /// The subcommand and its flags, as they would be run.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "SUBCOMMAND"
+        )]
+        args: Vec<String>,
+    },
+    /// Every option of every subcommand: flag, variables, file key, default (JSON).
+    Describe,
 }
 
 /// How to reach Kafka; shared by every subcommand that talks to it.
 #[derive(Args, Clone)]
 pub struct KafkaArgs {
     /// Bootstrap brokers of the Kafka cluster.
-    #[arg(long, env = topics::BROKERS_ENV, default_value = topics::DEFAULT_BROKERS)]
+    #[arg(long, default_value = topics::DEFAULT_BROKERS)]
     pub brokers: String,
     /// Extra librdkafka client property, e.g. `security.protocol=SASL_SSL` (repeatable).
-    #[arg(
-        long = "kafka-option",
-        value_name = "KEY=VALUE",
-        env = "LAMBDA_KAFKA_OPTIONS",
-        value_delimiter = ';'
-    )]
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_delimiter = ';')]
     pub kafka_options: Vec<String>,
 }
 
@@ -92,13 +121,12 @@ impl KafkaArgs {
 pub struct LayerArgs {
     /// The batch layer's views location (a path, file:// or s3:// URL; `lambda batch`
     /// writes to <lake>/views by default).
-    #[arg(long, env = "LAMBDA_VIEWS", default_value = "./data/lake/views")]
+    #[arg(long, default_value = "./data/lake/views")]
     pub views: String,
     /// Base URL of a speed instance's views endpoint (repeatable or comma-separated; all
     /// are merged).
     #[arg(
         long = "speed-url",
-        env = "LAMBDA_SPEED_URLS",
         value_delimiter = ',',
         default_value = "http://127.0.0.1:9101"
     )]
@@ -108,7 +136,7 @@ pub struct LayerArgs {
 #[derive(Args)]
 struct InspectArgs {
     /// Topic to read.
-    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
+    #[arg(long, default_value = topics::EVENTS)]
     topic: String,
     /// Give up when the end of the topic is not reached within this many seconds.
     #[arg(long, default_value_t = 120)]
@@ -169,9 +197,21 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(command: Command) -> Result<(), (anyhow::Error, u8)> {
+fn config(args: ConfigArgs, configured: &config::Configured) -> anyhow::Result<()> {
+    let text = match args.command {
+        ConfigCommand::Show { json, args } => config::show(configured, &args, json)?,
+        ConfigCommand::Describe => {
+            serde_json::to_string_pretty(&config::describe(&Cli::command()))?
+        }
+    };
+    println!("{text}");
+    Ok(())
+}
+
+async fn run(command: Command, configured: &config::Configured) -> Result<(), (anyhow::Error, u8)> {
     let plain = |r: anyhow::Result<()>| r.map_err(|e| (e, 1));
     match command {
+        Command::Config(args) => config(args, configured).map_err(|e| (e, 2)),
         Command::Generate(args) => plain(generate::run(args).await),
         Command::Inspect(args) => plain(
             tokio::task::spawn_blocking(move || inspect(args))
@@ -200,9 +240,25 @@ async fn run(command: Command) -> Result<(), (anyhow::Error, u8)> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let configured = match config::for_process(Cli::command(), &args) {
+        Ok(configured) => configured,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cli = match configured
+        .command
+        .clone()
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(cli.log_format);
-    match run(cli.command).await {
+    match run(cli.command, &configured).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err((e, code)) => {
             eprintln!("error: {e:#}");

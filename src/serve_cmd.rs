@@ -20,7 +20,7 @@ use crate::KafkaArgs;
 #[derive(Args)]
 pub struct ServeArgs {
     /// HTTP address of the API and dashboard.
-    #[arg(long, env = "LAMBDA_SERVE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     #[command(flatten)]
     layers: crate::LayerArgs,
@@ -41,23 +41,23 @@ pub struct ServeArgs {
     max_rows: usize,
     /// Repeated queries are answered from a cache up to this old (twice this while one
     /// background refresh runs); 0 computes every answer. Each answer says its age.
-    #[arg(long, env = "LAMBDA_ANSWER_MAX_STALENESS_MS", default_value_t = 500)]
+    #[arg(long, default_value_t = 500)]
     answer_max_staleness_ms: u64,
     /// Bearer token required by the query routes (off when unset).
-    #[arg(long, env = "LAMBDA_QUERY_TOKEN", hide_env_values = true)]
+    #[arg(long, hide_env_values = true)]
     query_token: Option<String>,
     /// Bearer token required by `POST /v1/events` (off when unset).
-    #[arg(long, env = "LAMBDA_INGEST_TOKEN", hide_env_values = true)]
+    #[arg(long, hide_env_values = true)]
     ingest_token: Option<String>,
     /// Bearer token of the admin routes (`PUT /v1/admin/speed`); they are disabled when unset.
-    #[arg(long, env = "LAMBDA_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long, hide_env_values = true)]
     admin_token: Option<String>,
     /// Do not collect events (`POST /v1/events` answers 503).
     #[arg(long)]
     no_collector: bool,
     /// Topic the collector produces valid events to.
-    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
-    topic: String,
+    #[arg(long, default_value = topics::EVENTS)]
+    pub(crate) topic: String,
     /// Partitions of the events topic when the collector creates it.
     #[arg(long, default_value_t = 4)]
     partitions: i32,

@@ -16,21 +16,21 @@ use crate::KafkaArgs;
 #[derive(Args)]
 pub struct SpeedArgs {
     /// Topic to consume.
-    #[arg(long, env = "LAMBDA_TOPIC", default_value = topics::EVENTS)]
+    #[arg(long, default_value = topics::EVENTS)]
     topic: String,
     /// Consumer group; instances of one group split the partitions.
-    #[arg(long, env = "LAMBDA_SPEED_GROUP", default_value = "lambda-speed")]
+    #[arg(long, default_value = "lambda-speed")]
     group: String,
     /// Where checkpoints go: a path, file:// or s3:// URL.
-    #[arg(long, env = "LAMBDA_CHECKPOINTS", default_value = "./data/checkpoints")]
+    #[arg(long, default_value = "./data/checkpoints")]
     checkpoints: String,
     /// The batch layer's views location (its manifest bounds the speed state); none: no eviction.
-    #[arg(long, env = "LAMBDA_VIEWS")]
+    #[arg(long = "views")]
     batch_views: Option<String>,
     /// Which computation of the real-time views this is. Version 1 uses `--group` as is; a
     /// version N > 1 has a consumer group (`<group>-vN`) and checkpoints of its own, so it
     /// is computed beside the running version without touching it.
-    #[arg(long, env = "LAMBDA_VIEWS_VERSION", default_value_t = 1)]
+    #[arg(long, default_value_t = 1)]
     views_version: u32,
     /// Compute the views from offset 0 of every partition (a replay into a new
     /// `--views-version`); refused when that version already has checkpoints.
@@ -67,7 +67,7 @@ pub struct SpeedArgs {
     #[arg(long, default_value = topics::LATE)]
     late_topic: String,
     /// HTTP address of the views endpoint.
-    #[arg(long, env = "LAMBDA_SPEED_LISTEN", default_value = "127.0.0.1:9101")]
+    #[arg(long, default_value = "127.0.0.1:9101")]
     listen: String,
     /// Stop after this many records (benchmarks).
     #[arg(long)]
@@ -117,7 +117,7 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         );
     }
     let batch_views = match &args.batch_views {
-        Some(v) => Some(Lake::open(v, false).with_context(|| format!("--batch-views {v}"))?),
+        Some(v) => Some(Lake::open(v, false).with_context(|| format!("--views {v}"))?),
         None => None,
     };
     let opts = SpeedOptions {

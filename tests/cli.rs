@@ -69,6 +69,88 @@ fn generate_with_the_same_seed_writes_identical_files() {
 }
 
 #[test]
+fn a_config_file_variables_and_flags_configure_a_run_in_that_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lambda.toml");
+    std::fs::write(
+        &config,
+        "[common]\nseed = 7\n[generate]\ncount = 500\nusers = 40\n\
+         [serve]\nquery-token = \"topsecret\"\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let run = |vars: &[(&str, &str)], args: &[&str]| -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda"));
+        cmd.env_remove("KAFKA_BROKERS")
+            .env("LAMBDA_CONFIG", &config);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.args(args).output().expect("lambda runs")
+    };
+    let generated = |vars: &[(&str, &str)], extra: &[&str], name: &str| -> String {
+        let path = dir.path().join(name).display().to_string();
+        let mut args = vec!["generate", "--output", &path];
+        args.extend_from_slice(extra);
+        let out = run(vars, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read_to_string(&path).unwrap()
+    };
+    // The file alone gives the same bytes as the same values as flags.
+    let from_file = generated(&[], &[], "file");
+    let out = lambda(&[
+        "generate", "--seed", "7", "--count", "500", "--users", "40", "--output", "-",
+    ]);
+    assert_eq!(from_file, String::from_utf8(out.stdout).unwrap());
+    assert_eq!(from_file.lines().count(), 500);
+    // A variable beats the file, a flag beats the variable.
+    let vars = [("LAMBDA_GENERATE_COUNT", "300")];
+    assert_eq!(generated(&vars, &[], "env").lines().count(), 300);
+    assert_eq!(
+        generated(&vars, &["--count", "200"], "flag")
+            .lines()
+            .count(),
+        200
+    );
+
+    // `config show` names each value's source and masks secrets.
+    let out = run(
+        &[("LAMBDA_SERVE_LISTEN", "0.0.0.0:8081")],
+        &["config", "show", "--json", "serve", "--max-rows", "10"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("topsecret"), "{text}");
+    let shown: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let option = |name: &str| {
+        shown["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(option("listen")["value"][0], "0.0.0.0:8081");
+    assert_eq!(option("listen")["source"], "env LAMBDA_SERVE_LISTEN");
+    assert_eq!(option("max-rows")["source"], "flag");
+    assert_eq!(option("query-token")["value"][0], "****");
+    assert!(option("query-token")["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("[serve]"));
+
+    // A mistake in the file stops every subcommand before it starts, with the place.
+    std::fs::write(&config, "[serve]\nlisen = \"0.0.0.0:80\"\n").unwrap();
+    let out = run(&[], &["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown key `lisen` in [serve]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn bad_flags_fail_with_a_reason_and_no_panic() {
     let cases: &[(&[&str], &str)] = &[
         (&["generate"], "give --count or --duration-secs"),
@@ -324,7 +406,7 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
             &broker_port,
             "--listen",
             &api,
-            "--speed-listen",
+            "--views-listen",
             &speed,
             "--rate",
             "200",

@@ -34,7 +34,7 @@ pub fn lambda_logging(level: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda"));
     let level = std::env::var("FAULT_TEST_LOG").unwrap_or_else(|_| level.into());
     cmd.env("LAMBDA_LOG", level)
-        .env_remove("LAMBDA_KAFKA_OPTIONS")
+        .env_remove("LAMBDA_KAFKA_OPTION")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     cmd
