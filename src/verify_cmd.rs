@@ -10,7 +10,7 @@ use serving::batch_views::BatchViews;
 use serving::query::{parse_time, MetricKind};
 use serving::speed_views::SpeedViews;
 use serving::verify::{self, Comparison, Report};
-use shared_logic::metric::{Funnel, PageViews, Revenue};
+use shared_logic::metric::{Funnel, PageViews, Revenue, Sessions};
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -70,6 +70,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
             MetricKind::PageViews => verify::verify::<PageViews>(&batch, &speed, from, to).await?,
             MetricKind::Funnel => verify::verify::<Funnel>(&batch, &speed, from, to).await?,
             MetricKind::Revenue => verify::verify::<Revenue>(&batch, &speed, from, to).await?,
+            MetricKind::Sessions => verify::verify::<Sessions>(&batch, &speed, from, to).await?,
         };
         report.insert(metric.name(), comparison);
     }

@@ -18,7 +18,7 @@ use lambda_tests::topic::Stored;
 use lambda_tests::ChildGuard;
 use serving::batch_views::BatchViews;
 use shared_logic::dedup::first_wins;
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Aggregates, Event, MetricContext, MetricViews, Origin, Validator};
 
@@ -173,6 +173,7 @@ pub fn speed_aggregates(addr: &str) -> Aggregates {
         page_views: speed_views::<PageViews>(addr),
         funnel: speed_views::<Funnel>(addr),
         revenue: speed_views::<Revenue>(addr),
+        sessions: speed_views::<Sessions>(addr),
     }
 }
 
@@ -234,6 +235,12 @@ pub fn assert_same(actual: &Aggregates, expected: &Aggregates, what: &str) {
             actual.revenue.len(),
             expected.revenue.len(),
         ),
+        (
+            "sessions",
+            differing(&actual.sessions, &expected.sessions),
+            actual.sessions.len(),
+            expected.sessions.len(),
+        ),
     ];
     let bad: Vec<String> = report
         .iter()
@@ -263,6 +270,9 @@ pub async fn batch_aggregates(views: &Lake) -> (Published, Aggregates) {
             .await
             .expect("published views readable"),
         revenue: batch::job::read_views::<Revenue>(views, &published, &hours)
+            .await
+            .expect("published views readable"),
+        sessions: batch::job::read_views::<Sessions>(views, &published, &hours)
             .await
             .expect("published views readable"),
     };

@@ -27,7 +27,7 @@ use object_store::ObjectMeta;
 use object_store::ObjectStoreExt;
 use parquet::file::metadata::ParquetMetaDataReader;
 use shared_logic::dedup::{id_hash, wins};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
 use shared_logic::schema::{col, EventColumns, METRIC_COLUMNS};
 use shared_logic::window::HourKey;
 use shared_logic::{views, Aggregates, MetricContext, MetricViews, Origin};
@@ -104,7 +104,7 @@ impl RunReport {
 }
 
 /// Every metric's name, for coverage.
-pub const METRICS: [&str; 3] = [PageViews::NAME, Funnel::NAME, Revenue::NAME];
+pub const METRICS: [&str; 4] = [PageViews::NAME, Funnel::NAME, Revenue::NAME, Sessions::NAME];
 
 fn new_run_id() -> String {
     let now = chrono::Utc::now();
@@ -141,21 +141,29 @@ pub async fn select_hours(
         }
         HourSelection::Dirty { before } => {
             let published = Published::load(views).await?;
+            let mut listed: HashMap<HourKey, Vec<(String, u64)>> = HashMap::new();
             let mut dirty = Vec::new();
             for hour in lake.hours().await? {
                 if before.is_some_and(|b| hour >= b) {
                     continue;
                 }
-                let files = lake.hour_files(hour).await?;
-                let current: Vec<(String, u64)> = files
-                    .iter()
-                    .map(|f| (lake.object_url(&f.location), f.size))
-                    .collect();
-                let clean = published.hours.get(&hour.to_string()).is_some_and(|v| {
-                    let seen: Vec<(String, u64)> =
-                        v.inputs.iter().map(|i| (i.path.clone(), i.bytes)).collect();
-                    seen == current
-                });
+                let Some(view) = published.hours.get(&hour.to_string()) else {
+                    dirty.push(hour);
+                    continue;
+                };
+                // Clean when the hour's files, and those of every neighbouring hour its
+                // views read, are the ones the view was computed from.
+                let mut clean = unchanged(lake, &mut listed, hour, &view.inputs).await?;
+                for (neighbour, inputs) in &view.neighbours {
+                    if !clean {
+                        break;
+                    }
+                    let Some(neighbour) = HourKey::parse(neighbour) else {
+                        clean = false;
+                        break;
+                    };
+                    clean = unchanged(lake, &mut listed, neighbour, inputs).await?;
+                }
                 if !clean {
                     dirty.push(hour);
                 }
@@ -163,6 +171,26 @@ pub async fn select_hours(
             Ok(dirty)
         }
     }
+}
+
+/// Whether `hour`'s files in the lake are exactly `seen` (paths and sizes); listings are
+/// cached in `listed` for the selection.
+async fn unchanged(
+    lake: &Lake,
+    listed: &mut HashMap<HourKey, Vec<(String, u64)>>,
+    hour: HourKey,
+    seen: &[InputFile],
+) -> Result<bool, BatchError> {
+    if !listed.contains_key(&hour) {
+        let files = lake.hour_files(hour).await?;
+        let current = files
+            .iter()
+            .map(|f| (lake.object_url(&f.location), f.size))
+            .collect();
+        listed.insert(hour, current);
+    }
+    let seen: Vec<(String, u64)> = seen.iter().map(|i| (i.path.clone(), i.bytes)).collect();
+    Ok(listed[&hour] == seen)
 }
 
 /// Runs the batch job over the selected hours: each hour is locked, computed, written and
@@ -244,7 +272,7 @@ pub async fn run(
 
 /// Reads each file's footer: row counts for the manifest, and corrupt files found before
 /// any work is done.
-async fn inspect_inputs(
+pub(crate) async fn inspect_inputs(
     lake: &Lake,
     files: Vec<ObjectMeta>,
     skip_corrupt: bool,
@@ -324,7 +352,11 @@ async fn compute_hour(
     let total_rows: u64 = inputs.iter().map(|(_, rows)| rows).sum();
     let buckets = total_rows.div_ceil(opts.max_ids_in_memory.max(1)).max(1);
     let session = session(lake, opts.threads);
-    let table = table(lake, &session, &inputs, hour).await?;
+    let paths = inputs
+        .iter()
+        .map(|(f, _)| lake.object_url(&f.location))
+        .collect();
+    let table = table(lake, &session, paths, hour).await?;
 
     let mut agg = Aggregates::default();
     let mut rows_read = 0;
@@ -355,14 +387,21 @@ async fn compute_hour(
         page_views,
         funnel,
         revenue,
+        sessions: _,
     } = agg;
-    // The three views encode in parallel (Parquet encoding is the CPU-heavy part).
-    let (a, b, c) = tokio::join!(
+    let pass = Instant::now();
+    let sessions =
+        crate::sessions::compute(lake, &session, hour, buckets, opts.skip_corrupt, &opts.ctx)
+            .await?;
+    tracing::debug!(%hour, secs = pass.elapsed().as_secs_f64(), neighbours = sessions.neighbours.len(), "sessions computed");
+    // The views encode in parallel (Parquet encoding is the CPU-heavy part).
+    let (a, b, c, d) = tokio::join!(
         write_view::<PageViews>(views, hour, run_id, page_views, &opts.ctx),
         write_view::<Funnel>(views, hour, run_id, funnel, &opts.ctx),
         write_view::<Revenue>(views, hour, run_id, revenue, &opts.ctx),
+        write_view::<Sessions>(views, hour, run_id, sessions.views, &opts.ctx),
     );
-    let view_paths: BTreeMap<String, String> = [a?, b?, c?].into_iter().collect();
+    let view_paths: BTreeMap<String, String> = [a?, b?, c?, d?].into_iter().collect();
     tracing::debug!(%hour, write_secs = write.elapsed().as_secs_f64(), keys, "views written");
     tracing::info!(%hour, files = inputs.len(), rows = rows_read, duplicates, buckets, secs = started.elapsed().as_secs_f64(), "hour computed");
     Ok(HourView {
@@ -380,6 +419,7 @@ async fn compute_hour(
         duplicates,
         skipped_files: skipped,
         views: view_paths,
+        neighbours: sessions.neighbours,
     })
 }
 
@@ -392,19 +432,20 @@ fn session(lake: &Lake, threads: usize) -> SessionContext {
     session
 }
 
-async fn table(
+pub(crate) async fn table(
     lake: &Lake,
     session: &SessionContext,
-    inputs: &[(ObjectMeta, u64)],
+    paths: Vec<String>,
     hour: HourKey,
 ) -> Result<Arc<ListingTable>, BatchError> {
     let scan_err = |e| BatchError::Scan {
         hour: hour.to_string(),
         source: Box::new(e),
     };
-    let urls = inputs
+    let _ = lake;
+    let urls = paths
         .iter()
-        .map(|(f, _)| ListingTableUrl::parse(lake.object_url(&f.location)))
+        .map(ListingTableUrl::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(scan_err)?;
     let options =
@@ -417,7 +458,7 @@ async fn table(
     Ok(Arc::new(ListingTable::try_new(config).map_err(scan_err)?))
 }
 
-async fn streams(
+pub(crate) async fn streams(
     session: &SessionContext,
     table: &Arc<ListingTable>,
     hour: HourKey,
@@ -435,7 +476,7 @@ async fn streams(
     df.execute_stream_partitioned().await.map_err(scan_err)
 }
 
-fn in_bucket(hash: u128, (bucket, buckets): (u64, u64)) -> bool {
+pub(crate) fn in_bucket(hash: u128, (bucket, buckets): (u64, u64)) -> bool {
     buckets == 1 || (hash % buckets as u128) as u64 == bucket
 }
 

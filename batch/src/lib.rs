@@ -9,6 +9,7 @@
 //! - [`job`]: the hourly batch job: DataFusion scans an hour's files, the shared dedup rule
 //!   and the shared metrics fold them, views are staged and published with a manifest.
 //! - [`manifest`]: the published state: per-metric coverage map and time boundary.
+//! - [`sessions`]: an hour's sessions, read with the neighbouring hours a session can span.
 //!
 //! This crate knows nothing of HTTP, and never restates a metric: folding is
 //! `shared-logic`'s.
@@ -20,6 +21,7 @@ pub mod lake;
 pub mod lake_writer;
 pub mod lock;
 pub mod manifest;
+pub mod sessions;
 pub mod writer;
 
 pub use error::BatchError;

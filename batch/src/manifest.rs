@@ -40,6 +40,10 @@ pub struct HourView {
     pub skipped_files: Vec<String>,
     /// Metric name → view file path (relative to the views root).
     pub views: BTreeMap<String, String>,
+    /// Other hours the view read (sessions span hours) → their files as read; an empty list
+    /// for an hour that had no data then. A change in any of them makes this hour dirty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub neighbours: BTreeMap<String, Vec<InputFile>>,
 }
 
 /// The published state: `_current.json`.
@@ -179,6 +183,7 @@ mod tests {
             duplicates: 0,
             skipped_files: vec![],
             views: [("page_views".to_string(), "x".to_string())].into(),
+            neighbours: BTreeMap::new(),
         }
     }
 

@@ -152,9 +152,10 @@ impl<'q, M: Metric> Merger<'q, M> {
             .into_values()
             .map(|(mut row, speed_end)| {
                 row.is_final = speed_end.is_none_or(|end| {
-                    clock
-                        .watermark
-                        .is_some_and(|wm| wm >= end.saturating_add(clock.allowed_lateness_ms))
+                    M::SETTLES_WITH_WATERMARK
+                        && clock
+                            .watermark
+                            .is_some_and(|wm| wm >= end.saturating_add(clock.allowed_lateness_ms))
                 });
                 row
             })

@@ -5,7 +5,7 @@
 //! never becomes SQL text, a path or a format string. Every rejection is a
 //! [`ServingError::BadRequest`] with a stable code naming the parameter.
 
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
 use shared_logic::window::HOUR_MS;
 
 use crate::error::ServingError;
@@ -17,14 +17,16 @@ pub enum MetricKind {
     PageViews,
     Funnel,
     Revenue,
+    Sessions,
 }
 
 impl MetricKind {
     /// Every metric, in catalogue order.
-    pub const ALL: [MetricKind; 3] = [
+    pub const ALL: [MetricKind; 4] = [
         MetricKind::PageViews,
         MetricKind::Funnel,
         MetricKind::Revenue,
+        MetricKind::Sessions,
     ];
 
     /// The metric's API name.
@@ -33,6 +35,7 @@ impl MetricKind {
             MetricKind::PageViews => PageViews::NAME,
             MetricKind::Funnel => Funnel::NAME,
             MetricKind::Revenue => Revenue::NAME,
+            MetricKind::Sessions => Sessions::NAME,
         }
     }
 
@@ -42,6 +45,7 @@ impl MetricKind {
             MetricKind::PageViews => PageViews::DIMENSIONS,
             MetricKind::Funnel => Funnel::DIMENSIONS,
             MetricKind::Revenue => Revenue::DIMENSIONS,
+            MetricKind::Sessions => Sessions::DIMENSIONS,
         }
     }
 

@@ -175,7 +175,7 @@ async fn a_good_query_answers_rows_with_boundary_and_freshness() {
     assert_eq!(limited["rows"].as_array().unwrap().len(), 1);
     assert_eq!(limited["truncated"], true);
     let (_, catalog) = get(&s, "/v1/metrics").await;
-    assert_eq!(catalog["metrics"].as_array().unwrap().len(), 3);
+    assert_eq!(catalog["metrics"].as_array().unwrap().len(), 4);
 }
 
 #[tokio::test]

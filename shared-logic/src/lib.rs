@@ -16,6 +16,7 @@ pub mod hll;
 pub mod metric;
 pub mod money;
 pub mod schema;
+pub mod sessions;
 pub mod state;
 pub mod topics;
 pub mod validate;
@@ -24,7 +25,7 @@ pub mod window;
 
 pub use error::LogicError;
 pub use event::{Device, Event, EventId, EventRef, EventTime, EventType, Origin};
-pub use metric::{Funnel, Metric, MetricContext, PageViews, Revenue};
+pub use metric::{Funnel, Metric, MetricContext, PageViews, Revenue, Sessions};
 pub use money::{Currency, Minor, Rates};
 pub use state::{Aggregates, Mergeable, MetricViews};
 pub use validate::{DeadLetter, Reason, Validator};
@@ -32,4 +33,4 @@ pub use window::{WindowSpec, WindowStart};
 
 /// Version of the metric logic. Views computed under different versions are never merged;
 /// bump it whenever a change to this crate changes any number a metric produces.
-pub const LOGIC_VERSION: &str = "1";
+pub const LOGIC_VERSION: &str = "2";

@@ -22,6 +22,8 @@ pub const MAX_DIMENSIONS: usize = 4;
 pub struct MetricContext {
     pub windows: WindowSpec,
     pub rates: Rates,
+    /// Inactivity that ends a session (the `sessions` metric), ms.
+    pub session_gap_ms: i64,
 }
 
 impl Default for MetricContext {
@@ -30,18 +32,20 @@ impl Default for MetricContext {
         MetricContext {
             windows: WindowSpec::default(),
             rates: Rates::default_usd(),
+            session_gap_ms: crate::sessions::DEFAULT_GAP_MS,
         }
     }
 }
 
 impl MetricContext {
-    /// Identifies the logic version, window spec and rates table.
+    /// Identifies the logic version, window spec, rates table and session gap.
     pub fn fingerprint(&self) -> String {
         format!(
-            "v{}-{:?}-{:016x}",
+            "v{}-{:?}-{:016x}-gap{}",
             crate::LOGIC_VERSION,
             self.windows,
-            self.rates.fingerprint()
+            self.rates.fingerprint(),
+            self.session_gap_ms
         )
     }
 }
@@ -89,6 +93,10 @@ pub trait Metric: 'static {
     fn update(state: &mut Self::State, event: &EventRef<'_>, ctx: &MetricContext);
     /// Evaluates a (possibly merged) state; the same order as [`Metric::VALUES`].
     fn values(state: &Self::State) -> Vec<Value>;
+    /// Whether a real-time window is settled once the watermark passes its end plus the
+    /// allowed lateness. True for per-event metrics; a session keeps growing after the
+    /// window of its start closes, so real-time `sessions` windows stay provisional.
+    const SETTLES_WITH_WATERMARK: bool = true;
     /// This metric's views within a fold of every metric.
     fn views_in(aggregates: &Aggregates) -> &MetricViews<Self>
     where
@@ -322,6 +330,98 @@ impl Metric for Revenue {
     }
 }
 
+/// `sessions`: per window of session start, by country and device: sessions, their total
+/// duration, page views and bounces (one-event sessions); derived: average duration, page
+/// views per session, bounce rate. Sessions are built by [`crate::sessions`] (a user's
+/// events, not one event at a time), so this metric takes no part in the per-event fold:
+/// [`crate::MetricViews::apply_session`] adds and retracts whole sessions.
+pub struct Sessions;
+
+/// State of [`Sessions`]: signed sums, so that a session merged into another by a late
+/// event can be retracted (a commutative group).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SessionsState {
+    pub sessions: i64,
+    pub duration_ms: i64,
+    pub page_views: i64,
+    pub bounces: i64,
+}
+
+impl SessionsState {
+    /// Adds (`sign` = 1) or retracts (`sign` = -1) one session.
+    pub fn add(&mut self, session: &crate::sessions::Session, sign: i64) {
+        self.sessions += sign;
+        self.duration_ms += sign * session.duration_ms();
+        self.page_views += sign * session.page_views as i64;
+        self.bounces += sign * session.is_bounce() as i64;
+    }
+
+    /// True when every sum is zero (nothing left in this key).
+    pub fn is_zero(&self) -> bool {
+        *self == SessionsState::default()
+    }
+}
+
+impl Mergeable for SessionsState {
+    fn merge(&mut self, other: &Self) {
+        self.sessions += other.sessions;
+        self.duration_ms += other.duration_ms;
+        self.page_views += other.page_views;
+        self.bounces += other.bounces;
+    }
+}
+
+impl Metric for Sessions {
+    fn views_in(aggregates: &Aggregates) -> &MetricViews<Self> {
+        &aggregates.sessions
+    }
+
+    const NAME: &'static str = "sessions";
+    const DIMENSIONS: &'static [&'static str] = &["country", "device"];
+    const VALUES: &'static [(&'static str, ValueKind)] = &[
+        ("sessions", ValueKind::Count),
+        ("total_duration_ms", ValueKind::Count),
+        ("page_views", ValueKind::Count),
+        ("bounces", ValueKind::Count),
+        ("average_duration_ms", ValueKind::Ratio),
+        ("page_views_per_session", ValueKind::Ratio),
+        ("bounce_rate", ValueKind::Ratio),
+    ];
+    type State = SessionsState;
+
+    fn applies_to(_event: &EventRef<'_>) -> bool {
+        false
+    }
+
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]) {
+        out[0] = event.country();
+        out[1] = event.device().as_str();
+    }
+
+    fn update(_state: &mut Self::State, _event: &EventRef<'_>, _ctx: &MetricContext) {}
+
+    const SETTLES_WITH_WATERMARK: bool = false;
+
+    fn values(state: &Self::State) -> Vec<Value> {
+        let count = |v: i64| v.max(0) as u64;
+        let (n, duration, views, bounces) = (
+            count(state.sessions),
+            count(state.duration_ms),
+            count(state.page_views),
+            count(state.bounces),
+        );
+        vec![
+            Value::Count(n),
+            Value::Count(duration),
+            Value::Count(views),
+            Value::Count(bounces),
+            ratio(duration, n),
+            ratio(views, n),
+            ratio(bounces, n),
+        ]
+    }
+}
+
 /// Name, dimensions and values of a metric, for catalogues such as `GET /v1/metrics`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricInfo {
@@ -340,5 +440,10 @@ fn info<M: Metric>() -> MetricInfo {
 
 /// Every metric the platform computes.
 pub fn catalog() -> Vec<MetricInfo> {
-    vec![info::<PageViews>(), info::<Funnel>(), info::<Revenue>()]
+    vec![
+        info::<PageViews>(),
+        info::<Funnel>(),
+        info::<Revenue>(),
+        info::<Sessions>(),
+    ]
 }

@@ -13,7 +13,8 @@ use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventRef};
-use crate::metric::{Funnel, Metric, MetricContext, PageViews, Revenue, MAX_DIMENSIONS};
+use crate::metric::{Funnel, Metric, MetricContext, PageViews, Revenue, Sessions, MAX_DIMENSIONS};
+use crate::sessions::{Activity, Session, UserSessions};
 use crate::window::WindowStart;
 
 /// A commutative monoid: `Default` is the identity and `merge` is associative and
@@ -290,6 +291,29 @@ impl<M: Metric> MetricViews<M> {
     }
 }
 
+impl MetricViews<Sessions> {
+    /// Adds (`sign` = 1) or retracts (`sign` = -1) a session in the windows of its start;
+    /// a key whose sums return to zero is removed, so that views built in different orders
+    /// hold the same keys.
+    pub fn apply_session(&mut self, session: &Session, sign: i64, ctx: &MetricContext) {
+        let dims = [session.country.as_str(), session.device.as_str()];
+        for window in ctx.windows.assign(crate::EventTime(session.start)) {
+            let probe = GroupKeyRef {
+                window,
+                dims: &dims,
+            };
+            let state = match self.groups.get_mut(&probe) {
+                Some(state) => state,
+                None => self.groups.entry(GroupKey::new(window, &dims)).or_default(),
+            };
+            state.add(session, sign);
+            if state.is_zero() {
+                self.groups.remove(&probe);
+            }
+        }
+    }
+}
+
 impl<M: Metric> Mergeable for MetricViews<M> {
     fn merge(&mut self, other: &Self) {
         for (key, state) in &other.groups {
@@ -351,6 +375,8 @@ pub struct Aggregates {
     pub page_views: MetricViews<PageViews>,
     pub funnel: MetricViews<Funnel>,
     pub revenue: MetricViews<Revenue>,
+    /// Built from sessions, not by the per-event fold: see [`crate::sessions`].
+    pub sessions: MetricViews<Sessions>,
 }
 
 impl Aggregates {
@@ -373,18 +399,30 @@ impl Aggregates {
         self.revenue.update(event, ctx);
     }
 
-    /// Folds many events.
+    /// Folds many (deduplicated) events into every metric, sessions included (each user's
+    /// events sessionized, each session in the windows of its start).
     pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>, ctx: &MetricContext) -> Self {
         let mut agg = Aggregates::default();
+        let mut users: HashMap<&str, UserSessions> = HashMap::new();
         for e in events {
-            agg.update(&e.view(), ctx);
+            let view = e.view();
+            agg.update(&view, ctx);
+            users
+                .entry(e.user_id())
+                .or_default()
+                .insert(&Activity::of(&view), ctx.session_gap_ms);
+        }
+        for sessions in users.values() {
+            for s in sessions.sessions() {
+                agg.sessions.apply_session(s, 1, ctx);
+            }
         }
         agg
     }
 
     /// Total number of keys across metrics.
     pub fn len(&self) -> usize {
-        self.page_views.len() + self.funnel.len() + self.revenue.len()
+        self.page_views.len() + self.funnel.len() + self.revenue.len() + self.sessions.len()
     }
 
     /// True when no metric holds state.
@@ -398,6 +436,7 @@ impl Aggregates {
             page_views: self.page_views.roll_up(size_ms),
             funnel: self.funnel.roll_up(size_ms),
             revenue: self.revenue.roll_up(size_ms),
+            sessions: self.sessions.roll_up(size_ms),
         }
     }
 
@@ -406,6 +445,7 @@ impl Aggregates {
         self.page_views.retain(|k| keep(k.window));
         self.funnel.retain(|k| keep(k.window));
         self.revenue.retain(|k| keep(k.window));
+        self.sessions.retain(|k| keep(k.window));
     }
 }
 
@@ -414,6 +454,7 @@ impl Mergeable for Aggregates {
         self.page_views.merge(&other.page_views);
         self.funnel.merge(&other.funnel);
         self.revenue.merge(&other.revenue);
+        self.sessions.merge(&other.sessions);
     }
 }
 
@@ -423,5 +464,6 @@ impl Aggregates {
         self.page_views.merge_owned(other.page_views);
         self.funnel.merge_owned(other.funnel);
         self.revenue.merge_owned(other.revenue);
+        self.sessions.merge_owned(other.sessions);
     }
 }

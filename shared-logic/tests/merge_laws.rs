@@ -95,6 +95,29 @@ proptest! {
         for w in bounds.windows(2) {
             merged.merge(&fold(&events[w[0]..w[1]], &ctx));
         }
+        // Sessions are a function of each user's events together: an arbitrary split cuts
+        // sessions (the next law splits by user, as partitions and batch buckets do).
+        let mut one = fold(&events, &ctx);
+        merged.sessions = Default::default();
+        one.sessions = Default::default();
+        prop_assert_eq!(merged, one);
+    }
+
+    #[test]
+    fn any_split_by_user_folded_then_merged_equals_one_fold_sessions_included(
+        events in proptest::collection::vec(event_strategy(), 0..200),
+        parts in 1u64..5,
+        ctx in contexts(),
+    ) {
+        let mut merged = Aggregates::default();
+        for part in 0..parts {
+            let mine: Vec<Event> = events
+                .iter()
+                .filter(|e| xxhash_rust::xxh3::xxh3_64(e.user_id().as_bytes()) % parts == part)
+                .cloned()
+                .collect();
+            merged.merge(&fold(&mine, &ctx));
+        }
         prop_assert_eq!(merged, fold(&events, &ctx));
     }
 

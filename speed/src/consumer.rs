@@ -449,9 +449,10 @@ impl SpeedConsumer {
         let horizon = self.views.time.allowed_lateness_ms + self.views.time.out_of_orderness_ms;
         let keep = horizon.max(self.opts.retain_covered.as_millis() as i64);
         let before = boundary.timestamp_millis() - keep;
+        let ctx = &self.views.ctx;
         self.views.update(|states| {
             for state in states.values_mut() {
-                state.evict_before(before);
+                state.evict_before(before, ctx);
             }
         });
     }

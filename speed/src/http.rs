@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
 use shared_logic::MetricViews;
 
 use crate::views::{Progress, RealtimeViews};
@@ -121,6 +121,7 @@ async fn metric_views(
         PageViews::NAME => parquet_of::<PageViews>,
         Funnel::NAME => parquet_of::<Funnel>,
         Revenue::NAME => parquet_of::<Revenue>,
+        Sessions::NAME => parquet_of::<Sessions>,
         other => {
             return Err(ApiError {
                 status: StatusCode::NOT_FOUND,

@@ -17,14 +17,22 @@
 //!    the policy: `drop` and `side-output` leave them alone (an event whose windows are all
 //!    closed is counted as dropped, or sent to the late topic), `update` counts it there
 //!    too and marks the window revised;
-//! 5. the event then advances the watermark.
+//! 5. the event then advances the watermark;
+//! 6. a counted event joins its user's sessions (the topic is keyed by user, so a user's
+//!    events are all in one partition): the sessions it merges are retracted from the
+//!    `sessions` views and the merged session added in the windows of its start (a window
+//!    already closed is marked revised). A user's sessions are forgotten once no event that
+//!    could still be counted can join them.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
 use shared_logic::dedup::id_hash;
+use shared_logic::sessions::{Activity, UserSessions};
 use shared_logic::window::{HourKey, WindowStart, HOUR_MS};
-use shared_logic::{Aggregates, DeadLetter, MetricContext, Origin, Validator};
+use shared_logic::{Aggregates, DeadLetter, EventRef, MetricContext, Origin, Validator};
 
 /// What happens to events whose windows have closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -112,6 +120,8 @@ pub struct PartitionState {
     pub revised: BTreeSet<i64>,
     /// Dedup keys per event-time hour (id hashes).
     seen: BTreeMap<i64, HashSet<u128>>,
+    /// Each user's sessions that a countable event may still join.
+    sessions: HashMap<String, UserSessions>,
     pub counters: Counters,
 }
 
@@ -170,6 +180,7 @@ impl PartitionState {
                     self.revised.insert(w.0);
                 }
                 self.aggregates.update(&view, ctx);
+                self.join_session(&view, ctx, closed);
                 if all_closed {
                     self.counters.late_updated += 1;
                 }
@@ -187,10 +198,53 @@ impl PartitionState {
             }
             LatePolicy::Drop | LatePolicy::SideOutput => {
                 self.aggregates.update_windows(&view, ctx, |w| !closed(w));
+                self.join_session(&view, ctx, closed);
                 self.counters.events += 1;
                 Outcome::Counted
             }
         }
+    }
+
+    /// Adds a counted event to its user's sessions and the change to the `sessions` views.
+    fn join_session(
+        &mut self,
+        event: &EventRef<'_>,
+        ctx: &MetricContext,
+        closed: impl Fn(WindowStart) -> bool,
+    ) {
+        let user = match self.sessions.get_mut(event.user_id()) {
+            Some(user) => user,
+            None => self
+                .sessions
+                .entry(event.user_id().to_string())
+                .or_default(),
+        };
+        let change = user.insert(&Activity::of(event), ctx.session_gap_ms);
+        let views = &mut self.aggregates.sessions;
+        for (session, sign) in change
+            .removed
+            .iter()
+            .map(|s| (s, -1))
+            .chain([(&change.added, 1)])
+        {
+            views.apply_session(session, sign, ctx);
+            for w in ctx.windows.assign(shared_logic::EventTime(session.start)) {
+                if closed(w) {
+                    self.revised.insert(w.0);
+                }
+            }
+        }
+    }
+
+    /// Forgets the sessions no event at or after `horizon_ms` can join.
+    fn forget_sessions(&mut self, horizon_ms: i64, ctx: &MetricContext) {
+        self.sessions
+            .retain(|_, s| !s.forget_before(horizon_ms, ctx.session_gap_ms));
+    }
+
+    /// Number of users whose sessions are held.
+    pub fn session_users(&self) -> usize {
+        self.sessions.len()
     }
 
     /// Forgets dedup keys no late delivery can still need: under `drop` and `side-output`,
@@ -206,11 +260,14 @@ impl PartitionState {
         // The last window an event of hour H can be in ends by H's end plus the window size.
         let horizon = wm - time.allowed_lateness_ms - ctx.windows.size_ms();
         self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > horizon);
+        // An event before the horizon has every window closed: it is not counted.
+        self.forget_sessions(horizon, ctx);
     }
 
-    /// Evicts windows (and their dedup keys) that start before `before_ms`: hours the
-    /// batch layer covers, minus the lateness horizon.
-    pub fn evict_before(&mut self, before_ms: i64) {
+    /// Evicts windows (and their dedup keys and sessions) that start before `before_ms`:
+    /// hours the batch layer covers, minus the lateness horizon.
+    pub fn evict_before(&mut self, before_ms: i64, ctx: &MetricContext) {
+        self.forget_sessions(before_ms, ctx);
         self.aggregates.retain_windows(|w| w.0 >= before_ms);
         self.revised.retain(|w| *w >= before_ms);
         self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > before_ms);
@@ -385,7 +442,7 @@ mod tests {
             .collect();
         let (mut state, _) = run(LatePolicy::Update, &records);
         assert_eq!(state.aggregates.page_views.len(), 120);
-        state.evict_before(T0 + HOUR_MS);
+        state.evict_before(T0 + HOUR_MS, &MetricContext::default());
         assert_eq!(state.aggregates.page_views.len(), 60);
         assert!(state
             .aggregates

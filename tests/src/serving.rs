@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use shared_logic::state::Mergeable;
-use shared_logic::{Event, Metric, MetricContext, MetricViews};
+use shared_logic::{Aggregates, Event, Metric, MetricContext};
 
 /// Serves `state` on a free loopback port (until the test's runtime ends); the address.
 pub async fn start(state: Arc<serving::AppState>) -> String {
@@ -105,11 +105,9 @@ pub fn direct_rows<M: Metric>(
     group_by: &[&str],
     filters: &[(&str, &str)],
 ) -> BTreeMap<RowKey, Value> {
-    let ctx = MetricContext::default();
-    let mut views = MetricViews::<M>::default();
-    for e in events {
-        views.update(&e.view(), &ctx);
-    }
+    // The whole fold: sessions need each user's events together.
+    let all = Aggregates::fold(events, &MetricContext::default());
+    let views = M::views_in(&all);
     let index = |name: &str| {
         M::DIMENSIONS
             .iter()
