@@ -36,7 +36,8 @@ pub struct BatchArgs {
     #[arg(long)]
     dirty: bool,
     /// With --dirty: an hour is settled (selected) once its end is this many seconds in
-    /// the past, so that open hours stay with the speed layer.
+    /// the past, so that open hours stay with the speed layer. Sessions that may still
+    /// continue past that point stay with the speed layer too (unpublished, hour dirty).
     #[arg(long, default_value_t = 300)]
     settle_secs: i64,
     /// Skip unreadable Parquet files (recorded in the manifest) instead of failing.
@@ -69,11 +70,11 @@ pub fn locations(lake: &str, views: Option<&str>, create: bool) -> anyhow::Resul
 
 /// Runs the job; the error's exit code distinguishes "locked" and "no data".
 pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
+    let settled = chrono::Utc::now().timestamp_millis() - args.settle_secs.max(0) * 1000;
     let selection = match (args.hour, args.from, args.to, args.dirty) {
         (Some(h), _, _, _) => HourSelection::One(h),
         (_, Some(from), Some(to), _) => HourSelection::Range { from, to },
         _ => {
-            let settled = chrono::Utc::now().timestamp_millis() - args.settle_secs.max(0) * 1000;
             // Hours that ended at or before `settled`: those before the hour holding it.
             HourSelection::Dirty {
                 before: Some(HourKey(settled.div_euclid(shared_logic::window::HOUR_MS))),
@@ -85,6 +86,7 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
         skip_corrupt: args.skip_corrupt,
         max_ids_in_memory: args.max_ids_in_memory,
         lock_ttl: Duration::from_secs(args.lock_ttl_secs),
+        complete_before_ms: Some(settled),
         ..BatchOptions::default()
     };
     if let Some(t) = args.threads {

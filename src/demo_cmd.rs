@@ -467,14 +467,11 @@ async fn batch_schedule(
             }
         };
         for hour in hours.into_iter().take(per_run) {
-            match job::run(
-                &lake,
-                &views,
-                &HourSelection::One(hour),
-                &BatchOptions::default(),
-            )
-            .await
-            {
+            let opts = BatchOptions {
+                complete_before_ms: Some(settled),
+                ..BatchOptions::default()
+            };
+            match job::run(&lake, &views, &HourSelection::One(hour), &opts).await {
                 Ok(report) => println!(
                     "[batch] run {} computed {hour} ({} rows) in {:.1} s",
                     report.run_id,

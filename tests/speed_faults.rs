@@ -13,7 +13,7 @@ use lambda_tests::lake_files::views_from_parquet;
 use lambda_tests::topic::{produce, read_all};
 use lambda_tests::{wait_for, Broker, ChildGuard};
 use shared_logic::generate::{Generator, GeneratorConfig, Record};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
 use shared_logic::{Aggregates, MetricContext, Validator};
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
@@ -106,6 +106,10 @@ fn assert_views(addr: &str, expected: &Aggregates) {
     assert!(
         fetch::<Revenue>(addr) == expected.revenue,
         "revenue differs from the crash-free run"
+    );
+    assert!(
+        fetch::<Sessions>(addr) == expected.sessions,
+        "sessions differ from the crash-free run"
     );
 }
 
@@ -226,6 +230,7 @@ fn views_stay_correct_when_an_instance_joins_and_one_leaves() {
         merged.page_views.merge_owned(fetch::<PageViews>(addr));
         merged.funnel.merge_owned(fetch::<Funnel>(addr));
         merged.revenue.merge_owned(fetch::<Revenue>(addr));
+        merged.sessions.merge_owned(fetch::<Sessions>(addr));
     }
     assert!(
         merged == expected,

@@ -69,6 +69,10 @@ pub struct BatchOptions {
     pub lock_ttl: Duration,
     /// Called after each hour (a progress bar on a terminal).
     pub progress: Option<Progress>,
+    /// Event times before this are complete in the lake (the settle horizon, epoch ms).
+    /// An hour whose sessions may still continue past it leaves `sessions` unpublished
+    /// (answered by the speed layer) and stays dirty. `None`: the lake is complete.
+    pub complete_before_ms: Option<i64>,
 }
 
 impl Default for BatchOptions {
@@ -82,6 +86,7 @@ impl Default for BatchOptions {
             max_ids_in_memory: 30_000_000,
             lock_ttl: Duration::from_secs(2 * 3600),
             progress: None,
+            complete_before_ms: None,
         }
     }
 }
@@ -151,6 +156,10 @@ pub async fn select_hours(
                     dirty.push(hour);
                     continue;
                 };
+                if !view.pending.is_empty() {
+                    dirty.push(hour);
+                    continue;
+                }
                 // Clean when the hour's files, and those of every neighbouring hour its
                 // views read, are the ones the view was computed from.
                 let mut clean = unchanged(lake, &mut listed, hour, &view.inputs).await?;
@@ -390,18 +399,39 @@ async fn compute_hour(
         sessions: _,
     } = agg;
     let pass = Instant::now();
-    let sessions =
-        crate::sessions::compute(lake, &session, hour, buckets, opts.skip_corrupt, &opts.ctx)
-            .await?;
+    let sessions = crate::sessions::compute(
+        lake,
+        &session,
+        hour,
+        buckets,
+        opts.skip_corrupt,
+        &opts.ctx,
+        opts.complete_before_ms,
+    )
+    .await?;
+    let pending: Vec<String> = if sessions.complete {
+        vec![]
+    } else {
+        vec![Sessions::NAME.to_string()]
+    };
     tracing::debug!(%hour, secs = pass.elapsed().as_secs_f64(), neighbours = sessions.neighbours.len(), "sessions computed");
     // The views encode in parallel (Parquet encoding is the CPU-heavy part).
     let (a, b, c, d) = tokio::join!(
         write_view::<PageViews>(views, hour, run_id, page_views, &opts.ctx),
         write_view::<Funnel>(views, hour, run_id, funnel, &opts.ctx),
         write_view::<Revenue>(views, hour, run_id, revenue, &opts.ctx),
-        write_view::<Sessions>(views, hour, run_id, sessions.views, &opts.ctx),
+        async {
+            if sessions.complete {
+                write_view::<Sessions>(views, hour, run_id, sessions.views, &opts.ctx)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        },
     );
-    let view_paths: BTreeMap<String, String> = [a?, b?, c?, d?].into_iter().collect();
+    let mut view_paths: BTreeMap<String, String> = [a?, b?, c?].into_iter().collect();
+    view_paths.extend(d?);
     tracing::debug!(%hour, write_secs = write.elapsed().as_secs_f64(), keys, "views written");
     tracing::info!(%hour, files = inputs.len(), rows = rows_read, duplicates, buckets, secs = started.elapsed().as_secs_f64(), "hour computed");
     Ok(HourView {
@@ -420,6 +450,7 @@ async fn compute_hour(
         skipped_files: skipped,
         views: view_paths,
         neighbours: sessions.neighbours,
+        pending,
     })
 }
 

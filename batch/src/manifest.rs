@@ -44,6 +44,11 @@ pub struct HourView {
     /// for an hour that had no data then. A change in any of them makes this hour dirty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub neighbours: BTreeMap<String, Vec<InputFile>>,
+    /// Metrics whose view of this hour is not final yet (sessions that may continue past
+    /// the settle horizon): not published, so the speed layer answers them, and the hour
+    /// stays dirty until a run finds them final.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
 }
 
 /// The published state: `_current.json`.
@@ -184,6 +189,7 @@ mod tests {
             skipped_files: vec![],
             views: [("page_views".to_string(), "x".to_string())].into(),
             neighbours: BTreeMap::new(),
+            pending: vec![],
         }
     }
 

@@ -41,9 +41,13 @@ struct Owned {
 pub struct HourSessions {
     pub views: MetricViews<Sessions>,
     pub neighbours: BTreeMap<String, Vec<InputFile>>,
+    /// No session of the hour can still grow: each ended a full gap (or at midnight)
+    /// before the settle horizon.
+    pub complete: bool,
 }
 
-/// Computes the sessions that start in `hour`, in `buckets` user-hash buckets.
+/// Computes the sessions that start in `hour`, in `buckets` user-hash buckets; event times
+/// before `complete_before_ms` are complete in the lake (`None`: all of it).
 pub async fn compute(
     lake: &Lake,
     session: &SessionContext,
@@ -51,6 +55,7 @@ pub async fn compute(
     buckets: u64,
     skip_corrupt: bool,
     ctx: &MetricContext,
+    complete_before_ms: Option<i64>,
 ) -> Result<HourSessions, BatchError> {
     let gap = ctx.session_gap_ms.max(0);
     let day_first = HourKey(hour.start_ms().div_euclid(DAY_MS) * 24);
@@ -59,6 +64,8 @@ pub async fn compute(
     let mut files: BTreeMap<HourKey, Vec<InputFile>> = BTreeMap::new();
     let mut views = MetricViews::default();
     let mut examined_empty = None;
+    // The latest time up to which a session of the hour may still take events.
+    let mut open_until = i64::MIN;
     for bucket in 0..buckets {
         let mut last = hour;
         loop {
@@ -79,6 +86,7 @@ pub async fn compute(
                 for s in sessions.sessions() {
                     if HourKey(s.start.div_euclid(HOUR_MS)) == hour {
                         reach = reach.max(s.end + gap);
+                        open_until = open_until.max((s.end + gap).min(day_end.start_ms() - 1));
                         bucket_views.apply_session(s, 1, ctx);
                     }
                 }
@@ -108,7 +116,12 @@ pub async fn compute(
     if let Some(h) = examined_empty {
         neighbours.entry(h.to_string()).or_default();
     }
-    Ok(HourSessions { views, neighbours })
+    let complete = complete_before_ms.is_none_or(|horizon| open_until < horizon);
+    Ok(HourSessions {
+        views,
+        neighbours,
+        complete,
+    })
 }
 
 /// One user's sessions (events already deduplicated).

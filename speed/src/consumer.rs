@@ -440,19 +440,41 @@ impl SpeedConsumer {
                 return;
             }
         };
-        let Some(boundary) = published.time_boundary.values().flatten().min().cloned() else {
-            return;
-        };
-        let Ok(boundary) = chrono::DateTime::parse_from_rfc3339(&boundary) else {
-            return;
-        };
         let horizon = self.views.time.allowed_lateness_ms + self.views.time.out_of_orderness_ms;
         let keep = horizon.max(self.opts.retain_covered.as_millis() as i64);
-        let before = boundary.timestamp_millis() - keep;
+        // Each metric's boundary (RFC 3339) minus what is kept; the per-event metrics
+        // evict together (they share dedup keys), by the earliest of their boundaries.
+        let before = |metrics: &mut dyn Iterator<Item = (&String, &Option<String>)>| {
+            let mut earliest: Option<i64> = None;
+            for (_, boundary) in metrics {
+                let t = boundary
+                    .as_deref()
+                    .and_then(|b| chrono::DateTime::parse_from_rfc3339(b).ok())
+                    .map(|b| b.timestamp_millis() - keep);
+                match t {
+                    Some(t) => earliest = Some(earliest.map_or(t, |e| e.min(t))),
+                    None => return None,
+                }
+            }
+            earliest
+        };
+        let sessions = <shared_logic::Sessions as shared_logic::Metric>::NAME;
+        let events_before = before(
+            &mut published
+                .time_boundary
+                .iter()
+                .filter(|(m, _)| m.as_str() != sessions),
+        );
+        let sessions_before = before(
+            &mut published
+                .time_boundary
+                .iter()
+                .filter(|(m, _)| m.as_str() == sessions),
+        );
         let ctx = &self.views.ctx;
         self.views.update(|states| {
             for state in states.values_mut() {
-                state.evict_before(before, ctx);
+                state.evict_before(events_before, sessions_before, ctx);
             }
         });
     }

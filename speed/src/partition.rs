@@ -264,13 +264,33 @@ impl PartitionState {
         self.forget_sessions(horizon, ctx);
     }
 
-    /// Evicts windows (and their dedup keys and sessions) that start before `before_ms`:
-    /// hours the batch layer covers, minus the lateness horizon.
-    pub fn evict_before(&mut self, before_ms: i64, ctx: &MetricContext) {
-        self.forget_sessions(before_ms, ctx);
-        self.aggregates.retain_windows(|w| w.0 >= before_ms);
-        self.revised.retain(|w| *w >= before_ms);
-        self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > before_ms);
+    /// Evicts what the batch layer covers (its boundaries minus the lateness horizon): the
+    /// per-event metrics' windows and dedup keys before `events_before_ms`, and the
+    /// `sessions` windows and the sessions behind them before `sessions_before_ms` (the
+    /// sessions boundary trails while sessions are still open).
+    pub fn evict_before(
+        &mut self,
+        events_before_ms: Option<i64>,
+        sessions_before_ms: Option<i64>,
+        ctx: &MetricContext,
+    ) {
+        if let Some(before) = events_before_ms {
+            let agg = &mut self.aggregates;
+            agg.page_views.retain(|k| k.window.0 >= before);
+            agg.funnel.retain(|k| k.window.0 >= before);
+            agg.revenue.retain(|k| k.window.0 >= before);
+            self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > before);
+        }
+        if let Some(before) = sessions_before_ms {
+            self.forget_sessions(before, ctx);
+            self.aggregates.sessions.retain(|k| k.window.0 >= before);
+        }
+        let oldest = match (events_before_ms, sessions_before_ms) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return,
+        };
+        self.revised.retain(|w| *w >= oldest);
     }
 
     /// Number of dedup keys held.
@@ -442,7 +462,11 @@ mod tests {
             .collect();
         let (mut state, _) = run(LatePolicy::Update, &records);
         assert_eq!(state.aggregates.page_views.len(), 120);
-        state.evict_before(T0 + HOUR_MS, &MetricContext::default());
+        state.evict_before(
+            Some(T0 + HOUR_MS),
+            Some(T0 + HOUR_MS),
+            &MetricContext::default(),
+        );
         assert_eq!(state.aggregates.page_views.len(), 60);
         assert!(state
             .aggregates
