@@ -398,12 +398,24 @@ async fn compute_hour(
         revenue,
         sessions: _,
     } = agg;
+    // The per-event views encode in parallel (Parquet encoding is the CPU-heavy part) and
+    // are freed before the sessions pass holds its rows.
+    let (a, b, c) = tokio::join!(
+        write_view::<PageViews>(views, hour, run_id, page_views, &opts.ctx),
+        write_view::<Funnel>(views, hour, run_id, funnel, &opts.ctx),
+        write_view::<Revenue>(views, hour, run_id, revenue, &opts.ctx),
+    );
+    let mut view_paths: BTreeMap<String, String> = [a?, b?, c?].into_iter().collect();
     let pass = Instant::now();
+    // Sessions rows are twice the size of the dedup pass's ids: half as many per bucket.
+    let session_buckets = total_rows
+        .div_ceil((opts.max_ids_in_memory / 2).max(1))
+        .max(1);
     let sessions = crate::sessions::compute(
         lake,
         &session,
         hour,
-        buckets,
+        session_buckets,
         opts.skip_corrupt,
         &opts.ctx,
         opts.complete_before_ms,
@@ -415,23 +427,11 @@ async fn compute_hour(
         vec![Sessions::NAME.to_string()]
     };
     tracing::debug!(%hour, secs = pass.elapsed().as_secs_f64(), neighbours = sessions.neighbours.len(), "sessions computed");
-    // The views encode in parallel (Parquet encoding is the CPU-heavy part).
-    let (a, b, c, d) = tokio::join!(
-        write_view::<PageViews>(views, hour, run_id, page_views, &opts.ctx),
-        write_view::<Funnel>(views, hour, run_id, funnel, &opts.ctx),
-        write_view::<Revenue>(views, hour, run_id, revenue, &opts.ctx),
-        async {
-            if sessions.complete {
-                write_view::<Sessions>(views, hour, run_id, sessions.views, &opts.ctx)
-                    .await
-                    .map(Some)
-            } else {
-                Ok(None)
-            }
-        },
-    );
-    let mut view_paths: BTreeMap<String, String> = [a?, b?, c?].into_iter().collect();
-    view_paths.extend(d?);
+    if sessions.complete {
+        let (name, path) =
+            write_view::<Sessions>(views, hour, run_id, sessions.views, &opts.ctx).await?;
+        view_paths.insert(name, path);
+    }
     tracing::debug!(%hour, write_secs = write.elapsed().as_secs_f64(), keys, "views written");
     tracing::info!(%hour, files = inputs.len(), rows = rows_read, duplicates, buckets, secs = started.elapsed().as_secs_f64(), "hour computed");
     Ok(HourView {

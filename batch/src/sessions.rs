@@ -16,7 +16,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use hashbrown::HashMap;
 use shared_logic::dedup::wins;
-use shared_logic::schema::{EventColumns, METRIC_COLUMNS};
+use shared_logic::schema::{SessionColumns, SESSION_COLUMNS};
 use shared_logic::sessions::{Activity, UserSessions};
 use shared_logic::window::{HourKey, DAY_MS, HOUR_MS};
 use shared_logic::{Device, MetricContext, MetricViews, Origin, Sessions};
@@ -26,14 +26,47 @@ use crate::job::{inspect_inputs, streams, table};
 use crate::lake::Lake;
 use crate::manifest::InputFile;
 
-/// One event as sessions need it, owned.
-struct Owned {
-    origin: Origin,
-    time: i64,
+/// One event as sessions need it: 64 bytes, no allocation (users by a 128-bit hash,
+/// countries interned).
+#[derive(Clone, Copy)]
+struct Row {
+    /// The event id's hash: the dedup key (with the hour) and the tie-break.
     tie: u128,
+    user: u128,
+    time: i64,
+    offset: i64,
+    partition: i32,
+    country: u16,
     page_view: bool,
-    country: Box<str>,
     device: Device,
+}
+
+impl Row {
+    fn origin(&self) -> Origin {
+        Origin {
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+/// The countries seen, by index.
+#[derive(Default)]
+struct Countries {
+    names: Vec<Box<str>>,
+    index: HashMap<Box<str>, u16>,
+}
+
+impl Countries {
+    fn intern(&mut self, name: &str) -> u16 {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        let i = self.names.len() as u16;
+        self.names.push(name.into());
+        self.index.insert(name.into(), i);
+        i
+    }
 }
 
 /// The hour's sessions view and the neighbouring hours it read (hour → files; an empty
@@ -64,6 +97,7 @@ pub async fn compute(
     let mut files: BTreeMap<HourKey, Vec<InputFile>> = BTreeMap::new();
     let mut views = MetricViews::default();
     let mut examined_empty = None;
+    let mut countries = Countries::default();
     // The latest time up to which a session of the hour may still take events.
     let mut open_until = i64::MIN;
     for bucket in 0..buckets {
@@ -78,19 +112,28 @@ pub async fn compute(
             let read: Vec<&InputFile> = (first.0..=last.0)
                 .flat_map(|h| files[&HourKey(h)].iter())
                 .collect();
-            let users = read_users(lake, session, hour, &read, (bucket, buckets)).await?;
+            let from_ms = hour.start_ms() - gap;
             let mut reach = i64::MIN;
             let mut bucket_views = MetricViews::<Sessions>::default();
-            for events in users.values() {
-                let sessions = sessionize(events, gap);
-                for s in sessions.sessions() {
-                    if HourKey(s.start.div_euclid(HOUR_MS)) == hour {
-                        reach = reach.max(s.end + gap);
-                        open_until = open_until.max((s.end + gap).min(day_end.start_ms() - 1));
-                        bucket_views.apply_session(s, 1, ctx);
+            for_each_user(
+                lake,
+                session,
+                hour,
+                &read,
+                from_ms,
+                (bucket, buckets),
+                &mut countries,
+                |rows, countries| {
+                    for s in sessionize(rows, gap, countries).sessions() {
+                        if HourKey(s.start.div_euclid(HOUR_MS)) == hour {
+                            reach = reach.max(s.end + gap);
+                            open_until = open_until.max((s.end + gap).min(day_end.start_ms() - 1));
+                            bucket_views.apply_session(s, 1, ctx);
+                        }
                     }
-                }
-            }
+                },
+            )
+            .await?;
             let next = HourKey(last.0 + 1);
             if reach < next.start_ms() || next >= day_end {
                 views.merge_owned(bucket_views);
@@ -124,15 +167,15 @@ pub async fn compute(
     })
 }
 
-/// One user's sessions (events already deduplicated).
-fn sessionize(events: &[Owned], gap: i64) -> UserSessions {
+/// One user's sessions (rows deduplicated).
+fn sessionize(rows: &[Row], gap: i64, countries: &Countries) -> UserSessions {
     shared_logic::sessions::sessionize(
-        events.iter().map(|e| Activity {
-            time: e.time,
-            tie: e.tie,
-            page_view: e.page_view,
-            country: &e.country,
-            device: e.device,
+        rows.iter().map(|r| Activity {
+            time: r.time,
+            tie: r.tie,
+            page_view: r.page_view,
+            country: &countries.names[r.country as usize],
+            device: r.device,
         }),
         gap,
     )
@@ -154,59 +197,131 @@ async fn list(
         .collect())
 }
 
-/// The deduplicated events of the users of one bucket in `files`, by user.
-async fn read_users(
+/// Reads the events at or after `from_ms` of the users of one bucket in `files` (earlier
+/// events are more than the gap before any session that starts in the hour) and calls
+/// `each_user` with each user's deduplicated events, ordered by time. The scan runs on
+/// every DataFusion partition in parallel; each partition's rows are sorted by user and
+/// the partitions merged user by user, so memory holds the rows once.
+#[allow(clippy::too_many_arguments)]
+async fn for_each_user(
     lake: &Lake,
     session: &SessionContext,
     hour: HourKey,
     files: &[&InputFile],
+    from_ms: i64,
     bucket: (u64, u64),
-) -> Result<HashMap<Box<str>, Vec<Owned>>, BatchError> {
+    countries: &mut Countries,
+    mut each_user: impl FnMut(&[Row], &Countries),
+) -> Result<(), BatchError> {
     if files.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(());
     }
     let paths = files.iter().map(|f| f.path.clone()).collect();
     let table = table(lake, session, paths, hour).await?;
-    // Dedup key: (event id, hour), the shared rule; the winner by origin.
-    let mut kept: HashMap<(u128, i64), (Box<str>, Owned)> = HashMap::new();
-    let logic = |e| BatchError::logic(format!("sessions of hour {hour}"))(e);
-    for mut stream in streams(session, &table, hour, &METRIC_COLUMNS).await? {
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| BatchError::Scan {
-                hour: hour.to_string(),
-                source: Box::new(e),
-            })?;
-            let cols = EventColumns::new(&batch).map_err(logic)?;
-            for i in 0..cols.len() {
-                let event = cols.row(i).map_err(logic)?;
-                if !crate::job::in_bucket(user_hash(event.user_id()), bucket) {
-                    continue;
-                }
-                let a = Activity::of(&event);
-                let key = (a.tie, a.time.div_euclid(HOUR_MS));
-                if kept
-                    .get(&key)
-                    .is_some_and(|(_, k)| !wins(event.origin(), k.origin))
-                {
-                    continue;
-                }
-                let owned = Owned {
-                    origin: event.origin(),
-                    time: a.time,
-                    tie: a.tie,
-                    page_view: a.page_view,
-                    country: a.country.into(),
-                    device: a.device,
-                };
-                kept.insert(key, (event.user_id().into(), owned));
+    let mut tasks = Vec::new();
+    for stream in streams(session, &table, hour, &SESSION_COLUMNS).await? {
+        tasks.push(tokio::spawn(scan(stream, hour, from_ms, bucket)));
+    }
+    let mut parts = Vec::new();
+    for task in tasks {
+        let (mut part, names) = task
+            .await
+            .map_err(|e| BatchError::Usage(format!("sessions scan task failed: {e}")))??;
+        let global: Vec<u16> = names.iter().map(|n| countries.intern(n)).collect();
+        for r in part.iter_mut() {
+            r.country = global[r.country as usize];
+        }
+        part.sort_unstable_by_key(|r| r.user);
+        parts.push(part);
+    }
+    // Merge the partitions user by user (each is sorted by user).
+    let mut at = vec![0usize; parts.len()];
+    let mut rows = Vec::new();
+    loop {
+        let next = parts
+            .iter()
+            .zip(&at)
+            .filter_map(|(p, i)| p.get(*i).map(|r| r.user))
+            .min();
+        let Some(user) = next else {
+            break;
+        };
+        rows.clear();
+        for (part, i) in parts.iter().zip(at.iter_mut()) {
+            while let Some(r) = part.get(*i).filter(|r| r.user == user) {
+                rows.push(*r);
+                *i += 1;
             }
         }
+        dedup(&mut rows);
+        each_user(&rows, countries);
     }
-    let mut users: HashMap<Box<str>, Vec<Owned>> = HashMap::new();
-    for (_, (user, owned)) in kept {
-        users.entry(user).or_default().push(owned);
+    Ok(())
+}
+
+/// The shared dedup rule over one user's rows (a user's deliveries share a Kafka partition,
+/// as in the speed layer): one delivery per (event id, hour), the winning origin; the rest
+/// ordered by time.
+fn dedup(rows: &mut Vec<Row>) {
+    rows.sort_unstable_by(|a, b| {
+        (a.tie, a.time.div_euclid(HOUR_MS))
+            .cmp(&(b.tie, b.time.div_euclid(HOUR_MS)))
+            .then_with(|| {
+                if wins(a.origin(), b.origin()) {
+                    std::cmp::Ordering::Less
+                } else if wins(b.origin(), a.origin()) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+    });
+    rows.dedup_by(|later, first| {
+        later.tie == first.tie && later.time.div_euclid(HOUR_MS) == first.time.div_euclid(HOUR_MS)
+    });
+    rows.sort_unstable_by_key(|r| (r.time, r.tie));
+}
+
+/// One DataFusion partition's rows, with the countries it saw (its own interner).
+async fn scan(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    hour: HourKey,
+    from_ms: i64,
+    bucket: (u64, u64),
+) -> Result<(Vec<Row>, Vec<Box<str>>), BatchError> {
+    let logic = |e| BatchError::logic(format!("sessions of hour {hour}"))(e);
+    let mut countries = Countries::default();
+    let mut rows = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| BatchError::Scan {
+            hour: hour.to_string(),
+            source: Box::new(e),
+        })?;
+        let cols = SessionColumns::new(&batch).map_err(logic)?;
+        for i in 0..cols.len() {
+            let user = user_hash(cols.user_id(i));
+            if cols.time(i) < from_ms || !crate::job::in_bucket(user, bucket) {
+                continue;
+            }
+            let a = cols.activity(i).map_err(logic)?;
+            let origin = cols.origin(i);
+            if rows.len() == rows.capacity() {
+                // Grow by a quarter, not double: the rows are most of the pass's memory.
+                rows.reserve_exact(rows.len() / 4 + 65_536);
+            }
+            rows.push(Row {
+                tie: a.tie,
+                user,
+                time: a.time,
+                offset: origin.offset,
+                partition: origin.partition,
+                country: countries.intern(a.country),
+                page_view: a.page_view,
+                device: a.device,
+            });
+        }
     }
-    Ok(users)
+    Ok((rows, countries.names))
 }
 
 /// The bucket hash of a user (independent of the id-hash buckets of the dedup passes).

@@ -252,20 +252,13 @@ fn primitive<'a, T: arrow::datatypes::ArrowPrimitiveType>(
 /// Only the columns metrics and the dedup rule read are required (`session_id` and
 /// `product_id` may be projected away).
 pub struct EventColumns<'a> {
-    rows: usize,
-    ids: Strings<'a>,
-    types: Strings<'a>,
-    times: &'a PrimitiveArray<TimestampMillisecondType>,
-    users: Strings<'a>,
+    /// The columns sessions read too: ids, type, time, user, country, device, origin.
+    core: SessionColumns<'a>,
     urls: Strings<'a>,
     categories: Strings<'a>,
-    countries: Strings<'a>,
-    devices: Strings<'a>,
     quantities: &'a PrimitiveArray<Int64Type>,
     prices: &'a PrimitiveArray<Int64Type>,
     currencies: Strings<'a>,
-    partitions: &'a PrimitiveArray<Int32Type>,
-    offsets: &'a PrimitiveArray<Int64Type>,
 }
 
 /// Columns the metrics and the dedup rule read (a projection for scans).
@@ -289,18 +282,103 @@ impl<'a> EventColumns<'a> {
     /// Binds the columns of `batch`, checking names, types and nullability.
     pub fn new(batch: &'a RecordBatch) -> Result<Self, LogicError> {
         Ok(EventColumns {
+            core: SessionColumns::new(batch)?,
+            urls: Strings::of(batch, col::URL, false)?,
+            categories: Strings::of(batch, col::CATEGORY, false)?,
+            quantities: primitive::<Int64Type>(batch, col::QUANTITY, true)?,
+            prices: primitive::<Int64Type>(batch, col::PRICE_MINOR, true)?,
+            currencies: Strings::of(batch, col::CURRENCY, true)?,
+        })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.core.len()
+    }
+
+    /// True when the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.core.is_empty()
+    }
+
+    /// The event id of row `i` (for dedup before the whole row is read).
+    pub fn event_id(&self, i: usize) -> &'a str {
+        self.core.ids.value(i)
+    }
+
+    /// The origin of row `i`.
+    pub fn origin(&self, i: usize) -> Origin {
+        self.core.origin(i)
+    }
+
+    /// Row `i` as an event; an error when a value is outside the event model (a lake file
+    /// not written by the platform, or corrupted).
+    pub fn row(&self, i: usize) -> Result<EventRef<'a>, LogicError> {
+        let (event_type, device) = self.core.type_and_device(i)?;
+        let currency =
+            match self.currencies.opt(i) {
+                Some(c) => Some(Currency::parse(c).ok_or_else(|| {
+                    LogicError::Schema(format!("row {i}: unknown currency `{c}`"))
+                })?),
+                None => None,
+            };
+        let opt = |a: &PrimitiveArray<Int64Type>| (!a.is_null(i)).then(|| a.value(i));
+        let core = &self.core;
+        Ok(EventRef {
+            event_id: core.ids.value(i),
+            event_type,
+            event_time: EventTime(core.times.value(i)),
+            user_id: core.users.value(i),
+            url: self.urls.value(i),
+            category: self.categories.value(i),
+            country: core.countries.value(i),
+            device,
+            quantity: opt(self.quantities),
+            price: opt(self.prices).map(Minor),
+            currency,
+            origin: self.origin(i),
+        })
+    }
+}
+
+/// Columns the `sessions` pass reads (a projection for the batch layer's scan).
+pub const SESSION_COLUMNS: [&str; 8] = [
+    col::EVENT_ID,
+    col::EVENT_TYPE,
+    col::EVENT_TIME,
+    col::USER_ID,
+    col::COUNTRY,
+    col::DEVICE,
+    col::PARTITION,
+    col::OFFSET,
+];
+
+/// The columns of a lake record batch that sessions read ([`SESSION_COLUMNS`]), bound
+/// once per batch: time, user and origin are read directly, so rows can be filtered before
+/// the rest of the row is decoded.
+pub struct SessionColumns<'a> {
+    rows: usize,
+    ids: Strings<'a>,
+    types: Strings<'a>,
+    times: &'a PrimitiveArray<TimestampMillisecondType>,
+    users: Strings<'a>,
+    countries: Strings<'a>,
+    devices: Strings<'a>,
+    partitions: &'a PrimitiveArray<Int32Type>,
+    offsets: &'a PrimitiveArray<Int64Type>,
+}
+
+impl<'a> SessionColumns<'a> {
+    /// Binds the columns of `batch`, checking names, types and nullability.
+    pub fn new(batch: &'a RecordBatch) -> Result<Self, LogicError> {
+        Ok(SessionColumns {
             rows: batch.num_rows(),
             ids: Strings::of(batch, col::EVENT_ID, false)?,
             types: Strings::of(batch, col::EVENT_TYPE, false)?,
             times: primitive::<TimestampMillisecondType>(batch, col::EVENT_TIME, false)?,
             users: Strings::of(batch, col::USER_ID, false)?,
-            urls: Strings::of(batch, col::URL, false)?,
-            categories: Strings::of(batch, col::CATEGORY, false)?,
             countries: Strings::of(batch, col::COUNTRY, false)?,
             devices: Strings::of(batch, col::DEVICE, false)?,
-            quantities: primitive::<Int64Type>(batch, col::QUANTITY, true)?,
-            prices: primitive::<Int64Type>(batch, col::PRICE_MINOR, true)?,
-            currencies: Strings::of(batch, col::CURRENCY, true)?,
             partitions: primitive::<Int32Type>(batch, col::PARTITION, false)?,
             offsets: primitive::<Int64Type>(batch, col::OFFSET, false)?,
         })
@@ -316,9 +394,14 @@ impl<'a> EventColumns<'a> {
         self.rows == 0
     }
 
-    /// The event id of row `i` (for dedup before the whole row is read).
-    pub fn event_id(&self, i: usize) -> &'a str {
-        self.ids.value(i)
+    /// The event time of row `i` (epoch ms).
+    pub fn time(&self, i: usize) -> i64 {
+        self.times.value(i)
+    }
+
+    /// The user of row `i`.
+    pub fn user_id(&self, i: usize) -> &'a str {
+        self.users.value(i)
     }
 
     /// The origin of row `i`.
@@ -329,9 +412,8 @@ impl<'a> EventColumns<'a> {
         }
     }
 
-    /// Row `i` as an event; an error when a value is outside the event model (a lake file
-    /// not written by the platform, or corrupted).
-    pub fn row(&self, i: usize) -> Result<EventRef<'a>, LogicError> {
+    /// The event type and device of row `i`, parsed.
+    fn type_and_device(&self, i: usize) -> Result<(EventType, Device), LogicError> {
         let bad =
             |what: &str, value: &str| LogicError::Schema(format!("row {i}: {what} `{value}`"));
         let type_text = self.types.value(i);
@@ -340,24 +422,18 @@ impl<'a> EventColumns<'a> {
         let device_text = self.devices.value(i);
         let device =
             Device::parse(device_text).ok_or_else(|| bad("unknown device", device_text))?;
-        let currency = match self.currencies.opt(i) {
-            Some(c) => Some(Currency::parse(c).ok_or_else(|| bad("unknown currency", c))?),
-            None => None,
-        };
-        let opt = |a: &PrimitiveArray<Int64Type>| (!a.is_null(i)).then(|| a.value(i));
-        Ok(EventRef {
-            event_id: self.ids.value(i),
-            event_type,
-            event_time: EventTime(self.times.value(i)),
-            user_id: self.users.value(i),
-            url: self.urls.value(i),
-            category: self.categories.value(i),
+        Ok((event_type, device))
+    }
+
+    /// Row `i` as sessions see it ([`crate::sessions::Activity::of`] for a whole event).
+    pub fn activity(&self, i: usize) -> Result<crate::sessions::Activity<'a>, LogicError> {
+        let (event_type, device) = self.type_and_device(i)?;
+        Ok(crate::sessions::Activity {
+            time: self.times.value(i),
+            tie: crate::dedup::id_hash(self.ids.value(i)),
+            page_view: event_type == EventType::PageView,
             country: self.countries.value(i),
             device,
-            quantity: opt(self.quantities),
-            price: opt(self.prices).map(Minor),
-            currency,
-            origin: self.origin(i),
         })
     }
 }

@@ -11,7 +11,7 @@ use batch::job::{self, BatchOptions, HourSelection};
 use batch::Lake;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
+use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
 use shared_logic::window::HourKey;
 use shared_logic::{Aggregates, MetricContext, MetricViews, Origin, Validator};
 
@@ -137,6 +137,38 @@ async fn batch_views_equal_the_direct_computation() {
     );
     assert_same(&published_views::<Funnel>(&views).await, &expected.funnel);
     assert_same(&published_views::<Revenue>(&views).await, &expected.revenue);
+    assert_same(
+        &published_views::<Sessions>(&views).await,
+        &expected.sessions,
+    );
+
+    // A small memory budget: several id buckets per hour for the dedup passes and several
+    // user buckets for the sessions; the same views.
+    let bucketed = lake.child("views-bucketed");
+    let small = BatchOptions {
+        threads: 2,
+        max_ids_in_memory: 4_000,
+        ..BatchOptions::default()
+    };
+    job::run(&lake, &bucketed, &selection, &small)
+        .await
+        .expect("bucketed run");
+    assert_same(
+        &published_views::<PageViews>(&bucketed).await,
+        &expected.page_views,
+    );
+    assert_same(
+        &published_views::<Funnel>(&bucketed).await,
+        &expected.funnel,
+    );
+    assert_same(
+        &published_views::<Revenue>(&bucketed).await,
+        &expected.revenue,
+    );
+    assert_same(
+        &published_views::<Sessions>(&bucketed).await,
+        &expected.sessions,
+    );
 
     // A second run of the same hours publishes the same view bytes under new names.
     let first_files: Vec<String> = run
