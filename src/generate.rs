@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use shared_logic::cdc::CdcTable;
 use shared_logic::generate::{Generator, GeneratorConfig, RecordKind};
+use shared_logic::generate_cdc::{CdcConfig, CdcGenerator, CdcRecord};
 use shared_logic::topics;
 use speed::kafka::{ensure_topics, EventProducer};
 
@@ -69,6 +71,28 @@ pub struct GenerateArgs {
     topic: String,
     #[arg(long, default_value_t = 4)]
     partitions: i32,
+    /// Emit Debezium change streams of the shop's tables instead of events: `orders` or
+    /// `products` (NDJSON or Kafka), or `all` (Kafka: each table to its topic).
+    #[arg(long, value_enum)]
+    cdc: Option<CdcSelection>,
+    /// Orders placed per second of source time (with --cdc).
+    #[arg(long, default_value_t = 2.0)]
+    orders_per_second: f64,
+    /// Fraction of orders cancelled or refunded later (with --cdc).
+    #[arg(long, default_value_t = 0.1)]
+    cancel_fraction: f64,
+    /// A product changes category every this many seconds of source time (with --cdc; 0: never).
+    #[arg(long, default_value_t = 600)]
+    category_change_secs: i64,
+    /// Wrap change events in Debezium's schema/payload envelope (with --cdc).
+    #[arg(long)]
+    debezium_schema: bool,
+    /// Topic of the orders change stream (with --cdc and --kafka).
+    #[arg(long, default_value = "cdc.orders")]
+    orders_topic: String,
+    /// Topic of the products change stream (with --cdc and --kafka).
+    #[arg(long, default_value = "cdc.products")]
+    products_topic: String,
     #[command(flatten)]
     kafka_args: KafkaArgs,
 }
@@ -128,6 +152,24 @@ impl GenerateArgs {
     }
 }
 
+/// Which change streams `--cdc` emits.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CdcSelection {
+    Orders,
+    Products,
+    All,
+}
+
+impl CdcSelection {
+    fn includes(self, table: CdcTable) -> bool {
+        match self {
+            CdcSelection::Orders => table == CdcTable::Orders,
+            CdcSelection::Products => table == CdcTable::Products,
+            CdcSelection::All => true,
+        }
+    }
+}
+
 enum Sink {
     Ndjson(BufWriter<Box<dyn Write + Send>>),
     Kafka(EventProducer),
@@ -135,6 +177,9 @@ enum Sink {
 
 /// Runs the generator until its limit, its duration or Ctrl-C.
 pub async fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    if let Some(selection) = args.cdc {
+        return run_cdc(args, selection).await;
+    }
     let cfg = args.config()?;
     let limit = args.limit(&cfg)?;
     let sink = if args.kafka {
@@ -240,4 +285,134 @@ fn emit(
         delivered.map(|d| format!("; {d} acknowledged by the broker")).unwrap_or_default(),
     );
     Ok(())
+}
+
+/// `--cdc`: the shop's Debezium change streams, to NDJSON (one table) or Kafka.
+async fn run_cdc(args: GenerateArgs, selection: CdcSelection) -> anyhow::Result<()> {
+    let start = match &args.start {
+        Some(s) => parse_start(s)?,
+        None => parse_start(FIXED_START)?,
+    };
+    let rate_ok = args.orders_per_second.is_finite() && args.orders_per_second > 0.0;
+    if !rate_ok || !(0.0..=1.0).contains(&args.cancel_fraction) {
+        bail!("--orders-per-second must be positive and --cancel-fraction within [0, 1]");
+    }
+    let cfg = CdcConfig {
+        seed: args.seed,
+        start_ms: start,
+        orders_per_second: args.orders_per_second,
+        cancel_fraction: args.cancel_fraction,
+        category_change_every_ms: args.category_change_secs.max(0) * 1000,
+        duplicate_fraction: args.duplicates.clamp(0.0, 1.0),
+        with_schema: args.debezium_schema,
+        ..CdcConfig::default()
+    };
+    let Some(count) = args.count else {
+        bail!("give --count with --cdc");
+    };
+    let mut sink = if args.kafka {
+        let settings = args.kafka_args.settings()?;
+        let topics = [
+            (&args.orders_topic, CdcTable::Orders),
+            (&args.products_topic, CdcTable::Products),
+        ];
+        let wanted: Vec<(&str, i32)> = topics
+            .iter()
+            .filter(|(_, t)| selection.includes(*t))
+            .map(|(name, _)| (name.as_str(), args.partitions))
+            .collect();
+        ensure_topics(&settings, &wanted, Duration::from_secs(30))
+            .await
+            .with_context(|| format!("preparing the change topics on {}", settings.brokers))?;
+        CdcSink::Kafka {
+            orders: EventProducer::new(&settings, &args.orders_topic)?,
+            products: EventProducer::new(&settings, &args.products_topic)?,
+        }
+    } else {
+        if selection == CdcSelection::All {
+            bail!("--cdc all needs --kafka (each table to its topic); NDJSON takes one table");
+        }
+        let writer: Box<dyn Write + Send> =
+            if args.output.as_os_str() == "-" {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(std::fs::File::create(&args.output).with_context(|| {
+                    format!("cannot create output file {}", args.output.display())
+                })?)
+            };
+        CdcSink::Ndjson(BufWriter::with_capacity(1 << 20, writer))
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut sent = 0u64;
+        let mut by_table: HashMap<&'static str, u64> = HashMap::new();
+        for record in CdcGenerator::new(cfg).filter(|r| selection.includes(r.table)) {
+            if sent >= count {
+                break;
+            }
+            if !sink.send(&record)? {
+                break;
+            }
+            *by_table.entry(record.table.name()).or_default() += 1;
+            sent += 1;
+        }
+        let delivered = sink.finish()?;
+        eprintln!(
+            "generated {sent} change events: orders {}, products {}{}",
+            by_table.get("orders").copied().unwrap_or(0),
+            by_table.get("products").copied().unwrap_or(0),
+            delivered
+                .map(|d| format!("; {d} acknowledged by the broker"))
+                .unwrap_or_default(),
+        );
+        Ok(())
+    })
+    .await?
+}
+
+/// Where `--cdc` writes.
+enum CdcSink {
+    Ndjson(BufWriter<Box<dyn Write + Send>>),
+    Kafka {
+        orders: EventProducer,
+        products: EventProducer,
+    },
+}
+
+impl CdcSink {
+    /// Writes one record; false when the reader went away (a closed pipe).
+    fn send(&mut self, r: &CdcRecord) -> anyhow::Result<bool> {
+        match self {
+            CdcSink::Ndjson(out) => {
+                match out.write_all(&r.json).and_then(|_| out.write_all(b"\n")) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+                    other => other.context("writing NDJSON output").map(|_| true),
+                }
+            }
+            CdcSink::Kafka { orders, products } => {
+                let producer = if r.table == CdcTable::Orders {
+                    orders
+                } else {
+                    products
+                };
+                producer.send(r.key.as_bytes(), &r.json)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Flushes; for Kafka, waits for the broker's acknowledgements (their count).
+    fn finish(self) -> anyhow::Result<Option<u64>> {
+        match self {
+            CdcSink::Ndjson(mut out) => match out.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
+                other => other.context("writing NDJSON output").map(|_| None),
+            },
+            CdcSink::Kafka { orders, products } => {
+                let timeout = Duration::from_secs(120);
+                Ok(Some(
+                    orders.flush(timeout)?.delivered + products.flush(timeout)?.delivered,
+                ))
+            }
+        }
+    }
 }

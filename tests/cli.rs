@@ -272,6 +272,78 @@ fn generated_events_arrive_in_kafka_and_inspect_counts_them() {
 }
 
 #[test]
+fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
+    use shared_logic::cdc::{CdcTable, Change, Op, ProductTable};
+
+    // NDJSON, one table each: every line is a Debezium change event of that table.
+    let mut ops = std::collections::HashMap::new();
+    for (table, name) in [
+        (CdcTable::Products, "products"),
+        (CdcTable::Orders, "orders"),
+    ] {
+        let out = lambda(&[
+            "generate",
+            "--cdc",
+            name,
+            "--count",
+            "400",
+            "--seed",
+            "5",
+            "--category-change-secs",
+            "30",
+            "--debezium-schema",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 400);
+        for line in text.lines() {
+            let change = Change::parse(table, line.as_bytes())
+                .unwrap_or_else(|e| panic!("{line}: {e:?}"))
+                .expect("not a tombstone");
+            *ops.entry((table, change.op)).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(ops[&(CdcTable::Products, Op::Read)], 200, "{ops:?}");
+    assert!(ops[&(CdcTable::Products, Op::Update)] > 100, "{ops:?}");
+    assert!(ops[&(CdcTable::Orders, Op::Create)] > 200, "{ops:?}");
+    let out = lambda(&["generate", "--cdc", "all", "--count", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("needs --kafka"), "{}", stderr(&out));
+
+    // Kafka: each table to its topic, keyed by primary key, every record acknowledged.
+    let broker = Broker::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda"))
+        .args(["generate", "--cdc", "all", "--count", "1000", "--kafka"])
+        .args(["--brokers", broker.brokers()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1000 acknowledged"),
+        "{}",
+        stderr(&out)
+    );
+    let mut products = ProductTable::default();
+    let mut total = 0;
+    for (topic, table) in [
+        ("cdc.products", CdcTable::Products),
+        ("cdc.orders", CdcTable::Orders),
+    ] {
+        let stored = lambda_tests::topic::read_all(&broker.client_config(), topic);
+        for record in stored.values().flatten() {
+            let change = Change::parse(table, &record.payload).unwrap().unwrap();
+            assert_eq!(record.key.as_deref(), Some(change.key.as_bytes()));
+            if table == CdcTable::Products {
+                products.apply(&change).expect("known products");
+            }
+            total += 1;
+        }
+    }
+    assert_eq!(total, 1000);
+    assert_eq!(products.versions().len(), 200);
+}
+
+#[test]
 fn kafka_errors_are_reported_not_hung() {
     // Nothing listens on port 1: the producer must give up with an error, in bounded time.
     let out = lambda(&[

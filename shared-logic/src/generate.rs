@@ -121,6 +121,26 @@ const CATEGORIES: [(&str, i64, i64); 8] = [
     ("grocery", 200, 3_000),
 ];
 
+/// Product `n` of the catalogue: its id, its category and its price in US cents (the same
+/// products the event stream and the change streams of [`crate::generate_cdc`] use).
+pub fn catalogue_product(n: usize) -> (String, &'static str, i64) {
+    let (category, lo, hi) = CATEGORIES[n % CATEGORIES.len()];
+    let h = xxhash_rust::xxh3::xxh3_64(&(n as u64).to_le_bytes());
+    // Round to 99 cents, as shops do.
+    let cents = lo + (h % (hi - lo) as u64) as i64;
+    (format!("p{n:05}"), category, (cents / 100) * 100 + 99)
+}
+
+/// The catalogue's category names.
+pub fn category_names() -> impl Iterator<Item = &'static str> {
+    CATEGORIES.iter().map(|c| c.0)
+}
+
+/// The countries the generator's users live in.
+pub fn country_codes() -> impl Iterator<Item = &'static str> {
+    COUNTRIES.iter().map(|c| c.0)
+}
+
 const COUNTRIES: [(&str, f64, Currency); 12] = [
     ("US", 0.34, Currency::USD),
     ("GB", 0.10, Currency::GBP),
@@ -143,7 +163,8 @@ const DEVICES: [(&str, f64); 4] = [
     ("other", 0.01),
 ];
 
-const PRODUCTS: usize = 2_000;
+/// Products in the catalogue.
+pub const PRODUCTS: usize = 2_000;
 /// Probability that a product page view is followed by an add-to-cart.
 const P_CART: f64 = 0.15;
 /// Probability that a cart is followed by a purchase.
@@ -274,11 +295,7 @@ impl Generator {
     }
 
     fn product_price_usd_cents(&self, product: usize) -> i64 {
-        let (_, lo, hi) = CATEGORIES[product % CATEGORIES.len()];
-        let h = xxhash_rust::xxh3::xxh3_64(&(product as u64).to_le_bytes());
-        // Round to 99 cents, as shops do.
-        let cents = lo + (h % (hi - lo) as u64) as i64;
-        (cents / 100) * 100 + 99
+        catalogue_product(product).2
     }
 
     fn new_session(&mut self) -> Session {

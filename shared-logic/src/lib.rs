@@ -8,10 +8,12 @@
 //! This crate does no I/O: no Kafka, no files, no HTTP. It takes bytes and values and
 //! returns values, so every rule can be tested in isolation and both layers stay identical.
 
+pub mod cdc;
 pub mod dedup;
 pub mod error;
 pub mod event;
 pub mod generate;
+pub mod generate_cdc;
 pub mod hll;
 pub mod metric;
 pub mod money;

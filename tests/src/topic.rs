@@ -17,6 +17,7 @@ pub struct Stored {
     pub offset: i64,
     pub timestamp_ms: i64,
     pub payload: Vec<u8>,
+    pub key: Option<Vec<u8>>,
 }
 
 /// Creates `topic` with `partitions` and produces `records` keyed by user.
@@ -81,6 +82,7 @@ pub fn read_all(config: &ClientConfig, topic: &str) -> BTreeMap<i32, Vec<Stored>
             offset: m.offset(),
             timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
             payload: m.payload().unwrap_or_default().to_vec(),
+            key: m.key().map(<[u8]>::to_vec),
         });
     }
     out
