@@ -159,12 +159,14 @@
     const users = pick([['page_views', 'distinct_users'], ['funnel', 'view_users']]);
     const funnel = pick([['funnel', 'carts']]);
     const revenue = pick([['revenue', 'revenue_minor']]);
+    const sessions = pick([['sessions', 'sessions']]);
     const countries = pick([['page_views', 'views'], ['funnel', 'views']], ['country']);
     const minute = (m) => m && { ...m, url: queryUrl(m.metric, range, { granularity: 'minute', filters: f }) };
     const out = {
       views: minute(views),
       funnel: minute(funnel),
       revenue: minute(revenue),
+      sessions: minute(sessions),
       users: users && { ...users, url: queryUrl(users.metric, range, { granularity: 'hour', filters: f }) },
       countries: countries && { ...countries, url: queryUrl(countries.metric, range, { granularity: 'minute', groupBy: ['country'], filters: f }) },
       options: [],
@@ -257,6 +259,19 @@
       setKpi('revenue', { value: minor, text: money(minor, cur), sub: `${nf.format(orders)} orders, in ${cur}`, query: p.revenue.url, field: 'revenue_minor', agg: 'sum' });
       $('[data-kpi="revenue"]').dataset.currency = cur;
     } else setKpi('revenue', na(p.failed.has('revenue') ? filterNote : 'revenue has no device dimension'));
+    // Sessions that started in the range (a session ends after 30 minutes without events).
+    const sr = p.sessions && R[p.sessions.url];
+    if (sr) {
+      const [n, bounces, duration] = ['sessions', 'bounces', 'total_duration_ms'].map((k) => sum(sr, k));
+      const common = { query: p.sessions.url };
+      setKpi('sessions', { ...common, value: n, text: nf.format(n), sub: 'started in the range', field: 'sessions', agg: 'sum',
+        title: 'A session ends after 30 minutes without events (or at midnight UTC); open sessions still grow' });
+      const bounce = n > 0 ? bounces / n : null;
+      setKpi('bounce_rate', { ...common, value: bounce, text: bounce === null ? '—' : pct.format(bounce), sub: 'one-event sessions', field: 'bounces/sessions', agg: 'ratio' });
+      const avg = n > 0 ? duration / n : null;
+      const mmss = (ms) => `${Math.floor(ms / 60000)}:${String(Math.round((ms % 60000) / 1000)).padStart(2, '0')}`;
+      setKpi('session_duration', { ...common, value: avg, text: avg === null ? '—' : mmss(avg), sub: 'average, first to last event', field: 'total_duration_ms/sessions', agg: 'ratio' });
+    } else for (const k of ['sessions', 'bounce_rate', 'session_duration']) setKpi(k, na(p.failed.has('sessions') ? filterNote : 'sessions have no category dimension'));
   }
 
   // ---- rendering: charts ------------------------------------------------------------------
@@ -473,7 +488,7 @@
     if (!Array.isArray(catalog.metrics)) throw new ApiError('bad_response', 'the metric catalogue has no "metrics" list', 200, '/v1/metrics');
     state.catalog = catalog;
     const p = plan(range);
-    const urls = [...new Set([p.views, p.users, p.funnel, p.revenue, p.countries, ...p.options].filter(Boolean).map((q) => q.url))];
+    const urls = [...new Set([p.views, p.users, p.funnel, p.revenue, p.sessions, p.countries, ...p.options].filter(Boolean).map((q) => q.url))];
     const results = await Promise.allSettled(urls.map(fetchJson));
     if (seq !== state.seq) return; // a newer refresh (filter change) owns the page now
     const R = { '/v1/metrics': catalog };
@@ -481,7 +496,7 @@
     urls.forEach((u, i) => { if (results[i].status === 'fulfilled') R[u] = results[i].value; else errors.push(results[i].reason); });
     // Whatever answered is still drawn; a part whose query failed says so.
     p.failed = new Set();
-    for (const k of ['views', 'users', 'funnel', 'revenue', 'countries']) if (p[k] && !(p[k].url in R)) { p[k] = null; p.failed.add(k); }
+    for (const k of ['views', 'users', 'funnel', 'revenue', 'sessions', 'countries']) if (p[k] && !(p[k].url in R)) { p[k] = null; p.failed.add(k); }
     p.options = p.options.filter((o) => o.url in R);
     renderKpis(p, R);
     renderCharts(p, R, range);

@@ -110,7 +110,9 @@ async fn the_dashboard_shows_the_served_numbers() {
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("dashboard.png");
     let end = serving::api::rfc3339(minute + 60_000);
-    let url = format!("http://{addr}/?minutes=60&end={end}&refresh=2");
+    // 75 minutes: the batch boundary (the start of the current hour) is always strictly
+    // inside the range (with 60, at minute 59 it would fall on the range's start).
+    let url = format!("http://{addr}/?minutes=75&end={end}&refresh=2");
     let output = tokio::process::Command::new("node")
         .arg(&script)
         .arg("--url")
