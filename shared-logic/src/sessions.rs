@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dedup::id_hash;
-use crate::event::{Device, EventRef, EventType};
+use crate::event::{Device, EventRef, EventType, UNKNOWN};
 use crate::window::DAY_MS;
 
 /// Default inactivity gap that ends a session.
@@ -40,8 +40,16 @@ impl<'a> Activity<'a> {
     /// The activity of a validated event.
     pub fn of(event: &EventRef<'a>) -> Self {
         Activity {
-            time: event.event_time().0,
             tie: id_hash(event.event_id()),
+            ..Self::of_untied(event)
+        }
+    }
+
+    /// The same without hashing the event id (`tie` 0): for callers that have the hash.
+    pub fn of_untied(event: &EventRef<'a>) -> Self {
+        Activity {
+            time: event.event_time().0,
+            tie: 0,
             page_view: event.event_type() == EventType::PageView,
             country: event.country(),
             device: event.device(),
@@ -49,8 +57,63 @@ impl<'a> Activity<'a> {
     }
 }
 
+/// A country code held inline (sessions are created per event on the speed path, so they
+/// must not allocate). Validated countries are two letters or `unknown`; a longer value,
+/// which validation never produces, is held as `unknown` by both layers alike.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub struct Country {
+    len: u8,
+    bytes: [u8; 15],
+}
+
+impl Country {
+    /// The code for a country value.
+    pub fn new(text: &str) -> Self {
+        let text = if text.len() <= 15 { text } else { UNKNOWN };
+        let mut bytes = [0u8; 15];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Country {
+            len: text.len() as u8,
+            bytes,
+        }
+    }
+
+    /// The value.
+    pub fn as_str(&self) -> &str {
+        // SAFETY: the fields are private and only `Country::new` sets them, copying a whole
+        // `&str` (never a cut one) into `bytes[..len]`; serde's derived `Deserialize` is the
+        // other way in, and goes through `Country::new` (`from = "String"` below).
+        unsafe { std::str::from_utf8_unchecked(&self.bytes[..self.len as usize]) }
+    }
+}
+
+impl From<String> for Country {
+    fn from(text: String) -> Self {
+        Country::new(&text)
+    }
+}
+
+impl From<Country> for String {
+    fn from(c: Country) -> Self {
+        c.as_str().to_string()
+    }
+}
+
+impl std::fmt::Debug for Country {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Country {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One session of one user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     /// Time of the first event, epoch ms.
     pub start: i64,
@@ -61,7 +124,7 @@ pub struct Session {
     pub events: u32,
     pub page_views: u32,
     /// The first event's country and device.
-    pub country: String,
+    pub country: Country,
     pub device: Device,
 }
 
@@ -73,7 +136,7 @@ impl Session {
             end: a.time,
             events: 1,
             page_views: a.page_view as u32,
-            country: a.country.to_string(),
+            country: Country::new(a.country),
             device: a.device,
         }
     }
@@ -88,7 +151,7 @@ impl Session {
         self.events == 1
     }
 
-    fn absorb(&mut self, other: Session) {
+    fn absorb(&mut self, other: &Session) {
         if (other.start, other.start_tie) < (self.start, self.start_tie) {
             self.start = other.start;
             self.start_tie = other.start_tie;
@@ -125,28 +188,50 @@ impl UserSessions {
     /// Adds one (deduplicated) event: it joins every session within `gap_ms` of it on the
     /// same day, merging them, or starts a session of its own.
     pub fn insert(&mut self, a: &Activity<'_>, gap_ms: i64) -> Change {
-        let d = day(a.time);
-        let touches = |s: &Session| {
-            day(s.start) == d && s.start - gap_ms <= a.time && a.time <= s.end + gap_ms
-        };
-        let mut added = Session::of(a);
         let mut removed = Vec::new();
-        self.sessions.retain(|s| {
-            if touches(s) {
-                removed.push(s.clone());
-                false
-            } else {
-                true
-            }
-        });
-        for s in &removed {
-            added.absorb(s.clone());
+        let added = self.insert_with(a, gap_ms, &mut removed);
+        Change { removed, added }
+    }
+
+    /// [`UserSessions::insert`] into a caller's buffer (cleared first) for the removed
+    /// sessions; returns the session that now holds the event. The per-event path of the
+    /// speed layer: no allocation when the event joins one session.
+    pub fn insert_with(
+        &mut self,
+        a: &Activity<'_>,
+        gap_ms: i64,
+        removed: &mut Vec<Session>,
+    ) -> Session {
+        removed.clear();
+        let d = day(a.time);
+        // Sessions are ordered by start and more than the gap apart (or on other days), so
+        // the ones the event touches are a contiguous run: from the first that ends at or
+        // after `time - gap` on the event's day, while they start by `time + gap` that day.
+        let first = self
+            .sessions
+            .partition_point(|s| day(s.end) < d || s.end + gap_ms < a.time);
+        let last = first
+            + self.sessions[first..]
+                .partition_point(|s| day(s.start) == d && s.start - gap_ms <= a.time);
+        let mut added = Session::of(a);
+        if last == first + 1 {
+            // One session: it absorbs the event in place (its position cannot change, as
+            // it stays between the same neighbours).
+            let s = &mut self.sessions[first];
+            removed.push(*s);
+            added.absorb(s);
+            *s = added;
+            return added;
+        }
+        removed.extend(self.sessions.drain(first..last));
+        for s in removed.iter() {
+            added.absorb(s);
         }
         let at = self
             .sessions
             .partition_point(|s| (s.start, s.start_tie) < (added.start, added.start_tie));
-        self.sessions.insert(at, added.clone());
-        Change { removed, added }
+        self.sessions.insert(at, added);
+        added
     }
 
     /// Forgets sessions that no event at or after `horizon_ms` can join (their contribution
@@ -222,7 +307,15 @@ mod tests {
     fn summary(s: &UserSessions) -> Vec<(i64, i64, u32, u32, String)> {
         s.sessions()
             .iter()
-            .map(|s| (s.start, s.end, s.events, s.page_views, s.country.clone()))
+            .map(|s| {
+                (
+                    s.start,
+                    s.end,
+                    s.events,
+                    s.page_views,
+                    s.country.as_str().to_string(),
+                )
+            })
             .collect()
     }
 

@@ -13,7 +13,9 @@ use hashbrown::{Equivalent, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventRef};
-use crate::metric::{Funnel, Metric, MetricContext, PageViews, Revenue, Sessions, MAX_DIMENSIONS};
+use crate::metric::{
+    Funnel, Metric, MetricContext, PageViews, Revenue, Sessions, SessionsState, MAX_DIMENSIONS,
+};
 use crate::sessions::{Activity, Session, UserSessions};
 use crate::window::WindowStart;
 
@@ -292,10 +294,40 @@ impl<M: Metric> MetricViews<M> {
 }
 
 impl MetricViews<Sessions> {
+    /// Applies what one event did to its user's sessions: retracts the sessions it merged
+    /// and adds the merged one. The common case (the event extends one session, whose start
+    /// stays) is one update per window.
+    pub fn apply_change(&mut self, removed: &[Session], added: &Session, ctx: &MetricContext) {
+        if let [only] = removed {
+            if (only.start, only.start_tie) == (added.start, added.start_tie) {
+                let mut delta = SessionsState::default();
+                delta.add(added, 1);
+                delta.add(only, -1);
+                self.add_to_session_windows(added, &delta, ctx);
+                return;
+            }
+        }
+        for s in removed {
+            self.apply_session(s, -1, ctx);
+        }
+        self.apply_session(added, 1, ctx);
+    }
+
     /// Adds (`sign` = 1) or retracts (`sign` = -1) a session in the windows of its start;
     /// a key whose sums return to zero is removed, so that views built in different orders
     /// hold the same keys.
     pub fn apply_session(&mut self, session: &Session, sign: i64, ctx: &MetricContext) {
+        let mut delta = SessionsState::default();
+        delta.add(session, sign);
+        self.add_to_session_windows(session, &delta, ctx);
+    }
+
+    fn add_to_session_windows(
+        &mut self,
+        session: &Session,
+        delta: &SessionsState,
+        ctx: &MetricContext,
+    ) {
         let dims = [session.country.as_str(), session.device.as_str()];
         for window in ctx.windows.assign(crate::EventTime(session.start)) {
             let probe = GroupKeyRef {
@@ -306,7 +338,7 @@ impl MetricViews<Sessions> {
                 Some(state) => state,
                 None => self.groups.entry(GroupKey::new(window, &dims)).or_default(),
             };
-            state.add(session, sign);
+            state.merge(delta);
             if state.is_zero() {
                 self.groups.remove(&probe);
             }

@@ -27,8 +27,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-
 use shared_logic::dedup::id_hash;
 use shared_logic::sessions::{Activity, UserSessions};
 use shared_logic::window::{HourKey, WindowStart, HOUR_MS};
@@ -121,7 +119,10 @@ pub struct PartitionState {
     /// Dedup keys per event-time hour (id hashes).
     seen: BTreeMap<i64, HashSet<u128>>,
     /// Each user's sessions that a countable event may still join.
-    sessions: HashMap<String, UserSessions>,
+    sessions: hashbrown::HashMap<String, UserSessions>,
+    /// Reused buffer for the sessions an event merges (not state).
+    #[serde(skip)]
+    scratch: Vec<shared_logic::sessions::Session>,
     pub counters: Counters,
 }
 
@@ -157,12 +158,8 @@ impl PartitionState {
         };
         let t = event.event_time().0;
         let hour = HourKey::of(event.event_time()).0;
-        if !self
-            .seen
-            .entry(hour)
-            .or_default()
-            .insert(id_hash(&event.event_id().0))
-        {
+        let tie = id_hash(&event.event_id().0);
+        if !self.seen.entry(hour).or_default().insert(tie) {
             self.counters.duplicates += 1;
             return Outcome::Duplicate;
         }
@@ -180,7 +177,7 @@ impl PartitionState {
                     self.revised.insert(w.0);
                 }
                 self.aggregates.update(&view, ctx);
-                self.join_session(&view, ctx, closed);
+                self.join_session(&view, tie, ctx, closed);
                 if all_closed {
                     self.counters.late_updated += 1;
                 }
@@ -198,42 +195,41 @@ impl PartitionState {
             }
             LatePolicy::Drop | LatePolicy::SideOutput => {
                 self.aggregates.update_windows(&view, ctx, |w| !closed(w));
-                self.join_session(&view, ctx, closed);
+                self.join_session(&view, tie, ctx, closed);
                 self.counters.events += 1;
                 Outcome::Counted
             }
         }
     }
 
-    /// Adds a counted event to its user's sessions and the change to the `sessions` views.
+    /// Adds a counted event (`tie`: its id hash) to its user's sessions and the change to
+    /// the `sessions` views.
     fn join_session(
         &mut self,
         event: &EventRef<'_>,
+        tie: u128,
         ctx: &MetricContext,
         closed: impl Fn(WindowStart) -> bool,
     ) {
-        let user = match self.sessions.get_mut(event.user_id()) {
-            Some(user) => user,
-            None => self
-                .sessions
-                .entry(event.user_id().to_string())
-                .or_default(),
+        let activity = Activity {
+            tie,
+            ..Activity::of_untied(event)
         };
-        let change = user.insert(&Activity::of(event), ctx.session_gap_ms);
-        let views = &mut self.aggregates.sessions;
-        for (session, sign) in change
-            .removed
-            .iter()
-            .map(|s| (s, -1))
-            .chain([(&change.added, 1)])
-        {
-            views.apply_session(session, sign, ctx);
+        let removed = &mut self.scratch;
+        let added = self
+            .sessions
+            .entry_ref(event.user_id())
+            .or_default()
+            .insert_with(&activity, ctx.session_gap_ms, removed);
+        self.aggregates.sessions.apply_change(removed, &added, ctx);
+        for session in removed.iter().chain([&added]) {
             for w in ctx.windows.assign(shared_logic::EventTime(session.start)) {
                 if closed(w) {
                     self.revised.insert(w.0);
                 }
             }
         }
+        removed.clear();
     }
 
     /// Forgets the sessions no event at or after `horizon_ms` can join.
@@ -344,6 +340,53 @@ mod tests {
             .filter(|(k, _)| k.window.0 == window)
             .map(|(_, s)| s.views)
             .sum()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Sessions built event by event (merging, retracting, in any arrival order) equal
+        /// the batch definition over the same events: the shared fold.
+        #[test]
+        fn incremental_sessions_equal_the_fold_in_any_arrival_order(
+            events in proptest::collection::vec((0u8..4, 0i64..240, 0u8..3), 1..80),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let json: Vec<Vec<u8>> = events
+                .iter()
+                .enumerate()
+                .map(|(i, (user, minute, kind))| {
+                    let kind = ["page_view", "page_view", "add_to_cart"][*kind as usize];
+                    format!(
+                        r#"{{"event_id":"e{i}","event_type":"{kind}","event_time":{},"user_id":"u{user}","url":"/","product_id":"p","quantity":1,"country":"{}"}}"#,
+                        T0 + minute * MIN / 4 * 3,
+                        ["DE", "US"][i % 2]
+                    )
+                    .into_bytes()
+                })
+                .collect();
+            let mut order: Vec<usize> = (0..json.len()).collect();
+            let mut x = seed | 1;
+            for i in (1..order.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                order.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let shuffled: Vec<Vec<u8>> = order.iter().map(|i| json[*i].clone()).collect();
+            let (state, _) = run(LatePolicy::Update, &shuffled);
+            let parsed: Vec<shared_logic::Event> = json
+                .iter()
+                .enumerate()
+                .map(|(i, j)| {
+                    Validator::default()
+                        .validate(j, Origin { partition: 0, offset: i as i64 }, i64::MAX / 2)
+                        .unwrap()
+                })
+                .collect();
+            let expected = Aggregates::fold(&parsed, &MetricContext::default());
+            proptest::prop_assert_eq!(&state.aggregates.sessions, &expected.sessions);
+        }
     }
 
     #[test]
