@@ -10,6 +10,15 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # One build directory outside the clone, reused by every run and every clone.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lambda-target}
 
+# The shared build directory keeps every old test binary of our crates (hundreds of MB each):
+# past 30 GiB, drop our crates' artifacts (dependencies stay built; ours rebuild in minutes).
+deps="$CARGO_TARGET_DIR/debug/deps"
+if [ -d "$deps" ] && [ "$(du -s --block-size=1G "$deps" | cut -f1)" -gt 30 ]; then
+  echo "== $deps is over 30 GiB: cleaning this workspace's own artifacts"
+  cargo clean -p lambda -p lambda-tests -p serving -p speed -p batch -p shared-logic
+  rm -rf "$CARGO_TARGET_DIR/debug/incremental"
+fi
+
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   scripts/broker.sh install
 fi
