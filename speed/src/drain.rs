@@ -1,5 +1,6 @@
-//! Reads a topic from the beginning to the end it had when the read began, validating each
-//! record with `shared-logic`, and summarises what arrived.
+//! Reads a topic from the beginning to the end it had when the read began, checking each
+//! record with `shared-logic` (events, or Debezium change events), and summarises what
+//! arrived.
 //!
 //! The end is each partition's high watermark taken first, so the read terminates even
 //! while producers keep writing. Used by the demo to show that events arrived and by tests
@@ -14,6 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
+use shared_logic::cdc::{CdcReason, CdcTable, Change, ProductTable};
 use shared_logic::{Event, Origin, Reason, Validator};
 
 use crate::error::SpeedError;
@@ -69,6 +71,87 @@ impl TopicSummary {
     }
 }
 
+/// What a change-data-capture topic holds ([`read_changes_to_end`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChangeSummary {
+    /// Records read.
+    pub records: u64,
+    /// Empty or `null` records (compaction tombstones): nothing to apply.
+    pub tombstones: u64,
+    /// Accepted changes by Debezium op (`c`, `u`, `d`, `r`), re-deliveries excluded.
+    pub changes_by_op: BTreeMap<String, u64>,
+    /// Changes delivered again (same source position): applied once.
+    pub duplicates: u64,
+    /// Rejected changes by reason code (what the dead-letter topic would hold).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Records per partition.
+    pub records_by_partition: BTreeMap<i32, u64>,
+    /// Earliest and latest `source.ts_ms` of accepted changes.
+    pub source_time_range: Option<(i64, i64)>,
+    /// Products known at the end (`products` table only).
+    pub products: Option<usize>,
+}
+
+/// Reads a change topic of `table` up to its current end, checking every record as the
+/// layers do: the envelope ([`Change::parse`]), re-deliveries ([`Change::dedup_key`]) and,
+/// for `products`, updates of unknown keys (the table is rebuilt in offset order).
+pub fn read_changes_to_end(
+    config: &ClientConfig,
+    topic: &str,
+    table: CdcTable,
+    timeout: Duration,
+) -> Result<ChangeSummary, SpeedError> {
+    let mut summary = ChangeSummary::default();
+    let mut seen = HashSet::new();
+    let mut products = ProductTable::default();
+    for_each_record(config, topic, timeout, |partition, _, payload| {
+        summary.records += 1;
+        *summary.records_by_partition.entry(partition).or_default() += 1;
+        let mut reject = |reason: CdcReason| {
+            *summary
+                .rejected_by_reason
+                .entry(reason.code().to_string())
+                .or_default() += 1;
+        };
+        match Change::parse(table, payload) {
+            Ok(None) => summary.tombstones += 1,
+            Err(rejection) => reject(rejection.reason),
+            Ok(Some(change)) => {
+                if !seen.insert(change.dedup_key()) {
+                    summary.duplicates += 1;
+                    return;
+                }
+                if table == CdcTable::Products {
+                    if let Err(rejection) = products.apply(&change) {
+                        reject(rejection.reason);
+                        return;
+                    }
+                }
+                *summary
+                    .changes_by_op
+                    .entry(change.op.code().to_string())
+                    .or_default() += 1;
+                let t = change.ts_ms;
+                summary.source_time_range = Some(match summary.source_time_range {
+                    Some((lo, hi)) => (lo.min(t), hi.max(t)),
+                    None => (t, t),
+                });
+            }
+        }
+    })?;
+    if table == CdcTable::Products {
+        summary.products = Some(
+            products
+                .versions()
+                .iter()
+                .map(|v| v.product_id.as_str())
+                .collect::<HashSet<_>>()
+                .len(),
+        );
+    }
+    Ok(summary)
+}
+
 /// Reads `topic` on `config`'s cluster up to its current end. Blocking: call it from a
 /// thread that may block (`spawn_blocking` under tokio).
 pub fn read_to_end(
@@ -78,6 +161,25 @@ pub fn read_to_end(
     now_ms: i64,
     timeout: Duration,
 ) -> Result<TopicSummary, SpeedError> {
+    let mut summary = TopicSummary::default();
+    let mut seen = HashSet::new();
+    for_each_record(config, topic, timeout, |partition, offset, payload| {
+        let result = validator
+            .validate(payload, Origin { partition, offset }, now_ms)
+            .map_err(|d| d.reason);
+        summary.add(result, partition, &mut seen);
+    })?;
+    Ok(summary)
+}
+
+/// Calls `each(partition, offset, payload)` for every record of `topic` from the beginning
+/// to the end each partition had when the read began (per partition in offset order).
+fn for_each_record(
+    config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+    mut each: impl FnMut(i32, i64, &[u8]),
+) -> Result<u64, SpeedError> {
     let brokers = config
         .get("bootstrap.servers")
         .unwrap_or_default()
@@ -125,21 +227,20 @@ pub fn read_to_end(
         }
     }
     let expected: u64 = ends.values().map(|(lo, hi)| (hi - lo) as u64).sum();
-    let mut summary = TopicSummary::default();
     if expected == 0 {
-        return Ok(summary);
+        return Ok(0);
     }
     consumer.assign(&assignment).map_err(err("assign"))?;
 
     let deadline = Instant::now() + timeout;
-    let mut seen = HashSet::new();
+    let mut read = 0u64;
     let mut remaining: BTreeMap<i32, i64> = ends.iter().map(|(p, (_, hi))| (*p, *hi)).collect();
     while !remaining.is_empty() {
         if Instant::now() > deadline {
             return Err(SpeedError::Timeout {
                 brokers,
                 topic: topic.to_string(),
-                read: summary.records,
+                read,
                 expected,
                 timeout_s: timeout.as_secs(),
             });
@@ -155,14 +256,11 @@ pub fn read_to_end(
         if offset >= end {
             continue;
         }
-        let payload = message.payload().unwrap_or_default();
-        let result = validator
-            .validate(payload, Origin { partition, offset }, now_ms)
-            .map_err(|d| d.reason);
-        summary.add(result, partition, &mut seen);
+        each(partition, offset, message.payload().unwrap_or_default());
+        read += 1;
         if offset + 1 >= end {
             remaining.remove(&partition);
         }
     }
-    Ok(summary)
+    Ok(read)
 }
