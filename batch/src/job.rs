@@ -365,7 +365,7 @@ async fn compute_hour(
         .iter()
         .map(|(f, _)| lake.object_url(&f.location))
         .collect();
-    let table = table(lake, &session, paths, hour).await?;
+    let table = table(&session, paths, hour).await?;
 
     let mut agg = Aggregates::default();
     let mut rows_read = 0;
@@ -463,8 +463,8 @@ fn session(lake: &Lake, threads: usize) -> SessionContext {
     session
 }
 
+/// A listing table over the given lake files (URLs as `Lake::object_url` gives them).
 pub(crate) async fn table(
-    lake: &Lake,
     session: &SessionContext,
     paths: Vec<String>,
     hour: HourKey,
@@ -473,7 +473,6 @@ pub(crate) async fn table(
         hour: hour.to_string(),
         source: Box::new(e),
     };
-    let _ = lake;
     let urls = paths
         .iter()
         .map(ListingTableUrl::parse)

@@ -116,7 +116,6 @@ pub async fn compute(
             let mut reach = i64::MIN;
             let mut bucket_views = MetricViews::<Sessions>::default();
             for_each_user(
-                lake,
                 session,
                 hour,
                 &read,
@@ -202,9 +201,7 @@ async fn list(
 /// `each_user` with each user's deduplicated events, ordered by time. The scan runs on
 /// every DataFusion partition in parallel; each partition's rows are sorted by user and
 /// the partitions merged user by user, so memory holds the rows once.
-#[allow(clippy::too_many_arguments)]
 async fn for_each_user(
-    lake: &Lake,
     session: &SessionContext,
     hour: HourKey,
     files: &[&InputFile],
@@ -217,7 +214,7 @@ async fn for_each_user(
         return Ok(());
     }
     let paths = files.iter().map(|f| f.path.clone()).collect();
-    let table = table(lake, session, paths, hour).await?;
+    let table = table(session, paths, hour).await?;
     let mut tasks = Vec::new();
     for stream in streams(session, &table, hour, &SESSION_COLUMNS).await? {
         tasks.push(tokio::spawn(scan(stream, hour, from_ms, bucket)));
