@@ -173,6 +173,8 @@ pub struct Status {
     pub revised_windows: Vec<i64>,
     pub live_keys: usize,
     pub dedup_keys: usize,
+    /// Users whose open sessions are held.
+    pub session_users: usize,
 }
 
 impl Status {
@@ -188,6 +190,7 @@ impl Status {
             revised_windows: views.revised_windows(),
             live_keys,
             dedup_keys,
+            session_users: views.session_users(),
         }
     }
 }

@@ -265,6 +265,16 @@ impl RealtimeViews {
         total
     }
 
+    /// Users whose sessions are held (a countable event may still join them), across
+    /// partitions.
+    pub fn session_users(&self) -> usize {
+        self.read()
+            .partitions
+            .values()
+            .map(|p| p.session_users())
+            .sum()
+    }
+
     /// Live keys (window × dimensions) across metrics and partitions, and dedup keys.
     pub fn live_keys(&self) -> (usize, usize) {
         let inner = self.read();

@@ -176,6 +176,13 @@ async fn sessions_agree_across_hours_midnight_and_bridging_events() {
         vec![(m(10), 1, 42 * MIN as u64, 4, 0)]
     );
     assert!(pipeline.realtime.revised_windows().contains(&m(10)));
+    // The users whose sessions can still grow are held; older ones are forgotten.
+    let status = speed::http::Status::of(&pipeline.realtime);
+    assert!(
+        status.session_users > 0 && status.session_users < 300,
+        "{}",
+        status.session_users
+    );
     assert_eq!(
         country_rows(&addr, "CL").await,
         vec![(m(5), 1, 10 * MIN as u64, 2, 0), (m(50), 1, 0, 1, 1)]
