@@ -16,11 +16,11 @@ use batch::job::{self, BatchOptions, HourSelection};
 use batch::Lake;
 use fault_support::{
     assert_lake_holds_topic_exactly_once, assert_same, batch_aggregates, direct, spawn_logging,
-    speed_aggregates, speed_applied, speed_status, terminate, topic_events, wait_every,
+    speed_aggregates, speed_applied, speed_status, terminate, wait_every,
 };
 use lambda_tests::http::{free_addr, get, request};
 use lambda_tests::lake_files::positions;
-use lambda_tests::topic::read_all;
+use lambda_tests::topic::{read_all, topic_events};
 use lambda_tests::{wait_for, Broker};
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::window::{HourKey, HOUR_MS};

@@ -22,12 +22,12 @@ use batch::Lake;
 use fault_support::{
     assert_lake_holds_topic_exactly_once, assert_same, batch_aggregates, direct, hour_floor,
     kill_9, lambda, rfc3339, spawn, speed_aggregates, speed_applied, speed_status, terminate,
-    topic_events, wait_every, wait_exit, ManifestReader, Rng,
+    wait_every, wait_exit, ManifestReader, Rng,
 };
 use lambda_tests::broker::FAST_GROUP_FAILOVER;
 use lambda_tests::http::free_addr;
 use lambda_tests::lake_files::positions;
-use lambda_tests::topic::read_all;
+use lambda_tests::topic::{read_all, topic_events};
 use lambda_tests::{wait_for, Broker, ChildGuard};
 use shared_logic::window::HOUR_MS;
 use speed::kafka::{ensure_topics, KafkaSettings};

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch::import::{import_ndjson, ImportOptions};
 use batch::manifest::Published;
 use batch::Lake;
 use fault_support::{hour_floor, lambda};
@@ -26,7 +25,7 @@ use serving::api::{watch_manifest, ApiOptions, AppState};
 use serving::batch_views::BatchViews;
 use serving::speed_views::SpeedViews;
 use shared_logic::dedup::first_wins;
-use shared_logic::generate::{Generator, GeneratorConfig};
+use shared_logic::generate::GeneratorConfig;
 use shared_logic::metric::{Funnel, Metric, PageViews, Revenue};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Event, MetricContext, Origin, Validator};
@@ -35,24 +34,10 @@ use speed::views::RealtimeViews;
 
 type Rows = BTreeMap<RowKey, Value>;
 
-/// Generated NDJSON lines with event times in `[start_ms, end_ms)`.
+/// The generator's records up to `end_ms` (validated against the wall clock).
 fn lines(seed: u64, start_ms: i64, end_ms: i64, cfg: GeneratorConfig) -> Vec<Vec<u8>> {
-    let v = Validator::default();
     let now = chrono::Utc::now().timestamp_millis();
-    let mut out = Vec::new();
-    for r in Generator::new(GeneratorConfig {
-        seed,
-        start_ms,
-        ..cfg
-    }) {
-        if let Ok(e) = v.validate(&r.json, Origin::import_line(0), now) {
-            if e.event_time().0 >= end_ms {
-                break;
-            }
-        }
-        out.push(r.json);
-    }
-    out
+    lambda_tests::data::records_until(seed, start_ms, end_ms, now, cfg)
 }
 
 fn valid(lines: &[Vec<u8>]) -> Vec<Event> {
@@ -66,21 +51,8 @@ fn valid(lines: &[Vec<u8>]) -> Vec<Event> {
 }
 
 async fn import(lake: &Lake, lines: &[Vec<u8>], source: &str) {
-    let mut text = Vec::new();
-    for l in lines {
-        text.extend_from_slice(l);
-        text.push(b'\n');
-    }
-    let reader: Box<dyn std::io::BufRead + Send> = Box::new(std::io::Cursor::new(text));
-    let opts = ImportOptions {
-        source: source.into(),
-        chunk_lines: 2_500,
-        validator: Validator::default(),
-        now_ms: chrono::Utc::now().timestamp_millis(),
-    };
-    import_ndjson(lake, reader, source, opts)
-        .await
-        .expect("import");
+    let now = chrono::Utc::now().timestamp_millis();
+    lambda_tests::data::import_lines(lake, lines, source, 2_500, now).await;
 }
 
 /// One query the clients repeat, and its answer under each state of the data: `[0]` the

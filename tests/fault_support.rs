@@ -20,7 +20,7 @@ use serving::batch_views::BatchViews;
 use shared_logic::dedup::first_wins;
 use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
 use shared_logic::window::{HourKey, HOUR_MS};
-use shared_logic::{Aggregates, Event, MetricContext, MetricViews, Origin, Validator};
+use shared_logic::{Aggregates, Event, MetricContext, MetricViews};
 
 /// `lambda` with quiet logs (warnings and errors still reach the test's stderr;
 /// `FAULT_TEST_LOG=info` shows more when a run needs a closer look).
@@ -177,41 +177,9 @@ pub fn speed_aggregates(addr: &str) -> Aggregates {
     }
 }
 
-/// The valid events of stored topic records, validated as both layers do (the record's
-/// Kafka timestamp is the clock; the origin is its partition and offset).
-pub fn topic_events(stored: &BTreeMap<i32, Vec<Stored>>) -> Vec<Event> {
-    let v = Validator::default();
-    stored
-        .values()
-        .flatten()
-        .filter_map(|r| {
-            v.validate(
-                &r.payload,
-                Origin {
-                    partition: r.partition,
-                    offset: r.offset,
-                },
-                r.timestamp_ms,
-            )
-            .ok()
-        })
-        .collect()
-}
-
 /// The direct computation: shared-logic's dedup (first delivery wins) and fold.
 pub fn direct(events: Vec<Event>) -> Aggregates {
     Aggregates::fold(&first_wins(events), &MetricContext::default())
-}
-
-fn differing<M: Metric>(actual: &MetricViews<M>, expected: &MetricViews<M>) -> usize {
-    expected
-        .iter()
-        .filter(|(k, s)| actual.get(k) != Some(*s))
-        .count()
-        + actual
-            .iter()
-            .filter(|(k, _)| expected.get(k).is_none())
-            .count()
 }
 
 /// Equal views, with a short report (the views are too large to print).
@@ -219,25 +187,25 @@ pub fn assert_same(actual: &Aggregates, expected: &Aggregates, what: &str) {
     let report = [
         (
             "page_views",
-            differing(&actual.page_views, &expected.page_views),
+            lambda_tests::data::keys_differing(&actual.page_views, &expected.page_views),
             actual.page_views.len(),
             expected.page_views.len(),
         ),
         (
             "funnel",
-            differing(&actual.funnel, &expected.funnel),
+            lambda_tests::data::keys_differing(&actual.funnel, &expected.funnel),
             actual.funnel.len(),
             expected.funnel.len(),
         ),
         (
             "revenue",
-            differing(&actual.revenue, &expected.revenue),
+            lambda_tests::data::keys_differing(&actual.revenue, &expected.revenue),
             actual.revenue.len(),
             expected.revenue.len(),
         ),
         (
             "sessions",
-            differing(&actual.sessions, &expected.sessions),
+            lambda_tests::data::keys_differing(&actual.sessions, &expected.sessions),
             actual.sessions.len(),
             expected.sessions.len(),
         ),

@@ -6,6 +6,7 @@
 //! answers a metadata request, and stop it when the handle drops. Never a fake.
 
 pub mod broker;
+pub mod data;
 pub mod http;
 pub mod lake_files;
 pub mod pipeline;

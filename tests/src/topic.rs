@@ -8,6 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use shared_logic::generate::Record;
+use shared_logic::{Event, Origin, Validator};
 use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
 
 /// One record as the broker holds it.
@@ -86,4 +87,25 @@ pub fn read_all(config: &ClientConfig, topic: &str) -> BTreeMap<i32, Vec<Stored>
         });
     }
     out
+}
+
+/// The valid events of stored topic records, validated as both layers do (the record's
+/// Kafka timestamp is the clock; the origin is its partition and offset).
+pub fn topic_events(stored: &BTreeMap<i32, Vec<Stored>>) -> Vec<Event> {
+    let v = Validator::default();
+    stored
+        .values()
+        .flatten()
+        .filter_map(|r| {
+            v.validate(
+                &r.payload,
+                Origin {
+                    partition: r.partition,
+                    offset: r.offset,
+                },
+                r.timestamp_ms,
+            )
+            .ok()
+        })
+        .collect()
 }

@@ -6,7 +6,6 @@
 
 use std::io::Write;
 
-use batch::import::{import_ndjson, ImportOptions};
 use batch::job::{self, BatchOptions, HourSelection};
 use batch::Lake;
 use shared_logic::dedup::first_wins;
@@ -46,33 +45,12 @@ async fn import(
     source: &str,
     chunk: usize,
 ) -> batch::import::ImportReport {
-    let mut text = Vec::new();
-    for l in lines {
-        text.extend_from_slice(l);
-        text.push(b'\n');
-    }
-    let reader: Box<dyn std::io::BufRead + Send> = Box::new(std::io::Cursor::new(text));
-    let opts = ImportOptions {
-        source: source.into(),
-        chunk_lines: chunk,
-        validator: Validator::default(),
-        now_ms: NOW,
-    };
-    import_ndjson(lake, reader, source, opts)
-        .await
-        .expect("import")
+    lambda_tests::data::import_lines(lake, lines, source, chunk, NOW).await
 }
 
 /// Equality with a short report (the views themselves are too large to print).
 fn assert_same<M: Metric>(actual: &MetricViews<M>, expected: &MetricViews<M>) {
-    let differing = expected
-        .iter()
-        .filter(|(k, s)| actual.get(k) != Some(*s))
-        .count()
-        + actual
-            .iter()
-            .filter(|(k, _)| expected.get(k).is_none())
-            .count();
+    let differing = lambda_tests::data::keys_differing(actual, expected);
     assert!(
         differing == 0,
         "{}: {differing} keys differ ({} published, {} expected)",

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch::import::{import_ndjson, ImportOptions};
 use batch::job::{self, BatchOptions, HourSelection};
 use batch::Lake;
 use serving::api::{ApiOptions, AppState};
@@ -50,24 +49,7 @@ async fn the_dashboard_shows_the_served_numbers() {
     // The lake and the batch views of the previous complete hour.
     let lake = Lake::open(dir.path().join("lake").to_str().unwrap(), true).unwrap();
     let views = Lake::open(dir.path().join("views").to_str().unwrap(), true).unwrap();
-    let mut text = Vec::new();
-    for l in &lines {
-        text.extend_from_slice(l);
-        text.push(b'\n');
-    }
-    import_ndjson(
-        &lake,
-        Box::new(std::io::Cursor::new(text)),
-        "dashboard",
-        ImportOptions {
-            source: "dashboard".into(),
-            chunk_lines: 10_000,
-            validator: Validator::default(),
-            now_ms: now,
-        },
-    )
-    .await
-    .unwrap();
+    lambda_tests::data::import_lines(&lake, &lines, "dashboard", 10_000, now).await;
     let previous_hour = HourKey(now.div_euclid(HOUR_MS) - 1);
     job::run(
         &lake,

@@ -8,37 +8,19 @@
 
 use batch::job::{self, BatchOptions, HourSelection};
 use batch::Lake;
+use lambda_tests::data::records_until;
 use lambda_tests::pipeline::Pipeline;
 use lambda_tests::serving::{assert_served_equals_direct, get_json, request_json};
 use lambda_tests::Broker;
 use serde_json::Value;
 use shared_logic::dedup::first_wins;
-use shared_logic::generate::{Generator, GeneratorConfig};
+use shared_logic::generate::GeneratorConfig;
 use shared_logic::metric::{Funnel, PageViews, Revenue};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Event, Origin, Validator};
 use speed::partition::{LatePolicy, TimeSettings};
 
 const TOPIC: &str = "e2e-events";
-
-/// Generated lines from `start_ms` on, up to event time `end_ms`.
-fn lines(seed: u64, start_ms: i64, end_ms: i64, now: i64, cfg: GeneratorConfig) -> Vec<Vec<u8>> {
-    let v = Validator::default();
-    let mut out = Vec::new();
-    for r in Generator::new(GeneratorConfig {
-        seed,
-        start_ms,
-        ..cfg
-    }) {
-        if let Ok(e) = v.validate(&r.json, Origin::import_line(0), now) {
-            if e.event_time().0 >= end_ms {
-                break;
-            }
-        }
-        out.push(r.json);
-    }
-    out
-}
 
 /// POSTs `lines` as NDJSON in chunks; (accepted, rejected).
 async fn post_all(addr: &str, lines: &[Vec<u8>]) -> (u64, u64) {
@@ -132,7 +114,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
         invalid_fraction: 0.02,
         ..GeneratorConfig::default()
     };
-    let stream = lines(41, h0, end, now, cfg.clone());
+    let stream = records_until(41, h0, end, now, cfg.clone());
     let (accepted, rejected) = post_all(&addr, &stream).await;
     let mut events = valid(&stream, now);
     assert_eq!(accepted as usize, events.len());
@@ -288,7 +270,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
         out_of_order_fraction: 0.0,
         ..cfg
     };
-    let late = lines(42, h0 + 600_000, h0 + 900_000, now, late_cfg);
+    let late = records_until(42, h0 + 600_000, h0 + 900_000, now, late_cfg);
     let dropped_before = realtime.progress().counters.late_dropped;
     let (late_accepted, _) = post_all(&addr, &late).await;
     assert!(late_accepted > 100);

@@ -187,18 +187,7 @@ async fn speed_views_equal_the_direct_computation_under_each_late_policy() {
                     "late events revised windows: {c:?}"
                 );
                 // Nothing is lost under `update`: the batch computation over the same records.
-                let v = Validator::default();
-                let all = stored.values().flatten().filter_map(|r| {
-                    v.validate(
-                        &r.payload,
-                        Origin {
-                            partition: r.partition,
-                            offset: r.offset,
-                        },
-                        r.timestamp_ms,
-                    )
-                    .ok()
-                });
+                let all = lambda_tests::topic::topic_events(&stored);
                 assert_same(
                     &snapshot.aggregates,
                     &Aggregates::fold(&first_wins(all), &ctx),
