@@ -493,7 +493,10 @@ pub fn show(configured: &Configured, args: &[String], json: bool) -> anyhow::Res
         .command
         .clone()
         .try_get_matches_from(argv)
-        .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim()))?;
+        .map_err(|e| {
+            let text = e.render().to_string();
+            anyhow::anyhow!("{}", text.trim().trim_start_matches("error: "))
+        })?;
     // `lambda`'s own options, then the selected (innermost) subcommand's.
     let mut shown = self::options(configured, &configured.command, &matches, &[]);
     let mut command = &configured.command;
