@@ -16,6 +16,8 @@ pub const EXIT_NO_DATA: u8 = 4;
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("hours").required(true).args(["hour", "from", "dirty"])))]
 pub struct BatchArgs {
+    #[command(flatten)]
+    logic: crate::LogicArgs,
     /// The lake: a path, file:// or s3://bucket/prefix URL.
     #[arg(long, default_value = "./data/lake")]
     lake: String,
@@ -87,6 +89,7 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
         max_ids_in_memory: args.max_ids_in_memory,
         lock_ttl: Duration::from_secs(args.lock_ttl_secs),
         complete_before_ms: Some(settled),
+        ctx: args.logic.ctx(),
         ..BatchOptions::default()
     };
     if let Some(t) = args.threads {

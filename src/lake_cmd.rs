@@ -7,6 +7,7 @@ use anyhow::Context;
 use batch::import::{import_ndjson, source_name, ImportOptions};
 use batch::lake_writer::{LakeWriter, WriterOptions};
 use clap::{Args, Subcommand};
+use shared_logic::cdc::CdcTable;
 use shared_logic::{topics, Validator};
 
 use crate::batch_cmd::locations;
@@ -27,12 +28,18 @@ struct RunArgs {
     /// The lake: a path, file:// or s3://bucket/prefix URL.
     #[arg(long, default_value = "./data/lake")]
     lake: String,
-    /// Topic to consume.
-    #[arg(long, default_value = topics::EVENTS)]
-    topic: String,
-    /// Consumer group; instances in one group split the partitions.
-    #[arg(long, default_value = "lambda-lake")]
-    group: String,
+    /// Topic to consume [default: events; with --cdc, the table's change topic].
+    #[arg(long)]
+    topic: Option<String>,
+    /// Consumer group; instances in one group split the partitions [default: lambda-lake;
+    /// with --cdc, lambda-lake-cdc-<table>].
+    #[arg(long)]
+    group: Option<String>,
+    /// The topic is the Debezium change stream of this table: records are checked as
+    /// change events and written as raw change files under cdc/<table>/ (rejects to the
+    /// dead-letter files with the CDC reason code).
+    #[arg(long, value_enum)]
+    cdc: Option<CdcArg>,
     /// Roll a partition's file at this many MiB of buffered records ...
     #[arg(long, default_value_t = 64)]
     roll_mib: usize,
@@ -44,6 +51,13 @@ struct RunArgs {
     max_future_skew_secs: i64,
     #[command(flatten)]
     kafka: KafkaArgs,
+}
+
+/// A table whose change stream the lake keeps.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CdcArg {
+    Orders,
+    Products,
 }
 
 #[derive(Subcommand)]
@@ -79,9 +93,21 @@ async fn write(args: RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("--roll-mib and --roll-secs must be positive");
     }
     let (lake, _) = locations(&args.lake, None, true)?;
+    let cdc = args.cdc.map(|t| match t {
+        CdcArg::Orders => CdcTable::Orders,
+        CdcArg::Products => CdcTable::Products,
+    });
+    let (default_topic, default_group) = match cdc {
+        None => (topics::EVENTS.to_string(), "lambda-lake".to_string()),
+        Some(t) => (
+            t.default_topic().to_string(),
+            format!("lambda-lake-cdc-{}", t.name()),
+        ),
+    };
     let opts = WriterOptions {
-        topic: args.topic,
-        group_id: args.group,
+        topic: args.topic.unwrap_or(default_topic),
+        group_id: args.group.unwrap_or(default_group),
+        cdc,
         roll_bytes: args.roll_mib << 20,
         roll_age: Duration::from_secs_f64(args.roll_secs),
         validator: Validator {
@@ -94,8 +120,8 @@ async fn write(args: RunArgs) -> anyhow::Result<()> {
     let writer = LakeWriter::new(lake, &config, opts)?;
     let stats = writer.run(crate::shutdown_signal()).await?;
     println!(
-        "lake writer stopped: {} records, {} events, {} dead letters, {} flushes",
-        stats.records, stats.events, stats.dead_letters, stats.flushes
+        "lake writer stopped: {} records, {} events, {} changes, {} dead letters, {} flushes",
+        stats.records, stats.events, stats.changes, stats.dead_letters, stats.flushes
     );
     Ok(())
 }

@@ -116,6 +116,36 @@ impl KafkaArgs {
     }
 }
 
+/// In which window a cancelled, refunded or deleted order's revenue is reversed.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReversalArg {
+    /// The window of the change: past windows stay as reported.
+    Change,
+    /// The window of the original order: past windows are restated.
+    Original,
+}
+
+/// What the metrics' meaning depends on; batch, speed and serving must agree (the logic
+/// fingerprint in the manifest and the speed status tells them apart).
+#[derive(Args, Clone)]
+pub struct LogicArgs {
+    /// Window of an order's reversal (the `orders` metric).
+    #[arg(long, value_enum, default_value_t = ReversalArg::Change)]
+    pub reversal_window: ReversalArg,
+}
+
+impl LogicArgs {
+    pub fn ctx(&self) -> shared_logic::MetricContext {
+        shared_logic::MetricContext {
+            reversal: match self.reversal_window {
+                ReversalArg::Change => shared_logic::cdc::ReversalWindow::Change,
+                ReversalArg::Original => shared_logic::cdc::ReversalWindow::Original,
+            },
+            ..shared_logic::MetricContext::default()
+        }
+    }
+}
+
 /// Where the serving side reads both layers' views; shared by `serve` and `verify`.
 #[derive(Args, Clone)]
 pub struct LayerArgs {

@@ -13,7 +13,7 @@ use serving::batch_views::BatchViews;
 use serving::collector::{Collector, CollectorOptions};
 use serving::query::QueryLimits;
 use serving::speed_views::SpeedViews;
-use shared_logic::{topics, MetricContext, Validator};
+use shared_logic::{topics, Validator};
 
 use crate::KafkaArgs;
 
@@ -24,6 +24,8 @@ pub struct ServeArgs {
     listen: String,
     #[command(flatten)]
     layers: crate::LayerArgs,
+    #[command(flatten)]
+    logic: crate::LogicArgs,
     /// Timeout of one request to a speed instance.
     #[arg(long, default_value_t = 2_000)]
     speed_timeout_ms: u64,
@@ -136,7 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             query_token: args.query_token.filter(|t| !t.is_empty()),
             ingest_token: args.ingest_token.filter(|t| !t.is_empty()),
             admin_token: args.admin_token.filter(|t| !t.is_empty()),
-            ctx: MetricContext::default(),
+            ctx: args.logic.ctx(),
         },
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -5,7 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use batch::Lake;
 use clap::Args;
-use shared_logic::{topics, MetricContext, Validator};
+use shared_logic::{topics, Validator};
+use speed::cdc_consumer::{CdcConsumer, CdcOptions};
 use speed::checkpoint::CheckpointStore;
 use speed::consumer::{SpeedConsumer, SpeedOptions};
 use speed::partition::{LatePolicy, TimeSettings};
@@ -75,6 +76,18 @@ pub struct SpeedArgs {
     /// Largest accepted clock skew into the future, in seconds.
     #[arg(long, default_value_t = 300)]
     max_future_skew_secs: i64,
+    /// Also keep the `orders` metric from the Debezium change streams of `orders` and
+    /// `products` (products read whole by every instance, orders split by the group).
+    #[arg(long)]
+    cdc: bool,
+    /// The `orders` change topic (with --cdc).
+    #[arg(long, default_value = "cdc.orders")]
+    cdc_orders_topic: String,
+    /// The `products` change topic (with --cdc).
+    #[arg(long, default_value = "cdc.products")]
+    cdc_products_topic: String,
+    #[command(flatten)]
+    logic: crate::LogicArgs,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -102,7 +115,7 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         format!("{}-v{}", args.group, args.views_version)
     };
     let mut views = RealtimeViews::new(
-        MetricContext::default(),
+        args.logic.ctx(),
         time,
         Duration::from_secs(args.idle_timeout_secs),
     );
@@ -146,9 +159,34 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         }
     });
     tracing::info!(topic = %args.topic, group = %args.group, listen = %args.listen, "speed layer starts");
-    let consumer =
-        SpeedConsumer::new(views.clone(), &args.kafka.settings()?, checkpoints, opts).await?;
+    let settings = args.kafka.settings()?;
+    let (stop_cdc, stopped) = tokio::sync::watch::channel(false);
+    let cdc = if args.cdc {
+        let opts = CdcOptions {
+            orders_topic: args.cdc_orders_topic.clone(),
+            products_topic: args.cdc_products_topic.clone(),
+            group_id: group.clone(),
+            dead_letter_topic: opts.dead_letter_topic.clone(),
+        };
+        let consumer = CdcConsumer::new(views.clone(), &settings, opts).await?;
+        let mut stopped = stopped.clone();
+        Some(tokio::spawn(consumer.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })))
+    } else {
+        None
+    };
+    let consumer = SpeedConsumer::new(views.clone(), &settings, checkpoints, opts).await?;
     let stats = consumer.run(crate::shutdown_signal()).await?;
+    let _ = stop_cdc.send(true);
+    if let Some(cdc) = cdc {
+        cdc.await.context("change streams task")??;
+        let c = views.order_counters();
+        println!(
+            "change streams: {} order changes, {} product changes, {} duplicates, {} late, {} rejected, {} re-derived",
+            c.order_changes, c.product_changes, c.duplicates, c.late, c.rejected, c.rederived
+        );
+    }
     let counters = views.counters();
     let (keys, dedup) = views.live_keys();
     let secs = stats.busy.as_secs_f64();

@@ -10,7 +10,7 @@ use serving::batch_views::BatchViews;
 use serving::query::{parse_time, MetricKind};
 use serving::speed_views::SpeedViews;
 use serving::verify::{self, Comparison, Report};
-use shared_logic::metric::{Funnel, PageViews, Revenue, Sessions};
+use shared_logic::metric::{Funnel, Orders, PageViews, Revenue, Sessions};
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -71,6 +71,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
             MetricKind::Funnel => verify::verify::<Funnel>(&batch, &speed, from, to).await?,
             MetricKind::Revenue => verify::verify::<Revenue>(&batch, &speed, from, to).await?,
             MetricKind::Sessions => verify::verify::<Sessions>(&batch, &speed, from, to).await?,
+            MetricKind::Orders => verify::verify::<Orders>(&batch, &speed, from, to).await?,
         };
         report.insert(metric.name(), comparison);
     }

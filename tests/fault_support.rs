@@ -174,6 +174,8 @@ pub fn speed_aggregates(addr: &str) -> Aggregates {
         funnel: speed_views::<Funnel>(addr),
         revenue: speed_views::<Revenue>(addr),
         sessions: speed_views::<Sessions>(addr),
+        // These tests carry no change streams.
+        orders: Default::default(),
     }
 }
 
@@ -243,6 +245,7 @@ pub async fn batch_aggregates(views: &Lake) -> (Published, Aggregates) {
         sessions: batch::job::read_views::<Sessions>(views, &published, &hours)
             .await
             .expect("published views readable"),
+        orders: Default::default(),
     };
     (published, agg)
 }

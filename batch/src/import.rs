@@ -111,6 +111,7 @@ fn read_chunk(
         first,
         last: first,
         events: Vec::new(),
+        changes: Vec::new(),
         dead_letters: Vec::new(),
         received_ms: opts.now_ms,
     };
@@ -133,7 +134,7 @@ fn read_chunk(
         let origin = Origin::import_line(first + count as i64);
         match opts.validator.validate(&line, origin, opts.now_ms) {
             Ok(e) => flush.events.push(e),
-            Err(d) => flush.dead_letters.push(d),
+            Err(d) => flush.dead_letters.push(d.into()),
         }
         count += 1;
     }

@@ -27,7 +27,7 @@ use object_store::ObjectMeta;
 use object_store::ObjectStoreExt;
 use parquet::file::metadata::ParquetMetaDataReader;
 use shared_logic::dedup::{id_hash, wins};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
+use shared_logic::metric::{Funnel, Metric, Orders, PageViews, Revenue, Sessions};
 use shared_logic::schema::{col, EventColumns, METRIC_COLUMNS};
 use shared_logic::window::HourKey;
 use shared_logic::{views, Aggregates, MetricContext, MetricViews, Origin};
@@ -98,6 +98,8 @@ pub struct RunReport {
     pub hours: BTreeMap<String, HourView>,
     pub empty_hours: Vec<String>,
     pub published: Option<Published>,
+    /// The `orders` pass over the change log.
+    pub orders: crate::orders::OrdersReport,
     pub elapsed: Duration,
 }
 
@@ -109,7 +111,13 @@ impl RunReport {
 }
 
 /// Every metric's name, for coverage.
-pub const METRICS: [&str; 4] = [PageViews::NAME, Funnel::NAME, Revenue::NAME, Sessions::NAME];
+pub const METRICS: [&str; 5] = [
+    PageViews::NAME,
+    Funnel::NAME,
+    Revenue::NAME,
+    Sessions::NAME,
+    Orders::NAME,
+];
 
 fn new_run_id() -> String {
     let now = chrono::Utc::now();
@@ -220,6 +228,7 @@ pub async fn run(
         hours: BTreeMap::new(),
         empty_hours: vec![],
         published: None,
+        orders: Default::default(),
         elapsed: Duration::ZERO,
     };
     tracing::info!(run_id = %run_id, hours = hours.len(), lake = %lake.display(), "batch run starts");
@@ -262,6 +271,17 @@ pub async fn run(
                     .map_or(0, |h| h.rows_read),
             );
         }
+    }
+    let through = match selection {
+        HourSelection::One(h) => Some(HourKey(h.0 + 1)),
+        HourSelection::Range { to, .. } => Some(*to),
+        HourSelection::Dirty { before } => *before,
+    };
+    let (orders, published) =
+        crate::orders::run(lake, views, &run_id, through, &opts.ctx, opts.lock_ttl).await?;
+    report.orders = orders;
+    if published.is_some() {
+        report.published = published;
     }
     report.elapsed = started.elapsed();
     let record = RunRecord {
@@ -397,6 +417,7 @@ async fn compute_hour(
         funnel,
         revenue,
         sessions: _,
+        orders: _,
     } = agg;
     // The per-event views encode in parallel (Parquet encoding is the CPU-heavy part) and
     // are freed before the sessions pass holds its rows.
@@ -451,6 +472,7 @@ async fn compute_hour(
         views: view_paths,
         neighbours: sessions.neighbours,
         pending,
+        digests: BTreeMap::new(),
     })
 }
 
@@ -710,7 +732,7 @@ impl<'a> IdColumns<'a> {
 
 /// Encodes (on a blocking thread) and writes one metric's view of an hour; returns the
 /// metric's name and the file's path relative to the views root.
-async fn write_view<M: Metric>(
+pub(crate) async fn write_view<M: Metric>(
     views: &Lake,
     hour: HourKey,
     run_id: &str,

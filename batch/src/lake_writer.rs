@@ -27,11 +27,13 @@ use rdkafka::consumer::{
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use shared_logic::{DeadLetter, Event, Origin, Validator};
+use shared_logic::cdc::{CdcTable, Change};
+use shared_logic::{Event, Origin, Validator};
 
+use crate::cdc_files::RawChange;
 use crate::error::BatchError;
 use crate::lake::Lake;
-use crate::writer::{write_flush, Flush};
+use crate::writer::{write_flush, Flush, Rejected};
 
 /// How the writer runs.
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ pub struct WriterOptions {
     /// ... or when its oldest buffered record is this old.
     pub roll_age: Duration,
     pub validator: Validator,
+    /// The topic is a change stream of this table: its records are checked as Debezium
+    /// change events and written as raw change files ([`crate::cdc_files`]).
+    pub cdc: Option<CdcTable>,
 }
 
 impl Default for WriterOptions {
@@ -55,6 +60,7 @@ impl Default for WriterOptions {
             roll_bytes: 64 << 20,
             roll_age: Duration::from_secs(60),
             validator: Validator::default(),
+            cdc: None,
         }
     }
 }
@@ -64,6 +70,7 @@ impl Default for WriterOptions {
 pub struct WriterStats {
     pub records: u64,
     pub events: u64,
+    pub changes: u64,
     pub dead_letters: u64,
     pub flushes: u64,
     pub orphans_removed: u64,
@@ -80,7 +87,8 @@ struct PartitionBuffer {
     first: i64,
     last: i64,
     events: Vec<Event>,
-    dead_letters: Vec<DeadLetter>,
+    changes: Vec<RawChange>,
+    dead_letters: Vec<Rejected>,
     bytes: usize,
     opened: Instant,
 }
@@ -288,19 +296,38 @@ impl LakeWriter {
                 first: offset,
                 last: offset,
                 events: Vec::new(),
+                changes: Vec::new(),
                 dead_letters: Vec::new(),
                 bytes: 0,
                 opened: Instant::now(),
             });
         buffer.last = offset;
         buffer.bytes += payload.len() + 64;
-        match self
-            .opts
-            .validator
-            .validate(payload, Origin { partition, offset }, now)
-        {
-            Ok(e) => buffer.events.push(e),
-            Err(d) => buffer.dead_letters.push(d),
+        let origin = Origin { partition, offset };
+        match self.opts.cdc {
+            None => match self.opts.validator.validate(payload, origin, now) {
+                Ok(e) => buffer.events.push(e),
+                Err(d) => buffer.dead_letters.push(d.into()),
+            },
+            Some(table) => match Change::parse(table, payload) {
+                Ok(Some(c)) => buffer.changes.push(RawChange {
+                    table,
+                    partition,
+                    offset,
+                    key: c.key,
+                    op: c.op.code(),
+                    ts_ms: c.ts_ms,
+                    payload: payload.to_vec(),
+                }),
+                // A tombstone (compaction after a delete) carries nothing.
+                Ok(None) => {}
+                Err(r) => buffer.dead_letters.push(Rejected {
+                    raw: payload.to_vec(),
+                    reason: r.reason.code(),
+                    message: r.message,
+                    origin,
+                }),
+            },
         }
         self.stats.records += 1;
         buffer.bytes >= self.opts.roll_bytes
@@ -352,6 +379,7 @@ impl LakeWriter {
             first,
             last,
             events: buffer.events,
+            changes: buffer.changes,
             dead_letters: buffer.dead_letters,
             received_ms: chrono::Utc::now().timestamp_millis(),
         };
@@ -387,12 +415,14 @@ impl LakeWriter {
         }
         self.stats.flushes += 1;
         self.stats.events += report.events;
+        self.stats.changes += report.changes;
         self.stats.dead_letters += report.dead_letters;
         tracing::info!(
             partition,
             first,
             last,
             events = report.events,
+            changes = report.changes,
             dead_letters = report.dead_letters,
             files = report.files.len(),
             "flushed"

@@ -10,10 +10,13 @@
 //!   and the shared metrics fold them, views are staged and published with a manifest.
 //! - [`manifest`]: the published state: per-metric coverage map and time boundary.
 //! - [`sessions`]: an hour's sessions, read with the neighbouring hours a session can span.
+//! - [`cdc_files`]: raw change files (Debezium records of the `orders` and `products`
+//!   topics); [`orders`]: the `orders` views replayed from them.
 //!
 //! This crate knows nothing of HTTP, and never restates a metric: folding is
 //! `shared-logic`'s.
 
+pub mod cdc_files;
 pub mod error;
 pub mod import;
 pub mod job;
@@ -21,6 +24,7 @@ pub mod lake;
 pub mod lake_writer;
 pub mod lock;
 pub mod manifest;
+pub mod orders;
 pub mod sessions;
 pub mod writer;
 

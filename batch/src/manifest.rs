@@ -49,6 +49,39 @@ pub struct HourView {
     /// stays dirty until a run finds them final.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<String>,
+    /// Metric → digest of the view's content, for views computed from inputs other than
+    /// the hour's event files (`orders`, from the change log). Such views survive a
+    /// recomputation of the hour's events, and are republished only when their digest
+    /// changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub digests: BTreeMap<String, String>,
+}
+
+impl HourView {
+    /// An entry for an hour that has no event files (yet): only views of other inputs.
+    pub fn without_events(run_id: &str, computed_at: String) -> Self {
+        HourView {
+            run_id: run_id.to_string(),
+            computed_at,
+            inputs: vec![],
+            rows_read: 0,
+            duplicates: 0,
+            skipped_files: vec![],
+            views: BTreeMap::new(),
+            neighbours: BTreeMap::new(),
+            pending: vec![],
+            digests: BTreeMap::new(),
+        }
+    }
+}
+
+/// What the last `orders` pass replayed (see [`crate::orders`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeLogRead {
+    /// The change files of every table, as read.
+    pub files: Vec<InputFile>,
+    /// The end (exclusive) of the hours it published.
+    pub through: Option<String>,
 }
 
 /// The published state: `_current.json`.
@@ -65,6 +98,9 @@ pub struct Published {
     pub coverage: BTreeMap<String, BTreeMap<String, String>>,
     /// Metric → end of the latest contiguous covered hour (RFC 3339), if any.
     pub time_boundary: BTreeMap<String, Option<String>>,
+    /// The change log the `orders` views were replayed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_log: Option<ChangeLogRead>,
 }
 
 /// One run's record: `_manifests/<run id>.json`.
@@ -139,6 +175,64 @@ pub async fn publish(
     hours: &BTreeMap<String, HourView>,
     lock_ttl: Duration,
 ) -> Result<Published, BatchError> {
+    publish_with(views, run_id, logic, metrics, lock_ttl, |state| {
+        for (h, v) in hours {
+            let mut v = v.clone();
+            // Views of other inputs than the hour's events stay unless recomputed.
+            if let Some(old) = state.hours.get(h) {
+                for (metric, digest) in &old.digests {
+                    if v.digests.contains_key(metric) {
+                        continue;
+                    }
+                    if let Some(path) = old.views.get(metric) {
+                        v.views.insert(metric.clone(), path.clone());
+                        v.digests.insert(metric.clone(), digest.clone());
+                    }
+                }
+            }
+            state.hours.insert(h.clone(), v);
+        }
+    })
+    .await
+}
+
+/// Publishes views computed from the change log (see [`crate::orders`]): for each given
+/// hour, the views it holds a digest for replace those of the current entry (an hour not
+/// published yet gets the given entry), and the change log read is recorded.
+pub async fn publish_with_change_log(
+    views: &Lake,
+    run_id: &str,
+    logic: &str,
+    metrics: &[&str],
+    hours: &BTreeMap<String, HourView>,
+    read: ChangeLogRead,
+    lock_ttl: Duration,
+) -> Result<Published, BatchError> {
+    publish_with(views, run_id, logic, metrics, lock_ttl, |state| {
+        for (h, v) in hours {
+            let entry = state.hours.entry(h.clone()).or_insert_with(|| v.clone());
+            for (metric, digest) in &v.digests {
+                if let Some(path) = v.views.get(metric) {
+                    entry.views.insert(metric.clone(), path.clone());
+                    entry.digests.insert(metric.clone(), digest.clone());
+                }
+            }
+        }
+        state.change_log = Some(read);
+    })
+    .await
+}
+
+/// Under the publish lock: reads the current state, applies `change`, rederives coverage
+/// and boundaries, and replaces `_current.json`.
+async fn publish_with(
+    views: &Lake,
+    run_id: &str,
+    logic: &str,
+    metrics: &[&str],
+    lock_ttl: Duration,
+    change: impl FnOnce(&mut Published),
+) -> Result<Published, BatchError> {
     let ttl = lock_ttl.min(Duration::from_secs(300));
     let lock = Lock::acquire(views, "publish", run_id, ttl).await?;
     let result = async {
@@ -146,11 +240,10 @@ pub async fn publish(
         if !state.logic.is_empty() && state.logic != logic {
             tracing::warn!(old = %state.logic, new = %logic, "metric logic changed: hours computed under the old logic are dropped from coverage");
             state.hours.clear();
+            state.change_log = None;
         }
         state.logic = logic.to_string();
-        for (h, v) in hours {
-            state.hours.insert(h.clone(), v.clone());
-        }
+        change(&mut state);
         state.version += 1;
         state.updated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         state.derive(metrics);
@@ -190,6 +283,7 @@ mod tests {
             views: [("page_views".to_string(), "x".to_string())].into(),
             neighbours: BTreeMap::new(),
             pending: vec![],
+            digests: BTreeMap::new(),
         }
     }
 

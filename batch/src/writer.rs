@@ -19,7 +19,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use shared_logic::window::HourKey;
-use shared_logic::{schema, DeadLetter, Event};
+use shared_logic::{schema, DeadLetter, Event, Origin};
 
 use crate::error::BatchError;
 use crate::lake::{hour_partition, Lake};
@@ -90,7 +90,27 @@ pub fn dead_letter_schema() -> SchemaRef {
     ]))
 }
 
-fn dead_letter_batch(letters: &[DeadLetter], received_ms: i64) -> Result<RecordBatch, BatchError> {
+/// One rejected record as the dead-letter file keeps it: the bytes as received, the
+/// reason code (an event's or a change's), a message and where it was read.
+pub struct Rejected {
+    pub raw: Vec<u8>,
+    pub reason: &'static str,
+    pub message: String,
+    pub origin: Origin,
+}
+
+impl From<DeadLetter> for Rejected {
+    fn from(d: DeadLetter) -> Self {
+        Rejected {
+            raw: d.raw,
+            reason: d.reason.code(),
+            message: d.message,
+            origin: d.origin,
+        }
+    }
+}
+
+fn dead_letter_batch(letters: &[Rejected], received_ms: i64) -> Result<RecordBatch, BatchError> {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(
             letters
@@ -101,7 +121,7 @@ fn dead_letter_batch(letters: &[DeadLetter], received_ms: i64) -> Result<RecordB
         Arc::new(
             letters
                 .iter()
-                .map(|d| Some(d.reason.code()))
+                .map(|d| Some(d.reason))
                 .collect::<StringArray>(),
         ),
         Arc::new(
@@ -141,7 +161,9 @@ pub struct Flush {
     pub first: i64,
     pub last: i64,
     pub events: Vec<Event>,
-    pub dead_letters: Vec<DeadLetter>,
+    /// Checked change records (a change topic's flush; see [`crate::cdc_files`]).
+    pub changes: Vec<crate::cdc_files::RawChange>,
+    pub dead_letters: Vec<Rejected>,
     /// Wall-clock time the records were received: dates the dead-letter file.
     pub received_ms: i64,
 }
@@ -151,6 +173,7 @@ pub struct Flush {
 pub struct FlushReport {
     pub files: Vec<String>,
     pub events: u64,
+    pub changes: u64,
     pub dead_letters: u64,
     pub bytes: u64,
 }
@@ -173,6 +196,7 @@ pub fn planned_files(flush: &Flush) -> Vec<String> {
         .into_iter()
         .map(|h| format!("events/{}/{name}", hour_partition(h)))
         .collect();
+    files.extend(crate::cdc_files::planned(&flush.changes, &name));
     if !flush.dead_letters.is_empty() {
         files.push(format!(
             "dead-letter/date={}/{name}",
@@ -206,6 +230,12 @@ pub async fn write_flush(lake: &Lake, mut flush: Flush) -> Result<FlushReport, B
         })
         .await
         .map_err(|e| BatchError::Usage(format!("encoder task failed: {e}")))??;
+        encoded.push((path, bytes));
+    }
+    for (path, bytes, rows) in
+        crate::cdc_files::encode(lake, std::mem::take(&mut flush.changes), &name)?
+    {
+        report.changes += rows;
         encoded.push((path, bytes));
     }
     if !flush.dead_letters.is_empty() {

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use shared_logic::metric::{catalog, Funnel, Metric, PageViews, Revenue, Sessions};
+use shared_logic::metric::{catalog, Funnel, Metric, Orders, PageViews, Revenue, Sessions};
 use shared_logic::window::WindowStart;
 use shared_logic::MetricContext;
 
@@ -359,6 +359,7 @@ async fn compute(state: &AppState, query: &MetricQuery) -> Result<Answer, Servin
         MetricKind::Funnel => answer::<Funnel>(state, query).await?,
         MetricKind::Revenue => answer::<Revenue>(state, query).await?,
         MetricKind::Sessions => answer::<Sessions>(state, query).await?,
+        MetricKind::Orders => answer::<Orders>(state, query).await?,
     };
     let body = serde_json::to_vec(&value)
         .map_err(|e| ServingError::Internal(format!("answer encoding: {e}")))?;

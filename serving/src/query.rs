@@ -5,7 +5,7 @@
 //! never becomes SQL text, a path or a format string. Every rejection is a
 //! [`ServingError::BadRequest`] with a stable code naming the parameter.
 
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
+use shared_logic::metric::{Funnel, Metric, Orders, PageViews, Revenue, Sessions};
 use shared_logic::window::HOUR_MS;
 
 use crate::error::ServingError;
@@ -18,15 +18,17 @@ pub enum MetricKind {
     Funnel,
     Revenue,
     Sessions,
+    Orders,
 }
 
 impl MetricKind {
     /// Every metric, in catalogue order.
-    pub const ALL: [MetricKind; 4] = [
+    pub const ALL: [MetricKind; 5] = [
         MetricKind::PageViews,
         MetricKind::Funnel,
         MetricKind::Revenue,
         MetricKind::Sessions,
+        MetricKind::Orders,
     ];
 
     /// The metric's API name.
@@ -36,6 +38,7 @@ impl MetricKind {
             MetricKind::Funnel => Funnel::NAME,
             MetricKind::Revenue => Revenue::NAME,
             MetricKind::Sessions => Sessions::NAME,
+            MetricKind::Orders => Orders::NAME,
         }
     }
 
@@ -46,6 +49,7 @@ impl MetricKind {
             MetricKind::Funnel => Funnel::DIMENSIONS,
             MetricKind::Revenue => Revenue::DIMENSIONS,
             MetricKind::Sessions => Sessions::DIMENSIONS,
+            MetricKind::Orders => Orders::DIMENSIONS,
         }
     }
 

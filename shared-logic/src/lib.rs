@@ -17,6 +17,7 @@ pub mod generate_cdc;
 pub mod hll;
 pub mod metric;
 pub mod money;
+pub mod orders;
 pub mod schema;
 pub mod sessions;
 pub mod state;
@@ -27,7 +28,7 @@ pub mod window;
 
 pub use error::LogicError;
 pub use event::{Device, Event, EventId, EventRef, EventTime, EventType, Origin};
-pub use metric::{Funnel, Metric, MetricContext, PageViews, Revenue, Sessions};
+pub use metric::{Funnel, Metric, MetricContext, Orders, PageViews, Revenue, Sessions};
 pub use money::{Currency, Minor, Rates};
 pub use state::{Aggregates, Mergeable, MetricViews};
 pub use validate::{DeadLetter, Reason, Validator};
@@ -35,4 +36,4 @@ pub use window::{WindowSpec, WindowStart};
 
 /// Version of the metric logic. Views computed under different versions are never merged;
 /// bump it whenever a change to this crate changes any number a metric produces.
-pub const LOGIC_VERSION: &str = "2";
+pub const LOGIC_VERSION: &str = "3";

@@ -24,6 +24,9 @@ pub struct MetricContext {
     pub rates: Rates,
     /// Inactivity that ends a session (the `sessions` metric), ms.
     pub session_gap_ms: i64,
+    /// In which window a cancelled, refunded or deleted order's revenue is reversed (the
+    /// `orders` metric).
+    pub reversal: crate::cdc::ReversalWindow,
 }
 
 impl Default for MetricContext {
@@ -33,19 +36,22 @@ impl Default for MetricContext {
             windows: WindowSpec::default(),
             rates: Rates::default_usd(),
             session_gap_ms: crate::sessions::DEFAULT_GAP_MS,
+            reversal: crate::cdc::ReversalWindow::default(),
         }
     }
 }
 
 impl MetricContext {
-    /// Identifies the logic version, window spec, rates table and session gap.
+    /// Identifies the logic version, window spec, rates table, session gap and reversal
+    /// window.
     pub fn fingerprint(&self) -> String {
         format!(
-            "v{}-{:?}-{:016x}-gap{}",
+            "v{}-{:?}-{:016x}-gap{}-reversal-{:?}",
             crate::LOGIC_VERSION,
             self.windows,
             self.rates.fingerprint(),
-            self.session_gap_ms
+            self.session_gap_ms,
+            self.reversal
         )
     }
 }
@@ -422,6 +428,92 @@ impl Metric for Sessions {
     }
 }
 
+/// `orders`: from the `orders` table's change stream (see [`crate::cdc`]), by the product's
+/// category as of the order's `created_at` and the order's country: orders placed, gross
+/// revenue, cancellations (cancelled, refunded or deleted orders) and the revenue they
+/// reversed (reporting currency, minor units); derived: net revenue and cancellation rate.
+/// Built from [`crate::cdc::order_deltas`], never by the per-event fold.
+pub struct Orders;
+
+/// State of [`Orders`]: signed sums (a commutative group), so that a delta computed with
+/// an older product version can be retracted when a newer one arrives.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OrdersState {
+    pub orders: i64,
+    pub gross_minor: i64,
+    pub cancellations: i64,
+    pub reversed_minor: i64,
+}
+
+impl OrdersState {
+    /// Adds (`sign` = 1) or retracts (`sign` = -1) one delta.
+    pub fn add(&mut self, delta: &crate::cdc::OrderDelta, sign: i64) {
+        self.orders += sign * delta.orders;
+        self.gross_minor += sign * delta.gross_minor;
+        self.cancellations += sign * delta.cancellations;
+        self.reversed_minor += sign * delta.reversed_minor;
+    }
+
+    /// True when every sum is zero (nothing left in this key).
+    pub fn is_zero(&self) -> bool {
+        *self == OrdersState::default()
+    }
+}
+
+impl Mergeable for OrdersState {
+    fn merge(&mut self, other: &Self) {
+        self.orders += other.orders;
+        self.gross_minor += other.gross_minor;
+        self.cancellations += other.cancellations;
+        self.reversed_minor += other.reversed_minor;
+    }
+}
+
+impl Metric for Orders {
+    fn views_in(aggregates: &Aggregates) -> &MetricViews<Self> {
+        &aggregates.orders
+    }
+
+    const NAME: &'static str = "orders";
+    const DIMENSIONS: &'static [&'static str] = &["category", "country"];
+    const VALUES: &'static [(&'static str, ValueKind)] = &[
+        ("orders", ValueKind::Count),
+        ("gross_revenue_minor", ValueKind::Money),
+        ("cancellations", ValueKind::Count),
+        ("reversed_revenue_minor", ValueKind::Money),
+        ("net_revenue_minor", ValueKind::Money),
+        ("cancellation_rate", ValueKind::Ratio),
+    ];
+    type State = OrdersState;
+
+    fn applies_to(_event: &EventRef<'_>) -> bool {
+        false
+    }
+
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]) {
+        out[0] = event.category();
+        out[1] = event.country();
+    }
+
+    fn update(_state: &mut Self::State, _event: &EventRef<'_>, _ctx: &MetricContext) {}
+
+    /// A cancellation can arrive long after the order's window closed.
+    const SETTLES_WITH_WATERMARK: bool = false;
+
+    fn values(state: &Self::State) -> Vec<Value> {
+        let count = |v: i64| v.max(0) as u64;
+        let (orders, cancellations) = (count(state.orders), count(state.cancellations));
+        vec![
+            Value::Count(orders),
+            Value::Money(state.gross_minor),
+            Value::Count(cancellations),
+            Value::Money(state.reversed_minor),
+            Value::Money(state.gross_minor - state.reversed_minor),
+            ratio(cancellations, orders),
+        ]
+    }
+}
+
 /// Name, dimensions and values of a metric, for catalogues such as `GET /v1/metrics`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricInfo {
@@ -445,5 +537,6 @@ pub fn catalog() -> Vec<MetricInfo> {
         info::<Funnel>(),
         info::<Revenue>(),
         info::<Sessions>(),
+        info::<Orders>(),
     ]
 }

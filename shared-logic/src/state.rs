@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventRef};
 use crate::metric::{
-    Funnel, Metric, MetricContext, PageViews, Revenue, Sessions, SessionsState, MAX_DIMENSIONS,
+    Funnel, Metric, MetricContext, Orders, OrdersState, PageViews, Revenue, Sessions,
+    SessionsState, MAX_DIMENSIONS,
 };
 use crate::sessions::{Activity, Session, UserSessions};
 use crate::window::WindowStart;
@@ -346,6 +347,31 @@ impl MetricViews<Sessions> {
     }
 }
 
+impl MetricViews<Orders> {
+    /// Adds (`sign` = 1) or retracts (`sign` = -1) one order delta in the windows of its
+    /// time; a key whose sums return to zero is removed, so that views built in different
+    /// orders hold the same keys.
+    pub fn apply_delta(&mut self, delta: &crate::cdc::OrderDelta, sign: i64, ctx: &MetricContext) {
+        let dims = [delta.category.as_str(), delta.country.as_str()];
+        let mut change = OrdersState::default();
+        change.add(delta, sign);
+        for window in ctx.windows.assign(crate::EventTime(delta.time)) {
+            let probe = GroupKeyRef {
+                window,
+                dims: &dims,
+            };
+            let state = match self.groups.get_mut(&probe) {
+                Some(state) => state,
+                None => self.groups.entry(GroupKey::new(window, &dims)).or_default(),
+            };
+            state.merge(&change);
+            if state.is_zero() {
+                self.groups.remove(&probe);
+            }
+        }
+    }
+}
+
 impl<M: Metric> Mergeable for MetricViews<M> {
     fn merge(&mut self, other: &Self) {
         for (key, state) in &other.groups {
@@ -409,6 +435,9 @@ pub struct Aggregates {
     pub revenue: MetricViews<Revenue>,
     /// Built from sessions, not by the per-event fold: see [`crate::sessions`].
     pub sessions: MetricViews<Sessions>,
+    /// Built from the orders change stream, not from events: see [`crate::cdc`].
+    #[serde(default)]
+    pub orders: MetricViews<Orders>,
 }
 
 impl Aggregates {
@@ -454,7 +483,11 @@ impl Aggregates {
 
     /// Total number of keys across metrics.
     pub fn len(&self) -> usize {
-        self.page_views.len() + self.funnel.len() + self.revenue.len() + self.sessions.len()
+        self.page_views.len()
+            + self.funnel.len()
+            + self.revenue.len()
+            + self.sessions.len()
+            + self.orders.len()
     }
 
     /// True when no metric holds state.
@@ -469,6 +502,7 @@ impl Aggregates {
             funnel: self.funnel.roll_up(size_ms),
             revenue: self.revenue.roll_up(size_ms),
             sessions: self.sessions.roll_up(size_ms),
+            orders: self.orders.roll_up(size_ms),
         }
     }
 
@@ -478,6 +512,7 @@ impl Aggregates {
         self.funnel.retain(|k| keep(k.window));
         self.revenue.retain(|k| keep(k.window));
         self.sessions.retain(|k| keep(k.window));
+        self.orders.retain(|k| keep(k.window));
     }
 }
 
@@ -487,6 +522,7 @@ impl Mergeable for Aggregates {
         self.funnel.merge(&other.funnel);
         self.revenue.merge(&other.revenue);
         self.sessions.merge(&other.sessions);
+        self.orders.merge(&other.orders);
     }
 }
 
@@ -497,5 +533,6 @@ impl Aggregates {
         self.funnel.merge_owned(other.funnel);
         self.revenue.merge_owned(other.revenue);
         self.sessions.merge_owned(other.sessions);
+        self.orders.merge_owned(other.orders);
     }
 }

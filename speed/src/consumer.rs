@@ -459,12 +459,22 @@ impl SpeedConsumer {
             earliest
         };
         let sessions = <shared_logic::Sessions as shared_logic::Metric>::NAME;
+        let orders = <shared_logic::Orders as shared_logic::Metric>::NAME;
         let events_before = before(
             &mut published
                 .time_boundary
                 .iter()
-                .filter(|(m, _)| m.as_str() != sessions),
+                .filter(|(m, _)| m.as_str() != sessions && m.as_str() != orders),
         );
+        let orders_before = before(
+            &mut published
+                .time_boundary
+                .iter()
+                .filter(|(m, _)| m.as_str() == orders),
+        );
+        if let Some(t) = orders_before {
+            self.views.update_orders(|o| o.evict_before(t));
+        }
         let sessions_before = before(
             &mut published
                 .time_boundary

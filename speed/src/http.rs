@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
+use shared_logic::metric::{Funnel, Metric, Orders, PageViews, Revenue, Sessions};
 use shared_logic::MetricViews;
 
 use crate::views::{Progress, RealtimeViews};
@@ -122,6 +122,7 @@ async fn metric_views(
         Funnel::NAME => parquet_of::<Funnel>,
         Revenue::NAME => parquet_of::<Revenue>,
         Sessions::NAME => parquet_of::<Sessions>,
+        Orders::NAME => parquet_of::<Orders>,
         other => {
             return Err(ApiError {
                 status: StatusCode::NOT_FOUND,
@@ -175,6 +176,12 @@ pub struct Status {
     pub dedup_keys: usize,
     /// Users whose open sessions are held.
     pub session_users: usize,
+    /// What the change streams did (the `orders` metric).
+    #[serde(default)]
+    pub changes: crate::orders::ChangeCounters,
+    /// Order changes held for re-derivation when a product version arrives.
+    #[serde(default)]
+    pub held_order_changes: usize,
 }
 
 impl Status {
@@ -191,6 +198,8 @@ impl Status {
             live_keys,
             dedup_keys,
             session_users: views.session_users(),
+            changes: views.order_counters(),
+            held_order_changes: views.update_orders(|o| o.held_changes()),
         }
     }
 }

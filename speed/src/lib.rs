@@ -11,6 +11,7 @@
 //!
 //! The metric math is `shared-logic`'s fold and merge; nothing here restates a metric.
 
+pub mod cdc_consumer;
 pub mod checkpoint;
 pub mod consumer;
 pub mod drain;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod http;
 pub mod kafka;
 pub mod local_broker;
+pub mod orders;
 pub mod partition;
 pub mod views;
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use shared_logic::state::GroupKey;
 use shared_logic::{Aggregates, Metric, MetricContext};
 
+use crate::orders::{ChangeCounters, OrderStreams};
 use crate::partition::{Counters, PartitionState, TimeSettings};
 
 struct Inner {
@@ -17,6 +18,8 @@ struct Inner {
     newest_visible_ms: Option<i64>,
     last_checkpoint_ms: Option<i64>,
     lag: BTreeMap<i32, i64>,
+    /// The `orders` views, from the change streams (see [`crate::orders`]).
+    orders: OrderStreams,
 }
 
 /// What the speed layer knows about time and progress, without the views themselves.
@@ -72,6 +75,7 @@ impl RealtimeViews {
                 newest_visible_ms: None,
                 last_checkpoint_ms: None,
                 lag: BTreeMap::new(),
+                orders: OrderStreams::default(),
             })),
             ctx,
             time,
@@ -124,6 +128,16 @@ impl RealtimeViews {
         result
     }
 
+    /// Runs `f` on the `orders` state under the write lock.
+    pub fn update_orders<R>(&self, f: impl FnOnce(&mut OrderStreams) -> R) -> R {
+        f(&mut self.write().orders)
+    }
+
+    /// What the change streams did so far.
+    pub fn order_counters(&self) -> ChangeCounters {
+        self.read().orders.counters
+    }
+
     /// Records that messages of `partition` arrived now (for the idle timeout).
     pub fn touch(&self, partition: i32) {
         self.write().last_message.insert(partition, Instant::now());
@@ -161,6 +175,11 @@ impl RealtimeViews {
                     .copied()
                     .filter(|w| *w >= from_ms && *w < to_ms),
             );
+        }
+        for part in inner.orders.partitions.values() {
+            let mut orders = part.aggregates.orders.clone();
+            orders.retain(|k| k.window.0 >= from_ms && k.window.0 < to_ms);
+            out.aggregates.orders.merge_owned(orders);
         }
         out.revised = revised.into_iter().collect();
         out
@@ -201,8 +220,14 @@ impl RealtimeViews {
         mut f: impl FnMut(&GroupKey, &M::State),
     ) -> Progress {
         let inner = self.read();
-        for state in inner.partitions.values() {
-            for (key, s) in M::views_in(&state.aggregates).iter() {
+        let orders = inner.orders.partitions.values().map(|p| &p.aggregates);
+        for aggregates in inner
+            .partitions
+            .values()
+            .map(|p| &p.aggregates)
+            .chain(orders)
+        {
+            for (key, s) in M::views_in(aggregates).iter() {
                 if key.window.0 >= from_ms && key.window.0 < to_ms {
                     f(key, s);
                 }

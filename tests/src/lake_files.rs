@@ -53,6 +53,16 @@ pub fn positions(root: &Path) -> Vec<(i32, i64)> {
     out
 }
 
+/// Rows of every `.parquet` file below `dir` (from the footers).
+pub fn rows(dir: &Path) -> u64 {
+    parquet_files(dir)
+        .iter()
+        .filter_map(|file| std::fs::File::open(file).ok())
+        .filter_map(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())
+        .map(|b| b.metadata().file_metadata().num_rows() as u64)
+        .sum()
+}
+
 /// Views of metric `M` from a Parquet file in the views schema (a view file, or the speed
 /// endpoint's answer).
 pub fn views_from_parquet<M: shared_logic::Metric>(bytes: Vec<u8>) -> shared_logic::MetricViews<M> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use shared_logic::state::Mergeable;
-use shared_logic::{Aggregates, Event, Metric, MetricContext};
+use shared_logic::{Aggregates, Event, Metric, MetricContext, MetricViews};
 
 /// Serves `state` on a free loopback port (until the test's runtime ends); the address.
 pub async fn start(state: Arc<serving::AppState>) -> String {
@@ -107,7 +107,27 @@ pub fn direct_rows<M: Metric>(
 ) -> BTreeMap<RowKey, Value> {
     // The whole fold: sessions need each user's events together.
     let all = Aggregates::fold(events, &MetricContext::default());
-    let views = M::views_in(&all);
+    rows_of_views(
+        M::views_in(&all),
+        from_ms,
+        to_ms,
+        granularity_ms,
+        group_by,
+        filters,
+    )
+}
+
+/// What a query for metric `M` must answer when `views` hold everything: windows starting
+/// in `[from, to)` that match `filters`, merged into `granularity` windows by the
+/// `group_by` dimensions, evaluated.
+pub fn rows_of_views<M: Metric>(
+    views: &MetricViews<M>,
+    from_ms: i64,
+    to_ms: i64,
+    granularity_ms: i64,
+    group_by: &[&str],
+    filters: &[(&str, &str)],
+) -> BTreeMap<RowKey, Value> {
     let index = |name: &str| {
         M::DIMENSIONS
             .iter()
@@ -191,6 +211,20 @@ pub async fn assert_served_equals_direct<M: Metric>(
     group_by: &[&str],
     filters: &[(&str, &str)],
 ) -> Value {
+    let expected = direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
+    assert_served_equals_rows::<M>(addr, expected, (from, to), granularity, group_by, filters).await
+}
+
+/// Queries metric `M` over `[from, to)` and asserts that the rows equal `expected` (which
+/// must not be empty); the answer.
+pub async fn assert_served_equals_rows<M: Metric>(
+    addr: &str,
+    expected: BTreeMap<RowKey, Value>,
+    (from, to): (i64, i64),
+    granularity: (&str, i64),
+    group_by: &[&str],
+    filters: &[(&str, &str)],
+) -> Value {
     let mut path = format!(
         "/v1/metrics/{}?from={from}&to={to}&granularity={}&limit=100000",
         M::NAME,
@@ -206,7 +240,6 @@ pub async fn assert_served_equals_direct<M: Metric>(
     let (status, answer) = get_json(addr, &path, &[]).await;
     assert_eq!(status, 200, "{path}: {answer}");
     assert_eq!(answer["truncated"], false, "{path}");
-    let expected = direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
     assert!(
         !expected.is_empty(),
         "{path}: the test data covers the range"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use shared_logic::generate::Record;
 use shared_logic::{Event, Origin, Validator};
@@ -19,6 +19,8 @@ pub struct Stored {
     pub timestamp_ms: i64,
     pub payload: Vec<u8>,
     pub key: Option<Vec<u8>>,
+    /// Header name → value (text), e.g. a dead letter's `reason`.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Creates `topic` with `partitions` and produces `records` keyed by user.
@@ -84,6 +86,17 @@ pub fn read_all(config: &ClientConfig, topic: &str) -> BTreeMap<i32, Vec<Stored>
             timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
             payload: m.payload().unwrap_or_default().to_vec(),
             key: m.key().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            (h.key.to_string(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
     }
     out

@@ -1,0 +1,224 @@
+//! Raw change files: what `lambda lake --cdc <table>` writes and the batch job replays.
+//!
+//! A change topic's flush writes, per hour of the changes' source time (`source.ts_ms`),
+//! `cdc/<table>/date=…/hour=…/<topic>-p<partition>-<first>-<last>.parquet` with one row per
+//! checked change: Kafka partition and offset (`kafka_partition`, `kafka_offset`), key, op, source time and the Debezium
+//! record exactly as received (`payload`). The layers re-derive everything from the
+//! payload with `shared_logic::cdc`, so the files are the log itself, not an
+//! interpretation of it; rows are sorted by offset.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use object_store::path::Path;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use shared_logic::cdc::{CdcTable, Change};
+use shared_logic::orders::{LoggedChange, Unapplied};
+use shared_logic::schema::col;
+use shared_logic::window::HourKey;
+
+use crate::error::BatchError;
+use crate::lake::{hour_partition, Lake};
+use crate::manifest::InputFile;
+use crate::writer::encode_parquet;
+
+/// One checked change record of a change topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawChange {
+    pub table: CdcTable,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: String,
+    pub op: &'static str,
+    /// Source time (`source.ts_ms`), epoch ms.
+    pub ts_ms: i64,
+    /// The record as received.
+    pub payload: Vec<u8>,
+}
+
+/// The schema of raw change files.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(col::PARTITION, DataType::Int32, false),
+        Field::new(col::OFFSET, DataType::Int64, false),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("op", DataType::Utf8, false),
+        Field::new(
+            "ts_ms",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("payload", DataType::Binary, false),
+    ]))
+}
+
+/// The directory (relative to the lake root) of a table's change files.
+pub fn table_dir(table: CdcTable) -> String {
+    format!("cdc/{}", table.name())
+}
+
+fn file_of(table: CdcTable, hour: HourKey, name: &str) -> String {
+    format!("{}/{}/{name}", table_dir(table), hour_partition(hour))
+}
+
+/// The files a flush of `changes` writes, named `name`.
+pub fn planned(changes: &[RawChange], name: &str) -> Vec<String> {
+    let files: std::collections::BTreeSet<String> = changes
+        .iter()
+        .map(|c| file_of(c.table, HourKey::of(shared_logic::EventTime(c.ts_ms)), name))
+        .collect();
+    files.into_iter().collect()
+}
+
+/// Encodes `changes` into one file per (table, hour): (path, bytes, rows).
+pub fn encode(
+    lake: &Lake,
+    mut changes: Vec<RawChange>,
+    name: &str,
+) -> Result<Vec<(Path, Vec<u8>, u64)>, BatchError> {
+    changes.sort_by_key(|c| {
+        (
+            file_of(c.table, HourKey::of(shared_logic::EventTime(c.ts_ms)), name),
+            c.offset,
+        )
+    });
+    let mut out = Vec::new();
+    for group in changes.chunk_by(|a, b| {
+        a.table == b.table
+            && HourKey::of(shared_logic::EventTime(a.ts_ms))
+                == HourKey::of(shared_logic::EventTime(b.ts_ms))
+    }) {
+        let first = &group[0];
+        let path = lake.path(&file_of(
+            first.table,
+            HourKey::of(shared_logic::EventTime(first.ts_ms)),
+            name,
+        ));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(
+                group
+                    .iter()
+                    .map(|c| Some(c.partition))
+                    .collect::<Int32Array>(),
+            ),
+            Arc::new(group.iter().map(|c| Some(c.offset)).collect::<Int64Array>()),
+            Arc::new(
+                group
+                    .iter()
+                    .map(|c| Some(c.key.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            Arc::new(group.iter().map(|c| Some(c.op)).collect::<StringArray>()),
+            Arc::new(
+                group
+                    .iter()
+                    .map(|c| Some(c.ts_ms))
+                    .collect::<TimestampMillisecondArray>()
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(
+                group
+                    .iter()
+                    .map(|c| Some(c.payload.as_slice()))
+                    .collect::<BinaryArray>(),
+            ),
+        ];
+        let display = lake.object_url(&path);
+        let batch = RecordBatch::try_new(schema(), columns)
+            .map_err(|e| BatchError::logic(display.clone())(shared_logic::LogicError::Arrow(e)))?;
+        let bytes = encode_parquet(schema(), &[batch], &display)?;
+        out.push((path, bytes, group.len() as u64));
+    }
+    Ok(out)
+}
+
+/// A table's change log as the lake holds it: every change of every file, with the files
+/// read, and the rows that no longer parse (a file written by another version).
+pub struct TableLog {
+    pub changes: Vec<LoggedChange>,
+    pub files: Vec<InputFile>,
+    pub unreadable: Vec<Unapplied>,
+}
+
+/// Lists a table's change files (paths and sizes), sorted by path.
+pub async fn list(lake: &Lake, table: CdcTable) -> Result<Vec<InputFile>, BatchError> {
+    let mut files: Vec<InputFile> = lake
+        .list(&lake.path(&table_dir(table)))
+        .await?
+        .into_iter()
+        .filter(|m| m.location.as_ref().ends_with(".parquet"))
+        .map(|m| InputFile {
+            path: lake.object_url(&m.location),
+            bytes: m.size,
+            rows: 0,
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// Reads every change file of a table.
+pub async fn read(lake: &Lake, table: CdcTable) -> Result<TableLog, BatchError> {
+    let mut log = TableLog {
+        changes: Vec::new(),
+        files: Vec::new(),
+        unreadable: Vec::new(),
+    };
+    for object in lake.list(&lake.path(&table_dir(table))).await? {
+        if !object.location.as_ref().ends_with(".parquet") {
+            continue;
+        }
+        let url = lake.object_url(&object.location);
+        let Some(bytes) = lake.get(&object.location).await? else {
+            continue;
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(BatchError::parquet(&url))?;
+        let mut rows = 0;
+        for batch in reader {
+            let batch = batch
+                .map_err(|e| BatchError::logic(url.clone())(shared_logic::LogicError::Arrow(e)))?;
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .ok_or_else(|| BatchError::Manifest {
+                        path: url.clone(),
+                        reason: format!("not a change file: no `{name}` column"),
+                    })
+            };
+            let partitions = column(col::PARTITION)?.as_primitive::<Int32Type>().clone();
+            let offsets = column(col::OFFSET)?.as_primitive::<Int64Type>().clone();
+            let payloads = column("payload")?.as_binary::<i32>().clone();
+            for i in 0..batch.num_rows() {
+                rows += 1;
+                let (partition, offset) = (partitions.value(i), offsets.value(i));
+                match Change::parse(table, payloads.value(i)) {
+                    Ok(Some(change)) => log.changes.push(LoggedChange {
+                        partition,
+                        offset,
+                        change,
+                    }),
+                    Ok(None) => {}
+                    Err(rejection) => log.unreadable.push(Unapplied {
+                        partition,
+                        offset,
+                        rejection,
+                    }),
+                }
+            }
+            debug_assert!(payloads.null_count() == 0);
+        }
+        log.files.push(InputFile {
+            path: url,
+            bytes: object.size,
+            rows,
+        });
+    }
+    log.files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(log)
+}

@@ -1,0 +1,260 @@
+//! The change-stream consumer of `lambda speed --cdc`: keeps the instance's `orders` views
+//! ([`crate::orders::OrderStreams`], inside [`RealtimeViews`]).
+//!
+//! - The products topic is read whole by every instance: all partitions assigned from the
+//!   beginning, outside any consumer group.
+//! - The orders topic is read in the consumer group `<group>-orders`, so instances split
+//!   its partitions. Offsets are never committed: a partition assigned to an instance is
+//!   read from its beginning (the topic's retention), so its state is rebuilt exactly
+//!   whichever instance held it before; a revoked partition's state is dropped.
+//!
+//! Records [`Change::parse`] rejects, and product updates of unknown keys, go to the
+//! dead-letter topic with the `reason` header (the CDC reason code) and their source
+//! position. Tombstones carry nothing and are skipped.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use batch::lake_writer::RebalanceTracker;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use shared_logic::cdc::{CdcRejection, CdcTable, Change};
+
+use crate::error::SpeedError;
+use crate::kafka::{EventProducer, KafkaSettings};
+use crate::orders::ChangeOutcome;
+use crate::views::RealtimeViews;
+
+/// Topics and group of the change-stream consumer.
+#[derive(Debug, Clone)]
+pub struct CdcOptions {
+    pub orders_topic: String,
+    pub products_topic: String,
+    /// The speed layer's group; orders are consumed in `<group>-orders`.
+    pub group_id: String,
+    pub dead_letter_topic: String,
+}
+
+fn kafka_error(
+    brokers: &str,
+    what: String,
+) -> impl FnOnce(rdkafka::error::KafkaError) -> SpeedError {
+    let brokers = brokers.to_string();
+    move |source| SpeedError::Kafka {
+        brokers,
+        what,
+        source: Box::new(source),
+    }
+}
+
+/// The running change-stream consumer.
+pub struct CdcConsumer {
+    products: StreamConsumer,
+    orders: Arc<StreamConsumer<RebalanceTracker>>,
+    dead_letters: EventProducer,
+    views: RealtimeViews,
+    opts: CdcOptions,
+    brokers: String,
+}
+
+impl CdcConsumer {
+    /// Assigns every partition of the products topic and joins the orders group. Both
+    /// topics must exist.
+    pub async fn new(
+        views: RealtimeViews,
+        kafka: &KafkaSettings,
+        opts: CdcOptions,
+    ) -> Result<Self, SpeedError> {
+        let brokers = kafka.brokers.clone();
+        crate::kafka::ensure_topics(
+            kafka,
+            &[(&opts.dead_letter_topic, 1)],
+            Duration::from_secs(30),
+        )
+        .await?;
+        let common = [
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "false"),
+            ("fetch.wait.max.ms", "20"),
+            ("topic.metadata.refresh.interval.ms", "5000"),
+        ];
+        let products_group = format!("{}-products", opts.group_id);
+        let products: StreamConsumer = kafka
+            .client_config(&[common.as_slice(), &[("group.id", products_group.as_str())]].concat())
+            .create()
+            .map_err(kafka_error(&brokers, "create the products consumer".into()))?;
+        let partitions = {
+            let (consumer, topic) = (&products, opts.products_topic.clone());
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(30))
+                .map_err(kafka_error(
+                    &brokers,
+                    format!("read the metadata of `{topic}`"),
+                ))?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            if partitions.is_empty() {
+                return Err(SpeedError::NoSuchTopic {
+                    brokers: brokers.clone(),
+                    topic,
+                });
+            }
+            partitions
+        };
+        let mut assignment = TopicPartitionList::new();
+        for p in &partitions {
+            assignment
+                .add_partition_offset(&opts.products_topic, *p, Offset::Beginning)
+                .map_err(kafka_error(&brokers, "assign the products topic".into()))?;
+        }
+        products
+            .assign(&assignment)
+            .map_err(kafka_error(&brokers, "assign the products topic".into()))?;
+        let orders_group = format!("{}-orders", opts.group_id);
+        let orders: StreamConsumer<RebalanceTracker> = kafka
+            .client_config(&[common.as_slice(), &[("group.id", orders_group.as_str())]].concat())
+            .create_with_context(RebalanceTracker::default())
+            .map_err(kafka_error(&brokers, "create the orders consumer".into()))?;
+        orders
+            .subscribe(&[&opts.orders_topic])
+            .map_err(kafka_error(
+                &brokers,
+                format!("subscribe to `{}`", opts.orders_topic),
+            ))?;
+        tracing::info!(products = %opts.products_topic, partitions = partitions.len(), orders = %opts.orders_topic, group = %orders_group, "change streams consumer started");
+        Ok(CdcConsumer {
+            products,
+            orders: Arc::new(orders),
+            dead_letters: EventProducer::new(kafka, &opts.dead_letter_topic)?,
+            views,
+            opts,
+            brokers,
+        })
+    }
+
+    /// Consumes both topics until `shutdown` resolves.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), SpeedError> {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => {
+                    self.drop_revoked();
+                    self.dead_letters.flush(Duration::from_secs(30))?;
+                }
+                m = self.products.recv() => match m {
+                    Ok(m) => {
+                        backoff = Duration::from_millis(100);
+                        self.product_record(&m)?;
+                    }
+                    Err(e) => backoff = self.pause(e, backoff).await,
+                },
+                m = self.orders.recv() => match m {
+                    Ok(m) => {
+                        backoff = Duration::from_millis(100);
+                        self.drop_revoked();
+                        self.order_record(&m)?;
+                    }
+                    Err(e) => backoff = self.pause(e, backoff).await,
+                },
+            }
+        }
+        self.dead_letters.flush(Duration::from_secs(30))?;
+        tracing::info!(counters = ?self.views.order_counters(), "change streams consumer stopped");
+        Ok(())
+    }
+
+    async fn pause(&self, e: rdkafka::error::KafkaError, backoff: Duration) -> Duration {
+        tracing::warn!(brokers = %self.brokers, error = %e, backoff_ms = backoff.as_millis() as u64, "kafka consume error; retrying");
+        tokio::time::sleep(backoff).await;
+        (backoff * 2).min(Duration::from_secs(10))
+    }
+
+    /// Drops the state of orders partitions this instance no longer holds.
+    fn drop_revoked(&self) {
+        let revoked: BTreeSet<i32> = self.orders.context().take_revoked().into_iter().collect();
+        if revoked.is_empty() {
+            return;
+        }
+        self.views.update_orders(|o| {
+            for p in &revoked {
+                o.revoke(*p);
+            }
+        });
+        tracing::info!(
+            ?revoked,
+            "orders partitions revoked: their state goes, the new owner rebuilds it"
+        );
+    }
+
+    fn product_record(&self, m: &BorrowedMessage<'_>) -> Result<(), SpeedError> {
+        let change = match Change::parse(CdcTable::Products, m.payload().unwrap_or_default()) {
+            Ok(Some(change)) => change,
+            Ok(None) => return Ok(()),
+            Err(rejection) => {
+                self.views.update_orders(|o| o.counters.rejected += 1);
+                return self.dead_letter(m, &self.opts.products_topic, &rejection);
+            }
+        };
+        let ctx = &self.views.ctx;
+        match self.views.update_orders(|o| o.apply_product(&change, ctx)) {
+            ChangeOutcome::Rejected(rejection) => {
+                self.dead_letter(m, &self.opts.products_topic, &rejection)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn order_record(&self, m: &BorrowedMessage<'_>) -> Result<(), SpeedError> {
+        let change = match Change::parse(CdcTable::Orders, m.payload().unwrap_or_default()) {
+            Ok(Some(change)) => change,
+            Ok(None) => return Ok(()),
+            Err(rejection) => {
+                self.views.update_orders(|o| o.counters.rejected += 1);
+                return self.dead_letter(m, &self.opts.orders_topic, &rejection);
+            }
+        };
+        let ctx = &self.views.ctx;
+        let (p, o) = (m.partition(), m.offset());
+        if let ChangeOutcome::Rejected(rejection) = self
+            .views
+            .update_orders(|s| s.apply_order(p, o, change, ctx))
+        {
+            return self.dead_letter(m, &self.opts.orders_topic, &rejection);
+        }
+        Ok(())
+    }
+
+    fn dead_letter(
+        &self,
+        m: &BorrowedMessage<'_>,
+        topic: &str,
+        rejection: &CdcRejection,
+    ) -> Result<(), SpeedError> {
+        let (p, o) = (m.partition().to_string(), m.offset().to_string());
+        tracing::debug!(topic, partition = %p, offset = %o, reason = rejection.reason.code(), "change record dead-lettered");
+        self.dead_letters.send_with_headers(
+            m.key().unwrap_or_default(),
+            m.payload().unwrap_or_default(),
+            &[
+                ("reason", rejection.reason.code()),
+                ("message", &rejection.message),
+                ("source_topic", topic),
+                ("source_partition", &p),
+                ("source_offset", &o),
+            ],
+        )
+    }
+}

@@ -1,0 +1,475 @@
+//! The `orders` metric from Debezium change streams in both layers, over the real broker.
+//!
+//! Generated streams (products snapshot, orders placed/paid/cancelled/refunded, category
+//! changes every ten minutes, 2 % re-deliveries) plus crafted changes in country IS, so
+//! their rows can be checked by value:
+//! - product `px` is `books` from the snapshot and becomes `music` at 10:30 (mid-hour):
+//!   order `is-a` (10:20) counts under books, `is-b` (10:40) under music;
+//! - `is-a` is cancelled at 10:50, `is-c` (10:25, books) is paid and refunded at 11:10:
+//!   reversals in the window of the change (the default `ReversalWindow::Change`);
+//! - `is-b`'s creation is delivered twice (same source position): counted once;
+//! - a re-snapshot of `px` at 11:30 (unchanged) adds no version;
+//! - the products stream is produced only after the speed layer has applied every order
+//!   change, so every order is first counted under `unknown` and re-derived when its
+//!   product's versions arrive;
+//! - a malformed record and an unknown op on `cdc.orders`, an update of a product never
+//!   created on `cdc.products`: dead-lettered with their reasons, nothing else lost.
+//!
+//! Then: the speed layer's views == the batch layer's (replayed from the lake's change
+//! files) == the direct replay (`shared_logic::orders`) of the produced logs, and the
+//! served answer equals the direct replay at minute and hour granularity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use batch::job::{self, BatchOptions, HourSelection};
+use batch::lake_writer::{LakeWriter, WriterOptions};
+use batch::Lake;
+use lambda_tests::serving::{assert_served_equals_rows, get_json, rows_of_views};
+use lambda_tests::topic::read_all;
+use lambda_tests::Broker;
+use serving::api::{ApiOptions, AppState};
+use serving::batch_views::BatchViews;
+use serving::speed_views::SpeedViews;
+use shared_logic::cdc::{CdcTable, Change};
+use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
+use shared_logic::metric::Orders;
+use shared_logic::orders::{dedup_log, orders_views, product_table, LoggedChange};
+use shared_logic::window::HOUR_MS;
+use shared_logic::{MetricContext, MetricViews};
+use speed::cdc_consumer::{CdcConsumer, CdcOptions};
+use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
+use speed::partition::TimeSettings;
+use speed::views::RealtimeViews;
+use tokio::sync::watch;
+
+const MIN: i64 = 60_000;
+/// 2026-01-01T10:00:00Z.
+const H10: i64 = 1_767_225_600_000 + 10 * HOUR_MS;
+const ORDERS: &str = "cdc.orders";
+const PRODUCTS: &str = "cdc.products";
+const DLQ: &str = "cdc-dead-letter";
+
+/// A record for a topic: key and bytes.
+type Produced = (String, Vec<u8>);
+
+fn order_row(
+    id: &str,
+    product: &str,
+    price: &str,
+    quantity: i64,
+    status: &str,
+    created: i64,
+) -> String {
+    format!(
+        r#"{{"id":"{id}","user_id":"u-{id}","product_id":"{product}","quantity":{quantity},"price":"{price}","currency":"USD","country":"IS","status":"{status}","created_at":{created}}}"#
+    )
+}
+
+fn envelope(before: Option<String>, after: Option<String>, op: &str, ts: i64, lsn: i64) -> Vec<u8> {
+    format!(
+        r#"{{"before":{},"after":{},"source":{{"ts_ms":{ts},"lsn":{lsn},"txId":{lsn}}},"op":"{op}"}}"#,
+        before.unwrap_or_else(|| "null".into()),
+        after.unwrap_or_else(|| "null".into()),
+    )
+    .into_bytes()
+}
+
+fn product_row(id: &str, category: &str) -> String {
+    format!(r#"{{"id":"{id}","category":"{category}","name":"crafted"}}"#)
+}
+
+/// Generated and crafted records of both topics, in source order per key.
+fn streams() -> (Vec<Produced>, Vec<Produced>) {
+    let cfg = CdcConfig {
+        seed: 11,
+        start_ms: H10,
+        orders_per_second: 0.25,
+        products: 120,
+        cancel_fraction: 0.2,
+        category_change_every_ms: 10 * MIN,
+        duplicate_fraction: 0.02,
+        with_schema: true,
+    };
+    let (mut orders, mut products) = (Vec::new(), Vec::new());
+    for r in CdcGenerator::new(cfg).take_while(|r| r.ts_ms < H10 + 2 * HOUR_MS) {
+        match r.table {
+            CdcTable::Orders => orders.push((r.key, r.json)),
+            CdcTable::Products => products.push((r.key, r.json)),
+        }
+    }
+    let m = |minutes: i64| H10 + minutes * MIN;
+    let lsn = |n: i64| 900_000_000 + n;
+    products.extend([
+        (
+            "px".into(),
+            envelope(None, Some(product_row("px", "books")), "r", m(-60), lsn(1)),
+        ),
+        (
+            "px".into(),
+            envelope(
+                Some(product_row("px", "books")),
+                Some(product_row("px", "music")),
+                "u",
+                m(30),
+                lsn(2),
+            ),
+        ),
+        (
+            "px".into(),
+            envelope(None, Some(product_row("px", "music")), "r", m(90), lsn(3)),
+        ),
+        (
+            "p-ghost".into(),
+            envelope(
+                Some(product_row("p-ghost", "toys")),
+                Some(product_row("p-ghost", "games")),
+                "u",
+                m(40),
+                lsn(4),
+            ),
+        ),
+    ]);
+    let a = |status: &str| order_row("is-a", "px", "10.00", 1, status, m(20));
+    let b = |status: &str| order_row("is-b", "px", "20.00", 1, status, m(40));
+    let c = |status: &str| order_row("is-c", "px", "5.00", 2, status, m(25));
+    let b_created = envelope(None, Some(b("placed")), "c", m(40), lsn(12));
+    orders.extend([
+        (
+            "is-a".into(),
+            envelope(None, Some(a("placed")), "c", m(20), lsn(10)),
+        ),
+        (
+            "is-c".into(),
+            envelope(None, Some(c("placed")), "c", m(25), lsn(11)),
+        ),
+        ("is-b".into(), b_created.clone()),
+        ("is-b".into(), b_created),
+        (
+            "is-a".into(),
+            envelope(Some(a("placed")), Some(a("cancelled")), "u", m(50), lsn(13)),
+        ),
+        (
+            "is-c".into(),
+            envelope(Some(c("placed")), Some(c("paid")), "u", m(55), lsn(14)),
+        ),
+        (
+            "is-c".into(),
+            envelope(Some(c("paid")), Some(c("refunded")), "u", m(70), lsn(15)),
+        ),
+        ("is-x".into(), b"{not json".to_vec()),
+        (
+            "is-y".into(),
+            envelope(None, Some(a("placed")), "x", m(60), lsn(16)),
+        ),
+    ]);
+    (orders, products)
+}
+
+/// The direct computation: both logs parsed, deduplicated and replayed in produced order.
+fn direct(orders: &[Produced], products: &[Produced]) -> MetricViews<Orders> {
+    let log = |table: CdcTable, records: &[Produced]| {
+        let mut log: Vec<LoggedChange> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, json))| {
+                Change::parse(table, json)
+                    .ok()
+                    .flatten()
+                    .map(|change| LoggedChange {
+                        partition: 0,
+                        offset: i as i64,
+                        change,
+                    })
+            })
+            .collect();
+        dedup_log(&mut log);
+        log
+    };
+    let (table, _) = product_table(&log(CdcTable::Products, products));
+    orders_views(
+        &log(CdcTable::Orders, orders),
+        &table,
+        &MetricContext::default(),
+    )
+}
+
+async fn produce(settings: &KafkaSettings, topic: &str, records: &[Produced]) {
+    let producer = EventProducer::new(settings, topic).expect("producer");
+    for (key, json) in records {
+        producer.send(key.as_bytes(), json).expect("queued");
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("acknowledged");
+}
+
+fn lake_writer(
+    brokers: &str,
+    lake: &Lake,
+    table: CdcTable,
+    stop: watch::Receiver<bool>,
+) -> std::thread::JoinHandle<()> {
+    let mut client = rdkafka::ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    let writer = LakeWriter::new(
+        lake.clone(),
+        &client,
+        WriterOptions {
+            topic: table.default_topic().into(),
+            group_id: format!("lake-{}", table.name()),
+            roll_age: Duration::from_secs(1),
+            cdc: Some(table),
+            ..WriterOptions::default()
+        },
+    )
+    .expect("lake writer");
+    std::thread::spawn(move || {
+        let mut stop = stop;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(writer.run(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }))
+            .expect("lake writer stops cleanly");
+    })
+}
+
+/// The served `orders` rows of country IS by category, per hour:
+/// (hour start, category, orders, gross, cancellations, reversed, net).
+async fn iceland(addr: &str) -> Vec<(i64, String, u64, i64, u64, i64, i64)> {
+    let path = format!(
+        "/v1/metrics/orders?from={}&to={}&granularity=hour&filter=country:IS&group_by=category",
+        H10 - HOUR_MS,
+        H10 + 4 * HOUR_MS
+    );
+    let (status, body) = get_json(addr, &path, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let v = &r["values"];
+            let start = chrono::DateTime::parse_from_rfc3339(r["window_start"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis();
+            (
+                start,
+                r["dimensions"]["category"].as_str().unwrap().to_string(),
+                v["orders"].as_u64().unwrap(),
+                v["gross_revenue_minor"].as_i64().unwrap(),
+                v["cancellations"].as_u64().unwrap(),
+                v["reversed_revenue_minor"].as_i64().unwrap(),
+                v["net_revenue_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_from_change_streams_agree_in_both_layers() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = KafkaSettings::new(broker.brokers());
+    ensure_topics(
+        &settings,
+        &[(ORDERS, 3), (PRODUCTS, 2), (DLQ, 1)],
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("topics");
+    let (orders, products) = streams();
+    let expected = direct(&orders, &products);
+
+    let realtime = RealtimeViews::new(
+        MetricContext::default(),
+        TimeSettings::default(),
+        Duration::from_secs(3_600),
+    );
+    let (stop, stopped) = watch::channel(false);
+    let cdc = CdcConsumer::new(
+        realtime.clone(),
+        &settings,
+        CdcOptions {
+            orders_topic: ORDERS.into(),
+            products_topic: PRODUCTS.into(),
+            group_id: "cdc-speed".into(),
+            dead_letter_topic: DLQ.into(),
+        },
+    )
+    .await
+    .expect("change streams consumer");
+    let mut cdc_stop = stopped.clone();
+    let cdc = tokio::spawn(cdc.run(async move {
+        let _ = cdc_stop.wait_for(|s| *s).await;
+    }));
+    let lake_dir = dir.path().join("lake");
+    let lake = Lake::open(lake_dir.to_str().unwrap(), true).unwrap();
+    let writers = [
+        lake_writer(broker.brokers(), &lake, CdcTable::Orders, stopped.clone()),
+        lake_writer(broker.brokers(), &lake, CdcTable::Products, stopped.clone()),
+    ];
+
+    // Orders first; products only once every order change is applied (all `unknown`).
+    produce(&settings, ORDERS, &orders).await;
+    let handled = |c: speed::orders::ChangeCounters| {
+        c.order_changes + c.product_changes + c.duplicates + c.late + c.rejected
+    };
+    lambda_tests::wait_until(
+        "the speed layer to apply every order change",
+        Duration::from_secs(120),
+        || handled(realtime.order_counters()) >= orders.len() as u64,
+    )
+    .await;
+    let snapshot = realtime.snapshot(i64::MIN, i64::MAX).aggregates.orders;
+    assert!(
+        snapshot.iter().all(|(k, _)| k.dim(0) == Some("unknown")),
+        "no product known yet"
+    );
+    produce(&settings, PRODUCTS, &products).await;
+    let total = (orders.len() + products.len()) as u64;
+    lambda_tests::wait_until(
+        "the speed layer to apply every change",
+        Duration::from_secs(120),
+        || handled(realtime.order_counters()) >= total,
+    )
+    .await;
+    let counters = realtime.order_counters();
+    assert!(
+        counters.rederived > 0,
+        "orders re-derived when their products arrived: {counters:?}"
+    );
+    assert_eq!(counters.rejected, 3, "{counters:?}");
+    lambda_tests::wait_until(
+        "the lake writers to write every record",
+        Duration::from_secs(120),
+        || {
+            lambda_tests::lake_files::rows(&lake_dir.join("cdc"))
+                + lambda_tests::lake_files::rows(&lake_dir.join("dead-letter"))
+                >= total
+        },
+    )
+    .await;
+
+    // Speed == direct replay.
+    let speed_views = realtime.snapshot(i64::MIN, i64::MAX).aggregates.orders;
+    assert!(!expected.is_empty());
+    assert_eq!(speed_views, expected, "speed layer vs direct replay");
+
+    // Batch (replayed from the lake's change files) == direct replay.
+    let views = lake.child("views");
+    let report = job::run(
+        &lake,
+        &views,
+        &HourSelection::Dirty { before: None },
+        &BatchOptions::default(),
+    )
+    .await
+    .expect("batch run");
+    assert!(report.orders.replayed);
+    assert_eq!(
+        report
+            .orders
+            .rejected
+            .iter()
+            .map(|r| r.rejection.reason.code())
+            .collect::<Vec<_>>(),
+        vec!["unknown_key"]
+    );
+    let published = batch::manifest::Published::load(&views).await.unwrap();
+    let hours: Vec<_> = published
+        .hours
+        .keys()
+        .filter_map(|h| shared_logic::window::HourKey::parse(h))
+        .collect();
+    assert!(hours.len() >= 2, "{hours:?}");
+    let batch_views = job::read_views::<Orders>(&views, &published, &hours)
+        .await
+        .unwrap();
+    assert_eq!(batch_views, expected, "batch layer vs direct replay");
+    // A second run with nothing new replays nothing.
+    let again = job::run(
+        &lake,
+        &views,
+        &HourSelection::Dirty { before: None },
+        &BatchOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(!again.orders.replayed);
+
+    // Served (batch for the covered hours, speed after) == direct, and the crafted rows.
+    let state = Arc::new(AppState {
+        batch: BatchViews::new(views.clone(), 64),
+        speed: SpeedViews::InProcess(realtime.clone()).into(),
+        collector: None,
+        telemetry: Default::default(),
+        answers: Default::default(),
+        opts: ApiOptions::default(),
+    });
+    state.batch.refresh().await.expect("manifest");
+    let addr = lambda_tests::serving::start(state).await;
+    let range = (H10 - HOUR_MS, H10 + 4 * HOUR_MS);
+    for (granularity, size, group_by) in [
+        ("minute", MIN, vec!["category", "country"]),
+        ("hour", HOUR_MS, vec!["category"]),
+        ("hour", HOUR_MS, vec![]),
+    ] {
+        let rows = rows_of_views(&expected, range.0, range.1, size, &group_by, &[]);
+        assert_served_equals_rows::<Orders>(
+            &addr,
+            rows,
+            range,
+            (granularity, size),
+            &group_by,
+            &[],
+        )
+        .await;
+    }
+    let h = |n: i64| H10 + n * HOUR_MS;
+    assert_eq!(
+        iceland(&addr).await,
+        vec![
+            (h(0), "books".into(), 2, 2000, 1, 1000, 1000),
+            (h(0), "music".into(), 1, 2000, 0, 0, 2000),
+            (h(1), "books".into(), 0, 0, 1, 1000, -1000),
+        ]
+    );
+
+    // Dead letters: the two broken order records and the unknown product, with reasons.
+    let dead = read_all(&broker.client_config(), DLQ);
+    let mut reasons: Vec<(String, String)> = dead
+        .values()
+        .flatten()
+        .map(|r| {
+            (
+                r.headers["source_topic"].clone(),
+                r.headers["reason"].clone(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            (ORDERS, "malformed_json"),
+            (ORDERS, "unknown_op"),
+            (PRODUCTS, "unknown_key"),
+        ]
+        .map(|(t, r)| (t.to_string(), r.to_string()))
+    );
+
+    let _ = stop.send(true);
+    cdc.await
+        .unwrap()
+        .expect("change streams consumer stops cleanly");
+    for w in writers {
+        tokio::task::spawn_blocking(move || w.join())
+            .await
+            .unwrap()
+            .expect("lake writer thread");
+    }
+}
