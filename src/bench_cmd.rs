@@ -2,7 +2,8 @@
 //! watermarks, late policy, fold into the per-partition states, in micro-batches) fed from
 //! an NDJSON file instead of Kafka, to separate the pipeline's own speed from the broker's.
 //! `lambda bench ingest` and `lambda bench query` load a running `lambda serve` over HTTP
-//! ([`bench_http`]).
+//! ([`bench_http`]). `lambda bench cdc`: the `orders` metric's speed and batch paths over
+//! generated change streams, in memory.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -31,6 +32,21 @@ enum BenchCommand {
     /// Load a query route of a running `lambda serve` at a fixed open-loop rate (or closed
     /// loop with `--rate 0`); print latency quantiles and requests/s.
     Query(bench_http::QueryArgs),
+    /// The `orders` metric's two paths over generated change streams, in memory: the speed
+    /// layer's incremental one (parse, dedup, deltas, re-derivation) and the batch layer's
+    /// replay; print changes/s of each and check that their views are equal.
+    Cdc(CdcArgs),
+}
+
+#[derive(Args)]
+struct CdcArgs {
+    /// Change records generated (products snapshot, orders, cancellations, re-deliveries).
+    #[arg(long, default_value_t = 1_000_000)]
+    count: usize,
+    /// Deliver every products change after all order changes (each order is re-derived
+    /// when its product arrives) instead of in source order.
+    #[arg(long)]
+    products_last: bool,
 }
 
 #[derive(Args)]
@@ -50,7 +66,85 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::SpeedFile(args) => speed_file(args),
         BenchCommand::Ingest(args) => bench_http::ingest(args),
         BenchCommand::Query(args) => bench_http::query(args),
+        BenchCommand::Cdc(args) => cdc(args),
     }
+}
+
+fn cdc(args: CdcArgs) -> anyhow::Result<()> {
+    use shared_logic::cdc::{CdcTable, Change};
+    use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
+    use shared_logic::orders::{dedup_log, orders_views, product_table, LoggedChange};
+
+    let ctx = MetricContext::default();
+    let cfg = CdcConfig {
+        duplicate_fraction: 0.01,
+        category_change_every_ms: 60_000,
+        ..CdcConfig::default()
+    };
+    let mut records: Vec<_> = CdcGenerator::new(cfg).take(args.count).collect();
+    if args.products_last {
+        records.sort_by_key(|r| r.table == CdcTable::Products);
+    }
+    // Orders keyed into 4 partitions, as the topic would hold them.
+    let mut next = [0i64; 4];
+    let started = Instant::now();
+    let mut streams = speed::orders::OrderStreams::new(i64::MIN);
+    for r in &records {
+        let Ok(Some(change)) = Change::parse(r.table, &r.json) else {
+            continue;
+        };
+        match r.table {
+            CdcTable::Products => {
+                streams.apply_product(&change, &ctx);
+            }
+            CdcTable::Orders => {
+                let p = (xxhash_rust::xxh3::xxh3_64(r.key.as_bytes()) % 4) as usize;
+                next[p] += 1;
+                streams.apply_order(p as i32, next[p] - 1, change, &ctx);
+            }
+        }
+    }
+    let speed_secs = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut logs = (Vec::new(), Vec::new());
+    for (i, r) in records.iter().enumerate() {
+        let Ok(Some(change)) = Change::parse(r.table, &r.json) else {
+            continue;
+        };
+        let logged = LoggedChange {
+            partition: 0,
+            offset: i as i64,
+            change,
+        };
+        match r.table {
+            CdcTable::Products => logs.0.push(logged),
+            CdcTable::Orders => logs.1.push(logged),
+        }
+    }
+    dedup_log(&mut logs.0);
+    dedup_log(&mut logs.1);
+    let (table, _) = product_table(&logs.0);
+    let replayed = orders_views(&logs.1, &table, &ctx);
+    let batch_secs = started.elapsed().as_secs_f64();
+    let mut incremental = shared_logic::Aggregates::default();
+    for part in streams.partitions.values() {
+        incremental.merge_owned(part.aggregates.clone());
+    }
+    let c = streams.counters;
+    println!(
+        "orders from {} change records{}: speed path {speed_secs:.2} s ({:.0} changes/s, one core; {} re-derived), batch replay {batch_secs:.2} s ({:.0} changes/s); {} keys; views equal: {}",
+        records.len(),
+        if args.products_last { " (products after all orders)" } else { "" },
+        records.len() as f64 / speed_secs.max(1e-9),
+        c.rederived,
+        records.len() as f64 / batch_secs.max(1e-9),
+        replayed.len(),
+        incremental.orders == replayed
+    );
+    if incremental.orders != replayed {
+        anyhow::bail!("the speed path's views differ from the replay");
+    }
+    Ok(())
 }
 
 fn speed_file(args: SpeedFileArgs) -> anyhow::Result<()> {

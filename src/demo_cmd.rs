@@ -75,6 +75,10 @@ pub struct DemoArgs {
     /// Stop by itself after this many seconds.
     #[arg(long)]
     duration_secs: Option<u64>,
+    /// Orders placed per second by the demo's Debezium-like source of `orders` and
+    /// `products` (the `orders` metric); 0 runs no change streams.
+    #[arg(long, default_value_t = 1.0)]
+    orders_rate: f64,
 }
 
 /// Kills the local broker when the demo ends.
@@ -99,6 +103,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let positive = |x: f64| x > 0.0 && x.is_finite();
     if !positive(args.rate) || !positive(args.history_rate) {
         anyhow::bail!("--rate and --history-rate must be positive");
+    }
+    if !(args.orders_rate >= 0.0 && args.orders_rate.is_finite()) {
+        anyhow::bail!("--orders-rate must not be negative");
     }
     if args.batch_period_secs == 0 || args.batch_hours_per_run == 0 {
         anyhow::bail!("--batch-period-secs and --batch-hours-per-run must be positive");
@@ -250,6 +257,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         stopped(),
     ));
 
+    // Change streams: source, speed consumer, lake writers.
+    let cdc = if args.orders_rate > 0.0 {
+        let now = chrono::Utc::now().timestamp_millis();
+        let start = if first_start {
+            (now.div_euclid(HOUR_MS) - args.history_hours as i64) * HOUR_MS
+        } else {
+            now
+        };
+        let stopped = || -> crate::demo_cdc::Stopped { Box::pin(stopped()) };
+        Some(
+            crate::demo_cdc::start(
+                &kafka,
+                &lake,
+                &realtime,
+                start,
+                args.orders_rate,
+                seed,
+                stopped,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     // Batch job on a schedule.
     let batch = tokio::spawn(batch_schedule(
         lake.clone(),
@@ -298,6 +330,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = generator.await;
     let _ = batch.await;
+    if let Some(cdc) = cdc {
+        cdc.join().await.context("change streams")?;
+    }
     let speed_result = speed_task.await.context("speed task")?;
     let writer_result = tokio::task::spawn_blocking(move || writer_thread.join())
         .await
@@ -322,10 +357,11 @@ fn print_status(sent: &Sent, realtime: &RealtimeViews, state: &AppState) {
         .and_then(|p| p.time_boundary.get("page_views").cloned().flatten())
         .unwrap_or_else(|| "none yet".into());
     println!(
-        "[demo] collector accepted {} rejected {} | speed: {} events, freshness {} | batch: {} hours, boundary {} (manifest v{})",
+        "[demo] collector accepted {} rejected {} | speed: {} events, {} order changes, freshness {} | batch: {} hours, boundary {} (manifest v{})",
         sent.accepted.load(Ordering::Relaxed),
         sent.rejected.load(Ordering::Relaxed),
         progress.counters.events,
+        realtime.order_counters().order_changes,
         progress
             .newest_event_ms
             .map_or("-".into(), |t| format!("{:.1} s", (now - t) as f64 / 1000.0)),

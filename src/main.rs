@@ -5,6 +5,7 @@ mod batch_cmd;
 mod bench_cmd;
 mod bench_http;
 mod config;
+mod demo_cdc;
 mod demo_cmd;
 mod generate;
 mod lake_cmd;

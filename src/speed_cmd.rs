@@ -177,7 +177,20 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         None
     };
     let consumer = SpeedConsumer::new(views.clone(), &settings, checkpoints, opts).await?;
-    let stats = consumer.run(crate::shutdown_signal()).await?;
+    let run = consumer.run(crate::shutdown_signal());
+    tokio::pin!(run);
+    let mut cdc = cdc;
+    let stats = match &mut cdc {
+        // A failing change-stream consumer stops the instance with its error.
+        Some(task) => tokio::select! {
+            stats = &mut run => stats?,
+            ended = task => {
+                ended.context("change streams task")??;
+                anyhow::bail!("the change streams consumer stopped unexpectedly");
+            }
+        },
+        None => run.await?,
+    };
     let _ = stop_cdc.send(true);
     if let Some(cdc) = cdc {
         cdc.await.context("change streams task")??;

@@ -388,6 +388,82 @@ fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
     assert_eq!(products_summary["products"], 200, "{products_summary}");
     let records = |s: &serde_json::Value| s["records"].as_u64().unwrap();
     assert_eq!(records(&orders) + records(&products_summary), 1002);
+
+    // The binaries: `lake --cdc` per table, `speed --cdc`, `batch`, then `verify` finds the
+    // layers' `orders` views equal.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let (lake_arg, speed_addr) = (lake.display().to_string(), lambda_tests::http::free_addr());
+    let spawn = |args: &[&str]| {
+        ChildGuard(
+            Command::new(env!("CARGO_BIN_EXE_lambda"))
+                .args(args)
+                .args(["--brokers", broker.brokers()])
+                .env_remove("KAFKA_BROKERS")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("lambda starts"),
+        )
+    };
+    let _writers = ["orders", "products"]
+        .map(|t| spawn(&["lake", "--cdc", t, "--lake", &lake_arg, "--roll-secs", "1"]));
+    let checkpoints = dir.path().join("checkpoints").display().to_string();
+    let _speed = spawn(&[
+        "speed",
+        "--cdc",
+        "--topic",
+        "cli-cdc-events",
+        "--checkpoints",
+        &checkpoints,
+        "--listen",
+        &speed_addr,
+    ]);
+    lambda_tests::wait_for(
+        "the speed layer to apply every change",
+        std::time::Duration::from_secs(90),
+        || {
+            let Some((200, body)) = lambda_tests::http::get(&speed_addr, "/v1/speed/status") else {
+                return false;
+            };
+            let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let c = &status["changes"];
+            let n = |k: &str| c[k].as_u64().unwrap_or(0);
+            n("order_changes") + n("product_changes") + n("duplicates") + n("rejected") + n("late")
+                == 1002
+        },
+    );
+    lambda_tests::wait_for(
+        "the lake writers to write every change",
+        std::time::Duration::from_secs(90),
+        || {
+            lambda_tests::lake_files::rows(&lake.join("cdc"))
+                + lambda_tests::lake_files::rows(&lake.join("dead-letter"))
+                == 1002
+        },
+    );
+    let out = lambda(&["batch", "--lake", &lake_arg, "--dirty"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lambda(&[
+        "verify",
+        "--metric",
+        "orders",
+        "--views",
+        &lake.join("views").display().to_string(),
+        "--speed-url",
+        &format!("http://{speed_addr}"),
+        "--from",
+        "2025-12-31T00:00:00Z",
+        "--to",
+        "2026-01-03T00:00:00Z",
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    assert!(
+        report.contains("orders:") && report.contains(" 0 differences"),
+        "{report}"
+    );
+    assert!(!report.contains("orders: 0 hours compared"), "{report}");
 }
 
 #[test]

@@ -160,6 +160,7 @@
     const funnel = pick([['funnel', 'carts']]);
     const revenue = pick([['revenue', 'revenue_minor']]);
     const sessions = pick([['sessions', 'sessions']]);
+    const orders = pick([['orders', 'net_revenue_minor']]);
     const countries = pick([['page_views', 'views'], ['funnel', 'views']], ['country']);
     const minute = (m) => m && { ...m, url: queryUrl(m.metric, range, { granularity: 'minute', filters: f }) };
     const out = {
@@ -167,6 +168,7 @@
       funnel: minute(funnel),
       revenue: minute(revenue),
       sessions: minute(sessions),
+      orders: minute(orders),
       users: users && { ...users, url: queryUrl(users.metric, range, { granularity: 'hour', filters: f }) },
       countries: countries && { ...countries, url: queryUrl(countries.metric, range, { granularity: 'minute', groupBy: ['country'], filters: f }) },
       options: [],
@@ -272,6 +274,17 @@
       const mmss = (ms) => `${Math.floor(ms / 60000)}:${String(Math.round((ms % 60000) / 1000)).padStart(2, '0')}`;
       setKpi('session_duration', { ...common, value: avg, text: avg === null ? '—' : mmss(avg), sub: 'average, first to last event', field: 'total_duration_ms/sessions', agg: 'ratio' });
     } else for (const k of ['sessions', 'bounce_rate', 'session_duration']) setKpi(k, na(p.failed.has('sessions') ? filterNote : 'sessions have no category dimension'));
+    // Orders from the orders table's change stream (CDC): placed minus reversed revenue.
+    const or = p.orders && R[p.orders.url];
+    if (or) {
+      const cur = or.currency || 'USD';
+      const [net, placed, cancelled] = ['net_revenue_minor', 'orders', 'cancellations'].map((k) => sum(or, k));
+      const common = { query: p.orders.url };
+      setKpi('net_order_revenue', { ...common, value: net, text: money(net, cur), sub: `${nf.format(placed)} orders placed (orders table), in ${cur}`, field: 'net_revenue_minor', agg: 'sum',
+        title: 'Gross revenue of the orders placed minus the revenue of cancelled, refunded or deleted orders' });
+      const rate = placed > 0 ? cancelled / placed : null;
+      setKpi('cancellation_rate', { ...common, value: rate, text: rate === null ? '—' : pct.format(rate), sub: 'cancellations ÷ orders placed', field: 'cancellations/orders', agg: 'ratio' });
+    } else for (const k of ['net_order_revenue', 'cancellation_rate']) setKpi(k, na(p.failed.has('orders') ? filterNote : 'orders have no device dimension'));
   }
 
   // ---- rendering: charts ------------------------------------------------------------------
@@ -488,7 +501,7 @@
     if (!Array.isArray(catalog.metrics)) throw new ApiError('bad_response', 'the metric catalogue has no "metrics" list', 200, '/v1/metrics');
     state.catalog = catalog;
     const p = plan(range);
-    const urls = [...new Set([p.views, p.users, p.funnel, p.revenue, p.sessions, p.countries, ...p.options].filter(Boolean).map((q) => q.url))];
+    const urls = [...new Set([p.views, p.users, p.funnel, p.revenue, p.sessions, p.orders, p.countries, ...p.options].filter(Boolean).map((q) => q.url))];
     const results = await Promise.allSettled(urls.map(fetchJson));
     if (seq !== state.seq) return; // a newer refresh (filter change) owns the page now
     const R = { '/v1/metrics': catalog };
@@ -496,7 +509,7 @@
     urls.forEach((u, i) => { if (results[i].status === 'fulfilled') R[u] = results[i].value; else errors.push(results[i].reason); });
     // Whatever answered is still drawn; a part whose query failed says so.
     p.failed = new Set();
-    for (const k of ['views', 'users', 'funnel', 'revenue', 'sessions', 'countries']) if (p[k] && !(p[k].url in R)) { p[k] = null; p.failed.add(k); }
+    for (const k of ['views', 'users', 'funnel', 'revenue', 'sessions', 'orders', 'countries']) if (p[k] && !(p[k].url in R)) { p[k] = null; p.failed.add(k); }
     p.options = p.options.filter((o) => o.url in R);
     renderKpis(p, R);
     renderCharts(p, R, range);

@@ -30,6 +30,9 @@ pub struct CdcConfig {
     pub duplicate_fraction: f64,
     /// Wrap each change in Debezium's `{"schema":…,"payload":…}` envelope.
     pub with_schema: bool,
+    /// Order ids are this followed by a sequence number (`o00000001`); a stream started
+    /// again later needs another prefix, or its orders reuse the first stream's ids.
+    pub order_prefix: String,
 }
 
 impl Default for CdcConfig {
@@ -43,6 +46,7 @@ impl Default for CdcConfig {
             category_change_every_ms: 10 * 60_000,
             duplicate_fraction: 0.0,
             with_schema: false,
+            order_prefix: "o".into(),
         }
     }
 }
@@ -95,7 +99,9 @@ impl CdcGenerator {
             .collect();
         CdcGenerator {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
-            lsn: 1_000,
+            // Source positions grow with time, as a database's log does: a stream started
+            // later never reuses an earlier one's positions.
+            lsn: cfg.start_ms.max(0),
             now: cfg.start_ms,
             snapshot_left: cfg.products.min(PRODUCTS),
             next_category_change: cfg.start_ms + cfg.category_change_every_ms,
@@ -140,7 +146,8 @@ impl CdcGenerator {
         let o = &self.orders[n];
         let (product, _, cents) = catalogue_product(o.product);
         format!(
-            r#"{{"id":"o{n:08}","user_id":"u{:06}","product_id":"{product}","quantity":{},"price":"{}.{:02}","currency":"USD","country":"{}","status":"{status}","created_at":{}}}"#,
+            r#"{{"id":"{}{n:08}","user_id":"u{:06}","product_id":"{product}","quantity":{},"price":"{}.{:02}","currency":"USD","country":"{}","status":"{status}","created_at":{}}}"#,
+            self.cfg.order_prefix,
             o.user,
             o.quantity,
             cents / 100,
@@ -200,7 +207,8 @@ impl Iterator for CdcGenerator {
                     self.order_row(l.order, l.to),
                 );
                 let json = self.envelope(Some(before), Some(after), "u");
-                return Some(self.record(CdcTable::Orders, format!("o{:08}", l.order), json));
+                let key = format!("{}{:08}", self.cfg.order_prefix, l.order);
+                return Some(self.record(CdcTable::Orders, key, json));
             }
         }
         if category_due && self.next_category_change <= next_order {
@@ -257,7 +265,8 @@ impl Iterator for CdcGenerator {
             });
         }
         let json = self.envelope(None, Some(after), "c");
-        Some(self.record(CdcTable::Orders, format!("o{n:08}"), json))
+        let key = format!("{}{n:08}", self.cfg.order_prefix);
+        Some(self.record(CdcTable::Orders, key, json))
     }
 }
 

@@ -180,12 +180,17 @@ impl OrderStreams {
             return ChangeOutcome::Late;
         }
         apply(&mut state.aggregates, &applied.deltas, 1, horizon, ctx);
-        for product in product_ids(&applied.change) {
-            state
-                .by_product
-                .entry(product)
-                .or_default()
-                .push(applied.clone());
+        let mut products = product_ids(&applied.change);
+        if let Some(last) = products.pop() {
+            // A restatement that moved the order to another product is held under both.
+            for product in products {
+                state
+                    .by_product
+                    .entry(product)
+                    .or_default()
+                    .push(applied.clone());
+            }
+            state.by_product.entry(last).or_default().push(applied);
         }
         self.counters.order_changes += 1;
         ChangeOutcome::Applied

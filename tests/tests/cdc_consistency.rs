@@ -90,6 +90,7 @@ fn streams() -> (Vec<Produced>, Vec<Produced>) {
         category_change_every_ms: 10 * MIN,
         duplicate_fraction: 0.02,
         with_schema: true,
+        ..CdcConfig::default()
     };
     let (mut orders, mut products) = (Vec::new(), Vec::new());
     for r in CdcGenerator::new(cfg).take_while(|r| r.ts_ms < H10 + 2 * HOUR_MS) {
