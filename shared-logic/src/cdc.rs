@@ -503,6 +503,11 @@ impl ProductTable {
         Ok(())
     }
 
+    /// Whether any change of the product was applied.
+    pub fn knows(&self, product_id: &str) -> bool {
+        self.versions.contains_key(product_id)
+    }
+
     /// The product's category at `time_ms` ([`UNKNOWN`] for a product unknown then).
     pub fn category_at(&self, product_id: &str, time_ms: i64) -> &str {
         let Some(list) = self.versions.get(product_id) else {

@@ -25,6 +25,9 @@ use shared_logic::{Aggregates, MetricContext};
 struct Applied {
     change: Change,
     deltas: Vec<OrderDelta>,
+    /// The latest `created_at` of its row images: a product version valid from after it
+    /// cannot change its category.
+    latest_created: i64,
 }
 
 impl Applied {
@@ -128,6 +131,12 @@ impl OrderStreams {
             self.counters.duplicates += 1;
             return ChangeOutcome::Duplicate;
         }
+        // The version this change adds is valid from its time, or for all earlier time
+        // when a snapshot first loads the product.
+        let valid_from = match change.op {
+            shared_logic::cdc::Op::Read if !self.products.knows(&change.key) => i64::MIN,
+            _ => change.ts_ms,
+        };
         if let Err(rejection) = self.products.apply(change) {
             self.counters.rejected += 1;
             return ChangeOutcome::Rejected(rejection);
@@ -138,7 +147,7 @@ impl OrderStreams {
             let Some(held) = partition.by_product.get_mut(&change.key) else {
                 continue;
             };
-            for applied in held.iter_mut() {
+            for applied in held.iter_mut().filter(|a| a.latest_created >= valid_from) {
                 let deltas =
                     order_deltas(&applied.change, &self.products, &ctx.rates, ctx.reversal);
                 if deltas != applied.deltas {
@@ -172,7 +181,19 @@ impl OrderStreams {
             return ChangeOutcome::Duplicate;
         }
         let deltas = order_deltas(&change, &self.products, &ctx.rates, ctx.reversal);
-        let applied = Applied { change, deltas };
+        let latest_created = [&change.before, &change.after]
+            .into_iter()
+            .filter_map(|row| match row {
+                Some(Row::Order(o)) => Some(o.created_at),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(i64::MAX);
+        let applied = Applied {
+            change,
+            deltas,
+            latest_created,
+        };
         let newest = applied.newest();
         state.seen.insert(key, newest);
         if newest < horizon {
