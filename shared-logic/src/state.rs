@@ -330,17 +330,45 @@ impl MetricViews<Sessions> {
         ctx: &MetricContext,
     ) {
         let dims = [session.country.as_str(), session.device.as_str()];
-        for window in ctx.windows.assign(crate::EventTime(session.start)) {
-            let probe = GroupKeyRef {
-                window,
-                dims: &dims,
-            };
+        self.add_signed(session.start, &dims, delta, ctx);
+    }
+}
+
+/// A state that is a group (signed sums): deltas can be retracted, and a key whose sums
+/// return to zero holds nothing.
+pub trait Signed: Mergeable {
+    /// True when every sum is zero.
+    fn is_zero(&self) -> bool;
+}
+
+impl Signed for SessionsState {
+    fn is_zero(&self) -> bool {
+        SessionsState::is_zero(self)
+    }
+}
+
+impl Signed for OrdersState {
+    fn is_zero(&self) -> bool {
+        OrdersState::is_zero(self)
+    }
+}
+
+impl<M: Metric> MetricViews<M>
+where
+    M::State: Signed,
+{
+    /// Merges a signed `delta` into the windows of `time` under `dims`; a key whose sums
+    /// return to zero is removed, so that views built in different orders hold the same
+    /// keys.
+    fn add_signed(&mut self, time: i64, dims: &[&str], delta: &M::State, ctx: &MetricContext) {
+        for window in ctx.windows.assign(crate::EventTime(time)) {
+            let probe = GroupKeyRef { window, dims };
             let state = match self.groups.get_mut(&probe) {
                 Some(state) => state,
-                None => self.groups.entry(GroupKey::new(window, &dims)).or_default(),
+                None => self.groups.entry(GroupKey::new(window, dims)).or_default(),
             };
             state.merge(delta);
-            if state.is_zero() {
+            if Signed::is_zero(state) {
                 self.groups.remove(&probe);
             }
         }
@@ -355,20 +383,7 @@ impl MetricViews<Orders> {
         let dims = [delta.category.as_str(), delta.country.as_str()];
         let mut change = OrdersState::default();
         change.add(delta, sign);
-        for window in ctx.windows.assign(crate::EventTime(delta.time)) {
-            let probe = GroupKeyRef {
-                window,
-                dims: &dims,
-            };
-            let state = match self.groups.get_mut(&probe) {
-                Some(state) => state,
-                None => self.groups.entry(GroupKey::new(window, &dims)).or_default(),
-            };
-            state.merge(&change);
-            if state.is_zero() {
-                self.groups.remove(&probe);
-            }
-        }
+        self.add_signed(delta.time, &dims, &change, ctx);
     }
 }
 

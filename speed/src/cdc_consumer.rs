@@ -86,28 +86,12 @@ impl CdcConsumer {
             .client_config(&[common.as_slice(), &[("group.id", products_group.as_str())]].concat())
             .create()
             .map_err(kafka_error(&brokers, "create the products consumer".into()))?;
-        let partitions = {
-            let (consumer, topic) = (&products, opts.products_topic.clone());
-            let metadata = consumer
-                .fetch_metadata(Some(&topic), Duration::from_secs(30))
-                .map_err(kafka_error(
-                    &brokers,
-                    format!("read the metadata of `{topic}`"),
-                ))?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic && t.error().is_none())
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            if partitions.is_empty() {
-                return Err(SpeedError::NoSuchTopic {
-                    brokers: brokers.clone(),
-                    topic,
-                });
-            }
-            partitions
-        };
+        let partitions = crate::kafka::partitions_of(
+            &products,
+            &opts.products_topic,
+            &brokers,
+            Duration::from_secs(30),
+        )?;
         let mut assignment = TopicPartitionList::new();
         for p in &partitions {
             assignment

@@ -197,21 +197,7 @@ fn for_each_record(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = cfg.create().map_err(err("create consumer"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(err("fetch metadata"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(SpeedError::NoSuchTopic {
-            brokers,
-            topic: topic.to_string(),
-        });
-    }
+    let partitions = crate::kafka::partitions_of(&consumer, topic, &brokers, timeout)?;
 
     let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();

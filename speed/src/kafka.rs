@@ -76,6 +76,36 @@ impl KafkaSettings {
     }
 }
 
+/// The partitions of `topic` (from the cluster's metadata); [`SpeedError::NoSuchTopic`]
+/// when it does not exist.
+pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    topic: &str,
+    brokers: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, SpeedError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| SpeedError::Kafka {
+            brokers: brokers.to_string(),
+            what: format!("read the metadata of `{topic}`"),
+            source: Box::new(source),
+        })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(SpeedError::NoSuchTopic {
+            brokers: brokers.to_string(),
+            topic: topic.to_string(),
+        });
+    }
+    Ok(partitions)
+}
+
 /// Creates the topics that do not exist yet (existing ones are left as they are).
 pub async fn ensure_topics(
     settings: &KafkaSettings,

@@ -94,6 +94,23 @@ pub fn api_rows(answer: &Value) -> BTreeMap<RowKey, Value> {
         .collect()
 }
 
+/// The rows a query path answers (status 200 asserted), each with its window start (ms).
+pub async fn served_rows(addr: &str, path: &str) -> Vec<(i64, Value)> {
+    let (status, body) = get_json(addr, path, &[]).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{path}: no rows in {body}"))
+        .iter()
+        .map(|r| {
+            let start = chrono::DateTime::parse_from_rfc3339(r["window_start"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis();
+            (start, r.clone())
+        })
+        .collect()
+}
+
 /// What a query for metric `M` over `events` must answer, computed directly: fold every
 /// event with shared-logic, keep windows starting in `[from, to)` that match `filters`,
 /// merge into `granularity` windows by the `group_by` dimensions, evaluate.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use batch::job::{self, BatchOptions, HourSelection};
 use batch::lake_writer::{LakeWriter, WriterOptions};
 use batch::Lake;
-use lambda_tests::serving::{assert_served_equals_rows, get_json, rows_of_views};
+use lambda_tests::serving::{assert_served_equals_rows, rows_of_views, served_rows};
 use lambda_tests::topic::read_all;
 use lambda_tests::Broker;
 use serving::api::{ApiOptions, AppState};
@@ -246,17 +246,11 @@ async fn iceland(addr: &str) -> Vec<(i64, String, u64, i64, u64, i64, i64)> {
         H10 - HOUR_MS,
         H10 + 4 * HOUR_MS
     );
-    let (status, body) = get_json(addr, &path, &[]).await;
-    assert_eq!(status, 200, "{body}");
-    body["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
+    served_rows(addr, &path)
+        .await
+        .into_iter()
+        .map(|(start, r)| {
             let v = &r["values"];
-            let start = chrono::DateTime::parse_from_rfc3339(r["window_start"].as_str().unwrap())
-                .unwrap()
-                .timestamp_millis();
             (
                 start,
                 r["dimensions"]["category"].as_str().unwrap().to_string(),

@@ -15,7 +15,7 @@
 
 use batch::job::{self, BatchOptions, HourSelection};
 use lambda_tests::pipeline::Pipeline;
-use lambda_tests::serving::{assert_served_equals_direct, get_json};
+use lambda_tests::serving::{assert_served_equals_direct, served_rows};
 use lambda_tests::topic::produce;
 use lambda_tests::Broker;
 
@@ -129,17 +129,11 @@ async fn country_rows(addr: &str, country: &str) -> Vec<(i64, u64, u64, u64, u64
         H22 - HOUR_MS,
         H22 + 4 * HOUR_MS
     );
-    let (status, body) = get_json(addr, &path, &[]).await;
-    assert_eq!(status, 200, "{body}");
-    body["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
+    served_rows(addr, &path)
+        .await
+        .into_iter()
+        .map(|(start, r)| {
             let v = &r["values"];
-            let start = chrono::DateTime::parse_from_rfc3339(r["window_start"].as_str().unwrap())
-                .unwrap()
-                .timestamp_millis();
             let n = |k: &str| v[k].as_u64().unwrap();
             (
                 start,
