@@ -13,6 +13,20 @@ fn lambda(args: &[&str]) -> Output {
         .expect("lambda runs")
 }
 
+/// Starts `lambda <args> --brokers <brokers>` in the background (killed when dropped).
+fn spawn_with_broker(brokers: &str, args: &[&str]) -> ChildGuard {
+    ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_lambda"))
+            .args(args)
+            .args(["--brokers", brokers])
+            .env_remove("KAFKA_BROKERS")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lambda starts"),
+    )
+}
+
 /// The page views `lambda serve` at `addr` serves over its default range at `granularity`
 /// (`hour`: the last hour or two; `day`: today); `None` until it answers.
 fn served_page_views(addr: &str, granularity: &str) -> Option<u64> {
@@ -394,18 +408,7 @@ fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let (lake_arg, speed_addr) = (lake.display().to_string(), lambda_tests::http::free_addr());
-    let spawn = |args: &[&str]| {
-        ChildGuard(
-            Command::new(env!("CARGO_BIN_EXE_lambda"))
-                .args(args)
-                .args(["--brokers", broker.brokers()])
-                .env_remove("KAFKA_BROKERS")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("lambda starts"),
-        )
-    };
+    let spawn = |args: &[&str]| spawn_with_broker(broker.brokers(), args);
     let _writers = ["orders", "products"]
         .map(|t| spawn(&["lake", "--cdc", t, "--lake", &lake_arg, "--roll-secs", "1"]));
     let checkpoints = dir.path().join("checkpoints").display().to_string();
@@ -492,18 +495,7 @@ fn serve_collects_events_and_answers_them_from_a_speed_instance() {
         lambda_tests::http::free_addr(),
         lambda_tests::http::free_addr(),
     );
-    let spawn = |args: &[&str]| {
-        ChildGuard(
-            Command::new(env!("CARGO_BIN_EXE_lambda"))
-                .args(args)
-                .args(["--brokers", broker.brokers()])
-                .env_remove("KAFKA_BROKERS")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("lambda starts"),
-        )
-    };
+    let spawn = |args: &[&str]| spawn_with_broker(broker.brokers(), args);
     let views = dir.path().join("views").display().to_string();
     let _serve = spawn(&[
         "serve",

@@ -34,6 +34,26 @@ pub struct Pipeline {
     writer: std::thread::JoinHandle<Result<WriterStats, batch::BatchError>>,
 }
 
+/// Starts a lake writer on a thread of its own (its run future holds Kafka messages across
+/// awaits, so it is not `Send`: it gets its own runtime) until `stop` resolves.
+pub fn spawn_lake_writer(
+    brokers: &str,
+    lake: &Lake,
+    opts: WriterOptions,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::thread::JoinHandle<Result<WriterStats, batch::BatchError>> {
+    let mut client = rdkafka::ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    let writer = LakeWriter::new(lake.clone(), &client, opts).expect("lake writer");
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(writer.run(stop))
+    })
+}
+
 impl Pipeline {
     /// Creates `topic` (3 partitions) and `<topic>-dlq` when missing, starts the speed layer
     /// (group `<topic>-speed`) and the lake writer (group `<topic>-lake`) on `topic`, with
@@ -75,28 +95,17 @@ impl Pipeline {
 
         let lake_dir = dir.join("lake");
         let lake = Lake::open(lake_dir.to_str().unwrap(), true).unwrap();
-        let mut client = rdkafka::ClientConfig::new();
-        client.set("bootstrap.servers", brokers);
-        let writer = LakeWriter::new(
-            lake.clone(),
-            &client,
+        let writer = spawn_lake_writer(
+            brokers,
+            &lake,
             WriterOptions {
                 topic: topic.into(),
                 group_id: format!("{topic}-lake"),
                 roll_age: Duration::from_secs(1),
                 ..WriterOptions::default()
             },
-        )
-        .expect("lake writer");
-        // Its run future holds Kafka messages across awaits (not `Send`): a runtime of its own.
-        let writer_stop = stopped();
-        let writer = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(writer.run(writer_stop))
-        });
+            stopped(),
+        );
 
         let views = lake.child("views");
         let collector = Collector::new(

@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batch::job::{self, BatchOptions, HourSelection};
-use batch::lake_writer::{LakeWriter, WriterOptions};
+use batch::lake_writer::{WriterOptions, WriterStats};
 use batch::Lake;
+use lambda_tests::pipeline::spawn_lake_writer;
 use lambda_tests::serving::{assert_served_equals_rows, rows_of_views, served_rows};
 use lambda_tests::topic::read_all;
 use lambda_tests::Broker;
@@ -209,32 +210,17 @@ fn lake_writer(
     brokers: &str,
     lake: &Lake,
     table: CdcTable,
-    stop: watch::Receiver<bool>,
-) -> std::thread::JoinHandle<()> {
-    let mut client = rdkafka::ClientConfig::new();
-    client.set("bootstrap.servers", brokers);
-    let writer = LakeWriter::new(
-        lake.clone(),
-        &client,
-        WriterOptions {
-            topic: table.default_topic().into(),
-            group_id: format!("lake-{}", table.name()),
-            roll_age: Duration::from_secs(1),
-            cdc: Some(table),
-            ..WriterOptions::default()
-        },
-    )
-    .expect("lake writer");
-    std::thread::spawn(move || {
-        let mut stop = stop;
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(writer.run(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            }))
-            .expect("lake writer stops cleanly");
+    mut stop: watch::Receiver<bool>,
+) -> std::thread::JoinHandle<Result<WriterStats, batch::BatchError>> {
+    let opts = WriterOptions {
+        topic: table.default_topic().into(),
+        group_id: format!("lake-{}", table.name()),
+        roll_age: Duration::from_secs(1),
+        cdc: Some(table),
+        ..WriterOptions::default()
+    };
+    spawn_lake_writer(brokers, lake, opts, async move {
+        let _ = stop.wait_for(|s| *s).await;
     })
 }
 
@@ -465,6 +451,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
         tokio::task::spawn_blocking(move || w.join())
             .await
             .unwrap()
-            .expect("lake writer thread");
+            .expect("lake writer thread")
+            .expect("lake writer stops cleanly");
     }
 }
