@@ -136,6 +136,58 @@ pub fn encode(
     Ok(out)
 }
 
+/// The schema of the products dimension file: every version of every product.
+pub fn products_schema() -> SchemaRef {
+    let ts = || DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("product_id", DataType::Utf8, false),
+        // Null: valid for all earlier time (first seen by a snapshot).
+        Field::new("valid_from", ts(), true),
+        // Null: the current version.
+        Field::new("valid_to", ts(), true),
+        // Null: the product was deleted.
+        Field::new("category", DataType::Utf8, true),
+    ]))
+}
+
+/// Encodes product versions as the products dimension file.
+pub fn encode_products(
+    versions: &[shared_logic::cdc::ProductVersion],
+    name: &str,
+) -> Result<Vec<u8>, BatchError> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| Some(v.product_id.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| (v.valid_from != i64::MIN).then_some(v.valid_from))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| v.valid_to)
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| v.category.as_deref())
+                .collect::<StringArray>(),
+        ),
+    ];
+    let batch = RecordBatch::try_new(products_schema(), columns)
+        .map_err(|e| BatchError::logic(name.to_string())(shared_logic::LogicError::Arrow(e)))?;
+    encode_parquet(products_schema(), &[batch], name)
+}
+
 /// A table's change log as the lake holds it: every change of every file, with the files
 /// read, and the rows that no longer parse (a file written by another version).
 pub struct TableLog {

@@ -82,6 +82,10 @@ pub struct ChangeLogRead {
     pub files: Vec<InputFile>,
     /// The end (exclusive) of the hours it published.
     pub through: Option<String>,
+    /// The products dimension it wrote (every version: product, valid from, valid to,
+    /// category), relative to the views root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub products: Option<String>,
 }
 
 /// The published state: `_current.json`.

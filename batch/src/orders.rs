@@ -13,7 +13,9 @@
 //! run's settle horizon, an hour without orders as an empty view, so the `orders` time
 //! boundary is contiguous. Only hours whose view changed (by content digest) are written
 //! and published. An hour's `orders` view survives a recomputation of its events (see
-//! [`crate::manifest::HourView::digests`]).
+//! [`crate::manifest::HourView::digests`]). Each replay also writes the products dimension,
+//! every version with its validity (`dimensions/products/<run id>.parquet`, named in the
+//! manifest's `change_log`).
 
 use std::collections::BTreeMap;
 
@@ -91,6 +93,11 @@ pub async fn run(
     report.product_changes = products.changes.len();
     report.order_changes = orders.changes.len();
     let all = orders_views(&orders.changes, &table, ctx);
+    // The products dimension, for people and other engines (DuckDB, Spark).
+    let products_file = format!("dimensions/products/{run_id}.parquet");
+    let path = views.path(&products_file);
+    let bytes = cdc_files::encode_products(&table.versions(), &views.object_url(&path))?;
+    views.put(&path, bytes).await?;
 
     // The hours to cover: from the first with data to `through` (or the last with data).
     let mut by_hour: BTreeMap<HourKey, MetricViews<Orders>> = BTreeMap::new();
@@ -136,6 +143,7 @@ pub async fn run(
     let read = ChangeLogRead {
         files: listed,
         through: through_text,
+        products: Some(products_file),
     };
     let published = manifest::publish_with_change_log(
         views,

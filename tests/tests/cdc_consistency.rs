@@ -367,6 +367,52 @@ async fn orders_from_change_streams_agree_in_both_layers() {
         .filter_map(|h| shared_logic::window::HourKey::parse(h))
         .collect();
     assert!(hours.len() >= 2, "{hours:?}");
+    // The products dimension: px's two versions, books until 10:30, then music.
+    let dimension = published
+        .change_log
+        .as_ref()
+        .and_then(|c| c.products.clone())
+        .expect("products dimension");
+    let bytes = std::fs::read(lake_dir.join("views").join(&dimension)).unwrap();
+    let px: Vec<(Option<i64>, Option<i64>, Option<String>)> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(
+            bytes,
+        ))
+        .unwrap()
+        .build()
+        .unwrap()
+        .flat_map(|b| {
+            use arrow::array::{Array, AsArray};
+            use arrow::datatypes::TimestampMillisecondType as Ts;
+            let b = b.unwrap();
+            let (id, from, to, cat) = (
+                b.column(0).as_string::<i32>().clone(),
+                b.column(1).as_primitive::<Ts>().clone(),
+                b.column(2).as_primitive::<Ts>().clone(),
+                b.column(3).as_string::<i32>().clone(),
+            );
+            (0..b.num_rows())
+                .filter(|&i| id.value(i) == "px")
+                .map(|i| {
+                    let opt =
+                        |a: &arrow::array::PrimitiveArray<Ts>| (!a.is_null(i)).then(|| a.value(i));
+                    (
+                        opt(&from),
+                        opt(&to),
+                        (!cat.is_null(i)).then(|| cat.value(i).to_string()),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let half_past = H10 + 30 * MIN;
+    assert_eq!(
+        px,
+        vec![
+            (None, Some(half_past), Some("books".to_string())),
+            (Some(half_past), None, Some("music".to_string())),
+        ]
+    );
     let batch_views = job::read_views::<Orders>(&views, &published, &hours)
         .await
         .unwrap();
