@@ -125,6 +125,18 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
                 report.empty_hours.len(),
                 rows as f64 / secs.max(1e-9),
             );
+            let o = &report.orders;
+            if o.replayed {
+                println!(
+                    "orders: change log replayed ({} order changes, {} product changes, {} re-deliveries dropped, {} not applied, {} corrupt files skipped); {} hour(s) published",
+                    o.order_changes,
+                    o.product_changes,
+                    o.duplicates,
+                    o.rejected.len(),
+                    o.skipped_files.len(),
+                    o.published_hours.len()
+                );
+            }
             Ok(())
         }
         Err(e) => {

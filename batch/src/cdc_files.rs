@@ -194,6 +194,8 @@ pub struct TableLog {
     pub changes: Vec<LoggedChange>,
     pub files: Vec<InputFile>,
     pub unreadable: Vec<Unapplied>,
+    /// Files that are not readable Parquet, skipped (`skip_corrupt`).
+    pub skipped_files: Vec<String>,
 }
 
 /// Lists a table's change files (paths and sizes), sorted by path.
@@ -213,12 +215,18 @@ pub async fn list(lake: &Lake, table: CdcTable) -> Result<Vec<InputFile>, BatchE
     Ok(files)
 }
 
-/// Reads every change file of a table.
-pub async fn read(lake: &Lake, table: CdcTable) -> Result<TableLog, BatchError> {
+/// Reads every change file of a table; a file that is not readable Parquet fails the read,
+/// or with `skip_corrupt` is skipped (and listed).
+pub async fn read(
+    lake: &Lake,
+    table: CdcTable,
+    skip_corrupt: bool,
+) -> Result<TableLog, BatchError> {
     let mut log = TableLog {
         changes: Vec::new(),
         files: Vec::new(),
         unreadable: Vec::new(),
+        skipped_files: Vec::new(),
     };
     for object in lake.list(&lake.path(&table_dir(table))).await? {
         if !object.location.as_ref().ends_with(".parquet") {
@@ -228,13 +236,25 @@ pub async fn read(lake: &Lake, table: CdcTable) -> Result<TableLog, BatchError> 
         let Some(bytes) = lake.get(&object.location).await? else {
             continue;
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        let decoded = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.build())
-            .map_err(BatchError::parquet(&url))?;
+            .map_err(BatchError::parquet(&url))
+            .and_then(|reader| {
+                reader
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| BatchError::logic(url.clone())(shared_logic::LogicError::Arrow(e)))
+            });
+        let batches = match decoded {
+            Ok(batches) => batches,
+            Err(e) if skip_corrupt => {
+                tracing::warn!(file = %url, error = %e, "skipping a corrupt change file");
+                log.skipped_files.push(url);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let mut rows = 0;
-        for batch in reader {
-            let batch = batch
-                .map_err(|e| BatchError::logic(url.clone())(shared_logic::LogicError::Arrow(e)))?;
+        for batch in batches {
             let column = |name: &str| {
                 batch
                     .column_by_name(name)

@@ -277,8 +277,16 @@ pub async fn run(
         HourSelection::Range { to, .. } => Some(*to),
         HourSelection::Dirty { before } => *before,
     };
-    let (orders, published) =
-        crate::orders::run(lake, views, &run_id, through, &opts.ctx, opts.lock_ttl).await?;
+    let (orders, published) = crate::orders::run(
+        lake,
+        views,
+        &run_id,
+        through,
+        &opts.ctx,
+        opts.lock_ttl,
+        opts.skip_corrupt,
+    )
+    .await?;
     report.orders = orders;
     if published.is_some() {
         report.published = published;

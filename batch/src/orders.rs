@@ -43,6 +43,8 @@ pub struct OrdersReport {
     pub rejected: Vec<Unapplied>,
     /// Hours whose `orders` view was (re)published.
     pub published_hours: Vec<String>,
+    /// Change files skipped as corrupt (`--skip-corrupt`).
+    pub skipped_files: Vec<String>,
 }
 
 /// Replays the change log and publishes the `orders` hours that changed, up to `through`
@@ -55,6 +57,7 @@ pub async fn run(
     through: Option<HourKey>,
     ctx: &MetricContext,
     lock_ttl: std::time::Duration,
+    skip_corrupt: bool,
 ) -> Result<(OrdersReport, Option<Published>), BatchError> {
     let mut report = OrdersReport::default();
     let mut listed = cdc_files::list(lake, CdcTable::Orders).await?;
@@ -82,8 +85,9 @@ pub async fn run(
     }
 
     report.replayed = true;
-    let mut products = cdc_files::read(lake, CdcTable::Products).await?;
-    let mut orders = cdc_files::read(lake, CdcTable::Orders).await?;
+    let mut products = cdc_files::read(lake, CdcTable::Products, skip_corrupt).await?;
+    let mut orders = cdc_files::read(lake, CdcTable::Orders, skip_corrupt).await?;
+    report.skipped_files = [products.skipped_files.clone(), orders.skipped_files.clone()].concat();
     report.duplicates = dedup_log(&mut products.changes) + dedup_log(&mut orders.changes);
     let (table, rejected) = product_table(&products.changes);
     report.rejected = [products.unreadable, orders.unreadable, rejected].concat();
@@ -164,4 +168,112 @@ pub async fn run(
         "orders replayed from the change log"
     );
     Ok((report, Some(published)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cdc_files::RawChange;
+    use shared_logic::cdc::Change;
+    use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
+    use shared_logic::orders::LoggedChange;
+
+    /// Writes generated change streams into the lake as the lake writer would (one flush
+    /// per table, partition 0); the logs as written.
+    async fn lake_with_changes(lake: &Lake) -> (Vec<LoggedChange>, Vec<LoggedChange>) {
+        let records: Vec<_> = CdcGenerator::new(CdcConfig {
+            duplicate_fraction: 0.05,
+            orders_per_second: 0.4,
+            category_change_every_ms: 120_000,
+            ..CdcConfig::default()
+        })
+        .take(3_000)
+        .collect();
+        let mut logs = (Vec::new(), Vec::new());
+        for table in [CdcTable::Products, CdcTable::Orders] {
+            let mut raw = Vec::new();
+            for (offset, r) in records.iter().filter(|r| r.table == table).enumerate() {
+                let change = Change::parse(table, &r.json).unwrap().unwrap();
+                raw.push(RawChange {
+                    table,
+                    partition: 0,
+                    offset: offset as i64,
+                    key: change.key.clone(),
+                    op: change.op.code(),
+                    ts_ms: change.ts_ms,
+                    payload: r.json.clone(),
+                });
+                let log = if table == CdcTable::Orders {
+                    &mut logs.1
+                } else {
+                    &mut logs.0
+                };
+                log.push(LoggedChange {
+                    partition: 0,
+                    offset: offset as i64,
+                    change,
+                });
+            }
+            let name =
+                crate::writer::flush_file_name(table.default_topic(), 0, 0, raw.len() as i64);
+            for (path, bytes, _) in cdc_files::encode(lake, raw, &name).unwrap() {
+                lake.put(&path, bytes).await.unwrap();
+            }
+        }
+        logs
+    }
+
+    #[tokio::test]
+    async fn the_pass_publishes_the_replay_skips_unchanged_inputs_and_reports_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+        let views = lake.child("views");
+        let ctx = MetricContext::default();
+        let ttl = std::time::Duration::from_secs(60);
+        let (mut products, mut orders) = lake_with_changes(&lake).await;
+
+        let (report, published) = run(&lake, &views, "r1", None, &ctx, ttl, false)
+            .await
+            .unwrap();
+        assert!(report.replayed && report.duplicates > 0);
+        let published = published.expect("published");
+        let hours: Vec<HourKey> = published
+            .hours
+            .keys()
+            .filter_map(|h| HourKey::parse(h))
+            .collect();
+        assert!(hours.len() >= 2, "{hours:?}");
+        assert!(published.time_boundary["orders"].is_some());
+        dedup_log(&mut products);
+        dedup_log(&mut orders);
+        let expected = orders_views(&orders, &product_table(&products).0, &ctx);
+        let batch = crate::job::read_views::<Orders>(&views, &published, &hours)
+            .await
+            .unwrap();
+        assert_eq!(batch, expected);
+
+        // Nothing new: nothing replayed.
+        let (again, none) = run(&lake, &views, "r2", None, &ctx, ttl, false)
+            .await
+            .unwrap();
+        assert!(!again.replayed && none.is_none());
+
+        // A corrupt change file fails the pass with its path, or is skipped and reported.
+        let bad = lake.path("cdc/orders/date=2026-01-01/hour=00/bad.parquet");
+        lake.put(&bad, b"not parquet at all".to_vec())
+            .await
+            .unwrap();
+        let err = run(&lake, &views, "r3", None, &ctx, ttl, false)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("bad.parquet"), "{err}");
+        let (skipped, _) = run(&lake, &views, "r4", None, &ctx, ttl, true)
+            .await
+            .unwrap();
+        assert_eq!(skipped.skipped_files.len(), 1);
+        assert!(
+            skipped.published_hours.is_empty(),
+            "same views: nothing republished"
+        );
+    }
 }

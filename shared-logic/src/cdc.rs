@@ -330,6 +330,42 @@ fn product_row(row: &Map<String, Value>, image: &str) -> Result<ProductRow, CdcR
     })
 }
 
+/// 2000-01-01T00:00:00Z: source times and order times before it are taken for a unit
+/// mistake (seconds instead of milliseconds) or a placeholder, not for data.
+pub const EARLIEST_TIME_MS: i64 = 946_684_800_000;
+
+/// How far after its change an order may say it was created (clock skew), ms.
+pub const MAX_CREATED_AHEAD_MS: i64 = 86_400_000;
+
+/// Source and order times must be plausible: otherwise one bad record would place deltas
+/// decades away (and the batch layer would publish every hour in between).
+fn check_times(op: Op, ts_ms: i64, rows: [&Option<Row>; 2]) -> Result<(), CdcRejection> {
+    if ts_ms < EARLIEST_TIME_MS {
+        return Err(reject(
+            CdcReason::InvalidValue,
+            format!("source.ts_ms {ts_ms} is before 2000-01-01 (seconds instead of milliseconds?)"),
+        ));
+    }
+    // Snapshot reads load state only: an old order's snapshot is fine.
+    if op == Op::Read {
+        return Ok(());
+    }
+    for row in rows.into_iter().flatten() {
+        if let Row::Order(o) = row {
+            if o.created_at < EARLIEST_TIME_MS || o.created_at > ts_ms + MAX_CREATED_AHEAD_MS {
+                return Err(reject(
+                    CdcReason::InvalidValue,
+                    format!(
+                        "created_at {} of order `{}` is not between 2000-01-01 and a day after the change (source.ts_ms {ts_ms})",
+                        o.created_at, o.order_id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Change {
     /// Parses one record of `table`'s change topic; `Ok(None)` for a tombstone.
     pub fn parse(table: CdcTable, bytes: &[u8]) -> Result<Option<Change>, CdcRejection> {
@@ -412,6 +448,7 @@ impl Change {
             .or(before.as_ref())
             .map(|r| r.key().to_string())
             .unwrap_or_default();
+        check_times(op, ts_ms, [&before, &after])?;
         if let (Some(b), Some(a)) = (&before, &after) {
             if b.key() != a.key() {
                 return Err(reject(
@@ -709,6 +746,37 @@ mod tests {
 
     fn parse(table: CdcTable, json: &str) -> Change {
         Change::parse(table, json.as_bytes()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn implausible_times_are_rejected_but_old_snapshots_load() {
+        let order = |op: &str, created: i64, ts: i64| {
+            format!(
+                r#"{{"before":null,"after":{{"id":"o1","user_id":"u1","product_id":"p1","quantity":1,"price":"1.00","currency":"USD","country":"DE","status":"placed","created_at":{created}}},"source":{{"ts_ms":{ts},"lsn":1}},"op":"{op}"}}"#
+            )
+        };
+        let reason = |json: String| {
+            Change::parse(CdcTable::Orders, json.as_bytes())
+                .err()
+                .map(|r| r.reason)
+        };
+        // Seconds instead of milliseconds, in the source or in the row.
+        assert_eq!(
+            reason(order("c", T, T / 1000)),
+            Some(CdcReason::InvalidValue)
+        );
+        assert_eq!(
+            reason(order("c", T / 1000, T)),
+            Some(CdcReason::InvalidValue)
+        );
+        // Created two days after the change that reports it.
+        assert_eq!(
+            reason(order("c", T + 2 * 86_400_000, T)),
+            Some(CdcReason::InvalidValue)
+        );
+        // A snapshot of a 1999 order loads (it adds no delta); a fresh order is fine.
+        assert_eq!(reason(order("r", 915_148_800_000, T)), None);
+        assert_eq!(reason(order("c", T - 1, T)), None);
     }
 
     #[test]
