@@ -53,6 +53,8 @@ pub async fn start(
             products_topic: products.into(),
             group_id: "lambda-speed".into(),
             dead_letter_topic: shared_logic::topics::DEAD_LETTER.into(),
+            batch_views: Some(lake.child("views")),
+            retain_covered: Duration::from_secs(3_600),
         },
     )
     .await?;

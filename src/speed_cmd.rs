@@ -167,6 +167,8 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
             products_topic: args.cdc_products_topic.clone(),
             group_id: group.clone(),
             dead_letter_topic: opts.dead_letter_topic.clone(),
+            batch_views: opts.batch_views.clone(),
+            retain_covered: opts.retain_covered,
         };
         let consumer = CdcConsumer::new(views.clone(), &settings, opts).await?;
         let mut stopped = stopped.clone();

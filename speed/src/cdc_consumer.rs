@@ -35,6 +35,11 @@ pub struct CdcOptions {
     /// The speed layer's group; orders are consumed in `<group>-orders`.
     pub group_id: String,
     pub dead_letter_topic: String,
+    /// The batch layer's views: at start, order changes behind the `orders` boundary
+    /// (minus `retain_covered`) are not held, so a replay of the topic's retention holds
+    /// only what the speed layer answers. Later the events consumer evicts as it goes.
+    pub batch_views: Option<batch::Lake>,
+    pub retain_covered: Duration,
 }
 
 fn kafka_error(
@@ -68,6 +73,26 @@ impl CdcConsumer {
         opts: CdcOptions,
     ) -> Result<Self, SpeedError> {
         let brokers = kafka.brokers.clone();
+        if let Some(views_lake) = &opts.batch_views {
+            match batch::manifest::Published::load(views_lake).await {
+                Ok(published) => {
+                    let keep = crate::consumer::keep_ms(&views, opts.retain_covered);
+                    let orders = <shared_logic::Orders as shared_logic::Metric>::NAME;
+                    if let Some(t) =
+                        crate::consumer::eviction_horizon(&published, keep, |m| m == orders)
+                    {
+                        views.update_orders(|o| o.evict_before(t));
+                        tracing::info!(
+                            horizon_ms = t,
+                            "order changes before the horizon are not held"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the batch manifest; every order change is held until the first eviction")
+                }
+            }
+        }
         crate::kafka::ensure_topics(
             kafka,
             &[(&opts.dead_letter_topic, 1)],

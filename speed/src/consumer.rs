@@ -440,47 +440,15 @@ impl SpeedConsumer {
                 return;
             }
         };
-        let horizon = self.views.time.allowed_lateness_ms + self.views.time.out_of_orderness_ms;
-        let keep = horizon.max(self.opts.retain_covered.as_millis() as i64);
-        // Each metric's boundary (RFC 3339) minus what is kept; the per-event metrics
-        // evict together (they share dedup keys), by the earliest of their boundaries.
-        let before = |metrics: &mut dyn Iterator<Item = (&String, &Option<String>)>| {
-            let mut earliest: Option<i64> = None;
-            for (_, boundary) in metrics {
-                let t = boundary
-                    .as_deref()
-                    .and_then(|b| chrono::DateTime::parse_from_rfc3339(b).ok())
-                    .map(|b| b.timestamp_millis() - keep);
-                match t {
-                    Some(t) => earliest = Some(earliest.map_or(t, |e| e.min(t))),
-                    None => return None,
-                }
-            }
-            earliest
-        };
+        let keep = keep_ms(&self.views, self.opts.retain_covered);
         let sessions = <shared_logic::Sessions as shared_logic::Metric>::NAME;
         let orders = <shared_logic::Orders as shared_logic::Metric>::NAME;
-        let events_before = before(
-            &mut published
-                .time_boundary
-                .iter()
-                .filter(|(m, _)| m.as_str() != sessions && m.as_str() != orders),
-        );
-        let orders_before = before(
-            &mut published
-                .time_boundary
-                .iter()
-                .filter(|(m, _)| m.as_str() == orders),
-        );
-        if let Some(t) = orders_before {
+        // The per-event metrics evict together (they share dedup keys).
+        let events_before = eviction_horizon(&published, keep, |m| m != sessions && m != orders);
+        if let Some(t) = eviction_horizon(&published, keep, |m| m == orders) {
             self.views.update_orders(|o| o.evict_before(t));
         }
-        let sessions_before = before(
-            &mut published
-                .time_boundary
-                .iter()
-                .filter(|(m, _)| m.as_str() == sessions),
-        );
+        let sessions_before = eviction_horizon(&published, keep, |m| m == sessions);
         let ctx = &self.views.ctx;
         self.views.update(|states| {
             for state in states.values_mut() {
@@ -488,6 +456,31 @@ impl SpeedConsumer {
             }
         });
     }
+}
+
+/// How much of what the batch layer covers the speed layer keeps, ms: the lateness horizon,
+/// or `retain_covered` if longer.
+pub fn keep_ms(views: &RealtimeViews, retain_covered: Duration) -> i64 {
+    let horizon = views.time.allowed_lateness_ms + views.time.out_of_orderness_ms;
+    horizon.max(retain_covered.as_millis() as i64)
+}
+
+/// Where the state of the metrics `pick` selects may be evicted: the earliest of their
+/// time boundaries minus `keep_ms`; `None` while any of them has no boundary.
+pub fn eviction_horizon(
+    published: &Published,
+    keep_ms: i64,
+    pick: impl Fn(&str) -> bool,
+) -> Option<i64> {
+    let mut earliest: Option<i64> = None;
+    for (_, boundary) in published.time_boundary.iter().filter(|(m, _)| pick(m)) {
+        let t = boundary
+            .as_deref()
+            .and_then(|b| chrono::DateTime::parse_from_rfc3339(b).ok())
+            .map(|b| b.timestamp_millis() - keep_ms)?;
+        earliest = Some(earliest.map_or(t, |e| e.min(t)));
+    }
+    earliest
 }
 
 /// Rebuilds, from raw records, the state the speed layer would hold: the same

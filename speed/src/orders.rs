@@ -291,6 +291,29 @@ mod tests {
         (products, orders)
     }
 
+    #[test]
+    fn changes_behind_the_horizon_are_not_held() {
+        let ctx = MetricContext::default();
+        let (_, orders) = streams(3);
+        let middle = orders[orders.len() / 2].change.ts_ms;
+        let mut state = OrderStreams::new(i64::MIN);
+        state.evict_before(middle);
+        for c in &orders {
+            state.apply_order(c.partition, c.offset, c.change.clone(), &ctx);
+        }
+        assert!(state.counters.late > 0 && state.counters.order_changes > 0);
+        let held_before = state
+            .partitions
+            .values()
+            .flat_map(|p| p.by_product.values().flatten())
+            .filter(|a| a.newest() < middle)
+            .count();
+        assert_eq!(held_before, 0);
+        for part in state.partitions.values() {
+            assert!(part.aggregates.orders.iter().all(|(k, _)| k.window.0 >= middle - 60_000));
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         /// Whatever the interleaving of the two topics (each partition in order), the

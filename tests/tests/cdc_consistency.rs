@@ -279,6 +279,8 @@ async fn orders_from_change_streams_agree_in_both_layers() {
             products_topic: PRODUCTS.into(),
             group_id: "cdc-speed".into(),
             dead_letter_topic: DLQ.into(),
+            batch_views: None,
+            retain_covered: Duration::from_secs(3_600),
         },
     )
     .await
