@@ -502,6 +502,30 @@ async fn batch_schedule(
                 continue;
             }
         };
+        if hours.is_empty() {
+            // No events hour to compute: the run still replays the change log when new
+            // change files landed (the orders pass), and does nothing otherwise.
+            let opts = BatchOptions::default();
+            let replayed = batch::orders::run(
+                &lake,
+                &views,
+                &job::new_run_id(),
+                Some(HourKey(settled.div_euclid(HOUR_MS))),
+                &opts.ctx,
+                opts.lock_ttl,
+                opts.skip_corrupt,
+            )
+            .await;
+            match replayed {
+                Ok((report, _)) if report.replayed => println!(
+                    "[batch] change log replayed: {} order changes, {} hour(s) of orders published",
+                    report.order_changes,
+                    report.published_hours.len()
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "batch: change log replay failed"),
+            }
+        }
         for hour in hours.into_iter().take(per_run) {
             let opts = BatchOptions {
                 complete_before_ms: Some(settled),

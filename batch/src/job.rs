@@ -119,7 +119,8 @@ pub const METRICS: [&str; 5] = [
     Orders::NAME,
 ];
 
-fn new_run_id() -> String {
+/// A new run's id: its start time and a random suffix.
+pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
     let entropy = xxhash_rust::xxh3::xxh3_64(
         format!("{}{:?}", std::process::id(), now.timestamp_nanos_opt()).as_bytes(),

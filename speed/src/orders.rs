@@ -310,7 +310,11 @@ mod tests {
             .count();
         assert_eq!(held_before, 0);
         for part in state.partitions.values() {
-            assert!(part.aggregates.orders.iter().all(|(k, _)| k.window.0 >= middle - 60_000));
+            assert!(part
+                .aggregates
+                .orders
+                .iter()
+                .all(|(k, _)| k.window.0 >= middle - 60_000));
         }
     }
 
