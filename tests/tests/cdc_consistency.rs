@@ -469,6 +469,12 @@ async fn orders_from_change_streams_agree_in_both_layers() {
     );
 
     // Dead letters: the two broken order records and the unknown product, with reasons.
+    lambda_tests::wait_until(
+        "the dead letters to be acknowledged",
+        Duration::from_secs(30),
+        || read_all(&broker.client_config(), DLQ).values().flatten().count() >= 3,
+    )
+    .await;
     let dead = read_all(&broker.client_config(), DLQ);
     let mut reasons: Vec<(String, String)> = dead
         .values()
