@@ -472,7 +472,13 @@ async fn orders_from_change_streams_agree_in_both_layers() {
     lambda_tests::wait_until(
         "the dead letters to be acknowledged",
         Duration::from_secs(30),
-        || read_all(&broker.client_config(), DLQ).values().flatten().count() >= 3,
+        || {
+            read_all(&broker.client_config(), DLQ)
+                .values()
+                .flatten()
+                .count()
+                >= 3
+        },
     )
     .await;
     let dead = read_all(&broker.client_config(), DLQ);
