@@ -73,7 +73,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn cdc(args: CdcArgs) -> anyhow::Result<()> {
     use shared_logic::cdc::{CdcTable, Change};
     use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
-    use shared_logic::orders::{dedup_log, orders_views, product_table, LoggedChange};
+    use shared_logic::orders::replay_in_order;
 
     let ctx = MetricContext::default();
     let cfg = CdcConfig {
@@ -106,25 +106,7 @@ fn cdc(args: CdcArgs) -> anyhow::Result<()> {
     }
     let speed_secs = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let mut logs = (Vec::new(), Vec::new());
-    for (i, r) in records.iter().enumerate() {
-        let Ok(Some(change)) = Change::parse(r.table, &r.json) else {
-            continue;
-        };
-        let logged = LoggedChange {
-            partition: 0,
-            offset: i as i64,
-            change,
-        };
-        match r.table {
-            CdcTable::Products => logs.0.push(logged),
-            CdcTable::Orders => logs.1.push(logged),
-        }
-    }
-    dedup_log(&mut logs.0);
-    dedup_log(&mut logs.1);
-    let (table, _) = product_table(&logs.0);
-    let replayed = orders_views(&logs.1, &table, &ctx);
+    let replayed = replay_in_order(records.iter().map(|r| (r.table, r.json.as_slice())), &ctx);
     let batch_secs = started.elapsed().as_secs_f64();
     let mut incremental = shared_logic::Aggregates::default();
     for part in streams.partitions.values() {

@@ -10,11 +10,12 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, AsArray, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use object_store::path::Path;
+use object_store::ObjectMeta;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use shared_logic::cdc::{CdcTable, Change};
 use shared_logic::orders::{LoggedChange, Unapplied};
@@ -23,7 +24,7 @@ use shared_logic::window::HourKey;
 
 use crate::error::BatchError;
 use crate::lake::{hour_partition, Lake};
-use crate::manifest::InputFile;
+
 use crate::writer::encode_parquet;
 
 /// One checked change record of a change topic.
@@ -188,50 +189,41 @@ pub fn encode_products(
     encode_parquet(products_schema(), &[batch], name)
 }
 
-/// A table's change log as the lake holds it: every change of every file, with the files
-/// read, and the rows that no longer parse (a file written by another version).
+/// A table's change log as the lake holds it: every change of the files read, and the rows
+/// that no longer parse (a file written by another version).
 pub struct TableLog {
     pub changes: Vec<LoggedChange>,
-    pub files: Vec<InputFile>,
     pub unreadable: Vec<Unapplied>,
     /// Files that are not readable Parquet, skipped (`skip_corrupt`).
     pub skipped_files: Vec<String>,
 }
 
-/// Lists a table's change files (paths and sizes), sorted by path.
-pub async fn list(lake: &Lake, table: CdcTable) -> Result<Vec<InputFile>, BatchError> {
-    let mut files: Vec<InputFile> = lake
+/// A table's change files, sorted by path.
+pub async fn list(lake: &Lake, table: CdcTable) -> Result<Vec<ObjectMeta>, BatchError> {
+    let mut files: Vec<ObjectMeta> = lake
         .list(&lake.path(&table_dir(table)))
         .await?
         .into_iter()
         .filter(|m| m.location.as_ref().ends_with(".parquet"))
-        .map(|m| InputFile {
-            path: lake.object_url(&m.location),
-            bytes: m.size,
-            rows: 0,
-        })
         .collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(files)
 }
 
-/// Reads every change file of a table; a file that is not readable Parquet fails the read,
-/// or with `skip_corrupt` is skipped (and listed).
+/// Reads `files` (from [`list`]) of a table; a file that is not readable Parquet fails the
+/// read, or with `skip_corrupt` is skipped (and listed).
 pub async fn read(
     lake: &Lake,
     table: CdcTable,
+    files: &[ObjectMeta],
     skip_corrupt: bool,
 ) -> Result<TableLog, BatchError> {
     let mut log = TableLog {
         changes: Vec::new(),
-        files: Vec::new(),
         unreadable: Vec::new(),
         skipped_files: Vec::new(),
     };
-    for object in lake.list(&lake.path(&table_dir(table))).await? {
-        if !object.location.as_ref().ends_with(".parquet") {
-            continue;
-        }
+    for object in files {
         let url = lake.object_url(&object.location);
         let Some(bytes) = lake.get(&object.location).await? else {
             continue;
@@ -253,7 +245,6 @@ pub async fn read(
             }
             Err(e) => return Err(e),
         };
-        let mut rows = 0;
         for batch in batches {
             let column = |name: &str| {
                 batch
@@ -267,7 +258,6 @@ pub async fn read(
             let offsets = column(col::OFFSET)?.as_primitive::<Int64Type>().clone();
             let payloads = column("payload")?.as_binary::<i32>().clone();
             for i in 0..batch.num_rows() {
-                rows += 1;
                 let (partition, offset) = (partitions.value(i), offsets.value(i));
                 match Change::parse(table, payloads.value(i)) {
                     Ok(Some(change)) => log.changes.push(LoggedChange {
@@ -283,14 +273,7 @@ pub async fn read(
                     }),
                 }
             }
-            debug_assert!(payloads.null_count() == 0);
         }
-        log.files.push(InputFile {
-            path: url,
-            bytes: object.size,
-            rows,
-        });
     }
-    log.files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(log)
 }

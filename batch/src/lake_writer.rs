@@ -93,6 +93,34 @@ struct PartitionBuffer {
     opened: Instant,
 }
 
+/// The wait after a Kafka consume error: 100 ms, doubling up to 10 s; a received message
+/// resets it. Shared by every consumer loop (lake writer, speed layer, change streams).
+pub struct ConsumeBackoff {
+    next: Duration,
+}
+
+impl Default for ConsumeBackoff {
+    fn default() -> Self {
+        ConsumeBackoff {
+            next: Duration::from_millis(100),
+        }
+    }
+}
+
+impl ConsumeBackoff {
+    /// A message arrived: the next error waits the shortest time again.
+    pub fn reset(&mut self) {
+        *self = ConsumeBackoff::default();
+    }
+
+    /// Logs the error and waits, longer each time.
+    pub async fn wait(&mut self, brokers: &str, error: &rdkafka::error::KafkaError) {
+        tracing::warn!(brokers = %brokers, error = %error, backoff_ms = self.next.as_millis() as u64, "kafka consume error; retrying");
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+    }
+}
+
 /// Records partitions revoked by a rebalance, so that a consumer drops what it holds for
 /// them (the new owner re-reads them from the committed offset). Used by the lake writer
 /// and the speed layer.
@@ -201,7 +229,7 @@ impl LakeWriter {
     ) -> Result<WriterStats, BatchError> {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = ConsumeBackoff::default();
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -215,7 +243,7 @@ impl LakeWriter {
                 message = self.consumer.recv() => {
                     match message {
                         Ok(m) => {
-                            backoff = Duration::from_millis(100);
+                            backoff.reset();
                             let (partition, offset) = (m.partition(), m.offset());
                             let payload = m.payload().unwrap_or_default().to_vec();
                             drop(m);
@@ -224,11 +252,7 @@ impl LakeWriter {
                                 self.flush(partition).await?;
                             }
                         }
-                        Err(e) => {
-                            tracing::warn!(brokers = %self.brokers, error = %e, backoff_ms = backoff.as_millis() as u64, "kafka consume error; retrying");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(10));
-                        }
+                        Err(e) => backoff.wait(&self.brokers, &e).await,
                     }
                 }
             }

@@ -28,7 +28,7 @@ use shared_logic::{MetricContext, MetricViews};
 use crate::cdc_files;
 use crate::error::BatchError;
 use crate::lake::Lake;
-use crate::manifest::{self, ChangeLogRead, HourView, Published};
+use crate::manifest::{self, ChangeLogRead, HourView, InputFile, Published};
 
 /// What an `orders` pass did.
 #[derive(Debug, Clone, Default)]
@@ -60,8 +60,19 @@ pub async fn run(
     skip_corrupt: bool,
 ) -> Result<(OrdersReport, Option<Published>), BatchError> {
     let mut report = OrdersReport::default();
-    let mut listed = cdc_files::list(lake, CdcTable::Orders).await?;
-    listed.extend(cdc_files::list(lake, CdcTable::Products).await?);
+    let (orders_files, products_files) = (
+        cdc_files::list(lake, CdcTable::Orders).await?,
+        cdc_files::list(lake, CdcTable::Products).await?,
+    );
+    let listed: Vec<InputFile> = orders_files
+        .iter()
+        .chain(&products_files)
+        .map(|m| InputFile {
+            path: lake.object_url(&m.location),
+            bytes: m.size,
+            rows: 0,
+        })
+        .collect();
     if listed.is_empty() {
         return Ok((report, None));
     }
@@ -85,8 +96,9 @@ pub async fn run(
     }
 
     report.replayed = true;
-    let mut products = cdc_files::read(lake, CdcTable::Products, skip_corrupt).await?;
-    let mut orders = cdc_files::read(lake, CdcTable::Orders, skip_corrupt).await?;
+    let mut products =
+        cdc_files::read(lake, CdcTable::Products, &products_files, skip_corrupt).await?;
+    let mut orders = cdc_files::read(lake, CdcTable::Orders, &orders_files, skip_corrupt).await?;
     report.skipped_files = [products.skipped_files.clone(), orders.skipped_files.clone()].concat();
     report.duplicates = dedup_log(&mut products.changes) + dedup_log(&mut orders.changes);
     let (table, rejected) = product_table(&products.changes);

@@ -361,11 +361,6 @@ impl SessionsState {
         self.page_views += sign * session.page_views as i64;
         self.bounces += sign * session.is_bounce() as i64;
     }
-
-    /// True when every sum is zero (nothing left in this key).
-    pub fn is_zero(&self) -> bool {
-        *self == SessionsState::default()
-    }
 }
 
 impl Mergeable for SessionsState {
@@ -452,11 +447,6 @@ impl OrdersState {
         self.gross_minor += sign * delta.gross_minor;
         self.cancellations += sign * delta.cancellations;
         self.reversed_minor += sign * delta.reversed_minor;
-    }
-
-    /// True when every sum is zero (nothing left in this key).
-    pub fn is_zero(&self) -> bool {
-        *self == OrdersState::default()
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use crate::cdc::{order_deltas, CdcRejection, Change, ProductTable};
+use crate::cdc::{order_deltas, CdcRejection, CdcTable, Change, ProductTable};
 use crate::metric::{MetricContext, Orders};
 use crate::state::MetricViews;
 
@@ -74,10 +74,36 @@ pub fn orders_views(
     views
 }
 
+/// The `orders` views of change records in the order they were produced (each table's
+/// records as one log): records that do not parse are left out, as the layers dead-letter
+/// them. The direct computation of tests and benchmarks.
+pub fn replay_in_order<'a>(
+    records: impl IntoIterator<Item = (CdcTable, &'a [u8])>,
+    ctx: &MetricContext,
+) -> MetricViews<Orders> {
+    let (mut products, mut orders) = (Vec::new(), Vec::new());
+    for (offset, (table, bytes)) in records.into_iter().enumerate() {
+        let Ok(Some(change)) = Change::parse(table, bytes) else {
+            continue;
+        };
+        let log = match table {
+            CdcTable::Products => &mut products,
+            CdcTable::Orders => &mut orders,
+        };
+        log.push(LoggedChange {
+            partition: 0,
+            offset: offset as i64,
+            change,
+        });
+    }
+    dedup_log(&mut products);
+    dedup_log(&mut orders);
+    orders_views(&orders, &product_table(&products).0, ctx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cdc::CdcTable;
     use crate::metric::Metric;
     use crate::state::Mergeable;
 

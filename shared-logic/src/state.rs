@@ -343,13 +343,13 @@ pub trait Signed: Mergeable {
 
 impl Signed for SessionsState {
     fn is_zero(&self) -> bool {
-        SessionsState::is_zero(self)
+        *self == SessionsState::default()
     }
 }
 
 impl Signed for OrdersState {
     fn is_zero(&self) -> bool {
-        OrdersState::is_zero(self)
+        *self == OrdersState::default()
     }
 }
 
@@ -368,7 +368,7 @@ where
                 None => self.groups.entry(GroupKey::new(window, dims)).or_default(),
             };
             state.merge(delta);
-            if Signed::is_zero(state) {
+            if state.is_zero() {
                 self.groups.remove(&probe);
             }
         }

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch::lake_writer::RebalanceTracker;
+use batch::lake_writer::{ConsumeBackoff, RebalanceTracker};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -155,7 +155,7 @@ impl CdcConsumer {
     ) -> Result<(), SpeedError> {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = ConsumeBackoff::default();
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -165,30 +165,24 @@ impl CdcConsumer {
                 }
                 m = self.products.recv() => match m {
                     Ok(m) => {
-                        backoff = Duration::from_millis(100);
+                        backoff.reset();
                         self.product_record(&m)?;
                     }
-                    Err(e) => backoff = self.pause(e, backoff).await,
+                    Err(e) => backoff.wait(&self.brokers, &e).await,
                 },
                 m = self.orders.recv() => match m {
                     Ok(m) => {
-                        backoff = Duration::from_millis(100);
+                        backoff.reset();
                         self.drop_revoked();
                         self.order_record(&m)?;
                     }
-                    Err(e) => backoff = self.pause(e, backoff).await,
+                    Err(e) => backoff.wait(&self.brokers, &e).await,
                 },
             }
         }
         self.dead_letters.flush(Duration::from_secs(30))?;
         tracing::info!(counters = ?self.views.order_counters(), "change streams consumer stopped");
         Ok(())
-    }
-
-    async fn pause(&self, e: rdkafka::error::KafkaError, backoff: Duration) -> Duration {
-        tracing::warn!(brokers = %self.brokers, error = %e, backoff_ms = backoff.as_millis() as u64, "kafka consume error; retrying");
-        tokio::time::sleep(backoff).await;
-        (backoff * 2).min(Duration::from_secs(10))
     }
 
     /// Drops the state of orders partitions this instance no longer holds.

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use batch::lake_writer::RebalanceTracker;
+use batch::lake_writer::{ConsumeBackoff, RebalanceTracker};
 use batch::manifest::Published;
 use batch::Lake;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -204,7 +204,7 @@ impl SpeedConsumer {
         let mut stats = SpeedStats::default();
         let mut last_checkpoint = Instant::now();
         let mut first_record: Option<Instant> = None;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = ConsumeBackoff::default();
         let mut batch: Vec<Record> = Vec::with_capacity(self.opts.batch_max_records);
         'outer: loop {
             // Collect one micro-batch.
@@ -224,13 +224,11 @@ impl SpeedConsumer {
                     received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
                         Err(_) => break,
                         Ok(Err(e)) => {
-                            tracing::warn!(brokers = %self.brokers, error = %e, backoff_ms = backoff.as_millis() as u64, "kafka consume error; retrying");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                            backoff.wait(&self.brokers, &e).await;
                             break;
                         }
                         Ok(Ok(m)) => {
-                            backoff = Duration::from_millis(100);
+                            backoff.reset();
                             first_record.get_or_insert_with(Instant::now);
                             deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.opts.batch_max_age);
                             batch.push(Record {

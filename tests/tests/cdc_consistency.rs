@@ -32,10 +32,10 @@ use lambda_tests::Broker;
 use serving::api::{ApiOptions, AppState};
 use serving::batch_views::BatchViews;
 use serving::speed_views::SpeedViews;
-use shared_logic::cdc::{CdcTable, Change};
+use shared_logic::cdc::CdcTable;
 use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
 use shared_logic::metric::Orders;
-use shared_logic::orders::{dedup_log, orders_views, product_table, LoggedChange};
+use shared_logic::orders::replay_in_order;
 use shared_logic::window::HOUR_MS;
 use shared_logic::{MetricContext, MetricViews};
 use speed::cdc_consumer::{CdcConsumer, CdcOptions};
@@ -170,28 +170,15 @@ fn streams() -> (Vec<Produced>, Vec<Produced>) {
 
 /// The direct computation: both logs parsed, deduplicated and replayed in produced order.
 fn direct(orders: &[Produced], products: &[Produced]) -> MetricViews<Orders> {
-    let log = |table: CdcTable, records: &[Produced]| {
-        let mut log: Vec<LoggedChange> = records
+    replay_in_order(
+        products
             .iter()
-            .enumerate()
-            .filter_map(|(i, (_, json))| {
-                Change::parse(table, json)
-                    .ok()
-                    .flatten()
-                    .map(|change| LoggedChange {
-                        partition: 0,
-                        offset: i as i64,
-                        change,
-                    })
-            })
-            .collect();
-        dedup_log(&mut log);
-        log
-    };
-    let (table, _) = product_table(&log(CdcTable::Products, products));
-    orders_views(
-        &log(CdcTable::Orders, orders),
-        &table,
+            .map(|(_, json)| (CdcTable::Products, json.as_slice()))
+            .chain(
+                orders
+                    .iter()
+                    .map(|(_, json)| (CdcTable::Orders, json.as_slice())),
+            ),
         &MetricContext::default(),
     )
 }
