@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lambda-target}
 deps="$CARGO_TARGET_DIR/debug/deps"
 if [ -d "$deps" ] && [ "$(du -s --block-size=1G "$deps" | cut -f1)" -gt 30 ]; then
   echo "== $deps is over 30 GiB: cleaning this workspace's own artifacts"
-  cargo clean -p lambda -p lambda-tests -p serving -p speed -p batch -p shared-logic
+  cargo clean -p lambda -p lambda-tests -p lambda-tools -p serving -p speed -p batch -p lambda-io -p shared-logic
   rm -rf "$CARGO_TARGET_DIR/debug/incremental"
 fi
 
@@ -29,7 +29,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== layout (one-way crates, no import circles, short files)"
+scripts/check-layout.sh
 echo "== cargo test"
+# The process-level tests in tests/tests run the `lambda` binary from the build directory.
+cargo build --workspace --bins --locked
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 echo "== deploy/ manifests and compose file"

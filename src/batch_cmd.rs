@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use batch::job::{self, BatchOptions, HourSelection};
-use batch::{BatchError, Lake};
+use batch::BatchError;
 use clap::Args;
+use lambda_io::Lake;
 use shared_logic::window::HourKey;
 
 /// Exit code when another run holds an hour's lock (try again later).
@@ -116,7 +117,12 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
             let boundary = report
                 .published
                 .as_ref()
-                .and_then(|p| p.time_boundary.get(job::METRICS[0]).cloned().flatten())
+                .and_then(|p| {
+                    p.time_boundary
+                        .get(shared_logic::registry::NAMES[0])
+                        .cloned()
+                        .flatten()
+                })
                 .unwrap_or_else(|| "none".into());
             println!(
                 "run {}: {} hour(s) computed, {} without data; {rows} rows in {secs:.2} s ({:.0} rows/s); time boundary {boundary}",

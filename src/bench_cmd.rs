@@ -2,7 +2,7 @@
 //! watermarks, late policy, fold into the per-partition states, in micro-batches) fed from
 //! an NDJSON file instead of Kafka, to separate the pipeline's own speed from the broker's.
 //! `lambda bench ingest` and `lambda bench query` load a running `lambda serve` over HTTP
-//! ([`bench_http`]). `lambda bench cdc`: the `orders` metric's speed and batch paths over
+//! (`lambda_tools::load`). `lambda bench cdc`: the `orders` metric's speed and batch paths over
 //! generated change streams, in memory.
 
 use std::io::BufRead;
@@ -14,7 +14,7 @@ use shared_logic::{MetricContext, Validator};
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
 
-use crate::bench_http;
+use lambda_tools::load as bench_http;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -64,8 +64,8 @@ struct SpeedFileArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::SpeedFile(args) => speed_file(args),
-        BenchCommand::Ingest(args) => bench_http::ingest(args),
-        BenchCommand::Query(args) => bench_http::query(args),
+        BenchCommand::Ingest(args) => Ok(bench_http::ingest(args)?),
+        BenchCommand::Query(args) => Ok(bench_http::query(args)?),
         BenchCommand::Cdc(args) => cdc(args),
     }
 }

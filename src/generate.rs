@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use lambda_io::kafka::{ensure_topics, EventProducer};
 use shared_logic::cdc::CdcTable;
 use shared_logic::generate::{Generator, GeneratorConfig, RecordKind};
 use shared_logic::generate_cdc::{CdcConfig, CdcGenerator, CdcRecord};
 use shared_logic::topics;
-use speed::kafka::{ensure_topics, EventProducer};
 
 use crate::KafkaArgs;
 

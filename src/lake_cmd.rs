@@ -118,7 +118,7 @@ async fn write(args: RunArgs) -> anyhow::Result<()> {
     let config = args.kafka.settings()?.client_config(&[]);
     tracing::info!(lake = %lake.display(), topic = %opts.topic, group = %opts.group_id, "lake writer starts");
     let writer = LakeWriter::new(lake, &config, opts)?;
-    let stats = writer.run(crate::shutdown_signal()).await?;
+    let stats = writer.run(lambda_tools::signal::shutdown_signal()).await?;
     println!(
         "lake writer stopped: {} records, {} events, {} changes, {} dead letters, {} flushes",
         stats.records, stats.events, stats.changes, stats.dead_letters, stats.flushes

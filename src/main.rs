@@ -3,10 +3,6 @@
 
 mod batch_cmd;
 mod bench_cmd;
-mod bench_http;
-mod config;
-mod demo_cdc;
-mod demo_cmd;
 mod generate;
 mod lake_cmd;
 mod serve_cmd;
@@ -17,8 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use lambda_io::kafka::KafkaSettings;
+use lambda_tools::config;
 use shared_logic::topics;
-use speed::kafka::KafkaSettings;
 
 #[derive(Parser)]
 #[command(
@@ -68,7 +65,7 @@ enum Command {
     Verify(verify_cmd::VerifyArgs),
     /// The whole platform in one process: local broker, generator, collector, speed layer,
     /// lake writer, batch job on a schedule, API and dashboard.
-    Demo(demo_cmd::DemoArgs),
+    Demo(lambda_tools::demo::DemoArgs),
     /// The configuration model: `show` prints a subcommand's effective configuration (with
     /// the source of each value, secrets masked), `describe` every option's names.
     Config(ConfigArgs),
@@ -180,29 +177,6 @@ struct InspectArgs {
     kafka: KafkaArgs,
 }
 
-/// Resolves on Ctrl-C or SIGTERM (how Kubernetes stops a pod).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown requested");
-}
-
 fn init_logging(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("LAMBDA_LOG").unwrap_or_else(|_| "info".into());
@@ -236,14 +210,15 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
             let topic = args
                 .topic
                 .unwrap_or_else(|| table.default_topic().to_string());
-            let summary = speed::drain::read_changes_to_end(&config, &topic, table, timeout)
-                .with_context(|| format!("reading change topic `{topic}`"))?;
+            let summary =
+                lambda_io::kafka::drain::read_changes_to_end(&config, &topic, table, timeout)
+                    .with_context(|| format!("reading change topic `{topic}`"))?;
             serde_json::to_string_pretty(&summary)?
         }
         None => {
             let topic = args.topic.unwrap_or_else(|| topics::EVENTS.to_string());
             let now = chrono::Utc::now().timestamp_millis();
-            let summary = speed::drain::read_to_end(
+            let summary = lambda_io::kafka::drain::read_to_end(
                 &config,
                 &topic,
                 &shared_logic::Validator::default(),
@@ -284,7 +259,7 @@ async fn run(command: Command, configured: &config::Configured) -> Result<(), (a
         Command::Batch(args) => batch_cmd::run(args).await,
         Command::Speed(args) => plain(speed_cmd::run(args).await),
         Command::Serve(args) => plain(serve_cmd::run(args).await),
-        Command::Demo(args) => plain(demo_cmd::run(args).await),
+        Command::Demo(args) => plain(lambda_tools::demo::run(args).await.map_err(Into::into)),
         Command::Verify(args) => match verify_cmd::run(args).await {
             Ok(true) => Ok(()),
             Ok(false) => Err((anyhow::anyhow!("batch and speed views differ"), 1)),
@@ -325,5 +300,60 @@ async fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn every_variable_name_means_one_option_and_none_is_reserved() {
+        let described = config::describe(&Cli::command());
+        let mut meaning: HashMap<String, String> = HashMap::new();
+        for option in described.as_array().unwrap() {
+            let flag = option["flag"].as_str().unwrap().to_string();
+            for name in option["env"].as_array().unwrap() {
+                let name = name.as_str().unwrap().to_string();
+                assert!(
+                    ![
+                        "LAMBDA_LOG",
+                        "LAMBDA_CONFIG",
+                        "LAMBDA_BIN",
+                        "LAMBDA_ARTIFACTS_DIR"
+                    ]
+                    .contains(&name.as_str()),
+                    "{name} is reserved"
+                );
+                if let Some(previous) = meaning.insert(name.clone(), flag.clone()) {
+                    assert_eq!(previous, flag, "{name} names two options");
+                }
+            }
+        }
+        assert!(meaning.len() > 100, "{}", meaning.len());
+    }
+
+    #[test]
+    fn a_configuration_file_reaches_the_parsed_arguments() {
+        let file = config::ConfigFile::parse(
+            std::path::Path::new("lambda.toml"),
+            "[common]\nlog-format = \"json\"\n[serve]\ntopic = \"serve-topic\"\n",
+        )
+        .unwrap();
+        let env = |_: &str| None;
+        let configured = config::configure(Cli::command(), Some(&file), &env).unwrap();
+        let matches = configured
+            .command
+            .clone()
+            .try_get_matches_from(["lambda", "serve"])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        assert!(matches!(cli.log_format, LogFormat::Json));
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(serve.topic, "serve-topic");
     }
 }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use batch::Lake;
 use clap::Args;
-use serving::api::{watch_manifest, ApiOptions, AppState};
+use lambda_io::Lake;
+use serving::api::watch_manifest;
 use serving::batch_views::BatchViews;
 use serving::collector::{Collector, CollectorOptions};
 use serving::query::QueryLimits;
 use serving::speed_views::SpeedViews;
+use serving::{ApiOptions, AppState};
 use shared_logic::{topics, Validator};
 
 use crate::KafkaArgs;
@@ -97,7 +98,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         let settings = args.kafka.settings()?;
         // The broker may be down at start: the collector then answers 503 until it is up.
-        if let Err(e) = speed::kafka::ensure_topics(
+        if let Err(e) = lambda_io::kafka::ensure_topics(
             &settings,
             &[(&args.topic, args.partitions), (&args.dead_letter_topic, 1)],
             Duration::from_secs(10),
@@ -159,7 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(listen = %args.listen, views = %args.layers.views, speed = ?args.layers.speed_urls, "serving layer starts");
     axum::serve(listener, serving::router(state))
-        .with_graceful_shutdown(crate::shutdown_signal())
+        .with_graceful_shutdown(lambda_tools::signal::shutdown_signal())
         .await
         .context("HTTP server")?;
     let _ = stop_tx.send(true);

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use batch::Lake;
 use clap::Args;
+use lambda_io::Lake;
 use shared_logic::{topics, Validator};
 use speed::cdc_consumer::{CdcConsumer, CdcOptions};
 use speed::checkpoint::CheckpointStore;
@@ -179,7 +179,7 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         None
     };
     let consumer = SpeedConsumer::new(views.clone(), &settings, checkpoints, opts).await?;
-    let run = consumer.run(crate::shutdown_signal());
+    let run = consumer.run(lambda_tools::signal::shutdown_signal());
     tokio::pin!(run);
     let mut cdc = cdc;
     let stats = match &mut cdc {

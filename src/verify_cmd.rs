@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use batch::Lake;
 use clap::Args;
+use lambda_io::Lake;
 use serving::batch_views::BatchViews;
-use serving::query::{parse_time, MetricKind};
+use serving::query::{parse_metric, parse_time};
 use serving::speed_views::SpeedViews;
 use serving::verify::{self, Comparison, Report};
-use shared_logic::metric::{Funnel, Orders, PageViews, Revenue, Sessions};
+use shared_logic::MetricId;
 
 #[derive(Args)]
 pub struct VerifyArgs {
@@ -51,8 +51,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
         anyhow::bail!("--from must be before --to");
     }
     let metrics = match &args.metric {
-        Some(m) => vec![MetricKind::parse(m)?],
-        None => MetricKind::ALL.to_vec(),
+        Some(m) => vec![parse_metric(m)?],
+        None => MetricId::ALL.to_vec(),
     };
     let batch = BatchViews::new(
         Lake::open(&args.layers.views, false)
@@ -66,13 +66,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
     )?;
     let mut report = Report::new();
     for metric in metrics {
-        let comparison = match metric {
-            MetricKind::PageViews => verify::verify::<PageViews>(&batch, &speed, from, to).await?,
-            MetricKind::Funnel => verify::verify::<Funnel>(&batch, &speed, from, to).await?,
-            MetricKind::Revenue => verify::verify::<Revenue>(&batch, &speed, from, to).await?,
-            MetricKind::Sessions => verify::verify::<Sessions>(&batch, &speed, from, to).await?,
-            MetricKind::Orders => verify::verify::<Orders>(&batch, &speed, from, to).await?,
-        };
+        let comparison = verify::verify_metric(metric, &batch, &speed, from, to).await?;
         report.insert(metric.name(), comparison);
     }
     let differences: Vec<verify::Difference> = report

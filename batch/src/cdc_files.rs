@@ -23,9 +23,9 @@ use shared_logic::schema::col;
 use shared_logic::window::HourKey;
 
 use crate::error::BatchError;
-use crate::lake::{hour_partition, Lake};
+use lambda_io::lake::{hour_partition, Lake};
 
-use crate::writer::encode_parquet;
+use lambda_io::parquet_file::encode_parquet;
 
 /// One checked change record of a change topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +186,7 @@ pub fn encode_products(
     ];
     let batch = RecordBatch::try_new(products_schema(), columns)
         .map_err(|e| BatchError::logic(name.to_string())(shared_logic::LogicError::Arrow(e)))?;
-    encode_parquet(products_schema(), &[batch], name)
+    Ok(encode_parquet(products_schema(), &[batch], name)?)
 }
 
 /// A table's change log as the lake holds it: every change of the files read, and the rows

@@ -3,17 +3,9 @@
 /// What failed in the batch layer.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
-    /// The lake (or views) location could not be understood.
-    #[error("lake location `{url}`: {reason}")]
-    Location { url: String, reason: String },
-    /// An object store operation failed.
-    #[error("object store: {what} `{path}`: {source}")]
-    Store {
-        what: &'static str,
-        path: String,
-        #[source]
-        source: Box<object_store::Error>,
-    },
+    /// The lake, a manifest or Kafka failed (see [`lambda_io::IoError`]).
+    #[error(transparent)]
+    Io(#[from] lambda_io::IoError),
     /// A Parquet file could not be written or read.
     #[error("parquet file `{path}`: {source}")]
     Parquet {
@@ -37,7 +29,7 @@ pub enum BatchError {
     },
     /// Reading an input file (import) failed.
     #[error("reading {path}: {source}")]
-    Io {
+    Input {
         path: String,
         #[source]
         source: std::io::Error,
@@ -63,18 +55,6 @@ pub enum BatchError {
 }
 
 impl BatchError {
-    pub(crate) fn store(
-        what: &'static str,
-        path: impl ToString,
-    ) -> impl FnOnce(object_store::Error) -> BatchError {
-        let path = path.to_string();
-        move |source| BatchError::Store {
-            what,
-            path,
-            source: Box::new(source),
-        }
-    }
-
     pub(crate) fn parquet(
         path: impl ToString,
     ) -> impl FnOnce(parquet::errors::ParquetError) -> BatchError {

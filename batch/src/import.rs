@@ -10,8 +10,8 @@ use std::io::BufRead;
 use shared_logic::{Origin, Validator};
 
 use crate::error::BatchError;
-use crate::lake::Lake;
 use crate::writer::{write_flush, Flush};
+use lambda_io::Lake;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -121,7 +121,7 @@ fn read_chunk(
         line.clear();
         let n = reader
             .read_until(b'\n', &mut line)
-            .map_err(|source| BatchError::Io {
+            .map_err(|source| BatchError::Input {
                 path: name.to_string(),
                 source,
             })?;

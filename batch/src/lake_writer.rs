@@ -3,7 +3,7 @@
 //!
 //! Exactly once into the lake, across crashes at any point:
 //! - a flush covers one partition's offset range `[first, last]` and its files are named by
-//!   it ([`crate::writer::flush_file_name`]);
+//!   it ([`lambda_io::lake_names::flush_file_name`]);
 //! - before writing, the flush records an *intent* (`_writer/<topic>/p<partition>/<first>-<last>.json`)
 //!   listing its files; offsets are committed (`last + 1`) only after every file is
 //!   durable; then the intent is deleted;
@@ -17,23 +17,22 @@
 //! (rejects), whatever the roll timing of the run that crashed and the run that resumed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use shared_logic::cdc::{CdcTable, Change};
 use shared_logic::{Event, Origin, Validator};
 
 use crate::cdc_files::RawChange;
 use crate::error::BatchError;
-use crate::lake::Lake;
 use crate::writer::{write_flush, Flush, Rejected};
+use lambda_io::Lake;
 
 /// How the writer runs.
 #[derive(Debug, Clone)]
@@ -91,85 +90,6 @@ struct PartitionBuffer {
     dead_letters: Vec<Rejected>,
     bytes: usize,
     opened: Instant,
-}
-
-/// The wait after a Kafka consume error: 100 ms, doubling up to 10 s; a received message
-/// resets it. Shared by every consumer loop (lake writer, speed layer, change streams).
-pub struct ConsumeBackoff {
-    next: Duration,
-}
-
-impl Default for ConsumeBackoff {
-    fn default() -> Self {
-        ConsumeBackoff {
-            next: Duration::from_millis(100),
-        }
-    }
-}
-
-impl ConsumeBackoff {
-    /// A message arrived: the next error waits the shortest time again.
-    pub fn reset(&mut self) {
-        *self = ConsumeBackoff::default();
-    }
-
-    /// Logs the error and waits, longer each time.
-    pub async fn wait(&mut self, brokers: &str, error: &rdkafka::error::KafkaError) {
-        tracing::warn!(brokers = %brokers, error = %error, backoff_ms = self.next.as_millis() as u64, "kafka consume error; retrying");
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(Duration::from_secs(10));
-    }
-}
-
-/// Records partitions revoked by a rebalance, so that a consumer drops what it holds for
-/// them (the new owner re-reads them from the committed offset). Used by the lake writer
-/// and the speed layer.
-/// With `statistics.interval.ms` set, it also keeps the client's per-partition lag.
-#[derive(Default)]
-pub struct RebalanceTracker {
-    revoked: Mutex<Vec<i32>>,
-    lag: Mutex<std::collections::BTreeMap<i32, i64>>,
-}
-
-impl RebalanceTracker {
-    /// Partitions revoked since the last call.
-    pub fn take_revoked(&self) -> Vec<i32> {
-        self.revoked
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default()
-    }
-
-    /// Partition → records behind the end, from the client's latest statistics (only
-    /// partitions whose lag the client knows).
-    pub fn lag(&self) -> std::collections::BTreeMap<i32, i64> {
-        self.lag.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-}
-
-impl ClientContext for RebalanceTracker {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        let lag = statistics
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
-            .map(|p| (p.partition, p.consumer_lag))
-            .collect();
-        if let Ok(mut l) = self.lag.lock() {
-            *l = lag;
-        }
-    }
-}
-
-impl ConsumerContext for RebalanceTracker {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            if let Ok(mut revoked) = self.revoked.lock() {
-                revoked.extend(list.elements().iter().map(|e| e.partition()));
-            }
-        }
-    }
 }
 
 type WriterConsumer = StreamConsumer<RebalanceTracker>;

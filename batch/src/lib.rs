@@ -1,14 +1,18 @@
 //! Batch layer: the master dataset and the exact views computed from it.
 //!
-//! - [`lake`]: where things live in an `object_store` (local path, `file://`, `s3://`): the
-//!   hive layout of events, dead letters, views, manifests and locks.
+//! The lake itself (an `object_store` location and its layout), the published manifest's
+//! format and Parquet encoding are `lambda_io`'s, shared with the other layers.
+//!
 //! - [`writer`]: validated events and dead letters to Parquet (zstd), one file per source
 //!   partition and offset range, so a retry rewrites the same file instead of adding a copy.
 //! - [`lake_writer`]: Kafka -> lake, exactly once across crashes (intent, write, commit).
 //! - [`import`]: NDJSON backfill into the lake, with the same validation and dead letters.
-//! - [`job`]: the hourly batch job: DataFusion scans an hour's files, the shared dedup rule
-//!   and the shared metrics fold them, views are staged and published with a manifest.
-//! - [`manifest`]: the published state: per-metric coverage map and time boundary.
+//! - [`job`]: the batch job: which hours a run computes, each locked, computed and
+//!   published in turn ([`options`]: how a run is configured); [`hour`]: one hour —
+//!   [`scan`] (DataFusion over the hour's files), [`dedup`] (pass one: winning origins of
+//!   repeated ids), [`fold`] (pass two: the shared metrics), [`view_files`] (the views
+//!   written as Parquet, and read back).
+//! - [`publish`]: publication of a run's hours under the publish lock ([`lock`]).
 //! - [`sessions`]: an hour's sessions, read with the neighbouring hours a session can span.
 //! - [`cdc_files`]: raw change files (Debezium records of the `orders` and `products`
 //!   topics); [`orders`]: the `orders` views replayed from them.
@@ -17,16 +21,20 @@
 //! `shared-logic`'s.
 
 pub mod cdc_files;
+pub mod dedup;
 pub mod error;
+pub mod fold;
+pub mod hour;
 pub mod import;
 pub mod job;
-pub mod lake;
 pub mod lake_writer;
 pub mod lock;
-pub mod manifest;
+pub mod options;
 pub mod orders;
+pub mod publish;
+pub mod scan;
 pub mod sessions;
+pub mod view_files;
 pub mod writer;
 
 pub use error::BatchError;
-pub use lake::Lake;

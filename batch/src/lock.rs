@@ -12,7 +12,7 @@ use object_store::{PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BatchError;
-use crate::lake::Lake;
+use lambda_io::Lake;
 
 #[derive(Serialize, Deserialize)]
 struct Holder {
@@ -80,7 +80,7 @@ impl Lock {
                         since,
                     });
                 }
-                Err(e) => return Err(BatchError::store("create lock", &path)(e)),
+                Err(e) => return Err(lambda_io::IoError::store("create lock", &path)(e).into()),
             }
         }
         Err(BatchError::Locked {
@@ -92,7 +92,7 @@ impl Lock {
 
     /// Releases the lock.
     pub async fn release(self) -> Result<(), BatchError> {
-        self.lake.delete(&self.path).await
+        Ok(self.lake.delete(&self.path).await?)
     }
 }
 

@@ -13,22 +13,23 @@
 //! run's settle horizon, an hour without orders as an empty view, so the `orders` time
 //! boundary is contiguous. Only hours whose view changed (by content digest) are written
 //! and published. An hour's `orders` view survives a recomputation of its events (see
-//! [`crate::manifest::HourView::digests`]). Each replay also writes the products dimension,
+//! [`lambda_io::manifest::HourView::digests`]). Each replay also writes the products dimension,
 //! every version with its validity (`dimensions/products/<run id>.parquet`, named in the
 //! manifest's `change_log`).
 
 use std::collections::BTreeMap;
 
 use shared_logic::cdc::CdcTable;
-use shared_logic::metric::Orders;
+use shared_logic::metrics::Orders;
 use shared_logic::orders::{dedup_log, orders_views, product_table, Unapplied};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{MetricContext, MetricViews};
 
 use crate::cdc_files;
 use crate::error::BatchError;
-use crate::lake::Lake;
-use crate::manifest::{self, ChangeLogRead, HourView, InputFile, Published};
+use crate::publish;
+use lambda_io::manifest::{ChangeLogRead, HourView, InputFile, Published};
+use lambda_io::Lake;
 
 /// What an `orders` pass did.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +147,7 @@ pub async fn run(
             continue;
         }
         let (metric, path) =
-            crate::job::write_view::<Orders>(views, hour, run_id, view, ctx).await?;
+            crate::view_files::write_view::<Orders>(views, hour, run_id, view, ctx).await?;
         let mut entry = current
             .cloned()
             .unwrap_or_else(|| HourView::without_events(run_id, computed_at.clone()));
@@ -161,11 +162,11 @@ pub async fn run(
         through: through_text,
         products: Some(products_file),
     };
-    let published = manifest::publish_with_change_log(
+    let published = publish::publish_with_change_log(
         views,
         run_id,
         &ctx.fingerprint(),
-        &crate::job::METRICS,
+        shared_logic::registry::NAMES,
         &changed,
         read,
         lock_ttl,
@@ -226,8 +227,12 @@ mod tests {
                     change,
                 });
             }
-            let name =
-                crate::writer::flush_file_name(table.default_topic(), 0, 0, raw.len() as i64);
+            let name = lambda_io::lake_names::flush_file_name(
+                table.default_topic(),
+                0,
+                0,
+                raw.len() as i64,
+            );
             for (path, bytes, _) in cdc_files::encode(lake, raw, &name).unwrap() {
                 lake.put(&path, bytes).await.unwrap();
             }
@@ -259,7 +264,7 @@ mod tests {
         dedup_log(&mut products);
         dedup_log(&mut orders);
         let expected = orders_views(&orders, &product_table(&products).0, &ctx);
-        let batch = crate::job::read_views::<Orders>(&views, &published, &hours)
+        let batch = crate::view_files::read_views::<Orders>(&views, &published, &hours)
             .await
             .unwrap();
         assert_eq!(batch, expected);

@@ -22,9 +22,9 @@ use shared_logic::window::{HourKey, DAY_MS, HOUR_MS};
 use shared_logic::{Device, MetricContext, MetricViews, Origin, Sessions};
 
 use crate::error::BatchError;
-use crate::job::{inspect_inputs, streams, table};
-use crate::lake::Lake;
-use crate::manifest::InputFile;
+use crate::scan::{in_bucket, inspect_inputs, streams, table};
+use lambda_io::manifest::InputFile;
+use lambda_io::Lake;
 
 /// One event as sessions need it: 64 bytes, no allocation (users by a 128-bit hash,
 /// countries interned).
@@ -297,7 +297,7 @@ async fn scan(
         let cols = SessionColumns::new(&batch).map_err(logic)?;
         for i in 0..cols.len() {
             let user = user_hash(cols.user_id(i));
-            if cols.time(i) < from_ms || !crate::job::in_bucket(user, bucket) {
+            if cols.time(i) < from_ms || !in_bucket(user, bucket) {
                 continue;
             }
             let a = cols.activity(i).map_err(logic)?;

@@ -15,64 +15,14 @@ use arrow::array::{
     TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use shared_logic::window::HourKey;
 use shared_logic::{schema, DeadLetter, Event, Origin};
 
+use lambda_io::lake_names::flush_file_name;
+use lambda_io::parquet_file::encode_parquet;
+
 use crate::error::BatchError;
-use crate::lake::{hour_partition, Lake};
-
-/// The name of a file holding one flush of one source partition.
-pub fn flush_file_name(source: &str, partition: i32, first: i64, last: i64) -> String {
-    // Fixed-width offsets: names sort in offset order.
-    let partition = if partition < 0 {
-        format!("m{}", -(partition as i64))
-    } else {
-        partition.to_string()
-    };
-    format!("{source}-p{partition}-{first:020}-{last:020}.parquet")
-}
-
-/// The parts of a [`flush_file_name`]: source, partition, first and last offset.
-pub fn parse_flush_file_name(name: &str) -> Option<(String, i32, i64, i64)> {
-    let stem = name.strip_suffix(".parquet")?;
-    let mut parts = stem.rsplitn(4, '-');
-    let last = parts.next()?.parse().ok()?;
-    let first = parts.next()?.parse().ok()?;
-    let partition = parts.next()?.strip_prefix('p')?;
-    let partition = match partition.strip_prefix('m') {
-        Some(negative) => -negative.parse::<i32>().ok()?,
-        None => partition.parse().ok()?,
-    };
-    let source = parts.next()?.to_string();
-    Some((source, partition, first, last))
-}
-
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_max_row_group_row_count(Some(256 * 1024))
-        .set_created_by(format!("lambda {}", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// Encodes record batches as one Parquet file in memory.
-pub fn encode_parquet(
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-    name: &str,
-) -> Result<Vec<u8>, BatchError> {
-    let mut buffer = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(writer_properties()))
-        .map_err(BatchError::parquet(name))?;
-    for batch in batches {
-        writer.write(batch).map_err(BatchError::parquet(name))?;
-    }
-    writer.close().map_err(BatchError::parquet(name))?;
-    Ok(buffer)
-}
+use lambda_io::lake::{hour_partition, Lake};
 
 /// The schema of dead-letter files.
 pub fn dead_letter_schema() -> SchemaRef {
@@ -226,7 +176,7 @@ pub async fn write_flush(lake: &Lake, mut flush: Flush) -> Result<FlushReport, B
         let display = lake.object_url(&path);
         let bytes = tokio::task::spawn_blocking(move || {
             let batch = schema::to_record_batch(&events).map_err(BatchError::logic(&display))?;
-            encode_parquet(schema::event_schema(), &[batch], &display)
+            Ok::<_, BatchError>(encode_parquet(schema::event_schema(), &[batch], &display)?)
         })
         .await
         .map_err(|e| BatchError::Usage(format!("encoder task failed: {e}")))??;
@@ -255,34 +205,4 @@ pub async fn write_flush(lake: &Lake, mut flush: Flush) -> Result<FlushReport, B
         report.files.push(lake.object_url(&path));
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flush_names_parse_back() {
-        for (source, p, first, last) in [("events", 3, 9, 120), ("my-topic", -1, 0, 7)] {
-            let name = flush_file_name(source, p, first, last);
-            assert_eq!(
-                parse_flush_file_name(&name),
-                Some((source.to_string(), p, first, last))
-            );
-        }
-        assert_eq!(parse_flush_file_name("notes.txt"), None);
-        assert_eq!(parse_flush_file_name("x-px-1-2.parquet"), None);
-    }
-
-    #[test]
-    fn flush_names_sort_in_offset_order_and_encode_import_partitions() {
-        let a = flush_file_name("events", 3, 9, 120);
-        let b = flush_file_name("events", 3, 121, 2_000);
-        assert!(a < b);
-        assert_eq!(
-            a,
-            "events-p3-00000000000000000009-00000000000000000120.parquet"
-        );
-        assert!(flush_file_name("import", -1, 0, 5).starts_with("import-pm1-"));
-    }
 }

@@ -1,7 +1,8 @@
-//! The HTTP API of the serving layer (axum): routes, handlers, authentication and request
-//! metrics. Handlers parse and check input ([`crate::query`]), read both layers
-//! ([`crate::batch_views`], [`crate::speed_views`]), merge ([`crate::merge`]) and shape the
-//! JSON; every failure is a [`ServingError`] with a status and a stable code.
+//! The HTTP API of the serving layer (axum): the router and its handlers. Handlers parse
+//! and check input ([`crate::query`]), leave authentication to [`crate::auth`]'s
+//! middleware, answer metric queries through [`crate::answer`] (behind the answer cache)
+//! and render `/metrics` from [`crate::telemetry`]; every failure is a [`ServingError`]
+//! with a status and a stable code.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,110 +16,19 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
-use shared_logic::metric::{catalog, Funnel, Metric, Orders, PageViews, Revenue, Sessions};
+use serde_json::{json, Value};
+use shared_logic::registry::catalog;
 use shared_logic::window::WindowStart;
-use shared_logic::MetricContext;
 
-use crate::answer_cache::{Answer, AnswerCache, Lookup};
-use crate::batch_views::{BatchRead, BatchViews};
-use crate::collector::Collector;
+use crate::answer::compute_off_runtime;
+use crate::answer_cache::Lookup;
+use crate::auth::{admin_auth, ingest_auth, query_auth};
 use crate::error::ServingError;
-use crate::merge::{Merger, SpeedClock};
-use crate::query::{parse_time, MetricKind, MetricQuery, QueryLimits};
-use crate::speed_views::{SpeedSwitch, SpeedViews};
-use crate::telemetry::{Sample, Telemetry};
-
-/// One route: method and path template.
-pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
-}
-
-/// Every route the server answers (the OpenAPI document is built from this list).
-pub const ROUTES: &[Route] = &[
-    Route {
-        method: "get",
-        path: "/v1/metrics",
-    },
-    Route {
-        method: "get",
-        path: "/v1/metrics/{metric}",
-    },
-    Route {
-        method: "get",
-        path: "/v1/lineage",
-    },
-    Route {
-        method: "post",
-        path: "/v1/events",
-    },
-    Route {
-        method: "put",
-        path: "/v1/admin/speed",
-    },
-    Route {
-        method: "get",
-        path: "/healthz",
-    },
-    Route {
-        method: "get",
-        path: "/readyz",
-    },
-    Route {
-        method: "get",
-        path: "/metrics",
-    },
-    Route {
-        method: "get",
-        path: "/openapi.json",
-    },
-    Route {
-        method: "get",
-        path: "/",
-    },
-    Route {
-        method: "get",
-        path: "/assets/app.js",
-    },
-    Route {
-        method: "get",
-        path: "/assets/style.css",
-    },
-];
-
-/// How the API behaves.
-#[derive(Debug, Clone, Default)]
-pub struct ApiOptions {
-    pub limits: QueryLimits,
-    /// Bearer token for the query routes (`/v1/metrics…`, `/v1/lineage`); none: open.
-    pub query_token: Option<String>,
-    /// Bearer token for `POST /v1/events`; none: open.
-    pub ingest_token: Option<String>,
-    /// Bearer token for the admin routes (`PUT /v1/admin/speed`); none: they are disabled.
-    pub admin_token: Option<String>,
-    /// The metric context both layers use (windows, reporting currency).
-    pub ctx: MetricContext,
-}
-
-/// What the handlers share.
-pub struct AppState {
-    pub batch: BatchViews,
-    pub speed: SpeedSwitch,
-    /// `None`: this server does not collect (`POST /v1/events` answers 503).
-    pub collector: Option<Collector>,
-    pub telemetry: Telemetry,
-    /// Bounded-staleness answers for repeated queries (off by default).
-    pub answers: AnswerCache,
-    pub opts: ApiOptions,
-}
-
-/// RFC 3339 in UTC, seconds unless the time has milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_else(|| ms.to_string())
-}
+use crate::openapi::ROUTES;
+use crate::query::{parse_metric, parse_time, MetricQuery};
+use crate::speed_views::SpeedViews;
+use crate::state::AppState;
+use crate::telemetry::layer_samples;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -188,69 +98,6 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .telemetry
         .record_request(route, response.status().as_u16(), started.elapsed());
     response
-}
-
-/// Compares without an early exit on the first differing byte.
-fn token_matches(expected: &str, given: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= (*x ^ b.get(i).copied().unwrap_or(0)) as usize;
-    }
-    diff == 0
-}
-
-fn check_token(expected: Option<&str>, request: &Request, what: &str) -> Result<(), ServingError> {
-    let Some(expected) = expected else {
-        return Ok(());
-    };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(token) if token_matches(expected, token.trim()) => Ok(()),
-        Some(_) => Err(ServingError::Unauthorized {
-            message: format!("the bearer token is not valid for {what}"),
-        }),
-        None => Err(ServingError::Unauthorized {
-            message: format!("{what} needs `Authorization: Bearer <token>`"),
-        }),
-    }
-}
-
-async fn query_auth(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ServingError> {
-    check_token(state.opts.query_token.as_deref(), &request, "queries")?;
-    Ok(next.run(request).await)
-}
-
-async fn ingest_auth(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ServingError> {
-    check_token(state.opts.ingest_token.as_deref(), &request, "ingest")?;
-    Ok(next.run(request).await)
-}
-
-async fn admin_auth(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ServingError> {
-    let Some(token) = state.opts.admin_token.as_deref() else {
-        return Err(ServingError::Forbidden {
-            code: "admin_disabled",
-            message: "admin routes are disabled: start the server with an admin token".into(),
-        });
-    };
-    check_token(Some(token), &request, "admin routes")?;
-    Ok(next.run(request).await)
 }
 
 /// Body of `PUT /v1/admin/speed`.
@@ -338,123 +185,6 @@ async fn metric(
         .into_response())
 }
 
-/// [`compute`] on a blocking thread: merging hundreds of thousands of states takes the
-/// CPU for a while, and the runtime's workers must stay free to serve cached answers (on
-/// one core the OS then interleaves the two).
-async fn compute_off_runtime(
-    state: Arc<AppState>,
-    query: MetricQuery,
-) -> Result<Answer, ServingError> {
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || runtime.block_on(compute(&state, &query)))
-        .await
-        .map_err(|e| ServingError::Internal(format!("answer task: {e}")))?
-}
-
-/// Computes one query's answer.
-async fn compute(state: &AppState, query: &MetricQuery) -> Result<Answer, ServingError> {
-    let computed_at = Instant::now();
-    let (value, newest_event_ms) = match query.metric {
-        MetricKind::PageViews => answer::<PageViews>(state, query).await?,
-        MetricKind::Funnel => answer::<Funnel>(state, query).await?,
-        MetricKind::Revenue => answer::<Revenue>(state, query).await?,
-        MetricKind::Sessions => answer::<Sessions>(state, query).await?,
-        MetricKind::Orders => answer::<Orders>(state, query).await?,
-    };
-    let body = serde_json::to_vec(&value)
-        .map_err(|e| ServingError::Internal(format!("answer encoding: {e}")))?;
-    Ok(Answer {
-        body: body.into(),
-        computed_at,
-        newest_event_ms,
-    })
-}
-
-/// Answers one query: batch for covered hours, speed for the others, merged, derived.
-/// Returns the answer object (without `freshness_ms`, which depends on when it is served)
-/// and the newest event time of the real-time views it read.
-pub async fn answer<M: Metric>(
-    state: &AppState,
-    query: &MetricQuery,
-) -> Result<(Value, Option<i64>), ServingError> {
-    let q = &query.query;
-    let published = state.batch.published();
-    let batch = match &published {
-        Some(p) => state.batch.read::<M>(p, q.from_ms, q.to_ms).await?,
-        None => BatchRead {
-            views: Vec::new(),
-            covered: Default::default(),
-        },
-    };
-    let mut merger = Merger::<M>::new(q, &batch.covered, state.opts.ctx.windows);
-    for hour in &batch.views {
-        for (key, s) in hour.iter() {
-            merger.add_batch(key, s);
-        }
-    }
-    let time = state
-        .speed
-        .current()
-        .read::<M>(q.from_ms, q.to_ms, |key, s| merger.add_speed(key, s))
-        .await?;
-    let rows = merger.finish(SpeedClock {
-        watermark: time.watermark,
-        allowed_lateness_ms: time.allowed_lateness_ms,
-    });
-    let group_names = query.group_by_names();
-    let truncated = rows.len() > query.limit;
-    let rows: Vec<Value> = rows
-        .iter()
-        .take(query.limit)
-        .map(|r| {
-            let dims: Map<String, Value> = group_names
-                .iter()
-                .zip(&r.dims)
-                .map(|(n, v)| (n.to_string(), Value::from(v.as_str())))
-                .collect();
-            let values: Map<String, Value> = M::VALUES
-                .iter()
-                .zip(M::values(&r.state))
-                .map(|((n, _), v)| {
-                    (
-                        n.to_string(),
-                        serde_json::to_value(v).unwrap_or(Value::Null),
-                    )
-                })
-                .collect();
-            json!({
-                "window_start": rfc3339(r.window_start),
-                "window_end": rfc3339(r.window_end),
-                "dimensions": dims,
-                "values": values,
-                "source": r.source,
-                "final": r.is_final,
-            })
-        })
-        .collect();
-    let filters: Map<String, Value> = query
-        .filter_pairs()
-        .into_iter()
-        .map(|(n, v)| (n.to_string(), Value::from(v)))
-        .collect();
-    let answer = json!({
-        "metric": M::NAME,
-        "from": rfc3339(q.from_ms),
-        "to": rfc3339(q.to_ms),
-        "granularity": query.granularity.name(),
-        "group_by": group_names,
-        "filters": filters,
-        "currency": state.opts.ctx.rates.reporting().code(),
-        "time_boundary": published.as_ref().and_then(|p| p.time_boundary.get(M::NAME).cloned().flatten()),
-        "manifest_version": published.as_ref().map(|p| p.version),
-        "watermark": time.watermark.map(rfc3339),
-        "newest_event_time": time.newest_event_ms.map(rfc3339),
-        "rows": rows,
-        "truncated": truncated,
-    });
-    Ok((answer, time.newest_event_ms))
-}
-
 async fn lineage(
     State(state): State<Arc<AppState>>,
     RawQuery(raw): RawQuery,
@@ -463,7 +193,7 @@ async fn lineage(
     let mut window = None;
     for (key, value) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
         match key.as_ref() {
-            "metric" => metric = Some(MetricKind::parse(&value)?),
+            "metric" => metric = Some(parse_metric(&value)?),
             "window" => window = Some(parse_time("window", &value)?),
             _ => {
                 return Err(ServingError::bad(
@@ -544,144 +274,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn sample(
-    name: &'static str,
-    help: &'static str,
-    kind: &'static str,
-    labels: Vec<(&'static str, String)>,
-    value: f64,
-) -> Sample {
-    Sample {
-        name,
-        help,
-        kind,
-        labels,
-        value,
-    }
-}
-
 async fn prometheus(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let now = now_ms();
-    let mut extra = Vec::new();
-    let published = state.batch.published();
-    extra.push(sample(
-        "lambda_serving_batch_manifest_version",
-        "Version of the batch manifest served (0: none loaded).",
-        "gauge",
-        vec![],
-        published.as_ref().map_or(0.0, |p| p.version as f64),
-    ));
-    if let Some(p) = &published {
-        for (metric, boundary) in &p.time_boundary {
-            let ms = boundary
-                .as_deref()
-                .and_then(|b| chrono::DateTime::parse_from_rfc3339(b).ok())
-                .map(|t| t.timestamp_millis());
-            if let Some(ms) = ms {
-                extra.push(sample(
-                    "lambda_batch_boundary_age_seconds",
-                    "Now minus the batch time boundary, per metric.",
-                    "gauge",
-                    vec![("metric", metric.clone())],
-                    (now - ms) as f64 / 1000.0,
-                ));
-            }
-        }
-    }
-    match state.speed.current().status().await {
-        Ok(statuses) => {
-            for (instance, s) in statuses {
-                let inst = || ("instance", instance.clone());
-                let c = s.progress.counters;
-                for (name, help, value) in [
-                    ("lambda_speed_records_total", "Records consumed.", c.records),
-                    (
-                        "lambda_speed_events_total",
-                        "Valid events counted.",
-                        c.events,
-                    ),
-                    (
-                        "lambda_speed_rejected_total",
-                        "Records rejected to the dead-letter topic.",
-                        c.rejected,
-                    ),
-                    (
-                        "lambda_speed_duplicates_total",
-                        "Duplicate deliveries dropped.",
-                        c.duplicates,
-                    ),
-                ] {
-                    extra.push(sample(name, help, "counter", vec![inst()], value as f64));
-                }
-                for (policy, value) in [
-                    ("dropped", c.late_dropped),
-                    ("side_output", c.late_side_output),
-                    ("updated", c.late_updated),
-                ] {
-                    extra.push(sample(
-                        "lambda_speed_late_events_total",
-                        "Events behind the closed windows, by what happened to them.",
-                        "counter",
-                        vec![inst(), ("policy", policy.into())],
-                        value as f64,
-                    ));
-                }
-                for (partition, lag) in &s.progress.lag {
-                    extra.push(sample(
-                        "lambda_speed_consumer_lag_records",
-                        "Records between the consumer's position and the partition's end.",
-                        "gauge",
-                        vec![inst(), ("partition", partition.to_string())],
-                        *lag as f64,
-                    ));
-                }
-                if let Some(at) = s.progress.last_checkpoint_ms {
-                    extra.push(sample(
-                        "lambda_speed_checkpoint_age_seconds",
-                        "Seconds since the last checkpoint.",
-                        "gauge",
-                        vec![inst()],
-                        (now - at) as f64 / 1000.0,
-                    ));
-                }
-                if let Some(newest) = s.progress.newest_event_ms {
-                    extra.push(sample(
-                        "lambda_speed_freshness_seconds",
-                        "Age of the newest visible event.",
-                        "gauge",
-                        vec![inst()],
-                        (now - newest) as f64 / 1000.0,
-                    ));
-                }
-                if let Some(wm) = s.progress.watermark {
-                    extra.push(sample(
-                        "lambda_speed_watermark_lag_seconds",
-                        "Now minus the watermark.",
-                        "gauge",
-                        vec![inst()],
-                        (now - wm) as f64 / 1000.0,
-                    ));
-                }
-                extra.push(sample(
-                    "lambda_speed_up",
-                    "Whether the speed instance answered.",
-                    "gauge",
-                    vec![inst()],
-                    1.0,
-                ));
-            }
-        }
-        Err(e) => {
-            extra.push(sample(
-                "lambda_speed_up",
-                "Whether the speed instance answered.",
-                "gauge",
-                vec![("instance", "any".into())],
-                0.0,
-            ));
-            tracing::warn!(error = %e, "speed status unavailable for /metrics");
-        }
-    }
+    let speed = state.speed.current().status().await;
+    let extra = layer_samples(state.batch.published().as_deref(), speed, now_ms());
     (
         [(
             header::CONTENT_TYPE,
@@ -715,15 +310,7 @@ pub async fn watch_manifest(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(token_matches("s3cret", "s3cret"));
-        assert!(!token_matches("s3cret", "s3cre"));
-        assert!(!token_matches("s3cret", "s3cret!"));
-        assert!(!token_matches("s3cret", ""));
-    }
+    use crate::openapi::ROUTES;
 
     #[test]
     fn the_openapi_document_lists_exactly_the_routes() {

@@ -11,9 +11,9 @@ use std::any::Any;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
-use batch::manifest::Published;
-use batch::Lake;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use lambda_io::manifest::Published;
+use lambda_io::Lake;
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Metric, MetricViews};
 

@@ -11,13 +11,13 @@
 
 use std::time::Duration;
 
+use lambda_io::kafka::KafkaSettings;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use shared_logic::{Origin, Validator};
-use speed::kafka::KafkaSettings;
 
 use crate::error::ServingError;
 
@@ -80,7 +80,7 @@ impl Collector {
         let producer: FutureProducer = kafka
             .client_config(
                 &[
-                    speed::kafka::PRODUCER_DEFAULTS.as_slice(),
+                    lambda_io::kafka::PRODUCER_DEFAULTS.as_slice(),
                     &[
                         ("message.timeout.ms", timeout.as_str()),
                         // Notice a broker that is back soon after an outage.

@@ -32,7 +32,7 @@ pub enum ServingError {
     Unavailable { code: &'static str, message: String },
     /// The batch views could not be read.
     #[error("batch views: {0}")]
-    Batch(#[from] batch::BatchError),
+    BatchViews(#[from] lambda_io::IoError),
     /// Something on our side failed (500).
     #[error("{0}")]
     Internal(String),
@@ -64,7 +64,7 @@ impl ServingError {
             ServingError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServingError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ServingError::Batch(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServingError::BatchViews(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServingError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,7 +78,7 @@ impl ServingError {
             | ServingError::Unavailable { code, .. } => code,
             ServingError::Unauthorized { .. } => "unauthorized",
             ServingError::TooLarge { .. } => "body_too_large",
-            ServingError::Batch(_) => "batch_views_unavailable",
+            ServingError::BatchViews(_) => "batch_views_unavailable",
             ServingError::Internal(_) => "internal",
         }
     }

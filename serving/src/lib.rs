@@ -1,16 +1,21 @@
 //! Serving layer: everything that faces clients.
 //!
 //! - [`api`]: the axum routes (query API, collector, dashboard, health, metrics, OpenAPI);
-//! - [`query`]: parameters checked into a query; [`merge`]: the per-hour merge of batch
-//!   and real-time views; [`batch_views`] and [`speed_views`]: reading each layer;
+//!   [`state`]: what handlers share; [`auth`]: bearer tokens per group of routes;
+//! - [`query`]: parameters checked into a query; [`answer`]: a query answered and shaped;
+//!   [`merge`]: the per-hour merge of batch and real-time views; [`batch_views`] and
+//!   [`speed_views`]: reading each layer (the views contract is `lambda_io`'s);
 //! - [`collector`]: `POST /v1/events` into Kafka; [`lineage`]: where a number comes from;
 //! - [`telemetry`]: Prometheus metrics; [`openapi`]; [`dashboard`]: the embedded page.
 //!
 //! This crate never computes a metric from raw events: metric math is `shared-logic`'s,
-//! and the views it merges come from `batch` and `speed`.
+//! and the views it merges are the ones `batch` publishes and `speed` serves, read through
+//! `lambda_io` (this crate depends on neither layer).
 
+pub mod answer;
 pub mod answer_cache;
 pub mod api;
+pub mod auth;
 pub mod batch_views;
 pub mod collector;
 pub mod dashboard;
@@ -20,8 +25,10 @@ pub mod merge;
 pub mod openapi;
 pub mod query;
 pub mod speed_views;
+pub mod state;
 pub mod telemetry;
 pub mod verify;
 
-pub use api::{router, ApiOptions, AppState};
+pub use api::router;
 pub use error::ServingError;
+pub use state::{ApiOptions, AppState};

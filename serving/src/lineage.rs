@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use batch::manifest::Published;
+use lambda_io::manifest::Published;
+use lambda_io::speed_api::Status;
 use serde::Serialize;
 use shared_logic::window::HourKey;
-use speed::http::Status;
 
 /// A Kafka offset range held by one input file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,7 +93,7 @@ pub fn lineage(
             .and_then(|_| p.hours.get(&hour))
             .map(|h| (p, h))
     });
-    let window_start = crate::api::rfc3339(window_ms);
+    let window_start = shared_logic::instant::format_instant(window_ms);
     match covered {
         Some((p, h)) => Lineage {
             metric,
@@ -120,7 +120,7 @@ pub fn lineage(
                             .path
                             .rsplit('/')
                             .next()
-                            .and_then(batch::writer::parse_flush_file_name)
+                            .and_then(lambda_io::lake_names::parse_flush_file_name)
                             .map(|(source, partition, first, last)| OffsetRange {
                                 source,
                                 partition,

@@ -11,8 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use shared_logic::metric::MAX_DIMENSIONS;
 
-use shared_logic::state::{GroupKey, Mergeable};
 use shared_logic::window::{HourKey, WindowSpec, WindowStart};
+use shared_logic::{GroupKey, Mergeable};
 use shared_logic::{Metric, MetricViews};
 
 /// Which layer answered a row.
@@ -208,7 +208,7 @@ mod tests {
     use super::*;
     use shared_logic::dedup::first_wins;
     use shared_logic::generate::{Generator, GeneratorConfig};
-    use shared_logic::metric::{Funnel, PageViews};
+    use shared_logic::metrics::{Funnel, PageViews};
     use shared_logic::window::HOUR_MS;
     use shared_logic::{Aggregates, Event, MetricContext, Origin, Validator};
 

@@ -5,70 +5,24 @@
 //! never becomes SQL text, a path or a format string. Every rejection is a
 //! [`ServingError::BadRequest`] with a stable code naming the parameter.
 
-use shared_logic::metric::{Funnel, Metric, Orders, PageViews, Revenue, Sessions};
 use shared_logic::window::HOUR_MS;
+use shared_logic::{registry, MetricId};
 
 use crate::error::ServingError;
 use crate::merge::Query;
 
-/// The metrics the API answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricKind {
-    PageViews,
-    Funnel,
-    Revenue,
-    Sessions,
-    Orders,
-}
-
-impl MetricKind {
-    /// Every metric, in catalogue order.
-    pub const ALL: [MetricKind; 5] = [
-        MetricKind::PageViews,
-        MetricKind::Funnel,
-        MetricKind::Revenue,
-        MetricKind::Sessions,
-        MetricKind::Orders,
-    ];
-
-    /// The metric's API name.
-    pub fn name(self) -> &'static str {
-        match self {
-            MetricKind::PageViews => PageViews::NAME,
-            MetricKind::Funnel => Funnel::NAME,
-            MetricKind::Revenue => Revenue::NAME,
-            MetricKind::Sessions => Sessions::NAME,
-            MetricKind::Orders => Orders::NAME,
-        }
-    }
-
-    /// The metric's dimensions, in key order.
-    pub fn dimensions(self) -> &'static [&'static str] {
-        match self {
-            MetricKind::PageViews => PageViews::DIMENSIONS,
-            MetricKind::Funnel => Funnel::DIMENSIONS,
-            MetricKind::Revenue => Revenue::DIMENSIONS,
-            MetricKind::Sessions => Sessions::DIMENSIONS,
-            MetricKind::Orders => Orders::DIMENSIONS,
-        }
-    }
-
-    /// Looks a metric up by its API name.
-    pub fn parse(name: &str) -> Result<MetricKind, ServingError> {
-        MetricKind::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                ServingError::bad(
-                    "unknown_metric",
-                    format!(
-                        "no metric `{}`; known: {}",
-                        truncate(name),
-                        MetricKind::ALL.map(|m| m.name()).join(", ")
-                    ),
-                )
-            })
-    }
+/// Looks a metric up by its API name.
+pub fn parse_metric(name: &str) -> Result<MetricId, ServingError> {
+    MetricId::of(name).ok_or_else(|| {
+        ServingError::bad(
+            "unknown_metric",
+            format!(
+                "no metric `{}`; known: {}",
+                truncate(name),
+                registry::NAMES.join(", ")
+            ),
+        )
+    })
 }
 
 /// Output window sizes.
@@ -142,7 +96,7 @@ impl Default for QueryLimits {
 /// A checked query for one metric.
 #[derive(Debug, Clone)]
 pub struct MetricQuery {
-    pub metric: MetricKind,
+    pub metric: MetricId,
     pub granularity: Granularity,
     /// Windows starting in `[from, to)`, aligned to the granularity.
     pub query: Query,
@@ -173,7 +127,7 @@ impl MetricQuery {
         now_ms: i64,
         limits: &QueryLimits,
     ) -> Result<MetricQuery, ServingError> {
-        let metric = MetricKind::parse(metric)?;
+        let metric = parse_metric(metric)?;
         let mut from = None;
         let mut to = None;
         let mut granularity = Granularity::Minute;
@@ -214,8 +168,8 @@ impl MetricQuery {
                 "bad_range",
                 format!(
                     "from ({}) must be before to ({})",
-                    crate::api::rfc3339(from),
-                    crate::api::rfc3339(to)
+                    shared_logic::instant::format_instant(from),
+                    shared_logic::instant::format_instant(to)
                 ),
             ));
         }
@@ -252,31 +206,11 @@ impl MetricQuery {
 
 /// Epoch milliseconds or RFC 3339, within years 1970..=9999.
 pub fn parse_time(name: &str, text: &str) -> Result<i64, ServingError> {
-    const MAX_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
-    let ms = match text.parse::<i64>() {
-        Ok(ms) => ms,
-        Err(_) => chrono::DateTime::parse_from_rfc3339(text)
-            .map(|t| t.timestamp_millis())
-            .map_err(|_| {
-                ServingError::bad(
-                    "bad_time",
-                    format!(
-                        "`{name}` = `{}` is neither epoch milliseconds nor RFC 3339",
-                        truncate(text)
-                    ),
-                )
-            })?,
-    };
-    if !(0..=MAX_MS).contains(&ms) {
-        return Err(ServingError::bad(
-            "bad_time",
-            format!("`{name}` = `{}` is outside 1970..9999", truncate(text)),
-        ));
-    }
-    Ok(ms)
+    shared_logic::instant::parse_instant(text)
+        .map_err(|e| ServingError::bad("bad_time", format!("`{name}` = `{}` {e}", truncate(text))))
 }
 
-fn dimension_index(metric: MetricKind, name: &str) -> Result<usize, ServingError> {
+fn dimension_index(metric: MetricId, name: &str) -> Result<usize, ServingError> {
     metric
         .dimensions()
         .iter()
@@ -294,7 +228,7 @@ fn dimension_index(metric: MetricKind, name: &str) -> Result<usize, ServingError
         })
 }
 
-fn parse_group_by(metric: MetricKind, text: &str) -> Result<Vec<usize>, ServingError> {
+fn parse_group_by(metric: MetricId, text: &str) -> Result<Vec<usize>, ServingError> {
     let mut out = Vec::new();
     for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let i = dimension_index(metric, name)?;
@@ -309,7 +243,7 @@ fn parse_group_by(metric: MetricKind, text: &str) -> Result<Vec<usize>, ServingE
     Ok(out)
 }
 
-fn parse_filters(metric: MetricKind, text: &str) -> Result<Vec<(usize, String)>, ServingError> {
+fn parse_filters(metric: MetricId, text: &str) -> Result<Vec<(usize, String)>, ServingError> {
     let mut out: Vec<(usize, String)> = Vec::new();
     for part in text.split(',').filter(|s| !s.trim().is_empty()) {
         let Some((name, value)) = part.split_once(':') else {
@@ -390,7 +324,7 @@ mod tests {
             "from=2026-01-01T00:10:00Z&to=1767232800000&granularity=hour&group_by=device,country&filter=category:shoes,country:US&limit=5",
         )
         .unwrap();
-        assert_eq!(q.metric, MetricKind::Funnel);
+        assert_eq!(q.metric, MetricId::Funnel);
         assert_eq!(q.query.from_ms, 1_767_225_600_000);
         assert_eq!(q.query.to_ms, 1_767_232_800_000);
         assert_eq!(q.query.group_by, vec![1, 0]);

@@ -1,5 +1,5 @@
 //! The speed layer's real-time views, as the serving layer reads them: from the speed
-//! layer running in this process (the [`RealtimeViews`] handle), or from one or more speed
+//! layer running in this process (a [`RealtimeSource`] handle), or from one or more speed
 //! instances over HTTP (`GET /v1/speed/views/{metric}`), whose views are merged — each
 //! instance holds the partitions its consumer group gave it, and the merge of partitions
 //! is the same monoid merge as everywhere else.
@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use shared_logic::state::GroupKey;
-use shared_logic::{Metric, MetricViews};
-use speed::http::Status;
-use speed::views::RealtimeViews;
+use lambda_io::speed_api::{
+    RealtimeSource, Status, ALLOWED_LATENESS_HEADER, NEWEST_EVENT_HEADER, WATERMARK_HEADER,
+};
+use lambda_io::views_file::merge_views_file;
+use shared_logic::GroupKey;
+use shared_logic::{Metric, MetricViews, Registered};
 
 use crate::error::ServingError;
 
@@ -19,7 +21,7 @@ use crate::error::ServingError;
 #[derive(Clone)]
 pub enum SpeedViews {
     /// The speed layer runs in this process.
-    InProcess(RealtimeViews),
+    InProcess(Arc<dyn RealtimeSource>),
     /// Speed instances reached over HTTP (base URLs such as `http://speed-0:9101`).
     Remote {
         instances: Vec<url::Url>,
@@ -70,6 +72,11 @@ pub struct SpeedTime {
 }
 
 impl SpeedViews {
+    /// The speed layer running in this process.
+    pub fn in_process(views: impl RealtimeSource + 'static) -> SpeedViews {
+        SpeedViews::InProcess(Arc::new(views))
+    }
+
     /// Remote instances, with a per-request timeout.
     pub fn remote(instances: &[String], timeout: Duration) -> Result<SpeedViews, ServingError> {
         let mut urls = Vec::new();
@@ -107,7 +114,7 @@ impl SpeedViews {
 
     /// Hands every state of metric `M` with a window starting in `[from_ms, to_ms)` to
     /// `sink`, and says how far the speed layer is.
-    pub async fn read<M: Metric>(
+    pub async fn read<M: Registered>(
         &self,
         from_ms: i64,
         to_ms: i64,
@@ -115,11 +122,17 @@ impl SpeedViews {
     ) -> Result<SpeedTime, ServingError> {
         match self {
             SpeedViews::InProcess(views) => {
-                let progress = views.visit::<M>(from_ms, to_ms, sink);
+                let progress = views.visit_aggregates(&mut |aggregates| {
+                    for (key, state) in M::views_in(aggregates).iter() {
+                        if key.window.0 >= from_ms && key.window.0 < to_ms {
+                            sink(key, state);
+                        }
+                    }
+                });
                 Ok(SpeedTime {
                     watermark: progress.watermark,
                     newest_event_ms: progress.newest_event_ms,
-                    allowed_lateness_ms: views.time.allowed_lateness_ms,
+                    allowed_lateness_ms: views.allowed_lateness_ms(),
                 })
             }
             SpeedViews::Remote { instances, client } => {
@@ -152,10 +165,9 @@ impl SpeedViews {
     /// Each instance's status (one entry for the in-process layer), keyed by instance.
     pub async fn status(&self) -> Result<BTreeMap<String, Status>, ServingError> {
         match self {
-            SpeedViews::InProcess(views) => Ok(BTreeMap::from([(
-                "in-process".to_string(),
-                Status::of(views),
-            )])),
+            SpeedViews::InProcess(views) => {
+                Ok(BTreeMap::from([("in-process".to_string(), views.status())]))
+            }
             SpeedViews::Remote { instances, client } => {
                 let mut out = BTreeMap::new();
                 for base in instances {
@@ -217,25 +229,18 @@ async fn fetch<M: Metric>(
             .and_then(|v| v.parse::<i64>().ok())
     };
     let time = SpeedTime {
-        watermark: header("x-lambda-watermark"),
-        newest_event_ms: header("x-lambda-newest-event"),
-        allowed_lateness_ms: header("x-lambda-allowed-lateness").unwrap_or_default(),
+        watermark: header(WATERMARK_HEADER),
+        newest_event_ms: header(NEWEST_EVENT_HEADER),
+        allowed_lateness_ms: header(ALLOWED_LATENESS_HEADER).unwrap_or_default(),
     };
     let body = response
         .bytes()
         .await
         .map_err(|e| unreachable_instance(&url, e))?;
-    let views = tokio::task::spawn_blocking(move || -> Result<MetricViews<M>, String> {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)
-            .and_then(|b| b.build())
-            .map_err(|e| e.to_string())?;
+    let name = url.to_string();
+    let views = tokio::task::spawn_blocking(move || {
         let mut views = MetricViews::<M>::default();
-        for batch in reader {
-            let batch = batch.map_err(|e| e.to_string())?;
-            shared_logic::views::merge_record_batch(&mut views, &batch)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(views)
+        merge_views_file(&mut views, body, &name).map(|()| views)
     })
     .await
     .map_err(|e| ServingError::Internal(format!("speed view decoder task: {e}")))?

@@ -10,6 +10,11 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use lambda_io::manifest::Published;
+use lambda_io::speed_api::Status;
+
+use crate::error::ServingError;
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -143,6 +148,152 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+fn sample(
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    labels: Vec<(&'static str, String)>,
+    value: f64,
+) -> Sample {
+    Sample {
+        name,
+        help,
+        kind,
+        labels,
+        value,
+    }
+}
+
+/// The gauges and counters about the other layers, read when `/metrics` is scraped: the
+/// batch manifest served, each metric's boundary age, and each speed instance's counters,
+/// lag, checkpoint age, freshness and watermark lag (`now` in epoch ms).
+pub fn layer_samples(
+    published: Option<&Published>,
+    speed: Result<BTreeMap<String, Status>, ServingError>,
+    now: i64,
+) -> Vec<Sample> {
+    let mut extra = Vec::new();
+    extra.push(sample(
+        "lambda_serving_batch_manifest_version",
+        "Version of the batch manifest served (0: none loaded).",
+        "gauge",
+        vec![],
+        published.map_or(0.0, |p| p.version as f64),
+    ));
+    if let Some(p) = published {
+        for (metric, boundary) in &p.time_boundary {
+            let ms = boundary
+                .as_deref()
+                .and_then(|b| chrono::DateTime::parse_from_rfc3339(b).ok())
+                .map(|t| t.timestamp_millis());
+            if let Some(ms) = ms {
+                extra.push(sample(
+                    "lambda_batch_boundary_age_seconds",
+                    "Now minus the batch time boundary, per metric.",
+                    "gauge",
+                    vec![("metric", metric.clone())],
+                    (now - ms) as f64 / 1000.0,
+                ));
+            }
+        }
+    }
+    match speed {
+        Ok(statuses) => {
+            for (instance, s) in statuses {
+                let inst = || ("instance", instance.clone());
+                let c = s.progress.counters;
+                for (name, help, value) in [
+                    ("lambda_speed_records_total", "Records consumed.", c.records),
+                    (
+                        "lambda_speed_events_total",
+                        "Valid events counted.",
+                        c.events,
+                    ),
+                    (
+                        "lambda_speed_rejected_total",
+                        "Records rejected to the dead-letter topic.",
+                        c.rejected,
+                    ),
+                    (
+                        "lambda_speed_duplicates_total",
+                        "Duplicate deliveries dropped.",
+                        c.duplicates,
+                    ),
+                ] {
+                    extra.push(sample(name, help, "counter", vec![inst()], value as f64));
+                }
+                for (policy, value) in [
+                    ("dropped", c.late_dropped),
+                    ("side_output", c.late_side_output),
+                    ("updated", c.late_updated),
+                ] {
+                    extra.push(sample(
+                        "lambda_speed_late_events_total",
+                        "Events behind the closed windows, by what happened to them.",
+                        "counter",
+                        vec![inst(), ("policy", policy.into())],
+                        value as f64,
+                    ));
+                }
+                for (partition, lag) in &s.progress.lag {
+                    extra.push(sample(
+                        "lambda_speed_consumer_lag_records",
+                        "Records between the consumer's position and the partition's end.",
+                        "gauge",
+                        vec![inst(), ("partition", partition.to_string())],
+                        *lag as f64,
+                    ));
+                }
+                if let Some(at) = s.progress.last_checkpoint_ms {
+                    extra.push(sample(
+                        "lambda_speed_checkpoint_age_seconds",
+                        "Seconds since the last checkpoint.",
+                        "gauge",
+                        vec![inst()],
+                        (now - at) as f64 / 1000.0,
+                    ));
+                }
+                if let Some(newest) = s.progress.newest_event_ms {
+                    extra.push(sample(
+                        "lambda_speed_freshness_seconds",
+                        "Age of the newest visible event.",
+                        "gauge",
+                        vec![inst()],
+                        (now - newest) as f64 / 1000.0,
+                    ));
+                }
+                if let Some(wm) = s.progress.watermark {
+                    extra.push(sample(
+                        "lambda_speed_watermark_lag_seconds",
+                        "Now minus the watermark.",
+                        "gauge",
+                        vec![inst()],
+                        (now - wm) as f64 / 1000.0,
+                    ));
+                }
+                extra.push(sample(
+                    "lambda_speed_up",
+                    "Whether the speed instance answered.",
+                    "gauge",
+                    vec![inst()],
+                    1.0,
+                ));
+            }
+        }
+        Err(e) => {
+            extra.push(sample(
+                "lambda_speed_up",
+                "Whether the speed instance answered.",
+                "gauge",
+                vec![("instance", "any".into())],
+                0.0,
+            ));
+            tracing::warn!(error = %e, "speed status unavailable for /metrics");
+        }
+    }
+    extra
 }
 
 #[cfg(test)]

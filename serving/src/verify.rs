@@ -11,9 +11,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use shared_logic::state::GroupKey;
 use shared_logic::window::HourKey;
-use shared_logic::{Metric, MetricViews};
+use shared_logic::GroupKey;
+use std::future::Future;
+use std::pin::Pin;
+
+use shared_logic::{Metric, MetricId, MetricViews, MetricVisitor, Registered};
 
 use crate::batch_views::BatchViews;
 use crate::error::ServingError;
@@ -80,7 +83,7 @@ pub fn compare_views<M: Metric>(
 }
 
 /// Compares metric `M` over the covered hours overlapping `[from_ms, to_ms)`.
-pub async fn verify<M: Metric>(
+pub async fn verify<M: Registered>(
     batch: &BatchViews,
     speed: &SpeedViews,
     from_ms: i64,
@@ -160,7 +163,7 @@ pub fn table(differences: &[Difference], max_rows: usize) -> String {
     for d in differences.iter().take(max_rows) {
         rows.push([
             d.metric.to_string(),
-            crate::api::rfc3339(d.window_start),
+            shared_logic::instant::format_instant(d.window_start),
             d.dimensions.join(","),
             d.batch.as_ref().map_or("-".into(), |v| v.join(" ")),
             d.speed.as_ref().map_or("-".into(), |v| v.join(" ")),
@@ -191,11 +194,53 @@ pub fn table(differences: &[Difference], max_rows: usize) -> String {
 /// Per-metric comparisons keyed by metric name.
 pub type Report = BTreeMap<&'static str, Comparison>;
 
+type Verifying<'a> = Pin<Box<dyn Future<Output = Result<Comparison, ServingError>> + Send + 'a>>;
+
+/// [`verify`] for a metric chosen at run time.
+#[derive(Clone)]
+struct VerifyMetric<'a> {
+    batch: &'a BatchViews,
+    speed: &'a SpeedViews,
+    from_ms: i64,
+    to_ms: i64,
+}
+
+impl<'a> MetricVisitor for VerifyMetric<'a> {
+    type Output = Verifying<'a>;
+
+    fn visit<M: Registered>(self) -> Verifying<'a> {
+        Box::pin(verify::<M>(
+            self.batch,
+            self.speed,
+            self.from_ms,
+            self.to_ms,
+        ))
+    }
+}
+
+/// Compares the layers' views of `metric` over `[from_ms, to_ms)`.
+pub async fn verify_metric(
+    metric: MetricId,
+    batch: &BatchViews,
+    speed: &SpeedViews,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Comparison, ServingError> {
+    metric
+        .visit(VerifyMetric {
+            batch,
+            speed,
+            from_ms,
+            to_ms,
+        })
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use shared_logic::generate::{Generator, GeneratorConfig};
-    use shared_logic::metric::PageViews;
+    use shared_logic::metrics::PageViews;
     use shared_logic::{Aggregates, MetricContext, Origin, Validator};
 
     fn views(take: usize) -> MetricViews<PageViews> {

@@ -9,8 +9,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::catalogue::{catalogue_product, category_names, country_codes, PRODUCTS};
 use crate::cdc::CdcTable;
-use crate::generate::{catalogue_product, category_names, country_codes, PRODUCTS};
 
 /// Change-stream settings.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::LogicError;
-use crate::state::Mergeable;
+use crate::mergeable::Mergeable;
 
 /// Precision: the number of hash bits that choose a register.
 pub const PRECISION: u32 = 12;

@@ -8,19 +8,25 @@
 //! This crate does no I/O: no Kafka, no files, no HTTP. It takes bytes and values and
 //! returns values, so every rule can be tested in isolation and both layers stay identical.
 
+pub mod catalogue;
 pub mod cdc;
 pub mod dedup;
 pub mod error;
 pub mod event;
 pub mod generate;
 pub mod generate_cdc;
+pub mod group_key;
 pub mod hll;
+pub mod instant;
+pub mod mergeable;
 pub mod metric;
+pub mod metric_views;
+pub mod metrics;
 pub mod money;
 pub mod orders;
+pub mod registry;
 pub mod schema;
 pub mod sessions;
-pub mod state;
 pub mod topics;
 pub mod validate;
 pub mod views;
@@ -28,9 +34,13 @@ pub mod window;
 
 pub use error::LogicError;
 pub use event::{Device, Event, EventId, EventRef, EventTime, EventType, Origin};
-pub use metric::{Funnel, Metric, MetricContext, Orders, PageViews, Revenue, Sessions};
+pub use group_key::GroupKey;
+pub use mergeable::{Mergeable, Signed};
+pub use metric::{Metric, MetricContext};
+pub use metric_views::MetricViews;
+pub use metrics::{Funnel, Orders, PageViews, Revenue, Sessions};
 pub use money::{Currency, Minor, Rates};
-pub use state::{Aggregates, Mergeable, MetricViews};
+pub use registry::{Aggregates, MetricId, MetricVisitor, Registered};
 pub use validate::{DeadLetter, Reason, Validator};
 pub use window::{WindowSpec, WindowStart};
 

@@ -12,8 +12,9 @@
 use std::collections::HashSet;
 
 use crate::cdc::{order_deltas, CdcRejection, CdcTable, Change, ProductTable};
-use crate::metric::{MetricContext, Orders};
-use crate::state::MetricViews;
+use crate::metric::MetricContext;
+use crate::metric_views::MetricViews;
+use crate::metrics::Orders;
 
 /// A checked change and where its topic holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +105,8 @@ pub fn replay_in_order<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mergeable::Mergeable;
     use crate::metric::Metric;
-    use crate::state::Mergeable;
 
     const T: i64 = 1_767_225_600_000;
 
@@ -165,7 +166,7 @@ mod tests {
         let (table, rejected) = product_table(&products);
         assert!(rejected.is_empty());
         let views = orders_views(&log, &table, &ctx);
-        let mut total = crate::metric::OrdersState::default();
+        let mut total = crate::metrics::OrdersState::default();
         for (key, state) in views.iter() {
             assert_eq!(key.dim(0), Some("books"));
             total.merge(state);

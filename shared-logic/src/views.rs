@@ -15,8 +15,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
 
 use crate::error::LogicError;
+use crate::group_key::GroupKey;
 use crate::metric::{Metric, Value, ValueKind};
-use crate::state::{GroupKey, MetricViews};
+use crate::metric_views::MetricViews;
 use crate::window::{WindowSpec, WindowStart};
 
 /// Name of the column holding the encoded state.
@@ -178,8 +179,9 @@ pub fn merge_record_batch<M: Metric>(
 mod tests {
     use super::*;
     use crate::generate::{Generator, GeneratorConfig};
-    use crate::metric::{Funnel, MetricContext, PageViews, Revenue};
-    use crate::state::Aggregates;
+    use crate::metric::MetricContext;
+    use crate::metrics::{Funnel, PageViews, Revenue};
+    use crate::registry::Aggregates;
     use crate::{Origin, Validator};
 
     fn aggregates() -> Aggregates {

@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use shared_logic::dedup::first_wins;
-use shared_logic::state::{Aggregates, Mergeable};
 use shared_logic::window::{HourKey, HOUR_MS};
+use shared_logic::{Aggregates, Mergeable};
 use shared_logic::{Event, MetricContext, Origin, Validator, WindowSpec};
 
 const BASE_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z

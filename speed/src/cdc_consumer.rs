@@ -16,16 +16,18 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch::lake_writer::{ConsumeBackoff, RebalanceTracker};
+use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use shared_logic::cdc::{CdcRejection, CdcTable, Change};
 
+use lambda_io::IoError;
+
 use crate::error::SpeedError;
-use crate::kafka::{EventProducer, KafkaSettings};
 use crate::orders::ChangeOutcome;
 use crate::views::RealtimeViews;
+use lambda_io::kafka::{EventProducer, KafkaSettings};
 
 /// Topics and group of the change-stream consumer.
 #[derive(Debug, Clone)]
@@ -38,20 +40,8 @@ pub struct CdcOptions {
     /// The batch layer's views: at start, order changes behind the `orders` boundary
     /// (minus `retain_covered`) are not held, so a replay of the topic's retention holds
     /// only what the speed layer answers. Later the events consumer evicts as it goes.
-    pub batch_views: Option<batch::Lake>,
+    pub batch_views: Option<lambda_io::Lake>,
     pub retain_covered: Duration,
-}
-
-fn kafka_error(
-    brokers: &str,
-    what: String,
-) -> impl FnOnce(rdkafka::error::KafkaError) -> SpeedError {
-    let brokers = brokers.to_string();
-    move |source| SpeedError::Kafka {
-        brokers,
-        what,
-        source: Box::new(source),
-    }
 }
 
 /// The running change-stream consumer.
@@ -74,7 +64,7 @@ impl CdcConsumer {
     ) -> Result<Self, SpeedError> {
         let brokers = kafka.brokers.clone();
         if let Some(views_lake) = &opts.batch_views {
-            match batch::manifest::Published::load(views_lake).await {
+            match lambda_io::manifest::Published::load(views_lake).await {
                 Ok(published) => {
                     let keep = crate::consumer::keep_ms(&views, opts.retain_covered);
                     let orders = <shared_logic::Orders as shared_logic::Metric>::NAME;
@@ -93,7 +83,7 @@ impl CdcConsumer {
                 }
             }
         }
-        crate::kafka::ensure_topics(
+        lambda_io::kafka::ensure_topics(
             kafka,
             &[(&opts.dead_letter_topic, 1)],
             Duration::from_secs(30),
@@ -110,8 +100,8 @@ impl CdcConsumer {
         let products: StreamConsumer = kafka
             .client_config(&[common.as_slice(), &[("group.id", products_group.as_str())]].concat())
             .create()
-            .map_err(kafka_error(&brokers, "create the products consumer".into()))?;
-        let partitions = crate::kafka::partitions_of(
+            .map_err(IoError::kafka(&brokers, "create the products consumer"))?;
+        let partitions = lambda_io::kafka::partitions_of(
             &products,
             &opts.products_topic,
             &brokers,
@@ -121,19 +111,19 @@ impl CdcConsumer {
         for p in &partitions {
             assignment
                 .add_partition_offset(&opts.products_topic, *p, Offset::Beginning)
-                .map_err(kafka_error(&brokers, "assign the products topic".into()))?;
+                .map_err(IoError::kafka(&brokers, "assign the products topic"))?;
         }
         products
             .assign(&assignment)
-            .map_err(kafka_error(&brokers, "assign the products topic".into()))?;
+            .map_err(IoError::kafka(&brokers, "assign the products topic"))?;
         let orders_group = format!("{}-orders", opts.group_id);
         let orders: StreamConsumer<RebalanceTracker> = kafka
             .client_config(&[common.as_slice(), &[("group.id", orders_group.as_str())]].concat())
             .create_with_context(RebalanceTracker::default())
-            .map_err(kafka_error(&brokers, "create the orders consumer".into()))?;
+            .map_err(IoError::kafka(&brokers, "create the orders consumer"))?;
         orders
             .subscribe(&[&opts.orders_topic])
-            .map_err(kafka_error(
+            .map_err(IoError::kafka(
                 &brokers,
                 format!("subscribe to `{}`", opts.orders_topic),
             ))?;
@@ -258,6 +248,7 @@ impl CdcConsumer {
                 ("source_partition", &p),
                 ("source_offset", &o),
             ],
-        )
+        )?;
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! A checkpoint records the metric logic's fingerprint: state computed under other logic,
 //! windows or rates is refused (replay instead).
 
-use batch::Lake;
+use lambda_io::Lake;
 use serde::{Deserialize, Serialize};
 use shared_logic::MetricContext;
 

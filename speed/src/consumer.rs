@@ -12,19 +12,23 @@
 
 use std::time::{Duration, Instant};
 
-use batch::lake_writer::{ConsumeBackoff, RebalanceTracker};
-use batch::manifest::Published;
-use batch::Lake;
+use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
+use lambda_io::manifest::Published;
+use lambda_io::Lake;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use shared_logic::{topics, Validator};
 
 use crate::checkpoint::CheckpointStore;
+use lambda_io::IoError;
+use shared_logic::metric::BuiltFrom;
+use shared_logic::MetricId;
+
 use crate::error::SpeedError;
-use crate::kafka::{EventProducer, KafkaSettings};
 use crate::partition::{Outcome, PartitionState};
 use crate::views::RealtimeViews;
+use lambda_io::kafka::{EventProducer, KafkaSettings};
 
 /// How the consumer runs.
 #[derive(Debug, Clone)]
@@ -140,15 +144,6 @@ pub struct SpeedConsumer {
     brokers: String,
 }
 
-fn kafka_error(brokers: &str, what: &str) -> impl FnOnce(rdkafka::error::KafkaError) -> SpeedError {
-    let (brokers, what) = (brokers.to_string(), what.to_string());
-    move |source| SpeedError::Kafka {
-        brokers,
-        what,
-        source: Box::new(source),
-    }
-}
-
 impl SpeedConsumer {
     /// Creates the dead-letter and late topics when missing, joins the group and prepares
     /// the producers.
@@ -159,7 +154,7 @@ impl SpeedConsumer {
         opts: SpeedOptions,
     ) -> Result<Self, SpeedError> {
         let brokers = kafka.brokers.clone();
-        crate::kafka::ensure_topics(
+        lambda_io::kafka::ensure_topics(
             kafka,
             &[(&opts.dead_letter_topic, 1), (&opts.late_topic, 1)],
             Duration::from_secs(30),
@@ -179,10 +174,10 @@ impl SpeedConsumer {
                 ("statistics.interval.ms", "5000"),
             ])
             .create_with_context(RebalanceTracker::default())
-            .map_err(kafka_error(&brokers, "create consumer"))?;
+            .map_err(IoError::kafka(&brokers, "create consumer"))?;
         consumer
             .subscribe(&[&opts.topic])
-            .map_err(kafka_error(&brokers, "subscribe"))?;
+            .map_err(IoError::kafka(&brokers, "subscribe"))?;
         Ok(SpeedConsumer {
             consumer: std::sync::Arc::new(consumer),
             dead_letters: EventProducer::new(kafka, &opts.dead_letter_topic)?,
@@ -277,7 +272,7 @@ impl SpeedConsumer {
     async fn sync_assignment(&self) -> Result<(), SpeedError> {
         let assigned: std::collections::BTreeSet<i32> = match self.consumer.assignment() {
             Ok(list) => list.elements().iter().map(|e| e.partition()).collect(),
-            Err(e) => return Err(kafka_error(&self.brokers, "read assignment")(e)),
+            Err(e) => return Err(IoError::kafka(&self.brokers, "read assignment")(e).into()),
         };
         for p in self.views.partitions() {
             if !assigned.contains(&p) {
@@ -401,7 +396,7 @@ impl SpeedConsumer {
             if state.next_offset > 0 {
                 offsets
                     .add_partition_offset(&self.opts.topic, p, Offset::Offset(state.next_offset))
-                    .map_err(kafka_error(&self.brokers, "commit"))?;
+                    .map_err(IoError::kafka(&self.brokers, "commit"))?;
             }
         }
         stats.checkpoints += 1;
@@ -439,14 +434,14 @@ impl SpeedConsumer {
             }
         };
         let keep = keep_ms(&self.views, self.opts.retain_covered);
-        let sessions = <shared_logic::Sessions as shared_logic::Metric>::NAME;
-        let orders = <shared_logic::Orders as shared_logic::Metric>::NAME;
+        let horizon =
+            |built| eviction_horizon(&published, keep, |m| MetricId::is_built_from(m, built));
         // The per-event metrics evict together (they share dedup keys).
-        let events_before = eviction_horizon(&published, keep, |m| m != sessions && m != orders);
-        if let Some(t) = eviction_horizon(&published, keep, |m| m == orders) {
+        let events_before = horizon(BuiltFrom::Events);
+        if let Some(t) = horizon(BuiltFrom::OrderChanges) {
             self.views.update_orders(|o| o.evict_before(t));
         }
-        let sessions_before = eviction_horizon(&published, keep, |m| m == sessions);
+        let sessions_before = horizon(BuiltFrom::Sessions);
         let ctx = &self.views.ctx;
         self.views.update(|states| {
             for state in states.values_mut() {

@@ -6,7 +6,7 @@
 //!   `shared_logic::views`; headers `x-lambda-watermark` and `x-lambda-newest-event` (ms);
 //!   `x-lambda-allowed-lateness` (ms);
 //! - `GET /v1/speed/status`: watermark, counters, offsets, lag, last checkpoint, revised
-//!   windows, live keys ([`Status`]);
+//!   windows, live keys (`lambda_io::speed_api::Status`);
 //! - `GET /healthz`.
 
 use axum::extract::{Path, Query, State};
@@ -14,11 +14,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use shared_logic::metric::{Funnel, Metric, Orders, PageViews, Revenue, Sessions};
-use shared_logic::MetricViews;
+use lambda_io::speed_api::{
+    Progress, Status, ALLOWED_LATENESS_HEADER, NEWEST_EVENT_HEADER, WATERMARK_HEADER,
+};
+use lambda_io::views_file::encode_views;
+use serde::Deserialize;
+use shared_logic::{registry, MetricViews, MetricVisitor, Registered};
 
-use crate::views::{Progress, RealtimeViews};
+use crate::views::RealtimeViews;
 
 /// An error answer: a status and a JSON body with a stable code.
 pub struct ApiError {
@@ -37,22 +40,30 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn bad_request(message: String) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "bad_request",
-        message,
+impl ApiError {
+    fn bad_request(message: String) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message,
+        }
     }
-}
 
-/// Parses epoch milliseconds or RFC 3339.
-pub fn parse_time(text: &str) -> Result<i64, String> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
+    fn internal(message: String) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message,
+        }
     }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| format!("`{text}` is neither epoch milliseconds nor RFC 3339"))
+
+    fn unknown_metric(name: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "unknown_metric",
+            message: format!("no metric `{name}`"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -63,22 +74,14 @@ struct Range {
 
 impl Range {
     fn bounds(&self) -> Result<(i64, i64), ApiError> {
-        let from = self
-            .from
-            .as_deref()
-            .map(parse_time)
-            .transpose()
-            .map_err(bad_request)?
-            .unwrap_or(i64::MIN);
-        let to = self
-            .to
-            .as_deref()
-            .map(parse_time)
-            .transpose()
-            .map_err(bad_request)?
-            .unwrap_or(i64::MAX);
+        let parse = |text: &Option<String>, default: i64| match text.as_deref() {
+            None => Ok(default),
+            Some(text) => shared_logic::instant::parse_instant(text)
+                .map_err(|e| ApiError::bad_request(format!("`{text}` {e}"))),
+        };
+        let (from, to) = (parse(&self.from, i64::MIN)?, parse(&self.to, i64::MAX)?);
         if from >= to {
-            return Err(bad_request(format!(
+            return Err(ApiError::bad_request(format!(
                 "from ({from}) must be before to ({to})"
             )));
         }
@@ -86,29 +89,27 @@ impl Range {
     }
 }
 
-/// Encodes one metric's views of a range.
-type Encoder = fn(&RealtimeViews, i64, i64) -> Result<(Vec<u8>, Progress), ApiError>;
-
 /// Metric `M`'s states of windows starting in `[from, to)`, merged across partitions, as
 /// Parquet; and the progress read under the same lock.
-fn parquet_of<M: Metric>(
-    realtime: &RealtimeViews,
+#[derive(Clone)]
+struct ViewsFile<'a> {
+    realtime: &'a RealtimeViews,
     from: i64,
     to: i64,
-) -> Result<(Vec<u8>, Progress), ApiError> {
-    let internal = |message: String| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "internal",
-        message,
-    };
-    let mut views = MetricViews::<M>::default();
-    let progress = realtime.visit::<M>(from, to, |key, state| views.merge_group(key, state));
-    let batch = shared_logic::views::to_record_batch(&views, &realtime.ctx.windows)
-        .map_err(|e| internal(e.to_string()))?;
-    let bytes =
-        batch::writer::encode_parquet(shared_logic::views::view_schema::<M>(), &[batch], M::NAME)
-            .map_err(|e| internal(e.to_string()))?;
-    Ok((bytes, progress))
+}
+
+impl MetricVisitor for ViewsFile<'_> {
+    type Output = Result<(Vec<u8>, Progress), ApiError>;
+
+    fn visit<M: Registered>(self) -> Self::Output {
+        let mut views = MetricViews::<M>::default();
+        let progress = self.realtime.visit::<M>(self.from, self.to, |key, state| {
+            views.merge_group(key, state)
+        });
+        let bytes = encode_views(&views, &self.realtime.ctx.windows, M::NAME)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok((bytes, progress))
+    }
 }
 
 async fn metric_views(
@@ -117,40 +118,33 @@ async fn metric_views(
     Query(range): Query<Range>,
 ) -> Result<Response, ApiError> {
     let (from, to) = range.bounds()?;
-    let encode: Encoder = match metric.as_str() {
-        PageViews::NAME => parquet_of::<PageViews>,
-        Funnel::NAME => parquet_of::<Funnel>,
-        Revenue::NAME => parquet_of::<Revenue>,
-        Sessions::NAME => parquet_of::<Sessions>,
-        Orders::NAME => parquet_of::<Orders>,
-        other => {
-            return Err(ApiError {
-                status: StatusCode::NOT_FOUND,
-                code: "unknown_metric",
-                message: format!("no metric `{other}`"),
-            })
-        }
-    };
+    if !registry::NAMES.contains(&metric.as_str()) {
+        return Err(ApiError::unknown_metric(&metric));
+    }
     let (body, progress) = tokio::task::spawn_blocking({
         let views = views.clone();
-        move || encode(&views, from, to)
+        move || {
+            let file = ViewsFile {
+                realtime: &views,
+                from,
+                to,
+            };
+            registry::dispatch(&metric, file)
+                .unwrap_or_else(|| Err(ApiError::unknown_metric(&metric)))
+        }
     })
     .await
-    .map_err(|e| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "internal",
-        message: e.to_string(),
-    })??;
+    .map_err(|e| ApiError::internal(e.to_string()))??;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/vnd.apache.parquet"),
     );
     for (name, value) in [
-        ("x-lambda-watermark", progress.watermark),
-        ("x-lambda-newest-event", progress.newest_event_ms),
+        (WATERMARK_HEADER, progress.watermark),
+        (NEWEST_EVENT_HEADER, progress.newest_event_ms),
         (
-            "x-lambda-allowed-lateness",
+            ALLOWED_LATENESS_HEADER,
             Some(views.time.allowed_lateness_ms),
         ),
     ] {
@@ -161,51 +155,8 @@ async fn metric_views(
     Ok((headers, body).into_response())
 }
 
-/// The body of `/v1/speed/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    /// Which computation of the views this instance serves (`--views-version`).
-    pub views_version: u32,
-    pub progress: Progress,
-    pub allowed_lateness_ms: i64,
-    pub out_of_orderness_ms: i64,
-    /// Fingerprint of the metric logic, windows and rates the views are computed with.
-    pub logic: String,
-    pub revised_windows: Vec<i64>,
-    pub live_keys: usize,
-    pub dedup_keys: usize,
-    /// Users whose open sessions are held.
-    pub session_users: usize,
-    /// What the change streams did (the `orders` metric).
-    #[serde(default)]
-    pub changes: crate::orders::ChangeCounters,
-    /// Order changes held for re-derivation when a product version arrives.
-    #[serde(default)]
-    pub held_order_changes: usize,
-}
-
-impl Status {
-    /// The status of in-process views.
-    pub fn of(views: &RealtimeViews) -> Status {
-        let (live_keys, dedup_keys) = views.live_keys();
-        Status {
-            views_version: views.views_version,
-            progress: views.progress(),
-            allowed_lateness_ms: views.time.allowed_lateness_ms,
-            out_of_orderness_ms: views.time.out_of_orderness_ms,
-            logic: views.ctx.fingerprint(),
-            revised_windows: views.revised_windows(),
-            live_keys,
-            dedup_keys,
-            session_users: views.session_users(),
-            changes: views.order_counters(),
-            held_order_changes: views.update_orders(|o| o.held_changes()),
-        }
-    }
-}
-
 async fn status(State(views): State<RealtimeViews>) -> Json<Status> {
-    Json(Status::of(&views))
+    Json(views.status())
 }
 
 /// The router of the speed endpoint.

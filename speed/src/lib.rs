@@ -7,18 +7,17 @@
 //!   checkpoints, eviction by the batch boundary);
 //! - [`checkpoint`]: state and offsets together, one atomic object per partition;
 //! - [`http`]: the endpoint a separate serving process merges views from;
-//! - [`kafka`]: client settings, topic creation, the producer; [`drain`]: read a topic back.
+//!
+//! Kafka clients, the lake and the views contract are `lambda_io`'s; this crate never
+//! depends on the batch layer.
 //!
 //! The metric math is `shared-logic`'s fold and merge; nothing here restates a metric.
 
 pub mod cdc_consumer;
 pub mod checkpoint;
 pub mod consumer;
-pub mod drain;
 pub mod error;
 pub mod http;
-pub mod kafka;
-pub mod local_broker;
 pub mod orders;
 pub mod partition;
 pub mod views;

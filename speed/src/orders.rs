@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use lambda_io::speed_api::ChangeCounters;
 use shared_logic::cdc::{order_deltas, CdcRejection, Change, OrderDelta, ProductTable, Row};
 use shared_logic::{Aggregates, MetricContext};
 
@@ -66,18 +67,6 @@ pub enum ChangeOutcome {
     Late,
     /// Cannot be applied (an update of a product never created).
     Rejected(CdcRejection),
-}
-
-/// Counts by outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ChangeCounters {
-    pub order_changes: u64,
-    pub product_changes: u64,
-    pub duplicates: u64,
-    pub late: u64,
-    pub rejected: u64,
-    /// Held changes whose deltas changed because a product version arrived after them.
-    pub rederived: u64,
 }
 
 /// The `orders` state of one speed instance.

@@ -26,8 +26,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use lambda_io::speed_api::Counters;
 use serde::{Deserialize, Serialize};
 use shared_logic::dedup::id_hash;
+use shared_logic::metric::BuiltFrom;
 use shared_logic::sessions::{Activity, UserSessions};
 use shared_logic::window::{HourKey, WindowStart, HOUR_MS};
 use shared_logic::{Aggregates, DeadLetter, EventRef, MetricContext, Origin, Validator};
@@ -61,31 +63,6 @@ impl Default for TimeSettings {
             allowed_lateness_ms: 60_000,
             late_policy: LatePolicy::Drop,
         }
-    }
-}
-
-/// Counts kept per partition (and summed for the instance).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    pub records: u64,
-    pub events: u64,
-    pub rejected: u64,
-    pub duplicates: u64,
-    pub late_dropped: u64,
-    pub late_side_output: u64,
-    pub late_updated: u64,
-}
-
-impl Counters {
-    /// Adds another partition's counts.
-    pub fn add(&mut self, o: &Counters) {
-        self.records += o.records;
-        self.events += o.events;
-        self.rejected += o.rejected;
-        self.duplicates += o.duplicates;
-        self.late_dropped += o.late_dropped;
-        self.late_side_output += o.late_side_output;
-        self.late_updated += o.late_updated;
     }
 }
 
@@ -271,15 +248,14 @@ impl PartitionState {
         ctx: &MetricContext,
     ) {
         if let Some(before) = events_before_ms {
-            let agg = &mut self.aggregates;
-            agg.page_views.retain(|k| k.window.0 >= before);
-            agg.funnel.retain(|k| k.window.0 >= before);
-            agg.revenue.retain(|k| k.window.0 >= before);
+            self.aggregates
+                .retain_windows_of(BuiltFrom::Events, |w| w.0 >= before);
             self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > before);
         }
         if let Some(before) = sessions_before_ms {
             self.forget_sessions(before, ctx);
-            self.aggregates.sessions.retain(|k| k.window.0 >= before);
+            self.aggregates
+                .retain_windows_of(BuiltFrom::Sessions, |w| w.0 >= before);
         }
         let oldest = match (events_before_ms, sessions_before_ms) {
             (Some(a), Some(b)) => a.min(b),

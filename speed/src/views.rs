@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use shared_logic::state::GroupKey;
-use shared_logic::{Aggregates, Metric, MetricContext};
+use shared_logic::GroupKey;
+use shared_logic::{Aggregates, MetricContext, Registered};
 
-use crate::orders::{ChangeCounters, OrderStreams};
-use crate::partition::{Counters, PartitionState, TimeSettings};
+use lambda_io::speed_api::{ChangeCounters, Counters, Progress, RealtimeSource, Status};
+
+use crate::orders::OrderStreams;
+use crate::partition::{PartitionState, TimeSettings};
 
 struct Inner {
     partitions: BTreeMap<i32, PartitionState>,
@@ -20,22 +22,6 @@ struct Inner {
     lag: BTreeMap<i32, i64>,
     /// The `orders` views, from the change streams (see [`crate::orders`]).
     orders: OrderStreams,
-}
-
-/// What the speed layer knows about time and progress, without the views themselves.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Progress {
-    /// Minimum of the active partitions' watermarks.
-    pub watermark: Option<i64>,
-    /// Newest event time that is visible (freshness = now − this).
-    pub newest_event_ms: Option<i64>,
-    /// Partition → next offset: what the views include.
-    pub offsets: BTreeMap<i32, i64>,
-    /// Partition → records behind the partition's end, as last reported by the client.
-    pub lag: BTreeMap<i32, i64>,
-    /// Wall-clock time (epoch ms) of the last checkpoint.
-    pub last_checkpoint_ms: Option<i64>,
-    pub counters: Counters,
 }
 
 /// Shared handle on the speed layer's state.
@@ -213,7 +199,7 @@ impl RealtimeViews {
     /// Calls `f` with every state of metric `M` whose window starts in `[from_ms, to_ms)`,
     /// partition by partition, under one read lock and without copying (the serving
     /// layer merges them straight into its answer).
-    pub fn visit<M: Metric>(
+    pub fn visit<M: Registered>(
         &self,
         from_ms: i64,
         to_ms: i64,
@@ -306,5 +292,53 @@ impl RealtimeViews {
         let keys = inner.partitions.values().map(|p| p.aggregates.len()).sum();
         let dedup = inner.partitions.values().map(|p| p.dedup_keys()).sum();
         (keys, dedup)
+    }
+}
+
+impl RealtimeViews {
+    /// What `/v1/speed/status` answers for these views.
+    pub fn status(&self) -> Status {
+        let (live_keys, dedup_keys) = self.live_keys();
+        Status {
+            views_version: self.views_version,
+            progress: self.progress(),
+            allowed_lateness_ms: self.time.allowed_lateness_ms,
+            out_of_orderness_ms: self.time.out_of_orderness_ms,
+            logic: self.ctx.fingerprint(),
+            revised_windows: self.revised_windows(),
+            live_keys,
+            dedup_keys,
+            session_users: self.session_users(),
+            changes: self.order_counters(),
+            held_order_changes: self.update_orders(|o| o.held_changes()),
+        }
+    }
+}
+
+impl RealtimeSource for RealtimeViews {
+    fn visit_aggregates(&self, visit: &mut dyn FnMut(&Aggregates)) -> Progress {
+        let inner = self.read();
+        let orders = inner.orders.partitions.values().map(|p| &p.aggregates);
+        for aggregates in inner
+            .partitions
+            .values()
+            .map(|p| &p.aggregates)
+            .chain(orders)
+        {
+            visit(aggregates);
+        }
+        self.progress_of(&inner)
+    }
+
+    fn partitions(&self) -> Vec<i32> {
+        RealtimeViews::partitions(self)
+    }
+
+    fn allowed_lateness_ms(&self) -> i64 {
+        self.time.allowed_lateness_ms
+    }
+
+    fn status(&self) -> Status {
+        RealtimeViews::status(self)
     }
 }

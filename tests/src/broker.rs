@@ -14,7 +14,8 @@ pub struct Broker {
 }
 
 fn spawn_tansu(dir: &std::path::Path, port: u16) -> Child {
-    speed::local_broker::spawn(dir, port).unwrap_or_else(|e| panic!("{e}; or set KAFKA_BROKERS"))
+    lambda_io::kafka::local_broker::spawn(dir, port)
+        .unwrap_or_else(|e| panic!("{e}; or set KAFKA_BROKERS"))
 }
 
 fn free_port() -> u16 {
@@ -83,7 +84,7 @@ impl Broker {
     }
 
     fn wait_until_ready(&self, timeout: Duration) {
-        speed::local_broker::wait_ready(&self.brokers, timeout)
+        lambda_io::kafka::local_broker::wait_ready(&self.brokers, timeout)
             .unwrap_or_else(|e| panic!("broker {}: {e}", self.brokers));
     }
 }

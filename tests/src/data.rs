@@ -2,7 +2,7 @@
 //! NDJSON lines imported into a lake, and views compared key by key.
 
 use batch::import::{import_ndjson, ImportOptions, ImportReport};
-use batch::Lake;
+use lambda_io::Lake;
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::{Metric, MetricViews, Origin, Validator};
 

@@ -5,8 +5,10 @@
 //! free loopback port with durable sqlite storage in a temporary directory, wait until it
 //! answers a metadata request, and stop it when the handle drops. Never a fake.
 
+pub mod bin;
 pub mod broker;
 pub mod data;
+pub mod faults;
 pub mod http;
 pub mod lake_files;
 pub mod pipeline;

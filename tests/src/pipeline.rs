@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batch::lake_writer::{LakeWriter, WriterOptions, WriterStats};
-use batch::Lake;
-use serving::api::{ApiOptions, AppState};
+use lambda_io::kafka::KafkaSettings;
+use lambda_io::Lake;
 use serving::batch_views::BatchViews;
 use serving::collector::{Collector, CollectorOptions};
 use serving::speed_views::SpeedViews;
+use serving::{ApiOptions, AppState};
 use shared_logic::MetricContext;
 use speed::checkpoint::CheckpointStore;
 use speed::consumer::{SpeedConsumer, SpeedOptions, SpeedStats};
 use speed::error::SpeedError;
-use speed::kafka::KafkaSettings;
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
 use tokio::sync::watch;
@@ -62,7 +62,7 @@ impl Pipeline {
     pub async fn start(brokers: &str, topic: &str, time: TimeSettings, dir: &Path) -> Pipeline {
         let kafka = KafkaSettings::new(brokers);
         let dlq = format!("{topic}-dlq");
-        speed::kafka::ensure_topics(&kafka, &[(topic, 3), (&dlq, 1)], Duration::from_secs(30))
+        lambda_io::kafka::ensure_topics(&kafka, &[(topic, 3), (&dlq, 1)], Duration::from_secs(30))
             .await
             .expect("topics");
         let (stop, stop_rx) = watch::channel(false);
@@ -119,7 +119,7 @@ impl Pipeline {
         .expect("collector");
         let state = Arc::new(AppState {
             batch: BatchViews::new(views.clone(), 64),
-            speed: SpeedViews::InProcess(realtime.clone()).into(),
+            speed: SpeedViews::in_process(realtime.clone()).into(),
             collector: Some(collector),
             telemetry: Default::default(),
             answers: Default::default(),

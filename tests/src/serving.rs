@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use shared_logic::state::Mergeable;
-use shared_logic::{Aggregates, Event, Metric, MetricContext, MetricViews};
+use shared_logic::Mergeable;
+use shared_logic::{Aggregates, Event, Metric, MetricContext, MetricViews, Registered};
 
 /// Serves `state` on a free loopback port (until the test's runtime ends); the address.
 pub async fn start(state: Arc<serving::AppState>) -> String {
@@ -114,7 +114,7 @@ pub async fn served_rows(addr: &str, path: &str) -> Vec<(i64, Value)> {
 /// What a query for metric `M` over `events` must answer, computed directly: fold every
 /// event with shared-logic, keep windows starting in `[from, to)` that match `filters`,
 /// merge into `granularity` windows by the `group_by` dimensions, evaluate.
-pub fn direct_rows<M: Metric>(
+pub fn direct_rows<M: Registered>(
     events: &[Event],
     from_ms: i64,
     to_ms: i64,
@@ -220,7 +220,7 @@ pub fn assert_rows_equal(
 
 /// Queries metric `M` over `[from, to)` and asserts that the rows equal the direct
 /// computation over `events` (and that the test data covers the range); the answer.
-pub async fn assert_served_equals_direct<M: Metric>(
+pub async fn assert_served_equals_direct<M: Registered>(
     addr: &str,
     events: &[Event],
     (from, to): (i64, i64),

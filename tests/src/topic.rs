@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use lambda_io::kafka::{ensure_topics, EventProducer, KafkaSettings};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use shared_logic::generate::Record;
 use shared_logic::{Event, Origin, Validator};
-use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
 
 /// One record as the broker holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,11 @@
 use std::io::Write;
 
 use batch::job::{self, BatchOptions, HourSelection};
-use batch::Lake;
+use lambda_io::Lake;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
+use shared_logic::metric::Metric;
+use shared_logic::metrics::{Funnel, PageViews, Revenue, Sessions};
 use shared_logic::window::HourKey;
 use shared_logic::{Aggregates, MetricContext, MetricViews, Origin, Validator};
 
@@ -61,13 +62,13 @@ fn assert_same<M: Metric>(actual: &MetricViews<M>, expected: &MetricViews<M>) {
 }
 
 async fn published_views<M: Metric>(views: &Lake) -> MetricViews<M> {
-    let published = batch::manifest::Published::load(views).await.unwrap();
+    let published = lambda_io::manifest::Published::load(views).await.unwrap();
     let hours: Vec<HourKey> = published
         .hours
         .keys()
         .map(|h| HourKey::parse(h).unwrap())
         .collect();
-    job::read_views::<M>(views, &published, &hours)
+    batch::view_files::read_views::<M>(views, &published, &hours)
         .await
         .unwrap()
 }
@@ -211,7 +212,7 @@ async fn batch_views_equal_the_direct_computation() {
     // The late file is a source of its own: the direct computation folds both sources.
     let mut both = direct(&data, 0);
     let late_direct = direct(&late, 0);
-    shared_logic::state::Mergeable::merge(&mut both, &late_direct);
+    shared_logic::Mergeable::merge(&mut both, &late_direct);
     assert_same(
         &published_views::<PageViews>(&views).await,
         &both.page_views,
@@ -272,7 +273,7 @@ async fn a_corrupt_file_fails_the_run_with_its_name_or_is_skipped_on_request() {
     .unwrap_err();
     assert!(err.to_string().contains("zz-corrupt.parquet"), "{err}");
     assert_eq!(
-        batch::manifest::Published::load(&views)
+        lambda_io::manifest::Published::load(&views)
             .await
             .unwrap()
             .version,

@@ -24,22 +24,22 @@ use std::time::Duration;
 
 use batch::job::{self, BatchOptions, HourSelection};
 use batch::lake_writer::{WriterOptions, WriterStats};
-use batch::Lake;
+use lambda_io::kafka::{ensure_topics, EventProducer, KafkaSettings};
+use lambda_io::Lake;
 use lambda_tests::pipeline::spawn_lake_writer;
 use lambda_tests::serving::{assert_served_equals_rows, rows_of_views, served_rows};
 use lambda_tests::topic::read_all;
 use lambda_tests::Broker;
-use serving::api::{ApiOptions, AppState};
 use serving::batch_views::BatchViews;
 use serving::speed_views::SpeedViews;
+use serving::{ApiOptions, AppState};
 use shared_logic::cdc::CdcTable;
 use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
-use shared_logic::metric::Orders;
+use shared_logic::metrics::Orders;
 use shared_logic::orders::replay_in_order;
 use shared_logic::window::HOUR_MS;
 use shared_logic::{MetricContext, MetricViews};
 use speed::cdc_consumer::{CdcConsumer, CdcOptions};
-use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
 use tokio::sync::watch;
@@ -285,7 +285,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
 
     // Orders first; products only once every order change is applied (all `unknown`).
     produce(&settings, ORDERS, &orders).await;
-    let handled = |c: speed::orders::ChangeCounters| {
+    let handled = |c: lambda_io::speed_api::ChangeCounters| {
         c.order_changes + c.product_changes + c.duplicates + c.late + c.rejected
     };
     lambda_tests::wait_until(
@@ -349,7 +349,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
             .collect::<Vec<_>>(),
         vec!["unknown_key"]
     );
-    let published = batch::manifest::Published::load(&views).await.unwrap();
+    let published = lambda_io::manifest::Published::load(&views).await.unwrap();
     let hours: Vec<_> = published
         .hours
         .keys()
@@ -402,7 +402,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
             (Some(half_past), None, Some("music".to_string())),
         ]
     );
-    let batch_views = job::read_views::<Orders>(&views, &published, &hours)
+    let batch_views = batch::view_files::read_views::<Orders>(&views, &published, &hours)
         .await
         .unwrap();
     assert_eq!(batch_views, expected, "batch layer vs direct replay");
@@ -420,7 +420,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
     // Served (batch for the covered hours, speed after) == direct, and the crafted rows.
     let state = Arc::new(AppState {
         batch: BatchViews::new(views.clone(), 64),
-        speed: SpeedViews::InProcess(realtime.clone()).into(),
+        speed: SpeedViews::in_process(realtime.clone()).into(),
         collector: None,
         telemetry: Default::default(),
         answers: Default::default(),

@@ -24,7 +24,8 @@ use serving::batch_views::BatchViews;
 use serving::verify;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig, Record};
-use shared_logic::metric::{Funnel, Metric, PageViews, Revenue, Sessions};
+use shared_logic::metric::Metric;
+use shared_logic::metrics::{Funnel, PageViews, Revenue, Sessions};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Event, MetricViews, Origin, Validator};
 use speed::partition::{LatePolicy, TimeSettings};
@@ -112,7 +113,7 @@ async fn verify_all(batch: &BatchViews, p: &Pipeline) -> Vec<verify::Comparison>
 }
 
 /// The served answers over the whole test range equal the direct computation.
-async fn served_equals_direct<M: Metric>(
+async fn served_equals_direct<M: shared_logic::Registered>(
     addr: &str,
     events: &[Event],
     granularity: (&str, i64),
@@ -138,17 +139,19 @@ async fn served_all(addr: &str, events: &[Event]) {
 }
 
 /// Rewrites one hour's page_views view file with one key missing.
-async fn corrupt_one_view(views: &batch::Lake, dir: &Path) -> (String, usize) {
-    let published = batch::manifest::Published::load(views).await.unwrap();
+async fn corrupt_one_view(views: &lambda_io::Lake, dir: &Path) -> (String, usize) {
+    let published = lambda_io::manifest::Published::load(views).await.unwrap();
     let (hour, view) = published.hours.iter().next().expect("a published hour");
     let relative = view.views["page_views"].clone();
     let hours = [HourKey::parse(hour).unwrap()];
     let mut states: MetricViews<PageViews> =
-        job::read_views(views, &published, &hours).await.unwrap();
+        batch::view_files::read_views(views, &published, &hours)
+            .await
+            .unwrap();
     let gone = states.sorted()[0].0.clone();
     states.retain(|k| *k != gone);
     let batch = shared_logic::views::to_record_batch(&states, &Default::default()).unwrap();
-    let bytes = batch::writer::encode_parquet(
+    let bytes = lambda_io::parquet_file::encode_parquet(
         shared_logic::views::view_schema::<PageViews>(),
         &[batch],
         "corrupted",

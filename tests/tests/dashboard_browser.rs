@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batch::job::{self, BatchOptions, HourSelection};
-use batch::Lake;
-use serving::api::{ApiOptions, AppState};
+use lambda_io::Lake;
 use serving::batch_views::BatchViews;
 use serving::speed_views::SpeedViews;
+use serving::{ApiOptions, AppState};
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{MetricContext, Validator};
@@ -76,7 +76,7 @@ async fn the_dashboard_shows_the_served_numbers() {
     );
     let state = Arc::new(AppState {
         batch: BatchViews::new(views, 16),
-        speed: SpeedViews::InProcess(realtime).into(),
+        speed: SpeedViews::in_process(realtime).into(),
         collector: None,
         telemetry: Default::default(),
         answers: Default::default(),
@@ -91,7 +91,7 @@ async fn the_dashboard_shows_the_served_numbers() {
     );
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("dashboard.png");
-    let end = serving::api::rfc3339(minute + 60_000);
+    let end = shared_logic::instant::format_instant(minute + 60_000);
     // 75 minutes: the batch boundary (the start of the current hour) is always strictly
     // inside the range (with 60, at minute 59 it would fall on the range's start).
     let url = format!("http://{addr}/?minutes=75&end={end}&refresh=2");

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use lambda_io::kafka::{ensure_topics, EventProducer, KafkaSettings};
 use lambda_tests::Broker;
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::{Origin, Validator};
-use speed::kafka::{ensure_topics, EventProducer, KafkaSettings};
 
 const NOW: i64 = 4_000_000_000_000;
 
@@ -63,7 +63,7 @@ async fn generated_stream_arrives_complete_through_the_broker() {
 
     let config = broker.client_config();
     let summary = tokio::task::spawn_blocking(move || {
-        speed::drain::read_to_end(
+        lambda_io::kafka::drain::read_to_end(
             &config,
             topic,
             &Validator::default(),
@@ -93,7 +93,7 @@ async fn reading_a_missing_topic_is_a_clear_error() {
     let err = tokio::task::spawn_blocking(move || {
         let mut config = config;
         config.set("allow.auto.create.topics", "false");
-        speed::drain::read_to_end(
+        lambda_io::kafka::drain::read_to_end(
             &config,
             "no-such-topic",
             &Validator::default(),

@@ -7,7 +7,7 @@
 //! the answers still equal the direct computation: nothing counted twice, nothing missed.
 
 use batch::job::{self, BatchOptions, HourSelection};
-use batch::Lake;
+use lambda_io::Lake;
 use lambda_tests::data::records_until;
 use lambda_tests::pipeline::Pipeline;
 use lambda_tests::serving::{assert_served_equals_direct, get_json, request_json};
@@ -15,7 +15,7 @@ use lambda_tests::Broker;
 use serde_json::Value;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::GeneratorConfig;
-use shared_logic::metric::{Funnel, PageViews, Revenue};
+use shared_logic::metrics::{Funnel, PageViews, Revenue};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Event, Origin, Validator};
 use speed::partition::{LatePolicy, TimeSettings};
@@ -148,7 +148,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     .await;
     assert_eq!(
         before["time_boundary"].as_str(),
-        Some(serving::api::rfc3339(boundary).as_str())
+        Some(shared_logic::instant::format_instant(boundary).as_str())
     );
     assert!(sources(&before).iter().all(|(_, s, f)| s == "batch" && *f));
     let after = assert_served_equals_direct::<Funnel>(
@@ -241,7 +241,7 @@ async fn collector_to_api_answers_equal_the_direct_computation_around_the_bounda
     .await;
     assert_eq!(
         moved["time_boundary"].as_str(),
-        Some(serving::api::rfc3339(boundary + HOUR_MS).as_str())
+        Some(shared_logic::instant::format_instant(boundary + HOUR_MS).as_str())
     );
     for (start, source, _) in sources(&moved) {
         let expected = if start < boundary + HOUR_MS {

@@ -22,7 +22,7 @@ use lambda_tests::Broker;
 use serving::verify;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig, Record, RecordKind};
-use shared_logic::metric::{PageViews, Sessions};
+use shared_logic::metrics::{PageViews, Sessions};
 use shared_logic::window::HOUR_MS;
 use shared_logic::{Event, Origin, Validator};
 use speed::partition::{LatePolicy, TimeSettings};
@@ -171,7 +171,7 @@ async fn sessions_agree_across_hours_midnight_and_bridging_events() {
     );
     assert!(pipeline.realtime.revised_windows().contains(&m(10)));
     // The users whose sessions can still grow are held; older ones are forgotten.
-    let status = speed::http::Status::of(&pipeline.realtime);
+    let status = pipeline.realtime.status();
     assert!(
         status.session_users > 0 && status.session_users < 300,
         "{}",
@@ -201,7 +201,7 @@ async fn sessions_agree_across_hours_midnight_and_bridging_events() {
     pipeline.state.batch.refresh().await.expect("manifest");
 
     // The batch of hour 22 read hour 23 (IS's session runs into it) and hour 21.
-    let published = batch::manifest::Published::load(&pipeline.views)
+    let published = lambda_io::manifest::Published::load(&pipeline.views)
         .await
         .unwrap();
     let h22 = &published.hours["2026-01-01T22"];

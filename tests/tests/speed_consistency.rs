@@ -9,7 +9,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use batch::Lake;
+use lambda_io::kafka::KafkaSettings;
+use lambda_io::Lake;
 use lambda_tests::topic::{produce, read_all, Stored};
 use lambda_tests::Broker;
 use shared_logic::dedup::{first_wins, id_hash};
@@ -18,7 +19,6 @@ use shared_logic::window::HourKey;
 use shared_logic::{Aggregates, MetricContext, Origin, Validator};
 use speed::checkpoint::CheckpointStore;
 use speed::consumer::{SpeedConsumer, SpeedOptions};
-use speed::kafka::KafkaSettings;
 use speed::partition::{LatePolicy, TimeSettings};
 use speed::views::RealtimeViews;
 

@@ -1,0 +1,167 @@
+//! Kafka client settings (brokers and pass-through options), the partitions of a topic and
+//! topic creation.
+//!
+//! Client settings from `--kafka-option key=value` pass through to librdkafka unchanged
+//! (SASL, TLS, timeouts).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::error::IoError;
+
+/// Where the cluster is and how to talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Extra librdkafka properties, applied last (they override the defaults).
+    pub options: Vec<(String, String)>,
+}
+
+impl KafkaSettings {
+    /// Settings for `brokers` with no extra options.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaSettings {
+            brokers: brokers.into(),
+            options: Vec::new(),
+        }
+    }
+
+    /// Parses `key=value` options (as given to `--kafka-option`).
+    pub fn with_options(mut self, options: &[String]) -> Result<Self, IoError> {
+        for o in options {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| IoError::BadOption(o.clone()))?;
+            if k.trim().is_empty() {
+                return Err(IoError::BadOption(o.clone()));
+            }
+            self.options
+                .push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Ok(self)
+    }
+
+    /// A client configuration: the brokers, the given defaults, then the user's options.
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.brokers);
+        for (k, v) in defaults {
+            cfg.set(*k, *v);
+        }
+        for (k, v) in &self.options {
+            cfg.set(k, v);
+        }
+        cfg
+    }
+
+    /// Maps a Kafka error of operation `what` against these brokers.
+    pub(crate) fn error(&self, what: impl Into<String>) -> impl FnOnce(KafkaError) -> IoError + '_ {
+        let what = what.into();
+        move |source| IoError::Kafka {
+            brokers: self.brokers.clone(),
+            what,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The partitions of `topic` (from the cluster's metadata); [`IoError::NoSuchTopic`]
+/// when it does not exist.
+pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    topic: &str,
+    brokers: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, IoError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| IoError::Kafka {
+            brokers: brokers.to_string(),
+            what: format!("read the metadata of `{topic}`"),
+            source: Box::new(source),
+        })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(IoError::NoSuchTopic {
+            brokers: brokers.to_string(),
+            topic: topic.to_string(),
+        });
+    }
+    Ok(partitions)
+}
+
+/// Creates the topics that do not exist yet (existing ones are left as they are).
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    topics: &[(&str, i32)],
+    timeout: Duration,
+) -> Result<(), IoError> {
+    let admin: AdminClient<DefaultClientContext> = settings
+        .client_config(&[])
+        .create()
+        .map_err(settings.error("create admin client"))?;
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    // One request per topic: some Kafka-API brokers (tansu 0.6) create only the first
+    // topic of a multi-topic request.
+    let mut results = Vec::new();
+    for (name, parts) in topics {
+        let new = NewTopic::new(name, *parts, TopicReplication::Fixed(1));
+        results.extend(
+            admin
+                .create_topics([&new], &options)
+                .await
+                .map_err(settings.error("create topics"))?,
+        );
+    }
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(IoError::CreateTopic {
+                    brokers: settings.brokers.clone(),
+                    topic,
+                    reason: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_and_override_defaults() {
+        let s = KafkaSettings::new("b:9092")
+            .with_options(&["acks=1".into(), " security.protocol = SSL ".into()])
+            .unwrap();
+        let cfg = s.client_config(&[("acks", "all")]);
+        assert_eq!(cfg.get("acks"), Some("1"));
+        assert_eq!(cfg.get("security.protocol"), Some("SSL"));
+        assert_eq!(cfg.get("bootstrap.servers"), Some("b:9092"));
+    }
+
+    #[test]
+    fn malformed_options_are_refused() {
+        assert!(KafkaSettings::new("b")
+            .with_options(&["novalue".into()])
+            .is_err());
+        assert!(KafkaSettings::new("b")
+            .with_options(&["=x".into()])
+            .is_err());
+    }
+}

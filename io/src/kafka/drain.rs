@@ -1,0 +1,252 @@
+//! Reads a topic from the beginning to the end it had when the read began, checking each
+//! record with `shared-logic` (events, or Debezium change events), and summarises what
+//! arrived.
+//!
+//! The end is each partition's high watermark taken first, so the read terminates even
+//! while producers keep writing. Used by the demo to show that events arrived and by tests
+//! to check what a topic holds.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use shared_logic::cdc::{CdcReason, CdcTable, Change, ProductTable};
+use shared_logic::{Event, Origin, Reason, Validator};
+
+use crate::error::IoError;
+
+/// What a topic holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TopicSummary {
+    /// Records read.
+    pub records: u64,
+    /// Records that passed validation, by event type.
+    pub valid_by_type: BTreeMap<String, u64>,
+    /// Valid records whose event id was already seen (duplicate deliveries).
+    pub duplicates: u64,
+    /// Records that failed validation, by reason code.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Records per partition.
+    pub records_by_partition: BTreeMap<i32, u64>,
+    /// Earliest and latest valid event time (epoch ms).
+    pub event_time_range: Option<(i64, i64)>,
+}
+
+impl TopicSummary {
+    fn add(&mut self, result: Result<Event, Reason>, partition: i32, seen: &mut HashSet<String>) {
+        self.records += 1;
+        *self.records_by_partition.entry(partition).or_default() += 1;
+        match result {
+            Ok(e) => {
+                *self
+                    .valid_by_type
+                    .entry(e.event_type().as_str().to_string())
+                    .or_default() += 1;
+                if !seen.insert(e.event_id().0.clone()) {
+                    self.duplicates += 1;
+                }
+                let t = e.event_time().0;
+                self.event_time_range = Some(match self.event_time_range {
+                    Some((lo, hi)) => (lo.min(t), hi.max(t)),
+                    None => (t, t),
+                });
+            }
+            Err(reason) => {
+                *self
+                    .rejected_by_reason
+                    .entry(reason.code().to_string())
+                    .or_default() += 1
+            }
+        }
+    }
+
+    /// Valid records, duplicates included.
+    pub fn valid(&self) -> u64 {
+        self.valid_by_type.values().sum()
+    }
+}
+
+/// What a change-data-capture topic holds ([`read_changes_to_end`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChangeSummary {
+    /// Records read.
+    pub records: u64,
+    /// Empty or `null` records (compaction tombstones): nothing to apply.
+    pub tombstones: u64,
+    /// Accepted changes by Debezium op (`c`, `u`, `d`, `r`), re-deliveries excluded.
+    pub changes_by_op: BTreeMap<String, u64>,
+    /// Changes delivered again (same source position): applied once.
+    pub duplicates: u64,
+    /// Rejected changes by reason code (what the dead-letter topic would hold).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Records per partition.
+    pub records_by_partition: BTreeMap<i32, u64>,
+    /// Earliest and latest `source.ts_ms` of accepted changes.
+    pub source_time_range: Option<(i64, i64)>,
+    /// Products known at the end (`products` table only).
+    pub products: Option<usize>,
+}
+
+/// Reads a change topic of `table` up to its current end, checking every record as the
+/// layers do: the envelope ([`Change::parse`]), re-deliveries ([`Change::dedup_key`]) and,
+/// for `products`, updates of unknown keys (the table is rebuilt in offset order).
+pub fn read_changes_to_end(
+    config: &ClientConfig,
+    topic: &str,
+    table: CdcTable,
+    timeout: Duration,
+) -> Result<ChangeSummary, IoError> {
+    let mut summary = ChangeSummary::default();
+    let mut seen = HashSet::new();
+    let mut products = ProductTable::default();
+    for_each_record(config, topic, timeout, |partition, _, payload| {
+        summary.records += 1;
+        *summary.records_by_partition.entry(partition).or_default() += 1;
+        let mut reject = |reason: CdcReason| {
+            *summary
+                .rejected_by_reason
+                .entry(reason.code().to_string())
+                .or_default() += 1;
+        };
+        match Change::parse(table, payload) {
+            Ok(None) => summary.tombstones += 1,
+            Err(rejection) => reject(rejection.reason),
+            Ok(Some(change)) => {
+                if !seen.insert(change.dedup_key()) {
+                    summary.duplicates += 1;
+                    return;
+                }
+                if table == CdcTable::Products {
+                    if let Err(rejection) = products.apply(&change) {
+                        reject(rejection.reason);
+                        return;
+                    }
+                }
+                *summary
+                    .changes_by_op
+                    .entry(change.op.code().to_string())
+                    .or_default() += 1;
+                let t = change.ts_ms;
+                summary.source_time_range = Some(match summary.source_time_range {
+                    Some((lo, hi)) => (lo.min(t), hi.max(t)),
+                    None => (t, t),
+                });
+            }
+        }
+    })?;
+    if table == CdcTable::Products {
+        summary.products = Some(
+            products
+                .versions()
+                .iter()
+                .map(|v| v.product_id.as_str())
+                .collect::<HashSet<_>>()
+                .len(),
+        );
+    }
+    Ok(summary)
+}
+
+/// Reads `topic` on `config`'s cluster up to its current end. Blocking: call it from a
+/// thread that may block (`spawn_blocking` under tokio).
+pub fn read_to_end(
+    config: &ClientConfig,
+    topic: &str,
+    validator: &Validator,
+    now_ms: i64,
+    timeout: Duration,
+) -> Result<TopicSummary, IoError> {
+    let mut summary = TopicSummary::default();
+    let mut seen = HashSet::new();
+    for_each_record(config, topic, timeout, |partition, offset, payload| {
+        let result = validator
+            .validate(payload, Origin { partition, offset }, now_ms)
+            .map_err(|d| d.reason);
+        summary.add(result, partition, &mut seen);
+    })?;
+    Ok(summary)
+}
+
+/// Calls `each(partition, offset, payload)` for every record of `topic` from the beginning
+/// to the end each partition had when the read began (per partition in offset order).
+fn for_each_record(
+    config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+    mut each: impl FnMut(i32, i64, &[u8]),
+) -> Result<u64, IoError> {
+    let brokers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_string();
+    let err = |what: &str| {
+        let (brokers, what) = (brokers.clone(), what.to_string());
+        move |source: KafkaError| IoError::Kafka {
+            brokers,
+            what,
+            source: Box::new(source),
+        }
+    };
+    let mut cfg = config.clone();
+    cfg.set("group.id", "lambda-drain")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = cfg.create().map_err(err("create consumer"))?;
+    let partitions = crate::kafka::client::partitions_of(&consumer, topic, &brokers, timeout)?;
+
+    let mut ends = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for &p in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(err("fetch watermarks"))?;
+        if high > low {
+            ends.insert(p, (low, high));
+            assignment
+                .add_partition_offset(topic, p, Offset::Offset(low))
+                .map_err(err("assign"))?;
+        }
+    }
+    let expected: u64 = ends.values().map(|(lo, hi)| (hi - lo) as u64).sum();
+    if expected == 0 {
+        return Ok(0);
+    }
+    consumer.assign(&assignment).map_err(err("assign"))?;
+
+    let deadline = Instant::now() + timeout;
+    let mut read = 0u64;
+    let mut remaining: BTreeMap<i32, i64> = ends.iter().map(|(p, (_, hi))| (*p, *hi)).collect();
+    while !remaining.is_empty() {
+        if Instant::now() > deadline {
+            return Err(IoError::Timeout {
+                brokers,
+                topic: topic.to_string(),
+                read,
+                expected,
+                timeout_s: timeout.as_secs(),
+            });
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.map_err(err("consume"))?;
+        let (partition, offset) = (message.partition(), message.offset());
+        let Some(&end) = remaining.get(&partition) else {
+            continue;
+        };
+        if offset >= end {
+            continue;
+        }
+        each(partition, offset, message.payload().unwrap_or_default());
+        read += 1;
+        if offset + 1 >= end {
+            remaining.remove(&partition);
+        }
+    }
+    Ok(read)
+}

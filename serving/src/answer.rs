@@ -1,0 +1,147 @@
+//! Answering `GET /v1/metrics/{metric}`: batch views for covered hours, speed views for
+//! the others, merged ([`crate::merge`]), evaluated and shaped into the JSON answer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+use shared_logic::instant::format_instant;
+use shared_logic::{MetricVisitor, Registered};
+
+use crate::answer_cache::Answer;
+use crate::batch_views::BatchRead;
+use crate::error::ServingError;
+use crate::merge::{Merger, SpeedClock};
+use crate::query::MetricQuery;
+use crate::state::AppState;
+
+type AnswerFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(Value, Option<i64>), ServingError>> + Send + 'a>>;
+
+/// [`answer`] for the metric a query names.
+#[derive(Clone)]
+struct Answering<'a> {
+    state: &'a AppState,
+    query: &'a MetricQuery,
+}
+
+impl<'a> MetricVisitor for Answering<'a> {
+    type Output = AnswerFuture<'a>;
+
+    fn visit<M: Registered>(self) -> AnswerFuture<'a> {
+        Box::pin(answer::<M>(self.state, self.query))
+    }
+}
+
+/// [`compute`] on a blocking thread: merging hundreds of thousands of states takes the
+/// CPU for a while, and the runtime's workers must stay free to serve cached answers (on
+/// one core the OS then interleaves the two).
+pub async fn compute_off_runtime(
+    state: Arc<AppState>,
+    query: MetricQuery,
+) -> Result<Answer, ServingError> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(compute(&state, &query)))
+        .await
+        .map_err(|e| ServingError::Internal(format!("answer task: {e}")))?
+}
+
+/// Computes one query's answer.
+async fn compute(state: &AppState, query: &MetricQuery) -> Result<Answer, ServingError> {
+    let computed_at = Instant::now();
+    let (value, newest_event_ms) = query.metric.visit(Answering { state, query }).await?;
+    let body = serde_json::to_vec(&value)
+        .map_err(|e| ServingError::Internal(format!("answer encoding: {e}")))?;
+    Ok(Answer {
+        body: body.into(),
+        computed_at,
+        newest_event_ms,
+    })
+}
+
+/// Answers one query: batch for covered hours, speed for the others, merged, derived.
+/// Returns the answer object (without `freshness_ms`, which depends on when it is served)
+/// and the newest event time of the real-time views it read.
+pub async fn answer<M: Registered>(
+    state: &AppState,
+    query: &MetricQuery,
+) -> Result<(Value, Option<i64>), ServingError> {
+    let q = &query.query;
+    let published = state.batch.published();
+    let batch = match &published {
+        Some(p) => state.batch.read::<M>(p, q.from_ms, q.to_ms).await?,
+        None => BatchRead {
+            views: Vec::new(),
+            covered: Default::default(),
+        },
+    };
+    let mut merger = Merger::<M>::new(q, &batch.covered, state.opts.ctx.windows);
+    for hour in &batch.views {
+        for (key, s) in hour.iter() {
+            merger.add_batch(key, s);
+        }
+    }
+    let time = state
+        .speed
+        .current()
+        .read::<M>(q.from_ms, q.to_ms, |key, s| merger.add_speed(key, s))
+        .await?;
+    let rows = merger.finish(SpeedClock {
+        watermark: time.watermark,
+        allowed_lateness_ms: time.allowed_lateness_ms,
+    });
+    let group_names = query.group_by_names();
+    let truncated = rows.len() > query.limit;
+    let rows: Vec<Value> = rows
+        .iter()
+        .take(query.limit)
+        .map(|r| {
+            let dims: Map<String, Value> = group_names
+                .iter()
+                .zip(&r.dims)
+                .map(|(n, v)| (n.to_string(), Value::from(v.as_str())))
+                .collect();
+            let values: Map<String, Value> = M::VALUES
+                .iter()
+                .zip(M::values(&r.state))
+                .map(|((n, _), v)| {
+                    (
+                        n.to_string(),
+                        serde_json::to_value(v).unwrap_or(Value::Null),
+                    )
+                })
+                .collect();
+            json!({
+                "window_start": format_instant(r.window_start),
+                "window_end": format_instant(r.window_end),
+                "dimensions": dims,
+                "values": values,
+                "source": r.source,
+                "final": r.is_final,
+            })
+        })
+        .collect();
+    let filters: Map<String, Value> = query
+        .filter_pairs()
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), Value::from(v)))
+        .collect();
+    let answer = json!({
+        "metric": M::NAME,
+        "from": format_instant(q.from_ms),
+        "to": format_instant(q.to_ms),
+        "granularity": query.granularity.name(),
+        "group_by": group_names,
+        "filters": filters,
+        "currency": state.opts.ctx.rates.reporting().code(),
+        "time_boundary": published.as_ref().and_then(|p| p.time_boundary.get(M::NAME).cloned().flatten()),
+        "manifest_version": published.as_ref().map(|p| p.version),
+        "watermark": time.watermark.map(format_instant),
+        "newest_event_time": time.newest_event_ms.map(format_instant),
+        "rows": rows,
+        "truncated": truncated,
+    });
+    Ok((answer, time.newest_event_ms))
+}

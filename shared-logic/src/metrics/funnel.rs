@@ -1,0 +1,90 @@
+//! The `funnel` metric.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{EventRef, EventType};
+use crate::hll::Hll;
+use crate::mergeable::Mergeable;
+use crate::metric::{ratio, Metric, MetricContext, Value, ValueKind};
+
+/// `funnel`: views, carts, purchases and distinct users at each stage, by country, device
+/// and category; derived: view→cart, cart→purchase and view→purchase conversion (by users).
+pub struct Funnel;
+
+/// State of [`Funnel`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FunnelState {
+    pub views: u64,
+    pub carts: u64,
+    pub purchases: u64,
+    pub view_users: Hll,
+    pub cart_users: Hll,
+    pub purchase_users: Hll,
+}
+
+impl Mergeable for FunnelState {
+    fn merge(&mut self, other: &Self) {
+        self.views += other.views;
+        self.carts += other.carts;
+        self.purchases += other.purchases;
+        self.view_users.merge(&other.view_users);
+        self.cart_users.merge(&other.cart_users);
+        self.purchase_users.merge(&other.purchase_users);
+    }
+}
+
+impl Metric for Funnel {
+    const NAME: &'static str = "funnel";
+    const DIMENSIONS: &'static [&'static str] = &["country", "device", "category"];
+    const VALUES: &'static [(&'static str, ValueKind)] = &[
+        ("views", ValueKind::Count),
+        ("carts", ValueKind::Count),
+        ("purchases", ValueKind::Count),
+        ("view_users", ValueKind::Count),
+        ("cart_users", ValueKind::Count),
+        ("purchase_users", ValueKind::Count),
+        ("view_to_cart_rate", ValueKind::Ratio),
+        ("cart_to_purchase_rate", ValueKind::Ratio),
+        ("view_to_purchase_rate", ValueKind::Ratio),
+    ];
+    type State = FunnelState;
+
+    fn applies_to(_event: &EventRef<'_>) -> bool {
+        true
+    }
+
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]) {
+        out[0] = event.country();
+        out[1] = event.device().as_str();
+        out[2] = event.category();
+    }
+
+    fn update(state: &mut Self::State, event: &EventRef<'_>, _ctx: &MetricContext) {
+        let (count, users) = match event.event_type() {
+            EventType::PageView => (&mut state.views, &mut state.view_users),
+            EventType::AddToCart => (&mut state.carts, &mut state.cart_users),
+            EventType::Purchase => (&mut state.purchases, &mut state.purchase_users),
+        };
+        *count += 1;
+        users.add(event.user_id());
+    }
+
+    fn values(state: &Self::State) -> Vec<Value> {
+        let (v, c, p) = (
+            state.view_users.estimate(),
+            state.cart_users.estimate(),
+            state.purchase_users.estimate(),
+        );
+        vec![
+            Value::Count(state.views),
+            Value::Count(state.carts),
+            Value::Count(state.purchases),
+            Value::Count(v),
+            Value::Count(c),
+            Value::Count(p),
+            ratio(c, v),
+            ratio(p, c),
+            ratio(p, v),
+        ]
+    }
+}

@@ -1,0 +1,15 @@
+//! Every metric's definition, once: its dimensions, its state, how an event (or a session,
+//! or an order delta) updates it, and how a merged state evaluates to values. Both layers
+//! run exactly these; the list of metrics is [`crate::registry`].
+
+mod funnel;
+mod orders;
+mod page_views;
+mod revenue;
+mod sessions;
+
+pub use funnel::{Funnel, FunnelState};
+pub use orders::{Orders, OrdersState};
+pub use page_views::{PageViews, PageViewsState};
+pub use revenue::{Revenue, RevenueState};
+pub use sessions::{Sessions, SessionsState};

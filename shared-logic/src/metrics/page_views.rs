@@ -1,0 +1,57 @@
+//! The `page_views` metric.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{EventRef, EventType};
+use crate::hll::Hll;
+use crate::mergeable::Mergeable;
+use crate::metric::{Metric, MetricContext, Value, ValueKind};
+
+/// `page_views`: views and distinct users, by url, country and device.
+pub struct PageViews;
+
+/// State of [`PageViews`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PageViewsState {
+    pub views: u64,
+    pub users: Hll,
+}
+
+impl Mergeable for PageViewsState {
+    fn merge(&mut self, other: &Self) {
+        self.views += other.views;
+        self.users.merge(&other.users);
+    }
+}
+
+impl Metric for PageViews {
+    const NAME: &'static str = "page_views";
+    const DIMENSIONS: &'static [&'static str] = &["url", "country", "device"];
+    const VALUES: &'static [(&'static str, ValueKind)] = &[
+        ("views", ValueKind::Count),
+        ("distinct_users", ValueKind::Count),
+    ];
+    type State = PageViewsState;
+
+    fn applies_to(event: &EventRef<'_>) -> bool {
+        event.event_type() == EventType::PageView
+    }
+
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]) {
+        out[0] = event.url();
+        out[1] = event.country();
+        out[2] = event.device().as_str();
+    }
+
+    fn update(state: &mut Self::State, event: &EventRef<'_>, _ctx: &MetricContext) {
+        state.views += 1;
+        state.users.add(event.user_id());
+    }
+
+    fn values(state: &Self::State) -> Vec<Value> {
+        vec![
+            Value::Count(state.views),
+            Value::Count(state.users.estimate()),
+        ]
+    }
+}

@@ -1,0 +1,141 @@
+//! The `sessions` metric: sessions built by [`crate::sessions`] are added to (and retracted
+//! from) the windows of their start.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::EventRef;
+use crate::mergeable::{Mergeable, Signed};
+use crate::metric::{ratio, BuiltFrom, Metric, MetricContext, Value, ValueKind};
+use crate::metric_views::MetricViews;
+use crate::sessions::Session;
+
+/// `sessions`: per window of session start, by country and device: sessions, their total
+/// duration, page views and bounces (one-event sessions); derived: average duration, page
+/// views per session, bounce rate. Sessions are built by [`crate::sessions`] (a user's
+/// events, not one event at a time), so this metric takes no part in the per-event fold:
+/// [`crate::MetricViews::apply_session`] adds and retracts whole sessions.
+pub struct Sessions;
+
+/// State of [`Sessions`]: signed sums, so that a session merged into another by a late
+/// event can be retracted (a commutative group).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SessionsState {
+    pub sessions: i64,
+    pub duration_ms: i64,
+    pub page_views: i64,
+    pub bounces: i64,
+}
+
+impl SessionsState {
+    /// Adds (`sign` = 1) or retracts (`sign` = -1) one session.
+    pub fn add(&mut self, session: &Session, sign: i64) {
+        self.sessions += sign;
+        self.duration_ms += sign * session.duration_ms();
+        self.page_views += sign * session.page_views as i64;
+        self.bounces += sign * session.is_bounce() as i64;
+    }
+}
+
+impl Mergeable for SessionsState {
+    fn merge(&mut self, other: &Self) {
+        self.sessions += other.sessions;
+        self.duration_ms += other.duration_ms;
+        self.page_views += other.page_views;
+        self.bounces += other.bounces;
+    }
+}
+
+impl Metric for Sessions {
+    const NAME: &'static str = "sessions";
+    const DIMENSIONS: &'static [&'static str] = &["country", "device"];
+    const VALUES: &'static [(&'static str, ValueKind)] = &[
+        ("sessions", ValueKind::Count),
+        ("total_duration_ms", ValueKind::Count),
+        ("page_views", ValueKind::Count),
+        ("bounces", ValueKind::Count),
+        ("average_duration_ms", ValueKind::Ratio),
+        ("page_views_per_session", ValueKind::Ratio),
+        ("bounce_rate", ValueKind::Ratio),
+    ];
+    type State = SessionsState;
+
+    fn applies_to(_event: &EventRef<'_>) -> bool {
+        false
+    }
+
+    fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]) {
+        out[0] = event.country();
+        out[1] = event.device().as_str();
+    }
+
+    fn update(_state: &mut Self::State, _event: &EventRef<'_>, _ctx: &MetricContext) {}
+
+    const SETTLES_WITH_WATERMARK: bool = false;
+
+    const BUILT_FROM: BuiltFrom = BuiltFrom::Sessions;
+
+    fn values(state: &Self::State) -> Vec<Value> {
+        let count = |v: i64| v.max(0) as u64;
+        let (n, duration, views, bounces) = (
+            count(state.sessions),
+            count(state.duration_ms),
+            count(state.page_views),
+            count(state.bounces),
+        );
+        vec![
+            Value::Count(n),
+            Value::Count(duration),
+            Value::Count(views),
+            Value::Count(bounces),
+            ratio(duration, n),
+            ratio(views, n),
+            ratio(bounces, n),
+        ]
+    }
+}
+
+impl Signed for SessionsState {
+    fn is_zero(&self) -> bool {
+        *self == SessionsState::default()
+    }
+}
+
+impl MetricViews<Sessions> {
+    /// Applies what one event did to its user's sessions: retracts the sessions it merged
+    /// and adds the merged one. The common case (the event extends one session, whose start
+    /// stays) is one update per window.
+    pub fn apply_change(&mut self, removed: &[Session], added: &Session, ctx: &MetricContext) {
+        if let [only] = removed {
+            if (only.start, only.start_tie) == (added.start, added.start_tie) {
+                let mut delta = SessionsState::default();
+                delta.add(added, 1);
+                delta.add(only, -1);
+                self.add_to_session_windows(added, &delta, ctx);
+                return;
+            }
+        }
+        for s in removed {
+            self.apply_session(s, -1, ctx);
+        }
+        self.apply_session(added, 1, ctx);
+    }
+
+    /// Adds (`sign` = 1) or retracts (`sign` = -1) a session in the windows of its start;
+    /// a key whose sums return to zero is removed, so that views built in different orders
+    /// hold the same keys.
+    pub fn apply_session(&mut self, session: &Session, sign: i64, ctx: &MetricContext) {
+        let mut delta = SessionsState::default();
+        delta.add(session, sign);
+        self.add_to_session_windows(session, &delta, ctx);
+    }
+
+    fn add_to_session_windows(
+        &mut self,
+        session: &Session,
+        delta: &SessionsState,
+        ctx: &MetricContext,
+    ) {
+        let dims = [session.country.as_str(), session.device.as_str()];
+        self.add_signed(session.start, &dims, delta, ctx);
+    }
+}

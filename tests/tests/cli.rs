@@ -1,0 +1,880 @@
+//! The `lambda` binary as a user runs it: reproducible generation, clear errors for bad
+//! flags, and the generate -> Kafka -> inspect path against the real broker.
+
+use std::process::{Command, Output};
+
+use lambda_tests::{Broker, ChildGuard};
+
+fn lambda(args: &[&str]) -> Output {
+    Command::new(lambda_tests::bin::lambda_bin())
+        .args(args)
+        .env_remove("KAFKA_BROKERS")
+        .output()
+        .expect("lambda runs")
+}
+
+/// Starts `lambda <args> --brokers <brokers>` in the background (killed when dropped).
+fn spawn_with_broker(brokers: &str, args: &[&str]) -> ChildGuard {
+    ChildGuard(
+        Command::new(lambda_tests::bin::lambda_bin())
+            .args(args)
+            .args(["--brokers", brokers])
+            .env_remove("KAFKA_BROKERS")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("lambda starts"),
+    )
+}
+
+/// The page views `lambda serve` at `addr` serves over its default range at `granularity`
+/// (`hour`: the last hour or two; `day`: today); `None` until it answers.
+fn served_page_views(addr: &str, granularity: &str) -> Option<u64> {
+    let path = format!("/v1/metrics/page_views?granularity={granularity}");
+    lambda_tests::http::get(addr, &path)
+        .filter(|(s, _)| *s == 200)
+        .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| {
+            v["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["values"]["views"].as_u64().unwrap())
+                .sum::<u64>()
+        })
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn generate_with_the_same_seed_writes_identical_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| dir.path().join(n).display().to_string())
+        .collect();
+    for (path, seed) in paths.iter().zip(["1", "1", "2"]) {
+        let out = lambda(&[
+            "generate",
+            "--count",
+            "100000",
+            "--seed",
+            seed,
+            "--invalid",
+            "0.01",
+            "--duplicates",
+            "0.01",
+            "--output",
+            path,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("generated 100000 records"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let [a, b, c] = [&paths[0], &paths[1], &paths[2]].map(|p| std::fs::read(p).unwrap());
+    assert_eq!(a.iter().filter(|&&b| b == b'\n').count(), 100_000);
+    assert!(a == b, "same seed, same bytes");
+    assert!(a != c, "another seed, another stream");
+}
+
+#[test]
+fn a_config_file_variables_and_flags_configure_a_run_in_that_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lambda.toml");
+    std::fs::write(
+        &config,
+        "[common]\nseed = 7\n[generate]\ncount = 500\nusers = 40\n\
+         [serve]\nquery-token = \"topsecret\"\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let run = |vars: &[(&str, &str)], args: &[&str]| -> Output {
+        let mut cmd = Command::new(lambda_tests::bin::lambda_bin());
+        cmd.env_remove("KAFKA_BROKERS")
+            .env("LAMBDA_CONFIG", &config);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.args(args).output().expect("lambda runs")
+    };
+    let generated = |vars: &[(&str, &str)], extra: &[&str], name: &str| -> String {
+        let path = dir.path().join(name).display().to_string();
+        let mut args = vec!["generate", "--output", &path];
+        args.extend_from_slice(extra);
+        let out = run(vars, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read_to_string(&path).unwrap()
+    };
+    // The file alone gives the same bytes as the same values as flags.
+    let from_file = generated(&[], &[], "file");
+    let out = lambda(&[
+        "generate", "--seed", "7", "--count", "500", "--users", "40", "--output", "-",
+    ]);
+    assert_eq!(from_file, String::from_utf8(out.stdout).unwrap());
+    assert_eq!(from_file.lines().count(), 500);
+    // A variable beats the file, a flag beats the variable.
+    let vars = [("LAMBDA_GENERATE_COUNT", "300")];
+    assert_eq!(generated(&vars, &[], "env").lines().count(), 300);
+    assert_eq!(
+        generated(&vars, &["--count", "200"], "flag")
+            .lines()
+            .count(),
+        200
+    );
+
+    // `config show` names each value's source and masks secrets.
+    let out = run(
+        &[("LAMBDA_SERVE_LISTEN", "0.0.0.0:8081")],
+        &["config", "show", "--json", "serve", "--max-rows", "10"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("topsecret"), "{text}");
+    let shown: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let option = |name: &str| {
+        shown["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(option("listen")["value"][0], "0.0.0.0:8081");
+    assert_eq!(option("listen")["source"], "env LAMBDA_SERVE_LISTEN");
+    assert_eq!(option("max-rows")["source"], "flag");
+    assert_eq!(option("query-token")["value"][0], "****");
+    assert!(option("query-token")["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("[serve]"));
+
+    // A mistake in the file stops every subcommand before it starts, with the place.
+    std::fs::write(&config, "[serve]\nlisen = \"0.0.0.0:80\"\n").unwrap();
+    let out = run(&[], &["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown key `lisen` in [serve]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_flags_fail_with_a_reason_and_no_panic() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["generate"], "give --count or --duration-secs"),
+        (
+            &["generate", "--count", "5", "--late", "2"],
+            "late fraction must be between 0 and 1",
+        ),
+        (
+            &["generate", "--count", "5", "--start", "yesterday"],
+            "--start `yesterday` is not RFC 3339",
+        ),
+        (
+            &["generate", "--count", "5", "--rate=-3"],
+            "--rate must be a positive number",
+        ),
+        (
+            &[
+                "generate",
+                "--count",
+                "5",
+                "--output",
+                "/nonexistent-dir/x.ndjson",
+            ],
+            "cannot create output file",
+        ),
+        (&["generate", "--count", "x"], "invalid value 'x'"),
+        (
+            &[
+                "generate",
+                "--count",
+                "5",
+                "--kafka",
+                "--kafka-option",
+                "novalue",
+            ],
+            "not of the form key=value",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = lambda(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        "generate", "inspect", "lake", "batch", "speed", "serve", "bench",
+    ] {
+        let out = lambda(&[sub, "--help"]);
+        assert!(out.status.success(), "{sub}: {}", stderr(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: lambda"),
+            "{sub}"
+        );
+    }
+}
+
+#[test]
+fn generated_events_arrive_in_kafka_and_inspect_counts_them() {
+    let broker = Broker::start();
+    let out = Command::new(lambda_tests::bin::lambda_bin())
+        .args([
+            "generate",
+            "--count",
+            "3000",
+            "--seed",
+            "3",
+            "--invalid",
+            "0.05",
+            "--kafka",
+            "--topic",
+            "cli-events",
+        ])
+        .args(["--brokers", broker.brokers()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3000 acknowledged by the broker"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = Command::new(lambda_tests::bin::lambda_bin())
+        .args([
+            "inspect",
+            "--topic",
+            "cli-events",
+            "--brokers",
+            broker.brokers(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
+    assert_eq!(summary["records"], 3000);
+    let valid: u64 = summary["valid_by_type"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let rejected: u64 = summary["rejected_by_reason"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(valid + rejected, 3000);
+    assert!(
+        (100..200).contains(&rejected),
+        "about 5 % invalid: {rejected}"
+    );
+}
+
+#[test]
+fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
+    use shared_logic::cdc::{CdcTable, Change, Op, ProductTable};
+
+    // NDJSON, one table each: every line is a Debezium change event of that table.
+    let mut ops = std::collections::HashMap::new();
+    for (table, name) in [
+        (CdcTable::Products, "products"),
+        (CdcTable::Orders, "orders"),
+    ] {
+        let out = lambda(&[
+            "generate",
+            "--cdc",
+            name,
+            "--count",
+            "400",
+            "--seed",
+            "5",
+            "--category-change-secs",
+            "30",
+            "--debezium-schema",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 400);
+        for line in text.lines() {
+            let change = Change::parse(table, line.as_bytes())
+                .unwrap_or_else(|e| panic!("{line}: {e:?}"))
+                .expect("not a tombstone");
+            *ops.entry((table, change.op)).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(ops[&(CdcTable::Products, Op::Read)], 200, "{ops:?}");
+    assert!(ops[&(CdcTable::Products, Op::Update)] > 100, "{ops:?}");
+    assert!(ops[&(CdcTable::Orders, Op::Create)] > 200, "{ops:?}");
+    let out = lambda(&["generate", "--cdc", "all", "--count", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("needs --kafka"), "{}", stderr(&out));
+
+    // Kafka: each table to its topic, keyed by primary key, every record acknowledged.
+    let broker = Broker::start();
+    let out = Command::new(lambda_tests::bin::lambda_bin())
+        .args(["generate", "--cdc", "all", "--count", "1000", "--kafka"])
+        .args(["--brokers", broker.brokers()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1000 acknowledged"),
+        "{}",
+        stderr(&out)
+    );
+    let mut products = ProductTable::default();
+    let mut total = 0;
+    for (topic, table) in [
+        ("cdc.products", CdcTable::Products),
+        ("cdc.orders", CdcTable::Orders),
+    ] {
+        let stored = lambda_tests::topic::read_all(&broker.client_config(), topic);
+        for record in stored.values().flatten() {
+            let change = Change::parse(table, &record.payload).unwrap().unwrap();
+            assert_eq!(record.key.as_deref(), Some(change.key.as_bytes()));
+            if table == CdcTable::Products {
+                products.apply(&change).expect("known products");
+            }
+            total += 1;
+        }
+    }
+    assert_eq!(total, 1000);
+    assert!(products.versions().len() >= 200);
+
+    // `lambda inspect --cdc` checks a change topic as the layers would, rejects included.
+    let broken = [
+        (&b"{not json"[..], "o-x"),
+        (
+            br#"{"op":"u","source":{"ts_ms":1,"lsn":9},"before":null,"after":null}"#,
+            "o-y",
+        ),
+    ];
+    let records: Vec<shared_logic::generate::Record> = broken
+        .iter()
+        .map(|(json, key)| shared_logic::generate::Record {
+            json: json.to_vec(),
+            key: key.to_string(),
+            kind: shared_logic::generate::RecordKind::Invalid,
+        })
+        .collect();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(lambda_tests::topic::produce(
+            broker.brokers(),
+            "cdc.orders",
+            4,
+            &records,
+        ));
+    let inspect = |table: &str| -> serde_json::Value {
+        let out = Command::new(lambda_tests::bin::lambda_bin())
+            .args(["inspect", "--cdc", table, "--brokers", broker.brokers()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let orders = inspect("orders");
+    assert_eq!(
+        orders["rejected_by_reason"]["malformed_json"], 1,
+        "{orders}"
+    );
+    assert_eq!(orders["rejected_by_reason"]["missing_field"], 1, "{orders}");
+    let products_summary = inspect("products");
+    assert_eq!(
+        products_summary["changes_by_op"]["r"], 200,
+        "{products_summary}"
+    );
+    assert_eq!(products_summary["products"], 200, "{products_summary}");
+    let records = |s: &serde_json::Value| s["records"].as_u64().unwrap();
+    assert_eq!(records(&orders) + records(&products_summary), 1002);
+
+    // The binaries: `lake --cdc` per table, `speed --cdc`, `batch`, then `verify` finds the
+    // layers' `orders` views equal.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let (lake_arg, speed_addr) = (lake.display().to_string(), lambda_tests::http::free_addr());
+    let spawn = |args: &[&str]| spawn_with_broker(broker.brokers(), args);
+    let _writers = ["orders", "products"]
+        .map(|t| spawn(&["lake", "--cdc", t, "--lake", &lake_arg, "--roll-secs", "1"]));
+    let checkpoints = dir.path().join("checkpoints").display().to_string();
+    let _speed = spawn(&[
+        "speed",
+        "--cdc",
+        "--topic",
+        "cli-cdc-events",
+        "--checkpoints",
+        &checkpoints,
+        "--listen",
+        &speed_addr,
+    ]);
+    lambda_tests::wait_for(
+        "the speed layer to apply every change",
+        std::time::Duration::from_secs(90),
+        || {
+            let Some((200, body)) = lambda_tests::http::get(&speed_addr, "/v1/speed/status") else {
+                return false;
+            };
+            let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let c = &status["changes"];
+            let n = |k: &str| c[k].as_u64().unwrap_or(0);
+            n("order_changes") + n("product_changes") + n("duplicates") + n("rejected") + n("late")
+                == 1002
+        },
+    );
+    lambda_tests::wait_for(
+        "the lake writers to write every change",
+        std::time::Duration::from_secs(90),
+        || {
+            lambda_tests::lake_files::rows(&lake.join("cdc"))
+                + lambda_tests::lake_files::rows(&lake.join("dead-letter"))
+                == 1002
+        },
+    );
+    let out = lambda(&["batch", "--lake", &lake_arg, "--dirty"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lambda(&[
+        "verify",
+        "--metric",
+        "orders",
+        "--views",
+        &lake.join("views").display().to_string(),
+        "--speed-url",
+        &format!("http://{speed_addr}"),
+        "--from",
+        "2025-12-31T00:00:00Z",
+        "--to",
+        "2026-01-03T00:00:00Z",
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    assert!(
+        report.contains("orders:") && report.contains(" 0 differences"),
+        "{report}"
+    );
+    assert!(!report.contains("orders: 0 hours compared"), "{report}");
+}
+
+#[test]
+fn kafka_errors_are_reported_not_hung() {
+    // Nothing listens on port 1: the producer must give up with an error, in bounded time.
+    let out = lambda(&[
+        "generate",
+        "--count",
+        "1",
+        "--kafka",
+        "--brokers",
+        "127.0.0.1:1",
+        "--kafka-option",
+        "socket.timeout.ms=2000",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn serve_collects_events_and_answers_them_from_a_speed_instance() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (serve_addr, speed_addr) = (
+        lambda_tests::http::free_addr(),
+        lambda_tests::http::free_addr(),
+    );
+    let spawn = |args: &[&str]| spawn_with_broker(broker.brokers(), args);
+    let views = dir.path().join("views").display().to_string();
+    let _serve = spawn(&[
+        "serve",
+        "--listen",
+        &serve_addr,
+        "--views",
+        &views,
+        "--speed-url",
+        &format!("http://{speed_addr}"),
+        "--topic",
+        "cli-serve",
+        "--partitions",
+        "2",
+        "--ingest-token",
+        "tok",
+    ]);
+    lambda_tests::wait_for(
+        "serve to listen",
+        std::time::Duration::from_secs(60),
+        || lambda_tests::http::get(&serve_addr, "/healthz").is_some_and(|(s, _)| s == 200),
+    );
+    // Events of the last ten minutes, as a client sends them.
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut body = Vec::new();
+    let cfg = shared_logic::generate::GeneratorConfig {
+        start_ms: now - 600_000,
+        events_per_second: 3.0,
+        invalid_fraction: 0.0,
+        duplicate_fraction: 0.0,
+        ..Default::default()
+    };
+    for r in shared_logic::generate::Generator::new(cfg).take(1_500) {
+        body.extend_from_slice(&r.json);
+        body.push(b'\n');
+    }
+    let auth = [("Authorization", "Bearer tok")];
+    let (status, answer) =
+        lambda_tests::http::request(&serve_addr, "POST", "/v1/events", &auth, &body).unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 1_500, "{answer}");
+    let (status, _) =
+        lambda_tests::http::request(&serve_addr, "POST", "/v1/events", &[], &body).unwrap();
+    assert_eq!(status, 401, "the ingest token is required");
+
+    let checkpoints = dir.path().join("checkpoints").display().to_string();
+    let _speed = spawn(&[
+        "speed",
+        "--topic",
+        "cli-serve",
+        "--group",
+        "cli-serve-speed",
+        "--checkpoints",
+        &checkpoints,
+        "--listen",
+        &speed_addr,
+    ]);
+    let views_seen = || served_page_views(&serve_addr, "hour");
+    let expected = {
+        let v = shared_logic::Validator::default();
+        body.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| {
+                v.validate(l, shared_logic::Origin::import_line(0), now)
+                    .ok()
+            })
+            .filter(|e| e.event_type() == shared_logic::EventType::PageView)
+            .count() as u64
+    };
+    lambda_tests::wait_for(
+        "the served page views to count every page view sent",
+        std::time::Duration::from_secs(90),
+        || views_seen() == Some(expected),
+    );
+    let (status, ready) = lambda_tests::http::get(&serve_addr, "/readyz").unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&ready));
+}
+
+#[test]
+fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
+    let broker_port = port(&lambda_tests::http::free_addr());
+    let (api, speed) = (
+        lambda_tests::http::free_addr(),
+        lambda_tests::http::free_addr(),
+    );
+    let demo_args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "demo",
+            "--data-dir",
+            &data,
+            "--broker-port",
+            &broker_port,
+            "--listen",
+            &api,
+            "--views-listen",
+            &speed,
+            "--rate",
+            "200",
+            "--history-hours",
+            "2",
+            "--history-rate",
+            "4",
+            "--batch-period-secs",
+            "3",
+            "--batch-hours-per-run",
+            "3",
+            "--settle-secs",
+            "0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out_path = dir.path().join("demo.out");
+    let mut demo = ChildGuard(
+        Command::new(lambda_tests::bin::lambda_bin())
+            .args(demo_args(&[]))
+            .env_remove("KAFKA_BROKERS")
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = shared_logic::window::HOUR_MS;
+    let h0 = (now.div_euclid(hour) - 2) * hour;
+    let boundary_now = || {
+        lambda_tests::http::get(&api, "/v1/metrics/page_views?granularity=hour")
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|v| v["freshness_ms"].as_i64().is_some_and(|f| f < 10_000))
+            .and_then(|v| v["time_boundary"].as_str().map(str::to_string))
+    };
+    let settled = [h0 + 2 * hour, h0 + 3 * hour].map(shared_logic::instant::format_instant);
+    lambda_tests::wait_for(
+        "the demo's batch to cover the history and the speed layer to be live",
+        std::time::Duration::from_secs(180),
+        || boundary_now().is_some_and(|b| settled.contains(&b)),
+    );
+    // Both layers saw the last covered hour completely: verify finds them equal. The change
+    // streams land in the lake on their own schedule (the history all at once): a batch
+    // tick after the last change file replays them, so `orders` agrees within seconds.
+    let verify = || {
+        Command::new(lambda_tests::bin::lambda_bin())
+            .args(["verify", "--views", &format!("{data}/lake/views")])
+            .args(["--speed-url", &format!("http://{speed}")])
+            .args(["--from", &h0.to_string()])
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let out = loop {
+        let out = verify();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for metric in ["page_views", "funnel", "revenue", "orders"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(metric))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            !line.contains(": 0 hours compared") && line.contains(" 0 differences"),
+            "{line}"
+        );
+    }
+    // Ctrl-C (SIGTERM here) stops everything cleanly.
+    let pid = demo.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = demo.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let printed = std::fs::read_to_string(&out_path).unwrap();
+    assert!(status.success(), "{printed}");
+    assert!(printed.contains("dashboard http://"), "{printed}");
+    assert!(printed.contains("stopped; data kept"), "{printed}");
+    // A second start reuses the data: no new history, the same broker storage.
+    let out = lambda(
+        &demo_args(&["--duration-secs", "5"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("no history (data from an earlier start)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_replayed_views_version_serves_only_after_the_switch() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let start =
+        shared_logic::instant::format_instant(chrono::Utc::now().timestamp_millis() - 40 * 60_000);
+    // 5 % of the events are 90–180 s late: beyond version 1's 60 s allowed lateness.
+    let out = lambda(&[
+        "generate",
+        "--kafka",
+        "--brokers",
+        broker.brokers(),
+        "--topic",
+        "cli-replay",
+        "--partitions",
+        "2",
+        "--count",
+        "3000",
+        "--event-rate",
+        "1.5",
+        "--start",
+        &start,
+        "--late",
+        "0.05",
+        "--lateness-ms",
+        "90000",
+        "--seed",
+        "11",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let checkpoints = dir.path().join("checkpoints").display().to_string();
+    let (v1, v2, api) = (
+        lambda_tests::http::free_addr(),
+        lambda_tests::http::free_addr(),
+        lambda_tests::http::free_addr(),
+    );
+    let spawn = |args: &[&str]| {
+        ChildGuard(
+            Command::new(lambda_tests::bin::lambda_bin())
+                .args(args)
+                .env_remove("KAFKA_BROKERS")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("lambda starts"),
+        )
+    };
+    let speed = |listen: &str, extra: &[&str]| {
+        let mut args = vec![
+            "speed",
+            "--brokers",
+            broker.brokers(),
+            "--topic",
+            "cli-replay",
+            "--group",
+            "cli-replay",
+            "--checkpoints",
+            &checkpoints,
+            "--listen",
+            listen,
+            "--checkpoint-interval-secs",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        spawn(&args)
+    };
+    let consumed = |addr: &str| {
+        lambda_tests::http::get(addr, "/v1/speed/status")
+            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|s| {
+                (
+                    s["views_version"].as_u64().unwrap_or(0),
+                    s["progress"]["counters"]["records"].as_u64().unwrap_or(0),
+                )
+            })
+    };
+    let _v1 = speed(&v1, &[]);
+    let views = dir.path().join("views").display().to_string();
+    let _serve = spawn(&[
+        "serve",
+        "--no-collector",
+        "--listen",
+        &api,
+        "--views",
+        &views,
+        "--speed-url",
+        &format!("http://{v1}"),
+        "--admin-token",
+        "adm",
+    ]);
+    let wait = std::time::Duration::from_secs(90);
+    lambda_tests::wait_for("version 1 to consume the topic", wait, || {
+        consumed(&v1) == Some((1, 3000))
+    });
+    let total_views = || served_page_views(&api, "day");
+    lambda_tests::wait_for("serve to answer", wait, || total_views().is_some());
+    let first = total_views().unwrap();
+
+    // Replay into version 2 with a longer allowed lateness: it counts the late events.
+    let _v2 = speed(
+        &v2,
+        &[
+            "--views-version",
+            "2",
+            "--from-beginning",
+            "--allowed-lateness-ms",
+            "600000",
+        ],
+    );
+    lambda_tests::wait_for("version 2 to replay the topic", wait, || {
+        consumed(&v2) == Some((2, 3000))
+    });
+    assert_eq!(
+        total_views(),
+        Some(first),
+        "version 1 serves until the switch"
+    );
+    let body = format!(r#"{{"speed_urls": ["http://{v2}"]}}"#);
+    let (status, _) =
+        lambda_tests::http::request(&api, "PUT", "/v1/admin/speed", &[], body.as_bytes()).unwrap();
+    assert_eq!(status, 401, "the admin token is required");
+    let (status, answer) = lambda_tests::http::request(
+        &api,
+        "PUT",
+        "/v1/admin/speed",
+        &[
+            ("Authorization", "Bearer adm"),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let second = total_views().unwrap();
+    assert!(
+        second > first,
+        "version 2 counts the late page views: {second} vs {first}"
+    );
+
+    // The same version cannot be replayed over its own checkpoints.
+    lambda_tests::wait_for("version 2 to checkpoint", wait, || {
+        lambda_tests::http::get(&v2, "/v1/speed/status")
+            .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|s| s["progress"]["last_checkpoint_ms"].is_i64())
+    });
+    let out = lambda(&[
+        "speed",
+        "--brokers",
+        broker.brokers(),
+        "--topic",
+        "cli-replay",
+        "--group",
+        "cli-replay",
+        "--checkpoints",
+        &checkpoints,
+        "--views-version",
+        "2",
+        "--from-beginning",
+        "--listen",
+        "127.0.0.1:0",
+        "--stop-after-records",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already has checkpoints"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,234 @@
+//! `lambda demo`: the whole platform in one process on a laptop — the local broker (unless
+//! `--brokers`), a generator posting to the collector, the speed layer, the lake writer, the
+//! batch job on a short schedule and the serving layer with its dashboard — stopped
+//! cleanly on Ctrl-C, with its data under `--data-dir` reused by the next start.
+//!
+//! Wiring only: every part is the crates' own code, as the separate subcommands run it.
+//! [`broker`] starts Kafka, [`layers`] the speed, lake and serving layers, [`traffic`] the
+//! clickstream, [`cdc`] the change streams, [`schedule`] the batch runs.
+
+mod broker;
+mod cdc;
+mod layers;
+mod schedule;
+mod traffic;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use lambda_io::Lake;
+use shared_logic::window::HOUR_MS;
+use tokio::sync::watch;
+
+use crate::error::{Context, ToolsError};
+use layers::Layers;
+use traffic::{print_status, Sent};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Where the broker's storage, the lake, the views and the checkpoints live.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// A Kafka cluster to use instead of starting the local broker.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Port of the local broker.
+    #[arg(long, default_value_t = 9092)]
+    pub broker_port: u16,
+    /// Extra librdkafka client property (repeatable).
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    pub kafka_options: Vec<String>,
+    /// Live events per second sent to the collector (on a laptop the local broker's sqlite
+    /// storage bounds this; give --brokers a real cluster for more).
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// On a first start (empty lake): hours of history sent first, so that the batch layer
+    /// has complete hours to compute.
+    #[arg(long, default_value_t = 3)]
+    pub history_hours: u32,
+    /// Events per second of event time in the history.
+    #[arg(long, default_value_t = 20.0)]
+    pub history_rate: f64,
+    /// How often the batch job runs.
+    #[arg(long, default_value_t = 120)]
+    pub batch_period_secs: u64,
+    /// Settled dirty hours computed per batch run (1: the boundary moves one hour a run).
+    #[arg(long, default_value_t = 1)]
+    pub batch_hours_per_run: usize,
+    /// An hour is settled this many seconds after its end.
+    #[arg(long, default_value_t = 60)]
+    pub settle_secs: i64,
+    /// Address of the dashboard and API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Address of the speed layer's views endpoint (for `lambda verify`).
+    #[arg(long = "views-listen", default_value = "127.0.0.1:9101")]
+    pub speed_listen: String,
+    /// Generator seed (default: a new one per start, so events of restarts are distinct).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop by itself after this many seconds.
+    #[arg(long)]
+    pub duration_secs: Option<u64>,
+    /// Orders placed per second by the demo's Debezium-like source of `orders` and
+    /// `products` (the `orders` metric); 0 runs no change streams.
+    #[arg(long, default_value_t = 1.0)]
+    pub orders_rate: f64,
+}
+
+/// The demo's stop signal, handed to every part.
+#[derive(Clone)]
+pub(crate) struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Resolves once the demo stops.
+    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+fn check(args: &DemoArgs) -> Result<(), ToolsError> {
+    let positive = |x: f64| x > 0.0 && x.is_finite();
+    if !positive(args.rate) || !positive(args.history_rate) {
+        crate::invalid!("--rate and --history-rate must be positive");
+    }
+    if !(args.orders_rate >= 0.0 && args.orders_rate.is_finite()) {
+        crate::invalid!("--orders-rate must not be negative");
+    }
+    if args.batch_period_secs == 0 || args.batch_hours_per_run == 0 {
+        crate::invalid!("--batch-period-secs and --batch-hours-per-run must be positive");
+    }
+    Ok(())
+}
+
+/// Runs the demo until Ctrl-C, SIGTERM or `--duration-secs`.
+pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
+    check(&args)?;
+    let data = args.data_dir.clone();
+    std::fs::create_dir_all(&data).with_context(|| format!("--data-dir {}", data.display()))?;
+    let (kafka, _broker) = broker::start(
+        args.brokers.as_deref(),
+        args.broker_port,
+        &args.kafka_options,
+        &data,
+    )
+    .await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Stop(stop_rx);
+    let lake = Lake::open(
+        data.join("lake")
+            .to_str()
+            .context("--data-dir is not UTF-8")?,
+        true,
+    )?;
+    let views = lake.child("views");
+    let first_start = lake.hours().await?.is_empty();
+    let layers = Layers::start(
+        &kafka,
+        &lake,
+        &data,
+        &args.listen,
+        &args.speed_listen,
+        &stop,
+    )
+    .await?;
+
+    // Generator -> collector over HTTP.
+    let sent = Arc::new(Sent::default());
+    let seed = args.seed.unwrap_or_else(|| {
+        xxhash_rust::xxh3::xxh3_64(
+            format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
+        )
+    });
+    let generator = tokio::spawn(traffic::generate(
+        format!("http://{}/v1/events", layers.api_addr),
+        seed,
+        args.rate,
+        if first_start { args.history_hours } else { 0 },
+        args.history_rate,
+        sent.clone(),
+        stop.stopped(),
+    ));
+
+    // Change streams: source, speed consumer, lake writers.
+    let cdc = if args.orders_rate > 0.0 {
+        let now = chrono::Utc::now().timestamp_millis();
+        let start = if first_start {
+            (now.div_euclid(HOUR_MS) - args.history_hours as i64) * HOUR_MS
+        } else {
+            now
+        };
+        let source = cdc::Source {
+            start_ms: start,
+            orders_per_second: args.orders_rate,
+            seed,
+        };
+        Some(cdc::start(&kafka, &lake, &layers.realtime, source, &stop).await?)
+    } else {
+        None
+    };
+
+    let batch = tokio::spawn(schedule::batch_schedule(
+        lake.clone(),
+        views.clone(),
+        Duration::from_secs(args.batch_period_secs),
+        args.batch_hours_per_run,
+        args.settle_secs,
+        stop.stopped(),
+    ));
+
+    let (api, speed) = (layers.api_addr, layers.speed_addr);
+    println!(
+        "lambda demo: dashboard http://{api}/  API http://{api}/v1/metrics  speed views http://{speed}/v1/speed/status"
+    );
+    println!(
+        "data in {} (broker, lake, views, checkpoints); batch every {} s; {} events/s live{}; Ctrl-C stops everything",
+        data.display(),
+        args.batch_period_secs,
+        args.rate,
+        if first_start {
+            format!(", {} hours of history first", args.history_hours)
+        } else {
+            ", no history (data from an earlier start)".into()
+        }
+    );
+
+    let until = async {
+        match args.duration_secs {
+            Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let status = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            print_status(&sent, &layers.realtime, &layers.state);
+        }
+    };
+    tokio::select! {
+        _ = crate::signal::shutdown_signal() => {}
+        _ = until => {}
+        _ = status => {}
+    }
+    println!("stopping: generator, speed layer (checkpoint), lake writer (flush), batch, serving");
+    let _ = stop_tx.send(true);
+    let _ = generator.await;
+    let _ = batch.await;
+    if let Some(cdc) = cdc {
+        cdc.join().await?;
+    }
+    let (realtime, state) = (layers.realtime.clone(), layers.state.clone());
+    let joined = layers.join().await;
+    print_status(&sent, &realtime, &state);
+    joined?;
+    println!("stopped; data kept in {}", data.display());
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The demo's clickstream: generated events posted to the collector (the history first,
+//! then live events paced by event time), counted, and a status line now and then.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serving::AppState;
+use shared_logic::generate::{Generator, GeneratorConfig};
+use shared_logic::window::HOUR_MS;
+use speed::views::RealtimeViews;
+
+/// Counts of what the demo's generator sent.
+#[derive(Default)]
+pub(super) struct Sent {
+    pub(super) accepted: AtomicU64,
+    pub(super) rejected: AtomicU64,
+    pub(super) failed_requests: AtomicU64,
+}
+
+/// One status line: what the collector took, the speed layer counted and the batch layer
+/// published.
+pub(super) fn print_status(sent: &Sent, realtime: &RealtimeViews, state: &AppState) {
+    let progress = realtime.progress();
+    let now = chrono::Utc::now().timestamp_millis();
+    let published = state.batch.published();
+    let boundary = published
+        .as_ref()
+        .and_then(|p| p.time_boundary.get("page_views").cloned().flatten())
+        .unwrap_or_else(|| "none yet".into());
+    println!(
+        "[demo] collector accepted {} rejected {} | speed: {} events, {} order changes, freshness {} | batch: {} hours, boundary {} (manifest v{})",
+        sent.accepted.load(Ordering::Relaxed),
+        sent.rejected.load(Ordering::Relaxed),
+        progress.counters.events,
+        realtime.order_counters().order_changes,
+        progress
+            .newest_event_ms
+            .map_or("-".into(), |t| format!("{:.1} s", (now - t) as f64 / 1000.0)),
+        published.as_ref().map_or(0, |p| p.hours.len()),
+        boundary,
+        published.as_ref().map_or(0, |p| p.version),
+    );
+}
+
+/// Posts the history (if any) as fast as the collector takes it, then live events paced
+/// at `rate`, until stopped.
+pub(super) async fn generate(
+    url: String,
+    seed: u64,
+    rate: f64,
+    history_hours: u32,
+    history_rate: f64,
+    sent: Arc<Sent>,
+    stopped: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stopped);
+    let client = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let (client, url, sent) = (client.clone(), url.clone(), sent.clone());
+        async move {
+            let answer = client
+                .post(&url)
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await;
+            match answer {
+                Ok(r) if r.status().is_success() => {
+                    if let Ok(v) = r.json::<serde_json::Value>().await {
+                        sent.accepted
+                            .fetch_add(v["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                        sent.rejected
+                            .fetch_add(v["rejected"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    }
+                }
+                Ok(r) => {
+                    sent.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(status = %r.status(), "collector refused a batch");
+                }
+                Err(e) => {
+                    sent.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "collector unreachable");
+                }
+            }
+        }
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let noise = |cfg: GeneratorConfig| GeneratorConfig {
+        duplicate_fraction: 0.01,
+        out_of_order_fraction: 0.02,
+        out_of_order_ms: 3_000,
+        invalid_fraction: 0.005,
+        ..cfg
+    };
+    if history_hours > 0 {
+        let start = (now.div_euclid(HOUR_MS) - history_hours as i64) * HOUR_MS;
+        let count = ((now - 60_000 - start) as f64 / 1000.0 * history_rate) as usize;
+        let history = Generator::new(noise(GeneratorConfig {
+            seed: seed ^ 0x5eed,
+            start_ms: start,
+            events_per_second: history_rate,
+            ..GeneratorConfig::default()
+        }));
+        let mut body = Vec::new();
+        for (i, r) in history.take(count).enumerate() {
+            body.extend_from_slice(&r.json);
+            body.push(b'\n');
+            if (i + 1) % 2_000 == 0 {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = post(std::mem::take(&mut body)) => {}
+                }
+            }
+        }
+        if !body.is_empty() {
+            post(body).await;
+        }
+    }
+    let start = chrono::Utc::now().timestamp_millis();
+    let mut live = Generator::new(noise(GeneratorConfig {
+        seed,
+        start_ms: start,
+        events_per_second: rate,
+        ..GeneratorConfig::default()
+    }));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tick.tick() => {}
+        }
+        // Paced by event time, so events are sent when they happen (duplicates and
+        // invalid records do not move the generator's clock).
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut body = Vec::new();
+        while live.nominal_time_ms() <= now {
+            let Some(r) = live.next() else { return };
+            body.extend_from_slice(&r.json);
+            body.push(b'\n');
+        }
+        if !body.is_empty() {
+            tokio::spawn(post(body));
+        }
+    }
+}
