@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use lambda_tools::load as bench_http;
 use shared_logic::{MetricContext, Validator};
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
-
-use lambda_tools::load as bench_http;
 
 #[derive(Args)]
 pub struct BenchArgs {

@@ -14,6 +14,8 @@ use arrow::array::{
     TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use lambda_io::lake::{hour_partition, Lake};
+use lambda_io::parquet_file::encode_parquet;
 use object_store::path::Path;
 use object_store::ObjectMeta;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -23,9 +25,6 @@ use shared_logic::schema::col;
 use shared_logic::window::HourKey;
 
 use crate::error::BatchError;
-use lambda_io::lake::{hour_partition, Lake};
-
-use lambda_io::parquet_file::encode_parquet;
 
 /// One checked change record of a change topic.
 #[derive(Debug, Clone, PartialEq, Eq)]

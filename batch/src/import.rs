@@ -7,11 +7,11 @@
 
 use std::io::BufRead;
 
+use lambda_io::Lake;
 use shared_logic::{Origin, Validator};
 
 use crate::error::BatchError;
 use crate::writer::{write_flush, Flush};
-use lambda_io::Lake;
 
 /// How to import.
 #[derive(Debug, Clone)]

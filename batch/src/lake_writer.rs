@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
+use lambda_io::Lake;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -32,7 +33,6 @@ use shared_logic::{Event, Origin, Validator};
 use crate::cdc_files::RawChange;
 use crate::error::BatchError;
 use crate::writer::{write_flush, Flush, Rejected};
-use lambda_io::Lake;
 
 /// How the writer runs.
 #[derive(Debug, Clone)]

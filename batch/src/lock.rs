@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
+use lambda_io::Lake;
 use object_store::path::Path;
 use object_store::{PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BatchError;
-use lambda_io::Lake;
 
 #[derive(Serialize, Deserialize)]
 struct Holder {

@@ -19,6 +19,8 @@
 
 use std::collections::BTreeMap;
 
+use lambda_io::manifest::{ChangeLogRead, HourView, InputFile, Published};
+use lambda_io::Lake;
 use shared_logic::cdc::CdcTable;
 use shared_logic::metrics::Orders;
 use shared_logic::orders::{dedup_log, orders_views, product_table, Unapplied};
@@ -28,8 +30,6 @@ use shared_logic::{MetricContext, MetricViews};
 use crate::cdc_files;
 use crate::error::BatchError;
 use crate::publish;
-use lambda_io::manifest::{ChangeLogRead, HourView, InputFile, Published};
-use lambda_io::Lake;
 
 /// What an `orders` pass did.
 #[derive(Debug, Clone, Default)]

@@ -123,18 +123,9 @@ mod tests {
     use super::*;
 
     fn hour_view(run: &str) -> HourView {
-        HourView {
-            run_id: run.into(),
-            computed_at: String::new(),
-            inputs: vec![],
-            rows_read: 0,
-            duplicates: 0,
-            skipped_files: vec![],
-            views: [("page_views".to_string(), "x".to_string())].into(),
-            neighbours: BTreeMap::new(),
-            pending: vec![],
-            digests: BTreeMap::new(),
-        }
+        let mut view = HourView::without_events(run, String::new());
+        view.views.insert("page_views".into(), "x".into());
+        view
     }
 
     #[tokio::test]

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use hashbrown::HashMap;
+use lambda_io::manifest::InputFile;
+use lambda_io::Lake;
 use shared_logic::dedup::wins;
 use shared_logic::schema::{SessionColumns, SESSION_COLUMNS};
 use shared_logic::sessions::{Activity, UserSessions};
@@ -23,8 +25,6 @@ use shared_logic::{Device, MetricContext, MetricViews, Origin, Sessions};
 
 use crate::error::BatchError;
 use crate::scan::{in_bucket, inspect_inputs, streams, table};
-use lambda_io::manifest::InputFile;
-use lambda_io::Lake;
 
 /// One event as sessions need it: 64 bytes, no allocation (users by a 128-bit hash,
 /// countries interned).

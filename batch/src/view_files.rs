@@ -97,11 +97,7 @@ pub async fn read_views<M: Metric>(
 ) -> Result<MetricViews<M>, BatchError> {
     let mut out = MetricViews::<M>::default();
     for hour in hours {
-        let Some(relative) = published
-            .hours
-            .get(&hour.to_string())
-            .and_then(|h| h.views.get(M::NAME))
-        else {
+        let Some(relative) = published.view_of(M::NAME, *hour) else {
             continue;
         };
         let path = views.path(relative);

@@ -15,14 +15,13 @@ use arrow::array::{
     TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use lambda_io::lake::{hour_partition, Lake};
+use lambda_io::lake_names::flush_file_name;
+use lambda_io::parquet_file::encode_parquet;
 use shared_logic::window::HourKey;
 use shared_logic::{schema, DeadLetter, Event, Origin};
 
-use lambda_io::lake_names::flush_file_name;
-use lambda_io::parquet_file::encode_parquet;
-
 use crate::error::BatchError;
-use lambda_io::lake::{hour_partition, Lake};
 
 /// The schema of dead-letter files.
 pub fn dead_letter_schema() -> SchemaRef {

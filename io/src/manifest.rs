@@ -137,6 +137,14 @@ impl Published {
         }
     }
 
+    /// The view file (relative to the views root) that covers `hour` for `metric`, if any.
+    pub fn view_of(&self, metric: &str, hour: HourKey) -> Option<&str> {
+        self.hours
+            .get(&hour.to_string())
+            .and_then(|h| h.views.get(metric))
+            .map(String::as_str)
+    }
+
     /// Recomputes coverage and time boundaries of `metrics` from `hours`.
     pub fn derive(&mut self, metrics: &[&str]) {
         self.coverage.clear();
@@ -172,18 +180,9 @@ mod tests {
     use super::*;
 
     fn hour_view(run: &str) -> HourView {
-        HourView {
-            run_id: run.into(),
-            computed_at: String::new(),
-            inputs: vec![],
-            rows_read: 0,
-            duplicates: 0,
-            skipped_files: vec![],
-            views: [("page_views".to_string(), "x".to_string())].into(),
-            neighbours: BTreeMap::new(),
-            pending: vec![],
-            digests: BTreeMap::new(),
-        }
+        let mut view = HourView::without_events(run, String::new());
+        view.views.insert("page_views".into(), "x".into());
+        view
     }
 
     #[test]

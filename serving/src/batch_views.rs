@@ -140,11 +140,7 @@ impl BatchViews {
         let covered = Self::covered::<M>(published, from_ms, to_ms);
         let mut views = Vec::with_capacity(covered.len());
         for hour in &covered {
-            let Some(relative) = published
-                .hours
-                .get(&hour.to_string())
-                .and_then(|h| h.views.get(M::NAME))
-            else {
+            let Some(relative) = published.view_of(M::NAME, *hour) else {
                 continue;
             };
             views.push(self.hour::<M>(relative).await?);

@@ -10,7 +10,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use shared_logic::metric::MAX_DIMENSIONS;
-
 use shared_logic::window::{HourKey, WindowSpec, WindowStart};
 use shared_logic::{GroupKey, Mergeable};
 use shared_logic::{Metric, MetricViews};

@@ -123,10 +123,8 @@ impl SpeedViews {
         match self {
             SpeedViews::InProcess(views) => {
                 let progress = views.visit_aggregates(&mut |aggregates| {
-                    for (key, state) in M::views_in(aggregates).iter() {
-                        if key.window.0 >= from_ms && key.window.0 < to_ms {
-                            sink(key, state);
-                        }
+                    for (key, state) in M::views_in(aggregates).in_windows(from_ms, to_ms) {
+                        sink(key, state);
                     }
                 });
                 Ok(SpeedTime {

@@ -9,13 +9,12 @@
 //! empty.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::Serialize;
 use shared_logic::window::HourKey;
 use shared_logic::GroupKey;
-use std::future::Future;
-use std::pin::Pin;
-
 use shared_logic::{Metric, MetricId, MetricViews, MetricVisitor, Registered};
 
 use crate::batch_views::BatchViews;

@@ -115,6 +115,18 @@ impl<M: Metric> MetricViews<M> {
         rows
     }
 
+    /// Unordered iteration over the keys and states of windows starting in
+    /// `[from_ms, to_ms)`.
+    pub fn in_windows(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Iterator<Item = (&GroupKey, &M::State)> {
+        self.groups
+            .iter()
+            .filter(move |(k, _)| k.window.0 >= from_ms && k.window.0 < to_ms)
+    }
+
     /// Unordered iteration over keys and states.
     pub fn iter(&self) -> impl Iterator<Item = (&GroupKey, &M::State)> {
         self.groups.iter()

@@ -17,17 +17,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
+use lambda_io::kafka::{EventProducer, KafkaSettings};
+use lambda_io::IoError;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use shared_logic::cdc::{CdcRejection, CdcTable, Change};
 
-use lambda_io::IoError;
-
 use crate::error::SpeedError;
 use crate::orders::ChangeOutcome;
 use crate::views::RealtimeViews;
-use lambda_io::kafka::{EventProducer, KafkaSettings};
 
 /// Topics and group of the change-stream consumer.
 #[derive(Debug, Clone)]

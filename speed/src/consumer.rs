@@ -13,22 +13,21 @@
 use std::time::{Duration, Instant};
 
 use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
+use lambda_io::kafka::{EventProducer, KafkaSettings};
 use lambda_io::manifest::Published;
+use lambda_io::IoError;
 use lambda_io::Lake;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use shared_logic::metric::BuiltFrom;
+use shared_logic::MetricId;
 use shared_logic::{topics, Validator};
 
 use crate::checkpoint::CheckpointStore;
-use lambda_io::IoError;
-use shared_logic::metric::BuiltFrom;
-use shared_logic::MetricId;
-
 use crate::error::SpeedError;
 use crate::partition::{Outcome, PartitionState};
 use crate::views::RealtimeViews;
-use lambda_io::kafka::{EventProducer, KafkaSettings};
 
 /// How the consumer runs.
 #[derive(Debug, Clone)]

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use lambda_io::speed_api::{ChangeCounters, Counters, Progress, RealtimeSource, Status};
 use shared_logic::GroupKey;
 use shared_logic::{Aggregates, MetricContext, Registered};
-
-use lambda_io::speed_api::{ChangeCounters, Counters, Progress, RealtimeSource, Status};
 
 use crate::orders::OrderStreams;
 use crate::partition::{PartitionState, TimeSettings};
@@ -205,21 +204,11 @@ impl RealtimeViews {
         to_ms: i64,
         mut f: impl FnMut(&GroupKey, &M::State),
     ) -> Progress {
-        let inner = self.read();
-        let orders = inner.orders.partitions.values().map(|p| &p.aggregates);
-        for aggregates in inner
-            .partitions
-            .values()
-            .map(|p| &p.aggregates)
-            .chain(orders)
-        {
-            for (key, s) in M::views_in(aggregates).iter() {
-                if key.window.0 >= from_ms && key.window.0 < to_ms {
-                    f(key, s);
-                }
+        self.visit_aggregates(&mut |aggregates| {
+            for (key, s) in M::views_in(aggregates).in_windows(from_ms, to_ms) {
+                f(key, s);
             }
-        }
-        self.progress_of(&inner)
+        })
     }
 
     /// Watermark, freshness, offsets, lag, checkpoint time and counters.

@@ -9,10 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::http::get;
-use crate::lake_files::views_from_parquet;
-use crate::topic::Stored;
-use crate::ChildGuard;
 use lambda_io::manifest::Published;
 use lambda_io::Lake;
 use serving::batch_views::BatchViews;
@@ -21,6 +17,11 @@ use shared_logic::metric::Metric;
 use shared_logic::metrics::{Funnel, PageViews, Revenue, Sessions};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Aggregates, Event, MetricContext, MetricViews};
+
+use crate::http::get;
+use crate::lake_files::views_from_parquet;
+use crate::topic::Stored;
+use crate::ChildGuard;
 
 /// `lambda` with quiet logs (warnings and errors still reach the test's stderr;
 /// `FAULT_TEST_LOG=info` shows more when a run needs a closer look).

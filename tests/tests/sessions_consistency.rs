@@ -18,7 +18,6 @@ use lambda_tests::pipeline::Pipeline;
 use lambda_tests::serving::{assert_served_equals_direct, served_rows};
 use lambda_tests::topic::produce;
 use lambda_tests::Broker;
-
 use serving::verify;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig, Record, RecordKind};

@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use crate::error::{Context, ToolsError};
-
 use batch::lake_writer::{LakeWriter, WriterOptions};
 use lambda_io::kafka::{ensure_topics, EventProducer, KafkaSettings};
 use lambda_io::Lake;
@@ -17,6 +15,7 @@ use speed::cdc_consumer::{CdcConsumer, CdcOptions};
 use speed::views::RealtimeViews;
 
 use super::Stop;
+use crate::error::{Context, ToolsError};
 
 /// Where the change source starts and how fast it goes.
 pub(super) struct Source {
