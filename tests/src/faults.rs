@@ -14,9 +14,11 @@ use lambda_io::Lake;
 use serving::batch_views::BatchViews;
 use shared_logic::dedup::first_wins;
 use shared_logic::metric::Metric;
-use shared_logic::metrics::{Funnel, PageViews, Revenue, Sessions};
+use shared_logic::metrics::{Funnel, PageViews, Revenue};
 use shared_logic::window::{HourKey, HOUR_MS};
-use shared_logic::{Aggregates, Event, MetricContext, MetricViews};
+use shared_logic::{
+    Aggregates, Event, MetricContext, MetricId, MetricViews, MetricVisitor, Registered,
+};
 
 use crate::http::get;
 use crate::lake_files::views_from_parquet;
@@ -168,16 +170,26 @@ pub fn speed_views<M: Metric>(addr: &str) -> MetricViews<M> {
     views_from_parquet::<M>(body)
 }
 
-/// All three metrics' real-time views from the speed instance at `addr`.
+/// Every metric's real-time views from the speed instance at `addr`.
 pub fn speed_aggregates(addr: &str) -> Aggregates {
-    Aggregates {
-        page_views: speed_views::<PageViews>(addr),
-        funnel: speed_views::<Funnel>(addr),
-        revenue: speed_views::<Revenue>(addr),
-        sessions: speed_views::<Sessions>(addr),
-        // These tests carry no change streams.
-        orders: Default::default(),
+    struct Fetch<'a> {
+        addr: &'a str,
+        aggregates: &'a mut Aggregates,
     }
+    impl MetricVisitor for Fetch<'_> {
+        type Output = ();
+        fn visit<M: Registered>(self) {
+            *M::views_in_mut(self.aggregates) = speed_views::<M>(self.addr);
+        }
+    }
+    let mut aggregates = Aggregates::default();
+    for id in MetricId::ALL {
+        id.visit(Fetch {
+            addr,
+            aggregates: &mut aggregates,
+        });
+    }
+    aggregates
 }
 
 /// The direct computation: shared-logic's dedup (first delivery wins) and fold.
