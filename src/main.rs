@@ -61,7 +61,9 @@ enum Command {
     /// Serve the query API (batch and real-time views merged), the event collector
     /// (`POST /v1/events`) and the live dashboard.
     Serve(serve_cmd::ServeArgs),
-    /// Compare batch and speed views window by window (exit 0 equal, 1 different or failed).
+    /// Compare batch and speed views window by window (exit 0 equal, 1 different or failed,
+    /// 2 bad usage, 3 nothing compared: no manifest, no covered hour in the range, or the
+    /// speed layer holds none of the covered hours).
     Verify(verify_cmd::VerifyArgs),
     /// The whole platform in one process: local broker, generator, collector, speed layer,
     /// lake writer, batch job on a schedule, API and dashboard.
@@ -261,8 +263,11 @@ async fn run(command: Command, configured: &config::Configured) -> Result<(), (a
         Command::Serve(args) => plain(serve_cmd::run(args).await),
         Command::Demo(args) => plain(lambda_tools::demo::run(args).await.map_err(Into::into)),
         Command::Verify(args) => match verify_cmd::run(args).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err((anyhow::anyhow!("batch and speed views differ"), 1)),
+            Ok(verify_cmd::Outcome::Equal) => Ok(()),
+            Ok(verify_cmd::Outcome::Different) => {
+                Err((anyhow::anyhow!("batch and speed views differ"), 1))
+            }
+            Ok(verify_cmd::Outcome::NothingCompared(why)) => Err((anyhow::anyhow!(why), 3)),
             Err(e) => Err((e, 1)),
         },
         Command::Bench(args) => plain(

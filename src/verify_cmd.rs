@@ -1,5 +1,6 @@
 //! `lambda verify`: compares batch and speed views window by window and exits non-zero
-//! when they differ (the consistency check users can run against production).
+//! when they differ (the consistency check users can run against production), or when it
+//! compared nothing (exit 3, with the reason per metric).
 
 use std::time::Duration;
 
@@ -36,8 +37,19 @@ pub struct VerifyArgs {
     speed_timeout_ms: u64,
 }
 
-/// Exit code 1 when the layers differ (or the check failed), 0 when they agree.
-pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Keys were compared and every one is equal (exit 0).
+    Equal,
+    /// Some keys differ (exit 1).
+    Different,
+    /// No key of any metric was compared (exit 3); the reasons, one line per metric.
+    NothingCompared(String),
+}
+
+/// Compares the layers; see [`Outcome`] for the exit codes.
+pub async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let now = chrono::Utc::now().timestamp_millis();
     let to = match &args.to {
         Some(t) => parse_time("to", t)?,
@@ -78,7 +90,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
     } else {
         for (metric, c) in &report {
             println!(
-                "{metric}: {} hours compared, {} (window, dimensions) keys, {} differences{}",
+                "{metric}: {} hours compared, {} (window, dimensions) keys, {} differences{}{}",
                 c.hours_compared.len(),
                 c.keys_compared,
                 c.differences.len(),
@@ -89,12 +101,37 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
                         "; skipped (the speed layer holds nothing of them): {}",
                         c.hours_skipped.join(" ")
                     )
-                }
+                },
+                c.not_compared
+                    .map_or(String::new(), |why| format!("; nothing compared: {why}"))
             );
         }
         if !differences.is_empty() {
             print!("{}", verify::table(&differences, args.max_rows));
         }
     }
-    Ok(differences.is_empty())
+    Ok(outcome(&report, &differences, &args.layers.views))
+}
+
+/// The outcome of a report: nothing compared when no metric compared a key.
+fn outcome(report: &Report, differences: &[verify::Difference], views: &str) -> Outcome {
+    if !differences.is_empty() {
+        return Outcome::Different;
+    }
+    if report.values().any(|c| c.keys_compared > 0) {
+        return Outcome::Equal;
+    }
+    let reasons: Vec<String> = report
+        .iter()
+        .map(|(metric, c)| {
+            let why = c
+                .not_compared
+                .map_or_else(|| "no key compared".to_string(), |r| r.to_string());
+            format!("{metric}: {why}")
+        })
+        .collect();
+    Outcome::NothingCompared(format!(
+        "nothing was compared (views {views}):\n  {}",
+        reasons.join("\n  ")
+    ))
 }

@@ -6,7 +6,8 @@
 //! while the batch layer does (evicted behind the boundary, or never consumed) are listed as
 //! skipped, not compared.
 //! Differences are data: a list the CLI prints as a table, exiting non-zero when it is not
-//! empty.
+//! empty. A comparison that compared no `(window, dimensions)` key says why
+//! ([`NotCompared`]): an empty check must never read as a passed one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -32,6 +33,36 @@ pub struct Difference {
     pub speed: Option<Vec<String>>,
 }
 
+/// Why a comparison compared no `(window, dimensions)` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotCompared {
+    /// No batch manifest is published under the views location.
+    NoManifest,
+    /// The manifest covers no hour of the range for the metric.
+    NoCoveredHour,
+    /// The speed layer holds none of the covered hours.
+    SpeedHoldsNone,
+    /// Neither layer holds a state of the covered hours.
+    NoState,
+}
+
+impl std::fmt::Display for NotCompared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotCompared::NoManifest => {
+                "no batch manifest is published under the views location (nothing to compare with)"
+            }
+            NotCompared::NoCoveredHour => "the batch layer covers no hour of the range",
+            NotCompared::SpeedHoldsNone => {
+                "the speed layer holds none of the covered hours (evicted behind the boundary, \
+                 or never consumed)"
+            }
+            NotCompared::NoState => "neither layer holds a state of the covered hours",
+        })
+    }
+}
+
 /// What one metric's comparison covered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Comparison {
@@ -40,6 +71,18 @@ pub struct Comparison {
     pub hours_skipped: Vec<String>,
     pub keys_compared: usize,
     pub differences: Vec<Difference>,
+    /// Set when no key was compared, with the reason.
+    pub not_compared: Option<NotCompared>,
+}
+
+impl Comparison {
+    /// Nothing compared, for `reason`.
+    fn nothing(reason: NotCompared) -> Comparison {
+        Comparison {
+            not_compared: Some(reason),
+            ..Comparison::default()
+        }
+    }
 }
 
 fn evaluated<M: Metric>(state: &M::State) -> Vec<String> {
@@ -88,12 +131,13 @@ pub async fn verify<M: Registered>(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Comparison, ServingError> {
-    let Some(published) = batch.published() else {
-        return Ok(Comparison::default());
+    // `Published::load` reads a missing manifest as version 0 with nothing covered.
+    let Some(published) = batch.published().filter(|p| p.version > 0) else {
+        return Ok(Comparison::nothing(NotCompared::NoManifest));
     };
     let read = batch.read::<M>(&published, from_ms, to_ms).await?;
     let Some((first, last)) = read.covered.first().zip(read.covered.last()) else {
-        return Ok(Comparison::default());
+        return Ok(Comparison::nothing(NotCompared::NoCoveredHour));
     };
     let (start, end) = (
         first.start_ms(),
@@ -147,6 +191,13 @@ pub async fn verify<M: Registered>(
     }
     out.differences
         .sort_by(|a, b| (a.window_start, &a.dimensions).cmp(&(b.window_start, &b.dimensions)));
+    if out.keys_compared == 0 {
+        out.not_compared = Some(if out.hours_skipped.is_empty() {
+            NotCompared::NoState
+        } else {
+            NotCompared::SpeedHoldsNone
+        });
+    }
     Ok(out)
 }
 

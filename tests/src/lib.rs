@@ -12,6 +12,7 @@ pub mod faults;
 pub mod http;
 pub mod lake_files;
 pub mod pipeline;
+pub mod published;
 pub mod serving;
 pub mod topic;
 

@@ -1,0 +1,129 @@
+//! `lambda verify` as an operator runs it: it exits 0 only when it compared windows of both
+//! layers and found them equal, and exits 3 with the reason when it compared nothing (no
+//! batch manifest, no covered hour in the range, or a speed layer holding none of the
+//! covered hours), so a check that checked nothing never passes for a green one.
+
+use std::process::Output;
+use std::time::Duration;
+
+use lambda_tests::published::{publish_hours, PublishedLake};
+use shared_logic::MetricContext;
+use shared_logic::Validator;
+use speed::partition::{LatePolicy, TimeSettings};
+use speed::views::RealtimeViews;
+
+/// A speed instance serving `views` on a free loopback port; its base URL.
+async fn speed_instance(views: RealtimeViews) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let router = speed::http::router(views);
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("speed serves") });
+    url
+}
+
+/// Real-time views under the `update` policy (they then equal the batch computation),
+/// holding `lines`.
+fn realtime(lines: &[Vec<u8>]) -> RealtimeViews {
+    let time = TimeSettings {
+        out_of_orderness_ms: 5_000,
+        allowed_lateness_ms: 60_000,
+        late_policy: LatePolicy::Update,
+    };
+    let views = RealtimeViews::new(MetricContext::default(), time, Duration::from_secs(3_600));
+    let now = chrono::Utc::now().timestamp_millis();
+    speed::consumer::apply_records(
+        &views,
+        &Validator::default(),
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (0, i as i64, now, l.as_slice())),
+    );
+    views
+}
+
+/// `lambda verify` over `[from, to)` of `metric` (every metric when `None`).
+async fn verify(views: &str, speed_url: &str, range: (i64, i64), metric: Option<&str>) -> Output {
+    let mut cmd = std::process::Command::new(lambda_tests::bin::lambda_bin());
+    cmd.args(["verify", "--views", views, "--speed-url", speed_url])
+        .args(["--from", &range.0.to_string(), "--to", &range.1.to_string()])
+        .env("LAMBDA_LOG", "warn");
+    if let Some(m) = metric {
+        cmd.args(["--metric", m]);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("lambda verify runs"))
+        .await
+        .expect("verify thread")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn views_of(p: &PublishedLake) -> String {
+    p.views.display()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_without_a_manifest_exits_3_saying_nothing_was_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let views = dir.path().join("views");
+    std::fs::create_dir_all(&views).unwrap();
+    let speed = speed_instance(realtime(&[])).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let out = verify(
+        views.to_str().unwrap(),
+        &speed,
+        (now - 3_600_000, now),
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("no batch manifest"),
+        "the reason is named: {}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_exits_3_when_the_speed_layer_holds_none_of_the_covered_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let published = publish_hours(dir.path(), 31, 2).await;
+    let range = (published.from_ms, published.to_ms);
+    // A speed instance that answers but holds nothing of those hours (evicted, or a new
+    // consumer group that started at the end of the topic).
+    let empty = speed_instance(realtime(&[])).await;
+    let out = verify(&views_of(&published), &empty, range, None).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the speed layer holds none of"),
+        "the reason is named: {}",
+        text(&out)
+    );
+    // A range the batch layer covers no hour of compares nothing either.
+    let before = (range.0 - 3 * 3_600_000, range.0 - 3_600_000);
+    let out = verify(&views_of(&published), &empty, before, Some("page_views")).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("covers no hour"),
+        "the reason is named: {}",
+        text(&out)
+    );
+    // The same hours held by the speed layer are compared, equal: exit 0.
+    let holding = speed_instance(realtime(&published.lines)).await;
+    let out = verify(&views_of(&published), &holding, range, Some("page_views")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("page_views: 2 hours compared"),
+        "{}",
+        text(&out)
+    );
+}
