@@ -85,9 +85,20 @@ pub enum DecimalError {
 /// Largest accepted absolute amount in minor units (10^13, ten trillion dollars in cents).
 pub const MAX_MINOR: i64 = 10_000_000_000_000;
 
+/// Exponents are read saturating at this magnitude: it dwarfs the length of any text, so a
+/// saturated exponent gives the same answer as the exact one (zero, too large or too precise).
+const EXPONENT_CAP: i64 = 1 << 40;
+
+/// Digits of [`MAX_MINOR`]: a value with more significant digits is too large.
+const MAX_MINOR_DIGITS: i64 = 14;
+
 /// Parses decimal text (optionally signed, optional fraction, optional exponent as written
 /// by JSON number formatting) into minor units of a currency with `exponent` decimals.
 /// Trailing zeros beyond the exponent are accepted; other extra digits are `TooPrecise`.
+///
+/// Linear in the length of the text whatever the exponent: the answer is decided from the
+/// count of significant digits and the exponent (`0e2147483647` is zero at once, `1e99` too
+/// large at once), and at most [`MAX_MINOR_DIGITS`] digits are ever multiplied out.
 pub fn parse_decimal_minor(text: &str, exponent: u32) -> Result<i64, DecimalError> {
     let (negative, rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
@@ -96,10 +107,7 @@ pub fn parse_decimal_minor(text: &str, exponent: u32) -> Result<i64, DecimalErro
     };
     // Split off a scientific exponent (`1e-2`), which `f64` display never emits but JSON allows.
     let (mantissa, sci) = match rest.find(['e', 'E']) {
-        Some(i) => {
-            let sci: i32 = rest[i + 1..].parse().map_err(|_| DecimalError::Syntax)?;
-            (&rest[..i], sci)
-        }
+        Some(i) => (&rest[..i], parse_exponent(&rest[i + 1..])?),
         None => (rest, 0),
     };
     let (int_part, frac_part) = match mantissa.split_once('.') {
@@ -114,33 +122,53 @@ pub fn parse_decimal_minor(text: &str, exponent: u32) -> Result<i64, DecimalErro
         return Err(DecimalError::Syntax);
     }
     // value = digits × 10^(sci - frac_len); minor = value × 10^exponent.
-    let digits = format!("{int_part}{frac_part}");
-    let digits = digits.trim_start_matches('0');
-    let scale = sci as i64 - frac_part.len() as i64 + exponent as i64;
-    let (kept, dropped) = if scale >= 0 {
-        (digits, "")
+    let digits = int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .skip_while(|b| *b == b'0');
+    let significant = digits.clone().count() as i64;
+    if significant == 0 {
+        return Ok(0);
+    }
+    let scale = sci - frac_part.len() as i64 + exponent as i64;
+    // The digits that stay left of the minor unit's point; the rest must be zeros.
+    let kept = if scale >= 0 {
+        significant
     } else {
-        let cut = digits.len().saturating_sub((-scale) as usize);
-        (&digits[..cut], &digits[cut..])
+        significant + scale
     };
-    if dropped.bytes().any(|b| b != b'0') {
+    if digits.clone().skip(kept.max(0) as usize).any(|b| b != b'0') {
         return Err(DecimalError::TooPrecise);
     }
-    let mut value: i128 = 0;
-    for b in kept.bytes() {
-        value = value * 10 + (b - b'0') as i128;
-        if value > MAX_MINOR as i128 {
-            return Err(DecimalError::TooLarge);
-        }
+    // The first digit is not zero: the value is at least 10^(kept - 1 + scale).
+    if kept + scale.max(0) > MAX_MINOR_DIGITS {
+        return Err(DecimalError::TooLarge);
     }
-    for _ in 0..scale.max(0) {
-        value *= 10;
-        if value > MAX_MINOR as i128 {
-            return Err(DecimalError::TooLarge);
-        }
+    let mut value: i64 = 0;
+    for b in digits.take(kept as usize) {
+        value = value * 10 + (b - b'0') as i64;
     }
-    let value = value as i64;
+    value *= 10i64.pow(scale.max(0) as u32);
+    if value > MAX_MINOR {
+        return Err(DecimalError::TooLarge);
+    }
     Ok(if negative { -value } else { value })
+}
+
+/// A scientific exponent (`-2`, `+7`, `12`), saturating at ±[`EXPONENT_CAP`].
+fn parse_exponent(text: &str) -> Result<i64, DecimalError> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DecimalError::Syntax);
+    }
+    let magnitude = digits
+        .bytes()
+        .fold(0i64, |v, b| (v * 10 + (b - b'0') as i64).min(EXPONENT_CAP));
+    Ok(if negative { -magnitude } else { magnitude })
 }
 
 /// Formats minor units of a currency as decimal text (`1234` USD → `12.34`).
@@ -321,6 +349,51 @@ mod tests {
             parse_decimal_minor("99999999999999999999", 2),
             Err(DecimalError::TooLarge)
         );
+    }
+
+    #[test]
+    fn hostile_exponents_and_digit_strings_parse_in_linear_time() {
+        // Issue 16: `0e2147483647` took ~12 s of CPU (one multiplication per unit of the
+        // exponent). Every case below must be answered from the text alone, and the whole
+        // loop runs a hundred times in far less than a second.
+        let zeros = "0".repeat(10_000);
+        let cases: Vec<(String, Result<i64, DecimalError>)> = vec![
+            ("0e2147483647".into(), Ok(0)),
+            ("0E+2147483647".into(), Ok(0)),
+            ("-0e2147483647".into(), Ok(0)),
+            ("0.000000e999999999".into(), Ok(0)),
+            (format!("0.{zeros}e999999999"), Ok(0)),
+            ("0e99999999999999999999999999".into(), Ok(0)),
+            ("0e-2147483648".into(), Ok(0)),
+            ("1e-2147483648".into(), Err(DecimalError::TooPrecise)),
+            ("1e2147483647".into(), Err(DecimalError::TooLarge)),
+            (
+                "1e99999999999999999999999999".into(),
+                Err(DecimalError::TooLarge),
+            ),
+            (
+                "1e-99999999999999999999999999".into(),
+                Err(DecimalError::TooPrecise),
+            ),
+            ("1e11".into(), Ok(10_000_000_000_000)),
+            ("1e12".into(), Err(DecimalError::TooLarge)),
+            (format!("{zeros}1"), Ok(100)),
+            (format!("1{zeros}"), Err(DecimalError::TooLarge)),
+            (format!("1{zeros}e-10000"), Ok(100)),
+            (format!("1{zeros}e-10002"), Ok(1)),
+            (format!("0.{zeros}1"), Err(DecimalError::TooPrecise)),
+            (format!("1.{zeros}"), Ok(100)),
+            ("1e".into(), Err(DecimalError::Syntax)),
+            ("1e+".into(), Err(DecimalError::Syntax)),
+            ("1e--1".into(), Err(DecimalError::Syntax)),
+            ("e5".into(), Err(DecimalError::Syntax)),
+        ];
+        for _ in 0..100 {
+            for (text, expected) in &cases {
+                let shown = &text[..text.len().min(40)];
+                assert_eq!(&parse_decimal_minor(text, 2), expected, "{shown}");
+            }
+        }
     }
 
     #[test]
