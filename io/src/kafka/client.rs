@@ -2,7 +2,9 @@
 //! topic creation.
 //!
 //! Client settings from `--kafka-option key=value` pass through to librdkafka unchanged
-//! (SASL, TLS, timeouts).
+//! (SASL, TLS, timeouts). librdkafka is built with OpenSSL (`security.protocol=SSL` and
+//! `SASL_SSL`; SASL mechanisms PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER), not with
+//! cyrus-sasl (no GSSAPI): the tests below fail if a build loses one of them.
 
 use std::time::Duration;
 
@@ -153,6 +155,69 @@ mod tests {
         assert_eq!(cfg.get("acks"), Some("1"));
         assert_eq!(cfg.get("security.protocol"), Some("SSL"));
         assert_eq!(cfg.get("bootstrap.servers"), Some("b:9092"));
+    }
+
+    /// Settings for a cluster that is never contacted: creating a client does not connect.
+    fn secured(options: &[&str]) -> KafkaSettings {
+        let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        KafkaSettings::new("127.0.0.1:9")
+            .with_options(&options)
+            .unwrap()
+    }
+
+    /// Creates the event producer and a group consumer with `settings`, as every layer does.
+    fn create_producer_and_consumer(settings: &KafkaSettings) -> Result<(), IoError> {
+        crate::kafka::EventProducer::new(settings, "events")?;
+        let _consumer: rdkafka::consumer::BaseConsumer = settings
+            .client_config(&[("group.id", "g"), ("enable.auto.commit", "false")])
+            .create()
+            .map_err(settings.error("create consumer"))?;
+        Ok(())
+    }
+
+    #[test]
+    fn ssl_clients_are_created() {
+        let settings = secured(&["security.protocol=SSL"]);
+        if let Err(e) = create_producer_and_consumer(&settings) {
+            panic!("security.protocol=SSL: {e}");
+        }
+    }
+
+    #[test]
+    fn sasl_ssl_clients_are_created_with_scram_and_plain() {
+        for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] {
+            let settings = secured(&[
+                "security.protocol=SASL_SSL",
+                &format!("sasl.mechanisms={mechanism}"),
+                "sasl.username=lambda",
+                "sasl.password=secret",
+            ]);
+            if let Err(e) = create_producer_and_consumer(&settings) {
+                panic!("security.protocol=SASL_SSL, sasl.mechanisms={mechanism}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn librdkafka_is_built_with_tls_and_sasl_scram_plain_oauthbearer() {
+        let features = ClientConfig::new()
+            .create_native_config()
+            .and_then(|c| c.get("builtin.features"))
+            .unwrap();
+        let features: Vec<&str> = features.split(',').collect();
+        for wanted in ["ssl", "sasl_plain", "sasl_scram", "sasl_oauthbearer"] {
+            assert!(features.contains(&wanted), "{wanted} not in {features:?}");
+        }
+    }
+
+    #[test]
+    fn gssapi_is_refused_with_a_reason_when_the_client_is_created() {
+        // Kerberos needs cyrus-sasl, which the build leaves out (docs/configuration.md).
+        let settings = secured(&["security.protocol=SASL_SSL", "sasl.mechanisms=GSSAPI"]);
+        let err = create_producer_and_consumer(&settings)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GSSAPI"), "{err}");
     }
 
     #[test]
