@@ -4,8 +4,9 @@
 //! The offset lives inside the checkpoint, so state and offsets can never disagree; Kafka
 //! offsets are committed only after the checkpoint is durable, and on restore any record
 //! below the checkpoint's offset is skipped, so a crash between the two changes nothing.
-//! A checkpoint records the metric logic's fingerprint: state computed under other logic,
-//! windows or rates is refused (replay instead).
+//! A checkpoint records its format and the metric logic's fingerprint: state encoded by
+//! another format, or computed under other logic, windows or rates, is refused (replay
+//! instead).
 
 use lambda_io::Lake;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,8 @@ use shared_logic::MetricContext;
 use crate::error::SpeedError;
 use crate::partition::PartitionState;
 
-const FORMAT: u32 = 1;
+/// Format 2: the partition state holds the record-time-bounded watermark progress.
+const FORMAT: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -103,12 +105,25 @@ impl CheckpointStore {
         else {
             return Ok(None);
         };
+        // The format comes first, so a checkpoint of another format is named as such
+        // rather than failing to decode.
+        if let Ok((format, _)) = postcard::take_from_bytes::<u32>(&bytes) {
+            if format != FORMAT {
+                return Err(SpeedError::Checkpoint {
+                    partition,
+                    reason: format!(
+                        "{} has checkpoint format {format}, this build reads format {FORMAT}: replay from the beginning into a new group",
+                        self.location.object_url(&path)
+                    ),
+                });
+            }
+        }
         let envelope: Envelope =
             postcard::from_bytes(&bytes).map_err(|e| SpeedError::Checkpoint {
                 partition,
                 reason: format!("{} is unreadable: {e}", self.location.object_url(&path)),
             })?;
-        if envelope.format != FORMAT || envelope.logic != ctx.fingerprint() {
+        if envelope.logic != ctx.fingerprint() {
             return Err(SpeedError::Checkpoint {
                 partition,
                 reason: format!(
@@ -149,5 +164,11 @@ mod tests {
         };
         let err = store.load(3, &other).await.unwrap_err();
         assert!(err.to_string().contains("other metric logic"), "{err}");
+        // A checkpoint of the previous format (before the record-time-bounded watermark).
+        let ctx = MetricContext::default();
+        let old = postcard::to_stdvec(&(1u32, ctx.fingerprint())).unwrap();
+        store.location.put(&store.path(4), old).await.unwrap();
+        let err = store.load(4, &ctx).await.unwrap_err();
+        assert!(err.to_string().contains("checkpoint format 1"), "{err}");
     }
 }

@@ -26,6 +26,7 @@ use shared_logic::{topics, Validator};
 
 use crate::checkpoint::CheckpointStore;
 use crate::error::SpeedError;
+pub use crate::latency::Latency;
 use crate::partition::{Outcome, PartitionState};
 use crate::views::RealtimeViews;
 
@@ -66,51 +67,6 @@ impl Default for SpeedOptions {
             batch_views: None,
             retain_covered: Duration::from_secs(3_600),
         }
-    }
-}
-
-/// Produce-to-visible latency, in milliseconds, as a histogram (1 ms buckets up to 60 s).
-#[derive(Debug, Clone)]
-pub struct Latency {
-    counts: Vec<u64>,
-    total: u64,
-}
-
-impl Default for Latency {
-    fn default() -> Self {
-        Latency {
-            counts: vec![0; 60_001],
-            total: 0,
-        }
-    }
-}
-
-impl Latency {
-    fn record(&mut self, ms: i64, n: u64) {
-        let bucket = ms.clamp(0, 60_000) as usize;
-        self.counts[bucket] += n;
-        self.total += n;
-    }
-
-    /// The `q`-quantile in ms (0 ≤ q ≤ 1), if anything was recorded.
-    pub fn quantile(&self, q: f64) -> Option<u64> {
-        if self.total == 0 {
-            return None;
-        }
-        let target = ((self.total as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (ms, c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= target {
-                return Some(ms as u64);
-            }
-        }
-        Some(60_000)
-    }
-
-    /// Samples recorded.
-    pub fn samples(&self) -> u64 {
-        self.total
     }
 }
 
@@ -228,7 +184,7 @@ impl SpeedConsumer {
                             batch.push(Record {
                                 partition: m.partition(),
                                 offset: m.offset(),
-                                timestamp_ms: m.timestamp().to_millis(),
+                                timestamp_ms: lambda_io::kafka::record_time(m.timestamp()),
                                 payload: m.payload().unwrap_or_default().to_vec(),
                             });
                         }
@@ -321,14 +277,14 @@ impl SpeedConsumer {
                 let Some(state) = states.get_mut(&r.partition) else {
                     continue;
                 };
-                // Validation's clock is the record's produce time, so a replay decides alike.
-                let now = r.timestamp_ms.unwrap_or(0);
+                // Validation's clock and the watermark's bound are the record's timestamp,
+                // so a replay (and the lake writer) decides alike.
                 let outcome = state.apply(
                     r.partition,
                     r.offset,
                     &r.payload,
                     validator,
-                    now,
+                    r.timestamp_ms,
                     ctx,
                     &time,
                 );
@@ -475,8 +431,9 @@ pub fn eviction_horizon(
     earliest
 }
 
-/// Rebuilds, from raw records, the state the speed layer would hold: the same
-/// per-partition path without Kafka. For benchmarks fed from a file and for tests.
+/// Rebuilds, from raw records `(partition, offset, record timestamp ms, payload)`, the state
+/// the speed layer would hold: the same per-partition path without Kafka. For benchmarks
+/// fed from a file and for tests.
 pub fn apply_records<'a>(
     views: &RealtimeViews,
     validator: &Validator,
@@ -485,11 +442,19 @@ pub fn apply_records<'a>(
     let (ctx, time) = (&views.ctx, views.time);
     views.update(|states| {
         let mut n = 0;
-        for (partition, offset, now, payload) in records {
+        for (partition, offset, record_ms, payload) in records {
             let state = states
                 .entry(partition)
                 .or_insert_with(PartitionState::default);
-            state.apply(partition, offset, payload, validator, now, ctx, &time);
+            state.apply(
+                partition,
+                offset,
+                payload,
+                validator,
+                Some(record_ms),
+                ctx,
+                &time,
+            );
             n += 1;
         }
         n

@@ -7,6 +7,7 @@
 //!   checkpoints, eviction by the batch boundary);
 //! - [`checkpoint`]: state and offsets together, one atomic object per partition;
 //! - [`http`]: the endpoint a separate serving process merges views from;
+//! - [`latency`]: the produce-to-visible latency histogram;
 //!
 //! Kafka clients, the lake and the views contract are `lambda_io`'s; this crate never
 //! depends on the batch layer.
@@ -18,6 +19,7 @@ pub mod checkpoint;
 pub mod consumer;
 pub mod error;
 pub mod http;
+pub mod latency;
 pub mod orders;
 pub mod partition;
 pub mod views;

@@ -11,13 +11,14 @@
 //! 2. validation through shared-logic; a reject becomes a dead letter;
 //! 3. the dedup rule (shared-logic's key: event id within its event-time hour; first
 //!    delivery wins): a repeated delivery is dropped;
-//! 4. lateness against this partition's watermark (max event time seen minus the allowed
-//!    out-of-orderness): a window is *closed* when the watermark has passed its end plus
-//!    the allowed lateness. The event counts in its open windows; closed windows follow
+//! 4. lateness against this partition's watermark (see [`PartitionState::watermark`]): a
+//!    window is *closed* when the watermark has passed its end plus the allowed lateness. The event counts in its open windows; closed windows follow
 //!    the policy: `drop` and `side-output` leave them alone (an event whose windows are all
 //!    closed is counted as dropped, or sent to the late topic), `update` counts it there
 //!    too and marks the window revised;
-//! 5. the event then advances the watermark;
+//! 5. the event then advances the watermark, by its event time but never past its record's
+//!    Kafka timestamp: one event stamped ahead cannot close the windows of the on-time
+//!    events after it (issue 16);
 //! 6. a counted event joins its user's sessions (the topic is keyed by user, so a user's
 //!    events are all in one partition): the sessions it merges are retracted from the
 //!    `sessions` views and the merged session added in the windows of its start (a window
@@ -49,7 +50,7 @@ pub enum LatePolicy {
 /// Event-time settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeSettings {
-    /// Watermark = max event time seen − this.
+    /// Watermark = the partition's event-time progress − this.
     pub out_of_orderness_ms: i64,
     /// A window closes when the watermark passes its end plus this.
     pub allowed_lateness_ms: i64,
@@ -88,8 +89,13 @@ pub enum Outcome {
 pub struct PartitionState {
     /// The next offset to apply; everything below is in the state.
     pub next_offset: i64,
-    /// Largest event time seen (epoch ms).
+    /// Largest event time seen (epoch ms): the newest event, not the watermark.
     pub max_event_time: Option<i64>,
+    /// Event-time progress the watermark trails: the largest `min(event time, record
+    /// time)` of the events seen (see [`PartitionState::watermark`]).
+    progress: Option<i64>,
+    /// Newest record timestamp seen (epoch ms): the bound of a record that carries none.
+    last_record_time: Option<i64>,
     pub aggregates: Aggregates,
     /// Windows counted into after they had closed (`update` policy).
     pub revised: BTreeSet<i64>,
@@ -104,12 +110,37 @@ pub struct PartitionState {
 }
 
 impl PartitionState {
-    /// The partition's watermark, once it has seen an event.
+    /// The partition's watermark, once it has seen an event: the largest event time seen,
+    /// each event's capped by its record's Kafka timestamp, minus the allowed
+    /// out-of-orderness. So `max(min(event_time, record_time)) − out_of_orderness`.
+    ///
+    /// The cap is what keeps one outlier from blinding the partition: an event stamped
+    /// minutes ahead (validation allows up to the future skew) moves the watermark only as
+    /// far as the producer's clock, which the on-time events around it share. A record
+    /// without a timestamp is capped by the newest record timestamp of the partition; on a
+    /// partition that never carried one, it moves the progress by at most the
+    /// out-of-orderness per event (the first event starts it at its event time). Every
+    /// input is in the record sequence or the checkpointed state, so a replay after a
+    /// restore computes the same watermark.
     pub fn watermark(&self, time: &TimeSettings) -> Option<i64> {
-        self.max_event_time.map(|t| t - time.out_of_orderness_ms)
+        self.progress.map(|t| t - time.out_of_orderness_ms)
     }
 
-    /// Applies one record at `offset` (see the module docs for the rule).
+    /// How far an event at `event_ms` in a record stamped `record_ms` advances the
+    /// progress the watermark trails (see [`PartitionState::watermark`]).
+    fn advance(&mut self, event_ms: i64, record_ms: Option<i64>, time: &TimeSettings) {
+        let bound = record_ms.or(self.last_record_time);
+        let reached = match (bound, self.progress) {
+            (Some(b), _) => event_ms.min(b),
+            (None, Some(p)) => event_ms.min(p.saturating_add(time.out_of_orderness_ms)),
+            (None, None) => event_ms,
+        };
+        self.progress = Some(self.progress.map_or(reached, |p| p.max(reached)));
+    }
+
+    /// Applies one record at `offset` whose Kafka timestamp is `record_ms` (see the module
+    /// docs for the rule). The record timestamp is validation's clock (the future-skew
+    /// rule; [`lambda_io::kafka::validation_clock`]) and bounds the watermark.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
@@ -117,7 +148,7 @@ impl PartitionState {
         offset: i64,
         payload: &[u8],
         validator: &Validator,
-        now_ms: i64,
+        record_ms: Option<i64>,
         ctx: &MetricContext,
         time: &TimeSettings,
     ) -> Outcome {
@@ -126,6 +157,10 @@ impl PartitionState {
         }
         self.next_offset = offset + 1;
         self.counters.records += 1;
+        if let Some(r) = record_ms {
+            self.last_record_time = Some(self.last_record_time.map_or(r, |l| l.max(r)));
+        }
+        let now_ms = lambda_io::kafka::validation_clock(record_ms);
         let event = match validator.validate(payload, Origin { partition, offset }, now_ms) {
             Ok(e) => e,
             Err(dead) => {
@@ -147,6 +182,7 @@ impl PartitionState {
         let windows: Vec<WindowStart> = ctx.windows.assign(event.event_time()).collect();
         let all_closed = windows.iter().all(|w| closed(*w));
         self.max_event_time = Some(self.max_event_time.map_or(t, |m| m.max(t)));
+        self.advance(t, record_ms, time);
         let view = event.view();
         match time.late_policy {
             LatePolicy::Update => {
@@ -299,7 +335,7 @@ mod tests {
                     i as i64,
                     r,
                     &Validator::default(),
-                    i64::MAX / 2,
+                    Some(i64::MAX / 2),
                     &ctx,
                     &time,
                 )
@@ -405,6 +441,124 @@ mod tests {
         assert!(state.revised.contains(&T0));
     }
 
+    /// Applies `(record timestamp, payload)` pairs in offset order under the drop policy.
+    fn run_at(records: &[(i64, Vec<u8>)]) -> PartitionState {
+        let (ctx, time) = (MetricContext::default(), TimeSettings::default());
+        let mut state = PartitionState::default();
+        for (i, (ts, r)) in records.iter().enumerate() {
+            state.apply(
+                0,
+                i as i64,
+                r,
+                &Validator::default(),
+                Some(*ts),
+                &ctx,
+                &time,
+            );
+        }
+        state
+    }
+
+    #[test]
+    fn one_event_ahead_of_its_record_time_does_not_close_the_on_time_windows() {
+        // Issue 16: a page view 290 s ahead (within the future skew), then 100 page views a
+        // second old, all produced now: none of the 100 is late.
+        let now = T0 + 30 * MIN;
+        let mut records = vec![(now, view("ahead", now + 290_000))];
+        records.extend((0..100).map(|i| (now + i, view(&format!("e{i}"), now - 1_000))));
+        let state = run_at(&records);
+        assert_eq!(state.counters.late_dropped, 0, "{:?}", state.counters);
+        assert_eq!(state.counters.events, 101);
+        // The outlier moved the watermark only as far as its record's timestamp.
+        assert_eq!(state.watermark(&TimeSettings::default()), Some(now - 5_000));
+    }
+
+    #[test]
+    fn genuinely_late_events_are_still_dropped_or_side_output_when_record_times_follow() {
+        // Produced as they happen: the record time supports the watermark's advance.
+        let records = [
+            (T0 + 10_000, view("a", T0 + 10_000)),
+            (T0 + 3 * MIN, view("b", T0 + 3 * MIN)),
+            (T0 + 3 * MIN + 1_000, view("late", T0 + 20_000)),
+        ];
+        let state = run_at(&records);
+        assert_eq!(state.counters.late_dropped, 1, "{:?}", state.counters);
+        assert_eq!(views_in(&state, T0), 1);
+        let (ctx, time) = (
+            MetricContext::default(),
+            TimeSettings {
+                late_policy: LatePolicy::SideOutput,
+                ..TimeSettings::default()
+            },
+        );
+        let mut side = PartitionState::default();
+        let outcomes: Vec<Outcome> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (ts, r))| {
+                side.apply(
+                    0,
+                    i as i64,
+                    r,
+                    &Validator::default(),
+                    Some(*ts),
+                    &ctx,
+                    &time,
+                )
+            })
+            .collect();
+        assert_eq!(outcomes[2], Outcome::LateSideOutput);
+    }
+
+    #[test]
+    fn records_without_a_timestamp_are_bounded_by_the_partitions_record_times() {
+        let (ctx, time) = (MetricContext::default(), TimeSettings::default());
+        let v = Validator::default();
+        let mut state = PartitionState::default();
+        state.apply(0, 0, &view("a", T0), &v, Some(T0), &ctx, &time);
+        // No timestamp: not measured for future skew, capped by the last record time.
+        state.apply(0, 1, &view("b", T0 + 10 * MIN), &v, None, &ctx, &time);
+        assert_eq!(state.watermark(&time), Some(T0 - 5_000));
+        // A partition that never carried one moves by at most the out-of-orderness per event.
+        let mut bare = PartitionState::default();
+        bare.apply(0, 0, &view("a", T0), &v, None, &ctx, &time);
+        bare.apply(0, 1, &view("b", T0 + 10 * MIN), &v, None, &ctx, &time);
+        assert_eq!(bare.watermark(&time), Some(T0));
+        assert_eq!(bare.counters.events, 2);
+    }
+
+    #[test]
+    fn a_restored_checkpoint_replayed_gives_the_state_of_an_uninterrupted_run() {
+        let records: Vec<(i64, Vec<u8>)> = (0..60)
+            .map(|i| {
+                // Every seventh event stamped minutes ahead of its record.
+                let ahead = if i % 7 == 0 { 4 * MIN } else { 0 };
+                (
+                    T0 + i * 5_000,
+                    view(&format!("e{i}"), T0 + i * 5_000 - 2_000 + ahead),
+                )
+            })
+            .collect();
+        let whole = run_at(&records);
+        let (ctx, time) = (MetricContext::default(), TimeSettings::default());
+        let half = run_at(&records[..30]);
+        let mut restored: PartitionState =
+            postcard::from_bytes(&postcard::to_stdvec(&half).unwrap()).unwrap();
+        for (i, (ts, r)) in records.iter().enumerate() {
+            restored.apply(
+                0,
+                i as i64,
+                r,
+                &Validator::default(),
+                Some(*ts),
+                &ctx,
+                &time,
+            );
+        }
+        assert_eq!(restored, whole);
+        assert_eq!(whole.counters.late_dropped, 0);
+    }
+
     #[test]
     fn event_within_lateness_still_counts() {
         let records = vec![
@@ -428,7 +582,7 @@ mod tests {
             1,
             &records[1],
             &Validator::default(),
-            0,
+            Some(0),
             &MetricContext::default(),
             &TimeSettings::default(),
         );
@@ -457,7 +611,7 @@ mod tests {
             0,
             &view("a", T0),
             &Validator::default(),
-            i64::MAX / 2,
+            Some(i64::MAX / 2),
             &ctx,
             &time,
         );
@@ -466,7 +620,7 @@ mod tests {
             1,
             &view("b", T0 + 2 * HOUR_MS),
             &Validator::default(),
-            i64::MAX / 2,
+            Some(i64::MAX / 2),
             &ctx,
             &time,
         );

@@ -68,7 +68,9 @@ fn direct(
             let closed = |w: shared_logic::WindowStart| {
                 wm.is_some_and(|wm| ctx.windows.end(w) + time.allowed_lateness_ms <= wm)
             };
-            max_time = Some(max_time.map_or(e.event_time().0, |m| m.max(e.event_time().0)));
+            // The watermark trails event times capped by their record's timestamp.
+            let reached = e.event_time().0.min(r.timestamp_ms);
+            max_time = Some(max_time.map_or(reached, |m| m.max(reached)));
             match time.late_policy {
                 LatePolicy::Update => agg.update(&e.view(), ctx),
                 _ => agg.update_windows(&e.view(), ctx, |w| !closed(w)),

@@ -1,13 +1,15 @@
 //! Kafka plumbing shared by every layer: client settings and topics ([`client`]), the event
 //! producer ([`producer`]), the consumer loops' backoff and rebalance tracking ([`consume`]), reading a topic to its end
-//! ([`drain`]) and the local development broker ([`local_broker`]).
+//! ([`drain`]), the clock records are judged by ([`record_time`]) and the local development broker ([`local_broker`]).
 
 pub mod client;
 pub mod consume;
 pub mod drain;
 pub mod local_broker;
 pub mod producer;
+pub mod record_time;
 
 pub use client::{ensure_topics, partitions_of, KafkaSettings};
 pub use consume::{ConsumeBackoff, RebalanceTracker};
 pub use producer::{DeliveryReport, EventProducer, PRODUCER_DEFAULTS};
+pub use record_time::{record_time, validation_clock};
