@@ -1,5 +1,8 @@
 //! Answering `GET /v1/metrics/{metric}`: batch views for covered hours, speed views for
 //! the others, merged ([`crate::merge`]), evaluated and shaped into the JSON answer.
+//! The speed layer is asked only for the span of hours the batch layer does not cover
+//! ([`speed_span`]), and not at all when batch covers the whole range: covered history
+//! answers while speed instances are down.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +16,9 @@ use shared_logic::{MetricVisitor, Registered};
 use crate::answer_cache::Answer;
 use crate::batch_views::BatchRead;
 use crate::error::ServingError;
-use crate::merge::{Merger, SpeedClock};
+use crate::merge::{speed_span, Merger, SpeedClock};
 use crate::query::MetricQuery;
+use crate::speed_views::SpeedTime;
 use crate::state::AppState;
 
 type AnswerFuture<'a> =
@@ -83,11 +87,18 @@ pub async fn answer<M: Registered>(
             merger.add_batch(key, s);
         }
     }
-    let time = state
-        .speed
-        .current()
-        .read::<M>(q.from_ms, q.to_ms, |key, s| merger.add_speed(key, s))
-        .await?;
+    // Without a span, no real-time view is read: the answer claims no speed watermark
+    // and no freshness.
+    let time = match speed_span(q.from_ms, q.to_ms, &batch.covered) {
+        Some((from, to)) => {
+            state
+                .speed
+                .current()
+                .read::<M>(from, to, |key, s| merger.add_speed(key, s))
+                .await?
+        }
+        None => SpeedTime::default(),
+    };
     let rows = merger.finish(SpeedClock {
         watermark: time.watermark,
         allowed_lateness_ms: time.allowed_lateness_ms,

@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use shared_logic::metric::MAX_DIMENSIONS;
-use shared_logic::window::{HourKey, WindowSpec, WindowStart};
+use shared_logic::window::{HourKey, WindowSpec, WindowStart, HOUR_MS};
 use shared_logic::{GroupKey, Mergeable};
 use shared_logic::{Metric, MetricViews};
 
@@ -183,6 +183,31 @@ pub fn merge<M: Metric>(
     merger.finish(clock)
 }
 
+/// The part of `[from_ms, to_ms)` the speed layer must answer: from the start of the first
+/// hour the batch layer does not cover to the end of the last one, clipped to the range;
+/// `None` when batch covers every hour of it, so covered history never waits for (or fails
+/// with) the speed layer. Covered hours inside the span are read and then ignored by
+/// [`Merger::add_speed`]. The walk is bounded by the number of covered hours, not by the
+/// length of the range.
+pub fn speed_span(from_ms: i64, to_ms: i64, covered: &BTreeSet<HourKey>) -> Option<(i64, i64)> {
+    if from_ms >= to_ms {
+        return None;
+    }
+    let mut first = HourKey(from_ms.div_euclid(HOUR_MS));
+    let mut last = HourKey((to_ms - 1).div_euclid(HOUR_MS));
+    while first <= last && covered.contains(&first) {
+        first = HourKey(first.0 + 1);
+    }
+    if first > last {
+        return None;
+    }
+    while covered.contains(&last) {
+        last = HourKey(last.0 - 1);
+    }
+    let end = last.start_ms().saturating_add(HOUR_MS);
+    Some((from_ms.max(first.start_ms()), to_ms.min(end)))
+}
+
 fn matches(key: &GroupKey, filters: &[(usize, String)]) -> bool {
     filters
         .iter()
@@ -208,7 +233,6 @@ mod tests {
     use shared_logic::dedup::first_wins;
     use shared_logic::generate::{Generator, GeneratorConfig};
     use shared_logic::metrics::{Funnel, PageViews};
-    use shared_logic::window::HOUR_MS;
     use shared_logic::{Aggregates, Event, MetricContext, Origin, Validator};
 
     const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00Z
@@ -251,6 +275,58 @@ mod tests {
 
     fn hour(n: i64) -> HourKey {
         HourKey::of_window(WindowStart(T0 + n * HOUR_MS))
+    }
+
+    #[test]
+    fn the_speed_span_leaves_out_covered_hours_at_both_ends() {
+        let covered: BTreeSet<HourKey> = [hour(0), hour(1), hour(3), hour(5)].into();
+        let at = |n: i64| T0 + n * HOUR_MS;
+        assert_eq!(speed_span(at(0), at(2), &covered), None, "all covered");
+        assert_eq!(
+            speed_span(at(0), at(3) + 60_000, &covered),
+            Some((at(2), at(3))),
+            "only the hole; the covered hour 3 it reaches into is left out"
+        );
+        assert_eq!(
+            speed_span(at(1) + 120_000, at(7), &covered),
+            Some((at(2), at(7))),
+            "from the first uncovered hour to the end"
+        );
+        assert_eq!(
+            speed_span(at(6) + 60_000, at(6) + 120_000, &covered),
+            Some((at(6) + 60_000, at(6) + 120_000)),
+            "clipped to the range"
+        );
+        assert_eq!(speed_span(at(1), at(1), &covered), None, "empty range");
+        let far = speed_span(0, i64::MAX, &covered).unwrap();
+        assert_eq!(far, (0, i64::MAX), "no overflow at the ends");
+    }
+
+    proptest::proptest! {
+        /// Every hour of the range the batch layer does not cover is inside the span, and
+        /// the span starts and ends in uncovered hours.
+        #[test]
+        fn the_speed_span_holds_every_uncovered_hour(
+            hours in proptest::collection::btree_set(0i64..48, 0..48),
+            from in 0i64..48 * 60,
+            len in 1i64..48 * 60,
+        ) {
+            let covered: BTreeSet<HourKey> = hours.iter().map(|h| hour(*h)).collect();
+            let (from, to) = (T0 + from * 60_000, T0 + (from + len) * 60_000);
+            let span = speed_span(from, to, &covered);
+            let mut minute = from;
+            while minute < to {
+                let uncovered = !covered.contains(&HourKey(minute.div_euclid(HOUR_MS)));
+                let inside = span.is_some_and(|(a, b)| (a..b).contains(&minute));
+                proptest::prop_assert!(!uncovered || inside, "minute {} is left out", minute);
+                minute += 60_000;
+            }
+            if let Some((a, b)) = span {
+                proptest::prop_assert!(from <= a && a < b && b <= to);
+                proptest::prop_assert!(!covered.contains(&HourKey(a.div_euclid(HOUR_MS))));
+                proptest::prop_assert!(!covered.contains(&HourKey((b - 1).div_euclid(HOUR_MS))));
+            }
+        }
     }
 
     #[test]
