@@ -40,6 +40,13 @@ impl Broker {
             broker.wait_until_ready(Duration::from_secs(30));
             return broker;
         }
+        Broker::start_local()
+    }
+
+    /// A fresh local broker with sqlite storage, whatever `KAFKA_BROKERS` says: for fault
+    /// tests that stop and restart the broker (a real cluster is not restarted by tests), so
+    /// that they run, and can fail, in every environment.
+    pub fn start_local() -> Broker {
         let dir = tempfile::tempdir().expect("a temporary directory for the broker");
         let port = free_port();
         let child = spawn_tansu(dir.path(), port);
