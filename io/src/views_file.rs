@@ -3,7 +3,9 @@
 //! `GET /v1/speed/views/{metric}`. Encoding and decoding are CPU work: callers on an async
 //! runtime run them on a blocking thread.
 
+use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::errors::ParquetError;
 use shared_logic::window::WindowSpec;
 use shared_logic::{views, Metric, MetricViews};
 
@@ -29,17 +31,39 @@ pub fn merge_views_file<M: Metric>(
     bytes: bytes::Bytes,
     name: &str,
 ) -> Result<(), IoError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.build())
-        .map_err(IoError::parquet(name))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| IoError::parquet(name)(e.into()))?;
+    for batch in decode_batches(bytes, name)? {
         views::merge_record_batch(out, &batch).map_err(|source| IoError::Views {
             path: name.to_string(),
             source,
         })?;
     }
     Ok(())
+}
+
+/// Every record batch of a Parquet file. The decoder panics on some corrupt files (slice
+/// bounds in its bit reader, found by the `views` fuzz target); a views file comes from
+/// another process or the lake, so such a panic is this file's error, not the caller's
+/// crash. Nothing is merged before the whole file has decoded.
+fn decode_batches(bytes: bytes::Bytes, name: &str) -> Result<Vec<RecordBatch>, IoError> {
+    let decode = || -> Result<Vec<RecordBatch>, ParquetError> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        reader
+            .map(|batch| batch.map_err(ParquetError::from))
+            .collect()
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(decoded) => decoded.map_err(IoError::parquet(name)),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(IoError::parquet(name)(ParquetError::General(format!(
+                "corrupt file: the decoder failed ({why})"
+            ))))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -111,7 +111,9 @@ fn check_times(op: Op, ts_ms: i64, rows: [&Option<Row>; 2]) -> Result<(), CdcRej
     }
     for row in rows.into_iter().flatten() {
         if let Row::Order(o) = row {
-            if o.created_at < EARLIEST_TIME_MS || o.created_at > ts_ms + MAX_CREATED_AHEAD_MS {
+            if o.created_at < EARLIEST_TIME_MS
+                || o.created_at > ts_ms.saturating_add(MAX_CREATED_AHEAD_MS)
+            {
                 return Err(reject(
                     CdcReason::InvalidValue,
                     format!(
