@@ -219,12 +219,10 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
         }
         None => {
             let topic = args.topic.unwrap_or_else(|| topics::EVENTS.to_string());
-            let now = chrono::Utc::now().timestamp_millis();
             let summary = lambda_io::kafka::drain::read_to_end(
                 &config,
                 &topic,
                 &shared_logic::Validator::default(),
-                now,
                 timeout,
             )
             .with_context(|| format!("reading topic `{topic}`"))?;

@@ -15,6 +15,10 @@
 //!
 //! Every record therefore ends in exactly one committed file (events) or dead-letter file
 //! (rejects), whatever the roll timing of the run that crashed and the run that resumed.
+//!
+//! Validation's clock is the record's Kafka timestamp ([`lambda_io::kafka::validation_clock`]),
+//! as in the speed layer, never this process's wall clock: a record gets the same verdict
+//! here, in the speed layer, and in the run that re-reads it after a crash.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -165,10 +169,11 @@ impl LakeWriter {
                         Ok(m) => {
                             backoff.reset();
                             let (partition, offset) = (m.partition(), m.offset());
+                            let record_ms = lambda_io::kafka::record_time(m.timestamp());
                             let payload = m.payload().unwrap_or_default().to_vec();
                             drop(m);
                             self.drop_revoked();
-                            if self.accept(partition, offset, &payload) {
+                            if self.accept(partition, offset, record_ms, &payload) {
                                 self.flush(partition).await?;
                             }
                         }
@@ -230,9 +235,16 @@ impl LakeWriter {
         }
     }
 
-    /// Buffers one record; true when the partition's buffer should roll.
-    fn accept(&mut self, partition: i32, offset: i64, payload: &[u8]) -> bool {
-        let now = chrono::Utc::now().timestamp_millis();
+    /// Buffers one record whose Kafka timestamp is `record_ms`; true when the partition's
+    /// buffer should roll.
+    fn accept(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        record_ms: Option<i64>,
+        payload: &[u8],
+    ) -> bool {
+        let now = lambda_io::kafka::validation_clock(record_ms);
         let buffer = self
             .buffers
             .entry(partition)
@@ -372,5 +384,45 @@ impl LakeWriter {
             "flushed"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn writer() -> LakeWriter {
+        let dir = std::env::temp_dir().join("lambda-lake-writer-unit");
+        let lake = Lake::open(dir.to_str().unwrap(), true).unwrap();
+        let mut kafka = ClientConfig::new();
+        // Never contacted: the test only buffers.
+        kafka.set("bootstrap.servers", "127.0.0.1:1");
+        LakeWriter::new(lake, &kafka, WriterOptions::default()).unwrap()
+    }
+
+    fn view(id: &str, event_ms: i64) -> Vec<u8> {
+        format!(r#"{{"event_id":"{id}","event_type":"page_view","event_time":{event_ms},"user_id":"u","url":"/"}}"#).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn future_skew_is_judged_against_the_record_timestamp_not_the_wall_clock() {
+        let mut w = writer();
+        let now = chrono::Utc::now().timestamp_millis();
+        // Valid at the wall clock, but 24 h ahead of the clock that stamped the record.
+        w.accept(0, 0, Some(now - 24 * 60 * MIN), &view("behind", now));
+        // Ahead of the wall clock, within the skew of its record's (fast) clock.
+        w.accept(0, 1, Some(now + 8 * MIN), &view("ahead", now + 10 * MIN));
+        // No timestamp: no clock every layer would agree on, so not measured.
+        w.accept(0, 2, None, &view("bare", now + 60 * MIN));
+        let buffer = &w.buffers[&0];
+        let rejected: Vec<(i64, &str)> = buffer
+            .dead_letters
+            .iter()
+            .map(|d| (d.origin.offset, d.reason))
+            .collect();
+        assert_eq!(rejected, vec![(0, "future_event_time")]);
+        assert_eq!(buffer.events.len(), 2);
     }
 }

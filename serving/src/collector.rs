@@ -113,6 +113,9 @@ impl Collector {
             });
         }
         let records = split_records(body)?;
+        // One clock reading per request: validation's `now` and the CreateTime of every
+        // record produced, so the consumers (which validate against the record's timestamp)
+        // give the verdicts the collector gave.
         let now = chrono::Utc::now().timestamp_millis();
         let mut report = IngestReport {
             accepted: 0,
@@ -129,7 +132,8 @@ impl Collector {
                 Ok(event) => {
                     let record = FutureRecord::to(&self.opts.topic)
                         .key(event.user_id().as_bytes())
-                        .payload(raw);
+                        .payload(raw)
+                        .timestamp(now);
                     deliveries.push(self.enqueue(record).await?);
                     report.accepted += 1;
                 }
@@ -142,7 +146,8 @@ impl Collector {
                         .insert(header("source_line", &line_text));
                     let record = FutureRecord::<[u8], [u8]>::to(&self.opts.dead_letter_topic)
                         .payload(raw)
-                        .headers(headers);
+                        .headers(headers)
+                        .timestamp(now);
                     deliveries.push(self.enqueue(record).await?);
                     report.rejected += 1;
                     report.errors.push(Rejected {

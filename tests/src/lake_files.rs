@@ -27,8 +27,14 @@ pub fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
 /// The `(kafka_partition, kafka_offset)` of every row of every event and dead-letter file
 /// of the lake at `root`, in file order (duplicates kept, so a test can find them).
 pub fn positions(root: &Path) -> Vec<(i32, i64)> {
+    positions_of(root, &["events", "dead-letter"])
+}
+
+/// [`positions`] of the files under the given top-level directories of the lake only
+/// (`events`, `dead-letter`).
+pub fn positions_of(root: &Path, subs: &[&str]) -> Vec<(i32, i64)> {
     let mut out = Vec::new();
-    for sub in ["events", "dead-letter"] {
+    for sub in subs {
         for file in parquet_files(&root.join(sub)) {
             let Ok(f) = std::fs::File::open(&file) else {
                 continue;

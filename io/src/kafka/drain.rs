@@ -3,7 +3,9 @@
 //! arrived.
 //!
 //! The end is each partition's high watermark taken first, so the read terminates even
-//! while producers keep writing. Used by the demo to show that events arrived and by tests
+//! while producers keep writing. Events are validated against each record's Kafka
+//! timestamp ([`validation_clock`]), the clock the speed layer and the lake
+//! writer use, so the summary gives the verdicts those layers give. Used by the demo to show that events arrived and by tests
 //! to check what a topic holds.
 
 use std::collections::{BTreeMap, HashSet};
@@ -19,6 +21,7 @@ use shared_logic::cdc::{CdcReason, CdcTable, Change, ProductTable};
 use shared_logic::{Event, Origin, Reason, Validator};
 
 use crate::error::IoError;
+use crate::kafka::record_time::{record_time, validation_clock};
 
 /// What a topic holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -104,7 +107,7 @@ pub fn read_changes_to_end(
     let mut summary = ChangeSummary::default();
     let mut seen = HashSet::new();
     let mut products = ProductTable::default();
-    for_each_record(config, topic, timeout, |partition, _, payload| {
+    for_each_record(config, topic, timeout, |partition, _, _, payload| {
         summary.records += 1;
         *summary.records_by_partition.entry(partition).or_default() += 1;
         let mut reject = |reason: CdcReason| {
@@ -152,33 +155,40 @@ pub fn read_changes_to_end(
     Ok(summary)
 }
 
-/// Reads `topic` on `config`'s cluster up to its current end. Blocking: call it from a
-/// thread that may block (`spawn_blocking` under tokio).
+/// Reads `topic` on `config`'s cluster up to its current end, validating each event against
+/// its record's timestamp. Blocking: call it from a thread that may block (`spawn_blocking`
+/// under tokio).
 pub fn read_to_end(
     config: &ClientConfig,
     topic: &str,
     validator: &Validator,
-    now_ms: i64,
     timeout: Duration,
 ) -> Result<TopicSummary, IoError> {
     let mut summary = TopicSummary::default();
     let mut seen = HashSet::new();
-    for_each_record(config, topic, timeout, |partition, offset, payload| {
-        let result = validator
-            .validate(payload, Origin { partition, offset }, now_ms)
-            .map_err(|d| d.reason);
-        summary.add(result, partition, &mut seen);
-    })?;
+    for_each_record(
+        config,
+        topic,
+        timeout,
+        |partition, offset, record_ms, payload| {
+            let now_ms = validation_clock(record_ms);
+            let result = validator
+                .validate(payload, Origin { partition, offset }, now_ms)
+                .map_err(|d| d.reason);
+            summary.add(result, partition, &mut seen);
+        },
+    )?;
     Ok(summary)
 }
 
-/// Calls `each(partition, offset, payload)` for every record of `topic` from the beginning
-/// to the end each partition had when the read began (per partition in offset order).
+/// Calls `each(partition, offset, record timestamp ms, payload)` for every record of
+/// `topic` from the beginning to the end each partition had when the read began (per
+/// partition in offset order).
 fn for_each_record(
     config: &ClientConfig,
     topic: &str,
     timeout: Duration,
-    mut each: impl FnMut(i32, i64, &[u8]),
+    mut each: impl FnMut(i32, i64, Option<i64>, &[u8]),
 ) -> Result<u64, IoError> {
     let brokers = config
         .get("bootstrap.servers")
@@ -242,7 +252,13 @@ fn for_each_record(
         if offset >= end {
             continue;
         }
-        each(partition, offset, message.payload().unwrap_or_default());
+        let record_ms = record_time(message.timestamp());
+        each(
+            partition,
+            offset,
+            record_ms,
+            message.payload().unwrap_or_default(),
+        );
         read += 1;
         if offset + 1 >= end {
             remaining.remove(&partition);
