@@ -132,6 +132,18 @@ pub fn ratio(num: u64, den: u64) -> Value {
     })
 }
 
+/// Money from an exact sum in minor units: clamped into the `i64` range of the view column
+/// (±9.2 × 10^18, which no state reaches from validated events; see [`crate::mergeable`]).
+pub fn money(sum: i128) -> Value {
+    Value::Money(sum.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+}
+
+/// A count from a signed sum (a retractable count of a group state): negative sums, which
+/// only a partial view can hold, count as zero; clamped into `u64`.
+pub fn count(sum: i128) -> u64 {
+    sum.clamp(0, u64::MAX as i128) as u64
+}
+
 /// Name, dimensions and values of a metric, for catalogues such as `GET /v1/metrics`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricInfo {

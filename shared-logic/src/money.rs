@@ -82,8 +82,13 @@ pub enum DecimalError {
     TooLarge,
 }
 
-/// Largest accepted absolute amount in minor units (10^13, ten trillion dollars in cents).
+/// Largest accepted absolute amount in minor units (10^13, a hundred billion dollars in cents).
 pub const MAX_MINOR: i64 = 10_000_000_000_000;
+
+/// Largest accepted amount of one event, `price × quantity` in minor units of its currency
+/// (validation's `amount_out_of_range`, and the same bound on CDC order rows). It is what
+/// makes every sum in a metric state safe (see [`crate::mergeable`]).
+pub const MAX_AMOUNT_MINOR: i64 = MAX_MINOR;
 
 /// Exponents are read saturating at this magnitude: it dwarfs the length of any text, so a
 /// saturated exponent gives the same answer as the exact one (zero, too large or too precise).
@@ -293,15 +298,20 @@ impl Rates {
     }
 
     /// Converts `amount` minor units of `currency` on the UTC day of `time_ms` into minor
-    /// units of the reporting currency, rounding half to even.
-    pub fn to_reporting(&self, amount: i128, currency: Currency, time_ms: i64) -> i64 {
+    /// units of the reporting currency, rounding half to even. Exact for every amount
+    /// validation accepts (at most [`MAX_AMOUNT_MINOR`]; rates are at most [`MAX_MINOR`]
+    /// nanodollars, so the product stays below 10^31, far inside `i128`).
+    pub fn to_reporting(&self, amount: i128, currency: Currency, time_ms: i64) -> i128 {
         if currency == self.reporting {
-            return amount as i64;
+            return amount;
         }
         let day = time_ms.div_euclid(86_400_000);
-        let num = amount * self.usd_per_unit(currency, day) * 10i128.pow(self.reporting.exponent());
+        // Saturating: only a validator configured beyond the documented bounds gets there.
+        let num = amount
+            .saturating_mul(self.usd_per_unit(currency, day))
+            .saturating_mul(10i128.pow(self.reporting.exponent()));
         let den = self.usd_per_unit(self.reporting, day) * 10i128.pow(currency.exponent());
-        div_round_half_even(num, den) as i64
+        div_round_half_even(num, den)
     }
 }
 

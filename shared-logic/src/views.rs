@@ -217,6 +217,35 @@ mod tests {
     }
 
     #[test]
+    fn states_written_with_i64_sums_read_back_into_the_i128_sums() {
+        // Issue 16 widened the signed sums to i128. Postcard writes both as the same zigzag
+        // varint, so views files and checkpoints written before stay readable.
+        #[derive(serde::Serialize)]
+        struct Before {
+            orders: i64,
+            gross_minor: i64,
+            cancellations: i64,
+            reversed_minor: i64,
+        }
+        let old = Before {
+            orders: 3,
+            gross_minor: -i64::MAX,
+            cancellations: 1,
+            reversed_minor: i64::MAX,
+        };
+        let state =
+            decode_state::<crate::metrics::Orders>(&postcard::to_stdvec(&old).unwrap()).unwrap();
+        assert_eq!(
+            (state.orders, state.gross_minor, state.reversed_minor),
+            (3, -(i64::MAX as i128), i64::MAX as i128)
+        );
+        assert_eq!(
+            encode_state::<crate::metrics::Orders>(&state).unwrap(),
+            postcard::to_stdvec(&old).unwrap()
+        );
+    }
+
+    #[test]
     fn corrupt_state_bytes_are_an_error() {
         assert!(decode_state::<Funnel>(&[0xff, 0xff, 0xff]).is_err());
     }

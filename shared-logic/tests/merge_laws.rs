@@ -207,3 +207,125 @@ proptest! {
         prop_assert_eq!(other_way, borrowed);
     }
 }
+
+/// Sums at the edges of their types: counts near `u64::MAX`, signed sums anywhere in `i128`
+/// (only a corrupt file gets there; issue 16).
+fn extreme_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![any::<u64>(), (0u64..4).prop_map(|d| u64::MAX - d), 0u64..4]
+}
+
+fn extreme_i128() -> impl Strategy<Value = i128> {
+    prop_oneof![
+        any::<i128>(),
+        (0i128..4).prop_map(|d| i128::MAX - d),
+        (0i128..4).prop_map(|d| i128::MIN + d),
+        any::<i64>().prop_map(i128::from),
+    ]
+}
+
+fn revenue_state() -> impl Strategy<Value = shared_logic::metrics::RevenueState> {
+    (extreme_u64(), extreme_u64(), extreme_i128()).prop_map(|(orders, items, revenue_minor)| {
+        shared_logic::metrics::RevenueState {
+            orders,
+            items,
+            revenue_minor,
+            ..Default::default()
+        }
+    })
+}
+
+fn funnel_state() -> impl Strategy<Value = shared_logic::metrics::FunnelState> {
+    (extreme_u64(), extreme_u64(), extreme_u64()).prop_map(|(views, carts, purchases)| {
+        shared_logic::metrics::FunnelState {
+            views,
+            carts,
+            purchases,
+            ..Default::default()
+        }
+    })
+}
+
+fn sessions_state() -> impl Strategy<Value = shared_logic::metrics::SessionsState> {
+    (
+        extreme_i128(),
+        extreme_i128(),
+        extreme_i128(),
+        extreme_i128(),
+    )
+        .prop_map(|(sessions, duration_ms, page_views, bounces)| {
+            shared_logic::metrics::SessionsState {
+                sessions,
+                duration_ms,
+                page_views,
+                bounces,
+            }
+        })
+}
+
+fn orders_state() -> impl Strategy<Value = shared_logic::metrics::OrdersState> {
+    (
+        extreme_i128(),
+        extreme_i128(),
+        extreme_i128(),
+        extreme_i128(),
+    )
+        .prop_map(|(orders, gross_minor, cancellations, reversed_minor)| {
+            shared_logic::metrics::OrdersState {
+                orders,
+                gross_minor,
+                cancellations,
+                reversed_minor,
+            }
+        })
+}
+
+/// The monoid laws for three states, and that merging and evaluating never panic.
+fn laws<M: shared_logic::Metric>(
+    a: &M::State,
+    b: &M::State,
+    c: &M::State,
+) -> Result<(), TestCaseError> {
+    let mut ab_c = a.clone();
+    ab_c.merge(b);
+    ab_c.merge(c);
+    let mut bc = b.clone();
+    bc.merge(c);
+    let mut a_bc = a.clone();
+    a_bc.merge(&bc);
+    prop_assert_eq!(&ab_c, &a_bc);
+    let mut ab = a.clone();
+    ab.merge(b);
+    let mut ba = b.clone();
+    ba.merge(a);
+    prop_assert_eq!(&ab, &ba);
+    let mut a0 = a.clone();
+    a0.merge(&M::State::default());
+    prop_assert_eq!(&a0, a);
+    let _ = M::values(&ab_c);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn merges_at_the_extremes_never_panic_and_keep_the_laws(
+        r in proptest::collection::vec(revenue_state(), 3),
+        f in proptest::collection::vec(funnel_state(), 3),
+        s in proptest::collection::vec(sessions_state(), 3),
+        o in proptest::collection::vec(orders_state(), 3),
+        views in extreme_u64(),
+    ) {
+        use shared_logic::metrics::{Funnel, Orders, PageViews, Revenue, Sessions};
+        laws::<Revenue>(&r[0], &r[1], &r[2])?;
+        laws::<Funnel>(&f[0], &f[1], &f[2])?;
+        laws::<Sessions>(&s[0], &s[1], &s[2])?;
+        laws::<Orders>(&o[0], &o[1], &o[2])?;
+        let pv = |views| shared_logic::metrics::PageViewsState { views, ..Default::default() };
+        laws::<PageViews>(&pv(views), &pv(u64::MAX), &pv(1))?;
+        // Counts saturate: nothing wraps back to small numbers.
+        let mut top = pv(u64::MAX);
+        top.merge(&pv(views));
+        prop_assert_eq!(top.views, u64::MAX);
+    }
+}

@@ -28,13 +28,14 @@ pub struct OrderDelta {
     pub category: String,
     pub country: String,
     pub orders: i64,
-    pub gross_minor: i64,
+    /// Minor units of the reporting currency (exact; see [`crate::mergeable`]).
+    pub gross_minor: i128,
     pub cancellations: i64,
-    pub reversed_minor: i64,
+    pub reversed_minor: i128,
 }
 
 /// An order's revenue in the reporting currency (converted at its `created_at` day).
-fn revenue(order: &OrderRow, rates: &Rates) -> i64 {
+fn revenue(order: &OrderRow, rates: &Rates) -> i128 {
     rates.to_reporting(
         order.price_minor as i128 * order.quantity as i128,
         order.currency,
@@ -61,7 +62,7 @@ pub fn order_deltas(
             .to_string(),
         country: o.country.clone(),
         orders: sign,
-        gross_minor: sign * revenue(o, rates),
+        gross_minor: sign as i128 * revenue(o, rates),
         cancellations: 0,
         reversed_minor: 0,
     };
@@ -77,7 +78,7 @@ pub fn order_deltas(
         orders: 0,
         gross_minor: 0,
         cancellations: sign,
-        reversed_minor: sign * revenue(o, rates),
+        reversed_minor: sign as i128 * revenue(o, rates),
     };
     match (change.op, before, after) {
         (Op::Read, _, _) => vec![],

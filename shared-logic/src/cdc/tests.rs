@@ -259,10 +259,10 @@ proptest::proptest! {
             deltas.extend(order_deltas(&parse(CdcTable::Orders, &json), &products, &rates, policy));
         }
         let last_live = OrderStatus::parse(names[*statuses.last().unwrap()]).unwrap().is_live();
-        let sum = |f: fn(&OrderDelta) -> i64| deltas.iter().map(f).sum::<i64>();
+        let sum = |f: fn(&OrderDelta) -> i128| deltas.iter().map(f).sum::<i128>();
         let gross = sum(|d| d.gross_minor);
-        proptest::prop_assert_eq!(sum(|d| d.orders), 1);
-        proptest::prop_assert_eq!(sum(|d| d.cancellations), (!last_live) as i64);
+        proptest::prop_assert_eq!(sum(|d| d.orders as i128), 1);
+        proptest::prop_assert_eq!(sum(|d| d.cancellations as i128), (!last_live) as i128);
         proptest::prop_assert_eq!(gross - sum(|d| d.reversed_minor), if last_live { gross } else { 0 });
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{EventRef, EventType};
 use crate::hll::Hll;
-use crate::mergeable::Mergeable;
+use crate::mergeable::{add_count, Mergeable};
 use crate::metric::{ratio, Metric, MetricContext, Value, ValueKind};
 
 /// `funnel`: views, carts, purchases and distinct users at each stage, by country, device
@@ -24,9 +24,9 @@ pub struct FunnelState {
 
 impl Mergeable for FunnelState {
     fn merge(&mut self, other: &Self) {
-        self.views += other.views;
-        self.carts += other.carts;
-        self.purchases += other.purchases;
+        self.views = add_count(self.views, other.views);
+        self.carts = add_count(self.carts, other.carts);
+        self.purchases = add_count(self.purchases, other.purchases);
         self.view_users.merge(&other.view_users);
         self.cart_users.merge(&other.cart_users);
         self.purchase_users.merge(&other.purchase_users);
@@ -65,7 +65,7 @@ impl Metric for Funnel {
             EventType::AddToCart => (&mut state.carts, &mut state.cart_users),
             EventType::Purchase => (&mut state.purchases, &mut state.purchase_users),
         };
-        *count += 1;
+        *count = add_count(*count, 1);
         users.add(event.user_id());
     }
 

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cdc::OrderDelta;
 use crate::event::EventRef;
-use crate::mergeable::{Mergeable, Signed};
-use crate::metric::{ratio, BuiltFrom, Metric, MetricContext, Value, ValueKind};
+use crate::mergeable::{add_sum, Mergeable, Signed};
+use crate::metric::{count, money, ratio, BuiltFrom, Metric, MetricContext, Value, ValueKind};
 use crate::metric_views::MetricViews;
 
 /// `orders`: from the `orders` table's change stream (see [`crate::cdc`]), by the product's
@@ -17,31 +17,33 @@ use crate::metric_views::MetricViews;
 pub struct Orders;
 
 /// State of [`Orders`]: signed sums (a commutative group), so that a delta computed with
-/// an older product version can be retracted when a newer one arrives.
+/// an older product version can be retracted when a newer one arrives. The sums are
+/// `i128`, wide enough for any fold (see [`crate::mergeable`]); money columns are `i64`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OrdersState {
-    pub orders: i64,
-    pub gross_minor: i64,
-    pub cancellations: i64,
-    pub reversed_minor: i64,
+    pub orders: i128,
+    pub gross_minor: i128,
+    pub cancellations: i128,
+    pub reversed_minor: i128,
 }
 
 impl OrdersState {
     /// Adds (`sign` = 1) or retracts (`sign` = -1) one delta.
     pub fn add(&mut self, delta: &OrderDelta, sign: i64) {
-        self.orders += sign * delta.orders;
-        self.gross_minor += sign * delta.gross_minor;
-        self.cancellations += sign * delta.cancellations;
-        self.reversed_minor += sign * delta.reversed_minor;
+        let sign = sign as i128;
+        self.orders = add_sum(self.orders, sign * delta.orders as i128);
+        self.gross_minor = add_sum(self.gross_minor, sign.wrapping_mul(delta.gross_minor));
+        self.cancellations = add_sum(self.cancellations, sign * delta.cancellations as i128);
+        self.reversed_minor = add_sum(self.reversed_minor, sign.wrapping_mul(delta.reversed_minor));
     }
 }
 
 impl Mergeable for OrdersState {
     fn merge(&mut self, other: &Self) {
-        self.orders += other.orders;
-        self.gross_minor += other.gross_minor;
-        self.cancellations += other.cancellations;
-        self.reversed_minor += other.reversed_minor;
+        self.orders = add_sum(self.orders, other.orders);
+        self.gross_minor = add_sum(self.gross_minor, other.gross_minor);
+        self.cancellations = add_sum(self.cancellations, other.cancellations);
+        self.reversed_minor = add_sum(self.reversed_minor, other.reversed_minor);
     }
 }
 
@@ -75,14 +77,13 @@ impl Metric for Orders {
     const BUILT_FROM: BuiltFrom = BuiltFrom::OrderChanges;
 
     fn values(state: &Self::State) -> Vec<Value> {
-        let count = |v: i64| v.max(0) as u64;
         let (orders, cancellations) = (count(state.orders), count(state.cancellations));
         vec![
             Value::Count(orders),
-            Value::Money(state.gross_minor),
+            money(state.gross_minor),
             Value::Count(cancellations),
-            Value::Money(state.reversed_minor),
-            Value::Money(state.gross_minor - state.reversed_minor),
+            money(state.reversed_minor),
+            money(state.gross_minor.wrapping_sub(state.reversed_minor)),
             ratio(cancellations, orders),
         ]
     }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{EventRef, EventType};
 use crate::hll::Hll;
-use crate::mergeable::Mergeable;
+use crate::mergeable::{add_count, Mergeable};
 use crate::metric::{Metric, MetricContext, Value, ValueKind};
 
 /// `page_views`: views and distinct users, by url, country and device.
@@ -19,7 +19,7 @@ pub struct PageViewsState {
 
 impl Mergeable for PageViewsState {
     fn merge(&mut self, other: &Self) {
-        self.views += other.views;
+        self.views = add_count(self.views, other.views);
         self.users.merge(&other.users);
     }
 }
@@ -44,7 +44,7 @@ impl Metric for PageViews {
     }
 
     fn update(state: &mut Self::State, event: &EventRef<'_>, _ctx: &MetricContext) {
-        state.views += 1;
+        state.views = add_count(state.views, 1);
         state.users.add(event.user_id());
     }
 

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{EventRef, EventType};
 use crate::hll::Hll;
-use crate::mergeable::Mergeable;
-use crate::metric::{Metric, MetricContext, Value, ValueKind};
+use crate::mergeable::{add_count, add_sum, Mergeable};
+use crate::metric::{money, Metric, MetricContext, Value, ValueKind};
 
 /// `revenue`: orders, items, revenue (reporting currency, minor units) and distinct buyers,
 /// by category and country; derived: average order value.
@@ -16,16 +16,17 @@ pub struct Revenue;
 pub struct RevenueState {
     pub orders: u64,
     pub items: u64,
-    /// Minor units of the reporting currency; each event converted and rounded once.
-    pub revenue_minor: i64,
+    /// Minor units of the reporting currency; each event converted and rounded once. An
+    /// exact `i128` sum (see [`crate::mergeable`]); the view column is `i64`.
+    pub revenue_minor: i128,
     pub buyers: Hll,
 }
 
 impl Mergeable for RevenueState {
     fn merge(&mut self, other: &Self) {
-        self.orders += other.orders;
-        self.items += other.items;
-        self.revenue_minor += other.revenue_minor;
+        self.orders = add_count(self.orders, other.orders);
+        self.items = add_count(self.items, other.items);
+        self.revenue_minor = add_sum(self.revenue_minor, other.revenue_minor);
         self.buyers.merge(&other.buyers);
     }
 }
@@ -58,12 +59,13 @@ impl Metric for Revenue {
         else {
             return;
         };
-        state.orders += 1;
-        state.items += quantity as u64;
+        state.orders = add_count(state.orders, 1);
+        state.items = add_count(state.items, quantity.max(0) as u64);
         let amount = price.0 as i128 * quantity as i128;
-        state.revenue_minor += ctx
+        let converted = ctx
             .rates
             .to_reporting(amount, currency, event.event_time().0);
+        state.revenue_minor = add_sum(state.revenue_minor, converted);
         state.buyers.add(event.user_id());
     }
 
@@ -76,9 +78,59 @@ impl Metric for Revenue {
         vec![
             Value::Count(state.orders),
             Value::Count(state.items),
-            Value::Money(state.revenue_minor),
+            money(state.revenue_minor),
             Value::Count(state.buyers.estimate()),
             aov,
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Origin;
+    use crate::registry::Aggregates;
+    use crate::validate::Validator;
+
+    const T: i64 = 1_772_366_400_000; // 2026-03-01T12:00:00Z
+
+    fn purchase(id: &str, price: &str, quantity: i64, currency: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","event_type":"purchase","event_time":{T},"user_id":"u-{id}","product_id":"p1","category":"toys","country":"GB","quantity":{quantity},"price":"{price}","currency":"{currency}"}}"#
+        )
+    }
+
+    #[test]
+    fn three_huge_purchases_fold_without_overflow() {
+        // Issue 16: three purchases of 90 000 000 000 GBP × 1 000 000 made the speed
+        // layer's revenue fold panic with `attempt to add with overflow`. Validation now
+        // rejects them (`amount_out_of_range`); with the limit lifted, the fold still sums
+        // them exactly and the view column saturates instead of wrapping negative.
+        let validator = Validator {
+            max_amount_minor: i64::MAX,
+            ..Validator::default()
+        };
+        let ctx = MetricContext::default();
+        let mut agg = Aggregates::default();
+        for id in ["h1", "h2", "h3"] {
+            let json = purchase(id, "90000000000", 1_000_000, "GBP");
+            let event = validator
+                .validate(json.as_bytes(), Origin::import_line(0), T)
+                .unwrap();
+            agg.update(&event.view(), &ctx);
+        }
+        let (_, state) = agg.revenue.iter().next().unwrap();
+        // 9e18 pence at 1.265 USD per GBP, three times.
+        assert_eq!(state.revenue_minor, 3 * 11_385_000_000_000_000_000);
+        assert_eq!(Revenue::values(state)[2], Value::Money(i64::MAX));
+        assert_eq!(state.items, 3_000_000);
+        let dead = Validator::default()
+            .validate(
+                purchase("h4", "90000000000", 1_000_000, "GBP").as_bytes(),
+                Origin::import_line(0),
+                T,
+            )
+            .unwrap_err();
+        assert_eq!(dead.reason, crate::Reason::AmountOutOfRange);
     }
 }

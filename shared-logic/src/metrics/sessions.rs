@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventRef;
-use crate::mergeable::{Mergeable, Signed};
-use crate::metric::{ratio, BuiltFrom, Metric, MetricContext, Value, ValueKind};
+use crate::mergeable::{add_sum, Mergeable, Signed};
+use crate::metric::{count, ratio, BuiltFrom, Metric, MetricContext, Value, ValueKind};
 use crate::metric_views::MetricViews;
 use crate::sessions::Session;
 
@@ -17,31 +17,33 @@ use crate::sessions::Session;
 pub struct Sessions;
 
 /// State of [`Sessions`]: signed sums, so that a session merged into another by a late
-/// event can be retracted (a commutative group).
+/// event can be retracted (a commutative group). The sums are `i128`, wide enough for any
+/// fold (see [`crate::mergeable`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SessionsState {
-    pub sessions: i64,
-    pub duration_ms: i64,
-    pub page_views: i64,
-    pub bounces: i64,
+    pub sessions: i128,
+    pub duration_ms: i128,
+    pub page_views: i128,
+    pub bounces: i128,
 }
 
 impl SessionsState {
     /// Adds (`sign` = 1) or retracts (`sign` = -1) one session.
     pub fn add(&mut self, session: &Session, sign: i64) {
-        self.sessions += sign;
-        self.duration_ms += sign * session.duration_ms();
-        self.page_views += sign * session.page_views as i64;
-        self.bounces += sign * session.is_bounce() as i64;
+        let sign = sign as i128;
+        self.sessions = add_sum(self.sessions, sign);
+        self.duration_ms = add_sum(self.duration_ms, sign * session.duration_ms() as i128);
+        self.page_views = add_sum(self.page_views, sign * session.page_views as i128);
+        self.bounces = add_sum(self.bounces, sign * session.is_bounce() as i128);
     }
 }
 
 impl Mergeable for SessionsState {
     fn merge(&mut self, other: &Self) {
-        self.sessions += other.sessions;
-        self.duration_ms += other.duration_ms;
-        self.page_views += other.page_views;
-        self.bounces += other.bounces;
+        self.sessions = add_sum(self.sessions, other.sessions);
+        self.duration_ms = add_sum(self.duration_ms, other.duration_ms);
+        self.page_views = add_sum(self.page_views, other.page_views);
+        self.bounces = add_sum(self.bounces, other.bounces);
     }
 }
 
@@ -75,7 +77,6 @@ impl Metric for Sessions {
     const BUILT_FROM: BuiltFrom = BuiltFrom::Sessions;
 
     fn values(state: &Self::State) -> Vec<Value> {
-        let count = |v: i64| v.max(0) as u64;
         let (n, duration, views, bounces) = (
             count(state.sessions),
             count(state.duration_ms),

@@ -5,7 +5,8 @@
 //! `event_id`, `event_type`, `event_time`, `user_id` present; per type, `url` (page view),
 //! `product_id` and `quantity` (cart, purchase), `price` and `currency` (purchase); types of
 //! every present field; quantity > 0; price ≥ 0 with no more decimals than its currency;
-//! known currency; event time parseable and not more than the allowed skew in the future;
+//! `price × quantity` within the per-event amount limit (`amount_out_of_range`); known
+//! currency; event time parseable and not more than the allowed skew in the future;
 //! no field longer than the limit. Unknown fields are ignored. Strings are trimmed, country
 //! and currency upper-cased, device and event type lower-cased; a missing optional dimension
 //! becomes [`crate::event::UNKNOWN`].

@@ -41,11 +41,14 @@ pub enum Reason {
     FutureEventTime,
     /// A string field is longer than the maximum field length.
     OversizedField,
+    /// `price × quantity` is larger than the per-event amount limit
+    /// ([`crate::money::MAX_AMOUNT_MINOR`] minor units of the event's currency by default).
+    AmountOutOfRange,
 }
 
 impl Reason {
     /// Every reason, for metrics and documentation.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::OversizedEvent,
         Reason::MalformedJson,
         Reason::NotAnObject,
@@ -60,6 +63,7 @@ impl Reason {
         Reason::BadEventTime,
         Reason::FutureEventTime,
         Reason::OversizedField,
+        Reason::AmountOutOfRange,
     ];
 
     /// The stable reason code.
@@ -79,6 +83,7 @@ impl Reason {
             Reason::BadEventTime => "bad_event_time",
             Reason::FutureEventTime => "future_event_time",
             Reason::OversizedField => "oversized_field",
+            Reason::AmountOutOfRange => "amount_out_of_range",
         }
     }
 

@@ -21,6 +21,10 @@ pub struct Validator {
     pub max_event_bytes: usize,
     /// Largest accepted quantity.
     pub max_quantity: i64,
+    /// Largest accepted `price × quantity` of one event, in minor units of its currency
+    /// (`amount_out_of_range`). Together with the state sums' width this is what keeps
+    /// every metric sum exact (see [`crate::mergeable`]).
+    pub max_amount_minor: i64,
 }
 
 impl Default for Validator {
@@ -30,6 +34,7 @@ impl Default for Validator {
             max_field_bytes: 2048,
             max_event_bytes: 64 * 1024,
             max_quantity: 1_000_000,
+            max_amount_minor: crate::money::MAX_AMOUNT_MINOR,
         }
     }
 }
@@ -102,6 +107,7 @@ impl Validator {
         let quantity = self.quantity(ev.quantity, needs_product)?;
         let currency = self.currency(ev.currency, event_type == EventType::Purchase)?;
         let price = self.price(ev.price, currency, event_type == EventType::Purchase)?;
+        self.amount(price, quantity, currency)?;
         let country = self.country(ev.country)?;
         let device = self.device(ev.device)?;
 
@@ -340,6 +346,32 @@ impl Validator {
                 format!("price {text} is too large"),
             )),
         }
+    }
+
+    /// `price × quantity` within [`Validator::max_amount_minor`] (computed in `i128`: both
+    /// factors are already bounded, so the product cannot overflow).
+    fn amount(
+        &self,
+        price: Option<Minor>,
+        quantity: Option<i64>,
+        currency: Option<Currency>,
+    ) -> Checked<()> {
+        let (Some(price), Some(quantity)) = (price, quantity) else {
+            return Ok(());
+        };
+        let amount = price.0 as i128 * quantity as i128;
+        if amount > self.max_amount_minor as i128 {
+            let currency = currency.unwrap_or(Currency::USD);
+            return Err(reject(
+                Reason::AmountOutOfRange,
+                format!(
+                    "price {} × quantity {quantity} is more than the limit of {} {currency} per event",
+                    crate::money::format_minor(price.0, currency),
+                    crate::money::format_minor(self.max_amount_minor, currency)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn country(&self, value: Option<Scalar<'_>>) -> Checked<String> {

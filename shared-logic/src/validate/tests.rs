@@ -232,3 +232,44 @@ fn arbitrary_bytes_never_panic() {
         Reason::MalformedJson
     );
 }
+
+fn purchase(price: &str, quantity: i64, currency: &str) -> String {
+    format!(
+        r#"{{"event_id":"e","event_type":"purchase","event_time":1,"user_id":"u","product_id":"x","quantity":{quantity},"price":"{price}","currency":"{currency}"}}"#
+    )
+}
+
+#[test]
+fn purchase_with_an_amount_out_of_range_is_rejected() {
+    // Issue 16: three of these overflowed the revenue fold of the speed layer.
+    let huge = purchase("90000000000", 1_000_000, "GBP");
+    let dead = check(&huge).unwrap_err();
+    assert_eq!(dead.reason, Reason::AmountOutOfRange);
+    assert!(dead.message.contains("90000000000"), "{}", dead.message);
+    // The limit is price × quantity in minor units: 10^13 cents is accepted, a cent more
+    // is not; a cart line is bounded the same way when it carries a price.
+    assert!(check(&purchase("100000000000", 1, "USD")).is_ok());
+    assert!(check(&purchase("100000", 1_000_000, "USD")).is_ok());
+    assert_eq!(
+        reason(&purchase("100000.01", 1_000_000, "USD")),
+        Reason::AmountOutOfRange
+    );
+    assert_eq!(
+        reason(&purchase("10000000000000", 2, "JPY")),
+        Reason::AmountOutOfRange
+    );
+    let cart = r#"{"event_id":"e","event_type":"add_to_cart","event_time":1,"user_id":"u","product_id":"x","quantity":1000000,"price":"90000000","currency":"EUR"}"#;
+    assert_eq!(reason(cart), Reason::AmountOutOfRange);
+    let strict = Validator {
+        max_amount_minor: 10_000,
+        ..Validator::default()
+    };
+    let dead = strict
+        .validate(
+            purchase("50.00", 3, "USD").as_bytes(),
+            Origin::import_line(0),
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(dead.reason, Reason::AmountOutOfRange);
+}
