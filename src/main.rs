@@ -161,6 +161,29 @@ pub struct LayerArgs {
         default_value = "http://127.0.0.1:9101"
     )]
     pub speed_urls: Vec<String>,
+    /// Bearer token the speed instances require (`lambda speed --speed-token`).
+    #[arg(long, hide_env_values = true)]
+    pub speed_token: Option<String>,
+}
+
+impl LayerArgs {
+    /// The speed instances of `--speed-url`, reached with `--speed-token`.
+    pub fn speed_views(
+        &self,
+        timeout: Duration,
+    ) -> anyhow::Result<serving::speed_views::SpeedViews> {
+        let token = checked_token("--speed-token", self.speed_token.clone())?;
+        Ok(serving::speed_views::SpeedViews::remote(&self.speed_urls, timeout)?.with_token(token))
+    }
+}
+
+/// A token option, refused when it is a placeholder, empty or too short (see
+/// `lambda_io::bearer::check_token`): no process starts with a token anyone could guess.
+pub fn checked_token(option: &str, token: Option<String>) -> anyhow::Result<Option<String>> {
+    if let Some(token) = &token {
+        lambda_io::bearer::check_token(option, token)?;
+    }
+    Ok(token)
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 //! wiring: batch views from the views location, real-time views from speed instances over
 //! HTTP, events into Kafka.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use serving::api::watch_manifest;
 use serving::batch_views::BatchViews;
 use serving::collector::{Collector, CollectorOptions};
 use serving::query::QueryLimits;
-use serving::speed_views::SpeedViews;
+use serving::rate_limit::RateLimit;
 use serving::{ApiOptions, AppState};
 use shared_logic::{topics, Validator};
 
@@ -49,9 +50,17 @@ pub struct ServeArgs {
     /// Bearer token required by the query routes (off when unset).
     #[arg(long, hide_env_values = true)]
     query_token: Option<String>,
-    /// Bearer token required by `POST /v1/events` (off when unset).
-    #[arg(long, hide_env_values = true)]
-    ingest_token: Option<String>,
+    /// Bearer token required by `POST /v1/events` (off when unset); repeatable or
+    /// comma-separated: one per client, each with its own rate limit.
+    #[arg(long, hide_env_values = true, value_delimiter = ',')]
+    ingest_token: Vec<String>,
+    /// Requests per second each ingest client (token, or address without tokens) may
+    /// sustain on `POST /v1/events`; over it: 429 with `Retry-After`. 0 turns it off.
+    #[arg(long, default_value_t = RateLimit::default().per_second)]
+    ingest_rate: f64,
+    /// Requests an ingest client may send at once after being idle.
+    #[arg(long, default_value_t = RateLimit::default().burst)]
+    ingest_burst: u32,
     /// Bearer token of the admin routes (`PUT /v1/admin/speed`); they are disabled when unset.
     #[arg(long, hide_env_values = true)]
     admin_token: Option<String>,
@@ -89,10 +98,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let lake = Lake::open(&args.layers.views, true)
         .with_context(|| format!("--views {}", args.layers.views))?;
-    let speed = SpeedViews::remote(
-        &args.layers.speed_urls,
-        Duration::from_millis(args.speed_timeout_ms),
-    )?;
+    if !(args.ingest_rate >= 0.0 && args.ingest_rate.is_finite())
+        || (args.ingest_rate > 0.0 && args.ingest_burst == 0)
+    {
+        anyhow::bail!("--ingest-rate must not be negative, and --ingest-burst must be positive");
+    }
+    let query_token = crate::checked_token("--query-token", args.query_token)?;
+    let admin_token = crate::checked_token("--admin-token", args.admin_token)?;
+    let mut ingest_tokens = Vec::new();
+    for token in args.ingest_token {
+        ingest_tokens.extend(crate::checked_token("--ingest-token", Some(token))?);
+    }
+    let speed = args
+        .layers
+        .speed_views(Duration::from_millis(args.speed_timeout_ms))?;
     let collector = if args.no_collector {
         None
     } else {
@@ -118,6 +137,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 },
                 delivery_timeout: Duration::from_millis(args.delivery_timeout_ms),
                 max_body_bytes: args.max_body_bytes,
+                rate_limit: RateLimit {
+                    per_second: args.ingest_rate,
+                    burst: args.ingest_burst,
+                    ..RateLimit::default()
+                },
             },
         )?)
     };
@@ -136,9 +160,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 max_rows: args.max_rows,
                 ..QueryLimits::default()
             },
-            query_token: args.query_token.filter(|t| !t.is_empty()),
-            ingest_token: args.ingest_token.filter(|t| !t.is_empty()),
-            admin_token: args.admin_token.filter(|t| !t.is_empty()),
+            query_token,
+            ingest_tokens,
+            admin_token,
             ctx: args.logic.ctx(),
         },
     });
@@ -159,7 +183,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     tracing::info!(listen = %args.listen, views = %args.layers.views, speed = ?args.layers.speed_urls, "serving layer starts");
-    axum::serve(listener, serving::router(state))
+    // With the peer address, so that the ingest rate limit tells clients without a token
+    // apart.
+    let app = serving::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(lambda_tools::signal::shutdown_signal())
         .await
         .context("HTTP server")?;

@@ -70,6 +70,10 @@ pub struct SpeedArgs {
     /// HTTP address of the views endpoint.
     #[arg(long, default_value = "127.0.0.1:9101")]
     listen: String,
+    /// Bearer token the views endpoint requires on `/v1/speed/…` (serving and `lambda
+    /// verify` send it with `--speed-token`); required when `--listen` is not loopback.
+    #[arg(long, hide_env_values = true)]
+    speed_token: Option<String>,
     /// Stop after this many records (benchmarks).
     #[arg(long)]
     stop_after_records: Option<u64>,
@@ -149,10 +153,18 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         batch_views,
         retain_covered: Duration::from_secs(args.retain_covered_secs),
     };
+    let speed_token = crate::checked_token("--speed-token", args.speed_token)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let server = axum::serve(listener, speed::http::router(views.clone()));
+    let local = listener.local_addr()?;
+    if speed_token.is_none() && !local.ip().is_loopback() {
+        anyhow::bail!(
+            "--listen {}: the views endpoint would answer every metric to the network without a token; set --speed-token (LAMBDA_SPEED_TOKEN, e.g. from `openssl rand -hex 32`) or listen on loopback",
+            args.listen
+        );
+    }
+    let server = axum::serve(listener, speed::http::router(views.clone(), speed_token));
     tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "views endpoint stopped");

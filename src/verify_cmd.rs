@@ -9,7 +9,6 @@ use clap::Args;
 use lambda_io::Lake;
 use serving::batch_views::BatchViews;
 use serving::query::{parse_metric, parse_time};
-use serving::speed_views::SpeedViews;
 use serving::verify::{self, Comparison, Report};
 use shared_logic::MetricId;
 
@@ -72,10 +71,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         64,
     );
     batch.refresh().await?;
-    let speed = SpeedViews::remote(
-        &args.layers.speed_urls,
-        Duration::from_millis(args.speed_timeout_ms),
-    )?;
+    let speed = args
+        .layers
+        .speed_views(Duration::from_millis(args.speed_timeout_ms))?;
     let mut report = Report::new();
     for metric in metrics {
         let comparison = verify::verify_metric(metric, &batch, &speed, from, to).await?;

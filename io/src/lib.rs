@@ -7,9 +7,12 @@
 //! - the views contract: [`manifest`] (the published batch state: coverage map and time
 //!   boundary), [`views_file`] (a metric's views as a Parquet file), [`speed_api`] (what a
 //!   speed instance answers, and the in-process handle on its views);
+//! - tokens: [`bearer`] (which tokens a process accepts, how a request's token is read and
+//!   compared);
 //! - Kafka: [`kafka`] (client settings, topics, the producer, consumer-loop helpers, reading
 //!   a topic to its end, the local development broker).
 
+pub mod bearer;
 pub mod error;
 pub mod kafka;
 pub mod lake;

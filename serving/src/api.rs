@@ -51,6 +51,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     let ingest = Router::new()
         .route("/v1/events", post(ingest))
         .layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::ingest_limit,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), ingest_auth));
     Router::new()
         .merge(query)
@@ -119,7 +123,9 @@ async fn switch_speed(
         return Err(ServingError::bad("bad_body", "`speed_urls` is empty"));
     }
     let timeout = Duration::from_millis(body.timeout_ms.unwrap_or(2_000).clamp(100, 60_000));
-    let next = SpeedViews::remote(&body.speed_urls, timeout)?;
+    // The new instances take the speed token the current ones take.
+    let token = state.speed.current().token().map(String::from);
+    let next = SpeedViews::remote(&body.speed_urls, timeout)?.with_token(token);
     let status = next.status().await?;
     let current = next.describe();
     let previous = state.speed.replace(next).describe();

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use shared_logic::{Origin, Validator};
 
 use crate::error::ServingError;
+use crate::rate_limit::{Client, RateLimit, RateLimiter};
 
 /// How the collector runs.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct CollectorOptions {
     pub delivery_timeout: Duration,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Requests per client (ingest token or address) and second; see [`RateLimit`].
+    pub rate_limit: RateLimit,
 }
 
 impl Default for CollectorOptions {
@@ -41,6 +44,7 @@ impl Default for CollectorOptions {
             validator: Validator::default(),
             delivery_timeout: Duration::from_secs(10),
             max_body_bytes: 5 * 1024 * 1024,
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -70,6 +74,7 @@ pub struct Collector {
     producer: FutureProducer,
     opts: CollectorOptions,
     brokers: String,
+    limiter: RateLimiter,
 }
 
 impl Collector {
@@ -95,6 +100,7 @@ impl Collector {
             })?;
         Ok(Collector {
             producer,
+            limiter: RateLimiter::new(opts.rate_limit),
             opts,
             brokers: kafka.brokers.clone(),
         })
@@ -103,6 +109,16 @@ impl Collector {
     /// The options the collector runs with.
     pub fn options(&self) -> &CollectorOptions {
         &self.opts
+    }
+
+    /// Counts a request of `client` against its rate: a 429 with the seconds to wait (at
+    /// least 1, as `Retry-After` counts whole seconds) when it is over.
+    pub fn admit(&self, client: &Client) -> Result<(), ServingError> {
+        self.limiter
+            .admit(client, std::time::Instant::now())
+            .map_err(|wait| ServingError::TooManyRequests {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
     }
 
     /// Validates and produces the events of one request body.

@@ -24,6 +24,9 @@ pub enum ServingError {
     /// The token is valid but not for this, or the route is disabled (403).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
+    /// A client over its ingest rate (429, with `Retry-After`).
+    #[error("too many requests from this client: retry after {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     /// A request body over the configured limit (413).
     #[error("the request body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
@@ -62,6 +65,7 @@ impl ServingError {
             ServingError::NotFound { .. } => StatusCode::NOT_FOUND,
             ServingError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ServingError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ServingError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ServingError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServingError::BatchViews(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -77,6 +81,7 @@ impl ServingError {
             | ServingError::Forbidden { code, .. }
             | ServingError::Unavailable { code, .. } => code,
             ServingError::Unauthorized { .. } => "unauthorized",
+            ServingError::TooManyRequests { .. } => "rate_limited",
             ServingError::TooLarge { .. } => "body_too_large",
             ServingError::BatchViews(_) => "batch_views_unavailable",
             ServingError::Internal(_) => "internal",
@@ -87,6 +92,10 @@ impl ServingError {
 impl IntoResponse for ServingError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            ServingError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         if status.is_server_error() {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
@@ -97,6 +106,11 @@ impl IntoResponse for ServingError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }

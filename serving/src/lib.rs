@@ -5,7 +5,8 @@
 //! - [`query`]: parameters checked into a query; [`answer`]: a query answered and shaped;
 //!   [`merge`]: the per-hour merge of batch and real-time views; [`batch_views`] and
 //!   [`speed_views`]: reading each layer (the views contract is `lambda_io`'s);
-//! - [`collector`]: `POST /v1/events` into Kafka; [`lineage`]: where a number comes from;
+//! - [`collector`]: `POST /v1/events` into Kafka, [`rate_limit`]: its limit per client;
+//!   [`lineage`]: where a number comes from;
 //! - [`telemetry`]: Prometheus metrics; [`openapi`]; [`dashboard`]: the embedded page.
 //!
 //! This crate never computes a metric from raw events: metric math is `shared-logic`'s,
@@ -24,6 +25,7 @@ pub mod lineage;
 pub mod merge;
 pub mod openapi;
 pub mod query;
+pub mod rate_limit;
 pub mod speed_views;
 pub mod state;
 pub mod telemetry;

@@ -75,6 +75,25 @@ fn query_param(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
 
+/// What the server parses as a time (`shared_logic::instant::parse_instant`): epoch
+/// milliseconds or RFC 3339 with a time zone.
+const INSTANT_PATTERN: &str = "^([0-9]{1,16}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$";
+
+/// The schema of a time parameter: never empty, RFC 3339 (`date-time`) or epoch ms.
+fn instant_schema() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "pattern": INSTANT_PATTERN,
+        "anyOf": [
+            {"format": "date-time"},
+            {"pattern": "^[0-9]{1,16}$", "description": "epoch milliseconds"}
+        ],
+        "examples": ["2026-01-01T00:00:00Z", "1767225600000"]
+    })
+}
+
 fn operation(path: &str, method: &str) -> Value {
     let query_security = json!([{"queryToken": []}, {}]);
     match (path, method) {
@@ -92,8 +111,8 @@ fn operation(path: &str, method: &str) -> Value {
                 "security": query_security,
                 "parameters": [
                     {"name": "metric", "in": "path", "required": true, "schema": {"type": "string", "enum": metrics}},
-                    query_param("from", "Start (RFC 3339 or epoch ms); default `to` minus one hour", json!({"type": "string"})),
-                    query_param("to", "End, exclusive (RFC 3339 or epoch ms); default now", json!({"type": "string"})),
+                    query_param("from", "Start (RFC 3339 or epoch ms); default `to` minus one hour", instant_schema()),
+                    query_param("to", "End, exclusive (RFC 3339 or epoch ms); default now", instant_schema()),
                     query_param("granularity", "Output window size", json!({"type": "string", "enum": ["minute", "hour", "day"], "default": "minute"})),
                     query_param("group_by", "Comma-separated dimensions to keep; the others are merged away", json!({"type": "string"})),
                     query_param("filter", "Comma-separated `dimension:value` pairs", json!({"type": "string"})),
@@ -112,7 +131,7 @@ fn operation(path: &str, method: &str) -> Value {
             "security": query_security,
             "parameters": [
                 query_param("metric", "Metric name", json!({"type": "string"})),
-                query_param("window", "Any time inside the window (RFC 3339 or epoch ms)", json!({"type": "string"}))
+                query_param("window", "Any time inside the window (RFC 3339 or epoch ms)", instant_schema())
             ],
             "responses": {"200": {"description": "Lineage", "content": {"application/json": {"schema": {"type": "object"}}}},
                           "400": error_response("A bad parameter"), "401": error_response("Missing or wrong token")}
@@ -130,6 +149,11 @@ fn operation(path: &str, method: &str) -> Value {
                 "400": error_response("An empty or unsplittable body"),
                 "401": error_response("Missing or wrong token"),
                 "413": error_response("Body over the limit"),
+                "429": {
+                    "description": "Over the client's rate (per ingest token, or per address when ingest takes no token)",
+                    "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                },
                 "503": error_response("Kafka did not acknowledge every record; retry")
             }
         }),
@@ -143,8 +167,8 @@ fn operation(path: &str, method: &str) -> Value {
             "responses": {
                 "200": {"description": "Switched: previous and current instances, and their status", "content": {"application/json": {"schema": {"type": "object"}}}},
                 "400": error_response("A bad body"),
-                "401": error_response("Missing or wrong token"),
-                "403": error_response("Admin routes are disabled (no admin token configured)"),
+                "401": error_response("No credentials (whether or not admin routes are enabled), or a wrong token"),
+                "403": error_response("A token was given but admin routes are disabled (no admin token configured)"),
                 "503": error_response("A new instance does not answer; nothing switched")
             }
         }),
@@ -193,8 +217,8 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "queryToken": {"type": "http", "scheme": "bearer", "description": "Required for query routes when the server has a query token"},
-                "ingestToken": {"type": "http", "scheme": "bearer", "description": "Required for POST /v1/events when the server has an ingest token"},
-                "adminToken": {"type": "http", "scheme": "bearer", "description": "Required for the admin routes, which are disabled without one"}
+                "ingestToken": {"type": "http", "scheme": "bearer", "description": "Required for POST /v1/events when the server has ingest tokens (one per client)"},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "Required for the admin routes, which are disabled without one (callers without credentials get 401 either way)"}
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["code", "message"], "properties": {

@@ -22,10 +22,12 @@ use crate::error::ServingError;
 pub enum SpeedViews {
     /// The speed layer runs in this process.
     InProcess(Arc<dyn RealtimeSource>),
-    /// Speed instances reached over HTTP (base URLs such as `http://speed-0:9101`).
+    /// Speed instances reached over HTTP (base URLs such as `http://speed-0:9101`), with
+    /// their speed token sent as `Authorization: Bearer …` when they need one.
     Remote {
         instances: Vec<url::Url>,
         client: reqwest::Client,
+        token: Option<String>,
     },
 }
 
@@ -99,7 +101,25 @@ impl SpeedViews {
         Ok(SpeedViews::Remote {
             instances: urls,
             client,
+            token: None,
         })
+    }
+
+    /// The same instances, reached with `token` (`lambda speed --speed-token`); no effect
+    /// on the in-process layer.
+    pub fn with_token(mut self, token: Option<String>) -> SpeedViews {
+        if let SpeedViews::Remote { token: t, .. } = &mut self {
+            *t = token;
+        }
+        self
+    }
+
+    /// The speed token sent to remote instances.
+    pub fn token(&self) -> Option<&str> {
+        match self {
+            SpeedViews::Remote { token, .. } => token.as_deref(),
+            SpeedViews::InProcess(_) => None,
+        }
     }
 
     /// Where the views come from: `in-process` or each instance's URL.
@@ -133,10 +153,14 @@ impl SpeedViews {
                     allowed_lateness_ms: views.allowed_lateness_ms(),
                 })
             }
-            SpeedViews::Remote { instances, client } => {
+            SpeedViews::Remote {
+                instances,
+                client,
+                token,
+            } => {
                 let fetches = instances
                     .iter()
-                    .map(|base| fetch::<M>(client, base, from_ms, to_ms));
+                    .map(|base| fetch::<M>(authorized(client, token), base, from_ms, to_ms));
                 let mut time = SpeedTime::default();
                 for (i, fetched) in futures::future::join_all(fetches)
                     .await
@@ -166,12 +190,15 @@ impl SpeedViews {
             SpeedViews::InProcess(views) => {
                 Ok(BTreeMap::from([("in-process".to_string(), views.status())]))
             }
-            SpeedViews::Remote { instances, client } => {
+            SpeedViews::Remote {
+                instances,
+                client,
+                token,
+            } => {
                 let mut out = BTreeMap::new();
                 for base in instances {
                     let url = join(base, "v1/speed/status")?;
-                    let status: Status = client
-                        .get(url.clone())
+                    let status: Status = authorized(client, token)(url.clone())
                         .send()
                         .await
                         .and_then(|r| r.error_for_status())
@@ -183,6 +210,20 @@ impl SpeedViews {
                 }
                 Ok(out)
             }
+        }
+    }
+}
+
+/// A GET of `client` with the speed token, when there is one.
+fn authorized<'a>(
+    client: &'a reqwest::Client,
+    token: &'a Option<String>,
+) -> impl Fn(url::Url) -> reqwest::RequestBuilder + 'a {
+    move |url| {
+        let request = client.get(url);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
 }
@@ -204,7 +245,7 @@ fn unreachable_instance(url: &url::Url, e: impl std::fmt::Display) -> ServingErr
 }
 
 async fn fetch<M: Metric>(
-    client: &reqwest::Client,
+    get: impl Fn(url::Url) -> reqwest::RequestBuilder,
     base: &url::Url,
     from_ms: i64,
     to_ms: i64,
@@ -213,8 +254,7 @@ async fn fetch<M: Metric>(
     url.query_pairs_mut()
         .append_pair("from", &from_ms.to_string())
         .append_pair("to", &to_ms.to_string());
-    let response = client
-        .get(url.clone())
+    let response = get(url.clone())
         .send()
         .await
         .and_then(|r| r.error_for_status())

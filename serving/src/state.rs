@@ -16,8 +16,9 @@ pub struct ApiOptions {
     pub limits: QueryLimits,
     /// Bearer token for the query routes (`/v1/metrics…`, `/v1/lineage`); none: open.
     pub query_token: Option<String>,
-    /// Bearer token for `POST /v1/events`; none: open.
-    pub ingest_token: Option<String>,
+    /// Bearer tokens accepted by `POST /v1/events` (one per client, so that each has its
+    /// own rate limit); empty: open (the rate limit then counts per peer address).
+    pub ingest_tokens: Vec<String>,
     /// Bearer token for the admin routes (`PUT /v1/admin/speed`); none: they are disabled.
     pub admin_token: Option<String>,
     /// The metric context both layers use (windows, reporting currency).

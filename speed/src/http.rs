@@ -7,10 +7,17 @@
 //!   `x-lambda-allowed-lateness` (ms);
 //! - `GET /v1/speed/status`: watermark, counters, offsets, lag, last checkpoint, revised
 //!   windows, live keys (`lambda_io::speed_api::Status`);
-//! - `GET /healthz`.
+//! - `GET /healthz`: a bare liveness probe, the only route open without the token.
+//!
+//! With a speed token (`lambda speed --speed-token`), the `/v1/speed/…` routes answer 401
+//! unless the request carries `Authorization: Bearer <token>` (read and compared by
+//! `lambda_io::bearer`, as the serving layer does): the views are every metric's numbers.
 
-use axum::extract::{Path, Query, State};
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -32,11 +39,17 @@ pub struct ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(serde_json::json!({ "code": self.code, "message": self.message })),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
@@ -46,6 +59,14 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
             message,
+        }
+    }
+
+    fn unauthorized(message: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.into(),
         }
     }
 
@@ -159,11 +180,42 @@ async fn status(State(views): State<RealtimeViews>) -> Json<Status> {
     Json(views.status())
 }
 
-/// The router of the speed endpoint.
-pub fn router(views: RealtimeViews) -> Router {
+/// Middleware: the speed token, when one is set.
+async fn speed_auth(
+    State(token): State<Option<Arc<str>>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(expected) = token.as_deref() {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(lambda_io::bearer::bearer_token);
+        match given {
+            None => {
+                return Err(ApiError::unauthorized(
+                    "the speed views need `Authorization: Bearer <speed token>`",
+                ))
+            }
+            Some(given) if !lambda_io::bearer::token_matches(expected, given) => {
+                return Err(ApiError::unauthorized(
+                    "the bearer token is not the speed token",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+/// The router of the speed endpoint; with `token`, every route but `/healthz` requires it.
+pub fn router(views: RealtimeViews, token: Option<String>) -> Router {
+    let token: Option<Arc<str>> = token.map(Arc::from);
     Router::new()
         .route("/v1/speed/views/{metric}", get(metric_views))
         .route("/v1/speed/status", get(status))
+        .route_layer(middleware::from_fn_with_state(token, speed_auth))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(views)
 }

@@ -25,6 +25,16 @@ use crate::lake_files::views_from_parquet;
 use crate::topic::Stored;
 use crate::ChildGuard;
 
+/// The speed token every `lambda` process of these tests runs with (`LAMBDA_SPEED_TOKEN`:
+/// `lambda speed` requires it, `lambda serve` and `lambda verify` send it).
+pub const SPEED_TOKEN: &str = "test-speed-7f3c1a9e5b2d8064";
+
+/// `GET` on a speed instance with [`SPEED_TOKEN`].
+pub fn speed_get(addr: &str, path: &str) -> Option<(u16, Vec<u8>)> {
+    let authorization = format!("Bearer {SPEED_TOKEN}");
+    crate::http::request(addr, "GET", path, &[("Authorization", &authorization)], &[])
+}
+
 /// `lambda` with quiet logs (warnings and errors still reach the test's stderr;
 /// `FAULT_TEST_LOG=info` shows more when a run needs a closer look).
 pub fn lambda() -> Command {
@@ -37,6 +47,7 @@ pub fn lambda_logging(level: &str) -> Command {
     let mut cmd = Command::new(crate::bin::lambda_bin());
     let level = std::env::var("FAULT_TEST_LOG").unwrap_or_else(|_| level.into());
     cmd.env("LAMBDA_LOG", level)
+        .env("LAMBDA_SPEED_TOKEN", SPEED_TOKEN)
         .env_remove("LAMBDA_KAFKA_OPTION")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -144,7 +155,7 @@ pub fn rfc3339(ms: i64) -> String {
 /// The speed instance's `/v1/speed/status` (offsets and counters under `progress`), when
 /// it answers.
 pub fn speed_status(addr: &str) -> Option<serde_json::Value> {
-    let (code, body) = get(addr, "/v1/speed/status")?;
+    let (code, body) = speed_get(addr, "/v1/speed/status")?;
     (code == 200)
         .then(|| serde_json::from_slice(&body).ok())
         .flatten()
@@ -165,7 +176,7 @@ pub fn speed_applied(addr: &str) -> u64 {
 /// Metric `M`'s real-time views from the speed instance at `addr` (every window).
 pub fn speed_views<M: Metric>(addr: &str) -> MetricViews<M> {
     let (code, body) =
-        get(addr, &format!("/v1/speed/views/{}", M::NAME)).expect("views endpoint answers");
+        speed_get(addr, &format!("/v1/speed/views/{}", M::NAME)).expect("views endpoint answers");
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     views_from_parquet::<M>(body)
 }

@@ -14,6 +14,17 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<(u16, Vec<u8>)> {
+    request_with_head(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// [`request`], also returning the response's head (status line and headers) as text.
+pub fn request_with_head(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -27,13 +38,14 @@ pub fn request(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body).ok()?;
+    // A server may answer (413) and close before reading a large body: keep what it said.
+    let _ = stream.write_all(body);
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
+    let _ = stream.read_to_end(&mut response);
     let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, response[split + 4..].to_vec()))
+    Some((status, head, response[split + 4..].to_vec()))
 }
 
 /// `GET http://{addr}{path}`: the status code and the body; `None` when nothing answers.

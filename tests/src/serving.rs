@@ -8,16 +8,17 @@ use serde_json::{Map, Value};
 use shared_logic::Mergeable;
 use shared_logic::{Aggregates, Event, Metric, MetricContext, MetricViews, Registered};
 
-/// Serves `state` on a free loopback port (until the test's runtime ends); the address.
+/// Serves `state` on a free loopback port (until the test's runtime ends), with the peer
+/// addresses the ingest rate limit counts by; the address.
 pub async fn start(state: Arc<serving::AppState>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
     let addr = listener.local_addr().expect("address").to_string();
     tokio::spawn(async move {
-        axum::serve(listener, serving::router(state))
-            .await
-            .expect("server runs");
+        let app =
+            serving::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app).await.expect("server runs");
     });
     addr
 }

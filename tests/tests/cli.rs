@@ -510,7 +510,7 @@ fn serve_collects_events_and_answers_them_from_a_speed_instance() {
         "--partitions",
         "2",
         "--ingest-token",
-        "tok",
+        "cli-ingest-4b7e2d9a1c6f",
     ]);
     lambda_tests::wait_for(
         "serve to listen",
@@ -531,7 +531,7 @@ fn serve_collects_events_and_answers_them_from_a_speed_instance() {
         body.extend_from_slice(&r.json);
         body.push(b'\n');
     }
-    let auth = [("Authorization", "Bearer tok")];
+    let auth = [("Authorization", "Bearer cli-ingest-4b7e2d9a1c6f")];
     let (status, answer) =
         lambda_tests::http::request(&serve_addr, "POST", "/v1/events", &auth, &body).unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
@@ -796,7 +796,7 @@ fn a_replayed_views_version_serves_only_after_the_switch() {
         "--speed-url",
         &format!("http://{v1}"),
         "--admin-token",
-        "adm",
+        "cli-admin-8e3f1a6c2d5b",
     ]);
     let wait = std::time::Duration::from_secs(90);
     lambda_tests::wait_for("version 1 to consume the topic", wait, || {
@@ -834,7 +834,7 @@ fn a_replayed_views_version_serves_only_after_the_switch() {
         "PUT",
         "/v1/admin/speed",
         &[
-            ("Authorization", "Bearer adm"),
+            ("Authorization", "Bearer cli-admin-8e3f1a6c2d5b"),
             ("Content-Type", "application/json"),
         ],
         body.as_bytes(),

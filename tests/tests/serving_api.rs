@@ -193,7 +193,7 @@ async fn tokens_guard_query_and_ingest_separately() {
     let dir = tempfile::tempdir().unwrap();
     let opts = ApiOptions {
         query_token: Some("q-secret".into()),
-        ingest_token: Some("i-secret".into()),
+        ingest_tokens: vec!["i-secret".into()],
         ..ApiOptions::default()
     };
     let s = state(dir.path(), opts, realtime(true));
@@ -402,6 +402,9 @@ fn realtime_of(lines: &[Vec<u8>], now: i64, keep: impl Fn(i32) -> bool) -> Realt
     views
 }
 
+/// The speed token of the instances of the test below.
+const SPEED: &str = "merge-test-5d2a9c7e1f03b8";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answer() {
     let now = chrono::Utc::now().timestamp_millis();
@@ -419,7 +422,7 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
     for keep in [|p: i32| p < 2, |p: i32| p == 2] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         urls.push(format!("http://{}", listener.local_addr().unwrap()));
-        let router = speed::http::router(realtime_of(&lines, now, keep));
+        let router = speed::http::router(realtime_of(&lines, now, keep), Some(SPEED.into()));
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     }
     let dir = tempfile::tempdir().unwrap();
@@ -428,6 +431,7 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
         batch: BatchViews::new(lake.clone(), 16),
         speed: SpeedViews::remote(&urls, Duration::from_secs(10))
             .unwrap()
+            .with_token(Some(SPEED.into()))
             .into(),
         collector: None,
         telemetry: Default::default(),
@@ -475,6 +479,7 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
             Duration::from_secs(2),
         )
         .unwrap()
+        .with_token(Some(SPEED.into()))
         .into(),
         collector: None,
         telemetry: Default::default(),

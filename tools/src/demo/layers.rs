@@ -38,13 +38,15 @@ pub(super) struct Layers {
 
 impl Layers {
     /// Starts every layer over `lake` (views under `views/`, checkpoints under
-    /// `<data>/checkpoints`), listening on `listen` (API) and `speed_listen` (views).
+    /// `<data>/checkpoints`), listening on `listen` (API) and `speed_listen` (views, which
+    /// answer only with `speed_token`).
     pub(super) async fn start(
         kafka: &KafkaSettings,
         lake: &Lake,
         data: &Path,
         listen: &str,
         speed_listen: &str,
+        speed_token: String,
         stop: &Stop,
     ) -> Result<Layers, ToolsError> {
         let views = lake.child("views");
@@ -111,10 +113,12 @@ impl Layers {
             .await
             .with_context(|| format!("cannot listen on {speed_listen}"))?;
         let speed_addr = speed_listener.local_addr().context("speed views address")?;
-        let api = axum::serve(listener, serving::router(state.clone()))
-            .with_graceful_shutdown(stop.stopped());
-        let views_endpoint = axum::serve(speed_listener, speed::http::router(realtime.clone()))
-            .with_graceful_shutdown(stop.stopped());
+        let app =
+            serving::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let api = axum::serve(listener, app).with_graceful_shutdown(stop.stopped());
+        let views = speed::http::router(realtime.clone(), Some(speed_token));
+        let views_endpoint =
+            axum::serve(speed_listener, views).with_graceful_shutdown(stop.stopped());
         let servers = vec![
             tokio::spawn(async move {
                 let _ = api.await;

@@ -5,12 +5,14 @@
 //!
 //! Wiring only: every part is the crates' own code, as the separate subcommands run it.
 //! [`broker`] starts Kafka, [`layers`] the speed, lake and serving layers, [`traffic`] the
-//! clickstream, [`cdc`] the change streams, [`schedule`] the batch runs.
+//! clickstream, [`cdc`] the change streams, [`schedule`] the batch runs, [`token`] the
+//! speed token of the views endpoint.
 
 mod broker;
 mod cdc;
 mod layers;
 mod schedule;
+mod token;
 mod traffic;
 
 use std::future::Future;
@@ -67,6 +69,10 @@ pub struct DemoArgs {
     /// Address of the speed layer's views endpoint (for `lambda verify`).
     #[arg(long = "views-listen", default_value = "127.0.0.1:9101")]
     pub speed_listen: String,
+    /// Bearer token of the speed views endpoint (default: generated on the first start and
+    /// kept in `<data-dir>/speed-token`).
+    #[arg(long, hide_env_values = true)]
+    pub speed_token: Option<String>,
     /// Generator seed (default: a new one per start, so events of restarts are distinct).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -112,6 +118,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
     check(&args)?;
     let data = args.data_dir.clone();
     std::fs::create_dir_all(&data).with_context(|| format!("--data-dir {}", data.display()))?;
+    let speed_token = token::speed_token(args.speed_token.as_deref(), &data)?;
     let (kafka, _broker) = broker::start(
         args.brokers.as_deref(),
         args.broker_port,
@@ -135,6 +142,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
         &data,
         &args.listen,
         &args.speed_listen,
+        speed_token,
         &stop,
     )
     .await?;
@@ -185,7 +193,8 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
 
     let (api, speed) = (layers.api_addr, layers.speed_addr);
     println!(
-        "lambda demo: dashboard http://{api}/  API http://{api}/v1/metrics  speed views http://{speed}/v1/speed/status"
+        "lambda demo: dashboard http://{api}/  API http://{api}/v1/metrics  speed views http://{speed}/v1/speed/status (bearer token in {})",
+        token::token_file(&data).display()
     );
     println!(
         "data in {} (broker, lake, views, checkpoints); batch every {} s; {} events/s live{}; Ctrl-C stops everything",
