@@ -32,6 +32,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== layout (one-way crates, no import circles, short files)"
 scripts/check-layout.sh
 echo "== cargo test"
+# The Python parser the metrics test checks the Prometheus text with.
+scripts/python-tools.sh
 # The process-level tests in tests/tests run the `lambda` binary from the build directory.
 cargo build --workspace --bins --locked
 cargo test --workspace --all-targets --locked

@@ -22,13 +22,13 @@ use shared_logic::window::WindowStart;
 
 use crate::answer::compute_off_runtime;
 use crate::answer_cache::Lookup;
-use crate::auth::{admin_auth, ingest_auth, query_auth};
+use crate::auth::{admin_auth, ingest_auth, query_allowed, query_auth};
 use crate::error::ServingError;
 use crate::openapi::ROUTES;
 use crate::query::{parse_metric, parse_time, MetricQuery};
 use crate::speed_views::SpeedViews;
 use crate::state::AppState;
-use crate::telemetry::layer_samples;
+use crate::telemetry::{self, exposition, readiness};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -255,23 +255,11 @@ async fn ingest(
         .map_err(|e| ServingError::Internal(format!("ingest report: {e}")))
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+/// 200 or 503 with `{"ready": …}`; the reasons only for callers with the query token.
+async fn readyz(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let detail = query_allowed(&state, &request);
     let published = state.batch.published();
-    let speed = match &*state.speed.current() {
-        SpeedViews::InProcess(views) if views.partitions().is_empty() => {
-            Err("the speed layer holds no partition yet".to_string())
-        }
-        other => other.status().await.map(|_| ()).map_err(|e| e.to_string()),
-    };
-    let ready = published.is_some() && speed.is_ok();
-    let body = json!({
-        "ready": ready,
-        "batch": match &published {
-            Some(p) => json!({"manifest_version": p.version, "hours": p.hours.len()}),
-            None => json!("the batch manifest is not loaded yet"),
-        },
-        "speed": speed.err().unwrap_or_else(|| "ok".into()),
-    });
+    let (ready, body) = readiness(published.as_deref(), &state.speed.current(), detail).await;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -280,16 +268,16 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn prometheus(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let speed = state.speed.current().status().await;
-    let extra = layer_samples(state.batch.published().as_deref(), speed, now_ms());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.telemetry.render(&extra),
-    )
+/// The Prometheus text; the speed instances' URLs only for callers with the query token.
+async fn prometheus(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Result<Response, ServingError> {
+    let detail = query_allowed(&state, &request);
+    let published = state.batch.published();
+    let speed = state.speed.current();
+    let text = exposition(&state.telemetry, published.as_deref(), &speed, detail, now_ms()).await?;
+    Ok(([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], text).into_response())
 }
 
 /// Polls the batch manifest every `period` until `shutdown`, logging each new version.

@@ -53,6 +53,15 @@ fn check_token(accepted: &[String], request: &Request, what: &str) -> Result<usi
     })
 }
 
+/// Whether `request` may see what the query token guards (everyone when no query token is
+/// set): the detail behind `/readyz` and `/metrics` (instance URLs, reasons).
+pub fn query_allowed(state: &AppState, request: &Request) -> bool {
+    match &state.opts.query_token {
+        Some(token) => check_token(std::slice::from_ref(token), request, "queries").is_ok(),
+        None => true,
+    }
+}
+
 /// Middleware: the query token, when one is set.
 pub async fn query_auth(
     State(state): State<Arc<AppState>>,

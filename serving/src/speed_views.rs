@@ -197,21 +197,53 @@ impl SpeedViews {
             } => {
                 let mut out = BTreeMap::new();
                 for base in instances {
-                    let url = join(base, "v1/speed/status")?;
-                    let status: Status = authorized(client, token)(url.clone())
-                        .send()
-                        .await
-                        .and_then(|r| r.error_for_status())
-                        .map_err(|e| unreachable_instance(&url, e))?
-                        .json()
-                        .await
-                        .map_err(|e| unreachable_instance(&url, e))?;
+                    let status = instance_status(authorized(client, token), base).await?;
                     out.insert(base.to_string(), status);
                 }
                 Ok(out)
             }
         }
     }
+
+    /// Each instance's status on its own, asked in parallel (an instance that does not
+    /// answer hides none of the others), labelled by position: `in-process`, or `speed-<i>`
+    /// in the order of the instances (`--speed-url`), so labels name no URL.
+    pub async fn statuses(&self) -> Vec<(String, Result<Status, ServingError>)> {
+        match self {
+            SpeedViews::InProcess(views) => vec![("in-process".to_string(), Ok(views.status()))],
+            SpeedViews::Remote {
+                instances,
+                client,
+                token,
+            } => {
+                let asks = instances
+                    .iter()
+                    .map(|base| instance_status(authorized(client, token), base));
+                futures::future::join_all(asks)
+                    .await
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, status)| (format!("speed-{i}"), status))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// `GET /v1/speed/status` of the instance at `base`.
+async fn instance_status(
+    get: impl Fn(url::Url) -> reqwest::RequestBuilder,
+    base: &url::Url,
+) -> Result<Status, ServingError> {
+    let url = join(base, "v1/speed/status")?;
+    get(url.clone())
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| unreachable_instance(&url, e))?
+        .json()
+        .await
+        .map_err(|e| unreachable_instance(&url, e))
 }
 
 /// A GET of `client` with the speed token, when there is one.

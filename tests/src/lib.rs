@@ -14,6 +14,7 @@ pub mod lake_files;
 pub mod pipeline;
 pub mod published;
 pub mod serving;
+pub mod speed_instance;
 pub mod topic;
 
 pub use broker::{Broker, ChildGuard};

@@ -4,44 +4,20 @@
 //! covered hours), so a check that checked nothing never passes for a green one.
 
 use std::process::Output;
-use std::time::Duration;
 
 use lambda_tests::published::{publish_hours, PublishedLake};
-use shared_logic::MetricContext;
-use shared_logic::Validator;
+use lambda_tests::speed_instance;
 use speed::partition::{LatePolicy, TimeSettings};
-use speed::views::RealtimeViews;
 
-/// A speed instance serving `views` on a free loopback port; its base URL.
-async fn speed_instance(views: RealtimeViews) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let router = speed::http::router(views);
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("speed serves") });
-    url
-}
-
-/// Real-time views under the `update` policy (they then equal the batch computation),
-/// holding `lines`.
-fn realtime(lines: &[Vec<u8>]) -> RealtimeViews {
+/// A speed instance holding `lines` under the `update` policy (its views then equal the
+/// batch computation); its base URL.
+async fn instance_holding(lines: &[Vec<u8>]) -> String {
     let time = TimeSettings {
         out_of_orderness_ms: 5_000,
         allowed_lateness_ms: 60_000,
         late_policy: LatePolicy::Update,
     };
-    let views = RealtimeViews::new(MetricContext::default(), time, Duration::from_secs(3_600));
-    let now = chrono::Utc::now().timestamp_millis();
-    speed::consumer::apply_records(
-        &views,
-        &Validator::default(),
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (0, i as i64, now, l.as_slice())),
-    );
-    views
+    speed_instance::serve(speed_instance::views_of(lines, time, |_| true), None).await
 }
 
 /// `lambda verify` over `[from, to)` of `metric` (every metric when `None`).
@@ -76,7 +52,7 @@ async fn verify_without_a_manifest_exits_3_saying_nothing_was_published() {
     let dir = tempfile::tempdir().unwrap();
     let views = dir.path().join("views");
     std::fs::create_dir_all(&views).unwrap();
-    let speed = speed_instance(realtime(&[])).await;
+    let speed = instance_holding(&[]).await;
     let now = chrono::Utc::now().timestamp_millis();
     let out = verify(
         views.to_str().unwrap(),
@@ -100,7 +76,7 @@ async fn verify_exits_3_when_the_speed_layer_holds_none_of_the_covered_hours() {
     let range = (published.from_ms, published.to_ms);
     // A speed instance that answers but holds nothing of those hours (evicted, or a new
     // consumer group that started at the end of the topic).
-    let empty = speed_instance(realtime(&[])).await;
+    let empty = instance_holding(&[]).await;
     let out = verify(&views_of(&published), &empty, range, None).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
@@ -118,7 +94,7 @@ async fn verify_exits_3_when_the_speed_layer_holds_none_of_the_covered_hours() {
         text(&out)
     );
     // The same hours held by the speed layer are compared, equal: exit 0.
-    let holding = speed_instance(realtime(&published.lines)).await;
+    let holding = instance_holding(&published.lines).await;
     let out = verify(&views_of(&published), &holding, range, Some("page_views")).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
