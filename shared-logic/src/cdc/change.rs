@@ -96,29 +96,42 @@ pub const EARLIEST_TIME_MS: i64 = 946_684_800_000;
 /// How far after its change an order may say it was created (clock skew), ms.
 pub const MAX_CREATED_AHEAD_MS: i64 = 86_400_000;
 
-/// Source and order times must be plausible: otherwise one bad record would place deltas
-/// decades away (and the batch layer would publish every hour in between).
+/// How long before its change an order may have been created (400 days: a year's refund
+/// window and a margin), ms. It bounds the span of hours one change can touch.
+pub const MAX_ORDER_AGE_MS: i64 = 400 * 86_400_000;
+
+/// Latest accepted source or order time: 9999-12-31T23:59:59.999Z (as for events).
+const LATEST_TIME_MS: i64 = 253_402_300_799_999;
+
+/// Source and order times must be plausible, and one change may touch only a bounded span
+/// of hours (`time_out_of_range` otherwise): a source time from 2000 to 9999, and an
+/// order's `created_at` from [`MAX_ORDER_AGE_MS`] before the change to
+/// [`MAX_CREATED_AHEAD_MS`] after it. Otherwise one bad record would place deltas decades
+/// away, and the batch layer would publish every hour in between (issue 16).
 fn check_times(op: Op, ts_ms: i64, rows: [&Option<Row>; 2]) -> Result<(), CdcRejection> {
-    if ts_ms < EARLIEST_TIME_MS {
+    if !(EARLIEST_TIME_MS..=LATEST_TIME_MS).contains(&ts_ms) {
         return Err(reject(
-            CdcReason::InvalidValue,
-            format!("source.ts_ms {ts_ms} is before 2000-01-01 (seconds instead of milliseconds?)"),
+            CdcReason::TimeOutOfRange,
+            format!(
+                "source.ts_ms {ts_ms} is not between 2000-01-01 and 9999-12-31 (seconds instead of milliseconds?)"
+            ),
         ));
     }
     // Snapshot reads load state only: an old order's snapshot is fine.
     if op == Op::Read {
         return Ok(());
     }
+    let span = (ts_ms - MAX_ORDER_AGE_MS).max(EARLIEST_TIME_MS)..=ts_ms + MAX_CREATED_AHEAD_MS;
     for row in rows.into_iter().flatten() {
         if let Row::Order(o) = row {
-            if o.created_at < EARLIEST_TIME_MS
-                || o.created_at > ts_ms.saturating_add(MAX_CREATED_AHEAD_MS)
-            {
+            if !span.contains(&o.created_at) {
                 return Err(reject(
-                    CdcReason::InvalidValue,
+                    CdcReason::TimeOutOfRange,
                     format!(
-                        "created_at {} of order `{}` is not between 2000-01-01 and a day after the change (source.ts_ms {ts_ms})",
-                        o.created_at, o.order_id
+                        "created_at {} of order `{}` is not between {} days before and a day after the change (source.ts_ms {ts_ms}), nor before 2000-01-01",
+                        o.created_at,
+                        o.order_id,
+                        MAX_ORDER_AGE_MS / 86_400_000
                     ),
                 ));
             }

@@ -29,7 +29,9 @@ mod rows;
 #[cfg(test)]
 mod tests;
 
-pub use change::{CdcTable, Change, Op, Position, EARLIEST_TIME_MS, MAX_CREATED_AHEAD_MS};
+pub use change::{
+    CdcTable, Change, Op, Position, EARLIEST_TIME_MS, MAX_CREATED_AHEAD_MS, MAX_ORDER_AGE_MS,
+};
 pub use deltas::{order_deltas, OrderDelta, ReversalWindow};
 pub use products::{ProductTable, ProductVersion};
 pub use reject::{CdcReason, CdcRejection};

@@ -21,6 +21,12 @@ pub enum CdcReason {
     InvalidValue,
     /// An update or delete of a key the table has never seen.
     UnknownKey,
+    /// A time outside the span one change may touch: `source.ts_ms` before 2000 or after
+    /// 9999, or an order's `created_at` more than [`super::MAX_ORDER_AGE_MS`] before or
+    /// [`super::MAX_CREATED_AHEAD_MS`] after the change.
+    TimeOutOfRange,
+    /// An order's `price × quantity` above [`crate::money::MAX_AMOUNT_MINOR`] minor units.
+    AmountOutOfRange,
 }
 
 impl CdcReason {
@@ -34,6 +40,8 @@ impl CdcReason {
             CdcReason::MissingField => "missing_field",
             CdcReason::InvalidValue => "invalid_value",
             CdcReason::UnknownKey => "unknown_key",
+            CdcReason::TimeOutOfRange => "time_out_of_range",
+            CdcReason::AmountOutOfRange => "amount_out_of_range",
         }
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::reject::{reject, CdcReason, CdcRejection};
-use crate::money::{parse_decimal_minor, Currency};
+use crate::money::{format_minor, parse_decimal_minor, Currency, MAX_AMOUNT_MINOR};
 
 /// An order's status; cancelled and refunded orders no longer count as revenue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -143,6 +143,15 @@ pub(super) fn order_row(row: &Map<String, Value>, image: &str) -> Result<OrderRo
     let quantity = integer(quantity)
         .filter(|q| (1..=1_000_000).contains(q))
         .ok_or_else(|| invalid(image, "quantity", quantity))?;
+    if price_minor as i128 * quantity as i128 > MAX_AMOUNT_MINOR as i128 {
+        return Err(reject(
+            CdcReason::AmountOutOfRange,
+            format!(
+                "{image}: price {price_text} × quantity {quantity} is more than {} {currency}",
+                format_minor(MAX_AMOUNT_MINOR, currency)
+            ),
+        ));
+    }
     let status = get("status")?;
     let status = status
         .as_str()

@@ -56,16 +56,16 @@ fn implausible_times_are_rejected_but_old_snapshots_load() {
     // Seconds instead of milliseconds, in the source or in the row.
     assert_eq!(
         reason(order("c", T, T / 1000)),
-        Some(CdcReason::InvalidValue)
+        Some(CdcReason::TimeOutOfRange)
     );
     assert_eq!(
         reason(order("c", T / 1000, T)),
-        Some(CdcReason::InvalidValue)
+        Some(CdcReason::TimeOutOfRange)
     );
     // Created two days after the change that reports it.
     assert_eq!(
         reason(order("c", T + 2 * 86_400_000, T)),
-        Some(CdcReason::InvalidValue)
+        Some(CdcReason::TimeOutOfRange)
     );
     // A snapshot of a 1999 order loads (it adds no delta); a fresh order is fine.
     assert_eq!(reason(order("r", 915_148_800_000, T)), None);
@@ -283,4 +283,87 @@ fn the_same_change_delivered_twice_has_one_key_and_another_position_another() {
     );
     assert_eq!(a.dedup_key(), b.dedup_key());
     assert_ne!(a.dedup_key(), c.dedup_key());
+}
+
+fn order_at(op: &str, created: i64, ts: i64, price: &str, quantity: i64) -> String {
+    format!(
+        r#"{{"before":null,"after":{{"id":"o{created}","user_id":"u1","product_id":"p1","quantity":{quantity},"price":"{price}","currency":"GBP","country":"GB","status":"placed","created_at":{created}}},"source":{{"ts_ms":{ts},"lsn":{created}}},"op":"{op}"}}"#
+    )
+}
+
+#[test]
+fn a_change_may_not_reach_further_back_than_the_order_age_limit() {
+    // Issue 16: an order created in 2000, reported by a change of today, made the batch
+    // orders pass write one view per hour since 2000.
+    const Y2000: i64 = 946_771_200_000; // 2000-01-02T00:00:00Z
+    let err = Change::parse(
+        CdcTable::Orders,
+        order_at("c", Y2000, T, "1.00", 1).as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason, CdcReason::TimeOutOfRange, "{}", err.message);
+    assert_eq!(err.reason.code(), "time_out_of_range");
+    // At the limit it is accepted, a millisecond beyond it is not; snapshots only load.
+    let oldest = T - MAX_ORDER_AGE_MS;
+    assert!(Change::parse(
+        CdcTable::Orders,
+        order_at("c", oldest, T, "1", 1).as_bytes()
+    )
+    .is_ok());
+    let err = Change::parse(
+        CdcTable::Orders,
+        order_at("u", oldest - 1, T, "1", 1)
+            .replace(r#""before":null"#, &format!(
+                r#""before":{{"id":"o{}","user_id":"u1","product_id":"p1","quantity":1,"price":"1","currency":"GBP","country":"GB","status":"placed","created_at":{}}}"#,
+                oldest - 1,
+                oldest - 1
+            ))
+            .as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason, CdcReason::TimeOutOfRange);
+    assert!(Change::parse(CdcTable::Orders, order_at("r", Y2000, T, "1", 1).as_bytes()).is_ok());
+    // The direct computation (what the batch pass replays) holds only the recent hour.
+    let product = product_json("c", 1, "p1", "books", T - MAX_ORDER_AGE_MS, false);
+    let (old, recent) = (
+        order_at("c", Y2000, T, "5", 1),
+        order_at("c", T - 1, T, "5", 1),
+    );
+    let views = crate::orders::replay_in_order(
+        [
+            (CdcTable::Products, product.as_bytes()),
+            (CdcTable::Orders, old.as_bytes()),
+            (CdcTable::Orders, recent.as_bytes()),
+        ],
+        &crate::MetricContext::default(),
+    );
+    let hours: std::collections::BTreeSet<i64> =
+        views.iter().map(|(k, _)| k.window.0 / 3_600_000).collect();
+    assert_eq!(hours.len(), 1, "{hours:?}");
+}
+
+#[test]
+fn a_source_time_beyond_year_9999_is_rejected() {
+    let far = 253_402_300_800_000; // 10000-01-01
+    let err =
+        Change::parse(CdcTable::Orders, order_at("c", far, far, "1", 1).as_bytes()).unwrap_err();
+    assert_eq!(err.reason, CdcReason::TimeOutOfRange, "{}", err.message);
+}
+
+#[test]
+fn an_order_line_above_the_amount_limit_is_rejected() {
+    // Issue 16: 90 000 000 000 GBP × 1 000 000 is beyond what a metric sum is sized for.
+    let err = Change::parse(
+        CdcTable::Orders,
+        order_at("c", T, T, "90000000000", 1_000_000).as_bytes(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason, CdcReason::AmountOutOfRange, "{}", err.message);
+    assert_eq!(err.reason.code(), "amount_out_of_range");
+    // 10^13 pence exactly is accepted.
+    assert!(Change::parse(
+        CdcTable::Orders,
+        order_at("c", T, T, "100000", 1_000_000).as_bytes()
+    )
+    .is_ok());
 }
