@@ -22,6 +22,11 @@ use shared_logic::{Origin, Validator};
 use crate::error::ServingError;
 use crate::rate_limit::{Client, RateLimit, RateLimiter};
 
+/// Most records one request may carry. Each record costs a Kafka record (a dead letter
+/// when invalid) and a line of the answer before the answer: a body of 100,000 tiny invalid
+/// records took seconds and a flood of dead letters; past this the request is refused whole.
+pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
+
 /// How the collector runs.
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
@@ -129,6 +134,15 @@ impl Collector {
             });
         }
         let records = split_records(body)?;
+        if records.len() > MAX_RECORDS_PER_REQUEST {
+            return Err(ServingError::bad(
+                "too_many_events",
+                format!(
+                    "the request holds {} events, more than the limit of {MAX_RECORDS_PER_REQUEST}: split it",
+                    records.len()
+                ),
+            ));
+        }
         // One clock reading per request: validation's `now` and the CreateTime of every
         // record produced, so the consumers (which validate against the record's timestamp)
         // give the verdicts the collector gave.
@@ -160,8 +174,9 @@ impl Collector {
                         .insert(header("message", &dead.message))
                         .insert(header("source", "collector"))
                         .insert(header("source_line", &line_text));
+                    let kept = dead_letter_payload(raw, self.opts.validator.max_event_bytes);
                     let record = FutureRecord::<[u8], [u8]>::to(&self.opts.dead_letter_topic)
-                        .payload(raw)
+                        .payload(kept)
                         .headers(headers)
                         .timestamp(now);
                     deliveries.push(self.enqueue(record).await?);
@@ -245,6 +260,13 @@ impl Collector {
     }
 }
 
+/// What a dead letter keeps of a rejected record: all of it up to the size an event may
+/// have. A longer record (a 1 MB field) is rejected as `oversized_event`, whose message
+/// says how large it was; whole, it would pass Kafka's message size and fail the request.
+fn dead_letter_payload(raw: &[u8], max_event_bytes: usize) -> &[u8] {
+    &raw[..raw.len().min(max_event_bytes)]
+}
+
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     Header {
         key,
@@ -306,6 +328,13 @@ mod tests {
                 (5, &b"not json"[..])
             ]
         );
+    }
+
+    #[test]
+    fn dead_letters_keep_at_most_an_event_size() {
+        let raw = vec![b'x'; 1 << 20];
+        assert_eq!(dead_letter_payload(&raw, 65_536).len(), 65_536);
+        assert_eq!(dead_letter_payload(b"{}", 65_536), b"{}");
     }
 
     #[test]
