@@ -20,7 +20,6 @@ use shared_logic::{
     Aggregates, Event, MetricContext, MetricId, MetricViews, MetricVisitor, Registered,
 };
 
-use crate::http::get;
 use crate::lake_files::views_from_parquet;
 use crate::topic::Stored;
 use crate::ChildGuard;
