@@ -177,9 +177,9 @@ fn operation(path: &str, method: &str) -> Value {
         }
         ("/readyz", "get") => json!({"summary": "Readiness: views loaded", "responses": {
             "200": {"description": "Ready", "content": {"application/json": {"schema": {"type": "object"}}}},
-            "503": {"description": "Not ready, with the reasons", "content": {"application/json": {"schema": {"type": "object"}}}}}}),
+            "503": {"description": "Not ready; `{\"ready\": false}`, with the reasons only for callers with the query token", "content": {"application/json": {"schema": {"type": "object"}}}}}}),
         ("/metrics", "get") => {
-            json!({"summary": "Prometheus metrics", "responses": {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}})
+            json!({"summary": "Prometheus metrics", "responses": {"200": {"description": "Text exposition format 0.0.4; speed instance URLs only for callers with the query token", "content": {"text/plain": {"schema": {"type": "string"}}}}}})
         }
         ("/openapi.json", "get") => {
             json!({"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}})
@@ -242,7 +242,7 @@ pub fn document() -> Value {
                     "time_boundary": {"type": ["string", "null"], "description": "End of the latest contiguous batch-covered hour"},
                     "watermark": {"type": ["string", "null"]},
                     "newest_event_time": {"type": ["string", "null"]},
-                    "freshness_ms": {"type": ["integer", "null"], "description": "Age of the newest event in the real-time view"},
+                    "freshness_ms": {"type": ["integer", "null"], "description": "Age of the newest event in the real-time view; null when the answer read none (every hour batch-covered)"},
                     "manifest_version": {"type": ["integer", "null"]},
                     "rows": {"type": "array", "items": {"$ref": "#/components/schemas/Row"}},
                     "truncated": {"type": "boolean"}}},
