@@ -160,3 +160,26 @@ pub fn info<M: Metric>() -> MetricInfo {
         values: M::VALUES,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_divides_numerator_by_denominator_and_is_absent_over_zero() {
+        assert_eq!(ratio(1, 4), Value::Ratio(Some(0.25)));
+        assert_eq!(ratio(3, 2), Value::Ratio(Some(1.5)));
+        assert_eq!(ratio(0, 7), Value::Ratio(Some(0.0)));
+        assert_eq!(ratio(5, 0), Value::Ratio(None));
+    }
+
+    #[test]
+    fn sums_are_clamped_into_their_columns() {
+        assert_eq!(money(-1234), Value::Money(-1234));
+        assert_eq!(money(i64::MAX as i128 + 1), Value::Money(i64::MAX));
+        assert_eq!(money(i128::MIN), Value::Money(i64::MIN));
+        assert_eq!(count(-3), 0);
+        assert_eq!(count(42), 42);
+        assert_eq!(count(i128::MAX), u64::MAX);
+    }
+}

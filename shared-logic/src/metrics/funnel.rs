@@ -88,3 +88,67 @@ impl Metric for Funnel {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::fixtures::{event, fold_day, key, n, r, values};
+
+    #[test]
+    fn funnel_counts_each_stage_and_converts_by_users() {
+        let toys = r#","category":"toys","url":"/p""#;
+        let item = r#","category":"toys","product_id":"p","quantity":1"#;
+        let bought =
+            r#","category":"toys","product_id":"p","quantity":2,"price":"3.00","currency":"USD""#;
+        let events = [
+            // Four users view, u1 twice.
+            event("v1", "page_view", 0, "u1", toys),
+            event("v2", "page_view", 1_000, "u1", toys),
+            event("v3", "page_view", 2_000, "u2", toys),
+            event("v4", "page_view", 3_000, "u3", toys),
+            event("v5", "page_view", 4_000, "u4", toys),
+            // Three of them add to the cart, u2 twice.
+            event("c1", "add_to_cart", 5_000, "u1", item),
+            event("c2", "add_to_cart", 6_000, "u2", item),
+            event("c3", "add_to_cart", 7_000, "u2", item),
+            event("c4", "add_to_cart", 7_500, "u3", item),
+            // One buys.
+            event("p1", "purchase", 8_000, "u1", bought),
+        ];
+        // views 5, carts 4, purchases 1; users 4 → 3 → 1: view→cart 3/4, cart→purchase
+        // 1/3, view→purchase 1/4.
+        assert_eq!(
+            values::<Funnel>(&fold_day(&events)),
+            vec![(
+                key(&["US", "desktop", "toys"]),
+                vec![
+                    n(5),
+                    n(4),
+                    n(1),
+                    n(4),
+                    n(3),
+                    n(1),
+                    r(0.75),
+                    r(1.0 / 3.0),
+                    r(0.25)
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn funnel_rates_are_absent_without_a_denominator() {
+        let events = [event(
+            "c1",
+            "add_to_cart",
+            0,
+            "u1",
+            r#","product_id":"p","quantity":1"#,
+        )];
+        let rows = values::<Funnel>(&fold_day(&events));
+        assert_eq!(
+            rows[0].1[6..],
+            [Value::Ratio(None), r(0.0), Value::Ratio(None)]
+        );
+    }
+}

@@ -106,3 +106,82 @@ impl MetricViews<Orders> {
         self.add_signed(delta.time, &dims, &change, ctx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cdc::CdcTable;
+    use crate::metrics::fixtures::{n, r, T0};
+    use crate::window::DAY_MS;
+
+    fn order(id: &str, quantity: i64, price: &str, currency: &str, status: &str) -> String {
+        format!(
+            r#"{{"id":"{id}","user_id":"u1","product_id":"p1","quantity":{quantity},"price":"{price}","currency":"{currency}","country":"DE","status":"{status}","created_at":{T0}}}"#
+        )
+    }
+
+    fn change(op: &str, lsn: i64, before: &str, after: &str, ts: i64) -> Vec<u8> {
+        format!(
+            r#"{{"before":{before},"after":{after},"source":{{"ts_ms":{ts},"lsn":{lsn}}},"op":"{op}"}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn orders_count_gross_cancellations_and_net_in_the_reporting_currency() {
+        let product = r#"{"id":"p1","category":"Books"}"#;
+        let records = [
+            (
+                CdcTable::Products,
+                change("c", 1, "null", product, T0 - 3_600_000),
+            ),
+            // 2 × 10.50 EUR at 1.085 = 22.785 USD: 2278.5 cents, half to even: 2278.
+            (
+                CdcTable::Orders,
+                change(
+                    "c",
+                    2,
+                    "null",
+                    &order("o1", 2, "10.50", "EUR", "placed"),
+                    T0,
+                ),
+            ),
+            // 1 × 5.00 USD, cancelled two hours later.
+            (
+                CdcTable::Orders,
+                change("c", 3, "null", &order("o2", 1, "5.00", "USD", "paid"), T0),
+            ),
+            (
+                CdcTable::Orders,
+                change(
+                    "u",
+                    4,
+                    &order("o2", 1, "5.00", "USD", "paid"),
+                    &order("o2", 1, "5.00", "USD", "cancelled"),
+                    T0 + 7_200_000,
+                ),
+            ),
+        ];
+        let views = crate::orders::replay_in_order(
+            records.iter().map(|(t, b)| (*t, b.as_slice())),
+            &MetricContext::default(),
+        )
+        .roll_up(DAY_MS);
+        let rows: Vec<_> = views.iter().collect();
+        assert_eq!(rows.len(), 1);
+        let (key, state) = rows[0];
+        assert_eq!(key.dims().collect::<Vec<_>>(), ["books", "DE"]);
+        // orders 2, gross 2278 + 500, one cancellation reversing 500: net 2278, rate 1/2.
+        assert_eq!(
+            Orders::values(state),
+            vec![
+                n(2),
+                Value::Money(2778),
+                n(1),
+                Value::Money(500),
+                Value::Money(2278),
+                r(0.5)
+            ]
+        );
+    }
+}

@@ -55,3 +55,35 @@ impl Metric for PageViews {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::fixtures::{event, fold_day, key, n, values};
+
+    #[test]
+    fn page_views_count_views_and_distinct_users_per_url() {
+        let url = |u: &str| format!(r#","url":"{u}""#);
+        let events = [
+            event("e1", "page_view", 0, "u1", &url("/a")),
+            event("e2", "page_view", 60_000, "u2", &url("/a")),
+            event("e3", "page_view", 120_000, "u1", &url("/a")),
+            event("e4", "page_view", 180_000, "u3", &url("/b")),
+            // Not page views: not counted, whatever their url.
+            event(
+                "e5",
+                "add_to_cart",
+                0,
+                "u4",
+                r#","url":"/a","product_id":"p","quantity":1"#,
+            ),
+        ];
+        assert_eq!(
+            values::<PageViews>(&fold_day(&events)),
+            vec![
+                (key(&["/a", "US", "desktop"]), vec![n(3), n(2)]),
+                (key(&["/b", "US", "desktop"]), vec![n(1), n(1)]),
+            ]
+        );
+    }
+}

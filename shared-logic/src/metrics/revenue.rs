@@ -134,3 +134,76 @@ mod tests {
         assert_eq!(dead.reason, crate::Reason::AmountOutOfRange);
     }
 }
+
+#[cfg(test)]
+mod definition_tests {
+    use super::*;
+    use crate::metrics::fixtures::{event, fold_day, key, n, r, values};
+
+    fn bought(category: &str, quantity: i64, price: &str, currency: &str) -> String {
+        format!(
+            r#","category":"{category}","product_id":"p","quantity":{quantity},"price":"{price}","currency":"{currency}""#
+        )
+    }
+
+    #[test]
+    fn revenue_converts_each_purchase_into_the_reporting_currency() {
+        let events = [
+            // 2 × 10.00 EUR at 1.085 = 21.70 USD.
+            event(
+                "p1",
+                "purchase",
+                0,
+                "u1",
+                &bought("toys", 2, "10.00", "EUR"),
+            ),
+            // 1 × 5.00 USD.
+            event(
+                "p2",
+                "purchase",
+                60_000,
+                "u2",
+                &bought("toys", 1, "5.00", "USD"),
+            ),
+            // 1 × 333 JPY at 0.0066 = 2.1978 USD: 219.78 cents, rounded to 220.
+            event(
+                "p3",
+                "purchase",
+                120_000,
+                "u1",
+                &bought("toys", 1, "333", "JPY"),
+            ),
+            // 3 × 1.00 GBP at 1.265 = 3.795 USD: 379.5 cents, half to even: 380.
+            event(
+                "p4",
+                "purchase",
+                180_000,
+                "u3",
+                &bought("books", 3, "1.00", "GBP"),
+            ),
+            // Carts are not revenue.
+            event(
+                "c1",
+                "add_to_cart",
+                0,
+                "u4",
+                &bought("toys", 9, "99.00", "USD"),
+            ),
+        ];
+        // toys: orders 3, items 4, 2170 + 500 + 220 = 2890 cents, buyers u1 and u2,
+        // average order value 2890 / 3.
+        assert_eq!(
+            values::<Revenue>(&fold_day(&events)),
+            vec![
+                (
+                    key(&["books", "US"]),
+                    vec![n(1), n(3), Value::Money(380), n(1), r(380.0)]
+                ),
+                (
+                    key(&["toys", "US"]),
+                    vec![n(3), n(4), Value::Money(2890), n(2), r(2890.0 / 3.0)]
+                ),
+            ]
+        );
+    }
+}

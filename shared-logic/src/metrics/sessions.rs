@@ -140,3 +140,55 @@ impl MetricViews<Sessions> {
         self.add_signed(session.start, &dims, delta, ctx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::fixtures::{event, fold_day, key, n, r, values};
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn sessions_count_duration_page_views_and_bounces() {
+        let url = r#","url":"/""#;
+        let item = r#","product_id":"p","quantity":1"#;
+        let events = [
+            // u1: a session of three page views over 20 minutes…
+            event("a1", "page_view", 0, "u1", url),
+            event("a2", "page_view", 10 * MIN, "u1", url),
+            event("a3", "page_view", 20 * MIN, "u1", url),
+            // …then, more than the 30-minute gap later, a session of one cart (a bounce).
+            event("a4", "add_to_cart", 20 * MIN + 31 * MIN, "u1", item),
+            // u2: one page view (a bounce).
+            event("b1", "page_view", 5 * MIN, "u2", url),
+        ];
+        // 3 sessions; duration 20 + 0 + 0 minutes; page views 3 + 0 + 1; 2 bounces.
+        let total = 20 * MIN as u64;
+        assert_eq!(
+            values::<Sessions>(&fold_day(&events)),
+            vec![(
+                key(&["US", "desktop"]),
+                vec![
+                    n(3),
+                    n(total),
+                    n(4),
+                    n(2),
+                    r(total as f64 / 3.0),
+                    r(4.0 / 3.0),
+                    r(2.0 / 3.0)
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn exactly_the_gap_still_joins_a_session() {
+        let url = r#","url":"/""#;
+        let events = [
+            event("a1", "page_view", 0, "u1", url),
+            event("a2", "page_view", 30 * MIN, "u1", url),
+        ];
+        let rows = values::<Sessions>(&fold_day(&events));
+        assert_eq!(rows[0].1[..4], [n(1), n(30 * MIN as u64), n(2), n(0)]);
+    }
+}
