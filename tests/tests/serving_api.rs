@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use lambda_io::kafka::KafkaSettings;
+use lambda_tests::speed_instance;
 use proptest::prelude::*;
 use serde_json::Value;
 use serving::batch_views::BatchViews;
@@ -383,25 +384,6 @@ proptest! {
     }
 }
 
-/// Speed views of `lines` for the partitions `keep` accepts (three partitions in all).
-fn realtime_of(lines: &[Vec<u8>], now: i64, keep: impl Fn(i32) -> bool) -> RealtimeViews {
-    let views = RealtimeViews::new(
-        MetricContext::default(),
-        TimeSettings::default(),
-        Duration::from_secs(3_600),
-    );
-    speed::consumer::apply_records(
-        &views,
-        &Validator::default(),
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| ((i % 3) as i32, (i / 3) as i64, now, l.as_slice()))
-            .filter(|(p, ..)| keep(*p)),
-    );
-    views
-}
-
 /// The speed token of the instances of the test below.
 const SPEED: &str = "merge-test-5d2a9c7e1f03b8";
 
@@ -420,10 +402,8 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
     // Instance A holds partitions 0 and 1, instance B partition 2.
     let mut urls = Vec::new();
     for keep in [|p: i32| p < 2, |p: i32| p == 2] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        urls.push(format!("http://{}", listener.local_addr().unwrap()));
-        let router = speed::http::router(realtime_of(&lines, now, keep), Some(SPEED.into()));
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let views = speed_instance::views_of(&lines, TimeSettings::default(), keep);
+        urls.push(speed_instance::serve(views, Some(SPEED.into())).await);
     }
     let dir = tempfile::tempdir().unwrap();
     let lake = lambda_io::Lake::open(dir.path().to_str().unwrap(), true).unwrap();
@@ -440,7 +420,12 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
     });
     let local = Arc::new(AppState {
         batch: BatchViews::new(lake, 16),
-        speed: SpeedViews::in_process(realtime_of(&lines, now, |_| true)).into(),
+        speed: SpeedViews::in_process(speed_instance::views_of(
+            &lines,
+            TimeSettings::default(),
+            |_| true,
+        ))
+        .into(),
         collector: None,
         telemetry: Default::default(),
         answers: Default::default(),
