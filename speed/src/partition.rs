@@ -441,21 +441,24 @@ mod tests {
         assert!(state.revised.contains(&T0));
     }
 
-    /// Applies `(record timestamp, payload)` pairs in offset order under the drop policy.
+    /// Applies `(record timestamp, payload)` pairs to `state`, the i-th at offset i.
+    fn apply_at(
+        state: &mut PartitionState,
+        records: &[(i64, Vec<u8>)],
+        time: &TimeSettings,
+    ) -> Vec<Outcome> {
+        let (ctx, v) = (MetricContext::default(), Validator::default());
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, (ts, r))| state.apply(0, i as i64, r, &v, Some(*ts), &ctx, time))
+            .collect()
+    }
+
+    /// [`apply_at`] on a new state under the default settings (drop policy).
     fn run_at(records: &[(i64, Vec<u8>)]) -> PartitionState {
-        let (ctx, time) = (MetricContext::default(), TimeSettings::default());
         let mut state = PartitionState::default();
-        for (i, (ts, r)) in records.iter().enumerate() {
-            state.apply(
-                0,
-                i as i64,
-                r,
-                &Validator::default(),
-                Some(*ts),
-                &ctx,
-                &time,
-            );
-        }
+        apply_at(&mut state, records, &TimeSettings::default());
         state
     }
 
@@ -484,29 +487,11 @@ mod tests {
         let state = run_at(&records);
         assert_eq!(state.counters.late_dropped, 1, "{:?}", state.counters);
         assert_eq!(views_in(&state, T0), 1);
-        let (ctx, time) = (
-            MetricContext::default(),
-            TimeSettings {
-                late_policy: LatePolicy::SideOutput,
-                ..TimeSettings::default()
-            },
-        );
-        let mut side = PartitionState::default();
-        let outcomes: Vec<Outcome> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (ts, r))| {
-                side.apply(
-                    0,
-                    i as i64,
-                    r,
-                    &Validator::default(),
-                    Some(*ts),
-                    &ctx,
-                    &time,
-                )
-            })
-            .collect();
+        let time = TimeSettings {
+            late_policy: LatePolicy::SideOutput,
+            ..TimeSettings::default()
+        };
+        let outcomes = apply_at(&mut PartitionState::default(), &records, &time);
         assert_eq!(outcomes[2], Outcome::LateSideOutput);
     }
 
@@ -540,21 +525,10 @@ mod tests {
             })
             .collect();
         let whole = run_at(&records);
-        let (ctx, time) = (MetricContext::default(), TimeSettings::default());
         let half = run_at(&records[..30]);
         let mut restored: PartitionState =
             postcard::from_bytes(&postcard::to_stdvec(&half).unwrap()).unwrap();
-        for (i, (ts, r)) in records.iter().enumerate() {
-            restored.apply(
-                0,
-                i as i64,
-                r,
-                &Validator::default(),
-                Some(*ts),
-                &ctx,
-                &time,
-            );
-        }
+        apply_at(&mut restored, &records, &TimeSettings::default());
         assert_eq!(restored, whole);
         assert_eq!(whole.counters.late_dropped, 0);
     }
