@@ -291,6 +291,9 @@ async fn an_empty_from_answers_400_with_a_reason() {
     }
 }
 
+/// Arguments, variables, and the option the refusal must name.
+type RefusedCase = (Vec<String>, Vec<(&'static str, &'static str)>, &'static str);
+
 /// Runs `lambda <args>` expecting it to refuse to start: its exit status and stderr (a
 /// process still running after the timeout fails the test).
 fn refused_start(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
@@ -339,7 +342,20 @@ fn every_process_refuses_to_start_with_a_placeholder_token() {
         args.extend_from_slice(extra);
         args.into_iter().map(String::from).collect()
     };
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    let speed = |listen: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "speed",
+            "--listen",
+            listen,
+            "--checkpoints",
+            &checkpoints,
+            "--brokers",
+            "127.0.0.1:1",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect()
+    };
+    let cases: Vec<RefusedCase> = vec![
         (
             serve(&["--query-token", "change-me"]),
             vec![],
@@ -362,30 +378,12 @@ fn every_process_refuses_to_start_with_a_placeholder_token() {
             "--speed-token",
         ),
         (
-            vec![
-                "speed".into(),
-                "--listen".into(),
-                listen.clone(),
-                "--checkpoints".into(),
-                checkpoints.clone(),
-                "--brokers".into(),
-                "127.0.0.1:1".into(),
-                "--speed-token".into(),
-                "password".into(),
-            ],
+            speed(&listen, &["--speed-token", "password"]),
             vec![],
             "--speed-token",
         ),
         (
-            vec![
-                "speed".into(),
-                "--listen".into(),
-                listen.clone(),
-                "--checkpoints".into(),
-                checkpoints.clone(),
-                "--brokers".into(),
-                "127.0.0.1:1".into(),
-            ],
+            speed(&listen, &[]),
             vec![("LAMBDA_SPEED_TOKEN", "token")],
             "--speed-token",
         ),
@@ -400,18 +398,9 @@ fn every_process_refuses_to_start_with_a_placeholder_token() {
         );
     }
     // The speed endpoint on a non-loopback address without a token is an open door.
-    let (code, stderr) = refused_start(
-        &[
-            "speed",
-            "--listen",
-            "0.0.0.0:0",
-            "--checkpoints",
-            &checkpoints,
-            "--brokers",
-            "127.0.0.1:1",
-        ],
-        &[],
-    );
+    let args = speed("0.0.0.0:0", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stderr) = refused_start(&args, &[]);
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("--speed-token"), "{stderr}");
 }
