@@ -79,6 +79,11 @@ fn event(input: &[u8]) -> Outcome {
                 if let Some(p) = e.price() {
                     assert!(p.0.abs() <= MAX_MINOR, "price {p:?}");
                     assert!(e.currency().is_some(), "a price without a currency");
+                    let amount = p.0 as i128 * e.quantity().unwrap_or(1) as i128;
+                    assert!(
+                        amount.abs() <= v.max_amount_minor as i128,
+                        "amount {amount}"
+                    );
                 }
             }
             Err(dead) => {
