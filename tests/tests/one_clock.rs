@@ -12,7 +12,7 @@ use arrow::datatypes::{Int32Type, Int64Type};
 use lambda_tests::lake_files::{parquet_files, positions_of};
 use lambda_tests::pipeline::Pipeline;
 use lambda_tests::topic::read_all;
-use lambda_tests::{wait_until, Broker};
+use lambda_tests::Broker;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_logic::Validator;
