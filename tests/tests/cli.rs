@@ -643,10 +643,14 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
     // Both layers saw the last covered hour completely: verify finds them equal. The change
     // streams land in the lake on their own schedule (the history all at once): a batch
     // tick after the last change file replays them, so `orders` agrees within seconds.
+    // The demo's views endpoint takes the token it generated into the data directory.
+    let speed_token = std::fs::read_to_string(format!("{data}/speed-token"))
+        .expect("the demo keeps its speed token in the data directory");
     let verify = || {
         Command::new(lambda_tests::bin::lambda_bin())
             .args(["verify", "--views", &format!("{data}/lake/views")])
             .args(["--speed-url", &format!("http://{speed}")])
+            .args(["--speed-token", speed_token.trim()])
             .args(["--from", &h0.to_string()])
             .output()
             .unwrap()
