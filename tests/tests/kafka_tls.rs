@@ -35,8 +35,17 @@ fn events(seed: u64, count: usize) -> Vec<shared_logic::generate::Record> {
     Generator::new(cfg).take(count).collect()
 }
 
-/// Produces `records` with our event producer and waits for every acknowledgement.
-fn produce(settings: &KafkaSettings, records: &[shared_logic::generate::Record]) {
+/// Creates the topic with `partitions`, produces `records` with our event producer and
+/// waits for every acknowledgement.
+fn produce(settings: &KafkaSettings, partitions: i32, records: &[shared_logic::generate::Record]) {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(ensure_topics(
+            settings,
+            &[(TOPIC, partitions)],
+            Duration::from_secs(30),
+        ))
+        .expect("topic created");
     let producer = EventProducer::new(settings, TOPIC).expect("producer");
     for r in records {
         producer.send(r.key.as_bytes(), &r.json).expect("queued");
@@ -89,16 +98,8 @@ fn producer_consumer_group_and_collector_work_through_tls_and_an_unknown_ca_is_r
 
     // Our producer.
     let settings = broker.settings(&broker.ssl_options());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime
-        .block_on(ensure_topics(
-            &settings,
-            &[(TOPIC, 2)],
-            Duration::from_secs(30),
-        ))
-        .expect("topic created through TLS");
     let produced = events(1, 300);
-    produce(&settings, &produced);
+    produce(&settings, 2, &produced);
 
     // The collector produces what clients post.
     let dir = tempfile::tempdir().unwrap();
@@ -186,16 +187,8 @@ fn sasl_ssl_scram_authenticates_through_tls_and_a_wrong_password_is_refused() {
     };
 
     let settings = broker.settings(&sasl(user));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime
-        .block_on(ensure_topics(
-            &settings,
-            &[(TOPIC, 1)],
-            Duration::from_secs(30),
-        ))
-        .expect("topic created with SASL_SSL");
     let produced = events(3, 50);
-    produce(&settings, &produced);
+    produce(&settings, 1, &produced);
     assert_eq!(records_in_topic(&settings), produced.len() as u64);
 
     let wrong = ScramUser {
