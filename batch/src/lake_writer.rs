@@ -265,7 +265,7 @@ impl LakeWriter {
                 Ok(e) => buffer.events.push(e),
                 Err(d) => buffer.dead_letters.push(d.into()),
             },
-            Some(table) => match Change::parse(table, payload) {
+            Some(table) => match Change::parse_at(table, payload, now) {
                 Ok(Some(c)) => buffer.changes.push(RawChange {
                     table,
                     partition,

@@ -192,7 +192,11 @@ impl CdcConsumer {
     }
 
     fn product_record(&self, m: &BorrowedMessage<'_>) -> Result<(), SpeedError> {
-        let change = match Change::parse(CdcTable::Products, m.payload().unwrap_or_default()) {
+        let change = match Change::parse_at(
+            CdcTable::Products,
+            m.payload().unwrap_or_default(),
+            record_clock(m),
+        ) {
             Ok(Some(change)) => change,
             Ok(None) => return Ok(()),
             Err(rejection) => {
@@ -210,7 +214,11 @@ impl CdcConsumer {
     }
 
     fn order_record(&self, m: &BorrowedMessage<'_>) -> Result<(), SpeedError> {
-        let change = match Change::parse(CdcTable::Orders, m.payload().unwrap_or_default()) {
+        let change = match Change::parse_at(
+            CdcTable::Orders,
+            m.payload().unwrap_or_default(),
+            record_clock(m),
+        ) {
             Ok(Some(change)) => change,
             Ok(None) => return Ok(()),
             Err(rejection) => {
@@ -250,4 +258,10 @@ impl CdcConsumer {
         )?;
         Ok(())
     }
+}
+
+/// The clock a change record is checked against: its Kafka timestamp, as the lake writer
+/// checks it ([`Change::parse_at`]), so both layers reject the same records.
+fn record_clock(m: &BorrowedMessage<'_>) -> i64 {
+    lambda_io::kafka::validation_clock(lambda_io::kafka::record_time(m.timestamp()))
 }

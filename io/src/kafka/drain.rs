@@ -96,7 +96,8 @@ pub struct ChangeSummary {
 }
 
 /// Reads a change topic of `table` up to its current end, checking every record as the
-/// layers do: the envelope ([`Change::parse`]), re-deliveries ([`Change::dedup_key`]) and,
+/// layers do: the envelope and its times against the record timestamp
+/// ([`Change::parse_at`]), re-deliveries ([`Change::dedup_key`]) and,
 /// for `products`, updates of unknown keys (the table is rebuilt in offset order).
 pub fn read_changes_to_end(
     config: &ClientConfig,
@@ -107,7 +108,7 @@ pub fn read_changes_to_end(
     let mut summary = ChangeSummary::default();
     let mut seen = HashSet::new();
     let mut products = ProductTable::default();
-    for_each_record(config, topic, timeout, |partition, _, _, payload| {
+    for_each_record(config, topic, timeout, |partition, _, at, payload| {
         summary.records += 1;
         *summary.records_by_partition.entry(partition).or_default() += 1;
         let mut reject = |reason: CdcReason| {
@@ -116,7 +117,7 @@ pub fn read_changes_to_end(
                 .entry(reason.code().to_string())
                 .or_default() += 1;
         };
-        match Change::parse(table, payload) {
+        match Change::parse_at(table, payload, validation_clock(at)) {
             Ok(None) => summary.tombstones += 1,
             Err(rejection) => reject(rejection.reason),
             Ok(Some(change)) => {

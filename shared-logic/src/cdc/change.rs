@@ -100,6 +100,10 @@ pub const MAX_CREATED_AHEAD_MS: i64 = 86_400_000;
 /// window and a margin), ms. It bounds the span of hours one change can touch.
 pub const MAX_ORDER_AGE_MS: i64 = 400 * 86_400_000;
 
+/// How far a change's `source.ts_ms` may be ahead of its record's Kafka timestamp (clock
+/// skew between the source database and the connector), ms. See [`Change::parse_at`].
+pub const MAX_SOURCE_AHEAD_MS: i64 = 86_400_000;
+
 /// Latest accepted source or order time: 9999-12-31T23:59:59.999Z (as for events).
 const LATEST_TIME_MS: i64 = 253_402_300_799_999;
 
@@ -240,6 +244,31 @@ impl Change {
             ts_ms,
             position,
         }))
+    }
+
+    /// [`Change::parse`], measured against a clock too: the record's Kafka timestamp
+    /// (`i64::MAX` when it has none: the rule does not apply), the one clock both layers
+    /// read a change topic with. A `source.ts_ms` more than [`MAX_SOURCE_AHEAD_MS`] ahead
+    /// of it is `time_out_of_range`: otherwise one change stamped in 9999 would stretch the
+    /// batch orders pass (and the lake's hours) to 9999.
+    pub fn parse_at(
+        table: CdcTable,
+        bytes: &[u8],
+        clock_ms: i64,
+    ) -> Result<Option<Change>, CdcRejection> {
+        let change = Change::parse(table, bytes)?;
+        if let Some(c) = &change {
+            if c.ts_ms > clock_ms.saturating_add(MAX_SOURCE_AHEAD_MS) {
+                return Err(reject(
+                    CdcReason::TimeOutOfRange,
+                    format!(
+                        "source.ts_ms {} is more than a day ahead of the record's timestamp {clock_ms}",
+                        c.ts_ms
+                    ),
+                ));
+            }
+        }
+        Ok(change)
     }
 
     /// Identifies the change: a redelivery (same source position, table, key and op) has

@@ -2,7 +2,8 @@
 //! tables (a topic per table, e.g. `cdc.orders` and `cdc.products`), checked and turned
 //! into what both layers compute from them. Pure: bytes in, values out.
 //!
-//! - [`Change::parse`]: one Debezium record (with or without the `schema`/`payload`
+//! - [`Change::parse`] ([`Change::parse_at`] with the record's timestamp as the clock, as
+//!   the layers read a topic): one Debezium record (with or without the `schema`/`payload`
 //!   wrapper) into a [`Change`], or a [`CdcRejection`] with a stable reason code for the
 //!   dead-letter topic. An empty or `null` record is a tombstone (Kafka compaction after a
 //!   delete) and carries nothing. `c` and `r` need `after`; `u` needs `before` and `after`
@@ -31,6 +32,7 @@ mod tests;
 
 pub use change::{
     CdcTable, Change, Op, Position, EARLIEST_TIME_MS, MAX_CREATED_AHEAD_MS, MAX_ORDER_AGE_MS,
+    MAX_SOURCE_AHEAD_MS,
 };
 pub use deltas::{order_deltas, OrderDelta, ReversalWindow};
 pub use products::{ProductTable, ProductVersion};

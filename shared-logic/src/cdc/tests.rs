@@ -367,3 +367,31 @@ fn an_order_line_above_the_amount_limit_is_rejected() {
     )
     .is_ok());
 }
+
+#[test]
+fn a_source_time_ahead_of_the_record_clock_is_rejected() {
+    // A change stamped in 9999 (with an order of 9999) passes every bound relative to its
+    // own source time; against its record's timestamp it is out of range.
+    let far = 253_402_000_000_000; // 9999-12-28
+    let json = order_at("c", far, far, "1", 1);
+    assert!(Change::parse(CdcTable::Orders, json.as_bytes()).is_ok());
+    let err = Change::parse_at(CdcTable::Orders, json.as_bytes(), T).unwrap_err();
+    assert_eq!(err.reason, CdcReason::TimeOutOfRange, "{}", err.message);
+    // Up to a day ahead of the record is clock skew; without a record timestamp (the
+    // clock is i64::MAX) the rule does not apply.
+    let skewed = order_at("c", T, T + MAX_SOURCE_AHEAD_MS, "1", 1);
+    assert!(Change::parse_at(CdcTable::Orders, skewed.as_bytes(), T).is_ok());
+    let beyond = order_at("c", T, T + MAX_SOURCE_AHEAD_MS + 1, "1", 1);
+    assert_eq!(
+        Change::parse_at(CdcTable::Orders, beyond.as_bytes(), T)
+            .unwrap_err()
+            .reason,
+        CdcReason::TimeOutOfRange
+    );
+    assert!(Change::parse_at(CdcTable::Orders, json.as_bytes(), i64::MAX).is_ok());
+    assert_eq!(
+        Change::parse_at(CdcTable::Orders, b"", T).unwrap(),
+        None,
+        "a tombstone carries nothing"
+    );
+}
