@@ -51,10 +51,6 @@ pub fn router(state: Arc<AppState>) -> Router {
     let ingest = Router::new()
         .route("/v1/events", post(ingest))
         .layer(DefaultBodyLimit::max(body_limit))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::rate_limit::ingest_limit,
-        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), ingest_auth));
     Router::new()
         .merge(query)

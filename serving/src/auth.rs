@@ -1,8 +1,8 @@
 //! Who may call what: bearer tokens per group of routes (queries, ingest, admin), checked
 //! by middleware before a handler runs. The header is read and compared by
 //! [`lambda_io::bearer`] (the scheme in any case, the token in constant time), as every
-//! endpoint of the platform does. The ingest middleware also names the client that the
-//! rate limit ([`crate::rate_limit`]) counts the request against.
+//! endpoint of the platform does. The ingest middleware also counts each request against
+//! its client's rate ([`crate::rate_limit`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,11 +74,12 @@ pub async fn query_auth(
     Ok(next.run(request).await)
 }
 
-/// Middleware: one of the ingest tokens, when any is set; the request's [`Client`] (its
-/// token, or its peer address when ingest is open) is left in its extensions.
+/// Middleware: one of the ingest tokens, when any is set; then the request counts against
+/// its client's rate (its token, or its peer address when ingest is open), before its body
+/// is read: 429 with `Retry-After` when the client is over it.
 pub async fn ingest_auth(
     State(state): State<Arc<AppState>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Result<Response, ServingError> {
     let client = if state.opts.ingest_tokens.is_empty() {
@@ -89,7 +90,9 @@ pub async fn ingest_auth(
     } else {
         Client::Token(check_token(&state.opts.ingest_tokens, &request, "ingest")?)
     };
-    request.extensions_mut().insert(client);
+    if let Some(collector) = &state.collector {
+        collector.admit(&client)?;
+    }
     Ok(next.run(request).await)
 }
 

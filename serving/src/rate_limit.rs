@@ -1,6 +1,7 @@
 //! The ingest rate limit: one token bucket per client (its ingest token, or its address
 //! when ingest takes no token), so that one client cannot take the collector from the
-//! others. A request over its client's rate answers 429 with `Retry-After`.
+//! others. A request over its client's rate answers 429 with `Retry-After`
+//! ([`crate::auth::ingest_auth`] counts each request before its body is read).
 //!
 //! Memory is bounded: the table holds at most `max_clients` buckets. A bucket that has
 //! refilled to its burst is the same as a new one, so dropping it loses nothing; the table
@@ -10,15 +11,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-
-use crate::error::ServingError;
-use crate::state::AppState;
 
 /// How fast each client may post.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,24 +156,6 @@ impl RateLimiter {
             .buckets
             .len()
     }
-}
-
-/// Middleware after [`crate::auth::ingest_auth`]: counts the request against its client
-/// before its body is read, answering 429 with `Retry-After` when it is over its rate.
-pub async fn ingest_limit(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ServingError> {
-    if let Some(collector) = &state.collector {
-        let client = request
-            .extensions()
-            .get::<Client>()
-            .cloned()
-            .unwrap_or(Client::Unknown);
-        collector.admit(&client)?;
-    }
-    Ok(next.run(request).await)
 }
 
 #[cfg(test)]
