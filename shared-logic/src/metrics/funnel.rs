@@ -92,7 +92,7 @@ impl Metric for Funnel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::fixtures::{event, fold_day, key, n, r, values};
+    use crate::metrics::tests::{event, fold_day, key, n, r, values};
 
     #[test]
     fn funnel_counts_each_stage_and_converts_by_users() {

@@ -2,13 +2,13 @@
 //! or an order delta) updates it, and how a merged state evaluates to values. Both layers
 //! run exactly these; the list of metrics is [`crate::registry`].
 
-#[cfg(test)]
-mod fixtures;
 mod funnel;
 mod orders;
 mod page_views;
 mod revenue;
 mod sessions;
+#[cfg(test)]
+mod tests;
 
 pub use funnel::{Funnel, FunnelState};
 pub use orders::{Orders, OrdersState};

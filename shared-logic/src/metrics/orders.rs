@@ -111,7 +111,7 @@ impl MetricViews<Orders> {
 mod tests {
     use super::*;
     use crate::cdc::CdcTable;
-    use crate::metrics::fixtures::{n, r, T0};
+    use crate::metrics::tests::{n, r, T0};
     use crate::window::DAY_MS;
 
     fn order(id: &str, quantity: i64, price: &str, currency: &str, status: &str) -> String {

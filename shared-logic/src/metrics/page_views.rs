@@ -59,7 +59,7 @@ impl Metric for PageViews {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::fixtures::{event, fold_day, key, n, values};
+    use crate::metrics::tests::{event, fold_day, key, n, values};
 
     #[test]
     fn page_views_count_views_and_distinct_users_per_url() {

@@ -138,7 +138,7 @@ mod tests {
 #[cfg(test)]
 mod definition_tests {
     use super::*;
-    use crate::metrics::fixtures::{event, fold_day, key, n, r, values};
+    use crate::metrics::tests::{event, fold_day, key, n, r, values};
 
     fn bought(category: &str, quantity: i64, price: &str, currency: &str) -> String {
         format!(

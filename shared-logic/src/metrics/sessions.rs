@@ -144,7 +144,7 @@ impl MetricViews<Sessions> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::fixtures::{event, fold_day, key, n, r, values};
+    use crate::metrics::tests::{event, fold_day, key, n, r, values};
 
     const MIN: i64 = 60_000;
 

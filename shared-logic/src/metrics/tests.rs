@@ -1,6 +1,6 @@
-//! Test fixtures for the metric definitions: hand-written events, validated as the layers
-//! validate them, folded into every metric and rolled up into one day, so that a test can
-//! compare a metric's values with numbers computed by hand.
+//! Fixtures the tests beside each metric definition share: hand-written events, validated
+//! as the layers validate them, folded into every metric and rolled up into one day, so
+//! that a test can compare a metric's values with numbers computed by hand.
 
 use crate::event::{Event, Origin};
 use crate::metric::{MetricContext, Value};
