@@ -4,7 +4,7 @@
 //! checks that every route is documented with its methods and nothing else is.
 
 use serde_json::{json, Value};
-use shared_logic::registry::catalog;
+use shared_logic::registry::{self, catalog};
 
 /// One route: method and path template.
 pub struct Route {
@@ -130,8 +130,10 @@ fn operation(path: &str, method: &str) -> Value {
             "summary": "Which layer answers a window, and from what",
             "security": query_security,
             "parameters": [
-                query_param("metric", "Metric name", json!({"type": "string"})),
-                query_param("window", "Any time inside the window (RFC 3339 or epoch ms)", instant_schema())
+                {"name": "metric", "in": "query", "required": true, "description": "Metric name",
+                 "schema": {"type": "string", "enum": registry::NAMES}},
+                {"name": "window", "in": "query", "required": true, "description": "Any time inside the window (RFC 3339 or epoch ms)",
+                 "schema": instant_schema()}
             ],
             "responses": {"200": {"description": "Lineage", "content": {"application/json": {"schema": {"type": "object"}}}},
                           "400": error_response("A bad parameter"), "401": error_response("Missing or wrong token")}

@@ -270,6 +270,18 @@ fn the_openapi_time_parameters_do_not_call_an_empty_value_valid() {
         checked += 1;
     }
     assert_eq!(checked, 3);
+    // Lineage answers 400 without either parameter: the document says they are required,
+    // and which metrics exist.
+    let lineage = params("/v1/lineage");
+    for p in &lineage {
+        assert_eq!(p["required"], true, "lineage `{}` is required", p["name"]);
+    }
+    let metric = lineage.iter().find(|p| p["name"] == "metric").unwrap();
+    let names: Vec<&str> = metric["schema"]["enum"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(names, shared_logic::registry::NAMES, "{metric}");
 }
 
 #[tokio::test]
