@@ -272,7 +272,14 @@ async fn prometheus(
     let detail = query_allowed(&state, &request);
     let published = state.batch.published();
     let speed = state.speed.current();
-    let text = exposition(&state.telemetry, published.as_deref(), &speed, detail, now_ms()).await?;
+    let text = exposition(
+        &state.telemetry,
+        published.as_deref(),
+        &speed,
+        detail,
+        now_ms(),
+    )
+    .await?;
     Ok(([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], text).into_response())
 }
 
