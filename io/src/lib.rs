@@ -19,6 +19,7 @@ pub mod lake;
 pub mod lake_names;
 pub mod manifest;
 pub mod parquet_file;
+pub mod parquet_footer;
 pub mod speed_api;
 pub mod views_file;
 

@@ -43,8 +43,13 @@ pub fn merge_views_file<M: Metric>(
 /// Every record batch of a Parquet file. The decoder panics on some corrupt files (slice
 /// bounds in its bit reader, found by the `views` fuzz target); a views file comes from
 /// another process or the lake, so such a panic is this file's error, not the caller's
-/// crash. Nothing is merged before the whole file has decoded.
+/// crash. Nothing is merged before the whole file has decoded. The footer is checked first
+/// ([`crate::parquet_footer`]), so a hostile one costs work in its length, not in what it
+/// claims.
 fn decode_batches(bytes: bytes::Bytes, name: &str) -> Result<Vec<RecordBatch>, IoError> {
+    // The decoder trusts the footer's element counts: check them first (bounded work).
+    crate::parquet_footer::check(&bytes)
+        .map_err(|e| IoError::parquet(name)(ParquetError::General(e.0)))?;
     let decode = || -> Result<Vec<RecordBatch>, ParquetError> {
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
         reader
