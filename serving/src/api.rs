@@ -226,8 +226,30 @@ async fn lineage(
         .map_err(|e| ServingError::Internal(format!("lineage: {e}")))
 }
 
+/// The collector reads bodies as sent: a `Content-Encoding` other than `identity` (gzip,
+/// say) is refused with 415 rather than read as malformed records.
+fn refuse_encoded_bodies(headers: &header::HeaderMap) -> Result<(), ServingError> {
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let text = value.to_str().unwrap_or("(not text)");
+        let encoded = text
+            .split(',')
+            .map(str::trim)
+            .any(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+        if encoded {
+            return Err(ServingError::UnsupportedEncoding {
+                message: format!(
+                    "Content-Encoding `{}` is not supported: send the body uncompressed",
+                    text.chars().take(64).collect::<String>()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn ingest(
     State(state): State<Arc<AppState>>,
+    headers: header::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ServingError> {
     let Some(collector) = &state.collector else {
@@ -236,6 +258,7 @@ async fn ingest(
             "this server does not collect events",
         ));
     };
+    refuse_encoded_bodies(&headers)?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ServingError::TooLarge {
             limit: collector.options().max_body_bytes,

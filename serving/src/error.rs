@@ -30,6 +30,9 @@ pub enum ServingError {
     /// A request body over the configured limit (413).
     #[error("the request body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// A body in an encoding the server does not decode (415).
+    #[error("{message}")]
+    UnsupportedEncoding { message: String },
     /// A layer the answer depends on cannot be reached (503).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -67,6 +70,7 @@ impl ServingError {
             ServingError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServingError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServingError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServingError::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServingError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServingError::BatchViews(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServingError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +87,7 @@ impl ServingError {
             ServingError::Unauthorized { .. } => "unauthorized",
             ServingError::TooManyRequests { .. } => "rate_limited",
             ServingError::TooLarge { .. } => "body_too_large",
+            ServingError::UnsupportedEncoding { .. } => "unsupported_encoding",
             ServingError::BatchViews(_) => "batch_views_unavailable",
             ServingError::Internal(_) => "internal",
         }

@@ -151,6 +151,7 @@ fn operation(path: &str, method: &str) -> Value {
                 "400": error_response("An empty or unsplittable body"),
                 "401": error_response("Missing or wrong token"),
                 "413": error_response("Body over the limit"),
+                "415": error_response("A Content-Encoding other than identity (unsupported_encoding)"),
                 "429": {
                     "description": "Over the client's rate (per ingest token, or per address when ingest takes no token)",
                     "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
