@@ -17,5 +17,6 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lambda-target}
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   scripts/broker.sh install
 fi
+scripts/system-deps.sh build
 cargo build --release --locked --bin lambda
 exec "$CARGO_TARGET_DIR/release/lambda" demo "$@"

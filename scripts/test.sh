@@ -19,6 +19,8 @@ if [ -d "$deps" ] && [ "$(du -s --block-size=1G "$deps" | cut -f1)" -gt 30 ]; th
   rm -rf "$CARGO_TARGET_DIR/debug/incremental"
 fi
 
+# Debian packages the build and the tests need (OpenSSL headers, stunnel4, python3-venv…).
+scripts/system-deps.sh test
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   scripts/broker.sh install
 fi
