@@ -122,3 +122,19 @@ pub fn topic_events(stored: &BTreeMap<i32, Vec<Stored>>) -> Vec<Event> {
         })
         .collect()
 }
+
+/// `lambda_io::kafka::drain::read_to_end` of `topic` with the default validator, on a
+/// blocking thread: what `lambda inspect` reports of the topic.
+pub async fn summarize(
+    config: ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> lambda_io::kafka::drain::TopicSummary {
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        lambda_io::kafka::drain::read_to_end(&config, &topic, &Validator::default(), timeout)
+    })
+    .await
+    .expect("the reading thread")
+    .expect("topic read to its end")
+}

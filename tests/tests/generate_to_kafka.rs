@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lambda_io::kafka::{ensure_topics, EventProducer, KafkaSettings};
+use lambda_tests::topic::summarize;
 use lambda_tests::Broker;
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::{Origin, Validator};
@@ -64,17 +65,7 @@ async fn generated_stream_arrives_complete_through_the_broker() {
     assert_eq!(report.delivered, records.len() as u64);
 
     let config = broker.client_config();
-    let summary = tokio::task::spawn_blocking(move || {
-        lambda_io::kafka::drain::read_to_end(
-            &config,
-            topic,
-            &Validator::default(),
-            Duration::from_secs(60),
-        )
-    })
-    .await
-    .unwrap()
-    .expect("topic read to its end");
+    let summary = summarize(config, topic, Duration::from_secs(60)).await;
 
     assert_eq!(summary.records, records.len() as u64);
     assert_eq!(summary.valid_by_type, expected_types);

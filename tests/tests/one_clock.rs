@@ -11,11 +11,10 @@ use arrow::array::AsArray;
 use arrow::datatypes::{Int32Type, Int64Type};
 use lambda_tests::lake_files::{parquet_files, positions_of};
 use lambda_tests::pipeline::Pipeline;
-use lambda_tests::topic::read_all;
+use lambda_tests::topic::{read_all, summarize};
 use lambda_tests::Broker;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use shared_logic::Validator;
 use speed::partition::TimeSettings;
 
 const MIN: i64 = 60_000;
@@ -129,17 +128,7 @@ async fn speed_lake_writer_and_drain_judge_a_record_by_its_timestamp_alike() {
     );
 
     let config = broker.client_config();
-    let summary = tokio::task::spawn_blocking(move || {
-        lambda_io::kafka::drain::read_to_end(
-            &config,
-            topic,
-            &Validator::default(),
-            Duration::from_secs(30),
-        )
-    })
-    .await
-    .unwrap()
-    .expect("topic read");
+    let summary = summarize(config, topic, Duration::from_secs(30)).await;
     assert_eq!(summary.valid(), 3, "{summary:?}");
     assert_eq!(
         summary.rejected_by_reason,
