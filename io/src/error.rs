@@ -29,6 +29,17 @@ pub enum IoError {
         #[source]
         source: shared_logic::LogicError,
     },
+    /// A Delta table operation failed.
+    #[error("table `{table}`: {what}: {source}")]
+    Table {
+        table: String,
+        what: &'static str,
+        #[source]
+        source: Box<deltalake::DeltaTableError>,
+    },
+    /// A commit lost to a concurrent one (or the table is not what this version writes).
+    #[error("table `{table}`: {reason}")]
+    TableConflict { table: String, reason: String },
     /// The published manifest is unreadable.
     #[error("manifest `{path}` is unreadable: {reason}")]
     Manifest { path: String, reason: String },
@@ -75,6 +86,19 @@ pub enum IoError {
 }
 
 impl IoError {
+    /// Maps a Delta error of operation `what` on the table at `location`.
+    pub fn table(
+        location: &crate::Lake,
+        what: &'static str,
+    ) -> impl FnOnce(deltalake::DeltaTableError) -> IoError {
+        let table = location.display();
+        move |source| IoError::Table {
+            table,
+            what,
+            source: Box::new(source),
+        }
+    }
+
     /// Maps an object store error of operation `what` on `path`.
     pub fn store(
         what: &'static str,

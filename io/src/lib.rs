@@ -13,6 +13,7 @@
 //!   a topic to its end, the local development broker).
 
 pub mod bearer;
+pub mod delta;
 pub mod error;
 pub mod kafka;
 pub mod lake;

@@ -1,0 +1,23 @@
+//! The lake's and the views' tables, in the Delta Lake format (delta-rs): every table the
+//! platform writes is a directory of Parquet files plus a `_delta_log` of atomic, conditional
+//! commits, readable by every engine that reads Delta (Spark, Trino, DuckDB, Polars,
+//! delta-rs, the Python `deltalake` package).
+//!
+//! - [`table`]: one table: open or create, the files of a snapshot, time travel, commits
+//!   with conflict detection and retry, application transaction versions (the mechanism of
+//!   idempotent, exactly-once writes), vacuum;
+//! - [`partition`]: the hour partitioning every table shares (`date=YYYY-MM-DD/hour=HH`);
+//! - [`schema`]: Arrow schemas as Delta schemas.
+//!
+//! Everything Delta-specific stays behind this module, so another table format (Apache
+//! Iceberg, once its Rust crates build against this workspace's Arrow) can follow.
+
+pub mod partition;
+pub mod schema;
+pub mod table;
+
+pub use partition::{HourPartition, DATE_COLUMN, HOUR_COLUMN};
+pub use table::{AddFile, CommitKind, Table, TableFile};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+//! Arrow schemas as Delta schemas. Delta has no unsigned integers and one timestamp type
+//! (microseconds, UTC); the files we write keep their Arrow types, and a Delta reader casts
+//! them to the table's (Parquet's millisecond timestamps and signed 64-bit integers read as
+//! Delta `timestamp` and `long`).
+
+use arrow::datatypes::{DataType as ArrowType, Schema};
+use deltalake::kernel::{DataType, PrimitiveType, StructField, StructType};
+
+use super::partition::{DATE_COLUMN, HOUR_COLUMN};
+
+fn delta_type(arrow: &ArrowType) -> Result<DataType, String> {
+    Ok(match arrow {
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::STRING,
+        ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => DataType::BINARY,
+        ArrowType::Boolean => DataType::BOOLEAN,
+        ArrowType::Int8 => DataType::BYTE,
+        ArrowType::Int16 => DataType::SHORT,
+        ArrowType::Int32 => DataType::INTEGER,
+        ArrowType::Int64 | ArrowType::UInt32 | ArrowType::UInt64 => DataType::LONG,
+        ArrowType::Float32 => DataType::FLOAT,
+        ArrowType::Float64 => DataType::DOUBLE,
+        ArrowType::Date32 => DataType::DATE,
+        ArrowType::Timestamp(_, Some(_)) => DataType::TIMESTAMP,
+        ArrowType::Timestamp(_, None) => DataType::TIMESTAMP_NTZ,
+        other => return Err(format!("no Delta type for Arrow {other}")),
+    })
+}
+
+/// The Delta schema of files in `arrow` schema, plus the hour partition columns.
+pub fn hour_partitioned(arrow: &Schema) -> Result<Vec<StructField>, String> {
+    let mut fields = Vec::with_capacity(arrow.fields().len() + 2);
+    for f in arrow.fields() {
+        fields.push(StructField::new(
+            f.name().clone(),
+            delta_type(f.data_type()).map_err(|e| format!("column `{}`: {e}", f.name()))?,
+            f.is_nullable(),
+        ));
+    }
+    fields.push(StructField::new(
+        DATE_COLUMN,
+        DataType::Primitive(PrimitiveType::Date),
+        false,
+    ));
+    fields.push(StructField::new(
+        HOUR_COLUMN,
+        DataType::Primitive(PrimitiveType::Integer),
+        false,
+    ));
+    Ok(fields)
+}
+
+/// Whether two Delta schemas have the same columns (names, types, nullability).
+pub fn same_columns(a: &StructType, b: &[StructField]) -> bool {
+    let a: Vec<&StructField> = a.fields().collect();
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.name() == y.name()
+                && x.data_type() == y.data_type()
+                && x.is_nullable() == y.is_nullable()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_schema_has_a_delta_schema_with_partition_columns() {
+        let fields = hour_partitioned(&shared_logic::schema::event_schema()).unwrap();
+        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names.first(), Some(&"event_id"));
+        assert_eq!(&names[names.len() - 2..], &["date", "hour"]);
+        let bad = Schema::new(vec![arrow::datatypes::Field::new(
+            "d",
+            ArrowType::Duration(arrow::datatypes::TimeUnit::Second),
+            false,
+        )]);
+        assert!(hour_partitioned(&bad).unwrap_err().contains("column `d`"));
+    }
+}

@@ -1,0 +1,453 @@
+//! One Delta table at a location of the lake: opening and creating it, the files of its
+//! snapshot, time travel, commits and vacuum.
+//!
+//! Commits are atomic and conditional: a commit is the create-only put of the log's next
+//! version, so two writers can never both write version N; delta-rs's conflict checker then
+//! decides whether the loser may retry on top of the winner (blind appends may; a commit
+//! whose files were removed meanwhile, or that carries an application transaction id
+//! another commit advanced, may not: [`IoError::TableConflict`], for the caller to re-plan
+//! on the new snapshot).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Once};
+
+use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
+use deltalake::kernel::{Action, Add, Remove, StructField, Transaction};
+use deltalake::logstore::{default_logstore, logstore_factories, LogStoreFactory, StorageConfig};
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
+use futures::StreamExt;
+use serde_json::Value;
+use shared_logic::window::HourKey;
+use url::Url;
+
+use super::partition::{HourPartition, DATE_COLUMN, HOUR_COLUMN};
+use crate::error::IoError;
+use crate::lake::Lake;
+
+/// A file of a table's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFile {
+    /// Relative to the table's root (`date=…/hour=…/<name>.parquet`).
+    pub path: String,
+    pub size: u64,
+    /// From the file's statistics (`numRecords`), when the writer recorded them.
+    pub rows: Option<u64>,
+    /// The hour partition, when the table is hour-partitioned.
+    pub hour: Option<HourKey>,
+    /// When the file was added (ms since the epoch).
+    pub modified_ms: i64,
+    /// The writer's tags on the file.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A file written into an hour partition, to be added by a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddFile {
+    /// The file's name inside its hour directory.
+    pub name: String,
+    pub hour: HourKey,
+    pub size: u64,
+    pub rows: u64,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl AddFile {
+    /// Its path relative to the table's root.
+    pub fn path(&self) -> String {
+        format!("{}/{}", HourPartition(self.hour).directory(), self.name)
+    }
+
+    fn action(&self, data_change: bool) -> Action {
+        Action::Add(Add {
+            path: self.path(),
+            partition_values: HourPartition(self.hour).values(),
+            size: self.size as i64,
+            modification_time: chrono::Utc::now().timestamp_millis(),
+            data_change,
+            stats: Some(format!("{{\"numRecords\":{}}}", self.rows)),
+            tags: (!self.tags.is_empty()).then(|| {
+                self.tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect()
+            }),
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        })
+    }
+}
+
+/// What a commit does, as recorded in the table's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitKind {
+    /// New files only (the lake writer's flushes, imports).
+    Append,
+    /// The files of these hours are replaced (a batch run publishing its views).
+    ReplaceHours(Vec<HourKey>),
+    /// Files rewritten without changing the data (compaction).
+    Compact,
+}
+
+/// One Delta table and the snapshot loaded of it.
+pub struct Table {
+    location: Lake,
+    table: DeltaTable,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Table({} v{:?})",
+            self.location.display(),
+            self.table.version()
+        )
+    }
+}
+
+/// Our object stores are built by [`Lake`]; Delta's default log store (commits by
+/// create-only puts, which S3 and MinIO support) serves every scheme we open.
+#[derive(Debug)]
+struct ConditionalPutLogStores;
+
+impl LogStoreFactory for ConditionalPutLogStores {
+    fn with_options(
+        &self,
+        prefixed_store: Arc<dyn ObjectStore>,
+        root_store: Arc<dyn ObjectStore>,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> deltalake::DeltaResult<Arc<dyn deltalake::logstore::LogStore>> {
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_log_stores() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let registry = logstore_factories();
+        for scheme in ["s3://", "s3a://"] {
+            if let Ok(url) = Url::parse(scheme) {
+                if registry.get(&url).is_none() {
+                    registry.insert(url, Arc::new(ConditionalPutLogStores));
+                }
+            }
+        }
+    });
+}
+
+fn table_url(location: &Lake) -> Result<Url, IoError> {
+    let text = format!("{}/", location.display().trim_end_matches('/'));
+    Url::parse(&text).map_err(|e| IoError::Location {
+        url: text,
+        reason: e.to_string(),
+    })
+}
+
+fn unopened(location: &Lake) -> Result<DeltaTable, IoError> {
+    register_log_stores();
+    let url = table_url(location)?;
+    DeltaTableBuilder::from_url(url.clone())
+        .and_then(|b| {
+            b.with_storage_backend(location.store().clone(), url)
+                .build()
+        })
+        .map_err(IoError::table(location, "open"))
+}
+
+impl Table {
+    /// Opens the table at `location`; `None` when there is no table there (no `_delta_log`).
+    pub async fn open(location: &Lake) -> Result<Option<Table>, IoError> {
+        let log = location.path("_delta_log");
+        let mut listing = location.store().list(Some(&log));
+        match listing.next().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(IoError::store("list", &log)(e)),
+            Some(Ok(_)) => {}
+        }
+        drop(listing);
+        let mut table = unopened(location)?;
+        match table.load().await {
+            Ok(()) => Ok(Some(Table {
+                location: location.clone(),
+                table,
+            })),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(IoError::table(location, "load")(e)),
+        }
+    }
+
+    /// Opens the table at `location`, creating it (hour-partitioned, with `columns` and the
+    /// partition columns) when there is none. Two processes creating it at once are fine:
+    /// one commit of version 0 wins and the other opens it. An existing table whose columns
+    /// differ is an error naming both.
+    pub async fn open_or_create(
+        location: &Lake,
+        name: &str,
+        columns: Vec<StructField>,
+    ) -> Result<Table, IoError> {
+        for _attempt in 0..3 {
+            if let Some(table) = Table::open(location).await? {
+                let schema = table
+                    .table
+                    .snapshot()
+                    .map_err(IoError::table(location, "schema"))?
+                    .schema();
+                if !super::schema::same_columns(&schema, &columns) {
+                    return Err(IoError::TableConflict {
+                        table: location.display(),
+                        reason: format!(
+                            "the table's columns are not those this version writes (table: {}; expected: {})",
+                            schema.fields().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+                            columns.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+                return Ok(table);
+            }
+            let table = unopened(location)?;
+            let created = table
+                .create()
+                .with_table_name(name)
+                .with_columns(columns.clone())
+                .with_partition_columns([DATE_COLUMN, HOUR_COLUMN])
+                .with_save_mode(SaveMode::Ignore)
+                .await;
+            match created {
+                Ok(table) => {
+                    return Ok(Table {
+                        location: location.clone(),
+                        table,
+                    })
+                }
+                // Another process created it first: open theirs.
+                Err(DeltaTableError::VersionAlreadyExists(_))
+                | Err(DeltaTableError::Transaction {
+                    source: TransactionError::VersionAlreadyExists(_),
+                }) => continue,
+                Err(e) => return Err(IoError::table(location, "create")(e)),
+            }
+        }
+        Err(IoError::TableConflict {
+            table: location.display(),
+            reason: "created and not found three times".into(),
+        })
+    }
+
+    /// Where the table lives.
+    pub fn location(&self) -> &Lake {
+        &self.location
+    }
+
+    /// The snapshot's version.
+    pub fn version(&self) -> u64 {
+        self.table.version().map(|v| v as u64).unwrap_or(0)
+    }
+
+    /// When the snapshot's version was committed (ms since the epoch).
+    pub fn version_timestamp(&self) -> Option<i64> {
+        let snapshot = self.table.snapshot().ok()?;
+        snapshot.version_timestamp(snapshot.version())
+    }
+
+    /// Moves the snapshot to the table's latest version.
+    pub async fn refresh(&mut self) -> Result<(), IoError> {
+        self.table
+            .update_state()
+            .await
+            .map_err(IoError::table(&self.location, "refresh"))
+    }
+
+    /// Loads the snapshot of `version` (time travel).
+    pub async fn load_version(&mut self, version: u64) -> Result<(), IoError> {
+        self.table
+            .load_version(version as _)
+            .await
+            .map_err(IoError::table(&self.location, "load version"))
+    }
+
+    /// Loads the snapshot of the latest version committed at or before `at` (time travel).
+    pub async fn load_at(&mut self, at: chrono::DateTime<chrono::Utc>) -> Result<(), IoError> {
+        self.table
+            .load_with_datetime(at)
+            .await
+            .map_err(IoError::table(&self.location, "load at time"))
+    }
+
+    /// The snapshot's files, sorted by path.
+    pub fn files(&self) -> Result<Vec<TableFile>, IoError> {
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(IoError::table(&self.location, "snapshot"))?;
+        let mut files: Vec<TableFile> = snapshot
+            .log_data()
+            .iter()
+            .map(|f| {
+                #[allow(deprecated)] // tags are only reachable through the Add action
+                let tags = f.add_action().tags.unwrap_or_default();
+                TableFile {
+                    path: f.path().to_string(),
+                    size: f.size().max(0) as u64,
+                    rows: f.num_records().map(|n| n as u64),
+                    hour: HourPartition::from_values(&f.partition_values_map()).map(|h| h.0),
+                    modified_ms: f.modification_time(),
+                    tags: tags
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((k, v?)))
+                        .collect(),
+                }
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// The object-store path of a file of the table.
+    pub fn file_path(&self, relative: &str) -> object_store::path::Path {
+        self.location.path(relative)
+    }
+
+    /// The full URL of a file of the table.
+    pub fn file_url(&self, relative: &str) -> String {
+        self.location.object_url(&self.location.path(relative))
+    }
+
+    /// The last version an application recorded with [`Transaction`] actions (exactly-once
+    /// writers: the last source position in the table), at this snapshot.
+    pub async fn transaction_version(&self, app_id: &str) -> Result<Option<i64>, IoError> {
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(IoError::table(&self.location, "snapshot"))?;
+        snapshot
+            .transaction_version(self.table.log_store().as_ref(), app_id)
+            .await
+            .map_err(IoError::table(&self.location, "read transaction version"))
+    }
+
+    /// Commits on top of this snapshot: `add` files, `remove` files of the snapshot, an
+    /// application transaction, and `metadata` in the commit's info. Returns the new
+    /// version; the snapshot moves to it. A conflict with a commit made meanwhile is
+    /// [`IoError::TableConflict`]: refresh and plan again.
+    pub async fn commit(
+        &mut self,
+        kind: CommitKind,
+        add: &[AddFile],
+        remove: &[TableFile],
+        transaction: Option<(&str, i64)>,
+        metadata: HashMap<String, Value>,
+    ) -> Result<u64, IoError> {
+        let data_change = kind != CommitKind::Compact;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut actions: Vec<Action> = add.iter().map(|a| a.action(data_change)).collect();
+        actions.extend(remove.iter().map(|f| {
+            Action::Remove(Remove {
+                path: f.path.clone(),
+                data_change,
+                deletion_timestamp: Some(now),
+                extended_file_metadata: Some(true),
+                size: Some(f.size as i64),
+                partition_values: f.hour.map(|h| HourPartition(h).values()),
+                deletion_vector: None,
+                tags: None,
+                base_row_id: None,
+                default_row_commit_version: None,
+            })
+        }));
+        if let Some((app_id, version)) = transaction {
+            actions.push(Action::Txn(Transaction::new_with_last_update(
+                app_id,
+                version,
+                Some(now),
+            )));
+        }
+        let operation = match &kind {
+            CommitKind::Append => DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(vec![DATE_COLUMN.into(), HOUR_COLUMN.into()]),
+                predicate: None,
+            },
+            CommitKind::ReplaceHours(hours) => DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: Some(vec![DATE_COLUMN.into(), HOUR_COLUMN.into()]),
+                predicate: Some(
+                    hours
+                        .iter()
+                        .map(|h| {
+                            let v = HourPartition(*h).values();
+                            format!(
+                                "({DATE_COLUMN} = '{}' AND {HOUR_COLUMN} = {})",
+                                v[DATE_COLUMN].as_deref().unwrap_or_default(),
+                                v[HOUR_COLUMN].as_deref().unwrap_or_default()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" OR "),
+                ),
+            },
+            CommitKind::Compact => DeltaOperation::Optimize {
+                predicate: None,
+                target_size: 0,
+            },
+        };
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(IoError::table(&self.location, "snapshot"))?;
+        let committed = CommitBuilder::default()
+            .with_actions(actions)
+            .with_app_metadata(metadata)
+            .with_max_retries(20)
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await;
+        match committed {
+            Ok(done) => {
+                let version = done.version() as u64;
+                self.table
+                    .update_incremental(Some(done.version()))
+                    .await
+                    .map_err(IoError::table(&self.location, "refresh after commit"))?;
+                Ok(version)
+            }
+            Err(DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(conflict),
+            }) => Err(IoError::TableConflict {
+                table: self.location.display(),
+                reason: conflict.to_string(),
+            }),
+            Err(e) => Err(IoError::table(&self.location, "commit")(e)),
+        }
+    }
+
+    /// Deletes files no version newer than `retain` needs any more, and files no commit
+    /// ever added (a writer that died before committing) once older than `retain`. Returns
+    /// the files deleted (or that would be, when `dry_run`).
+    pub async fn vacuum(
+        &mut self,
+        retain: chrono::Duration,
+        dry_run: bool,
+    ) -> Result<Vec<String>, IoError> {
+        let (table, metrics) = self
+            .table
+            .clone()
+            .vacuum()
+            .with_retention_period(retain)
+            .with_enforce_retention_duration(false)
+            .with_mode(VacuumMode::Full)
+            .with_dry_run(dry_run)
+            .await
+            .map_err(IoError::table(&self.location, "vacuum"))?;
+        self.table = table;
+        Ok(metrics.files_deleted)
+    }
+}
