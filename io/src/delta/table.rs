@@ -250,7 +250,7 @@ impl Table {
 
     /// The snapshot's version.
     pub fn version(&self) -> u64 {
-        self.table.version().map(|v| v as u64).unwrap_or(0)
+        self.table.version().unwrap_or(0)
     }
 
     /// When the snapshot's version was committed (ms since the epoch).
@@ -270,7 +270,7 @@ impl Table {
     /// Loads the snapshot of `version` (time travel).
     pub async fn load_version(&mut self, version: u64) -> Result<(), IoError> {
         self.table
-            .load_version(version as _)
+            .load_version(version)
             .await
             .map_err(IoError::table(&self.location, "load version"))
     }
@@ -412,7 +412,7 @@ impl Table {
             .await;
         match committed {
             Ok(done) => {
-                let version = done.version() as u64;
+                let version = done.version();
                 self.table
                     .update_incremental(Some(done.version()))
                     .await
