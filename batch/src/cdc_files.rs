@@ -1,7 +1,8 @@
 //! Raw change files: what `lambda lake --cdc <table>` writes and the batch job replays.
 //!
 //! A change topic's flush writes, per hour of the changes' source time (`source.ts_ms`),
-//! `cdc/<table>/date=…/hour=…/<topic>-p<partition>-<first>-<last>.parquet` with one row per
+//! `cdc/<table>/date=…/hour=…/<topic>-p<partition>-<first>-<last>-<suffix>.parquet` (the
+//! table `cdc/<table>`'s files, [`crate::lake_tables`]) with one row per
 //! checked change: Kafka partition and offset (`kafka_partition`, `kafka_offset`), key, op, source time and the Debezium
 //! record exactly as received (`payload`). The layers re-derive everything from the
 //! payload with `shared_logic::cdc`, so the files are the log itself, not an
@@ -25,6 +26,7 @@ use shared_logic::schema::col;
 use shared_logic::window::HourKey;
 
 use crate::error::BatchError;
+use crate::writer::Encoded;
 
 /// One checked change record of a change topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,71 +67,72 @@ fn file_of(table: CdcTable, hour: HourKey, name: &str) -> String {
     format!("{}/{}/{name}", table_dir(table), hour_partition(hour))
 }
 
-/// The files a flush of `changes` writes, named `name`.
-pub fn planned(changes: &[RawChange], name: &str) -> Vec<String> {
-    let files: std::collections::BTreeSet<String> = changes
-        .iter()
-        .map(|c| file_of(c.table, HourKey::of(shared_logic::EventTime(c.ts_ms)), name))
-        .collect();
-    files.into_iter().collect()
+fn change_batch(group: &[RawChange], display: &str) -> Result<RecordBatch, BatchError> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            group
+                .iter()
+                .map(|c| Some(c.partition))
+                .collect::<Int32Array>(),
+        ),
+        Arc::new(group.iter().map(|c| Some(c.offset)).collect::<Int64Array>()),
+        Arc::new(
+            group
+                .iter()
+                .map(|c| Some(c.key.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(group.iter().map(|c| Some(c.op)).collect::<StringArray>()),
+        Arc::new(
+            group
+                .iter()
+                .map(|c| Some(c.ts_ms))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            group
+                .iter()
+                .map(|c| Some(c.payload.as_slice()))
+                .collect::<BinaryArray>(),
+        ),
+    ];
+    RecordBatch::try_new(schema(), columns)
+        .map_err(|e| BatchError::logic(display.to_string())(shared_logic::LogicError::Arrow(e)))
 }
 
-/// Encodes `changes` into one file per (table, hour): (path, bytes, rows).
+fn hour_of(c: &RawChange) -> HourKey {
+    HourKey::of(shared_logic::EventTime(c.ts_ms))
+}
+
+/// Encodes one table's `changes` into one file per source-time hour, rows sorted by offset.
+pub fn encode_hours(changes: &mut [RawChange], display: &str) -> Result<Vec<Encoded>, BatchError> {
+    changes.sort_by_key(|c| (hour_of(c), c.offset));
+    let mut out = Vec::new();
+    for group in changes.chunk_by(|a, b| hour_of(a) == hour_of(b)) {
+        let batch = change_batch(group, display)?;
+        out.push(Encoded {
+            hour: hour_of(&group[0]),
+            bytes: encode_parquet(schema(), &[batch], display)?,
+            rows: group.len() as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// Encodes `changes` into one file per (table, hour): (path, bytes, rows). The files are
+/// not in their table until a commit adds them ([`crate::flush_commit`] does both).
 pub fn encode(
     lake: &Lake,
     mut changes: Vec<RawChange>,
     name: &str,
 ) -> Result<Vec<(Path, Vec<u8>, u64)>, BatchError> {
-    changes.sort_by_key(|c| {
-        (
-            file_of(c.table, HourKey::of(shared_logic::EventTime(c.ts_ms)), name),
-            c.offset,
-        )
-    });
+    changes.sort_by_key(|c| (file_of(c.table, hour_of(c), name), c.offset));
     let mut out = Vec::new();
-    for group in changes.chunk_by(|a, b| {
-        a.table == b.table
-            && HourKey::of(shared_logic::EventTime(a.ts_ms))
-                == HourKey::of(shared_logic::EventTime(b.ts_ms))
-    }) {
-        let first = &group[0];
-        let path = lake.path(&file_of(
-            first.table,
-            HourKey::of(shared_logic::EventTime(first.ts_ms)),
-            name,
-        ));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(
-                group
-                    .iter()
-                    .map(|c| Some(c.partition))
-                    .collect::<Int32Array>(),
-            ),
-            Arc::new(group.iter().map(|c| Some(c.offset)).collect::<Int64Array>()),
-            Arc::new(
-                group
-                    .iter()
-                    .map(|c| Some(c.key.as_str()))
-                    .collect::<StringArray>(),
-            ),
-            Arc::new(group.iter().map(|c| Some(c.op)).collect::<StringArray>()),
-            Arc::new(
-                group
-                    .iter()
-                    .map(|c| Some(c.ts_ms))
-                    .collect::<TimestampMillisecondArray>()
-                    .with_timezone("UTC"),
-            ),
-            Arc::new(
-                group
-                    .iter()
-                    .map(|c| Some(c.payload.as_slice()))
-                    .collect::<BinaryArray>(),
-            ),
-        ];
+    for group in changes.chunk_by(|a, b| a.table == b.table && hour_of(a) == hour_of(b)) {
+        let path = lake.path(&file_of(group[0].table, hour_of(&group[0]), name));
         let display = lake.object_url(&path);
-        let batch = RecordBatch::try_new(schema(), columns)
-            .map_err(|e| BatchError::logic(display.clone())(shared_logic::LogicError::Arrow(e)))?;
+        let batch = change_batch(group, &display)?;
         let bytes = encode_parquet(schema(), &[batch], &display)?;
         out.push((path, bytes, group.len() as u64));
     }
@@ -197,16 +200,19 @@ pub struct TableLog {
     pub skipped_files: Vec<String>,
 }
 
-/// A table's change files, sorted by path.
+/// A table's change files in the current snapshot of its Delta table, sorted by path
+/// (none when the table does not exist yet).
 pub async fn list(lake: &Lake, table: CdcTable) -> Result<Vec<ObjectMeta>, BatchError> {
-    let mut files: Vec<ObjectMeta> = lake
-        .list(&lake.path(&table_dir(table)))
-        .await?
-        .into_iter()
-        .filter(|m| m.location.as_ref().ends_with(".parquet"))
-        .collect();
-    files.sort_by(|a, b| a.location.cmp(&b.location));
-    Ok(files)
+    let table = crate::lake_tables::LakeTable::Cdc(table);
+    let Some(opened) = table.open(lake).await? else {
+        return Ok(Vec::new());
+    };
+    let location = table.location(lake);
+    Ok(opened
+        .files()?
+        .iter()
+        .map(|f| location.table_object(f))
+        .collect())
 }
 
 /// Reads `files` (from [`list`]) of a table; a file that is not readable Parquet fails the

@@ -2,8 +2,11 @@
 //! validation and dead-letter handling as the Kafka path.
 //!
 //! Lines are numbered from 0; a line's origin is partition -1 and its line number, and the
-//! file is written in flushes of `chunk_lines` lines named by their line range, so importing
-//! the same file again replaces its files instead of adding copies.
+//! file is committed in flushes of `chunk_lines` lines ([`crate::flush_commit`]) under the
+//! application id `import/<source>` whose version is the last line committed: an import
+//! that stopped half-way resumes where it stopped when run again, and importing the same
+//! file again adds nothing (the lines are reported as already imported). Another file
+//! imported under the same source name is taken for the same one: give it its own name.
 
 use std::io::BufRead;
 
@@ -11,7 +14,9 @@ use lambda_io::Lake;
 use shared_logic::{Origin, Validator};
 
 use crate::error::BatchError;
-use crate::writer::{write_flush, Flush};
+use crate::flush_commit::commit_flush;
+use crate::lake_tables::LakeTables;
+use crate::writer::Flush;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -31,6 +36,8 @@ pub struct ImportReport {
     pub lines: u64,
     pub events: u64,
     pub dead_letters: u64,
+    /// Lines an earlier import of the same source had committed already.
+    pub already_imported: u64,
     pub files: u64,
     pub bytes: u64,
 }
@@ -65,6 +72,8 @@ pub async fn import_ndjson(
     options: ImportOptions,
 ) -> Result<ImportReport, BatchError> {
     let mut report = ImportReport::default();
+    let mut tables = LakeTables::new(lake.clone());
+    let app = format!("import/{}", options.source);
     let mut reader = Some(reader);
     let mut next_line: i64 = 0;
     loop {
@@ -81,15 +90,17 @@ pub async fn import_ndjson(
         }
         next_line += lines as i64;
         report.lines += lines;
-        let written = write_flush(lake, flush).await?;
+        let written = commit_flush(&mut tables, flush, &app).await?;
         report.events += written.events;
         report.dead_letters += written.dead_letters;
+        report.already_imported += written.already_committed;
         report.files += written.files.len() as u64;
         report.bytes += written.bytes;
         tracing::info!(
             lines = report.lines,
             events = report.events,
             dead_letters = report.dead_letters,
+            already_imported = report.already_imported,
             "imported"
         );
         reader = Some(r);

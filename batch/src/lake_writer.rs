@@ -1,20 +1,21 @@
 //! `lambda lake`: the lake writer. Consumes the events topic in a consumer group,
 //! validates with shared-logic, and writes Parquet files that roll by size and by age.
 //!
-//! Exactly once into the lake, across crashes at any point:
-//! - a flush covers one partition's offset range `[first, last]` and its files are named by
-//!   it ([`lambda_io::lake_names::flush_file_name`]);
-//! - before writing, the flush records an *intent* (`_writer/<topic>/p<partition>/<first>-<last>.json`)
-//!   listing its files; offsets are committed (`last + 1`) only after every file is
-//!   durable; then the intent is deleted;
-//! - consumption restarts at the committed offset, so any intent still present whose range
-//!   starts at or after the range now being flushed belongs to a flush that never
-//!   committed: its files are deleted before the new files are written. An intent whose
-//!   range ends before is a committed flush whose intent was not yet deleted: only the
-//!   intent goes.
+//! Exactly once into the lake's Delta tables ([`crate::lake_tables`]), across crashes at
+//! any point and across rebalances:
+//! - a flush covers one partition's offset range `[first, last]`; per table it has records
+//!   for, it is one Delta commit carrying the application transaction
+//!   `<topic>/<partition>/<group>` at version `last` ([`crate::flush_commit`]);
+//! - a record destined to a table whose transaction version is at or above its offset is
+//!   already there and is skipped: checked when a partition is first seen (so a resumed
+//!   writer does not even buffer what it had committed) and again on the refreshed table
+//!   just before each commit (a zombie writer that lost its partition cannot commit a range
+//!   twice: the commit conflicts, and on the new snapshot its records are committed ones);
+//! - Kafka offsets are committed (`last + 1`) after the Delta commits: only a hint where
+//!   to resume. The Delta log is the truth.
 //!
-//! Every record therefore ends in exactly one committed file (events) or dead-letter file
-//! (rejects), whatever the roll timing of the run that crashed and the run that resumed.
+//! Files written by a flush that died before its commit are in no snapshot; `lambda lake
+//! vacuum` deletes them.
 //!
 //! Validation's clock is the record's Kafka timestamp ([`lambda_io::kafka::validation_clock`]),
 //! as in the speed layer, never this process's wall clock: a record gets the same verdict
@@ -30,13 +31,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 use shared_logic::cdc::{CdcTable, Change};
 use shared_logic::{Event, Origin, Validator};
 
 use crate::cdc_files::RawChange;
 use crate::error::BatchError;
-use crate::writer::{write_flush, Flush, Rejected};
+use crate::flush_commit::{app_id, commit_flush};
+use crate::lake_tables::{LakeTable, LakeTables};
+use crate::writer::{Flush, Rejected};
 
 /// How the writer runs.
 #[derive(Debug, Clone)]
@@ -76,14 +78,11 @@ pub struct WriterStats {
     pub changes: u64,
     pub dead_letters: u64,
     pub flushes: u64,
-    pub orphans_removed: u64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Intent {
-    first: i64,
-    last: i64,
-    files: Vec<String>,
+    /// Records skipped because their table already held them (a range re-read after a
+    /// crash or a rebalance).
+    pub already_committed: u64,
+    /// Table commits lost to a concurrent commit and re-planned.
+    pub conflicts: u64,
 }
 
 struct PartitionBuffer {
@@ -100,10 +99,12 @@ type WriterConsumer = StreamConsumer<RebalanceTracker>;
 
 /// The lake writer. Create with [`LakeWriter::new`], drive with [`LakeWriter::run`].
 pub struct LakeWriter {
-    lake: Lake,
+    tables: LakeTables,
     consumer: Arc<WriterConsumer>,
     opts: WriterOptions,
     buffers: HashMap<i32, PartitionBuffer>,
+    /// Per partition seen since its assignment: each table's transaction version then.
+    committed: HashMap<i32, HashMap<LakeTable, i64>>,
     stats: WriterStats,
     brokers: String,
 }
@@ -132,10 +133,11 @@ impl LakeWriter {
             .subscribe(&[&opts.topic])
             .map_err(kafka_err(&brokers, "subscribe"))?;
         Ok(LakeWriter {
-            lake,
+            tables: LakeTables::new(lake),
             consumer: Arc::new(consumer),
             opts,
             buffers: HashMap::new(),
+            committed: HashMap::new(),
             stats: WriterStats::default(),
             brokers,
         })
@@ -173,6 +175,9 @@ impl LakeWriter {
                             let payload = m.payload().unwrap_or_default().to_vec();
                             drop(m);
                             self.drop_revoked();
+                            if !self.committed.contains_key(&partition) {
+                                self.load_committed(partition).await?;
+                            }
                             if self.accept(partition, offset, record_ms, &payload) {
                                 self.flush(partition).await?;
                             }
@@ -186,7 +191,6 @@ impl LakeWriter {
         for p in partitions {
             self.flush(p).await?;
         }
-        self.tidy_committed_intents().await?;
         tracing::info!(
             records = self.stats.records,
             flushes = self.stats.flushes,
@@ -195,37 +199,40 @@ impl LakeWriter {
         Ok(self.stats)
     }
 
-    /// Deletes intents of flushes that committed but were not tidied (a crash between the
-    /// commit and the intent's removal). Their files are committed data and stay.
-    async fn tidy_committed_intents(&mut self) -> Result<(), BatchError> {
-        let consumer = self.consumer.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.committed(Duration::from_secs(10)))
-                .await
-                .map_err(|e| BatchError::Usage(format!("committed-offsets task failed: {e}")))?;
-        let Ok(committed) = committed else {
-            return Ok(());
-        };
-        for element in committed.elements() {
-            let Offset::Offset(next) = element.offset() else {
-                continue;
-            };
-            let dir = self.lake.path(&self.intent_dir(element.partition()));
-            for object in self.lake.list(&dir).await? {
-                let Some(bytes) = self.lake.get(&object.location).await? else {
-                    continue;
-                };
-                if serde_json::from_slice::<Intent>(&bytes).is_ok_and(|i| i.last < next) {
-                    self.lake.delete(&object.location).await?;
-                }
-            }
+    /// The tables this writer writes.
+    fn targets(&self) -> [LakeTable; 2] {
+        match self.opts.cdc {
+            None => [LakeTable::Events, LakeTable::DeadLetter],
+            Some(t) => [LakeTable::Cdc(t), LakeTable::DeadLetter],
         }
+    }
+
+    /// Reads what the tables hold of a partition just seen (assigned).
+    async fn load_committed(&mut self, partition: i32) -> Result<(), BatchError> {
+        let app = app_id(&self.opts.topic, partition, &self.opts.group_id);
+        let mut versions = HashMap::new();
+        for table in self.targets() {
+            let version = self
+                .tables
+                .latest(table)
+                .await?
+                .transaction_version(&app)
+                .await?;
+            versions.insert(table, version.unwrap_or(i64::MIN));
+        }
+        tracing::info!(
+            partition,
+            ?versions,
+            "partition's positions in the lake's tables"
+        );
+        self.committed.insert(partition, versions);
         Ok(())
     }
 
     fn drop_revoked(&mut self) {
         let revoked = self.consumer.context().take_revoked();
         for p in revoked {
+            self.committed.remove(&p);
             if self.buffers.remove(&p).is_some() {
                 tracing::info!(
                     partition = p,
@@ -260,12 +267,24 @@ impl LakeWriter {
         buffer.last = offset;
         buffer.bytes += payload.len() + 64;
         let origin = Origin { partition, offset };
+        let committed = self.committed.get(&partition);
+        let held = |table: LakeTable| {
+            committed
+                .and_then(|c| c.get(&table))
+                .is_some_and(|v| offset <= *v)
+        };
+        self.stats.records += 1;
+        let before = self.stats.already_committed;
         match self.opts.cdc {
             None => match self.opts.validator.validate(payload, origin, now) {
+                Ok(_) if held(LakeTable::Events) => self.stats.already_committed += 1,
                 Ok(e) => buffer.events.push(e),
+                Err(_) if held(LakeTable::DeadLetter) => self.stats.already_committed += 1,
                 Err(d) => buffer.dead_letters.push(d.into()),
             },
             Some(table) => match Change::parse_at(table, payload, now) {
+                Ok(Some(_)) if held(LakeTable::Cdc(table)) => self.stats.already_committed += 1,
+                Err(_) if held(LakeTable::DeadLetter) => self.stats.already_committed += 1,
                 Ok(Some(c)) => buffer.changes.push(RawChange {
                     table,
                     partition,
@@ -285,42 +304,10 @@ impl LakeWriter {
                 }),
             },
         }
-        self.stats.records += 1;
-        buffer.bytes >= self.opts.roll_bytes
-    }
-
-    fn intent_dir(&self, partition: i32) -> String {
-        format!("_writer/{}/p{partition}", self.opts.topic)
-    }
-
-    /// Removes what a crashed flush of this partition left behind (see the module docs).
-    async fn remove_orphans(&mut self, partition: i32, first: i64) -> Result<(), BatchError> {
-        let dir = self.lake.path(&self.intent_dir(partition));
-        for object in self.lake.list(&dir).await? {
-            let Some(bytes) = self.lake.get(&object.location).await? else {
-                continue;
-            };
-            let intent: Intent =
-                serde_json::from_slice(&bytes).map_err(|e| BatchError::Manifest {
-                    path: self.lake.object_url(&object.location),
-                    reason: e.to_string(),
-                })?;
-            if intent.first >= first {
-                for file in &intent.files {
-                    self.lake.delete(&self.lake.path(file)).await?;
-                }
-                self.stats.orphans_removed += intent.files.len() as u64;
-                tracing::warn!(
-                    partition,
-                    first = intent.first,
-                    last = intent.last,
-                    files = intent.files.len(),
-                    "removed files of a flush that never committed"
-                );
-            }
-            self.lake.delete(&object.location).await?;
+        if self.stats.already_committed != before {
+            buffer.bytes -= payload.len() + 64;
         }
-        Ok(())
+        buffer.bytes >= self.opts.roll_bytes
     }
 
     async fn flush(&mut self, partition: i32) -> Result<(), BatchError> {
@@ -328,7 +315,6 @@ impl LakeWriter {
             return Ok(());
         };
         let (first, last) = (buffer.first, buffer.last);
-        self.remove_orphans(partition, first).await?;
         let flush = Flush {
             source: self.opts.topic.clone(),
             partition,
@@ -339,20 +325,12 @@ impl LakeWriter {
             dead_letters: buffer.dead_letters,
             received_ms: chrono::Utc::now().timestamp_millis(),
         };
-        let files = crate::writer::planned_files(&flush);
-        let intent_path = self.lake.path(&format!(
-            "{}/{first:020}-{last:020}.json",
-            self.intent_dir(partition)
-        ));
-        let intent = Intent { first, last, files };
-        self.lake
-            .put(
-                &intent_path,
-                serde_json::to_vec(&intent).map_err(|e| BatchError::Usage(e.to_string()))?,
-            )
-            .await?;
-        let report = write_flush(&self.lake, flush).await?;
+        let app = app_id(&self.opts.topic, partition, &self.opts.group_id);
+        let started = Instant::now();
+        let report = commit_flush(&mut self.tables, flush, &app).await?;
+        let committed_in = started.elapsed();
 
+        // The range is in the tables: the Kafka offset is only where to resume.
         let mut offsets = TopicPartitionList::new();
         offsets
             .add_partition_offset(&self.opts.topic, partition, Offset::Offset(last + 1))
@@ -362,17 +340,16 @@ impl LakeWriter {
             tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
                 .await
                 .map_err(|e| BatchError::Usage(format!("commit task failed: {e}")))?;
-        match committed {
-            Ok(()) => self.lake.delete(&intent_path).await?,
-            // Not ours any more (rebalance): the new owner re-reads the range and removes these files.
-            Err(e) => {
-                tracing::warn!(partition, first, last, error = %e, "commit refused; the range will be rewritten by the partition's owner")
-            }
+        if let Err(e) = committed {
+            // Not ours any more (rebalance): the new owner resumes from the tables' versions.
+            tracing::warn!(partition, first, last, error = %e, "offset commit refused; the partition's new owner skips what the tables hold");
         }
         self.stats.flushes += 1;
         self.stats.events += report.events;
         self.stats.changes += report.changes;
         self.stats.dead_letters += report.dead_letters;
+        self.stats.already_committed += report.already_committed;
+        self.stats.conflicts += report.conflicts;
         tracing::info!(
             partition,
             first,
@@ -380,7 +357,10 @@ impl LakeWriter {
             events = report.events,
             changes = report.changes,
             dead_letters = report.dead_letters,
+            already_committed = report.already_committed,
+            conflicts = report.conflicts,
             files = report.files.len(),
+            commit_ms = committed_in.as_millis() as u64,
             "flushed"
         );
         Ok(())

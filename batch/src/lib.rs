@@ -3,9 +3,10 @@
 //! The lake itself (an `object_store` location and its layout), the published manifest's
 //! format and Parquet encoding are `lambda_io`'s, shared with the other layers.
 //!
-//! - [`writer`]: validated events and dead letters to Parquet (zstd), one file per source
-//!   partition and offset range, so a retry rewrites the same file instead of adding a copy.
-//! - [`lake_writer`]: Kafka -> lake, exactly once across crashes (intent, write, commit).
+//! - [`lake_tables`]: the lake's Delta tables (events, dead letters, each CDC table's
+//!   changes); [`writer`]: a flush's records encoded as their Parquet files (zstd);
+//!   [`flush_commit`]: a flush committed exactly once (Delta application transactions).
+//! - [`lake_writer`]: Kafka -> lake, exactly once across crashes and rebalances.
 //! - [`import`]: NDJSON backfill into the lake, with the same validation and dead letters.
 //! - [`job`]: the batch job: which hours a run computes, each locked, computed and
 //!   published in turn ([`options`]: how a run is configured); [`hour`]: one hour —
@@ -23,10 +24,12 @@
 pub mod cdc_files;
 pub mod dedup;
 pub mod error;
+pub mod flush_commit;
 pub mod fold;
 pub mod hour;
 pub mod import;
 pub mod job;
+pub mod lake_tables;
 pub mod lake_writer;
 pub mod lock;
 pub mod options;

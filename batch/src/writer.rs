@@ -1,13 +1,8 @@
-//! Writing validated events and dead letters into the lake as Parquet (zstd).
-//!
-//! A flush covers one source partition's offset range `[first, last]`: its events go to one
-//! file per event-time hour and its rejects to one dead-letter file, every file named
-//! `<source>-p<partition>-<first>-<last>.parquet`. A retry of the same range writes the
-//! same names (a put replaces), so no range is ever in the lake twice; ranges of one
-//! partition never overlap. Rows are sorted by origin, so a file's bytes depend only on its
-//! records.
+//! Encoding a flush's records as the lake's Parquet files (zstd): events in one file per
+//! event-time hour, rejects in one dead-letter file (the hour they were received), rows
+//! sorted by origin. Which files become the tables' data is [`crate::flush_commit`]'s
+//! business.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -15,8 +10,6 @@ use arrow::array::{
     TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use lambda_io::lake::{hour_partition, Lake};
-use lambda_io::lake_names::flush_file_name;
 use lambda_io::parquet_file::encode_parquet;
 use shared_logic::window::HourKey;
 use shared_logic::{schema, DeadLetter, Event, Origin};
@@ -113,95 +106,61 @@ pub struct Flush {
     /// Checked change records (a change topic's flush; see [`crate::cdc_files`]).
     pub changes: Vec<crate::cdc_files::RawChange>,
     pub dead_letters: Vec<Rejected>,
-    /// Wall-clock time the records were received: dates the dead-letter file.
+    /// Wall-clock time the records were received: the dead letters' hour.
     pub received_ms: i64,
 }
 
-/// What a flush wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FlushReport {
-    pub files: Vec<String>,
-    pub events: u64,
-    pub changes: u64,
-    pub dead_letters: u64,
-    pub bytes: u64,
+/// One encoded file of an hour partition.
+pub struct Encoded {
+    pub hour: HourKey,
+    pub bytes: Vec<u8>,
+    pub rows: u64,
 }
 
-fn dead_letter_date(received_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(received_ms)
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| "1970-01-01".into())
+/// Encodes events as one file per event-time hour (off the async threads); gives the
+/// events back, sorted by (hour, origin).
+pub async fn encode_events(
+    mut events: Vec<Event>,
+    display: String,
+) -> Result<(Vec<Event>, Vec<Encoded>), BatchError> {
+    tokio::task::spawn_blocking(move || {
+        events.sort_by_key(|e| (HourKey::of(e.event_time()), e.origin()));
+        let mut files = Vec::new();
+        for group in
+            events.chunk_by(|a, b| HourKey::of(a.event_time()) == HourKey::of(b.event_time()))
+        {
+            let batch = schema::to_record_batch(group).map_err(BatchError::logic(&display))?;
+            files.push(Encoded {
+                hour: HourKey::of(group[0].event_time()),
+                bytes: encode_parquet(schema::event_schema(), &[batch], &display)?,
+                rows: group.len() as u64,
+            });
+        }
+        Ok::<_, BatchError>((events, files))
+    })
+    .await
+    .map_err(|e| BatchError::Usage(format!("encoder task failed: {e}")))?
 }
 
-/// The files (relative to the lake root) that [`write_flush`] will write for `flush`.
-pub fn planned_files(flush: &Flush) -> Vec<String> {
-    let name = flush_file_name(&flush.source, flush.partition, flush.first, flush.last);
-    let hours: std::collections::BTreeSet<HourKey> = flush
-        .events
-        .iter()
-        .map(|e| HourKey::of(e.event_time()))
-        .collect();
-    let mut files: Vec<String> = hours
-        .into_iter()
-        .map(|h| format!("events/{}/{name}", hour_partition(h)))
-        .collect();
-    files.extend(crate::cdc_files::planned(&flush.changes, &name));
-    if !flush.dead_letters.is_empty() {
-        files.push(format!(
-            "dead-letter/date={}/{name}",
-            dead_letter_date(flush.received_ms)
-        ));
-    }
-    files
+/// The hour a dead letter received at `received_ms` is filed under.
+pub fn dead_letter_hour(received_ms: i64) -> HourKey {
+    HourKey::of(shared_logic::EventTime(received_ms))
 }
 
-/// Writes a flush: one Parquet file per event-time hour, one dead-letter file. Returns
-/// when every file is durable in the store.
-pub async fn write_flush(lake: &Lake, mut flush: Flush) -> Result<FlushReport, BatchError> {
-    let name = flush_file_name(&flush.source, flush.partition, flush.first, flush.last);
-    let mut by_hour: BTreeMap<HourKey, Vec<Event>> = BTreeMap::new();
-    for e in flush.events.drain(..) {
-        by_hour
-            .entry(HourKey::of(e.event_time()))
-            .or_default()
-            .push(e);
+/// Encodes dead letters as one file of the hour they were received, sorted by origin.
+pub fn encode_dead_letters(
+    letters: &mut [Rejected],
+    received_ms: i64,
+    display: &str,
+) -> Result<Vec<Encoded>, BatchError> {
+    if letters.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut report = FlushReport::default();
-    let mut encoded = Vec::new();
-    for (hour, mut events) in by_hour {
-        events.sort_by_key(|e| e.origin());
-        let path = lake.path(&format!("events/{}/{name}", hour_partition(hour)));
-        report.events += events.len() as u64;
-        let display = lake.object_url(&path);
-        let bytes = tokio::task::spawn_blocking(move || {
-            let batch = schema::to_record_batch(&events).map_err(BatchError::logic(&display))?;
-            Ok::<_, BatchError>(encode_parquet(schema::event_schema(), &[batch], &display)?)
-        })
-        .await
-        .map_err(|e| BatchError::Usage(format!("encoder task failed: {e}")))??;
-        encoded.push((path, bytes));
-    }
-    for (path, bytes, rows) in
-        crate::cdc_files::encode(lake, std::mem::take(&mut flush.changes), &name)?
-    {
-        report.changes += rows;
-        encoded.push((path, bytes));
-    }
-    if !flush.dead_letters.is_empty() {
-        flush.dead_letters.sort_by_key(|d| d.origin);
-        let date = dead_letter_date(flush.received_ms);
-        let path = lake.path(&format!("dead-letter/date={date}/{name}"));
-        report.dead_letters = flush.dead_letters.len() as u64;
-        let batch = dead_letter_batch(&flush.dead_letters, flush.received_ms)?;
-        encoded.push((
-            path.clone(),
-            encode_parquet(dead_letter_schema(), &[batch], path.as_ref())?,
-        ));
-    }
-    for (path, bytes) in encoded {
-        report.bytes += bytes.len() as u64;
-        lake.put(&path, bytes).await?;
-        report.files.push(lake.object_url(&path));
-    }
-    Ok(report)
+    letters.sort_by_key(|d| d.origin);
+    let batch = dead_letter_batch(letters, received_ms)?;
+    Ok(vec![Encoded {
+        hour: dead_letter_hour(received_ms),
+        bytes: encode_parquet(dead_letter_schema(), &[batch], display)?,
+        rows: letters.len() as u64,
+    }])
 }

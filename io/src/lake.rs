@@ -3,11 +3,15 @@
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for MinIO,
 //! `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint).
 //!
-//! Layout under the root (hive style, readable as it is by DataFusion, DuckDB and Spark):
+//! Layout under the root: Delta tables ([`crate::delta`]) in the hive layout, so a plain
+//! Parquet reader finds the files where it always did (but only the table's snapshot says
+//! which of them are data: a file no commit added is garbage for `lambda lake vacuum`):
 //!
 //! ```text
-//! events/date=YYYY-MM-DD/hour=HH/<source>-p<partition>-<first>-<last>.parquet
-//! dead-letter/date=YYYY-MM-DD/<source>-p<partition>-<first>-<last>.parquet
+//! events/_delta_log/…                      the events table's commits
+//! events/date=YYYY-MM-DD/hour=HH/<source>-p<partition>-<first>-<last>-<suffix>.parquet
+//! dead-letter/date=YYYY-MM-DD/hour=HH/…    the dead letters (hour they were received)
+//! cdc/<table>/date=YYYY-MM-DD/hour=HH/…    each CDC table's raw changes
 //! views/batch/<metric>/date=YYYY-MM-DD/hour=HH/<run id>.parquet
 //! views/batch/_manifests/<run id>.json     one record per run
 //! views/batch/_current.json                the published state (coverage, boundary)
@@ -206,44 +210,58 @@ impl Lake {
         Ok(objects)
     }
 
-    /// The event files of an hour (`.parquet` only), sorted by name.
-    pub async fn hour_files(&self, hour: HourKey) -> Result<Vec<ObjectMeta>, IoError> {
-        let mut files = self.list(&self.events_hour(hour)).await?;
-        files.retain(|o| o.location.as_ref().ends_with(".parquet"));
-        Ok(files)
+    /// The events table's location.
+    pub fn events_table(&self) -> Lake {
+        self.child(EVENTS_TABLE)
     }
 
-    /// Every hour that has event files, sorted.
-    pub async fn hours(&self) -> Result<Vec<HourKey>, IoError> {
-        let events = self.path("events");
-        let dates = self
-            .store
-            .list_with_delimiter(Some(&events))
-            .await
-            .map_err(IoError::store("list", &events))?;
-        let mut hours = Vec::new();
-        for date in dates.common_prefixes {
-            let Some(date_segment) = date.filename().map(str::to_string) else {
-                continue;
-            };
-            let listed = self
-                .store
-                .list_with_delimiter(Some(&date))
-                .await
-                .map_err(IoError::store("list", &date))?;
-            for hour in listed.common_prefixes {
-                if let Some(h) = hour
-                    .filename()
-                    .and_then(|s| parse_hour_partition(&date_segment, s))
-                {
-                    hours.push(h);
-                }
-            }
+    /// The files of the events table's current snapshot (none when there is no table yet).
+    async fn event_files(&self) -> Result<Vec<crate::delta::TableFile>, IoError> {
+        match crate::delta::Table::open(&self.events_table()).await? {
+            Some(table) => table.files(),
+            None => Ok(Vec::new()),
         }
-        hours.sort();
-        Ok(hours)
+    }
+
+    /// The event files of an hour in the events table's current snapshot, sorted by name
+    /// (a file in the directory that no commit added is not one of them).
+    pub async fn hour_files(&self, hour: HourKey) -> Result<Vec<ObjectMeta>, IoError> {
+        let events = self.events_table();
+        Ok(self
+            .event_files()
+            .await?
+            .iter()
+            .filter(|f| f.hour == Some(hour))
+            .map(|f| events.table_object(f))
+            .collect())
+    }
+
+    /// A file of the table at this location, as an object of the store.
+    pub fn table_object(&self, file: &crate::delta::TableFile) -> ObjectMeta {
+        ObjectMeta {
+            location: self.path(&file.path),
+            last_modified: chrono::DateTime::from_timestamp_millis(file.modified_ms)
+                .unwrap_or_default(),
+            size: file.size,
+            e_tag: None,
+            version: None,
+        }
+    }
+
+    /// Every hour that has event files in the events table's current snapshot, sorted.
+    pub async fn hours(&self) -> Result<Vec<HourKey>, IoError> {
+        let hours: std::collections::BTreeSet<HourKey> = self
+            .event_files()
+            .await?
+            .into_iter()
+            .filter_map(|f| f.hour)
+            .collect();
+        Ok(hours.into_iter().collect())
     }
 }
+
+/// The events table, below the lake's root.
+pub const EVENTS_TABLE: &str = "events";
 
 #[cfg(test)]
 mod tests {
@@ -256,6 +274,47 @@ mod tests {
         assert_eq!(parse_hour_partition("date=2026-11-24", "hour=07"), Some(h));
         assert_eq!(parse_hour_partition("date=2026-11-24", "hour=7"), None);
         assert_eq!(parse_hour_partition("day=2026-11-24", "hour=07"), None);
+    }
+
+    #[tokio::test]
+    async fn hours_and_hour_files_are_the_events_tables_snapshot_not_the_directory() {
+        use crate::delta::{schema::hour_partitioned, AddFile, CommitKind, Table};
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let (h7, h8) = (
+            HourKey::parse("2026-11-24T07").unwrap(),
+            HourKey::parse("2026-11-24T08").unwrap(),
+        );
+        // No table yet: nothing, even with a stray file in an hour directory.
+        let stray = lake.events_hour(h8).join("never-committed.parquet");
+        lake.put(&stray, b"PAR1".to_vec()).await.unwrap();
+        assert!(lake.hours().await.unwrap().is_empty());
+        assert!(lake.hour_files(h8).await.unwrap().is_empty());
+
+        let columns = hour_partitioned(&shared_logic::schema::event_schema()).unwrap();
+        let mut table = Table::open_or_create(&lake.events_table(), "events", columns)
+            .await
+            .unwrap();
+        let add = AddFile {
+            name: "a.parquet".into(),
+            hour: h7,
+            size: 123,
+            rows: 4,
+            tags: Default::default(),
+        };
+        lake.put(&lake.events_hour(h7).join("a.parquet"), vec![0; 123])
+            .await
+            .unwrap();
+        table
+            .commit(CommitKind::Append, &[add], &[], None, Default::default())
+            .await
+            .unwrap();
+        assert_eq!(lake.hours().await.unwrap(), vec![h7]);
+        let files = lake.hour_files(h7).await.unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].location, lake.events_hour(h7).join("a.parquet"));
+        assert_eq!(files[0].size, 123);
+        assert!(lake.hour_files(h8).await.unwrap().is_empty());
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Reading a local lake back in tests: which Kafka positions its files hold.
+//! Reading a local lake back in tests: which Kafka positions its tables hold. The lake's
+//! data is what the Delta tables' current snapshots name ([`table_files`]), never a
+//! directory listing (a flush that died before its commit leaves files no snapshot names).
 
 use std::path::Path;
 
@@ -24,18 +26,57 @@ pub fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// The `(kafka_partition, kafka_offset)` of every row of every event and dead-letter file
+/// The files of the current snapshot of every Delta table at or below `dir` (a directory
+/// with a `_delta_log` is a table; others are searched), sorted.
+pub fn table_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    if !dir.join("_delta_log").is_dir() {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return out;
+        };
+        let mut subs: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        subs.sort();
+        for sub in subs {
+            out.extend(table_files(&sub));
+        }
+        return out;
+    }
+    let location = dir.to_str().expect("a UTF-8 path").to_string();
+    // A thread of its own: callers may be inside a runtime (or not).
+    let files = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let lake = lambda_io::Lake::open(&location, false).expect("the table's directory");
+            match lambda_io::delta::Table::open(&lake).await {
+                Ok(Some(table)) => table.files().expect("the snapshot's files"),
+                Ok(None) => Vec::new(),
+                Err(e) => panic!("table {location}: {e}"),
+            }
+        })
+    })
+    .join()
+    .expect("the reading thread");
+    files.into_iter().map(|f| dir.join(f.path)).collect()
+}
+
+/// The `(kafka_partition, kafka_offset)` of every row of the events and dead-letter tables
 /// of the lake at `root`, in file order (duplicates kept, so a test can find them).
 pub fn positions(root: &Path) -> Vec<(i32, i64)> {
     positions_of(root, &["events", "dead-letter"])
 }
 
-/// [`positions`] of the files under the given top-level directories of the lake only
-/// (`events`, `dead-letter`).
+/// [`positions`] of the given tables of the lake only (`events`, `dead-letter`).
 pub fn positions_of(root: &Path, subs: &[&str]) -> Vec<(i32, i64)> {
     let mut out = Vec::new();
     for sub in subs {
-        for file in parquet_files(&root.join(sub)) {
+        for file in table_files(&root.join(sub)) {
             let Ok(f) = std::fs::File::open(&file) else {
                 continue;
             };
@@ -59,9 +100,9 @@ pub fn positions_of(root: &Path, subs: &[&str]) -> Vec<(i32, i64)> {
     out
 }
 
-/// Rows of every `.parquet` file below `dir` (from the footers).
+/// Rows of the Delta tables at or below `dir` (from their files' footers).
 pub fn rows(dir: &Path) -> u64 {
-    parquet_files(dir)
+    table_files(dir)
         .iter()
         .filter_map(|file| std::fs::File::open(file).ok())
         .filter_map(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())

@@ -253,6 +253,28 @@ async fn a_corrupt_file_fails_the_run_with_its_name_or_is_skipped_on_request() {
     lake.put(&bad, b"PAR1 this is not parquet".to_vec())
         .await
         .unwrap();
+    // Committed into the events table, as a file that rotted after its commit.
+    let mut events = lambda_io::delta::Table::open(&lake.events_table())
+        .await
+        .unwrap()
+        .expect("the events table");
+    let corrupt = lambda_io::delta::AddFile {
+        name: "zz-corrupt.parquet".into(),
+        hour,
+        size: 25,
+        rows: 1,
+        tags: Default::default(),
+    };
+    events
+        .commit(
+            lambda_io::delta::CommitKind::Append,
+            &[corrupt],
+            &[],
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
     std::fs::File::options()
         .append(true)
         .open(

@@ -92,23 +92,20 @@ fn start_lake(brokers: &str, lake: &Path) -> ChildGuard {
     spawn(&args)
 }
 
-/// Records the lake holds, from its file names alone (`…-p<partition>-<first>-<last>.parquet`):
-/// per partition the highest last offset + 1, summed. Cheap enough to poll.
+/// Records the lake holds, from the names of its tables' committed files alone
+/// (`…-p<partition>-<first>-<last>[-<suffix>].parquet`): per partition the highest last
+/// offset + 1, summed. Cheap enough to poll.
 fn lake_progress(lake: &Path) -> u64 {
-    let mut next: std::collections::BTreeMap<u32, u64> = Default::default();
-    for file in lambda_tests::lake_files::parquet_files(lake) {
-        let name = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
-        let parts: Vec<&str> = name.rsplitn(4, '-').collect();
-        if let [last, _first, partition, _source] = parts[..] {
-            if let (Some(p), Ok(last)) = (
-                partition.strip_prefix('p').and_then(|p| p.parse().ok()),
-                last.parse::<u64>(),
-            ) {
+    let mut next: std::collections::BTreeMap<i32, u64> = Default::default();
+    for table in ["events", "dead-letter"] {
+        for file in lambda_tests::lake_files::table_files(&lake.join(table)) {
+            let parsed = file
+                .file_name()
+                .and_then(|s| s.to_str())
+                .and_then(lambda_io::lake_names::parse_flush_file_name);
+            if let Some((_, p, _, last)) = parsed {
                 let e = next.entry(p).or_default();
-                *e = (*e).max(last + 1);
+                *e = (*e).max(last as u64 + 1);
             }
         }
     }

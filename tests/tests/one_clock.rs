@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Int32Type, Int64Type};
-use lambda_tests::lake_files::{parquet_files, positions_of};
+use lambda_tests::lake_files::{positions_of, table_files};
 use lambda_tests::pipeline::Pipeline;
 use lambda_tests::topic::{read_all, summarize};
 use lambda_tests::Broker;
@@ -26,10 +26,10 @@ fn view(id: &str, event_ms: i64) -> String {
     )
 }
 
-/// `(partition, offset, reason)` of every row of the lake's dead-letter files.
+/// `(partition, offset, reason)` of every row of the lake's dead-letter table.
 fn lake_dead_letters(lake_dir: &std::path::Path) -> BTreeSet<(i32, i64, String)> {
     let mut out = BTreeSet::new();
-    for file in parquet_files(&lake_dir.join("dead-letter")) {
+    for file in table_files(&lake_dir.join("dead-letter")) {
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
             .and_then(|b| b.build())
             .unwrap();

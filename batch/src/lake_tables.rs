@@ -1,0 +1,114 @@
+//! The lake's Delta tables and what each holds: `events` (validated events, by event-time
+//! hour), `dead-letter` (rejected records, by the hour they were received) and
+//! `cdc/<table>` (each CDC table's raw changes, by source-time hour). Every one is
+//! hour-partitioned ([`lambda_io::delta`]) and created by its first writer.
+//!
+//! [`LakeTables`] keeps the tables a process writes open, so a writer does not reload a
+//! table's log for every flush (a refresh reads only the commits made since).
+
+use std::collections::HashMap;
+
+use arrow::datatypes::SchemaRef;
+use lambda_io::delta::{schema::hour_partitioned, Table};
+use lambda_io::Lake;
+use shared_logic::cdc::CdcTable;
+
+use crate::error::BatchError;
+
+/// One of the lake's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LakeTable {
+    Events,
+    DeadLetter,
+    Cdc(CdcTable),
+}
+
+impl LakeTable {
+    /// Every table the lake can hold.
+    pub const ALL: [LakeTable; 4] = [
+        LakeTable::Events,
+        LakeTable::DeadLetter,
+        LakeTable::Cdc(CdcTable::Orders),
+        LakeTable::Cdc(CdcTable::Products),
+    ];
+
+    /// Its directory below the lake's root.
+    pub fn dir(self) -> String {
+        match self {
+            LakeTable::Events => lambda_io::lake::EVENTS_TABLE.to_string(),
+            LakeTable::DeadLetter => "dead-letter".to_string(),
+            LakeTable::Cdc(t) => crate::cdc_files::table_dir(t),
+        }
+    }
+
+    /// The Arrow schema of its files.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            LakeTable::Events => shared_logic::schema::event_schema(),
+            LakeTable::DeadLetter => crate::writer::dead_letter_schema(),
+            LakeTable::Cdc(_) => crate::cdc_files::schema(),
+        }
+    }
+
+    /// Its Delta table name.
+    pub fn name(self) -> String {
+        self.dir().replace('/', "_")
+    }
+
+    /// Its location in `lake`.
+    pub fn location(self, lake: &Lake) -> Lake {
+        lake.child(&self.dir())
+    }
+
+    /// Opens the table in `lake`, creating it when absent.
+    pub async fn open_or_create(self, lake: &Lake) -> Result<Table, BatchError> {
+        let columns = hour_partitioned(&self.schema()).map_err(|reason| {
+            BatchError::Usage(format!("table {}: no Delta schema: {reason}", self.dir()))
+        })?;
+        Ok(Table::open_or_create(&self.location(lake), &self.name(), columns).await?)
+    }
+
+    /// Opens the table in `lake`; `None` when it does not exist.
+    pub async fn open(self, lake: &Lake) -> Result<Option<Table>, BatchError> {
+        Ok(Table::open(&self.location(lake)).await?)
+    }
+}
+
+/// The tables of one lake a process writes, opened (and created) on first use.
+pub struct LakeTables {
+    lake: Lake,
+    open: HashMap<LakeTable, Table>,
+}
+
+impl LakeTables {
+    /// No table opened yet.
+    pub fn new(lake: Lake) -> Self {
+        LakeTables {
+            lake,
+            open: HashMap::new(),
+        }
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// The table, opened or created on first use; not refreshed.
+    pub async fn get(&mut self, table: LakeTable) -> Result<&mut Table, BatchError> {
+        if !self.open.contains_key(&table) {
+            let opened = table.open_or_create(&self.lake).await?;
+            self.open.insert(table, opened);
+        }
+        self.open
+            .get_mut(&table)
+            .ok_or_else(|| BatchError::Usage(format!("table {} not open", table.dir())))
+    }
+
+    /// The table refreshed to its latest version.
+    pub async fn latest(&mut self, table: LakeTable) -> Result<&mut Table, BatchError> {
+        let t = self.get(table).await?;
+        t.refresh().await?;
+        Ok(t)
+    }
+}
