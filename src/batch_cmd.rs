@@ -1,16 +1,12 @@
 //! `lambda batch`: flags for the hourly batch job, and exit codes that suit cron and a
 //! Kubernetes CronJob.
 
-use std::time::Duration;
-
 use batch::job::{self, BatchOptions, HourSelection};
 use batch::BatchError;
 use clap::Args;
 use lambda_io::Lake;
 use shared_logic::window::HourKey;
 
-/// Exit code when another run holds an hour's lock (try again later).
-pub const EXIT_LOCKED: u8 = 3;
 /// Exit code when a requested hour has no data in the lake.
 pub const EXIT_NO_DATA: u8 = 4;
 
@@ -52,9 +48,9 @@ pub struct BatchArgs {
     /// Distinct event ids held in memory at once; larger hours are processed in buckets.
     #[arg(long, default_value_t = 30_000_000)]
     max_ids_in_memory: u64,
-    /// Age in seconds after which another run's lock counts as stale.
-    #[arg(long, default_value_t = 7200)]
-    lock_ttl_secs: u64,
+    /// Ignored: runs no longer lock (accepted so that older cron lines keep working).
+    #[arg(long, hide = true)]
+    lock_ttl_secs: Option<u64>,
 }
 
 fn parse_hour(text: &str) -> Result<HourKey, String> {
@@ -71,7 +67,7 @@ pub fn locations(lake: &str, views: Option<&str>, create: bool) -> anyhow::Resul
     Ok((lake, views))
 }
 
-/// Runs the job; the error's exit code distinguishes "locked" and "no data".
+/// Runs the job; the error's exit code distinguishes "no data".
 pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
     let settled = chrono::Utc::now().timestamp_millis() - args.settle_secs.max(0) * 1000;
     let selection = match (args.hour, args.from, args.to, args.dirty) {
@@ -84,11 +80,13 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
             }
         }
     };
+    if args.lock_ttl_secs.is_some() {
+        tracing::warn!("--lock-ttl-secs is ignored: batch runs no longer take locks");
+    }
     let (lake, views) = locations(&args.lake, args.views.as_deref(), false).map_err(|e| (e, 1))?;
     let mut opts = BatchOptions {
         skip_corrupt: args.skip_corrupt,
         max_ids_in_memory: args.max_ids_in_memory,
-        lock_ttl: Duration::from_secs(args.lock_ttl_secs),
         complete_before_ms: Some(settled),
         ctx: args.logic.ctx(),
         ..BatchOptions::default()
@@ -131,6 +129,13 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
                 report.empty_hours.len(),
                 rows as f64 / secs.max(1e-9),
             );
+            if !report.superseded.is_empty() {
+                println!(
+                    "{} hour(s) had been published by a later run meanwhile (its views stand): {}",
+                    report.superseded.len(),
+                    report.superseded.join(", ")
+                );
+            }
             let o = &report.orders;
             if o.replayed {
                 println!(
@@ -147,7 +152,6 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
         }
         Err(e) => {
             let code = match e {
-                BatchError::Locked { .. } => EXIT_LOCKED,
                 BatchError::NoData { .. } => EXIT_NO_DATA,
                 _ => 1,
             };

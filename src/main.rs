@@ -8,6 +8,7 @@ mod lake_cmd;
 mod serve_cmd;
 mod speed_cmd;
 mod verify_cmd;
+mod views_cmd;
 
 use std::time::Duration;
 
@@ -56,8 +57,10 @@ enum Command {
     /// (collector ingest, query latency).
     Bench(bench_cmd::BenchArgs),
     /// Compute hourly batch views from the lake and publish them (exit 0 ok, 1 failed,
-    /// 2 bad usage, 3 hour locked by another run, 4 hour has no data).
+    /// 2 bad usage, 4 hour has no data).
     Batch(batch_cmd::BatchArgs),
+    /// The batch views' Delta tables: history (for time travel), vacuum, migrate.
+    Views(views_cmd::ViewsArgs),
     /// Serve the query API (batch and real-time views merged), the event collector
     /// (`POST /v1/events`) and the live dashboard.
     Serve(serve_cmd::ServeArgs),
@@ -203,8 +206,9 @@ struct InspectArgs {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("LAMBDA_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAMBDA_LOG")
+        // delta-rs's kernel logs every snapshot and scan at INFO.
+        .unwrap_or_else(|_| "info,buoyant_kernel=warn,deltalake_core=warn".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -280,6 +284,7 @@ async fn run(command: Command, configured: &config::Configured) -> Result<(), (a
         ),
         Command::Lake(args) => plain(lake_cmd::run(args).await),
         Command::Batch(args) => batch_cmd::run(args).await,
+        Command::Views(args) => plain(views_cmd::run(args).await),
         Command::Speed(args) => plain(speed_cmd::run(args).await),
         Command::Serve(args) => plain(serve_cmd::run(args).await),
         Command::Demo(args) => plain(lambda_tools::demo::run(args).await.map_err(Into::into)),

@@ -37,15 +37,6 @@ pub enum BatchError {
     /// An argument the user gave is not usable.
     #[error("{0}")]
     Usage(String),
-    /// Another run holds the lock of an hour.
-    #[error(
-        "hour {hour} is locked by run {holder} (since {since}); another batch run is computing it"
-    )]
-    Locked {
-        hour: String,
-        holder: String,
-        since: String,
-    },
     /// The published manifest is unreadable.
     #[error("manifest `{path}` is unreadable: {reason}")]
     Manifest { path: String, reason: String },

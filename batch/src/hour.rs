@@ -16,9 +16,10 @@ use crate::error::BatchError;
 use crate::fold::fold;
 use crate::options::{now_text, BatchOptions};
 use crate::scan::{inspect_inputs, session, table};
-use crate::view_files::{write_event_views, write_view};
+use crate::view_files::{write_event_views, write_view, WrittenView};
 
-/// Computes, writes and describes one hour (not yet published).
+/// Computes, writes and describes one hour (not yet published): what the run read, and
+/// the view files written.
 pub(crate) async fn compute_hour(
     lake: &Lake,
     views: &Lake,
@@ -26,7 +27,7 @@ pub(crate) async fn compute_hour(
     files: Vec<ObjectMeta>,
     run_id: &str,
     opts: &BatchOptions,
-) -> Result<HourView, BatchError> {
+) -> Result<(HourView, Vec<WrittenView>), BatchError> {
     let started = Instant::now();
     let (inputs, skipped) = inspect_inputs(lake, files, opts.skip_corrupt).await?;
     if inputs.is_empty() {
@@ -71,11 +72,7 @@ pub(crate) async fn compute_hour(
     let keys = agg.len();
     // The per-event views are written (in parallel) and freed before the sessions pass
     // holds its rows.
-    let mut view_paths: BTreeMap<String, String> =
-        write_event_views(&mut agg, views, hour, run_id, &opts.ctx)
-            .await?
-            .into_iter()
-            .collect();
+    let mut written = write_event_views(&mut agg, views, hour, run_id, &opts.ctx).await?;
     drop(agg);
     let pass = Instant::now();
     // Sessions rows are twice the size of the dedup pass's ids: half as many per bucket.
@@ -99,13 +96,15 @@ pub(crate) async fn compute_hour(
     };
     tracing::debug!(%hour, secs = pass.elapsed().as_secs_f64(), neighbours = sessions.neighbours.len(), "sessions computed");
     if sessions.complete {
-        let (name, path) =
-            write_view::<Sessions>(views, hour, run_id, sessions.views, &opts.ctx).await?;
-        view_paths.insert(name, path);
+        written.push(write_view::<Sessions>(views, hour, run_id, sessions.views, &opts.ctx).await?);
     }
     tracing::debug!(%hour, write_secs = write.elapsed().as_secs_f64(), keys, "views written");
     tracing::info!(%hour, files = inputs.len(), rows = rows_read, duplicates, buckets, secs = started.elapsed().as_secs_f64(), "hour computed");
-    Ok(HourView {
+    let view_paths: BTreeMap<String, String> = written
+        .iter()
+        .map(|w| (w.metric.to_string(), w.relative.clone()))
+        .collect();
+    let view = HourView {
         run_id: run_id.to_string(),
         computed_at: now_text(),
         inputs: inputs
@@ -123,5 +122,6 @@ pub(crate) async fn compute_hour(
         neighbours: sessions.neighbours,
         pending,
         digests: BTreeMap::new(),
-    })
+    };
+    Ok((view, written))
 }

@@ -1,6 +1,7 @@
 //! The hourly batch job: the hours a run selects (one, a range, or every dirty hour), each
-//! locked, computed ([`crate::hour`]) and published in turn, then the `orders` pass and the
-//! run's record.
+//! computed ([`crate::hour`]) and published ([`crate::publish`]) in turn, then the `orders`
+//! pass and the run's record. No lock: runs of different hours publish side by side, and
+//! of two runs of the same hour the later one's views stand.
 //!
 //! Per hour, DataFusion scans the hour's Parquet files, the shared dedup rule drops
 //! duplicate deliveries, the shared metrics fold the rest into mergeable states, and the
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 use lambda_io::manifest::{HourView, InputFile, Published, RunRecord};
+use lambda_io::view_tables::Publisher;
 use lambda_io::Lake;
-use shared_logic::registry;
 use shared_logic::window::HourKey;
 
 use crate::error::BatchError;
@@ -52,6 +53,8 @@ pub struct RunReport {
     pub hours: BTreeMap<String, HourView>,
     pub empty_hours: Vec<String>,
     pub published: Option<Published>,
+    /// Hours a later run had published already (their views stand; this run's are unused).
+    pub superseded: Vec<String>,
     /// The `orders` pass over the change log.
     pub orders: crate::orders::OrdersReport,
     pub elapsed: Duration,
@@ -143,7 +146,7 @@ async fn unchanged(
     Ok(listed[&hour] == seen)
 }
 
-/// Runs the batch job over the selected hours: each hour is locked, computed, written and
+/// Runs the batch job over the selected hours: each hour is computed, written and
 /// published in turn; the run's record is written at the end.
 pub async fn run(
     lake: &Lake,
@@ -156,11 +159,13 @@ pub async fn run(
     let run_id = new_run_id();
     let hours = select_hours(lake, views, selection).await?;
     let logic = opts.ctx.fingerprint();
+    let publisher = Publisher::new(&run_id, chrono::Utc::now().timestamp_millis(), &logic);
     let mut report = RunReport {
         run_id: run_id.clone(),
         hours: BTreeMap::new(),
         empty_hours: vec![],
         published: None,
+        superseded: vec![],
         orders: Default::default(),
         elapsed: Duration::ZERO,
     };
@@ -178,22 +183,12 @@ pub async fn run(
             report.empty_hours.push(hour.to_string());
             continue;
         }
-        let lock =
-            crate::lock::Lock::acquire(views, &hour.to_string(), &run_id, opts.lock_ttl).await?;
-        let computed = compute_hour(lake, views, hour, files, &run_id, opts).await;
-        let published = match computed {
-            Ok(view) => {
-                let one = BTreeMap::from([(hour.to_string(), view.clone())]);
-                let published =
-                    publish::publish(views, &run_id, &logic, registry::NAMES, &one, opts.lock_ttl)
-                        .await;
-                report.hours.insert(hour.to_string(), view);
-                published
-            }
-            Err(e) => Err(e),
-        };
-        lock.release().await?;
-        report.published = Some(published?);
+        let (view, written) = compute_hour(lake, views, hour, files, &run_id, opts).await?;
+        let superseded = publish::publish_hour(views, &publisher, hour, &view, &written).await?;
+        if !superseded.is_empty() {
+            report.superseded.push(hour.to_string());
+        }
+        report.hours.insert(hour.to_string(), view);
         if let Some(progress) = &opts.progress {
             progress(
                 done + 1,
@@ -211,20 +206,16 @@ pub async fn run(
         HourSelection::Range { to, .. } => Some(*to),
         HourSelection::Dirty { before } => *before,
     };
-    let (orders, published) = crate::orders::run(
+    report.orders = crate::orders::run(
         lake,
         views,
-        &run_id,
+        &publisher,
         through,
         &opts.ctx,
-        opts.lock_ttl,
         opts.skip_corrupt,
     )
     .await?;
-    report.orders = orders;
-    if published.is_some() {
-        report.published = published;
-    }
+    report.published = Some(Published::load(views).await?);
     report.elapsed = started.elapsed();
     let record = RunRecord {
         run_id: run_id.clone(),

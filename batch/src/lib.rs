@@ -8,12 +8,14 @@
 //!   [`flush_commit`]: a flush committed exactly once (Delta application transactions).
 //! - [`lake_writer`]: Kafka -> lake, exactly once across crashes and rebalances.
 //! - [`import`]: NDJSON backfill into the lake, with the same validation and dead letters.
-//! - [`job`]: the batch job: which hours a run computes, each locked, computed and
-//!   published in turn ([`options`]: how a run is configured); [`hour`]: one hour —
+//! - [`optimize`]: compaction of settled hours and vacuum of the lake's tables.
+//! - [`job`]: the batch job: which hours a run computes, each computed and published in
+//!   turn ([`options`]: how a run is configured); [`hour`]: one hour —
 //!   [`scan`] (DataFusion over the hour's files), [`dedup`] (pass one: winning origins of
 //!   repeated ids), [`fold`] (pass two: the shared metrics), [`view_files`] (the views
 //!   written as Parquet, and read back).
-//! - [`publish`]: publication of a run's hours under the publish lock ([`lock`]).
+//! - [`publish`]: publication of a run's hours, one commit per metric table (no lock);
+//!   [`views_admin`]: the views tables' history, vacuum and the migration of older views.
 //! - [`sessions`]: an hour's sessions, read with the neighbouring hours a session can span.
 //! - [`cdc_files`]: raw change files (Debezium records of the `orders` and `products`
 //!   topics); [`orders`]: the `orders` views replayed from them.
@@ -31,13 +33,14 @@ pub mod import;
 pub mod job;
 pub mod lake_tables;
 pub mod lake_writer;
-pub mod lock;
+pub mod optimize;
 pub mod options;
 pub mod orders;
 pub mod publish;
 pub mod scan;
 pub mod sessions;
 pub mod view_files;
+pub mod views_admin;
 pub mod writer;
 
 pub use error::BatchError;

@@ -2,7 +2,6 @@
 //! ids, times).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use shared_logic::window::HourKey;
 use shared_logic::MetricContext;
@@ -20,8 +19,6 @@ pub struct BatchOptions {
     pub skip_corrupt: bool,
     /// Distinct ids held in memory per scan pair; larger hours are bucketed.
     pub max_ids_in_memory: u64,
-    /// Age after which another run's hour lock counts as stale.
-    pub lock_ttl: Duration,
     /// Called after each hour (a progress bar on a terminal).
     pub progress: Option<Progress>,
     /// Event times before this are complete in the lake (the settle horizon, epoch ms).
@@ -39,7 +36,6 @@ impl Default for BatchOptions {
                 .unwrap_or(2),
             skip_corrupt: false,
             max_ids_in_memory: 30_000_000,
-            lock_ttl: Duration::from_secs(2 * 3600),
             progress: None,
             complete_before_ms: None,
         }

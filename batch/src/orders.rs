@@ -12,14 +12,16 @@
 //! Hours are published from the first hour with data (events or order deltas) up to the
 //! run's settle horizon, an hour without orders as an empty view, so the `orders` time
 //! boundary is contiguous. Only hours whose view changed (by content digest) are written
-//! and published. An hour's `orders` view survives a recomputation of its events (see
-//! [`lambda_io::manifest::HourView::digests`]). Each replay also writes the products dimension,
-//! every version with its validity (`dimensions/products/<run id>.parquet`, named in the
-//! manifest's `change_log`).
+//! and published, in one commit to the `orders` table that also records the change log
+//! read ([`lambda_io::view_tables::CHANGE_LOG_KEY`]). An hour's `orders` view survives a
+//! recomputation of its events (see [`lambda_io::manifest::HourView::digests`]). Each replay
+//! also writes the products dimension, every version with its validity
+//! (`dimensions/products/<run id>.parquet`, named in the change log read).
 
 use std::collections::BTreeMap;
 
-use lambda_io::manifest::{ChangeLogRead, HourView, InputFile, Published};
+use lambda_io::manifest::{ChangeLogRead, InputFile, Published};
+use lambda_io::view_tables::Publisher;
 use lambda_io::Lake;
 use shared_logic::cdc::CdcTable;
 use shared_logic::metrics::Orders;
@@ -49,17 +51,16 @@ pub struct OrdersReport {
 }
 
 /// Replays the change log and publishes the `orders` hours that changed, up to `through`
-/// (exclusive; `None`: the last hour with data). Returns the report and, when something
-/// was published, the new manifest.
+/// (exclusive; `None`: the last hour with data).
 pub async fn run(
     lake: &Lake,
     views: &Lake,
-    run_id: &str,
+    publisher: &Publisher,
     through: Option<HourKey>,
     ctx: &MetricContext,
-    lock_ttl: std::time::Duration,
     skip_corrupt: bool,
-) -> Result<(OrdersReport, Option<Published>), BatchError> {
+) -> Result<OrdersReport, BatchError> {
+    let run_id = publisher.run_id.as_str();
     let mut report = OrdersReport::default();
     let (orders_files, products_files) = (
         cdc_files::list(lake, CdcTable::Orders).await?,
@@ -75,7 +76,7 @@ pub async fn run(
         })
         .collect();
     if listed.is_empty() {
-        return Ok((report, None));
+        return Ok(report);
     }
     let published = Published::load(views).await?;
     let through_text = through.map(|h| h.to_string());
@@ -92,7 +93,7 @@ pub async fn run(
             .map(|f| (&f.path, f.bytes))
             .eq(listed.iter().map(|f| (&f.path, f.bytes)));
         if same_files && read.through == through_text && covered(&published) {
-            return Ok((report, None));
+            return Ok(report);
         }
     }
 
@@ -125,10 +126,9 @@ pub async fn run(
     let event_hours = published.hours.keys().filter_map(|h| HourKey::parse(h));
     let known: Vec<HourKey> = by_hour.keys().copied().chain(event_hours).collect();
     let (Some(first), Some(last)) = (known.iter().min(), known.iter().max()) else {
-        return Ok((report, None));
+        return Ok(report);
     };
     let end = through.unwrap_or(HourKey(last.0 + 1));
-    let computed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut changed = BTreeMap::new();
     for h in first.0..end.0 {
         let hour = HourKey(h);
@@ -146,32 +146,21 @@ pub async fn run(
         {
             continue;
         }
-        let (metric, path) =
+        let written =
             crate::view_files::write_view::<Orders>(views, hour, run_id, view, ctx).await?;
-        let mut entry = current
-            .cloned()
-            .unwrap_or_else(|| HourView::without_events(run_id, computed_at.clone()));
-        entry.views.insert(metric.clone(), path);
-        entry.digests.insert(metric, digest);
-        changed.insert(name, entry);
+        changed.insert(hour, (written, digest));
     }
     debug_assert!(end.start_ms() % HOUR_MS == 0);
-    report.published_hours = changed.keys().cloned().collect();
     let read = ChangeLogRead {
         files: listed,
         through: through_text,
         products: Some(products_file),
     };
-    let published = publish::publish_with_change_log(
-        views,
-        run_id,
-        &ctx.fingerprint(),
-        shared_logic::registry::NAMES,
-        &changed,
-        read,
-        lock_ttl,
-    )
-    .await?;
+    report.published_hours = publish::publish_change_log_views(views, publisher, &changed, &read)
+        .await?
+        .iter()
+        .map(HourKey::to_string)
+        .collect();
     tracing::info!(
         order_changes = report.order_changes,
         product_changes = report.product_changes,
@@ -180,7 +169,7 @@ pub async fn run(
         hours = report.published_hours.len(),
         "orders replayed from the change log"
     );
-    Ok((report, Some(published)))
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -227,15 +216,21 @@ mod tests {
                     change,
                 });
             }
-            let name = lambda_io::lake_names::flush_file_name(
-                table.default_topic(),
-                0,
-                0,
-                raw.len() as i64,
-            );
-            for (path, bytes, _) in cdc_files::encode(lake, raw, &name).unwrap() {
-                lake.put(&path, bytes).await.unwrap();
-            }
+            let flush = crate::writer::Flush {
+                source: table.default_topic().to_string(),
+                partition: 0,
+                first: 0,
+                last: raw.len() as i64,
+                events: vec![],
+                changes: raw,
+                dead_letters: vec![],
+                received_ms: 0,
+            };
+            let mut tables = crate::lake_tables::LakeTables::new(lake.clone());
+            let app = crate::flush_commit::app_id(table.default_topic(), 0, "test");
+            crate::flush_commit::commit_flush(&mut tables, flush, &app)
+                .await
+                .unwrap();
         }
         logs
     }
@@ -246,14 +241,18 @@ mod tests {
         let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
         let views = lake.child("views");
         let ctx = MetricContext::default();
-        let ttl = std::time::Duration::from_secs(60);
         let (mut products, mut orders) = lake_with_changes(&lake).await;
+        let publisher = |run: &str| Publisher::new(run, 0, &ctx.fingerprint());
 
-        let (report, published) = run(&lake, &views, "r1", None, &ctx, ttl, false)
+        let report = run(&lake, &views, &publisher("r1"), None, &ctx, false)
             .await
             .unwrap();
         assert!(report.replayed && report.duplicates > 0);
-        let published = published.expect("published");
+        let published = Published::load(&views).await.unwrap();
+        assert_eq!(
+            published.change_log.as_ref().map(|c| c.files.len() > 0),
+            Some(true)
+        );
         let hours: Vec<HourKey> = published
             .hours
             .keys()
@@ -270,21 +269,49 @@ mod tests {
         assert_eq!(batch, expected);
 
         // Nothing new: nothing replayed.
-        let (again, none) = run(&lake, &views, "r2", None, &ctx, ttl, false)
+        let again = run(&lake, &views, &publisher("r2"), None, &ctx, false)
             .await
             .unwrap();
-        assert!(!again.replayed && none.is_none());
+        assert!(!again.replayed);
 
-        // A corrupt change file fails the pass with its path, or is skipped and reported.
-        let bad = lake.path("cdc/orders/date=2026-01-01/hour=00/bad.parquet");
-        lake.put(&bad, b"not parquet at all".to_vec())
+        // A corrupt change file in the table fails the pass with its path, or is skipped
+        // and reported.
+        let bad = b"not parquet at all".to_vec();
+        let location = crate::lake_tables::LakeTable::Cdc(CdcTable::Orders).location(&lake);
+        location
+            .put(
+                &location.path("date=2026-01-01/hour=00/bad.parquet"),
+                bad.clone(),
+            )
             .await
             .unwrap();
-        let err = run(&lake, &views, "r3", None, &ctx, ttl, false)
+        let mut table = crate::lake_tables::LakeTable::Cdc(CdcTable::Orders)
+            .open(&lake)
+            .await
+            .unwrap()
+            .unwrap();
+        let add = lambda_io::delta::AddFile {
+            name: "bad.parquet".into(),
+            hour: HourKey::parse("2026-01-01T00").unwrap(),
+            size: bad.len() as u64,
+            rows: 0,
+            tags: Default::default(),
+        };
+        table
+            .commit(
+                lambda_io::delta::CommitKind::Append,
+                &[add],
+                &[],
+                None,
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let err = run(&lake, &views, &publisher("r3"), None, &ctx, false)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("bad.parquet"), "{err}");
-        let (skipped, _) = run(&lake, &views, "r4", None, &ctx, ttl, true)
+        let skipped = run(&lake, &views, &publisher("r4"), None, &ctx, true)
             .await
             .unwrap();
         assert_eq!(skipped.skipped_files.len(), 1);

@@ -1,108 +1,98 @@
-//! Publication of batch views: under the publish lock, the run's hours replace those of
-//! the published state (`_current.json`, see [`lambda_io::manifest`]) in one put, and each
-//! run leaves its record under `_manifests/`.
+//! Publication of batch views: each metric's view of an hour becomes visible by one commit
+//! to the metric's Delta table ([`lambda_io::view_tables::publish`]: no lock; a later run
+//! of the same hour wins whatever the interleaving, runs of other hours commit side by
+//! side), and each run leaves its record under `_manifests/`.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
 
-use lambda_io::manifest::{ChangeLogRead, HourView, Published, RunRecord, CURRENT};
+use lambda_io::manifest::{ChangeLogRead, HourView, RunRecord};
+use lambda_io::view_tables::{self, HourPublication, Publisher, CHANGE_LOG_KEY};
 use lambda_io::Lake;
+use shared_logic::metric::BuiltFrom;
+use shared_logic::window::HourKey;
+use shared_logic::{MetricId, MetricVisitor, Registered};
 
 use crate::error::BatchError;
-use crate::lock::Lock;
+use crate::view_files::{view_columns, WrittenView};
 
-/// Publishes hours computed by a run: under the publish lock, reads the current state,
-/// replaces those hours, rederives coverage and boundaries, and replaces `_current.json`.
-///
-/// The publish lock is held for one read and one put; a run killed while holding it leaves
-/// it behind for `lock_ttl` (at most five minutes), after which the next run takes over.
-pub async fn publish(
-    views: &Lake,
-    run_id: &str,
-    logic: &str,
-    metrics: &[&str],
-    hours: &BTreeMap<String, HourView>,
-    lock_ttl: Duration,
-) -> Result<Published, BatchError> {
-    publish_with(views, run_id, logic, metrics, lock_ttl, |state| {
-        for (h, v) in hours {
-            let mut v = v.clone();
-            // Views of other inputs than the hour's events stay unless recomputed.
-            if let Some(old) = state.hours.get(h) {
-                for (metric, digest) in &old.digests {
-                    if v.digests.contains_key(metric) {
-                        continue;
-                    }
-                    if let Some(path) = old.views.get(metric) {
-                        v.views.insert(metric.clone(), path.clone());
-                        v.digests.insert(metric.clone(), digest.clone());
-                    }
-                }
-            }
-            state.hours.insert(h.clone(), v);
-        }
-    })
-    .await
-}
+/// The Delta columns of a metric's views table.
+pub(crate) struct Columns;
 
-/// Publishes views computed from the change log (see [`crate::orders`]): for each given
-/// hour, the views it holds a digest for replace those of the current entry (an hour not
-/// published yet gets the given entry), and the change log read is recorded.
-pub async fn publish_with_change_log(
-    views: &Lake,
-    run_id: &str,
-    logic: &str,
-    metrics: &[&str],
-    hours: &BTreeMap<String, HourView>,
-    read: ChangeLogRead,
-    lock_ttl: Duration,
-) -> Result<Published, BatchError> {
-    publish_with(views, run_id, logic, metrics, lock_ttl, |state| {
-        for (h, v) in hours {
-            let entry = state.hours.entry(h.clone()).or_insert_with(|| v.clone());
-            for (metric, digest) in &v.digests {
-                if let Some(path) = v.views.get(metric) {
-                    entry.views.insert(metric.clone(), path.clone());
-                    entry.digests.insert(metric.clone(), digest.clone());
-                }
-            }
-        }
-        state.change_log = Some(read);
-    })
-    .await
-}
+impl MetricVisitor for Columns {
+    type Output = Result<Vec<lambda_io::delta::StructField>, BatchError>;
 
-/// Under the publish lock: reads the current state, applies `change`, rederives coverage
-/// and boundaries, and replaces `_current.json`.
-async fn publish_with(
-    views: &Lake,
-    run_id: &str,
-    logic: &str,
-    metrics: &[&str],
-    lock_ttl: Duration,
-    change: impl FnOnce(&mut Published),
-) -> Result<Published, BatchError> {
-    let ttl = lock_ttl.min(Duration::from_secs(300));
-    let lock = Lock::acquire(views, "publish", run_id, ttl).await?;
-    let result = async {
-        let mut state = Published::load(views).await?;
-        if !state.logic.is_empty() && state.logic != logic {
-            tracing::warn!(old = %state.logic, new = %logic, "metric logic changed: hours computed under the old logic are dropped from coverage");
-            state.hours.clear();
-            state.change_log = None;
-        }
-        state.logic = logic.to_string();
-        change(&mut state);
-        state.version += 1;
-        state.updated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        state.derive(metrics);
-        let bytes = serde_json::to_vec_pretty(&state).map_err(|e| BatchError::Usage(format!("manifest: {e}")))?;
-        views.put(&views.path(CURRENT), bytes).await?;
-        Ok(state)
+    fn visit<M: Registered>(self) -> Self::Output {
+        view_columns::<M>()
     }
-    .await;
-    lock.release().await?;
-    result
+}
+
+/// Publishes one hour computed from events: every metric built from events gets the
+/// hour's file `written` (or, when the run left it pending, loses the hour: the speed
+/// layer answers it). Returns the metrics whose hour a later run had published already.
+pub async fn publish_hour(
+    views: &Lake,
+    publisher: &Publisher,
+    hour: HourKey,
+    view: &HourView,
+    written: &[WrittenView],
+) -> Result<Vec<&'static str>, BatchError> {
+    let mut superseded = Vec::new();
+    for id in MetricId::ALL {
+        if id.built_from() != BuiltFrom::Events {
+            continue;
+        }
+        let file = written.iter().find(|w| w.metric == id.name());
+        let publication = HourPublication {
+            file: file.map(|w| w.file.clone()),
+            hour_view: Some(view.clone()),
+            digest: None,
+        };
+        let columns = match file {
+            Some(w) => w.columns.clone(),
+            None => id.visit(Columns)?,
+        };
+        let hours = BTreeMap::from([(hour, publication)]);
+        let done =
+            view_tables::publish(views, id.name(), columns, publisher, &hours, HashMap::new())
+                .await?;
+        if done.is_empty() {
+            superseded.push(id.name());
+        }
+    }
+    if !superseded.is_empty() {
+        tracing::info!(%hour, run_id = %publisher.run_id, ?superseded, "a later run published this hour already; its views stand");
+    }
+    Ok(superseded)
+}
+
+/// Publishes views computed from the change log (`orders`): each changed hour's file, in
+/// one commit that also records the change log read. Returns the hours published.
+pub async fn publish_change_log_views(
+    views: &Lake,
+    publisher: &Publisher,
+    changed: &BTreeMap<HourKey, (WrittenView, String)>,
+    read: &ChangeLogRead,
+) -> Result<Vec<HourKey>, BatchError> {
+    let metric = <shared_logic::Orders as shared_logic::Metric>::NAME;
+    let columns = view_columns::<shared_logic::Orders>()?;
+    let hours: BTreeMap<HourKey, HourPublication> = changed
+        .iter()
+        .map(|(hour, (written, digest))| {
+            (
+                *hour,
+                HourPublication {
+                    file: Some(written.file.clone()),
+                    hour_view: None,
+                    digest: Some(digest.clone()),
+                },
+            )
+        })
+        .collect();
+    let info = HashMap::from([(
+        CHANGE_LOG_KEY.to_string(),
+        serde_json::to_value(read).map_err(|e| BatchError::Usage(format!("change log: {e}")))?,
+    )]);
+    Ok(view_tables::publish(views, metric, columns, publisher, &hours, info).await?)
 }
 
 /// Writes a run's record.
@@ -116,47 +106,4 @@ pub async fn write_run_record(views: &Lake, record: &RunRecord) -> Result<(), Ba
         )
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hour_view(run: &str) -> HourView {
-        let mut view = HourView::without_events(run, String::new());
-        view.views.insert("page_views".into(), "x".into());
-        view
-    }
-
-    #[tokio::test]
-    async fn publication_merges_hours_and_bumps_the_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let views = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
-        assert_eq!(Published::load(&views).await.unwrap(), Published::default());
-        let a = BTreeMap::from([("2026-01-01T00".to_string(), hour_view("r1"))]);
-        publish(
-            &views,
-            "r1",
-            "L",
-            &["page_views"],
-            &a,
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-        let b = BTreeMap::from([("2026-01-01T01".to_string(), hour_view("r2"))]);
-        let p = publish(
-            &views,
-            "r2",
-            "L",
-            &["page_views"],
-            &b,
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-        assert_eq!(p.version, 2);
-        assert_eq!(p.hours.len(), 2);
-        assert_eq!(Published::load(&views).await.unwrap(), p);
-    }
 }

@@ -1,12 +1,15 @@
 //! A run's view files: each metric's view of an hour encoded as Parquet (on a blocking
-//! thread) under `<metric>/date=…/hour=…/<run id>.parquet`, and published views read
-//! back into states.
+//! thread) under `<metric>/date=…/hour=…/<run id>.parquet` (the metric's Delta table; the
+//! file is published by a commit, [`crate::publish`]), and published views read back into
+//! states.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use lambda_io::lake::{hour_partition, Lake};
+use lambda_io::delta::{HourPartition, StructField};
+use lambda_io::lake::Lake;
 use lambda_io::manifest::Published;
+use lambda_io::view_tables::ViewFile;
 use lambda_io::views_file::{encode_views, merge_views_file};
 use shared_logic::metric::{BuiltFrom, Metric};
 use shared_logic::window::HourKey;
@@ -14,26 +17,55 @@ use shared_logic::{Aggregates, MetricContext, MetricId, MetricViews, MetricVisit
 
 use crate::error::BatchError;
 
-/// Encodes (on a blocking thread) and writes one metric's view of an hour; returns the
-/// metric's name and the file's path relative to the views root.
+/// A view file written (not yet published).
+#[derive(Debug, Clone)]
+pub struct WrittenView {
+    pub metric: &'static str,
+    /// Relative to the views root.
+    pub relative: String,
+    pub file: ViewFile,
+    /// The metric table's columns.
+    pub columns: Vec<StructField>,
+}
+
+/// The Delta columns of metric `M`'s views table.
+pub(crate) fn view_columns<M: Metric>() -> Result<Vec<StructField>, BatchError> {
+    lambda_io::delta::schema::hour_partitioned(&shared_logic::views::view_schema::<M>())
+        .map_err(|reason| BatchError::Usage(format!("views of {}: {reason}", M::NAME)))
+}
+
+/// Encodes (on a blocking thread) and writes one metric's view of an hour.
 pub(crate) async fn write_view<M: Metric>(
     views: &Lake,
     hour: HourKey,
     run_id: &str,
     states: MetricViews<M>,
     ctx: &MetricContext,
-) -> Result<(String, String), BatchError> {
-    let relative = format!("{}/{}/{run_id}.parquet", M::NAME, hour_partition(hour));
+) -> Result<WrittenView, BatchError> {
+    let name = format!("{run_id}.parquet");
+    let relative = format!("{}/{}/{name}", M::NAME, HourPartition(hour).directory());
     let path = views.path(&relative);
-    let (windows, name) = (ctx.windows, views.object_url(&path));
-    let bytes = tokio::task::spawn_blocking(move || encode_views(&states, &windows, &name))
+    let rows = states.len() as u64;
+    let (windows, url) = (ctx.windows, views.object_url(&path));
+    let bytes = tokio::task::spawn_blocking(move || encode_views(&states, &windows, &url))
         .await
         .map_err(|e| BatchError::Usage(format!("view encoder task failed: {e}")))??;
+    let size = bytes.len() as u64;
     views.put(&path, bytes).await?;
-    Ok((M::NAME.to_string(), relative))
+    Ok(WrittenView {
+        metric: M::NAME,
+        relative,
+        file: ViewFile {
+            hour,
+            name,
+            size,
+            rows,
+        },
+        columns: view_columns::<M>()?,
+    })
 }
 
-type ViewWrite = Pin<Box<dyn Future<Output = Result<(String, String), BatchError>> + Send>>;
+type ViewWrite = Pin<Box<dyn Future<Output = Result<WrittenView, BatchError>> + Send>>;
 
 /// Takes one metric's views out of a fold and writes them, if the metric is built from
 /// events.
@@ -66,14 +98,14 @@ impl MetricVisitor for EventView<'_> {
 }
 
 /// Writes the view of every metric built from events (taken out of `aggregates`), encoding
-/// them in parallel (Parquet encoding is the CPU-heavy part); returns metric name → path.
+/// them in parallel (Parquet encoding is the CPU-heavy part).
 pub(crate) async fn write_event_views(
     aggregates: &mut Aggregates,
     views: &Lake,
     hour: HourKey,
     run_id: &str,
     ctx: &MetricContext,
-) -> Result<Vec<(String, String)>, BatchError> {
+) -> Result<Vec<WrittenView>, BatchError> {
     let writes: Vec<ViewWrite> = MetricId::ALL
         .iter()
         .filter_map(|id| {

@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod parquet_file;
 pub mod parquet_footer;
 pub mod speed_api;
+pub mod view_tables;
 pub mod views_file;
 
 pub use error::IoError;

@@ -1,14 +1,13 @@
-//! The published state of the batch layer (`_current.json`), as every reader sees it.
+//! The published state of the batch layer, as every reader sees it ([`Published`]).
 //!
-//! `_current.json` says, for every hour the batch layer has computed, which run computed
-//! it, from which input files, and where its view files are; from that, per metric, the
-//! **coverage map** (hour → run) and the **time boundary** (end of the latest hour of the
-//! contiguous covered run that starts at the earliest covered hour). View files of a run
-//! are written first under names of their own; they become visible only when the
-//! manifest that names them replaces `_current.json` in one put. A run that dies before
-//! that leaves files nobody references, never a half-published view. Publication itself
-//! (under the publish lock) belongs to the batch layer; this module owns the format, the
-//! read and the coverage rule.
+//! For every hour the batch layer has computed: which run computed it, from which input
+//! files, and where its view files are; from that, per metric, the **coverage map** (hour
+//! → run) and the **time boundary** (end of the latest hour of the contiguous covered run
+//! that starts at the earliest covered hour). The state lives in the views' Delta tables
+//! ([`crate::view_tables`]: a view file is visible once the commit that adds it is, so a
+//! run that dies leaves files nobody references, never a half-published view); this
+//! module owns the model and the coverage rule. Versions before the Delta tables kept it
+//! in `_current.json` ([`Published::load_legacy`], read by `lambda lake migrate`).
 
 use std::collections::BTreeMap;
 
@@ -88,11 +87,14 @@ pub struct ChangeLogRead {
     pub products: Option<String>,
 }
 
-/// The published state: `_current.json`.
+/// The published state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
-    /// Increases by one with every publication.
+    /// Increases with every publication: the sum of the metric tables' versions.
     pub version: u64,
+    /// Metric → the version of its table read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, u64>,
     /// Fingerprint of the metric logic, windows and rates the views were computed with.
     pub logic: String,
     pub updated_at: String,
@@ -121,12 +123,22 @@ pub struct RunRecord {
     pub status: String,
 }
 
-/// The published state's file name under the views root.
+/// The published state's file name under the views root, before the Delta tables.
 pub const CURRENT: &str = "_current.json";
 
 impl Published {
-    /// Reads `_current.json` (empty when nothing was published yet).
+    /// Reads the latest published state of the views under `views` (empty when nothing
+    /// was published yet).
     pub async fn load(views: &Lake) -> Result<Published, IoError> {
+        crate::view_tables::ViewTables::open(views, crate::view_tables::AsOf::Latest)
+            .await?
+            .published()
+            .await
+    }
+
+    /// Reads `_current.json`, the published state of versions before the Delta tables
+    /// (empty when there is none).
+    pub async fn load_legacy(views: &Lake) -> Result<Published, IoError> {
         let path = views.path(CURRENT);
         match views.get(&path).await? {
             None => Ok(Published::default()),
@@ -148,7 +160,6 @@ impl Published {
     /// Recomputes coverage and time boundaries of `metrics` from `hours`.
     pub fn derive(&mut self, metrics: &[&str]) {
         self.coverage.clear();
-        self.time_boundary.clear();
         for m in metrics {
             let covered: BTreeMap<String, String> = self
                 .hours
@@ -156,6 +167,16 @@ impl Published {
                 .filter(|(_, v)| v.views.contains_key(*m))
                 .map(|(h, v)| (h.clone(), v.run_id.clone()))
                 .collect();
+            self.coverage.insert(m.to_string(), covered);
+        }
+        self.derive_boundaries(metrics);
+    }
+
+    /// Recomputes the time boundaries of `metrics` from the coverage map.
+    pub fn derive_boundaries(&mut self, metrics: &[&str]) {
+        self.time_boundary.clear();
+        for m in metrics {
+            let covered = self.coverage.entry(m.to_string()).or_default();
             let keys: Vec<HourKey> = covered.keys().filter_map(|h| HourKey::parse(h)).collect();
             let mut boundary = None;
             if let Some(first) = keys.first() {
@@ -169,7 +190,6 @@ impl Published {
                 boundary = chrono::DateTime::from_timestamp_millis(HourKey(end).start_ms())
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             }
-            self.coverage.insert(m.to_string(), covered);
             self.time_boundary.insert(m.to_string(), boundary);
         }
     }
@@ -215,7 +235,7 @@ mod tests {
             .put(&views.path(CURRENT), b"{not json".to_vec())
             .await
             .unwrap();
-        let err = Published::load(&views).await.unwrap_err();
+        let err = Published::load_legacy(&views).await.unwrap_err();
         assert!(err.to_string().contains("_current.json"), "{err}");
     }
 }

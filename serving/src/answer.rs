@@ -2,7 +2,9 @@
 //! the others, merged ([`crate::merge`]), evaluated and shaped into the JSON answer.
 //! The speed layer is asked only for the span of hours the batch layer does not cover
 //! ([`speed_span`]), and not at all when batch covers the whole range: covered history
-//! answers while speed instances are down.
+//! answers while speed instances are down. A time-travel query (`as_of_version`,
+//! `as_of_time`) answers from the batch views as published then, and from nothing else:
+//! the real-time views keep no history.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,7 +75,15 @@ pub async fn answer<M: Registered>(
     query: &MetricQuery,
 ) -> Result<(Value, Option<i64>), ServingError> {
     let q = &query.query;
-    let published = state.batch.published();
+    let published = match query.as_of {
+        Some(as_of) => Some(
+            state
+                .batch
+                .published_as_of(as_of.tables(query.metric))
+                .await?,
+        ),
+        None => state.batch.published(),
+    };
     let batch = match &published {
         Some(p) => state.batch.read::<M>(p, q.from_ms, q.to_ms).await?,
         None => BatchRead {
@@ -90,14 +100,14 @@ pub async fn answer<M: Registered>(
     // Without a span, no real-time view is read: the answer claims no speed watermark
     // and no freshness.
     let time = match speed_span(q.from_ms, q.to_ms, &batch.covered) {
-        Some((from, to)) => {
+        Some((from, to)) if query.as_of.is_none() => {
             state
                 .speed
                 .current()
                 .read::<M>(from, to, |key, s| merger.add_speed(key, s))
                 .await?
         }
-        None => SpeedTime::default(),
+        _ => SpeedTime::default(),
     };
     let rows = merger.finish(SpeedClock {
         watermark: time.watermark,
@@ -149,6 +159,11 @@ pub async fn answer<M: Registered>(
         "currency": state.opts.ctx.rates.reporting().code(),
         "time_boundary": published.as_ref().and_then(|p| p.time_boundary.get(M::NAME).cloned().flatten()),
         "manifest_version": published.as_ref().map(|p| p.version),
+        "table_version": published.as_ref().and_then(|p| p.versions.get(M::NAME)),
+        "as_of": query.as_of.map(|a| match a {
+            crate::query::AsOfQuery::Version(v) => json!({"version": v}),
+            crate::query::AsOfQuery::Time(t) => json!({"time": format_instant(t)}),
+        }),
         "watermark": time.watermark.map(format_instant),
         "newest_event_time": time.newest_event_ms.map(format_instant),
         "rows": rows,

@@ -193,18 +193,20 @@ async fn lineage(
 ) -> Result<Json<Value>, ServingError> {
     let mut metric = None;
     let mut window = None;
+    let (mut as_of_version, mut as_of_time) = (None, None);
     for (key, value) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "metric" => metric = Some(parse_metric(&value)?),
             "window" => window = Some(parse_time("window", &value)?),
-            _ => {
-                return Err(ServingError::bad(
-                    "unknown_parameter",
-                    "lineage takes `metric` and `window`",
-                ))
-            }
+            "as_of_version" => as_of_version = Some(value.to_string()),
+            "as_of_time" => as_of_time = Some(value.to_string()),
+            _ => return Err(ServingError::bad(
+                "unknown_parameter",
+                "lineage takes `metric`, `window`, and optionally `as_of_version` or `as_of_time`",
+            )),
         }
     }
+    let as_of = crate::query::AsOfQuery::parse(as_of_version.as_deref(), as_of_time.as_deref())?;
     let (Some(metric), Some(window)) = (metric, window) else {
         return Err(ServingError::bad(
             "missing_parameter",
@@ -214,8 +216,13 @@ async fn lineage(
     let start = WindowStart(window)
         .truncate(state.opts.ctx.windows.size_ms())
         .0;
-    let published = state.batch.published();
-    let speed = if crate::lineage::batch_covers(published.as_deref(), metric.name(), start) {
+    let published = match as_of {
+        Some(a) => Some(state.batch.published_as_of(a.tables(metric)).await?),
+        None => state.batch.published(),
+    };
+    let speed = if as_of.is_some()
+        || crate::lineage::batch_covers(published.as_deref(), metric.name(), start)
+    {
         BTreeMap::new()
     } else {
         state.speed.current().status().await?

@@ -1,11 +1,13 @@
 //! The batch layer's published views, as the serving layer reads them.
 //!
-//! [`BatchViews`] holds the latest `_current.json` (reloaded by [`BatchViews::refresh`],
-//! which the server calls periodically) and reads the per-hour view files it names through
-//! DataFusion. View files are immutable (named by the run that wrote them), so decoded
-//! hours are cached by path: a new manifest reuses every hour it did not recompute, and a
-//! recomputed hour is read afresh. Each query works on one manifest snapshot
-//! ([`Arc<Published>`]) from start to end, so an answer never mixes two publications.
+//! [`BatchViews`] holds the views' Delta tables at their latest versions (moved forward by
+//! [`BatchViews::refresh`], which the server calls periodically) and the published state
+//! they hold, and reads the per-hour view files it names through DataFusion. View files are
+//! immutable (named by the run that wrote them), so decoded hours are cached by path: a new
+//! version reuses every hour it did not recompute, and a recomputed hour is read afresh.
+//! Each query works on one snapshot ([`Arc<Published>`]) from start to end, so an answer
+//! never mixes two publications. Earlier versions are read on demand
+//! ([`BatchViews::published_as_of`]: time travel), a few kept in memory.
 
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use lambda_io::manifest::Published;
+use lambda_io::view_tables::{AsOf, ViewTables};
 use lambda_io::Lake;
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Metric, MetricViews};
@@ -50,11 +53,16 @@ impl HourCache {
     }
 }
 
-/// The batch views and the manifest that names them.
+/// Earlier published states kept for time-travel queries.
+const KEPT_AS_OF: usize = 16;
+
+/// The batch views and the tables that publish them.
 pub struct BatchViews {
     lake: Lake,
     session: SessionContext,
+    tables: tokio::sync::Mutex<Option<ViewTables>>,
     current: RwLock<Option<Arc<Published>>>,
+    as_of: Mutex<VecDeque<(AsOf, Arc<Published>)>>,
     cache: Mutex<HourCache>,
 }
 
@@ -74,7 +82,9 @@ impl BatchViews {
         BatchViews {
             lake,
             session,
+            tables: tokio::sync::Mutex::new(None),
             current: RwLock::new(None),
+            as_of: Mutex::new(VecDeque::new()),
             cache: Mutex::new(HourCache {
                 capacity: cache_hours.max(1),
                 entries: HashMap::new(),
@@ -88,19 +98,67 @@ impl BatchViews {
         self.lake.display()
     }
 
-    /// Reloads `_current.json`; returns the version now served when it changed.
+    /// Moves the views' tables to their latest versions; returns the version now served
+    /// when it changed.
     pub async fn refresh(&self) -> Result<Option<u64>, ServingError> {
-        let published = Published::load(&self.lake).await?;
-        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        let changed = current
-            .as_ref()
-            .is_none_or(|c| c.version != published.version || c.updated_at != published.updated_at);
-        if changed {
-            let version = published.version;
-            *current = Some(Arc::new(published));
-            return Ok(Some(version));
+        let mut tables = self.tables.lock().await;
+        let changed = match tables.as_mut() {
+            Some(t) => t.refresh().await?,
+            None => {
+                *tables = Some(ViewTables::open(&self.lake, AsOf::Latest).await?);
+                true
+            }
+        };
+        let first = self.published().is_none();
+        if !changed && !first {
+            return Ok(None);
         }
-        Ok(None)
+        let Some(t) = tables.as_ref() else {
+            return Ok(None);
+        };
+        let published = t.published().await?;
+        let version = published.version;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(published));
+        Ok(Some(version))
+    }
+
+    /// The published state as of an earlier point (time travel): every table at a time,
+    /// or one metric's table at a version.
+    pub async fn published_as_of(&self, as_of: AsOf) -> Result<Arc<Published>, ServingError> {
+        if as_of == AsOf::Latest {
+            return self.published().ok_or_else(|| {
+                ServingError::unavailable(
+                    "batch_views_unavailable",
+                    "the batch views are not loaded yet",
+                )
+            });
+        }
+        let kept = self
+            .as_of
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(a, _)| *a == as_of)
+            .map(|(_, p)| p.clone());
+        if let Some(hit) = kept {
+            return Ok(hit);
+        }
+        let tables = ViewTables::open(&self.lake, as_of)
+            .await
+            .map_err(|e| match as_of {
+                AsOf::Version(metric, v) => ServingError::bad(
+                    "unknown_version",
+                    format!("the {metric} views have no version {v}: {e}"),
+                ),
+                _ => ServingError::from(e),
+            })?;
+        let published = Arc::new(tables.published().await?);
+        let mut kept = self.as_of.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push_back((as_of, published.clone()));
+        while kept.len() > KEPT_AS_OF {
+            kept.pop_front();
+        }
+        Ok(published)
     }
 
     /// The manifest served now; `None` before the first successful [`BatchViews::refresh`].

@@ -37,6 +37,9 @@ pub struct BatchLineage {
     pub run_id: String,
     pub computed_at: String,
     pub manifest_version: u64,
+    /// The version of the metric's views table read (a Delta table version; time travel
+    /// with `as_of_version`).
+    pub table_version: Option<u64>,
     pub view_file: Option<String>,
     pub rows_read: u64,
     pub duplicates: u64,
@@ -87,24 +90,22 @@ pub fn lineage(
 ) -> Lineage {
     let hour = hour_of(window_ms);
     let covered = published.and_then(|p| {
-        p.coverage
-            .get(metric)
-            .and_then(|c| c.get(&hour))
-            .and_then(|_| p.hours.get(&hour))
-            .map(|h| (p, h))
+        let run = p.coverage.get(metric).and_then(|c| c.get(&hour))?;
+        p.hours.get(&hour).map(|h| (p, h, run))
     });
     let window_start = shared_logic::instant::format_instant(window_ms);
     match covered {
-        Some((p, h)) => Lineage {
+        Some((p, h, run)) => Lineage {
             metric,
             window_start,
             hour,
             layer: "batch",
             logic: p.logic.clone(),
             batch: Some(BatchLineage {
-                run_id: h.run_id.clone(),
+                run_id: run.clone(),
                 computed_at: h.computed_at.clone(),
                 manifest_version: p.version,
+                table_version: p.versions.get(metric).copied(),
                 view_file: h.views.get(metric).cloned(),
                 rows_read: h.rows_read,
                 duplicates: h.duplicates,

@@ -101,6 +101,55 @@ pub struct MetricQuery {
     /// Windows starting in `[from, to)`, aligned to the granularity.
     pub query: Query,
     pub limit: usize,
+    /// Time travel: answer from the batch views as they were published at that point.
+    pub as_of: Option<AsOfQuery>,
+}
+
+/// A point in the batch views' history (`as_of_version` or `as_of_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOfQuery {
+    /// A version of the metric's views table.
+    Version(u64),
+    /// A time (ms since the epoch): every table as it was then.
+    Time(i64),
+}
+
+impl AsOfQuery {
+    /// Parses `as_of_version` / `as_of_time` (at most one of them).
+    pub fn parse(
+        version: Option<&str>,
+        time: Option<&str>,
+    ) -> Result<Option<AsOfQuery>, ServingError> {
+        match (version, time) {
+            (Some(_), Some(_)) => Err(ServingError::bad(
+                "conflicting_parameters",
+                "give as_of_version or as_of_time, not both",
+            )),
+            (Some(v), None) => v
+                .trim()
+                .parse::<u64>()
+                .map(|v| Some(AsOfQuery::Version(v)))
+                .map_err(|_| {
+                    ServingError::bad(
+                        "bad_version",
+                        format!(
+                            "as_of_version `{}` is not a table version (0, 1, 2, ...)",
+                            truncate(v)
+                        ),
+                    )
+                }),
+            (None, Some(t)) => Ok(Some(AsOfQuery::Time(parse_time("as_of_time", t)?))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The views' tables to read for `metric`.
+    pub fn tables(self, metric: MetricId) -> lambda_io::view_tables::AsOf {
+        match self {
+            AsOfQuery::Version(v) => lambda_io::view_tables::AsOf::Version(metric.name(), v),
+            AsOfQuery::Time(ms) => lambda_io::view_tables::AsOf::Time(ms),
+        }
+    }
 }
 
 impl MetricQuery {
@@ -134,6 +183,7 @@ impl MetricQuery {
         let mut group_by = Vec::new();
         let mut filters = Vec::new();
         let mut limit = limits.default_rows;
+        let (mut as_of_version, mut as_of_time) = (None, None);
         let mut seen = std::collections::BTreeSet::new();
         for (key, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
             if !seen.insert(key.to_string()) {
@@ -149,17 +199,20 @@ impl MetricQuery {
                 "group_by" => group_by = parse_group_by(metric, &value)?,
                 "filter" => filters = parse_filters(metric, &value)?,
                 "limit" => limit = parse_limit(&value, limits)?,
+                "as_of_version" => as_of_version = Some(value.to_string()),
+                "as_of_time" => as_of_time = Some(value.to_string()),
                 other => {
                     return Err(ServingError::bad(
                         "unknown_parameter",
                         format!(
-                            "unknown parameter `{}`; known: from, to, granularity, group_by, filter, limit",
+                            "unknown parameter `{}`; known: from, to, granularity, group_by, filter, limit, as_of_version, as_of_time",
                             truncate(other)
                         ),
                     ))
                 }
             }
         }
+        let as_of = AsOfQuery::parse(as_of_version.as_deref(), as_of_time.as_deref())?;
         let size = granularity.ms();
         let to = to.unwrap_or(now_ms);
         let from = from.unwrap_or(to.saturating_sub(limits.default_range_ms));
@@ -200,6 +253,7 @@ impl MetricQuery {
                 filters,
             },
             limit,
+            as_of,
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod schema;
 pub mod table;
 
 pub use partition::{HourPartition, DATE_COLUMN, HOUR_COLUMN};
+pub use deltalake::kernel::StructField;
 pub use table::{AddFile, CommitKind, Table, TableFile};
 
 #[cfg(test)]

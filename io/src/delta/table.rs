@@ -312,6 +312,48 @@ impl Table {
         Ok(files)
     }
 
+    /// The value under `key` in the info of the newest of the last `limit` commits that
+    /// recorded one (an application's metadata travels in its commits).
+    pub async fn latest_commit_info(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> Result<Option<Value>, IoError> {
+        Ok(self
+            .history(limit)
+            .await?
+            .into_iter()
+            .find_map(|(_, _, _, mut info)| info.remove(key)))
+    }
+
+    /// The last `limit` commits, newest first: version, commit time (ms), operation and
+    /// the commit's info.
+    pub async fn history(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(u64, Option<i64>, String, HashMap<String, Value>)>, IoError> {
+        use futures::TryStreamExt;
+        let infos: Vec<_> = self
+            .table
+            .history(Some(limit))
+            .try_collect()
+            .await
+            .map_err(IoError::table(&self.location, "read history"))?;
+        let latest = self.version();
+        Ok(infos
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    latest.saturating_sub(i as u64),
+                    c.timestamp,
+                    c.operation.unwrap_or_default(),
+                    c.info,
+                )
+            })
+            .collect())
+    }
+
     /// The object-store path of a file of the table.
     pub fn file_path(&self, relative: &str) -> object_store::path::Path {
         self.location.path(relative)
@@ -347,6 +389,23 @@ impl Table {
         transaction: Option<(&str, i64)>,
         metadata: HashMap<String, Value>,
     ) -> Result<u64, IoError> {
+        let transactions: Vec<(String, i64)> = transaction
+            .map(|(app, version)| (app.to_string(), version))
+            .into_iter()
+            .collect();
+        self.commit_with(kind, add, remove, &transactions, metadata)
+            .await
+    }
+
+    /// [`Table::commit`] with any number of application transactions.
+    pub async fn commit_with(
+        &mut self,
+        kind: CommitKind,
+        add: &[AddFile],
+        remove: &[TableFile],
+        transactions: &[(String, i64)],
+        metadata: HashMap<String, Value>,
+    ) -> Result<u64, IoError> {
         let data_change = kind != CommitKind::Compact;
         let now = chrono::Utc::now().timestamp_millis();
         let mut actions: Vec<Action> = add.iter().map(|a| a.action(data_change)).collect();
@@ -364,10 +423,10 @@ impl Table {
                 default_row_commit_version: None,
             })
         }));
-        if let Some((app_id, version)) = transaction {
+        for (app_id, version) in transactions {
             actions.push(Action::Txn(Transaction::new_with_last_update(
                 app_id,
-                version,
+                *version,
                 Some(now),
             )));
         }

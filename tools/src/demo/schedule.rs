@@ -40,18 +40,23 @@ pub(super) async fn batch_schedule(
             // No events hour to compute: the run still replays the change log when new
             // change files landed (the orders pass), and does nothing otherwise.
             let opts = BatchOptions::default();
+            let run_id = job::new_run_id();
+            let publisher = lambda_io::view_tables::Publisher::new(
+                &run_id,
+                chrono::Utc::now().timestamp_millis(),
+                &opts.ctx.fingerprint(),
+            );
             let replayed = batch::orders::run(
                 &lake,
                 &views,
-                &job::new_run_id(),
+                &publisher,
                 Some(HourKey(settled.div_euclid(HOUR_MS))),
                 &opts.ctx,
-                opts.lock_ttl,
                 opts.skip_corrupt,
             )
             .await;
             match replayed {
-                Ok((report, _)) if report.replayed => println!(
+                Ok(report) if report.replayed => println!(
                     "[batch] change log replayed: {} order changes, {} hour(s) of orders published",
                     report.order_changes,
                     report.published_hours.len()

@@ -1,0 +1,180 @@
+//! Keeping the views' tables: their history (`lambda views history`), vacuum (`lambda views
+//! vacuum`: files no version within the retention needs), and the one-time migration of
+//! views published before the Delta tables (`_current.json` and its files, converted in
+//! place: `lambda views migrate`, also run by `lambda lake migrate`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use lambda_io::delta::Table;
+use lambda_io::manifest::{Published, CURRENT};
+use lambda_io::view_tables::{self, HourPublication, Publisher, ViewFile, CHANGE_LOG_KEY};
+use lambda_io::Lake;
+use parquet::file::metadata::ParquetMetaDataReader;
+use shared_logic::window::HourKey;
+use shared_logic::{registry, MetricId};
+
+use crate::error::BatchError;
+
+/// One commit of a views table, as `lambda views history` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Version {
+    pub version: u64,
+    pub time: Option<String>,
+    pub operation: String,
+    pub run_id: Option<String>,
+}
+
+/// The last `limit` versions of `metric`'s views table, newest first (none: never published).
+pub async fn history(views: &Lake, metric: &str, limit: usize) -> Result<Vec<Version>, BatchError> {
+    let Some(table) = Table::open(&views.child(metric)).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(table
+        .history(limit)
+        .await?
+        .into_iter()
+        .map(|(version, ms, operation, info)| Version {
+            version,
+            time: ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            operation,
+            run_id: info
+                .get("lambda.run")
+                .and_then(|v| v.as_str())
+                .map(String::from),
+        })
+        .collect())
+}
+
+/// Vacuums every metric's views table: deletes the files that no version committed within
+/// `retain` needs (replaced hours, views of an older logic) and files no commit added (a
+/// run that died before publishing), once older than `retain`. Returns metric → files.
+pub async fn vacuum(
+    views: &Lake,
+    retain: chrono::Duration,
+    dry_run: bool,
+) -> Result<BTreeMap<String, Vec<String>>, BatchError> {
+    let mut deleted = BTreeMap::new();
+    for metric in registry::NAMES {
+        if let Some(mut table) = Table::open(&views.child(metric)).await? {
+            deleted.insert(metric.to_string(), table.vacuum(retain, dry_run).await?);
+        }
+    }
+    Ok(deleted)
+}
+
+/// What a migration did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Nothing to do: no `_current.json`, or the tables exist already.
+    pub already: bool,
+    /// Hours and view files now in the tables.
+    pub hours: usize,
+    pub files: usize,
+}
+
+/// Converts views published before the Delta tables in place: every view file the old
+/// `_current.json` names is added to its metric's table (same path), tagged with the run
+/// that computed it, and `_current.json` is kept as `_current.json.migrated`. Idempotent.
+pub async fn migrate(views: &Lake) -> Result<Migrated, BatchError> {
+    for metric in registry::NAMES {
+        if Table::open(&views.child(metric)).await?.is_some() {
+            return Ok(Migrated {
+                already: true,
+                ..Migrated::default()
+            });
+        }
+    }
+    let legacy = Published::load_legacy(views).await?;
+    if legacy.hours.is_empty() {
+        return Ok(Migrated {
+            already: true,
+            ..Migrated::default()
+        });
+    }
+    let mut migrated = Migrated::default();
+    for id in MetricId::ALL {
+        let metric = id.name();
+        // Run → hour → publication, so that each run keeps its claim.
+        let mut by_run: BTreeMap<(i64, String), BTreeMap<HourKey, HourPublication>> =
+            BTreeMap::new();
+        for (hour_text, view) in &legacy.hours {
+            let (Some(hour), Some(relative)) = (HourKey::parse(hour_text), view.views.get(metric))
+            else {
+                continue;
+            };
+            let path = views.path(relative);
+            let bytes = views
+                .get(&path)
+                .await?
+                .ok_or_else(|| BatchError::Manifest {
+                    path: views.object_url(&path),
+                    reason: "_current.json names a view file that does not exist".into(),
+                })?;
+            let rows = ParquetMetaDataReader::new()
+                .parse_and_finish(&bytes)
+                .map_err(BatchError::parquet(views.object_url(&path)))?
+                .file_metadata()
+                .num_rows()
+                .max(0) as u64;
+            let name = relative.rsplit('/').next().unwrap_or(relative).to_string();
+            let started_ms = chrono::DateTime::parse_from_rfc3339(&view.computed_at)
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(0);
+            let digest = view.digests.get(metric).cloned();
+            by_run
+                .entry((started_ms, view.run_id.clone()))
+                .or_default()
+                .insert(
+                    hour,
+                    HourPublication {
+                        file: Some(ViewFile {
+                            hour,
+                            name,
+                            size: bytes.len() as u64,
+                            rows,
+                        }),
+                        hour_view: digest.is_none().then(|| view.clone()),
+                        digest,
+                    },
+                );
+            migrated.files += 1;
+        }
+        let runs = by_run.len();
+        for (i, ((started_ms, run_id), hours)) in by_run.into_iter().enumerate() {
+            let publisher = Publisher::new(&run_id, started_ms, &legacy.logic);
+            let mut info = HashMap::new();
+            if i + 1 == runs && metric == <shared_logic::Orders as shared_logic::Metric>::NAME {
+                if let Some(read) = &legacy.change_log {
+                    info.insert(
+                        CHANGE_LOG_KEY.to_string(),
+                        serde_json::to_value(read)
+                            .map_err(|e| BatchError::Usage(format!("change log: {e}")))?,
+                    );
+                }
+            }
+            view_tables::publish(
+                views,
+                metric,
+                id.visit(crate::publish::Columns)?,
+                &publisher,
+                &hours,
+                info,
+            )
+            .await?;
+        }
+    }
+    migrated.hours = legacy.hours.len();
+    let current = views.path(CURRENT);
+    if let Some(bytes) = views.get(&current).await? {
+        views
+            .put(&views.path(&format!("{CURRENT}.migrated")), bytes.to_vec())
+            .await?;
+        views.delete(&current).await?;
+    }
+    for lock in views.list(&views.path("_locks")).await? {
+        views.delete(&lock.location).await?;
+    }
+    Ok(migrated)
+}
