@@ -209,7 +209,7 @@ pub fn app_id(topic: &str, partition: i32, group: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow::array::AsArray;
     use arrow::datatypes::Int64Type;
@@ -217,10 +217,11 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use shared_logic::{Origin, Validator};
 
-    const NOW: i64 = 1_767_225_600_000;
+    pub(crate) const NOW: i64 = 1_767_225_600_000;
 
-    /// A flush of `[first, last]` of partition 0: even offsets valid, odd ones rejected.
-    fn flush(first: i64, last: i64) -> Flush {
+    /// A flush of `[first, last]` of partition 0: even offsets valid (event time `NOW`
+    /// minus the offset in seconds), odd ones rejected.
+    pub(crate) fn flush(first: i64, last: i64) -> Flush {
         let v = Validator::default();
         let mut f = Flush {
             source: "events".into(),
@@ -257,7 +258,7 @@ mod tests {
     }
 
     /// The offsets of every row of the table's current snapshot, sorted, duplicates kept.
-    async fn offsets(lake: &Lake, table: LakeTable) -> Vec<i64> {
+    pub(crate) async fn offsets(lake: &Lake, table: LakeTable) -> Vec<i64> {
         let t = table.open(lake).await.unwrap().unwrap();
         let location = table.location(lake);
         let mut out = Vec::new();

@@ -18,6 +18,13 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// A Parquet writer into memory with the properties every layer writes (for a file
+/// written batch by batch, e.g. compaction rolling its output at a size).
+pub fn parquet_writer(schema: SchemaRef, name: &str) -> Result<ArrowWriter<Vec<u8>>, IoError> {
+    ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties()))
+        .map_err(IoError::parquet(name))
+}
+
 /// Encodes record batches as one Parquet file in memory.
 pub fn encode_parquet(
     schema: SchemaRef,

@@ -1,0 +1,403 @@
+//! `lambda lake optimize`: compacts the many small flush files of settled hours into few
+//! large ones, in every lake table ([`crate::lake_tables`]).
+//!
+//! An hour is settled once its end plus the settle time is past. Its files are grouped by
+//! source partition (the `<source>-p<partition>-…` of their names; files without such a
+//! name form one group): a group of at least two files is rewritten into files of at most
+//! the target size, named `<source>-p<partition>-<first of the group>-<last of the
+//! group>-<suffix>` so lineage still reads the offsets they span. Memory stays bounded: one
+//! input file and one output file at a time. The rows are kept exactly (same count, same
+//! content, in the inputs' order), which is checked before the commit.
+//!
+//! Each hour is one commit that removes the group's files and adds the new ones with
+//! `dataChange = false` (readers of the change feed see no new data). The lake writer's
+//! appends are blind and never conflict with it; a compaction commit that conflicts anyway
+//! (another optimize, a late append the checker objects to) is abandoned for that hour
+//! (the next run compacts it). Its written files, and the replaced ones once older than the
+//! retention, go with `lambda lake vacuum`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::datatypes::SchemaRef;
+use lambda_io::delta::{AddFile, CommitKind, Table, TableFile};
+use lambda_io::lake_names::{parse_flush_file_name, unique_flush_file_name};
+use lambda_io::parquet_file::parquet_writer;
+use lambda_io::{IoError, Lake};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use shared_logic::window::HourKey;
+
+use crate::error::BatchError;
+use crate::lake_tables::LakeTable;
+
+/// How to compact.
+#[derive(Debug, Clone)]
+pub struct OptimizeOptions {
+    /// An hour is compacted once its end is this long past.
+    pub settle_ms: i64,
+    /// Largest output file.
+    pub target_bytes: u64,
+    /// The clock the settle time is measured against.
+    pub now_ms: i64,
+}
+
+/// What a compaction of one table did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableCompaction {
+    pub table: String,
+    pub hours: u64,
+    pub files_removed: u64,
+    pub files_added: u64,
+    pub rows: u64,
+    /// Hours whose commit conflicted (left for the next run).
+    pub conflicts: u64,
+}
+
+/// Compacts every table of `lake`.
+pub async fn optimize(
+    lake: &Lake,
+    opts: &OptimizeOptions,
+) -> Result<Vec<TableCompaction>, BatchError> {
+    let mut out = Vec::new();
+    for table in LakeTable::ALL {
+        if let Some(mut opened) = table.open(lake).await? {
+            out.push(optimize_table(&mut opened, &table.dir(), opts).await?);
+        }
+    }
+    Ok(out)
+}
+
+type GroupKey = Option<(String, i32)>;
+
+fn group_key(file: &TableFile) -> GroupKey {
+    let name = file.path.rsplit('/').next().unwrap_or_default();
+    parse_flush_file_name(name).map(|(source, partition, _, _)| (source, partition))
+}
+
+/// Compacts the settled hours of one table.
+pub async fn optimize_table(
+    table: &mut Table,
+    name: &str,
+    opts: &OptimizeOptions,
+) -> Result<TableCompaction, BatchError> {
+    let mut report = TableCompaction {
+        table: name.to_string(),
+        ..Default::default()
+    };
+    let mut hours: BTreeMap<HourKey, Vec<TableFile>> = BTreeMap::new();
+    for file in table.files()? {
+        if let Some(hour) = file.hour {
+            if hour.start_ms() + 3_600_000 + opts.settle_ms <= opts.now_ms {
+                hours.entry(hour).or_default().push(file);
+            }
+        }
+    }
+    for (hour, files) in hours {
+        let mut groups: BTreeMap<GroupKey, Vec<TableFile>> = BTreeMap::new();
+        for f in files {
+            groups.entry(group_key(&f)).or_default().push(f);
+        }
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        for (key, group) in groups.into_iter().filter(|(_, g)| g.len() >= 2) {
+            match rewrite(table.location(), hour, &key, &group, opts.target_bytes).await? {
+                Some(files) => {
+                    report.rows += files.iter().map(|f| f.rows).sum::<u64>();
+                    added.extend(files);
+                    removed.extend(group);
+                }
+                None => continue,
+            }
+        }
+        if removed.is_empty() {
+            continue;
+        }
+        let metadata = HashMap::from([(
+            "lambda.optimize".to_string(),
+            serde_json::json!({ "hour": hour.to_string(), "removed": removed.len(), "added": added.len() }),
+        )]);
+        match table
+            .commit(CommitKind::Compact, &added, &removed, None, metadata)
+            .await
+        {
+            Ok(_) => {
+                report.hours += 1;
+                report.files_removed += removed.len() as u64;
+                report.files_added += added.len() as u64;
+                tracing::info!(table = name, %hour, removed = removed.len(), added = added.len(), "hour compacted");
+            }
+            Err(IoError::TableConflict { reason, .. }) => {
+                report.conflicts += 1;
+                tracing::warn!(table = name, %hour, %reason, "compaction conflicted with a concurrent commit; the hour is left for the next run");
+                table.refresh().await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(report)
+}
+
+/// The name of a compacted file of a group.
+fn output_name(key: &GroupKey, group: &[TableFile]) -> String {
+    let ranges = group.iter().filter_map(|f| {
+        parse_flush_file_name(f.path.rsplit('/').next().unwrap_or_default())
+            .map(|(_, _, first, last)| (first, last))
+    });
+    let (first, last) = ranges.fold((i64::MAX, i64::MIN), |(a, b), (f, l)| (a.min(f), b.max(l)));
+    match key {
+        Some((source, partition)) => unique_flush_file_name(source, *partition, first, last),
+        None => unique_flush_file_name("compacted", 0, 0, 0),
+    }
+}
+
+struct Output {
+    writer: ArrowWriter<Vec<u8>>,
+    rows: u64,
+}
+
+/// Rewrites one group's files into files of at most `target` bytes (written, not yet
+/// committed); `None` when the group cannot be compacted (files of different schemas, an
+/// unreadable file: reported, left as they are).
+async fn rewrite(
+    location: &Lake,
+    hour: HourKey,
+    key: &GroupKey,
+    group: &[TableFile],
+    target: u64,
+) -> Result<Option<Vec<AddFile>>, BatchError> {
+    let mut schema: Option<SchemaRef> = None;
+    let mut out: Vec<AddFile> = Vec::new();
+    let mut current: Option<Output> = None;
+    let mut rows_in = 0u64;
+    for file in group {
+        let path = location.path(&file.path);
+        let url = location.object_url(&path);
+        let Some(bytes) = location.get(&path).await? else {
+            tracing::warn!(file = %url, "a file of the snapshot is missing; the group is left as it is");
+            return Ok(None);
+        };
+        let decoded =
+            ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(BatchError::parquet(&url));
+        let builder = match decoded {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(file = %url, error = %e, "unreadable file; its group is left as it is");
+                return Ok(None);
+            }
+        };
+        let file_schema = builder.schema().clone();
+        if schema.as_ref().is_some_and(|s| *s != file_schema) {
+            tracing::warn!(file = %url, "a file of another schema; its group is left as it is");
+            return Ok(None);
+        }
+        schema = Some(file_schema.clone());
+        let reader = builder.build().map_err(BatchError::parquet(&url))?;
+        let schema = file_schema;
+        // Decoding and encoding are CPU work: off the async threads.
+        let (output, read, finished) = tokio::task::spawn_blocking({
+            let url = url.clone();
+            let name = output_name(key, group);
+            let mut output = current.take();
+            move || -> Result<_, BatchError> {
+                let mut read = 0u64;
+                let mut finished = Vec::new();
+                for batch in reader {
+                    let batch = batch.map_err(|e| {
+                        BatchError::logic(url.clone())(shared_logic::LogicError::Arrow(e))
+                    })?;
+                    read += batch.num_rows() as u64;
+                    let o = match output.as_mut() {
+                        Some(o) => o,
+                        None => output.insert(Output {
+                            writer: parquet_writer(schema.clone(), &name)?,
+                            rows: 0,
+                        }),
+                    };
+                    o.writer.write(&batch).map_err(BatchError::parquet(&name))?;
+                    o.rows += batch.num_rows() as u64;
+                    let size = (o.writer.bytes_written() + o.writer.in_progress_size()) as u64;
+                    if size >= target {
+                        if let Some(o) = output.take() {
+                            finished.push(finish(o, &name)?);
+                        }
+                    }
+                }
+                Ok((output, read, finished))
+            }
+        })
+        .await
+        .map_err(|e| BatchError::Usage(format!("compaction task failed: {e}")))??;
+        current = output;
+        rows_in += read;
+        for (bytes, rows) in finished {
+            out.push(put(location, hour, key, group, bytes, rows).await?);
+        }
+    }
+    if let Some(o) = current.take() {
+        let name = output_name(key, group);
+        let (bytes, rows) = tokio::task::spawn_blocking(move || finish(o, &name))
+            .await
+            .map_err(|e| BatchError::Usage(format!("compaction task failed: {e}")))??;
+        out.push(put(location, hour, key, group, bytes, rows).await?);
+    }
+    let rows_out: u64 = out.iter().map(|f| f.rows).sum();
+    let recorded: Option<u64> = group.iter().map(|f| f.rows).sum();
+    if rows_out != rows_in || recorded.is_some_and(|r| r != rows_in) {
+        return Err(BatchError::Usage(format!(
+            "compaction of {} hour {hour}: read {rows_in} rows (the log says {recorded:?}), wrote {rows_out}; nothing committed",
+            location.display()
+        )));
+    }
+    Ok(Some(out))
+}
+
+fn finish(o: Output, name: &str) -> Result<(Vec<u8>, u64), BatchError> {
+    let bytes = o.writer.into_inner().map_err(BatchError::parquet(name))?;
+    Ok((bytes, o.rows))
+}
+
+async fn put(
+    location: &Lake,
+    hour: HourKey,
+    key: &GroupKey,
+    group: &[TableFile],
+    bytes: Vec<u8>,
+    rows: u64,
+) -> Result<AddFile, BatchError> {
+    let add = AddFile {
+        name: output_name(key, group),
+        hour,
+        size: bytes.len() as u64,
+        rows,
+        tags: Default::default(),
+    };
+    location.put(&location.path(&add.path()), bytes).await?;
+    Ok(add)
+}
+
+/// Vacuums every table of `lake`: files replaced (by optimize) longer than `retain` ago,
+/// and files no commit added once older than `retain` (a flush that died before its
+/// commit), are deleted. Returns (table, files deleted or, with `dry_run`, to delete).
+pub async fn vacuum(
+    lake: &Lake,
+    retain: chrono::Duration,
+    dry_run: bool,
+) -> Result<Vec<(String, Vec<String>)>, BatchError> {
+    let mut out = Vec::new();
+    for table in LakeTable::ALL {
+        if let Some(mut opened) = table.open(lake).await? {
+            out.push((table.dir(), opened.vacuum(retain, dry_run).await?));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flush_commit::tests::{flush, offsets, NOW};
+    use crate::flush_commit::{app_id, commit_flush};
+    use crate::lake_tables::LakeTables;
+
+    fn files_of(table: &Table, hour: HourKey) -> Vec<TableFile> {
+        table
+            .files()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.hour == Some(hour))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_settled_hour_of_60_flushes_ends_in_at_most_2_files_with_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let mut tables = LakeTables::new(lake.clone());
+        // 60 flushes of 10 records: events of hour 23 of the day before NOW, dead letters
+        // received in NOW's hour.
+        for k in 0..60 {
+            commit_flush(
+                &mut tables,
+                flush(1 + 10 * k, 10 + 10 * k),
+                &app_id("events", 0, "g"),
+            )
+            .await
+            .unwrap();
+        }
+        let (h23, h00) = (
+            HourKey::parse("2025-12-31T23").unwrap(),
+            HourKey::parse("2026-01-01T00").unwrap(),
+        );
+        let events = LakeTable::Events.open(&lake).await.unwrap().unwrap();
+        assert_eq!(files_of(&events, h23).len(), 60);
+        let before = (
+            offsets(&lake, LakeTable::Events).await,
+            offsets(&lake, LakeTable::DeadLetter).await,
+        );
+        let opts = OptimizeOptions {
+            settle_ms: 600_000,
+            target_bytes: 64 << 20,
+            // Hour 23 settled, hour 00 (the dead letters') not yet.
+            now_ms: NOW + 3_600_000 + 599_000,
+        };
+        let report = optimize(&lake, &opts).await.unwrap();
+        let events_report = report.iter().find(|r| r.table == "events").unwrap();
+        assert_eq!(
+            (
+                events_report.hours,
+                events_report.files_removed,
+                events_report.rows
+            ),
+            (1, 60, 300)
+        );
+        let mut events = LakeTable::Events.open(&lake).await.unwrap().unwrap();
+        let compacted = files_of(&events, h23);
+        assert!(compacted.len() <= 2, "{compacted:?}");
+        // Lineage still reads the offsets the compacted file spans.
+        let name = compacted[0].path.rsplit('/').next().unwrap();
+        assert_eq!(
+            parse_flush_file_name(name),
+            Some(("events".to_string(), 0, 1, 600))
+        );
+        let dead = LakeTable::DeadLetter.open(&lake).await.unwrap().unwrap();
+        assert_eq!(
+            files_of(&dead, h00).len(),
+            60,
+            "an unsettled hour is left alone"
+        );
+        assert_eq!(
+            (
+                offsets(&lake, LakeTable::Events).await,
+                offsets(&lake, LakeTable::DeadLetter).await
+            ),
+            before,
+            "every row kept, none added"
+        );
+
+        // Nothing left to do: a second run commits nothing.
+        let again = optimize(&lake, &opts).await.unwrap();
+        assert!(again.iter().all(|r| r.hours == 0), "{again:?}");
+        // The writer keeps appending to the compacted hour: the rows are all there.
+        commit_flush(&mut tables, flush(601, 610), &app_id("events", 0, "g"))
+            .await
+            .unwrap();
+        events.refresh().await.unwrap();
+        assert_eq!(files_of(&events, h23).len(), compacted.len() + 1);
+
+        // Vacuum: the 60 replaced files go from the store; the snapshot's stay readable.
+        let hour_dir = dir.path().join("events/date=2025-12-31/hour=23");
+        assert_eq!(
+            std::fs::read_dir(&hour_dir).unwrap().count(),
+            60 + compacted.len() + 1
+        );
+        let vacuumed = vacuum(&lake, chrono::Duration::zero(), false)
+            .await
+            .unwrap();
+        let (_, deleted) = vacuumed.iter().find(|(t, _)| t == "events").unwrap();
+        assert_eq!(deleted.len(), 60, "{deleted:?}");
+        assert_eq!(
+            std::fs::read_dir(&hour_dir).unwrap().count(),
+            compacted.len() + 1
+        );
+        assert_eq!(offsets(&lake, LakeTable::Events).await.len(), 305);
+    }
+}
