@@ -8,7 +8,8 @@
 //!   [`flush_commit`]: a flush committed exactly once (Delta application transactions).
 //! - [`lake_writer`]: Kafka -> lake, exactly once across crashes and rebalances.
 //! - [`import`]: NDJSON backfill into the lake, with the same validation and dead letters.
-//! - [`optimize`]: compaction of settled hours and vacuum of the lake's tables.
+//! - [`optimize`]: compaction of settled hours and vacuum of the lake's tables;
+//!   [`migrate`]: a lake of the hive layout before the Delta tables turned into them.
 //! - [`job`]: the batch job: which hours a run computes, each computed and published in
 //!   turn ([`options`]: how a run is configured); [`hour`]: one hour —
 //!   [`scan`] (DataFusion over the hour's files), [`dedup`] (pass one: winning origins of
@@ -33,6 +34,7 @@ pub mod import;
 pub mod job;
 pub mod lake_tables;
 pub mod lake_writer;
+pub mod migrate;
 pub mod optimize;
 pub mod options;
 pub mod orders;
