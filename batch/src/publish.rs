@@ -26,9 +26,10 @@ impl MetricVisitor for Columns {
     }
 }
 
-/// Publishes one hour computed from events: every metric built from events gets the
-/// hour's file `written` (or, when the run left it pending, loses the hour: the speed
-/// layer answers it). Returns the metrics whose hour a later run had published already.
+/// Publishes one hour computed from events: every metric built from the hour's events or
+/// sessions gets the hour's file `written` (or, when the run left it pending, loses the
+/// hour: the speed layer answers it). Returns the metrics whose hour a later run had
+/// published already.
 pub async fn publish_hour(
     views: &Lake,
     publisher: &Publisher,
@@ -38,7 +39,7 @@ pub async fn publish_hour(
 ) -> Result<Vec<&'static str>, BatchError> {
     let mut superseded = Vec::new();
     for id in MetricId::ALL {
-        if id.built_from() != BuiltFrom::Events {
+        if id.built_from() == BuiltFrom::OrderChanges {
             continue;
         }
         let file = written.iter().find(|w| w.metric == id.name());
