@@ -296,7 +296,9 @@ async fn read_metric<M: Metric>(
         .filter(|(_, v)| v.views.contains_key(M::NAME))
         .map(|(h, _)| HourKey::parse(h).expect("hour key"))
         .collect();
-    if covered != listed || listed.len() != published.hours.len() {
+    // Each metric's table is published on its own (one commit per metric and hour): a
+    // snapshot is consistent within a metric, which is what one query reads.
+    if covered != listed {
         report.errors.push(format!(
             "manifest v{}: {} covers {covered:?} but lists views for {listed:?} of {} hours",
             published.version,

@@ -119,7 +119,6 @@ struct BatchTally {
     succeeded: u32,
     /// Successful runs that computed and published at least one hour.
     published: u32,
-    locked: u32,
     /// Runs that failed on their own (exit code and stderr).
     failed: Vec<String>,
 }
@@ -134,7 +133,7 @@ struct BatchKiller {
 fn batch_command(lake: &Path) -> std::process::Command {
     let mut cmd = lambda();
     cmd.args(["batch", "--lake", lake.to_str().unwrap()])
-        .args(["--dirty", "--settle-secs", "0", "--lock-ttl-secs", "1"])
+        .args(["--dirty", "--settle-secs", "0"])
         .args(["--threads", "1"]);
     cmd
 }
@@ -183,7 +182,6 @@ impl BatchKiller {
                                     tally.published += 1;
                                 }
                             }
-                            Some(3) => tally.locked += 1,
                             code => tally.failed.push(format!("exit {code:?}: {err}")),
                         }
                     }
@@ -413,33 +411,23 @@ fn kill_9_of_speed_lake_and_batch_during_one_run_loses_and_double_counts_nothing
         },
     );
     let tally = killer.finish();
-    // The restart of the batch job: a last run that completes (an hour lock left by a
-    // killed run expires after --lock-ttl-secs 1; exit 3 means "locked, retry later").
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let final_run = loop {
-        let out = batch_command(&lake)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("lambda batch runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        match out.status.code() {
-            Some(0) => break text,
-            // A lock left by a killed run: retry until it is stale.
-            Some(3) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            code => panic!(
-                "the batch job after the kills: exit {code:?}: {text}\n\
-                 (exit 3 naming the `publish` lock after 30 s: a lock left by a run killed \
-                 while publishing did not go stale after --lock-ttl-secs)"
-            ),
-        }
-    };
+    // The restart of the batch job: a last run completes at once (runs take no lock, so
+    // nothing a killed run left behind stands in its way).
+    let out = batch_command(&lake)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("lambda batch runs");
+    let final_run = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the batch job after the kills: {}: {final_run}",
+        out.status
+    );
     let reader = reader.finish();
 
     // Nothing is dirty any more: every hour's view was computed from the lake's final files.
@@ -525,27 +513,29 @@ fn kill_9_of_speed_lake_and_batch_during_one_run_loses_and_double_counts_nothing
 enum KillPoint {
     /// A random time after the start (scan, fold, encode, write or publish).
     Time(u64),
-    /// Right after the run's `n`-th view file appeared, before (or while) the manifest that
-    /// names it is published, plus a few milliseconds.
+    /// Right after the run's `n`-th view file appeared, before (or while) the commit that
+    /// adds it is made, plus a few milliseconds.
     AfterViewFile(usize, u64),
-    /// While the run holds the publish lock: between reading `_current.json` and
-    /// replacing it.
+    /// Between two of the run's commits: right after its first commit to a views table,
+    /// while the other metrics of the hour are still to be committed.
     WhilePublishing,
 }
 
-/// Every lock file under `dir` is older than the 1 s lock TTL (or there is none).
-fn locks_stale(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
+/// Commits made to the views' tables so far (every `_delta_log/<version>.json`).
+fn view_commits(views: &Path) -> usize {
+    std::fs::read_dir(views)
         .into_iter()
         .flatten()
         .flatten()
-        .all(|e| {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > Duration::from_millis(1_100))
+        .map(|table| {
+            std::fs::read_dir(table.path().join("_delta_log"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
         })
+        .sum()
 }
 
 fn view_files(views: &Path) -> usize {
@@ -592,11 +582,10 @@ fn a_serving_reader_never_sees_a_half_published_view_while_batch_runs_are_killed
     let run = || {
         let mut cmd = lambda();
         cmd.args(["batch", "--lake", lake.to_str().unwrap()])
-            .args(["--from", &from, "--to", &to, "--lock-ttl-secs", "1"])
+            .args(["--from", &from, "--to", &to])
             .args(["--threads", "1"]);
         cmd
     };
-    let publish_lock = views.join("_locks").join("publish.lock");
     let reader = ManifestReader::start(&views);
     let mut rng = Rng::new(SEED ^ 0xba7c);
     let mut points = Vec::new();
@@ -614,15 +603,8 @@ fn a_serving_reader_never_sees_a_half_published_view_while_batch_runs_are_killed
     while let Some(point) = points.next() {
         attempts += 1;
         assert!(attempts < 40, "the kill points were not reached");
-        // A killed run's locks expire after --lock-ttl-secs (1 s): start the next run once
-        // they are stale, so that it is not locked out (exit 3) before it reaches its point.
-        wait_for(
-            "killed runs' locks to go stale",
-            Duration::from_secs(10),
-            || locks_stale(&views.join("_locks")),
-        );
         let before = view_files(&views);
-        let lock_before = publish_lock.exists();
+        let commits_before = view_commits(&views);
         let mut child = ChildGuard(run().spawn().expect("lambda batch starts"));
         let hit = match point {
             KillPoint::Time(ms) => wait_exit(&mut child, Duration::from_millis(ms)).is_none(),
@@ -641,10 +623,11 @@ fn a_serving_reader_never_sees_a_half_published_view_while_batch_runs_are_killed
                 }
             }
             KillPoint::WhilePublishing => {
-                // Poll without pausing: the publish lock is held for milliseconds.
+                // Poll without pausing: an hour's commits follow each other within
+                // milliseconds.
                 let deadline = Instant::now() + Duration::from_secs(30);
                 loop {
-                    if publish_lock.exists() {
+                    if view_commits(&views) > commits_before {
                         break true;
                     }
                     if child.0.try_wait().unwrap().is_some() {
@@ -657,19 +640,15 @@ fn a_serving_reader_never_sees_a_half_published_view_while_batch_runs_are_killed
         if hit {
             kill_9(&mut child);
             killed += 1;
-            if !lock_before && publish_lock.exists() {
+            if point == KillPoint::WhilePublishing {
                 killed_publishing += 1;
             }
         } else {
             let status = wait_exit(&mut child, Duration::from_secs(60)).expect("run ends");
-            // 0, or 3 while a killed run's hour lock is younger than --lock-ttl-secs.
-            assert!(
-                matches!(status.code(), Some(0) | Some(3)),
-                "a batch run failed: {status}"
-            );
+            assert!(status.success(), "a batch run failed: {status}");
             finished += 1;
             if point == KillPoint::WhilePublishing && killed_publishing == 0 {
-                // Missed the publish window (or the run was locked out): try that point again.
+                // Missed the window between commits: try that point again.
                 let rest: Vec<KillPoint> = std::iter::once(point).chain(points).collect();
                 points = rest.into_iter();
             }
@@ -677,28 +656,17 @@ fn a_serving_reader_never_sees_a_half_published_view_while_batch_runs_are_killed
     }
     assert!(
         killed_publishing >= 1,
-        "a run was killed while it held the publish lock"
+        "a run was killed between its commits"
     );
 
-    // The restart: a run that completes once the killed runs' locks are stale (1 s).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = run().stderr(Stdio::piped()).output().unwrap();
-        match out.status.code() {
-            Some(0) => break,
-            Some(3) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            // A run killed while it holds `_locks/publish.lock` leaves the lock behind; the
-            // publish lock honours --lock-ttl-secs (at most 300 s), so the next run takes
-            // over once it is stale.
-            code => panic!(
-                "the batch job after {killed} kills ({killed_publishing} while publishing): \
-                 exit {code:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
-    }
+    // The restart: a run that completes at once (no lock to wait for).
+    let out = run().stderr(Stdio::piped()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "the batch job after {killed} kills ({killed_publishing} while publishing): {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = reader.finish();
     assert!(
         report.errors.is_empty(),
@@ -731,7 +699,7 @@ fn a_serving_reader_never_sees_a_half_published_view_while_batch_runs_are_killed
     assert_eq!(published.hours.len(), 5, "{:?}", published.hours.keys());
     assert_same(&batch_views, &direct(events), "batch views after the kills");
     eprintln!(
-        "{killed} runs killed ({killed_publishing} holding the publish lock), {finished} finished; \
+        "{killed} runs killed ({killed_publishing} between commits), {finished} finished; \
          reader: {} rounds, {} versions, {} hour views read",
         report.rounds,
         report.versions.len(),
