@@ -1,4 +1,6 @@
-//! `lambda lake`: the lake writer (Kafka -> lake) and `lambda lake import` (NDJSON backfill).
+//! `lambda lake`: the lake writer (Kafka -> lake), `lambda lake import` (NDJSON backfill),
+//! and the lake tables' upkeep: `optimize` (compaction of settled hours), `vacuum` (files
+//! no retained version needs) and `migrate` (a lake of the layout before the Delta tables).
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -64,6 +66,54 @@ enum CdcArg {
 enum LakeCommand {
     /// Load NDJSON events (a file, or `-` for stdin) into the lake, with validation and dead letters.
     Import(ImportArgs),
+    /// Compact the small flush files of every settled hour of the lake's tables (safe while
+    /// the writer runs).
+    Optimize(OptimizeArgs),
+    /// Delete files of the lake's tables that no version of the last N hours needs
+    /// (replaced by optimize) and files no commit added (flushes that died before their
+    /// commit) once older than N hours.
+    Vacuum(VacuumArgs),
+    /// Convert a lake written before the Delta tables (hive-layout Parquet and `_writer/`
+    /// intents) into the Delta tables, in place. Run it with the lake writers stopped.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct OptimizeArgs {
+    /// The lake: a path, file:// or s3://bucket/prefix URL.
+    #[arg(long, default_value = "./data/lake")]
+    lake: String,
+    /// An hour is compacted once its end is this many seconds past (late events settled).
+    #[arg(long, default_value_t = 3600)]
+    settle_secs: i64,
+    /// Largest compacted file, in MiB.
+    #[arg(long, default_value_t = 128)]
+    target_mb: u64,
+}
+
+#[derive(Args)]
+struct VacuumArgs {
+    /// The lake: a path, file:// or s3://bucket/prefix URL.
+    #[arg(long, default_value = "./data/lake")]
+    lake: String,
+    /// Keep what the versions of the last N hours need (at least 1: a running writer's
+    /// files are uncommitted for the length of a flush).
+    #[arg(long)]
+    retain_hours: u32,
+    /// Only list what would be deleted.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// The lake: a path, file:// or s3://bucket/prefix URL.
+    #[arg(long, default_value = "./data/lake")]
+    lake: String,
+    /// The events lake writer's consumer group, whose positions the tables record (the CDC
+    /// writers' are their default groups, lambda-lake-cdc-<table>).
+    #[arg(long, default_value = "lambda-lake")]
+    group: String,
 }
 
 #[derive(Args)]
@@ -84,6 +134,9 @@ struct ImportArgs {
 pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
     match args.command {
         Some(LakeCommand::Import(a)) => import(a).await,
+        Some(LakeCommand::Optimize(a)) => optimize(a).await,
+        Some(LakeCommand::Vacuum(a)) => vacuum(a).await,
+        Some(LakeCommand::Migrate(a)) => migrate(a).await,
         None => write(args.run).await,
     }
 }
@@ -160,5 +213,101 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         report.files,
         report.bytes
     );
+    if report.already_imported > 0 {
+        println!(
+            "{} lines were in the lake already (an earlier import of {}): skipped",
+            report.already_imported, args.input
+        );
+    }
+    Ok(())
+}
+
+async fn optimize(args: OptimizeArgs) -> anyhow::Result<()> {
+    if args.target_mb == 0 || args.settle_secs < 0 {
+        anyhow::bail!("--target-mb must be positive and --settle-secs not negative");
+    }
+    let lake = lambda_io::Lake::open(&args.lake, false)?;
+    let opts = batch::optimize::OptimizeOptions {
+        settle_ms: args.settle_secs * 1000,
+        target_bytes: args.target_mb << 20,
+        now_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    let started = std::time::Instant::now();
+    for t in batch::optimize::optimize(&lake, &opts).await? {
+        println!(
+            "{}: {} hours compacted, {} files into {}, {} rows{}",
+            t.table,
+            t.hours,
+            t.files_removed,
+            t.files_added,
+            t.rows,
+            if t.conflicts > 0 {
+                format!(
+                    ", {} hours left for the next run (concurrent commits)",
+                    t.conflicts
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!(
+        "optimized {} in {:.2} s",
+        lake.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn vacuum(args: VacuumArgs) -> anyhow::Result<()> {
+    if args.retain_hours < 1 {
+        anyhow::bail!(
+            "--retain-hours must be at least 1: a running lake writer's files are not committed yet while it flushes, and vacuum would delete them"
+        );
+    }
+    let lake = lambda_io::Lake::open(&args.lake, false)?;
+    let retain = chrono::Duration::hours(i64::from(args.retain_hours));
+    for (table, files) in batch::optimize::vacuum(&lake, retain, args.dry_run).await? {
+        let verb = if args.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        println!("{table}: {verb} {} files", files.len());
+        for f in files.iter().filter(|_| args.dry_run) {
+            println!("  {f}");
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let lake = lambda_io::Lake::open(&args.lake, false)?;
+    let report = batch::migrate::migrate(&lake, &args.group).await?;
+    if report.nothing_done() {
+        println!(
+            "{}: nothing to migrate (already Delta tables, or no data)",
+            lake.display()
+        );
+        return Ok(());
+    }
+    for t in &report.tables {
+        if t.already_delta {
+            println!("{}: already a Delta table, left as it is", t.table);
+            continue;
+        }
+        println!(
+            "{}: {} files ({} rows) committed, {} moved into hour 00, {} transactions",
+            t.table,
+            t.files,
+            t.rows,
+            t.moved,
+            t.transactions.len()
+        );
+        for (url, why) in &t.skipped {
+            println!("  left out {url}: {why}");
+        }
+    }
+    println!("{} intent files removed", report.intents_removed);
     Ok(())
 }

@@ -1,15 +1,17 @@
 //! `lambda lake optimize`: compacts the many small flush files of settled hours into few
 //! large ones, in every lake table ([`crate::lake_tables`]).
 //!
-//! An hour is settled once its end plus the settle time is past. Its files are grouped by
-//! source partition (the `<source>-p<partition>-…` of their names; files without such a
-//! name form one group): a group of at least two files is rewritten into files of at most
-//! the target size, named `<source>-p<partition>-<first of the group>-<last of the
-//! group>-<suffix>` so lineage still reads the offsets they span. Memory stays bounded: one
-//! input file and one output file at a time. The rows are kept exactly (same count, same
-//! content, in the inputs' order), which is checked before the commit.
+//! An hour is settled once its end plus the settle time is past. A settled hour with at
+//! least two files is rewritten into files of at most the target size. The source offsets
+//! the inputs held travel with the output: its `lambda.offsets` tag lists, per source
+//! partition, the range of the inputs (`<source>/p<partition>:<first>-<last>;…`), and when
+//! they all came from one source partition the name is a flush name over that range
+//! (`<source>-p<partition>-<first>-<last>-<suffix>`), so lineage still reads it; otherwise
+//! `compacted-<suffix>.parquet`. Memory stays bounded: one input file and one output file
+//! at a time. The rows are kept exactly (same count, same content, in the inputs' order),
+//! which is checked before the commit.
 //!
-//! Each hour is one commit that removes the group's files and adds the new ones with
+//! Each hour is one commit that removes the hour's files and adds the new ones with
 //! `dataChange = false` (readers of the change feed see no new data). The lake writer's
 //! appends are blind and never conflict with it; a compaction commit that conflicts anyway
 //! (another optimize, a late append the checker objects to) is abandoned for that hour
@@ -20,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow::datatypes::SchemaRef;
 use lambda_io::delta::{AddFile, CommitKind, Table, TableFile};
-use lambda_io::lake_names::{parse_flush_file_name, unique_flush_file_name};
+use lambda_io::lake_names::{compacted_file_name, parse_flush_file_name, unique_flush_file_name};
 use lambda_io::parquet_file::parquet_writer;
 use lambda_io::{IoError, Lake};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -67,11 +69,68 @@ pub async fn optimize(
     Ok(out)
 }
 
-type GroupKey = Option<(String, i32)>;
+/// The tag that lists the source offsets a compacted file holds.
+pub const OFFSETS_TAG: &str = "lambda.offsets";
 
-fn group_key(file: &TableFile) -> GroupKey {
-    let name = file.path.rsplit('/').next().unwrap_or_default();
-    parse_flush_file_name(name).map(|(source, partition, _, _)| (source, partition))
+/// Per source partition, the offset range a set of files holds (from their names, or the
+/// tags of files compacted before).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Spans(BTreeMap<(String, i32), (i64, i64)>);
+
+impl Spans {
+    fn of(files: &[TableFile]) -> Spans {
+        let mut spans = Spans::default();
+        for f in files {
+            let name = f.path.rsplit('/').next().unwrap_or_default();
+            if let Some((source, partition, first, last)) = parse_flush_file_name(name) {
+                spans.add(source, partition, first, last);
+            }
+            for part in f
+                .tags
+                .get(OFFSETS_TAG)
+                .into_iter()
+                .flat_map(|t| t.split(';'))
+            {
+                if let Some(((source, partition), (first, last))) = parse_span(part) {
+                    spans.add(source, partition, first, last);
+                }
+            }
+        }
+        spans
+    }
+
+    fn add(&mut self, source: String, partition: i32, first: i64, last: i64) {
+        let e = self.0.entry((source, partition)).or_insert((first, last));
+        *e = (e.0.min(first), e.1.max(last));
+    }
+
+    fn tag(&self) -> String {
+        self.0
+            .iter()
+            .map(|((s, p), (f, l))| format!("{s}/p{p}:{f}-{l}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// A new name for an output file.
+    fn name(&self) -> String {
+        match self.0.iter().next() {
+            Some(((source, partition), (first, last))) if self.0.len() == 1 => {
+                unique_flush_file_name(source, *partition, *first, *last)
+            }
+            _ => compacted_file_name(),
+        }
+    }
+}
+
+fn parse_span(text: &str) -> Option<((String, i32), (i64, i64))> {
+    let (key, range) = text.rsplit_once(':')?;
+    let (source, partition) = key.rsplit_once("/p")?;
+    let (first, last) = range.split_once('-')?;
+    Some((
+        (source.to_string(), partition.parse().ok()?),
+        (first.parse().ok()?, last.parse().ok()?),
+    ))
 }
 
 /// Compacts the settled hours of one table.
@@ -93,21 +152,14 @@ pub async fn optimize_table(
         }
     }
     for (hour, files) in hours {
-        let mut groups: BTreeMap<GroupKey, Vec<TableFile>> = BTreeMap::new();
-        for f in files {
-            groups.entry(group_key(&f)).or_default().push(f);
+        if files.len() < 2 {
+            continue;
         }
-        let (mut removed, mut added) = (Vec::new(), Vec::new());
-        for (key, group) in groups.into_iter().filter(|(_, g)| g.len() >= 2) {
-            match rewrite(table.location(), hour, &key, &group, opts.target_bytes).await? {
-                Some(files) => {
-                    report.rows += files.iter().map(|f| f.rows).sum::<u64>();
-                    added.extend(files);
-                    removed.extend(group);
-                }
-                None => continue,
-            }
-        }
+        let Some(added) = rewrite(table.location(), hour, &files, opts.target_bytes).await? else {
+            continue;
+        };
+        report.rows += added.iter().map(|f| f.rows).sum::<u64>();
+        let removed = files;
         if removed.is_empty() {
             continue;
         }
@@ -136,19 +188,6 @@ pub async fn optimize_table(
     Ok(report)
 }
 
-/// The name of a compacted file of a group.
-fn output_name(key: &GroupKey, group: &[TableFile]) -> String {
-    let ranges = group.iter().filter_map(|f| {
-        parse_flush_file_name(f.path.rsplit('/').next().unwrap_or_default())
-            .map(|(_, _, first, last)| (first, last))
-    });
-    let (first, last) = ranges.fold((i64::MAX, i64::MIN), |(a, b), (f, l)| (a.min(f), b.max(l)));
-    match key {
-        Some((source, partition)) => unique_flush_file_name(source, *partition, first, last),
-        None => unique_flush_file_name("compacted", 0, 0, 0),
-    }
-}
-
 struct Output {
     writer: ArrowWriter<Vec<u8>>,
     rows: u64,
@@ -160,10 +199,10 @@ struct Output {
 async fn rewrite(
     location: &Lake,
     hour: HourKey,
-    key: &GroupKey,
     group: &[TableFile],
     target: u64,
 ) -> Result<Option<Vec<AddFile>>, BatchError> {
+    let spans = Spans::of(group);
     let mut schema: Option<SchemaRef> = None;
     let mut out: Vec<AddFile> = Vec::new();
     let mut current: Option<Output> = None;
@@ -195,7 +234,7 @@ async fn rewrite(
         // Decoding and encoding are CPU work: off the async threads.
         let (output, read, finished) = tokio::task::spawn_blocking({
             let url = url.clone();
-            let name = output_name(key, group);
+            let name = format!("{} hour {hour}", location.display());
             let mut output = current.take();
             move || -> Result<_, BatchError> {
                 let mut read = 0u64;
@@ -229,15 +268,15 @@ async fn rewrite(
         current = output;
         rows_in += read;
         for (bytes, rows) in finished {
-            out.push(put(location, hour, key, group, bytes, rows).await?);
+            out.push(put(location, hour, &spans, bytes, rows).await?);
         }
     }
     if let Some(o) = current.take() {
-        let name = output_name(key, group);
+        let name = format!("{} hour {hour}", location.display());
         let (bytes, rows) = tokio::task::spawn_blocking(move || finish(o, &name))
             .await
             .map_err(|e| BatchError::Usage(format!("compaction task failed: {e}")))??;
-        out.push(put(location, hour, key, group, bytes, rows).await?);
+        out.push(put(location, hour, &spans, bytes, rows).await?);
     }
     let rows_out: u64 = out.iter().map(|f| f.rows).sum();
     let recorded: Option<u64> = group.iter().map(|f| f.rows).sum();
@@ -258,17 +297,16 @@ fn finish(o: Output, name: &str) -> Result<(Vec<u8>, u64), BatchError> {
 async fn put(
     location: &Lake,
     hour: HourKey,
-    key: &GroupKey,
-    group: &[TableFile],
+    spans: &Spans,
     bytes: Vec<u8>,
     rows: u64,
 ) -> Result<AddFile, BatchError> {
     let add = AddFile {
-        name: output_name(key, group),
+        name: spans.name(),
         hour,
         size: bytes.len() as u64,
         rows,
-        tags: Default::default(),
+        tags: std::collections::BTreeMap::from([(OFFSETS_TAG.to_string(), spans.tag())]),
     };
     location.put(&location.path(&add.path()), bytes).await?;
     Ok(add)
@@ -376,28 +414,48 @@ mod tests {
         // Nothing left to do: a second run commits nothing.
         let again = optimize(&lake, &opts).await.unwrap();
         assert!(again.iter().all(|r| r.hours == 0), "{again:?}");
-        // The writer keeps appending to the compacted hour: the rows are all there.
+        // The writer keeps appending to the compacted hour, so does another source; the
+        // next run compacts them all into one file whose tag names both sources' ranges.
         commit_flush(&mut tables, flush(601, 610), &app_id("events", 0, "g"))
             .await
             .unwrap();
+        for k in 0..3 {
+            let mut other = flush(700 + 10 * k, 709 + 10 * k);
+            other.source = "other".into();
+            commit_flush(&mut tables, other, &app_id("other", 0, "g"))
+                .await
+                .unwrap();
+        }
         events.refresh().await.unwrap();
-        assert_eq!(files_of(&events, h23).len(), compacted.len() + 1);
-
-        // Vacuum: the 60 replaced files go from the store; the snapshot's stay readable.
-        let hour_dir = dir.path().join("events/date=2025-12-31/hour=23");
+        assert_eq!(files_of(&events, h23).len(), compacted.len() + 4);
+        let before = offsets(&lake, LakeTable::Events).await;
+        optimize(&lake, &opts).await.unwrap();
+        events.refresh().await.unwrap();
+        let mixed = files_of(&events, h23);
+        assert_eq!(mixed.len(), 1, "{mixed:?}");
+        assert!(mixed[0].path.contains("/compacted-"), "{}", mixed[0].path);
         assert_eq!(
-            std::fs::read_dir(&hour_dir).unwrap().count(),
-            60 + compacted.len() + 1
+            mixed[0].tags[OFFSETS_TAG],
+            "events/p0:1-610;other/p0:700-729"
         );
+        assert_eq!(offsets(&lake, LakeTable::Events).await, before);
+
+        // Vacuum: the replaced files go from the store; the snapshot's stay readable.
+        let hour_dir = dir.path().join("events/date=2025-12-31/hour=23");
+        let replaced = 60 + compacted.len() + 4;
+        assert_eq!(std::fs::read_dir(&hour_dir).unwrap().count(), replaced + 1);
+        let dry = vacuum(&lake, chrono::Duration::zero(), true).await.unwrap();
+        assert_eq!(
+            dry.iter().find(|(t, _)| t == "events").unwrap().1.len(),
+            replaced
+        );
+        assert_eq!(std::fs::read_dir(&hour_dir).unwrap().count(), replaced + 1);
         let vacuumed = vacuum(&lake, chrono::Duration::zero(), false)
             .await
             .unwrap();
         let (_, deleted) = vacuumed.iter().find(|(t, _)| t == "events").unwrap();
-        assert_eq!(deleted.len(), 60, "{deleted:?}");
-        assert_eq!(
-            std::fs::read_dir(&hour_dir).unwrap().count(),
-            compacted.len() + 1
-        );
-        assert_eq!(offsets(&lake, LakeTable::Events).await.len(), 305);
+        assert_eq!(deleted.len(), replaced, "{deleted:?}");
+        assert_eq!(std::fs::read_dir(&hour_dir).unwrap().count(), 1);
+        assert_eq!(offsets(&lake, LakeTable::Events).await, before);
     }
 }

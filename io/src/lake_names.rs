@@ -21,6 +21,15 @@ pub fn unique_flush_file_name(source: &str, partition: i32, first: i64, last: i6
     )
 }
 
+/// The name of a file compacted from several source partitions' files:
+/// `compacted-<suffix>.parquet` (no offsets in it; the files' tags name the ranges).
+pub fn compacted_file_name() -> String {
+    format!(
+        "compacted-{:012x}.parquet",
+        rand::random::<u64>() & 0xffff_ffff_ffff
+    )
+}
+
 fn flush_prefix(source: &str, partition: i32, first: i64, last: i64) -> String {
     let partition = if partition < 0 {
         format!("m{}", -(partition as i64))
@@ -88,6 +97,7 @@ mod tests {
                 Some(("my-topic".to_string(), 3, 9, 120))
             );
         }
+        assert_eq!(parse_flush_file_name(&compacted_file_name()), None);
         let import = unique_flush_file_name("import_x", -1, 0, 5);
         assert_eq!(
             parse_flush_file_name(&import),
