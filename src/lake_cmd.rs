@@ -98,7 +98,7 @@ struct VacuumArgs {
     lake: String,
     /// Keep what the versions of the last N hours need (at least 1: a running writer's
     /// files are uncommitted for the length of a flush).
-    #[arg(long)]
+    #[arg(long, default_value_t = 168)]
     retain_hours: u32,
     /// Only list what would be deleted.
     #[arg(long)]
