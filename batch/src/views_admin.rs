@@ -178,3 +178,90 @@ pub async fn migrate(views: &Lake) -> Result<Migrated, BatchError> {
     }
     Ok(migrated)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_io::manifest::HourView;
+    use shared_logic::generate::{Generator, GeneratorConfig};
+    use shared_logic::metrics::PageViews;
+    use shared_logic::{Event, MetricContext, MetricViews, Origin, Validator};
+
+    /// Views of one hour published the old way: a view file and `_current.json`.
+    async fn legacy_views(views: &Lake, hour: HourKey) -> MetricViews<PageViews> {
+        let validator = Validator::default();
+        let events: Vec<Event> = Generator::new(GeneratorConfig {
+            seed: 3,
+            start_ms: hour.start_ms(),
+            events_per_second: 1.0,
+            ..GeneratorConfig::default()
+        })
+        .take(600)
+        .enumerate()
+        .filter_map(|(i, r)| {
+            validator
+                .validate(&r.json, Origin::import_line(i as i64), 4_000_000_000_000)
+                .ok()
+        })
+        .collect();
+        let ctx = MetricContext::default();
+        let states = shared_logic::Aggregates::fold(&events, &ctx).page_views;
+        let relative = format!(
+            "page_views/{}/old-run.parquet",
+            lambda_io::delta::HourPartition(hour).directory()
+        );
+        let bytes = lambda_io::views_file::encode_views(&states, &ctx.windows, "x").unwrap();
+        views.put(&views.path(&relative), bytes).await.unwrap();
+        let mut view = HourView::without_events("old-run", "2026-11-30T10:00:00.000Z".into());
+        view.rows_read = 600;
+        view.views.insert("page_views".into(), relative);
+        let mut legacy = Published {
+            version: 7,
+            logic: ctx.fingerprint(),
+            ..Published::default()
+        };
+        legacy.hours.insert(hour.to_string(), view);
+        legacy.derive(registry::NAMES);
+        views
+            .put(&views.path(CURRENT), serde_json::to_vec(&legacy).unwrap())
+            .await
+            .unwrap();
+        views
+            .put(&views.path("_locks/publish.lock"), b"{}".to_vec())
+            .await
+            .unwrap();
+        states
+    }
+
+    #[tokio::test]
+    async fn views_published_before_the_tables_are_migrated_in_place_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let views = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let hour = HourKey::parse("2026-01-01T05").unwrap();
+        let states = legacy_views(&views, hour).await;
+        assert_eq!(Published::load(&views).await.unwrap().hours.len(), 0);
+
+        let done = migrate(&views).await.unwrap();
+        assert_eq!((done.already, done.hours, done.files), (false, 1, 1));
+        let published = Published::load(&views).await.unwrap();
+        assert_eq!(
+            published.coverage["page_views"][&hour.to_string()],
+            "old-run"
+        );
+        assert_eq!(published.hours[&hour.to_string()].rows_read, 600);
+        assert!(published.time_boundary["page_views"].is_some());
+        let read = crate::view_files::read_views::<PageViews>(&views, &published, &[hour])
+            .await
+            .unwrap();
+        assert_eq!(read, states);
+        assert!(views.get(&views.path(CURRENT)).await.unwrap().is_none());
+        assert!(views.list(&views.path("_locks")).await.unwrap().is_empty());
+
+        assert!(migrate(&views).await.unwrap().already);
+        let history = history(&views, "page_views", 10).await.unwrap();
+        assert_eq!(
+            history.first().and_then(|v| v.run_id.as_deref()),
+            Some("old-run")
+        );
+    }
+}

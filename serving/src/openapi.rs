@@ -116,7 +116,9 @@ fn operation(path: &str, method: &str) -> Value {
                     query_param("granularity", "Output window size", json!({"type": "string", "enum": ["minute", "hour", "day"], "default": "minute"})),
                     query_param("group_by", "Comma-separated dimensions to keep; the others are merged away", json!({"type": "string"})),
                     query_param("filter", "Comma-separated `dimension:value` pairs", json!({"type": "string"})),
-                    query_param("limit", "Most rows returned", json!({"type": "integer", "minimum": 1}))
+                    query_param("limit", "Most rows returned", json!({"type": "integer", "minimum": 1})),
+                    query_param("as_of_version", "Time travel: answer from this version of the metric's batch views table (`lambda views history`); speed views are not read", json!({"type": "integer", "minimum": 0})),
+                    query_param("as_of_time", "Time travel: answer from the batch views as published at this time (RFC 3339 or epoch ms); speed views are not read", instant_schema())
                 ],
                 "responses": {
                     "200": {"description": "Rows", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MetricAnswer"}}}},
@@ -133,7 +135,9 @@ fn operation(path: &str, method: &str) -> Value {
                 {"name": "metric", "in": "query", "required": true, "description": "Metric name",
                  "schema": {"type": "string", "enum": registry::NAMES}},
                 {"name": "window", "in": "query", "required": true, "description": "Any time inside the window (RFC 3339 or epoch ms)",
-                 "schema": instant_schema()}
+                 "schema": instant_schema()},
+                query_param("as_of_version", "Lineage as of this version of the metric's batch views table", json!({"type": "integer", "minimum": 0})),
+                query_param("as_of_time", "Lineage as of the batch views published at this time", instant_schema())
             ],
             "responses": {"200": {"description": "Lineage", "content": {"application/json": {"schema": {"type": "object"}}}},
                           "400": error_response("A bad parameter"), "401": error_response("Missing or wrong token")}
