@@ -250,7 +250,7 @@ mod tests {
         assert!(report.replayed && report.duplicates > 0);
         let published = Published::load(&views).await.unwrap();
         assert_eq!(
-            published.change_log.as_ref().map(|c| c.files.len() > 0),
+            published.change_log.as_ref().map(|c| !c.files.is_empty()),
             Some(true)
         );
         let hours: Vec<HourKey> = published
