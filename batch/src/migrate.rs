@@ -116,6 +116,10 @@ pub async fn migrate(lake: &Lake, group: &str) -> Result<MigrateReport, BatchErr
     Ok(report)
 }
 
+fn column_names(schema: &arrow::datatypes::Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
 async fn migrate_table(
     lake: &Lake,
     table: LakeTable,
@@ -137,12 +141,7 @@ async fn migrate_table(
     }
     let objects = lake.list(&location.path("")).await?;
     let root = location.path("");
-    let expected: Vec<String> = table
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let expected = column_names(&table.schema());
     let mut adds = Vec::new();
     let mut versions: BTreeMap<String, i64> = BTreeMap::new();
     for object in objects {
@@ -191,12 +190,7 @@ async fn migrate_table(
                 continue;
             }
         };
-        let columns: Vec<String> = footer
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let columns = column_names(footer.schema());
         if columns != expected {
             done.skipped.push((
                 url,
