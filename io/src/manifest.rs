@@ -3,10 +3,10 @@
 //! For every hour the batch layer has computed: which run computed it, from which input
 //! files, and where its view files are; from that, per metric, the **coverage map** (hour
 //! → run) and the **time boundary** (end of the latest hour of the contiguous covered run
-//! that starts at the earliest covered hour). The state lives in the views' Delta tables
-//! ([`crate::view_tables`]: a view file is visible once the commit that adds it is, so a
-//! run that dies leaves files nobody references, never a half-published view); this
-//! module owns the model and the coverage rule. Versions before the Delta tables kept it
+//! that starts at the earliest covered hour). The state lives in the views' Delta tables,
+//! read by `Published::load` in the `view_tables` module (a view file is visible once the
+//! commit that adds it is, so a run that dies leaves files nobody references, never a
+//! half-published view); this module owns the model and the coverage rule. Versions before the Delta tables kept it
 //! in `_current.json` ([`Published::load_legacy`], read by `lambda lake migrate`).
 
 use std::collections::BTreeMap;
@@ -127,15 +127,6 @@ pub struct RunRecord {
 pub const CURRENT: &str = "_current.json";
 
 impl Published {
-    /// Reads the latest published state of the views under `views` (empty when nothing
-    /// was published yet).
-    pub async fn load(views: &Lake) -> Result<Published, IoError> {
-        crate::view_tables::ViewTables::open(views, crate::view_tables::AsOf::Latest)
-            .await?
-            .published()
-            .await
-    }
-
     /// Reads `_current.json`, the published state of versions before the Delta tables
     /// (empty when there is none).
     pub async fn load_legacy(views: &Lake) -> Result<Published, IoError> {

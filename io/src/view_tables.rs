@@ -206,6 +206,17 @@ fn add_file(
     })
 }
 
+impl Published {
+    /// Reads the latest published state of the views under `views` (empty when nothing
+    /// was published yet).
+    pub async fn load(views: &Lake) -> Result<Published, IoError> {
+        ViewTables::open(views, AsOf::Latest)
+            .await?
+            .published()
+            .await
+    }
+}
+
 /// Which version of the views to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsOf {

@@ -12,12 +12,13 @@
 //! Everything Delta-specific stays behind this module, so another table format (Apache
 //! Iceberg, once its Rust crates build against this workspace's Arrow) can follow.
 
+mod log_store;
 pub mod partition;
 pub mod schema;
 pub mod table;
 
-pub use partition::{HourPartition, DATE_COLUMN, HOUR_COLUMN};
 pub use deltalake::kernel::StructField;
+pub use partition::{HourPartition, DATE_COLUMN, HOUR_COLUMN};
 pub use table::{AddFile, CommitKind, Table, TableFile};
 
 #[cfg(test)]
