@@ -213,6 +213,92 @@ fn bad_flags_fail_with_a_reason_and_no_panic() {
 }
 
 #[test]
+fn the_lake_tables_are_imported_compacted_vacuumed_and_migrated_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let input = dir.path().join("day.ndjson");
+    // 600 events of 2026-01-01T10, imported in 6 flushes of 100 lines: 6 files of the hour.
+    let start_ms = 1_767_261_600_000i64;
+    let lines: String = (0..600)
+        .map(|i| {
+            format!(
+                "{{\"event_id\":\"e{i}\",\"event_type\":\"page_view\",\"event_time\":{},\"user_id\":\"u{}\",\"url\":\"/\"}}\n",
+                start_ms + i * 1000,
+                i % 7
+            )
+        })
+        .collect();
+    std::fs::write(&input, lines).unwrap();
+    let (lake_arg, input_arg) = (lake.to_str().unwrap(), input.to_str().unwrap());
+    let out = lambda(&[
+        "lake",
+        "import",
+        input_arg,
+        "--lake",
+        lake_arg,
+        "--chunk-lines",
+        "100",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Importing it again adds nothing, and says so.
+    let again = lambda(&[
+        "lake",
+        "import",
+        input_arg,
+        "--lake",
+        lake_arg,
+        "--chunk-lines",
+        "100",
+    ]);
+    let said = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(
+        said.contains("600 lines were in the lake already"),
+        "{said}"
+    );
+    assert_eq!(
+        lambda_tests::lake_files::table_files(&lake.join("events")).len(),
+        6
+    );
+
+    let out = lambda(&["lake", "optimize", "--lake", lake_arg, "--settle-secs", "0"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        said.contains("events: 1 hours compacted, 6 files into 1, 600 rows"),
+        "{said}"
+    );
+    assert_eq!(
+        lambda_tests::lake_files::table_files(&lake.join("events")).len(),
+        1
+    );
+    assert_eq!(lambda_tests::lake_files::rows(&lake.join("events")), 600);
+
+    // Vacuum keeps at least an hour: a running writer's files are not committed yet.
+    let out = lambda(&["lake", "vacuum", "--lake", lake_arg, "--retain-hours", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--retain-hours must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
+    let out = lambda(&[
+        "lake",
+        "vacuum",
+        "--lake",
+        lake_arg,
+        "--retain-hours",
+        "1",
+        "--dry-run",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("events: would delete 0 files"), "{said}");
+
+    let out = lambda(&["lake", "migrate", "--lake", lake_arg]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("nothing to migrate"), "{said}");
+}
+
+#[test]
 fn every_subcommand_has_help() {
     for sub in [
         "generate", "inspect", "lake", "batch", "speed", "serve", "bench",
