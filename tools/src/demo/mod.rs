@@ -135,6 +135,18 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
         true,
     )?;
     let views = lake.child("views");
+    // `./data` of a version before the Delta tables is converted in place (idempotent).
+    let group = batch::lake_writer::WriterOptions::default().group_id;
+    if !batch::migrate::migrate(&lake, &group).await?.nothing_done() {
+        println!("lake: converted to Delta tables in place (lambda lake migrate)");
+    }
+    let migrated = batch::views_admin::migrate(&views).await?;
+    if !migrated.already {
+        println!(
+            "views: {} hour(s) converted to Delta tables in place (lambda views migrate)",
+            migrated.hours
+        );
+    }
     let first_start = lake.hours().await?.is_empty();
     let layers = Layers::start(
         &kafka,
