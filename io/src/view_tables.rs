@@ -224,7 +224,7 @@ pub enum AsOf {
     Latest,
     /// Every table as it was at this time (ms since the epoch).
     Time(i64),
-    /// One metric's table at this version (the others as they are now).
+    /// One metric's table at this version (and no other table).
     Version(&'static str, u64),
 }
 
@@ -257,7 +257,8 @@ impl ViewTables {
                     }
                 }
                 AsOf::Version(m, v) if m == *metric => table.load_version(v).await?,
-                AsOf::Version(..) => {}
+                // Only the metric's own table: its hours' entries come from its files.
+                AsOf::Version(..) => continue,
             }
             tables.insert(*metric, table);
         }
