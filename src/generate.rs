@@ -230,7 +230,7 @@ fn emit(
     let started = Instant::now();
     let mut sent = 0u64;
     while limit.is_none_or(|n| sent < n) {
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
@@ -256,7 +256,7 @@ fn emit(
         }
         *kinds.entry(record.kind).or_default() += 1;
         sent += 1;
-        if rate.is_some() && sent % 1024 == 0 {
+        if rate.is_some() && sent.is_multiple_of(1024) {
             if let Sink::Ndjson(out) = &mut sink {
                 out.flush().ok();
             }

@@ -281,8 +281,8 @@ mod tests {
         Activity {
             time,
             tie,
-            page_view: tie % 3 != 0,
-            country: if tie % 2 == 0 { "DE" } else { "US" },
+            page_view: !tie.is_multiple_of(3),
+            country: if tie.is_multiple_of(2) { "DE" } else { "US" },
             device: Device::Mobile,
         }
     }
