@@ -15,7 +15,8 @@ use arrow::array::{
     TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit};
-use lambda_io::lake::{hour_partition, Lake};
+use lambda_io::delta::HourPartition;
+use lambda_io::lake::Lake;
 use lambda_io::parquet_file::encode_parquet;
 use object_store::path::Path;
 use object_store::ObjectMeta;
@@ -64,7 +65,11 @@ pub fn table_dir(table: CdcTable) -> String {
 }
 
 fn file_of(table: CdcTable, hour: HourKey, name: &str) -> String {
-    format!("{}/{}/{name}", table_dir(table), hour_partition(hour))
+    format!(
+        "{}/{}/{name}",
+        table_dir(table),
+        HourPartition(hour).directory()
+    )
 }
 
 fn change_batch(group: &[RawChange], display: &str) -> Result<RecordBatch, BatchError> {

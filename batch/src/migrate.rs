@@ -251,7 +251,7 @@ mod tests {
     use crate::flush_commit::{app_id, commit_flush};
     use crate::lake_tables::LakeTables;
     use crate::writer::{encode_dead_letters, encode_events};
-    use lambda_io::lake::hour_partition;
+    use lambda_io::delta::HourPartition;
     use lambda_io::lake_names::flush_file_name;
 
     /// Writes the flush `[first, last]` of partition 0 as the lake writer did before the
@@ -264,7 +264,10 @@ mod tests {
             .await
             .unwrap();
         for file in files {
-            written.push(format!("events/{}/{name}", hour_partition(file.hour)));
+            written.push(format!(
+                "events/{}/{name}",
+                HourPartition(file.hour).directory()
+            ));
             lake.put(&lake.path(written.last().unwrap()), file.bytes)
                 .await
                 .unwrap();

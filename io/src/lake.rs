@@ -3,7 +3,7 @@
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for MinIO,
 //! `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint).
 //!
-//! Layout under the root: Delta tables ([`crate::delta`]) in the hive layout, so a plain
+//! Layout under the root: Delta tables (the `delta` module) in the hive layout, so a plain
 //! Parquet reader finds the files where it always did (but only the table's snapshot says
 //! which of them are data: a file no commit added is garbage for `lambda lake vacuum`):
 //!
@@ -25,7 +25,6 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
-use shared_logic::window::HourKey;
 use url::Url;
 
 use crate::error::IoError;
@@ -42,23 +41,6 @@ impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Lake({})", self.display())
     }
-}
-
-/// `date=YYYY-MM-DD/hour=HH` of an hour.
-pub fn hour_partition(hour: HourKey) -> String {
-    let text = hour.to_string(); // 2026-11-24T10
-    let (date, hh) = text.split_once('T').unwrap_or((&text, "00"));
-    format!("date={date}/hour={hh}")
-}
-
-/// Parses `date=YYYY-MM-DD/hour=HH` (the two last segments of a path).
-pub fn parse_hour_partition(date_segment: &str, hour_segment: &str) -> Option<HourKey> {
-    let date = date_segment.strip_prefix("date=")?;
-    let hour = hour_segment.strip_prefix("hour=")?;
-    if hour.len() != 2 {
-        return None;
-    }
-    HourKey::parse(&format!("{date}T{hour}"))
 }
 
 impl Lake {
@@ -167,11 +149,6 @@ impl Lake {
         format!("{}{}", self.url, path)
     }
 
-    /// The directory of an hour's event files.
-    pub fn events_hour(&self, hour: HourKey) -> Path {
-        self.path(&format!("events/{}", hour_partition(hour)))
-    }
-
     /// Writes an object (atomically: readers see all of it or nothing).
     pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), IoError> {
         self.store
@@ -209,55 +186,6 @@ impl Lake {
         objects.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(objects)
     }
-
-    /// The events table's location.
-    pub fn events_table(&self) -> Lake {
-        self.child(EVENTS_TABLE)
-    }
-
-    /// The files of the events table's current snapshot (none when there is no table yet).
-    async fn event_files(&self) -> Result<Vec<crate::delta::TableFile>, IoError> {
-        match crate::delta::Table::open(&self.events_table()).await? {
-            Some(table) => table.files(),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// The event files of an hour in the events table's current snapshot, sorted by name
-    /// (a file in the directory that no commit added is not one of them).
-    pub async fn hour_files(&self, hour: HourKey) -> Result<Vec<ObjectMeta>, IoError> {
-        let events = self.events_table();
-        Ok(self
-            .event_files()
-            .await?
-            .iter()
-            .filter(|f| f.hour == Some(hour))
-            .map(|f| events.table_object(f))
-            .collect())
-    }
-
-    /// A file of the table at this location, as an object of the store.
-    pub fn table_object(&self, file: &crate::delta::TableFile) -> ObjectMeta {
-        ObjectMeta {
-            location: self.path(&file.path),
-            last_modified: chrono::DateTime::from_timestamp_millis(file.modified_ms)
-                .unwrap_or_default(),
-            size: file.size,
-            e_tag: None,
-            version: None,
-        }
-    }
-
-    /// Every hour that has event files in the events table's current snapshot, sorted.
-    pub async fn hours(&self) -> Result<Vec<HourKey>, IoError> {
-        let hours: std::collections::BTreeSet<HourKey> = self
-            .event_files()
-            .await?
-            .into_iter()
-            .filter_map(|f| f.hour)
-            .collect();
-        Ok(hours.into_iter().collect())
-    }
 }
 
 /// The events table, below the lake's root.
@@ -266,56 +194,7 @@ pub const EVENTS_TABLE: &str = "events";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hour_partitions_round_trip() {
-        let h = HourKey::parse("2026-11-24T07").unwrap();
-        assert_eq!(hour_partition(h), "date=2026-11-24/hour=07");
-        assert_eq!(parse_hour_partition("date=2026-11-24", "hour=07"), Some(h));
-        assert_eq!(parse_hour_partition("date=2026-11-24", "hour=7"), None);
-        assert_eq!(parse_hour_partition("day=2026-11-24", "hour=07"), None);
-    }
-
-    #[tokio::test]
-    async fn hours_and_hour_files_are_the_events_tables_snapshot_not_the_directory() {
-        use crate::delta::{schema::hour_partitioned, AddFile, CommitKind, Table};
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
-        let (h7, h8) = (
-            HourKey::parse("2026-11-24T07").unwrap(),
-            HourKey::parse("2026-11-24T08").unwrap(),
-        );
-        // No table yet: nothing, even with a stray file in an hour directory.
-        let stray = lake.events_hour(h8).join("never-committed.parquet");
-        lake.put(&stray, b"PAR1".to_vec()).await.unwrap();
-        assert!(lake.hours().await.unwrap().is_empty());
-        assert!(lake.hour_files(h8).await.unwrap().is_empty());
-
-        let columns = hour_partitioned(&shared_logic::schema::event_schema()).unwrap();
-        let mut table = Table::open_or_create(&lake.events_table(), "events", columns)
-            .await
-            .unwrap();
-        let add = AddFile {
-            name: "a.parquet".into(),
-            hour: h7,
-            size: 123,
-            rows: 4,
-            tags: Default::default(),
-        };
-        lake.put(&lake.events_hour(h7).join("a.parquet"), vec![0; 123])
-            .await
-            .unwrap();
-        table
-            .commit(CommitKind::Append, &[add], &[], None, Default::default())
-            .await
-            .unwrap();
-        assert_eq!(lake.hours().await.unwrap(), vec![h7]);
-        let files = lake.hour_files(h7).await.unwrap();
-        assert_eq!(files.len(), 1);
-        assert_eq!(files[0].location, lake.events_hour(h7).join("a.parquet"));
-        assert_eq!(files[0].size, 123);
-        assert!(lake.hour_files(h8).await.unwrap().is_empty());
-    }
+    use shared_logic::window::HourKey;
 
     #[test]
     fn local_paths_open_and_missing_ones_fail_clearly() {

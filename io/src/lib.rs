@@ -18,6 +18,7 @@ pub mod error;
 pub mod kafka;
 pub mod lake;
 pub mod lake_names;
+pub mod lake_snapshot;
 pub mod manifest;
 pub mod parquet_file;
 pub mod parquet_footer;
