@@ -27,7 +27,8 @@ use shared_logic::schema::col;
 use shared_logic::window::HourKey;
 
 use crate::error::BatchError;
-use crate::writer::Encoded;
+use crate::lake_schemas::Encoded;
+pub use crate::lake_schemas::{change_schema as schema, table_dir};
 
 /// One checked change record of a change topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,27 +42,6 @@ pub struct RawChange {
     pub ts_ms: i64,
     /// The record as received.
     pub payload: Vec<u8>,
-}
-
-/// The schema of raw change files.
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(col::PARTITION, DataType::Int32, false),
-        Field::new(col::OFFSET, DataType::Int64, false),
-        Field::new("key", DataType::Utf8, false),
-        Field::new("op", DataType::Utf8, false),
-        Field::new(
-            "ts_ms",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("payload", DataType::Binary, false),
-    ]))
-}
-
-/// The directory (relative to the lake root) of a table's change files.
-pub fn table_dir(table: CdcTable) -> String {
-    format!("cdc/{}", table.name())
 }
 
 fn file_of(table: CdcTable, hour: HourKey, name: &str) -> String {

@@ -37,7 +37,7 @@ impl LakeTable {
         match self {
             LakeTable::Events => lambda_io::lake::EVENTS_TABLE.to_string(),
             LakeTable::DeadLetter => "dead-letter".to_string(),
-            LakeTable::Cdc(t) => crate::cdc_files::table_dir(t),
+            LakeTable::Cdc(t) => crate::lake_schemas::table_dir(t),
         }
     }
 
@@ -45,8 +45,8 @@ impl LakeTable {
     pub fn schema(self) -> SchemaRef {
         match self {
             LakeTable::Events => shared_logic::schema::event_schema(),
-            LakeTable::DeadLetter => crate::writer::dead_letter_schema(),
-            LakeTable::Cdc(_) => crate::cdc_files::schema(),
+            LakeTable::DeadLetter => crate::lake_schemas::dead_letter_schema(),
+            LakeTable::Cdc(_) => crate::lake_schemas::change_schema(),
         }
     }
 

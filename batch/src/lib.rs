@@ -3,7 +3,7 @@
 //! The lake itself (an `object_store` location and its layout), the published manifest's
 //! format and Parquet encoding are `lambda_io`'s, shared with the other layers.
 //!
-//! - [`lake_tables`]: the lake's Delta tables (events, dead letters, each CDC table's
+//! - [`lake_tables`] ([`lake_schemas`]: their files' schemas): the lake's Delta tables (events, dead letters, each CDC table's
 //!   changes); [`writer`]: a flush's records encoded as their Parquet files (zstd);
 //!   [`flush_commit`]: a flush committed exactly once (Delta application transactions).
 //! - [`lake_writer`]: Kafka -> lake, exactly once across crashes and rebalances.
@@ -32,6 +32,7 @@ pub mod fold;
 pub mod hour;
 pub mod import;
 pub mod job;
+pub mod lake_schemas;
 pub mod lake_tables;
 pub mod lake_writer;
 pub mod migrate;

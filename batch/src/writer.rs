@@ -9,28 +9,13 @@ use arrow::array::{
     ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
 use lambda_io::parquet_file::encode_parquet;
 use shared_logic::window::HourKey;
 use shared_logic::{schema, DeadLetter, Event, Origin};
 
 use crate::error::BatchError;
-
-/// The schema of dead-letter files.
-pub fn dead_letter_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("raw", DataType::Binary, false),
-        Field::new("reason", DataType::Utf8, false),
-        Field::new("message", DataType::Utf8, false),
-        Field::new(schema::col::PARTITION, DataType::Int32, false),
-        Field::new(schema::col::OFFSET, DataType::Int64, false),
-        Field::new(
-            "received_at",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
+pub use crate::lake_schemas::{dead_letter_schema, Encoded};
 
 /// One rejected record as the dead-letter file keeps it: the bytes as received, the
 /// reason code (an event's or a change's), a message and where it was read.
@@ -108,13 +93,6 @@ pub struct Flush {
     pub dead_letters: Vec<Rejected>,
     /// Wall-clock time the records were received: the dead letters' hour.
     pub received_ms: i64,
-}
-
-/// One encoded file of an hour partition.
-pub struct Encoded {
-    pub hour: HourKey,
-    pub bytes: Vec<u8>,
-    pub rows: u64,
 }
 
 /// Encodes events as one file per event-time hour (off the async threads); gives the

@@ -1,0 +1,54 @@
+//! What the lake's tables hold and where they live: the Arrow schemas of their files
+//! (events are `shared_logic::schema`'s), each table's directory, and an encoded file of an
+//! hour partition on its way into a table.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use shared_logic::cdc::CdcTable;
+use shared_logic::schema::{self, col};
+use shared_logic::window::HourKey;
+
+/// The schema of dead-letter files.
+pub fn dead_letter_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("raw", DataType::Binary, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, false),
+        Field::new(schema::col::PARTITION, DataType::Int32, false),
+        Field::new(schema::col::OFFSET, DataType::Int64, false),
+        Field::new(
+            "received_at",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+/// The schema of raw change files.
+pub fn change_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(col::PARTITION, DataType::Int32, false),
+        Field::new(col::OFFSET, DataType::Int64, false),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("op", DataType::Utf8, false),
+        Field::new(
+            "ts_ms",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("payload", DataType::Binary, false),
+    ]))
+}
+
+/// The directory (relative to the lake root) of a table's change files.
+pub fn table_dir(table: CdcTable) -> String {
+    format!("cdc/{}", table.name())
+}
+
+/// One encoded file of an hour partition.
+pub struct Encoded {
+    pub hour: HourKey,
+    pub bytes: Vec<u8>,
+    pub rows: u64,
+}
