@@ -29,6 +29,14 @@ pub fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
 /// The files of the current snapshot of every Delta table at or below `dir` (a directory
 /// with a `_delta_log` is a table; others are searched), sorted.
 pub fn table_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    snapshot_files(dir)
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// [`table_files`] with each file's row count as its commit recorded it (`numRecords`).
+fn snapshot_files(dir: &Path) -> Vec<(std::path::PathBuf, Option<u64>)> {
     if !dir.join("_delta_log").is_dir() {
         let mut out = Vec::new();
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -41,7 +49,7 @@ pub fn table_files(dir: &Path) -> Vec<std::path::PathBuf> {
             .collect();
         subs.sort();
         for sub in subs {
-            out.extend(table_files(&sub));
+            out.extend(snapshot_files(&sub));
         }
         return out;
     }
@@ -63,7 +71,10 @@ pub fn table_files(dir: &Path) -> Vec<std::path::PathBuf> {
     })
     .join()
     .expect("the reading thread");
-    files.into_iter().map(|f| dir.join(f.path)).collect()
+    files
+        .into_iter()
+        .map(|f| (dir.join(f.path), f.rows))
+        .collect()
 }
 
 /// The `(kafka_partition, kafka_offset)` of every row of the events and dead-letter tables
@@ -100,14 +111,26 @@ pub fn positions_of(root: &Path, subs: &[&str]) -> Vec<(i32, i64)> {
     out
 }
 
-/// Rows of the Delta tables at or below `dir` (from their files' footers).
+/// Rows of the Delta tables at or below `dir`: the row counts their commits recorded (the
+/// file's footer for a file committed without one). Cheap enough to poll.
 pub fn rows(dir: &Path) -> u64 {
-    table_files(dir)
-        .iter()
-        .filter_map(|file| std::fs::File::open(file).ok())
-        .filter_map(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())
-        .map(|b| b.metadata().file_metadata().num_rows() as u64)
+    snapshot_files(dir)
+        .into_iter()
+        .map(|(file, rows)| {
+            rows.unwrap_or_else(|| {
+                std::fs::File::open(&file)
+                    .ok()
+                    .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())
+                    .map(|b| b.metadata().file_metadata().num_rows() as u64)
+                    .unwrap_or(0)
+            })
+        })
         .sum()
+}
+
+/// Rows of the events and dead-letter tables of the lake at `root` ([`rows`]).
+pub fn lake_rows(root: &Path) -> u64 {
+    rows(&root.join("events")) + rows(&root.join("dead-letter"))
 }
 
 /// Views of metric `M` from a Parquet file in the views schema (a view file, or the speed

@@ -149,7 +149,7 @@ impl Pipeline {
         crate::wait_until(
             "the lake writer to write every record",
             Duration::from_secs(180),
-            || crate::lake_files::positions(&self.lake_dir).len() as u64 >= records,
+            || crate::lake_files::lake_rows(&self.lake_dir) >= records,
         )
         .await;
     }
