@@ -70,3 +70,20 @@ pub async fn publish_hours(root: &Path, seed: u64, hours: i64) -> PublishedLake 
         to_ms,
     }
 }
+
+/// Metric `M`'s published views, every covered hour, as the batch layer reads them back.
+pub async fn published_views<M: shared_logic::Metric>(
+    views: &Lake,
+) -> shared_logic::MetricViews<M> {
+    let published = lambda_io::manifest::Published::load(views)
+        .await
+        .expect("the published state");
+    let hours: Vec<HourKey> = published
+        .hours
+        .keys()
+        .filter_map(|h| HourKey::parse(h))
+        .collect();
+    batch::view_files::read_views::<M>(views, &published, &hours)
+        .await
+        .expect("the published views")
+}

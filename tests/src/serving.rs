@@ -23,6 +23,26 @@ pub async fn start(state: Arc<serving::AppState>) -> String {
     addr
 }
 
+/// Serves the batch views under `views` with every speed instance down (nothing listens
+/// on port 1: every call to the speed layer fails), after loading them; the address.
+pub async fn start_batch_only(views: &lambda_io::Lake) -> String {
+    let speed = serving::speed_views::SpeedViews::remote(
+        &["http://127.0.0.1:1".to_string()],
+        std::time::Duration::from_secs(2),
+    )
+    .expect("a speed URL");
+    let state = Arc::new(serving::AppState {
+        batch: serving::batch_views::BatchViews::new(views.clone(), 16),
+        speed: speed.into(),
+        collector: None,
+        telemetry: Default::default(),
+        answers: Default::default(),
+        opts: serving::ApiOptions::default(),
+    });
+    state.batch.refresh().await.expect("the batch views load");
+    start(state).await
+}
+
 /// `GET` on the API from a blocking thread: status and parsed JSON body.
 pub async fn get_json(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     request_json(addr, "GET", path, headers, Vec::new()).await

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use batch::job::{self, BatchOptions, HourSelection};
 use lambda_io::Lake;
+use lambda_tests::published::published_views;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::metric::Metric;
@@ -59,18 +60,6 @@ fn assert_same<M: Metric>(actual: &MetricViews<M>, expected: &MetricViews<M>) {
         actual.len(),
         expected.len()
     );
-}
-
-async fn published_views<M: Metric>(views: &Lake) -> MetricViews<M> {
-    let published = lambda_io::manifest::Published::load(views).await.unwrap();
-    let hours: Vec<HourKey> = published
-        .hours
-        .keys()
-        .map(|h| HourKey::parse(h).unwrap())
-        .collect();
-    batch::view_files::read_views::<M>(views, &published, &hours)
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

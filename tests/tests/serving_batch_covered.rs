@@ -3,14 +3,9 @@
 //! says that no real-time view was read), while a query reaching past the batch time
 //! boundary still answers 503 rather than a number missing the speed layer's hours.
 
-use std::sync::Arc;
-use std::time::Duration;
 
 use lambda_tests::published::publish_hours;
-use lambda_tests::serving::{assert_served_equals_direct, get_json, start};
-use serving::batch_views::BatchViews;
-use serving::speed_views::SpeedViews;
-use serving::{ApiOptions, AppState};
+use lambda_tests::serving::{assert_served_equals_direct, get_json, start_batch_only};
 use shared_logic::metrics::{Funnel, PageViews, Sessions};
 use shared_logic::window::HOUR_MS;
 
@@ -20,19 +15,7 @@ async fn batch_covered_hours_answer_while_the_speed_layer_is_down() {
     let published = publish_hours(dir.path(), 57, 2).await;
     let events = published.events();
     let (from, to) = (published.from_ms, published.to_ms);
-    // Nothing listens on port 1: every call to the speed layer fails.
-    let speed =
-        SpeedViews::remote(&["http://127.0.0.1:1".to_string()], Duration::from_secs(2)).unwrap();
-    let state = Arc::new(AppState {
-        batch: BatchViews::new(published.views.clone(), 16),
-        speed: speed.into(),
-        collector: None,
-        telemetry: Default::default(),
-        answers: Default::default(),
-        opts: ApiOptions::default(),
-    });
-    state.batch.refresh().await.unwrap();
-    let addr = start(state).await;
+    let addr = start_batch_only(&published.views).await;
 
     let answer = assert_served_equals_direct::<PageViews>(
         &addr,

@@ -3,15 +3,11 @@
 //! served at each point (the direct computation over the events the lake held then), with
 //! the lineage of that point; bad or conflicting time-travel parameters are clear 400s.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use batch::job::{BatchOptions, HourSelection};
 use lambda_tests::published::publish_hours;
-use lambda_tests::serving::{api_rows, direct_rows, get_json, start};
-use serving::batch_views::BatchViews;
-use serving::speed_views::SpeedViews;
-use serving::{ApiOptions, AppState};
+use lambda_tests::serving::{api_rows, direct_rows, get_json, start_batch_only};
 use shared_logic::generate::GeneratorConfig;
 use shared_logic::metrics::PageViews;
 use shared_logic::window::HourKey;
@@ -64,18 +60,7 @@ async fn as_of_answers_what_was_served_then_with_its_lineage() {
     // new (other ids), so the direct computation is over both sets.
     after.extend(valid(&late, from, to));
 
-    let speed =
-        SpeedViews::remote(&["http://127.0.0.1:1".to_string()], Duration::from_secs(2)).unwrap();
-    let state = Arc::new(AppState {
-        batch: BatchViews::new(published.views.clone(), 16),
-        speed: speed.into(),
-        collector: None,
-        telemetry: Default::default(),
-        answers: Default::default(),
-        opts: ApiOptions::default(),
-    });
-    state.batch.refresh().await.unwrap();
-    let addr = start(state).await;
+    let addr = start_batch_only(&published.views).await;
     let path = |extra: &str| {
         format!(
             "/v1/metrics/page_views?from={from}&to={to}&granularity=minute&group_by=country{extra}"

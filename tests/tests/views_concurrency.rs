@@ -12,12 +12,12 @@ use lambda_io::manifest::Published;
 use lambda_io::view_tables::RUN_TAG;
 use lambda_io::Lake;
 use lambda_tests::bin::lambda_bin;
+use lambda_tests::published::published_views;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig};
-use shared_logic::metric::Metric;
 use shared_logic::metrics::{Funnel, PageViews, Revenue};
 use shared_logic::window::HourKey;
-use shared_logic::{Aggregates, MetricContext, MetricViews, Origin, Validator};
+use shared_logic::{Aggregates, MetricContext, Origin, Validator};
 
 const NOW: i64 = 4_000_000_000_000;
 const START: i64 = 1_767_225_600_000; // 2026-01-01T00:00Z
@@ -70,18 +70,6 @@ fn succeeded(out: Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-async fn published_views<M: Metric>(views: &Lake) -> MetricViews<M> {
-    let published = Published::load(views).await.unwrap();
-    let hours: Vec<HourKey> = published
-        .hours
-        .keys()
-        .map(|h| HourKey::parse(h).unwrap())
-        .collect();
-    batch::view_files::read_views::<M>(views, &published, &hours)
-        .await
-        .unwrap()
 }
 
 async fn assert_views_equal_direct(views: &Lake, expected: &Aggregates) {
