@@ -264,4 +264,63 @@ mod tests {
             Some("old-run")
         );
     }
+
+    #[tokio::test]
+    async fn vacuum_deletes_replaced_view_files_and_keeps_the_served_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let views = lake.child("views");
+        let hour = HourKey::parse("2026-01-01T05").unwrap();
+        let mut text = Vec::new();
+        for r in Generator::new(GeneratorConfig {
+            seed: 4,
+            start_ms: hour.start_ms(),
+            events_per_second: 0.5,
+            ..GeneratorConfig::default()
+        })
+        .take(1_000)
+        {
+            text.extend_from_slice(&r.json);
+            text.push(b'\n');
+        }
+        let options = crate::import::ImportOptions {
+            source: "gen".into(),
+            chunk_lines: 1_000,
+            validator: Validator::default(),
+            now_ms: 4_000_000_000_000,
+        };
+        crate::import::import_ndjson(&lake, Box::new(std::io::Cursor::new(text)), "gen", options)
+            .await
+            .unwrap();
+        let one = crate::job::HourSelection::One(hour);
+        let opts = crate::job::BatchOptions::default();
+        for _run in 0..2 {
+            crate::job::run(&lake, &views, &one, &opts).await.unwrap();
+        }
+        let before = Published::load(&views).await.unwrap();
+        // Nothing is old enough for a week's retention.
+        let kept = vacuum(&views, chrono::Duration::hours(168), false)
+            .await
+            .unwrap();
+        assert!(kept.values().all(Vec::is_empty), "{kept:?}");
+        // Without retention, the first run's file of each metric goes (dry run first).
+        let listed = vacuum(&views, chrono::Duration::zero(), true)
+            .await
+            .unwrap();
+        let deleted = vacuum(&views, chrono::Duration::zero(), false)
+            .await
+            .unwrap();
+        assert_eq!(listed, deleted);
+        assert_eq!(deleted["page_views"].len(), 1, "{deleted:?}");
+        assert!(
+            deleted.values().all(|files| files.len() == 1),
+            "{deleted:?}"
+        );
+        let after = Published::load(&views).await.unwrap();
+        assert_eq!(after.coverage, before.coverage);
+        let read = crate::view_files::read_views::<PageViews>(&views, &after, &[hour])
+            .await
+            .unwrap();
+        assert!(!read.is_empty(), "the served views are kept");
+    }
 }
