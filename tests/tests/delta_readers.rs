@@ -24,7 +24,7 @@ use batch::lake_writer::{WriterOptions, WriterStats};
 use lambda_io::Lake;
 use lambda_tests::pipeline::spawn_lake_writer;
 use lambda_tests::serving::served_rows;
-use lambda_tests::{Broker, ChildGuard};
+use lambda_tests::Broker;
 use serde_json::Value;
 use shared_logic::cdc::CdcTable;
 use shared_logic::generate::{Generator, GeneratorConfig, Record};
@@ -486,22 +486,19 @@ async fn readers_we_did_not_write_see_the_lake_and_views_the_api_serves() {
     let listen = lambda_tests::http::free_addr();
     let views = lake_dir.join("views").display().to_string();
     let speed = format!("http://{}", lambda_tests::http::free_addr());
-    let mut serve = ChildGuard(
-        Command::new(lambda_tests::bin::lambda_bin())
-            .args([
-                "serve",
-                "--no-collector",
-                "--listen",
-                &listen,
-                "--views",
-                &views,
-            ])
-            .args(["--speed-url", &speed])
-            .env("LAMBDA_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("lambda serve starts"),
+    // Quiet: until the views are loaded, the polls below ask for the absent speed layer.
+    let mut serve = lambda_tests::faults::spawn_logging(
+        &[
+            "serve",
+            "--no-collector",
+            "--listen",
+            &listen,
+            "--views",
+            &views,
+            "--speed-url",
+            &speed,
+        ],
+        "error",
     );
     lambda_tests::wait_for(
         "lambda serve to load the views",
