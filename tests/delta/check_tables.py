@@ -27,7 +27,6 @@ import os
 import shutil
 import sys
 import tempfile
-from collections import defaultdict
 
 import duckdb
 import pyarrow as pa
