@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray, UInt64Array,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
 
@@ -39,7 +39,9 @@ pub fn view_schema<M: Metric>() -> SchemaRef {
             .map(|d| Field::new(*d, DataType::Utf8, false)),
     );
     fields.extend(M::VALUES.iter().map(|(name, kind)| match kind {
-        ValueKind::Count => Field::new(*name, DataType::UInt64, false),
+        // Signed: Delta, SQL engines and Spark have no unsigned 64-bit integer (a count
+        // never reaches 2^63; it saturates there).
+        ValueKind::Count => Field::new(*name, DataType::Int64, false),
         ValueKind::Money => Field::new(*name, DataType::Int64, false),
         ValueKind::Ratio => Field::new(*name, DataType::Float64, true),
     }));
@@ -101,8 +103,11 @@ pub fn to_record_batch<M: Metric>(
             ValueKind::Count => Arc::new(
                 values
                     .iter()
-                    .map(|row| if let Value::Count(c) = row[v] { c } else { 0 })
-                    .collect::<UInt64Array>(),
+                    .map(|row| match row[v] {
+                        Value::Count(c) => i64::try_from(c).unwrap_or(i64::MAX),
+                        _ => 0,
+                    })
+                    .collect::<Int64Array>(),
             ),
             ValueKind::Money => Arc::new(
                 values
