@@ -100,13 +100,23 @@ async fn commit_table(
     report: &mut FlushReport,
 ) -> Result<(), BatchError> {
     let location = table.location(tables.lake());
-    for _attempt in 0..ATTEMPTS {
-        let done = tables
-            .latest(table)
-            .await?
-            .transaction_version(app_id)
-            .await?
-            .unwrap_or(i64::MIN);
+    for attempt in 0..ATTEMPTS {
+        // The version this process committed last, when nothing moved the snapshot since;
+        // otherwise the refreshed table's (a commit of the same application by another
+        // writer conflicts either way).
+        let known = match attempt {
+            0 => tables.known_transaction(table, app_id),
+            _ => None,
+        };
+        let done = match known {
+            Some(version) => version,
+            None => tables
+                .latest(table)
+                .await?
+                .transaction_version(app_id)
+                .await?
+                .unwrap_or(i64::MIN),
+        };
         report.already_committed += drop_committed(flush, table, done);
         let name = unique_flush_file_name(&flush.source, flush.partition, flush.first, flush.last);
         let files = encode(flush, table, &location.object_url(&location.path(&name))).await?;
@@ -150,6 +160,7 @@ async fn commit_table(
             .await;
         match committed {
             Ok(_) => {
+                tables.committed(table, app_id, flush.last);
                 report.files.extend(urls);
                 report.bytes += bytes;
                 match table {
@@ -312,6 +323,27 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(r.events, 1);
+    }
+
+    #[tokio::test]
+    async fn a_version_known_from_an_own_commit_is_not_trusted_once_the_table_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let (x, y) = (app_id("events", 0, "g"), app_id("events", 1, "g"));
+        let mut a = LakeTables::new(lake.clone());
+        commit_flush(&mut a, flush(0, 9), &x).await.unwrap();
+        assert_eq!(a.known_transaction(LakeTable::Events, &x), Some(9));
+        // Another writer takes partition 0 over and commits [10, 19].
+        let mut b = LakeTables::new(lake.clone());
+        commit_flush(&mut b, flush(0, 19), &x).await.unwrap();
+        // A commits for another partition: its snapshot moves past B's commit, so what it
+        // knew of partition 0 no longer holds (no conflict would catch a stale filter).
+        commit_flush(&mut a, flush(0, 3), &y).await.unwrap();
+        assert_eq!(a.known_transaction(LakeTable::Events, &x), None);
+        let r = commit_flush(&mut a, flush(0, 19), &x).await.unwrap();
+        assert_eq!((r.events, r.dead_letters, r.already_committed), (0, 0, 20));
+        let partition_0: Vec<i64> = offsets(&lake, LakeTable::Events).await;
+        assert_eq!(partition_0.len(), 10 + 2, "{partition_0:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

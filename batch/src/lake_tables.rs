@@ -78,6 +78,9 @@ impl LakeTable {
 pub struct LakeTables {
     lake: Lake,
     open: HashMap<LakeTable, Table>,
+    /// (table, application id) → the table version of this process's last commit for the
+    /// application and the transaction version it recorded.
+    committed: HashMap<(LakeTable, String), (u64, i64)>,
 }
 
 impl LakeTables {
@@ -86,6 +89,7 @@ impl LakeTables {
         LakeTables {
             lake,
             open: HashMap::new(),
+            committed: HashMap::new(),
         }
     }
 
@@ -103,6 +107,24 @@ impl LakeTables {
         self.open
             .get_mut(&table)
             .ok_or_else(|| BatchError::Usage(format!("table {} not open", table.dir())))
+    }
+
+    /// The transaction version of `app_id` in `table`, known without reading the log when
+    /// this process made the snapshot's last commit for it (and the snapshot has not moved
+    /// since): a commit of the same application by anyone else after that snapshot fails
+    /// Delta's conflict check, so the writer re-reads then.
+    pub fn known_transaction(&self, table: LakeTable, app_id: &str) -> Option<i64> {
+        let (at, version) = self.committed.get(&(table, app_id.to_string()))?;
+        let current = self.open.get(&table)?.version();
+        (current == *at).then_some(*version)
+    }
+
+    /// Records this process's commit of `app_id` at `version` into `table`'s snapshot.
+    pub fn committed(&mut self, table: LakeTable, app_id: &str, version: i64) {
+        if let Some(t) = self.open.get(&table) {
+            self.committed
+                .insert((table, app_id.to_string()), (t.version(), version));
+        }
     }
 
     /// The table refreshed to its latest version.
