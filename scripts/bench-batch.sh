@@ -28,7 +28,12 @@ if [ ! -f "$WORK/lake-$EVENTS/.complete" ]; then
   touch "$WORK/lake-$EVENTS/.complete"
 fi
 lake="$WORK/lake-$EVENTS"
-rows=$(ls "$lake/events/date=2026-01-01/hour=00/" | wc -l)
+if [ ! -d "$lake/events/_delta_log" ]; then
+  # A lake imported by a binary before the Delta tables (issue 18): hive-layout Parquet.
+  echo "== converting the hive-layout lake $lake to Delta tables"
+  "$lambda" lake migrate --lake "$lake"
+fi
+rows=$(ls "$lake/events/date=2026-01-01/hour=00/" | grep -c '\.parquet$')
 echo "== hour $HOUR: $rows file(s) in $lake"
 
 mkdir -p "$WORK/duckdb-out"

@@ -3,7 +3,6 @@
 //! says that no real-time view was read), while a query reaching past the batch time
 //! boundary still answers 503 rather than a number missing the speed layer's hours.
 
-
 use lambda_tests::published::publish_hours;
 use lambda_tests::serving::{assert_served_equals_direct, get_json, start_batch_only};
 use shared_logic::metrics::{Funnel, PageViews, Sessions};
