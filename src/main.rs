@@ -48,7 +48,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Read a topic from the beginning to its current end and summarise what it holds.
     Inspect(InspectArgs),
-    /// The Parquet lake: write it from Kafka (default), or import NDJSON (`lake import`).
+    /// The lake's Delta tables: write them from Kafka (default), import NDJSON (`lake import`),
+    /// compact (`lake optimize`), vacuum, migrate.
     Lake(lake_cmd::LakeArgs),
     /// Keep real-time views from the Kafka stream (event-time windows, watermarks,
     /// checkpoints), served over HTTP for the serving layer.
