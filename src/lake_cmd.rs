@@ -114,6 +114,10 @@ struct MigrateArgs {
     /// writers' are their default groups, lambda-lake-cdc-<table>).
     #[arg(long, default_value = "lambda-lake")]
     group: String,
+    /// The batch views to convert as well (`_current.json` of an earlier version)
+    /// [default: <lake>/views].
+    #[arg(long)]
+    views: Option<String>,
 }
 
 #[derive(Args)]
@@ -282,8 +286,17 @@ async fn vacuum(args: VacuumArgs) -> anyhow::Result<()> {
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let lake = lambda_io::Lake::open(&args.lake, false)?;
+    let (lake, views) = locations(&args.lake, args.views.as_deref(), false)?;
     let report = batch::migrate::migrate(&lake, &args.group).await?;
+    let views_done = batch::views_admin::migrate(&views).await?;
+    if !views_done.already {
+        println!(
+            "views under {}: {} hour(s), {} view file(s) now in Delta tables",
+            views.display(),
+            views_done.hours,
+            views_done.files
+        );
+    }
     if report.nothing_done() {
         println!(
             "{}: nothing to migrate (already Delta tables, or no data)",
