@@ -222,7 +222,9 @@ fn the_openapi_time_parameters_do_not_call_an_empty_value_valid() {
     for (path, name) in [
         ("/v1/metrics/{metric}", "from"),
         ("/v1/metrics/{metric}", "to"),
+        ("/v1/metrics/{metric}", "as_of_time"),
         ("/v1/lineage", "window"),
+        ("/v1/lineage", "as_of_time"),
     ] {
         let param = params(path)
             .into_iter()
@@ -269,12 +271,18 @@ fn the_openapi_time_parameters_do_not_call_an_empty_value_valid() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 3);
-    // Lineage answers 400 without either parameter: the document says they are required,
-    // and which metrics exist.
+    assert_eq!(checked, 5);
+    // Lineage answers 400 without `metric` or `window`: the document says they are
+    // required (the time-travel parameters are optional), and which metrics exist.
     let lineage = params("/v1/lineage");
     for p in &lineage {
-        assert_eq!(p["required"], true, "lineage `{}` is required", p["name"]);
+        let required = ["metric", "window"].contains(&p["name"].as_str().unwrap_or_default());
+        assert_eq!(
+            p["required"].as_bool().unwrap_or(false),
+            required,
+            "lineage `{}`",
+            p["name"]
+        );
     }
     let metric = lineage.iter().find(|p| p["name"] == "metric").unwrap();
     let names: Vec<&str> = metric["schema"]["enum"]
