@@ -230,26 +230,21 @@ fn the_lake_tables_are_imported_compacted_vacuumed_and_migrated_from_the_command
         .collect();
     std::fs::write(&input, lines).unwrap();
     let (lake_arg, input_arg) = (lake.to_str().unwrap(), input.to_str().unwrap());
-    let out = lambda(&[
-        "lake",
-        "import",
-        input_arg,
-        "--lake",
-        lake_arg,
-        "--chunk-lines",
-        "100",
-    ]);
+    let import = || {
+        lambda(&[
+            "lake",
+            "import",
+            input_arg,
+            "--lake",
+            lake_arg,
+            "--chunk-lines",
+            "100",
+        ])
+    };
+    let out = import();
     assert!(out.status.success(), "{}", stderr(&out));
     // Importing it again adds nothing, and says so.
-    let again = lambda(&[
-        "lake",
-        "import",
-        input_arg,
-        "--lake",
-        lake_arg,
-        "--chunk-lines",
-        "100",
-    ]);
+    let again = import();
     let said = String::from_utf8_lossy(&again.stdout).into_owned();
     assert!(
         said.contains("600 lines were in the lake already"),
