@@ -3,7 +3,9 @@
 
 mod batch_cmd;
 mod bench_cmd;
+mod bench_speed_file;
 mod generate;
+mod heap_count;
 mod lake_cmd;
 mod serve_cmd;
 mod speed_cmd;
@@ -17,6 +19,10 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use lambda_io::kafka::KafkaSettings;
 use lambda_tools::config;
 use shared_logic::topics;
+
+/// Counts live heap bytes (read by `lambda bench speed-file`).
+#[global_allocator]
+static HEAP: heap_count::Counting = heap_count::Counting::new();
 
 #[derive(Parser)]
 #[command(
