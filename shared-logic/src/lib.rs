@@ -9,6 +9,7 @@
 //! returns values, so every rule can be tested in isolation and both layers stay identical.
 
 pub mod catalogue;
+pub mod cube;
 pub mod cdc;
 pub mod dedup;
 pub mod error;

@@ -132,6 +132,11 @@ impl<M: Metric> MetricViews<M> {
         self.groups.iter()
     }
 
+    /// The keys and states, moved out (unordered).
+    pub fn into_groups(self) -> impl Iterator<Item = (GroupKey, M::State)> {
+        self.groups.into_iter()
+    }
+
     /// The same states rolled up into windows of `size_ms` (minute -> hour -> day): each
     /// key's window is truncated and states that meet are merged.
     pub fn roll_up(&self, size_ms: i64) -> Self {
