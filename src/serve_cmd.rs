@@ -146,7 +146,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?)
     };
     let state = Arc::new(AppState {
-        batch: BatchViews::new(lake, args.batch_cache_hours),
+        batch: BatchViews::new(lake, args.batch_cache_hours).with_windows(args.logic.ctx().windows),
         speed: speed.into(),
         collector,
         telemetry: Default::default(),

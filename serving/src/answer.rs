@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
+use shared_logic::cube::Selection;
 use shared_logic::instant::format_instant;
 use shared_logic::{MetricVisitor, Registered};
 
 use crate::answer_cache::Answer;
+use crate::answer_json::RowsJson;
 use crate::batch_views::BatchRead;
 use crate::error::ServingError;
 use crate::merge::{speed_span, Merger, SpeedClock};
@@ -24,7 +26,7 @@ use crate::speed_views::SpeedTime;
 use crate::state::AppState;
 
 type AnswerFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<(Value, Option<i64>), ServingError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<(Vec<u8>, Option<i64>), ServingError>> + Send + 'a>>;
 
 /// [`answer`] for the metric a query names.
 #[derive(Clone)]
@@ -57,9 +59,7 @@ pub async fn compute_off_runtime(
 /// Computes one query's answer.
 async fn compute(state: &AppState, query: &MetricQuery) -> Result<Answer, ServingError> {
     let computed_at = Instant::now();
-    let (value, newest_event_ms) = query.metric.visit(Answering { state, query }).await?;
-    let body = serde_json::to_vec(&value)
-        .map_err(|e| ServingError::Internal(format!("answer encoding: {e}")))?;
+    let (body, newest_event_ms) = query.metric.visit(Answering { state, query }).await?;
     Ok(Answer {
         body: body.into(),
         computed_at,
@@ -68,12 +68,12 @@ async fn compute(state: &AppState, query: &MetricQuery) -> Result<Answer, Servin
 }
 
 /// Answers one query: batch for covered hours, speed for the others, merged, derived.
-/// Returns the answer object (without `freshness_ms`, which depends on when it is served)
+/// Returns the answer object's JSON (without `freshness_ms`, which depends on when it is served)
 /// and the newest event time of the real-time views it read.
 pub async fn answer<M: Registered>(
     state: &AppState,
     query: &MetricQuery,
-) -> Result<(Value, Option<i64>), ServingError> {
+) -> Result<(Vec<u8>, Option<i64>), ServingError> {
     let q = &query.query;
     let published = match query.as_of {
         Some(as_of) => Some(
@@ -92,10 +92,17 @@ pub async fn answer<M: Registered>(
         },
     };
     let mut merger = Merger::<M>::new(q, &batch.covered, state.opts.ctx.windows);
+    let selection = Selection {
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
+        granularity_ms: q.granularity_ms,
+        group_by: &q.group_by,
+        filters: &q.filters,
+    };
     for hour in &batch.views {
-        for (key, s) in hour.iter() {
-            merger.add_batch(key, s);
-        }
+        hour.select(&selection, |window, grouped, s| {
+            merger.add_batch_row(window, grouped, s)
+        });
     }
     // Without a span, no real-time view is read: the answer claims no speed watermark
     // and no freshness.
@@ -115,41 +122,12 @@ pub async fn answer<M: Registered>(
     });
     let group_names = query.group_by_names();
     let truncated = rows.len() > query.limit;
-    let rows: Vec<Value> = rows
-        .iter()
-        .take(query.limit)
-        .map(|r| {
-            let dims: Map<String, Value> = group_names
-                .iter()
-                .zip(&r.dims)
-                .map(|(n, v)| (n.to_string(), Value::from(v.as_str())))
-                .collect();
-            let values: Map<String, Value> = M::VALUES
-                .iter()
-                .zip(M::values(&r.state))
-                .map(|((n, _), v)| {
-                    (
-                        n.to_string(),
-                        serde_json::to_value(v).unwrap_or(Value::Null),
-                    )
-                })
-                .collect();
-            json!({
-                "window_start": format_instant(r.window_start),
-                "window_end": format_instant(r.window_end),
-                "dimensions": dims,
-                "values": values,
-                "source": r.source,
-                "final": r.is_final,
-            })
-        })
-        .collect();
     let filters: Map<String, Value> = query
         .filter_pairs()
         .into_iter()
         .map(|(n, v)| (n.to_string(), Value::from(v)))
         .collect();
-    let answer = json!({
+    let head = json!({
         "metric": M::NAME,
         "from": format_instant(q.from_ms),
         "to": format_instant(q.to_ms),
@@ -166,8 +144,22 @@ pub async fn answer<M: Registered>(
         }),
         "watermark": time.watermark.map(format_instant),
         "newest_event_time": time.newest_event_ms.map(format_instant),
-        "rows": rows,
         "truncated": truncated,
     });
-    Ok((answer, time.newest_event_ms))
+    // The head's object, reopened for the rows, which are written straight from the merge.
+    let encoding = |e: serde_json::Error| ServingError::Internal(format!("answer encoding: {e}"));
+    let mut body = serde_json::to_vec(&head).map_err(encoding)?;
+    body.pop();
+    body.extend_from_slice(b",\"rows\":");
+    let shown = &rows[..rows.len().min(query.limit)];
+    serde_json::to_writer(
+        &mut body,
+        &RowsJson::<M> {
+            rows: shown,
+            group_names: &group_names,
+        },
+    )
+    .map_err(encoding)?;
+    body.push(b'}');
+    Ok((body, time.newest_event_ms))
 }

@@ -2,9 +2,11 @@
 //!
 //! [`BatchViews`] holds the views' Delta tables at their latest versions (moved forward by
 //! [`BatchViews::refresh`], which the server calls periodically) and the published state
-//! they hold, and reads the per-hour view files it names through DataFusion. View files are
-//! immutable (named by the run that wrote them), so decoded hours are cached by path: a new
-//! version reuses every hour it did not recompute, and a recomputed hour is read afresh.
+//! they hold, and reads the per-hour view files it names through DataFusion into a
+//! [`Cube`] each (dictionary-encoded and rolled up, so a query reads the rows it answers).
+//! View files are immutable (named by the run that wrote them), so decoded hours are cached
+//! by path: a new version reuses every hour it did not recompute, and a recomputed hour is
+//! read afresh.
 //! Each query works on one snapshot ([`Arc<Published>`]) from start to end, so an answer
 //! never mixes two publications. Earlier versions are read on demand
 //! ([`BatchViews::published_as_of`]: time travel), a few kept in memory.
@@ -17,7 +19,8 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use lambda_io::manifest::Published;
 use lambda_io::view_tables::{AsOf, ViewTables};
 use lambda_io::Lake;
-use shared_logic::window::{HourKey, HOUR_MS};
+use shared_logic::cube::Cube;
+use shared_logic::window::{HourKey, WindowSpec, HOUR_MS};
 use shared_logic::{Metric, MetricViews};
 
 use crate::error::ServingError;
@@ -64,11 +67,12 @@ pub struct BatchViews {
     current: RwLock<Option<Arc<Published>>>,
     as_of: Mutex<VecDeque<(AsOf, Arc<Published>)>>,
     cache: Mutex<HourCache>,
+    windows: WindowSpec,
 }
 
 /// One metric's batch views over a range, with the hours they cover.
 pub struct BatchRead<M: Metric> {
-    pub views: Vec<Arc<MetricViews<M>>>,
+    pub views: Vec<Arc<Cube<M>>>,
     pub covered: BTreeSet<HourKey>,
 }
 
@@ -90,7 +94,15 @@ impl BatchViews {
                 entries: HashMap::new(),
                 order: VecDeque::new(),
             }),
+            windows: WindowSpec::default(),
         }
+    }
+
+    /// The window spec the batch job wrote the views under (the metric context's; one-minute
+    /// tumbling windows unless configured), which decides the rollups built.
+    pub fn with_windows(mut self, windows: WindowSpec) -> Self {
+        self.windows = windows;
+        self
     }
 
     /// Where the views live.
@@ -206,14 +218,15 @@ impl BatchViews {
         Ok(BatchRead { views, covered })
     }
 
-    /// One hour's view file, from the cache or decoded through DataFusion.
-    async fn hour<M: Metric>(&self, relative: &str) -> Result<Arc<MetricViews<M>>, ServingError> {
+    /// One hour's view file, from the cache or decoded through DataFusion and built into a
+    /// cube.
+    async fn hour<M: Metric>(&self, relative: &str) -> Result<Arc<Cube<M>>, ServingError> {
         let cached = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(relative);
-        if let Some(hit) = cached.and_then(|d| d.downcast::<MetricViews<M>>().ok()) {
+        if let Some(hit) = cached.and_then(|d| d.downcast::<Cube<M>>().ok()) {
             return Ok(hit);
         }
         let url = self.lake.object_url(&self.lake.path(relative));
@@ -231,13 +244,14 @@ impl BatchViews {
             .collect()
             .await
             .map_err(|e| unreadable(e.to_string()))?;
+        let windows = self.windows;
         let decoded = tokio::task::spawn_blocking(move || {
             let mut views = MetricViews::<M>::default();
             for batch in &batches {
                 shared_logic::views::merge_record_batch(&mut views, batch)
                     .map_err(|e| e.to_string())?;
             }
-            Ok::<_, String>(views)
+            Ok::<_, String>(Cube::build(views, &windows))
         })
         .await
         .map_err(|e| ServingError::Internal(format!("view decoder task: {e}")))?

@@ -2,7 +2,8 @@
 //!
 //! - [`api`]: the axum routes (query API, collector, dashboard, health, metrics, OpenAPI);
 //!   [`state`]: what handlers share; [`auth`]: bearer tokens per group of routes;
-//! - [`query`]: parameters checked into a query; [`answer`]: a query answered and shaped;
+//! - [`query`]: parameters checked into a query; [`answer`]: a query answered and shaped
+//!   ([`answer_json`]: its rows written as JSON);
 //!   [`merge`]: the per-hour merge of batch and real-time views; [`batch_views`] and
 //!   [`speed_views`]: reading each layer (the views contract is `lambda_io`'s);
 //! - [`collector`]: `POST /v1/events` into Kafka, [`rate_limit`]: its limit per client;
@@ -15,6 +16,7 @@
 
 pub mod answer;
 pub mod answer_cache;
+pub mod answer_json;
 pub mod api;
 pub mod auth;
 pub mod batch_views;

@@ -7,7 +7,9 @@
 //! Every row says where it came from and whether it is final: batch-covered, or past the
 //! speed watermark plus the allowed lateness.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use hashbrown::HashMap;
 
 use shared_logic::metric::MAX_DIMENSIONS;
 use shared_logic::window::{HourKey, WindowSpec, WindowStart, HOUR_MS};
@@ -99,6 +101,15 @@ impl<'q, M: Metric> Merger<'q, M> {
         }
     }
 
+    /// Adds a row a batch [`shared_logic::cube::Cube`] selected for this query (in range and
+    /// past its filters): its window and the values of the grouped dimensions, in
+    /// `group_by` order. Ignored unless its hour is covered.
+    pub fn add_batch_row(&mut self, window: WindowStart, grouped: &[&str], state: &M::State) {
+        if self.covered.contains(&HourKey::of_window(window)) {
+            self.add_grouped(window, grouped, state, Source::Batch, None);
+        }
+    }
+
     /// Adds a speed state; ignored when its hour is covered by batch.
     pub fn add_speed(&mut self, key: &GroupKey, state: &M::State) {
         if !self.covered.contains(&HourKey::of_window(key.window)) {
@@ -115,13 +126,25 @@ impl<'q, M: Metric> Merger<'q, M> {
         {
             return;
         }
-        let start = key.window.truncate(query.granularity_ms);
         let mut dims = [""; MAX_DIMENSIONS];
         let n = query.group_by.len().min(MAX_DIMENSIONS);
         for (slot, i) in dims.iter_mut().zip(&query.group_by) {
             *slot = key.dim(*i).unwrap_or_default();
         }
-        let row_key = GroupKey::new(start, &dims[..n]);
+        self.add_grouped(key.window, &dims[..n], state, source, speed_end);
+    }
+
+    fn add_grouped(
+        &mut self,
+        window: WindowStart,
+        grouped: &[&str],
+        state: &M::State,
+        source: Source,
+        speed_end: Option<i64>,
+    ) {
+        let query = self.query;
+        let start = window.truncate(query.granularity_ms);
+        let row_key = GroupKey::new(start, grouped);
         match self.rows.get_mut(&row_key) {
             Some((row, end)) => {
                 row.state.merge(state);
@@ -132,7 +155,7 @@ impl<'q, M: Metric> Merger<'q, M> {
                 let row = Row {
                     window_start: start.0,
                     window_end: start.0 + query.granularity_ms.max(self.windows.size_ms()),
-                    dims: row_key.dims().map(str::to_string).collect(),
+                    dims: grouped.iter().map(|d| d.to_string()).collect(),
                     state: state.clone(),
                     source,
                     is_final: true,

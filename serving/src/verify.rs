@@ -145,9 +145,7 @@ pub async fn verify<M: Registered>(
     );
     let mut batch_views = MetricViews::<M>::default();
     for hour in &read.views {
-        for (k, s) in hour.iter() {
-            batch_views.merge_group(k, s);
-        }
+        hour.for_each_key(|k, s| batch_views.merge_group(k, s));
     }
     let mut speed_views = MetricViews::<M>::default();
     speed

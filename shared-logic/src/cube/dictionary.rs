@@ -23,11 +23,6 @@ impl Dictionary {
             .map(|i| i as u32)
     }
 
-    /// Number of distinct values.
-    pub(crate) fn len(&self) -> usize {
-        self.values.len()
-    }
-
     /// Heap bytes held (the values and the vector).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.values.capacity() * std::mem::size_of::<Box<str>>()
@@ -88,6 +83,5 @@ mod tests {
         assert_eq!(dict.value(0), "desktop");
         assert_eq!(dict.code("mobile"), Some(1));
         assert_eq!(dict.code("tv"), None);
-        assert_eq!(dict.len(), 3);
     }
 }
