@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -139,14 +139,25 @@ async fn list_metrics() -> Json<Value> {
     })).collect::<Vec<_>>() }))
 }
 
+/// True when the request asks for an answer computed now (`Cache-Control: no-cache`).
+fn wants_fresh(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|directive| directive.trim().eq_ignore_ascii_case("no-cache"))
+}
+
 async fn metric(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ServingError> {
     let Path(name) = path.map_err(|e| ServingError::bad("bad_path", e.body_text()))?;
     let query = MetricQuery::parse(&name, raw.as_deref(), now_ms(), &state.opts.limits)?;
-    let answer = if state.answers.enabled() {
+    let answer = if state.answers.enabled() && !wants_fresh(&headers) {
         let version = state.batch.published().map_or(0, |p| p.version);
         let key = format!(
             "{query:?}|manifest {version}|speed {}",

@@ -536,4 +536,16 @@ async fn repeated_queries_are_answered_from_the_cache_and_say_how_old_they_are()
         total(&other) > total(&first),
         "the new events are in a fresh answer"
     );
+    // The same question with `Cache-Control: no-cache` is computed now and sees them too.
+    let request = Request::builder()
+        .uri(uri)
+        .header("cache-control", "max-age=0, No-Cache")
+        .body(Body::empty())
+        .unwrap();
+    let response = serving::router(s.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let fresh: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(total(&fresh) > total(&first), "no-cache bypasses the cache");
+    assert_eq!(total(&fresh), total(&other));
 }

@@ -84,7 +84,11 @@ pub fn ingest(args: IngestArgs) -> Result<(), ToolsError> {
         prepared.elapsed().as_secs_f64()
     );
 
-    let client = client(args.connections, Duration::from_secs(args.timeout_secs))?;
+    let client = client(
+        args.connections,
+        Duration::from_secs(args.timeout_secs),
+        false,
+    )?;
     let queue = Arc::new(Mutex::new(bodies.into_iter()));
     let token = args.token.filter(|t| !t.is_empty());
     // One event per connection first (not counted): connections open and the server's

@@ -39,6 +39,11 @@ pub struct QueryArgs {
     /// Timeout of one request.
     #[arg(long, default_value_t = 10)]
     timeout_secs: u64,
+    /// Sends `Cache-Control: no-cache`: the server computes every answer anew instead of
+    /// serving it from its answer cache (the path of a client whose every query differs,
+    /// such as a dashboard whose time range moves).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// Replaces `{now}` and `{now±<n><unit>}` (units s, m, h, d) with RFC 3339 times, `now`
@@ -95,7 +100,11 @@ pub fn query(args: QueryArgs) -> Result<(), ToolsError> {
     }
     let path = substitute_times(&args.path, chrono::Utc::now().timestamp_millis())?;
     let url = format!("{}{path}", base_url(&args.url)?);
-    let client = client(args.connections, Duration::from_secs(args.timeout_secs))?;
+    let client = client(
+        args.connections,
+        Duration::from_secs(args.timeout_secs),
+        args.no_cache,
+    )?;
     let token = args.token.clone().filter(|t| !t.is_empty());
     let rt = runtime(args.connections)?;
 

@@ -80,8 +80,22 @@ pub(super) fn runtime(connections: usize) -> Result<tokio::runtime::Runtime, Too
         .context("load generator runtime")
 }
 
-pub(super) fn client(connections: usize, timeout: Duration) -> Result<reqwest::Client, ToolsError> {
+/// An HTTP client for `connections` concurrent requests; `fresh` asks every answer to be
+/// computed anew (`Cache-Control: no-cache`) instead of served from the server's cache.
+pub(super) fn client(
+    connections: usize,
+    timeout: Duration,
+    fresh: bool,
+) -> Result<reqwest::Client, ToolsError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if fresh {
+        headers.insert(
+            reqwest::header::CACHE_CONTROL,
+            reqwest::header::HeaderValue::from_static("no-cache"),
+        );
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(connections)
