@@ -12,7 +12,10 @@
 //! relative standard error of HyperLogLog with 4096 registers, 1.04 / sqrt(4096) ≈ 1.6 %
 //! (linear counting below 2.5 × 4096, the raw estimate above).
 //!
-//! Memory: 8 bytes per value while exact (at most 2 KiB), 4 KiB once dense.
+//! Memory: 24 bytes inline; a single value is held inline, 2 to 256 in a boxed slice of
+//! exactly their size (8 bytes each, at most 2 KiB), 4 KiB once dense. Most keys of a
+//! minute's views see one or two users, so the inline case is what the speed layer's million
+//! keys mostly hold (issue 21).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -33,18 +36,55 @@ pub struct Hll {
     repr: Repr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which form a sketch takes is a function of its number of distinct hashes, so the derived
+/// equality is the sketches' equality.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 enum Repr {
-    /// At most `EXACT_LIMIT` distinct hashes, sorted.
-    Exact(Vec<u64>),
+    /// No value.
+    #[default]
+    Empty,
+    /// One distinct hash.
+    One(u64),
+    /// 2 to `EXACT_LIMIT` distinct hashes, sorted, in a slice of exactly their number.
+    Exact(Box<[u64]>),
     /// The registers of more than `EXACT_LIMIT` distinct hashes.
     Dense(Box<[u8; REGISTERS]>),
 }
 
-impl Default for Repr {
-    fn default() -> Self {
-        Repr::Exact(Vec::new())
+/// The sorted union of two sorted, deduplicated hash lists.
+fn union(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
     }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// The registers of some hashes.
+fn registers_of(hashes: &[u64]) -> Box<[u8; REGISTERS]> {
+    let mut regs = Box::new([0u8; REGISTERS]);
+    for &h in hashes {
+        let (i, r) = register_of(h);
+        regs[i] = regs[i].max(r);
+    }
+    regs
 }
 
 /// The hash every layer uses for distinct counting.
@@ -72,33 +112,51 @@ impl Hll {
                 let (i, r) = register_of(hash);
                 regs[i] = regs[i].max(r);
             }
+            Repr::Empty => self.repr = Repr::One(hash),
+            Repr::One(h) => {
+                if *h != hash {
+                    let pair = if *h < hash { [*h, hash] } else { [hash, *h] };
+                    self.repr = Repr::Exact(Box::new(pair));
+                }
+            }
             Repr::Exact(hashes) => {
-                if let Err(pos) = hashes.binary_search(&hash) {
-                    hashes.insert(pos, hash);
-                    if hashes.len() > EXACT_LIMIT {
-                        self.densify();
-                    }
+                if hashes.binary_search(&hash).is_err() {
+                    self.repr = Self::of_sorted(union(hashes, &[hash]));
                 }
             }
         }
     }
 
+    /// The sketch of some sorted, deduplicated hashes.
+    fn of_sorted(hashes: Vec<u64>) -> Repr {
+        match hashes.len() {
+            0 => Repr::Empty,
+            1 => Repr::One(hashes[0]),
+            n if n <= EXACT_LIMIT => Repr::Exact(hashes.into_boxed_slice()),
+            _ => Repr::Dense(registers_of(&hashes)),
+        }
+    }
+
+    /// The hashes held while exact (empty when dense).
+    fn exact(&self) -> &[u64] {
+        match &self.repr {
+            Repr::Empty | Repr::Dense(_) => &[],
+            Repr::One(h) => std::slice::from_ref(h),
+            Repr::Exact(hashes) => hashes,
+        }
+    }
+
     fn densify(&mut self) {
-        if let Repr::Exact(hashes) = &self.repr {
-            let mut regs = Box::new([0u8; REGISTERS]);
-            for &h in hashes {
-                let (i, r) = register_of(h);
-                regs[i] = regs[i].max(r);
-            }
-            self.repr = Repr::Dense(regs);
+        if !matches!(self.repr, Repr::Dense(_)) {
+            self.repr = Repr::Dense(registers_of(self.exact()));
         }
     }
 
     /// The number of distinct values added: exact while small, estimated beyond.
     pub fn estimate(&self) -> u64 {
         let regs = match &self.repr {
-            Repr::Exact(hashes) => return hashes.len() as u64,
             Repr::Dense(regs) => regs,
+            _ => return self.exact().len() as u64,
         };
         let m = REGISTERS as f64;
         let sum: f64 = regs.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
@@ -115,25 +173,26 @@ impl Hll {
 
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
-        matches!(&self.repr, Repr::Exact(h) if h.is_empty())
+        matches!(&self.repr, Repr::Empty)
     }
 
     /// Canonical bytes: `0x01` + sorted hashes (u64 LE) while exact, `0x02` + 4096
     /// registers when dense.
     pub fn to_bytes(&self) -> Vec<u8> {
         match &self.repr {
-            Repr::Exact(hashes) => {
+            Repr::Dense(regs) => {
+                let mut out = Vec::with_capacity(1 + REGISTERS);
+                out.push(2);
+                out.extend_from_slice(&regs[..]);
+                out
+            }
+            _ => {
+                let hashes = self.exact();
                 let mut out = Vec::with_capacity(1 + hashes.len() * 8);
                 out.push(1);
                 for h in hashes {
                     out.extend_from_slice(&h.to_le_bytes());
                 }
-                out
-            }
-            Repr::Dense(regs) => {
-                let mut out = Vec::with_capacity(1 + REGISTERS);
-                out.push(2);
-                out.extend_from_slice(&regs[..]);
                 out
             }
         }
@@ -158,7 +217,7 @@ impl Hll {
                     return Err(bad("exact hashes are not strictly sorted"));
                 }
                 Ok(Hll {
-                    repr: Repr::Exact(hashes),
+                    repr: Self::of_sorted(hashes),
                 })
             }
             Some((2, rest)) => {
@@ -180,11 +239,16 @@ impl Hll {
 impl Mergeable for Hll {
     fn merge(&mut self, other: &Self) {
         match &other.repr {
-            Repr::Exact(hashes) => {
-                for &h in hashes {
-                    self.add_hash(h);
+            Repr::Empty => {}
+            Repr::One(h) => self.add_hash(*h),
+            Repr::Exact(theirs) => match &mut self.repr {
+                Repr::Dense(_) => {
+                    for &h in theirs.iter() {
+                        self.add_hash(h);
+                    }
                 }
-            }
+                _ => self.repr = Self::of_sorted(union(self.exact(), theirs)),
+            },
             Repr::Dense(theirs) => {
                 self.densify();
                 if let Repr::Dense(mine) = &mut self.repr {
@@ -252,9 +316,18 @@ mod tests {
     fn sketch_densifies_past_the_exact_limit_and_round_trips() {
         let small = sketch(0..100);
         assert!(matches!(small.repr, Repr::Exact(_)));
+        assert!(matches!(sketch(0..1).repr, Repr::One(_)));
+        assert!(matches!(sketch(0..0).repr, Repr::Empty));
         let big = sketch(0..5_000);
         assert!(matches!(big.repr, Repr::Dense(_)));
-        for h in [small, big, Hll::default()] {
+        for h in [
+            small,
+            big,
+            Hll::default(),
+            sketch(0..1),
+            sketch(0..2),
+            sketch(0..256),
+        ] {
             assert_eq!(Hll::from_bytes(&h.to_bytes()).unwrap(), h);
         }
     }
@@ -271,7 +344,70 @@ mod tests {
         assert!(Hll::from_bytes(&[2, 0, 0]).is_err());
     }
 
+    #[test]
+    fn a_sketch_is_24_bytes_and_each_form_starts_at_its_count() {
+        assert_eq!(std::mem::size_of::<Hll>(), 24);
+        for (n, form) in [
+            (0, "empty"),
+            (1, "one"),
+            (2, "exact"),
+            (256, "exact"),
+            (257, "dense"),
+        ] {
+            let h = sketch(0..n);
+            let got = match h.repr {
+                Repr::Empty => "empty",
+                Repr::One(_) => "one",
+                Repr::Exact(_) => "exact",
+                Repr::Dense(_) => "dense",
+            };
+            assert_eq!(got, form, "n = {n}");
+            // Built by merges of single values, in reverse, the same form and bytes.
+            let mut merged = Hll::default();
+            for v in (0..n).rev() {
+                merged.merge(&sketch([v]));
+            }
+            assert_eq!(merged, h, "n = {n}");
+            assert_eq!(merged.to_bytes(), h.to_bytes());
+        }
+    }
+
+    #[test]
+    fn bytes_of_the_previous_representation_decode_to_the_same_sketch() {
+        // Format 1 as the previous code wrote it: tag 1 then the sorted hashes, even for 0 or 1.
+        for n in [0u64, 1, 2, 200] {
+            let h = sketch(0..n);
+            let mut hashes: Vec<u64> = (0..n).map(|v| hash_value(&format!("user-{v}"))).collect();
+            hashes.sort_unstable();
+            let mut old = vec![1u8];
+            for x in hashes {
+                old.extend_from_slice(&x.to_le_bytes());
+            }
+            assert_eq!(Hll::from_bytes(&old).unwrap(), h);
+            assert_eq!(h.to_bytes(), old);
+        }
+    }
+
     proptest! {
+        /// Any grouping and order of adds and merges of the same values gives the same
+        /// sketch, across the one, exact and dense forms.
+        #[test]
+        fn any_grouping_of_adds_and_merges_gives_the_sketch_of_the_set(
+            values in proptest::collection::vec(0u64..400, 0..700),
+            cut in 0usize..700,
+        ) {
+            let cut = cut.min(values.len());
+            let mut left = sketch(values[..cut].iter().copied());
+            let mut right = Hll::default();
+            for v in values[cut..].iter().rev() {
+                right.merge(&sketch([*v]));
+            }
+            left.merge(&right);
+            let whole = sketch(values.iter().copied());
+            prop_assert_eq!(left.to_bytes(), whole.to_bytes());
+            prop_assert_eq!(left, whole);
+        }
+
         #[test]
         fn merge_equals_sketch_of_the_union(a in proptest::collection::vec(0u64..3_000, 0..600),
                                             b in proptest::collection::vec(0u64..3_000, 0..600)) {
