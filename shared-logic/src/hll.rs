@@ -159,8 +159,19 @@ impl Hll {
             _ => return self.exact().len() as u64,
         };
         let m = REGISTERS as f64;
-        let sum: f64 = regs.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
-        let zeros = regs.iter().filter(|&&r| r == 0).count();
+        // A histogram of the ranks, then one power of two per rank (not per register): the
+        // estimate of a dense sketch is evaluated once per served row.
+        let mut ranks = [0u32; 256];
+        for &r in regs.iter() {
+            ranks[r as usize] += 1;
+        }
+        let sum: f64 = ranks
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(r, n)| f64::from(*n) * 2f64.powi(-(r as i32)))
+            .sum();
+        let zeros = ranks[0] as usize;
         let alpha = 0.7213 / (1.0 + 1.079 / m);
         let raw = alpha * m * m / sum;
         let estimate = if raw <= 2.5 * m && zeros > 0 {
@@ -300,6 +311,30 @@ mod tests {
             let est = sketch(0..n).estimate() as f64;
             let err = (est - n as f64).abs() / n as f64;
             assert!(err < 3.0 * 0.0163, "n = {n}, estimate {est}, error {err}");
+        }
+    }
+
+    #[test]
+    fn the_rank_histogram_gives_the_per_register_formula() {
+        // The textbook evaluation, one power of two per register.
+        fn per_register(regs: &[u8; REGISTERS]) -> u64 {
+            let m = REGISTERS as f64;
+            let sum: f64 = regs.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
+            let zeros = regs.iter().filter(|&&r| r == 0).count();
+            let raw = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
+            let e = if raw <= 2.5 * m && zeros > 0 {
+                m * (m / zeros as f64).ln()
+            } else {
+                raw
+            };
+            e.round() as u64
+        }
+        for n in [300u64, 1_000, 5_000, 12_000, 40_000, 150_000, 1_000_000] {
+            let h = sketch(0..n);
+            let Repr::Dense(regs) = &h.repr else {
+                panic!("{n} values are dense")
+            };
+            assert_eq!(h.estimate(), per_register(regs), "n = {n}");
         }
     }
 
