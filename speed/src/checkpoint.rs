@@ -15,8 +15,9 @@ use shared_logic::MetricContext;
 use crate::error::SpeedError;
 use crate::partition::PartitionState;
 
-/// Format 2: the partition state holds the record-time-bounded watermark progress.
-const FORMAT: u32 = 2;
+/// Format 3: dedup ids in increasing order (the compact id table); format 2 held them in
+/// hash-set order and the record-time-bounded watermark progress.
+const FORMAT: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {

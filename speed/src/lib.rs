@@ -2,6 +2,7 @@
 //!
 //! - [`partition`]: one partition's state and the per-record rule (validation, dedup,
 //!   watermark, late policy), deterministic so that checkpoint + replay is exactly-once;
+//! - [`id_set`]: the compact table of dedup ids (128-bit hashes) per event-time hour;
 //! - [`views`]: the in-process handle on every held partition's state;
 //! - [`consumer`]: the Kafka consumer (micro-batches, dead letters, late side output,
 //!   checkpoints, eviction by the batch boundary);
@@ -19,6 +20,7 @@ pub mod checkpoint;
 pub mod consumer;
 pub mod error;
 pub mod http;
+pub mod id_set;
 pub mod latency;
 pub mod orders;
 pub mod partition;

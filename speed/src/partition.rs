@@ -25,7 +25,7 @@
 //!    already closed is marked revised). A user's sessions are forgotten once no event that
 //!    could still be counted can join them.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use lambda_io::speed_api::Counters;
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,8 @@ use shared_logic::metric::BuiltFrom;
 use shared_logic::sessions::{Activity, UserSessions};
 use shared_logic::window::{HourKey, WindowStart, HOUR_MS};
 use shared_logic::{Aggregates, DeadLetter, EventRef, MetricContext, Origin, Validator};
+
+use crate::id_set::IdSet;
 
 /// What happens to events whose windows have closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -100,7 +102,7 @@ pub struct PartitionState {
     /// Windows counted into after they had closed (`update` policy).
     pub revised: BTreeSet<i64>,
     /// Dedup keys per event-time hour (id hashes).
-    seen: BTreeMap<i64, HashSet<u128>>,
+    seen: BTreeMap<i64, IdSet>,
     /// Each user's sessions that a countable event may still join.
     sessions: hashbrown::HashMap<String, UserSessions>,
     /// Reused buffer for the sessions an event merges (not state).
@@ -303,7 +305,7 @@ impl PartitionState {
 
     /// Number of dedup keys held.
     pub fn dedup_keys(&self) -> usize {
-        self.seen.values().map(HashSet::len).sum()
+        self.seen.values().map(IdSet::len).sum()
     }
 }
 
