@@ -12,16 +12,31 @@ use crate::merge::Row;
 /// The rows of an answer as a JSON array: each with its window, grouped dimension values
 /// (by name), evaluated values (by name), source and finality.
 pub struct RowsJson<'a, M: Metric> {
-    pub rows: &'a [Row<M::State>],
+    pub rows: &'a [Row<'a, M::State>],
     pub group_names: &'a [&'static str],
 }
 
 impl<M: Metric> Serialize for RowsJson<'_, M> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.rows.len()))?;
+        // Rows come ordered by window: each window's times are formatted once.
+        let mut times: Option<(i64, String, String)> = None;
         for row in self.rows {
+            let (start, end) = match &times {
+                Some((at, start, end)) if *at == row.window_start => (start, end),
+                _ => {
+                    let t = times.insert((
+                        row.window_start,
+                        format_instant(row.window_start),
+                        format_instant(row.window_end),
+                    ));
+                    (&t.1, &t.2)
+                }
+            };
             seq.serialize_element(&RowJson::<M> {
                 row,
+                start,
+                end,
                 group_names: self.group_names,
             })?;
         }
@@ -30,7 +45,9 @@ impl<M: Metric> Serialize for RowsJson<'_, M> {
 }
 
 struct RowJson<'a, M: Metric> {
-    row: &'a Row<M::State>,
+    row: &'a Row<'a, M::State>,
+    start: &'a str,
+    end: &'a str,
     group_names: &'a [&'static str],
 }
 
@@ -38,8 +55,8 @@ impl<M: Metric> Serialize for RowJson<'_, M> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let row = self.row;
         let mut map = s.serialize_map(Some(6))?;
-        map.serialize_entry("window_start", &format_instant(row.window_start))?;
-        map.serialize_entry("window_end", &format_instant(row.window_end))?;
+        map.serialize_entry("window_start", self.start)?;
+        map.serialize_entry("window_end", self.end)?;
         map.serialize_entry(
             "dimensions",
             &Pairs(self.group_names.iter().copied().zip(row.dims.iter())),

@@ -324,7 +324,11 @@ async fn prometheus(
     Ok(([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], text).into_response())
 }
 
-/// Polls the batch manifest every `period` until `shutdown`, logging each new version.
+/// Hours per metric decoded ahead of queries after each new batch version (a day).
+const WARM_HOURS: usize = 24;
+
+/// Polls the batch manifest every `period` until `shutdown`, logging each new version and
+/// warming the newest hours of the views.
 pub async fn watch_manifest(
     state: Arc<AppState>,
     period: Duration,
@@ -334,7 +338,18 @@ pub async fn watch_manifest(
     loop {
         match state.batch.refresh().await {
             Ok(Some(version)) => {
-                tracing::info!(version, views = %state.batch.location(), "serving batch manifest")
+                tracing::info!(version, views = %state.batch.location(), "serving batch manifest");
+                // The newest hours are decoded now, not by the first queries that read them.
+                let started = std::time::Instant::now();
+                match state.batch.warm(WARM_HOURS).await {
+                    Ok(hours) => tracing::info!(
+                        version,
+                        hours,
+                        ms = started.elapsed().as_millis() as u64,
+                        "batch views warmed"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "batch views not warmed"),
+                }
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "batch manifest not reloaded"),

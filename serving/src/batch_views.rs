@@ -13,6 +13,8 @@
 
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -21,7 +23,7 @@ use lambda_io::view_tables::{AsOf, ViewTables};
 use lambda_io::Lake;
 use shared_logic::cube::Cube;
 use shared_logic::window::{HourKey, WindowSpec, HOUR_MS};
-use shared_logic::{Metric, MetricViews};
+use shared_logic::{Metric, MetricId, MetricViews, MetricVisitor, Registered};
 
 use crate::error::ServingError;
 
@@ -218,6 +220,32 @@ impl BatchViews {
         Ok(BatchRead { views, covered })
     }
 
+    /// Decodes the newest `hours` covered hours of every metric under the served version
+    /// into the cache (at most the cache's capacity over all metrics), so that the first
+    /// queries after a publication do not pay for them. Returns the hours warmed.
+    pub async fn warm(&self, hours: usize) -> Result<usize, ServingError> {
+        let Some(published) = self.published() else {
+            return Ok(0);
+        };
+        let capacity = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .capacity;
+        let per_metric = hours.min(capacity / MetricId::ALL.len().max(1));
+        let mut warmed = 0;
+        for metric in MetricId::ALL {
+            warmed += metric
+                .visit(Warming {
+                    views: self,
+                    published: &published,
+                    hours: per_metric,
+                })
+                .await?;
+        }
+        Ok(warmed)
+    }
+
     /// One hour's view file, from the cache or decoded through DataFusion and built into a
     /// cube.
     async fn hour<M: Metric>(&self, relative: &str) -> Result<Arc<Cube<M>>, ServingError> {
@@ -262,6 +290,41 @@ impl BatchViews {
             .unwrap_or_else(|p| p.into_inner())
             .put(relative.to_string(), decoded.clone());
         Ok(decoded)
+    }
+}
+
+type WarmFuture<'a> = Pin<Box<dyn Future<Output = Result<usize, ServingError>> + Send + 'a>>;
+
+/// [`BatchViews::warm`] for one metric: its newest covered hours.
+struct Warming<'a> {
+    views: &'a BatchViews,
+    published: &'a Published,
+    hours: usize,
+}
+
+impl<'a> MetricVisitor for Warming<'a> {
+    type Output = WarmFuture<'a>;
+
+    fn visit<M: Registered>(self) -> WarmFuture<'a> {
+        Box::pin(async move {
+            let mut hours: Vec<HourKey> = self
+                .published
+                .coverage
+                .get(M::NAME)
+                .into_iter()
+                .flat_map(|hours| hours.keys())
+                .filter_map(|h| HourKey::parse(h))
+                .collect();
+            hours.sort_unstable_by(|a, b| b.cmp(a));
+            let mut warmed = 0;
+            for hour in hours.into_iter().take(self.hours) {
+                if let Some(relative) = self.published.view_of(M::NAME, hour) {
+                    self.views.hour::<M>(relative).await?;
+                    warmed += 1;
+                }
+            }
+            Ok(warmed)
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! Every row says where it came from and whether it is final: batch-covered, or past the
 //! speed watermark plus the allowed lateness.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use hashbrown::HashMap;
@@ -39,14 +40,34 @@ impl Source {
 
 /// One merged row: a window of the requested granularity, the grouped dimension values,
 /// the merged state, and its provenance.
+/// Dimension values and states are borrowed from the batch cubes where a row is one
+/// cube row, and owned where pieces were merged.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row<S> {
+pub struct Row<'a, S: Clone> {
     pub window_start: i64,
     pub window_end: i64,
-    pub dims: Vec<String>,
-    pub state: S,
+    pub dims: Vec<Cow<'a, str>>,
+    pub state: Cow<'a, S>,
     pub source: Source,
     pub is_final: bool,
+}
+
+impl<S: Clone> Row<'_, S> {
+    /// The same row owning its values.
+    pub fn into_owned(self) -> Row<'static, S> {
+        Row {
+            window_start: self.window_start,
+            window_end: self.window_end,
+            dims: self
+                .dims
+                .into_iter()
+                .map(|d| Cow::Owned(d.into_owned()))
+                .collect(),
+            state: Cow::Owned(self.state.into_owned()),
+            source: self.source,
+            is_final: self.is_final,
+        }
+    }
 }
 
 /// What a query asks for.
@@ -78,9 +99,20 @@ pub struct Merger<'q, M: Metric> {
     query: &'q Query,
     covered: &'q BTreeSet<HourKey>,
     windows: WindowSpec,
-    /// Each row, with the latest end of the speed windows merged into it (finality is
-    /// decided in [`Merger::finish`] against the speed clock read after the states).
-    rows: HashMap<GroupKey, (Row<M::State>, Option<i64>)>,
+    /// Rows of batch cubes, borrowed; merged by sorting in [`Merger::finish`] (which is
+    /// also the answer's order), so a cube row costs no hashing and no copy.
+    pieces: Vec<Piece<'q, M::State>>,
+    /// Rows from full keys (the speed layer's), each with the latest end of the speed
+    /// windows merged into it (finality is decided in [`Merger::finish`] against the speed
+    /// clock read after the states).
+    rows: HashMap<GroupKey, (Row<'q, M::State>, Option<i64>)>,
+}
+
+/// A batch cube's row for the answer: its output window, grouped values and state.
+struct Piece<'q, S> {
+    start: i64,
+    dims: [&'q str; MAX_DIMENSIONS],
+    state: &'q S,
 }
 
 impl<'q, M: Metric> Merger<'q, M> {
@@ -90,6 +122,7 @@ impl<'q, M: Metric> Merger<'q, M> {
             query,
             covered,
             windows,
+            pieces: Vec::new(),
             rows: HashMap::new(),
         }
     }
@@ -104,9 +137,17 @@ impl<'q, M: Metric> Merger<'q, M> {
     /// Adds a row a batch [`shared_logic::cube::Cube`] selected for this query (in range and
     /// past its filters): its window and the values of the grouped dimensions, in
     /// `group_by` order. Ignored unless its hour is covered.
-    pub fn add_batch_row(&mut self, window: WindowStart, grouped: &[&str], state: &M::State) {
+    pub fn add_batch_row(&mut self, window: WindowStart, grouped: &[&'q str], state: &'q M::State) {
         if self.covered.contains(&HourKey::of_window(window)) {
-            self.add_grouped(window, grouped, state, Source::Batch, None);
+            let mut dims = [""; MAX_DIMENSIONS];
+            for (slot, value) in dims.iter_mut().zip(grouped) {
+                *slot = value;
+            }
+            self.pieces.push(Piece {
+                start: window.truncate(self.query.granularity_ms).0,
+                dims,
+                state,
+            });
         }
     }
 
@@ -147,16 +188,16 @@ impl<'q, M: Metric> Merger<'q, M> {
         let row_key = GroupKey::new(start, grouped);
         match self.rows.get_mut(&row_key) {
             Some((row, end)) => {
-                row.state.merge(state);
+                row.state.to_mut().merge(state);
                 row.source = row.source.join(source);
                 *end = (*end).max(speed_end);
             }
             None => {
                 let row = Row {
                     window_start: start.0,
-                    window_end: start.0 + query.granularity_ms.max(self.windows.size_ms()),
-                    dims: grouped.iter().map(|d| d.to_string()).collect(),
-                    state: state.clone(),
+                    window_end: self.window_end(start.0),
+                    dims: grouped.iter().map(|d| Cow::Owned(d.to_string())).collect(),
+                    state: Cow::Owned(state.clone()),
                     source,
                     is_final: true,
                 };
@@ -165,24 +206,62 @@ impl<'q, M: Metric> Merger<'q, M> {
         }
     }
 
+    fn window_end(&self, start: i64) -> i64 {
+        start + self.query.granularity_ms.max(self.windows.size_ms())
+    }
+
     /// The rows, ordered by window start, then grouped dimension values. A row is final
     /// when all of it is batch or its speed windows are past `clock`'s watermark plus the
     /// allowed lateness.
-    pub fn finish(self, clock: SpeedClock) -> Vec<Row<M::State>> {
-        let mut rows: Vec<Row<M::State>> = self
-            .rows
-            .into_values()
-            .map(|(mut row, speed_end)| {
-                row.is_final = speed_end.is_none_or(|end| {
-                    M::SETTLES_WITH_WATERMARK
-                        && clock
-                            .watermark
-                            .is_some_and(|wm| wm >= end.saturating_add(clock.allowed_lateness_ms))
-                });
-                row
-            })
-            .collect();
-        rows.sort_by(|a, b| (a.window_start, &a.dims).cmp(&(b.window_start, &b.dims)));
+    pub fn finish(mut self, clock: SpeedClock) -> Vec<Row<'q, M::State>> {
+        let n = self.query.group_by.len().min(MAX_DIMENSIONS);
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.sort_unstable_by(|a, b| (a.start, &a.dims[..n]).cmp(&(b.start, &b.dims[..n])));
+        let mut rows = Vec::with_capacity(pieces.len() + self.rows.len());
+        let mut ends = Vec::with_capacity(rows.capacity());
+        let mut pieces = pieces.into_iter().peekable();
+        while let Some(first) = pieces.next() {
+            let mut state = Cow::Borrowed(first.state);
+            while let Some(next) =
+                pieces.next_if(|p| p.start == first.start && p.dims[..n] == first.dims[..n])
+            {
+                state.to_mut().merge(next.state);
+            }
+            let (mut source, mut end) = (Source::Batch, None);
+            if !self.rows.is_empty() {
+                let key = GroupKey::new(WindowStart(first.start), &first.dims[..n]);
+                if let Some((other, other_end)) = self.rows.remove(&key) {
+                    state.to_mut().merge(&other.state);
+                    source = source.join(other.source);
+                    end = other_end;
+                }
+            }
+            rows.push(Row {
+                window_start: first.start,
+                window_end: self.window_end(first.start),
+                dims: first.dims[..n].iter().map(|d| Cow::Borrowed(*d)).collect(),
+                state,
+                source,
+                is_final: true,
+            });
+            ends.push(end);
+        }
+        let sorted = self.rows.is_empty();
+        for (row, end) in self.rows.into_values() {
+            rows.push(row);
+            ends.push(end);
+        }
+        for (row, end) in rows.iter_mut().zip(ends) {
+            row.is_final = end.is_none_or(|end| {
+                M::SETTLES_WITH_WATERMARK
+                    && clock
+                        .watermark
+                        .is_some_and(|wm| wm >= end.saturating_add(clock.allowed_lateness_ms))
+            });
+        }
+        if !sorted {
+            rows.sort_by(|a, b| (a.window_start, &a.dims).cmp(&(b.window_start, &b.dims)));
+        }
         rows
     }
 }
@@ -195,7 +274,7 @@ pub fn merge<M: Metric>(
     clock: SpeedClock,
     windows: &WindowSpec,
     query: &Query,
-) -> Vec<Row<M::State>> {
+) -> Vec<Row<'static, M::State>> {
     let mut merger = Merger::<M>::new(query, covered, *windows);
     for (k, s) in batch.iter() {
         merger.add_batch(k, s);
@@ -203,7 +282,11 @@ pub fn merge<M: Metric>(
     for (k, s) in speed.iter() {
         merger.add_speed(k, s);
     }
-    merger.finish(clock)
+    merger
+        .finish(clock)
+        .into_iter()
+        .map(Row::into_owned)
+        .collect()
 }
 
 /// The part of `[from_ms, to_ms)` the speed layer must answer: from the start of the first
@@ -238,10 +321,10 @@ fn matches(key: &GroupKey, filters: &[(usize, String)]) -> bool {
 }
 
 /// Rows keyed as views again (for comparisons in tests and for `verify`).
-pub fn rows_as_views<M: Metric>(rows: &[Row<M::State>]) -> MetricViews<M> {
+pub fn rows_as_views<M: Metric>(rows: &[Row<'_, M::State>]) -> MetricViews<M> {
     let mut views = MetricViews::<M>::default();
     for row in rows {
-        let dims: Vec<&str> = row.dims.iter().map(String::as_str).collect();
+        let dims: Vec<&str> = row.dims.iter().map(|d| d.as_ref()).collect();
         views.merge_group(
             &GroupKey::new(WindowStart(row.window_start), &dims),
             &row.state,
@@ -380,6 +463,63 @@ mod tests {
             );
             assert!(rows.iter().all(|r| (r.source == Source::Batch)
                 == covered.contains(&HourKey::of_window(WindowStart(r.window_start)))));
+        }
+    }
+
+    #[test]
+    fn cube_rows_merge_with_speed_rows_as_full_keys_do() {
+        let events = events();
+        let windows = WindowSpec::default();
+        let covered: BTreeSet<HourKey> = [hour(0), hour(2)].into();
+        let batch = fold_hours(&events, |h| covered.contains(&h));
+        let speed = fold_hours(&events, |h| !covered.contains(&h));
+        let last = events.iter().map(|e| e.event_time().0).max().unwrap();
+        let clock = SpeedClock {
+            watermark: Some(last - 30 * 60_000),
+            allowed_lateness_ms: 60_000,
+        };
+        let cube = shared_logic::cube::Cube::build(batch.page_views.clone(), &windows);
+        for (granularity_ms, group_by, filters) in [
+            (60_000, vec![0, 2], vec![]),
+            (HOUR_MS, vec![1], vec![(2, "mobile".to_string())]),
+            (3 * HOUR_MS, vec![], vec![]),
+            (3 * HOUR_MS, vec![2, 1], vec![]),
+        ] {
+            let query = Query {
+                from_ms: T0,
+                to_ms: T0 + 3 * HOUR_MS,
+                granularity_ms,
+                group_by,
+                filters,
+            };
+            let expected = merge::<PageViews>(
+                &batch.page_views,
+                &covered,
+                &speed.page_views,
+                clock,
+                &windows,
+                &query,
+            );
+            let mut merger = Merger::<PageViews>::new(&query, &covered, windows);
+            let selection = shared_logic::cube::Selection {
+                from_ms: query.from_ms,
+                to_ms: query.to_ms,
+                granularity_ms,
+                group_by: &query.group_by,
+                filters: &query.filters,
+            };
+            cube.select(&selection, |w, dims, s| merger.add_batch_row(w, dims, s));
+            for (k, s) in speed.page_views.iter() {
+                merger.add_speed(k, s);
+            }
+            let rows = merger.finish(clock);
+            assert_eq!(rows, expected, "{query:?}");
+            if granularity_ms == 3 * HOUR_MS {
+                assert!(
+                    rows.iter().any(|r| r.source == Source::BatchAndSpeed),
+                    "a cube row met a speed row"
+                );
+            }
         }
     }
 

@@ -102,10 +102,10 @@ impl<M: Metric> Cube<M> {
     /// `group_by` order, and the state. Several rows may share a window and grouped values
     /// (when the cuboid read groups by more dimensions than asked): the caller merges them.
     /// Returns the number of rows read.
-    pub fn select(
-        &self,
+    pub fn select<'c>(
+        &'c self,
         selection: &Selection<'_>,
-        mut emit: impl FnMut(WindowStart, &[&str], &M::State),
+        mut emit: impl FnMut(WindowStart, &[&'c str], &'c M::State),
     ) -> usize {
         let aligned = |size: i64| {
             size > 0
@@ -144,7 +144,7 @@ impl<M: Metric> Cube<M> {
             .iter()
             .map(|(i, _)| (*i, wanted[*i]))
             .collect();
-        let mut grouped = [""; MAX_DIMENSIONS];
+        let mut grouped: [&'c str; MAX_DIMENSIONS] = [""; MAX_DIMENSIONS];
         let n = selection.group_by.len().min(MAX_DIMENSIONS);
         for row in lo..hi {
             let codes = &cuboid.codes[row];
