@@ -76,7 +76,8 @@ pub struct Query {
     /// Windows starting in `[from_ms, to_ms)`.
     pub from_ms: i64,
     pub to_ms: i64,
-    /// Output window size (a multiple of the metric windows: minute, hour, day).
+    /// Output window size (a multiple of the metric windows: minute, hour, day, or the
+    /// whole range, which is then one window starting at `from_ms`).
     pub granularity_ms: i64,
     /// Indexes (into the metric's dimensions) to group by; the others are merged away.
     pub group_by: Vec<usize>,
@@ -144,7 +145,7 @@ impl<'q, M: Metric> Merger<'q, M> {
                 *slot = value;
             }
             self.pieces.push(Piece {
-                start: window.truncate(self.query.granularity_ms).0,
+                start: self.output_window(window),
                 dims,
                 state,
             });
@@ -183,8 +184,7 @@ impl<'q, M: Metric> Merger<'q, M> {
         source: Source,
         speed_end: Option<i64>,
     ) {
-        let query = self.query;
-        let start = window.truncate(query.granularity_ms);
+        let start = WindowStart(self.output_window(window));
         let row_key = GroupKey::new(start, grouped);
         match self.rows.get_mut(&row_key) {
             Some((row, end)) => {
@@ -203,6 +203,17 @@ impl<'q, M: Metric> Merger<'q, M> {
                 };
                 self.rows.insert(row_key, (row, speed_end));
             }
+        }
+    }
+
+    /// The start of the output window holding `window`: the window truncated to the
+    /// granularity, or `from` when the granularity is the whole range (`all`).
+    fn output_window(&self, window: WindowStart) -> i64 {
+        let q = self.query;
+        if q.to_ms.checked_sub(q.from_ms) == Some(q.granularity_ms) {
+            q.from_ms
+        } else {
+            window.truncate(q.granularity_ms).0
         }
     }
 
@@ -521,6 +532,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_granularity_of_the_whole_range_is_one_window_from_its_start() {
+        let events = events();
+        let windows = WindowSpec::default();
+        let covered: BTreeSet<HourKey> = [hour(1)].into();
+        let batch = fold_hours(&events, |h| covered.contains(&h));
+        let speed = fold_hours(&events, |h| !covered.contains(&h));
+        let clock = SpeedClock {
+            watermark: None,
+            allowed_lateness_ms: 60_000,
+        };
+        // Hours 1 and 2: not aligned to the two-hour granularity it spans.
+        let query = Query {
+            from_ms: T0 + HOUR_MS,
+            to_ms: T0 + 3 * HOUR_MS,
+            granularity_ms: 2 * HOUR_MS,
+            group_by: vec![1],
+            filters: vec![],
+        };
+        let rows = merge::<Funnel>(
+            &batch.funnel,
+            &covered,
+            &speed.funnel,
+            clock,
+            &windows,
+            &query,
+        );
+        assert!(!rows.is_empty());
+        assert!(rows
+            .iter()
+            .all(|r| r.window_start == T0 + HOUR_MS && r.window_end == T0 + 3 * HOUR_MS));
+        let hourly = Query {
+            granularity_ms: HOUR_MS,
+            ..query.clone()
+        };
+        let by_hour = merge::<Funnel>(
+            &batch.funnel,
+            &covered,
+            &speed.funnel,
+            clock,
+            &windows,
+            &hourly,
+        );
+        let mut summed = MetricViews::<Funnel>::default();
+        for r in &by_hour {
+            let dims: Vec<&str> = r.dims.iter().map(|d| d.as_ref()).collect();
+            summed.merge_group(&GroupKey::new(WindowStart(T0 + HOUR_MS), &dims), &r.state);
+        }
+        assert!(rows_as_views::<Funnel>(&rows) == summed);
     }
 
     #[test]

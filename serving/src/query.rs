@@ -31,14 +31,18 @@ pub enum Granularity {
     Minute,
     Hour,
     Day,
+    /// One window over the whole range (whole hours): totals, such as views per URL over
+    /// the last 31 days.
+    All,
 }
 
 impl Granularity {
-    /// The size in milliseconds.
+    /// The size in milliseconds the range is aligned to (an hour for `all`, whose one
+    /// window is the aligned range).
     pub fn ms(self) -> i64 {
         match self {
             Granularity::Minute => 60_000,
-            Granularity::Hour => HOUR_MS,
+            Granularity::Hour | Granularity::All => HOUR_MS,
             Granularity::Day => 24 * HOUR_MS,
         }
     }
@@ -49,6 +53,7 @@ impl Granularity {
             Granularity::Minute => "minute",
             Granularity::Hour => "hour",
             Granularity::Day => "day",
+            Granularity::All => "all",
         }
     }
 
@@ -57,10 +62,11 @@ impl Granularity {
             "minute" => Ok(Granularity::Minute),
             "hour" => Ok(Granularity::Hour),
             "day" => Ok(Granularity::Day),
+            "all" => Ok(Granularity::All),
             other => Err(ServingError::bad(
                 "bad_granularity",
                 format!(
-                    "granularity `{}` is not one of minute, hour, day",
+                    "granularity `{}` is not one of minute, hour, day, all",
                     truncate(other)
                 ),
             )),
@@ -248,7 +254,10 @@ impl MetricQuery {
             query: Query {
                 from_ms: from_aligned,
                 to_ms: to_aligned,
-                granularity_ms: size,
+                granularity_ms: match granularity {
+                    Granularity::All => to_aligned - from_aligned,
+                    _ => size,
+                },
                 group_by,
                 filters,
             },
@@ -388,6 +397,19 @@ mod tests {
             vec![(2, "shoes".to_string()), (0, "US".to_string())]
         );
         assert_eq!(q.limit, 5);
+    }
+
+    #[test]
+    fn all_is_one_window_over_the_range_in_whole_hours() {
+        let q = parse(
+            "page_views",
+            "from=2026-01-01T00:10:00Z&to=2026-01-02T05:30:00Z&granularity=all&group_by=url",
+        )
+        .unwrap();
+        assert_eq!(q.granularity, Granularity::All);
+        assert_eq!(q.query.from_ms, 1_767_225_600_000);
+        assert_eq!(q.query.to_ms, 1_767_225_600_000 + 30 * HOUR_MS);
+        assert_eq!(q.query.granularity_ms, 30 * HOUR_MS);
     }
 
     #[test]
