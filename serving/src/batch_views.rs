@@ -284,6 +284,13 @@ impl BatchViews {
         .await
         .map_err(|e| ServingError::Internal(format!("view decoder task: {e}")))?
         .map_err(unreadable)?;
+        tracing::debug!(
+            file = relative,
+            keys = decoded.keys(),
+            rows = decoded.rows(),
+            approx_bytes = decoded.approx_bytes(),
+            "batch hour decoded into a cube"
+        );
         let decoded = Arc::new(decoded);
         self.cache
             .lock()
