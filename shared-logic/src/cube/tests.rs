@@ -13,8 +13,10 @@ const COUNTRIES: [&str; 3] = ["DE", "FR", "US"];
 const DEVICES: [&str; 2] = ["desktop", "mobile"];
 
 type Key = (i64, Vec<String>);
+/// A generated key and state: minute, url, country and device indexes, views - 1, users.
+type Generated = (u16, usize, usize, usize, u8, Vec<u8>);
 
-fn views(rows: &[(u16, usize, usize, usize, u8, Vec<u8>)]) -> MetricViews<PageViews> {
+fn views(rows: &[Generated]) -> MetricViews<PageViews> {
     let mut views = MetricViews::<PageViews>::default();
     for (minute, u, c, d, n, users) in rows {
         let mut state = PageViewsState {
@@ -71,7 +73,7 @@ fn from_cube(cube: &Cube<PageViews>, s: &Selection<'_>) -> (BTreeMap<Key, PageVi
     (out, read)
 }
 
-fn row() -> impl Strategy<Value = (u16, usize, usize, usize, u8, Vec<u8>)> {
+fn row() -> impl Strategy<Value = Generated> {
     (
         0u16..240,
         0..URLS.len(),
