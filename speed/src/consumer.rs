@@ -344,13 +344,24 @@ impl SpeedConsumer {
         });
         let mut offsets = TopicPartitionList::new();
         for p in self.views.partitions() {
-            let Some(state) = self.views.partition_state(p) else {
+            // What changed since the last checkpoint is taken under the lock; the write is
+            // outside it.
+            let prepared = self.views.update(|states| {
+                states
+                    .get_mut(&p)
+                    .map(|state| {
+                        let prepared = self.checkpoints.prepare(p, state)?;
+                        Ok::<_, SpeedError>((prepared, state.next_offset))
+                    })
+                    .transpose()
+            })?;
+            let Some((prepared, next_offset)) = prepared else {
                 continue;
             };
-            self.checkpoints.save(p, &state, &self.views.ctx).await?;
-            if state.next_offset > 0 {
+            self.checkpoints.write(p, prepared, &self.views.ctx).await?;
+            if next_offset > 0 {
                 offsets
-                    .add_partition_offset(&self.opts.topic, p, Offset::Offset(state.next_offset))
+                    .add_partition_offset(&self.opts.topic, p, Offset::Offset(next_offset))
                     .map_err(IoError::kafka(&self.brokers, "commit"))?;
             }
         }

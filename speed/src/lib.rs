@@ -6,7 +6,8 @@
 //! - [`views`]: the in-process handle on every held partition's state;
 //! - [`consumer`]: the Kafka consumer (micro-batches, dead letters, late side output,
 //!   checkpoints, eviction by the batch boundary);
-//! - [`checkpoint`]: state and offsets together, one atomic object per partition;
+//! - [`checkpoint`]: state and offsets together: a whole state and the deltas after it
+//!   ([`changes`]), named by one manifest per partition written last;
 //! - [`http`]: the endpoint a separate serving process merges views from;
 //! - [`latency`]: the produce-to-visible latency histogram;
 //!
@@ -16,6 +17,7 @@
 //! The metric math is `shared-logic`'s fold and merge; nothing here restates a metric.
 
 pub mod cdc_consumer;
+pub mod changes;
 pub mod checkpoint;
 pub mod consumer;
 pub mod error;

@@ -35,6 +35,7 @@ use shared_logic::sessions::{Activity, UserSessions};
 use shared_logic::window::{HourKey, WindowStart, HOUR_MS};
 use shared_logic::{Aggregates, DeadLetter, EventRef, MetricContext, Origin, Validator};
 
+use crate::changes::ChangeLog;
 use crate::id_set::IdSet;
 
 /// What happens to events whose windows have closed.
@@ -95,20 +96,23 @@ pub struct PartitionState {
     pub max_event_time: Option<i64>,
     /// Event-time progress the watermark trails: the largest `min(event time, record
     /// time)` of the events seen (see [`PartitionState::watermark`]).
-    progress: Option<i64>,
+    pub(crate) progress: Option<i64>,
     /// Newest record timestamp seen (epoch ms): the bound of a record that carries none.
-    last_record_time: Option<i64>,
+    pub(crate) last_record_time: Option<i64>,
     pub aggregates: Aggregates,
     /// Windows counted into after they had closed (`update` policy).
     pub revised: BTreeSet<i64>,
     /// Dedup keys per event-time hour (id hashes).
-    seen: BTreeMap<i64, IdSet>,
+    pub(crate) seen: BTreeMap<i64, IdSet>,
     /// Each user's sessions that a countable event may still join.
-    sessions: hashbrown::HashMap<String, UserSessions>,
+    pub(crate) sessions: hashbrown::HashMap<String, UserSessions>,
     /// Reused buffer for the sessions an event merges (not state).
     #[serde(skip)]
     scratch: Vec<shared_logic::sessions::Session>,
     pub counters: Counters,
+    /// What changed since the last checkpoint (not state; see [`crate::changes`]).
+    #[serde(skip)]
+    pub(crate) changes: ChangeLog,
 }
 
 impl PartitionState {
@@ -177,6 +181,7 @@ impl PartitionState {
             self.counters.duplicates += 1;
             return Outcome::Duplicate;
         }
+        self.changes.id(hour, tie);
         let watermark = self.watermark(time);
         let closed = |w: WindowStart| {
             watermark.is_some_and(|wm| ctx.windows.end(w) + time.allowed_lateness_ms <= wm)
@@ -192,6 +197,9 @@ impl PartitionState {
                     self.revised.insert(w.0);
                 }
                 self.aggregates.update(&view, ctx);
+                for w in &windows {
+                    self.changes.window(w.0);
+                }
                 self.join_session(&view, tie, ctx, closed);
                 if all_closed {
                     self.counters.late_updated += 1;
@@ -210,6 +218,9 @@ impl PartitionState {
             }
             LatePolicy::Drop | LatePolicy::SideOutput => {
                 self.aggregates.update_windows(&view, ctx, |w| !closed(w));
+                for w in &windows {
+                    self.changes.window(w.0);
+                }
                 self.join_session(&view, tie, ctx, closed);
                 self.counters.events += 1;
                 Outcome::Counted
@@ -237,8 +248,10 @@ impl PartitionState {
             .or_default()
             .insert_with(&activity, ctx.session_gap_ms, removed);
         self.aggregates.sessions.apply_change(removed, &added, ctx);
+        self.changes.user(event.user_id());
         for session in removed.iter().chain([&added]) {
             for w in ctx.windows.assign(shared_logic::EventTime(session.start)) {
+                self.changes.window(w.0);
                 if closed(w) {
                     self.revised.insert(w.0);
                 }
@@ -249,8 +262,15 @@ impl PartitionState {
 
     /// Forgets the sessions no event at or after `horizon_ms` can join.
     fn forget_sessions(&mut self, horizon_ms: i64, ctx: &MetricContext) {
-        self.sessions
-            .retain(|_, s| !s.forget_before(horizon_ms, ctx.session_gap_ms));
+        let changes = &mut self.changes;
+        self.sessions.retain(|user, s| {
+            let held = s.len();
+            let gone = s.forget_before(horizon_ms, ctx.session_gap_ms);
+            if s.len() != held {
+                changes.user(user);
+            }
+            !gone
+        });
     }
 
     /// Number of users whose sessions are held.
@@ -286,14 +306,17 @@ impl PartitionState {
         ctx: &MetricContext,
     ) {
         if let Some(before) = events_before_ms {
+            let changes = &mut self.changes;
             self.aggregates
-                .retain_windows_of(BuiltFrom::Events, |w| w.0 >= before);
+                .retain_windows_of(BuiltFrom::Events, |w| note_kept(changes, w.0 >= before, w));
             self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > before);
         }
         if let Some(before) = sessions_before_ms {
             self.forget_sessions(before, ctx);
-            self.aggregates
-                .retain_windows_of(BuiltFrom::Sessions, |w| w.0 >= before);
+            let changes = &mut self.changes;
+            self.aggregates.retain_windows_of(BuiltFrom::Sessions, |w| {
+                note_kept(changes, w.0 >= before, w)
+            });
         }
         let oldest = match (events_before_ms, sessions_before_ms) {
             (Some(a), Some(b)) => a.min(b),
@@ -307,6 +330,14 @@ impl PartitionState {
     pub fn dedup_keys(&self) -> usize {
         self.seen.values().map(IdSet::len).sum()
     }
+}
+
+/// `keep`, noting window `w` as changed when it is not kept.
+fn note_kept(changes: &mut ChangeLog, keep: bool, w: WindowStart) -> bool {
+    if !keep {
+        changes.window(w.0);
+    }
+    keep
 }
 
 #[cfg(test)]
