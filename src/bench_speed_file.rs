@@ -87,7 +87,8 @@ fn median<T: Copy + PartialOrd>(values: &[T]) -> Option<T> {
     v.get(v.len() / 2).copied()
 }
 
-/// Expires dedup ids and saves every partition, as the consumer's checkpoint does.
+/// Expires dedup ids and checkpoints every partition (what changed since the last
+/// checkpoint, or a new base), as the consumer's checkpoint does.
 fn checkpoint(
     views: &RealtimeViews,
     store: &CheckpointStore,
@@ -103,8 +104,9 @@ fn checkpoint(
     let handle = tokio::runtime::Handle::current();
     let mut bytes = 0;
     for p in views.partitions() {
-        if let Some(state) = views.partition_state(p) {
-            bytes += handle.block_on(store.save(p, &state, ctx))?;
+        let prepared = views.update(|states| states.get_mut(&p).map(|s| store.prepare(p, s)));
+        if let Some(prepared) = prepared.transpose()? {
+            bytes += handle.block_on(store.write(p, prepared, ctx))?;
         }
     }
     cost.count += 1;
