@@ -17,6 +17,7 @@ pub mod event;
 pub mod generate;
 pub mod generate_cdc;
 pub mod group_key;
+mod group_table;
 pub mod hll;
 pub mod instant;
 pub mod mergeable;

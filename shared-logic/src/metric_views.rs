@@ -4,24 +4,24 @@
 
 use std::fmt;
 
-use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventRef;
 use crate::group_key::{GroupKey, GroupKeyRef};
+use crate::group_table::GroupTable;
 use crate::mergeable::{Mergeable, Signed};
 use crate::metric::{Metric, MetricContext, MAX_DIMENSIONS};
 use crate::window::WindowStart;
 
 /// One metric's states by window and dimensions.
 pub struct MetricViews<M: Metric> {
-    groups: HashMap<GroupKey, M::State>,
+    groups: GroupTable<M::State>,
 }
 
 impl<M: Metric> Default for MetricViews<M> {
     fn default() -> Self {
         MetricViews {
-            groups: HashMap::new(),
+            groups: GroupTable::default(),
         }
     }
 }
@@ -72,13 +72,9 @@ impl<M: Metric> MetricViews<M> {
             .filter(|w| accept(*w))
         {
             let probe = GroupKeyRef { window, dims };
-            let state = match self.groups.get_mut(&probe) {
-                Some(state) => state,
-                None => {
-                    let key = GroupKey::new(window, dims);
-                    self.groups.entry(key).or_default()
-                }
-            };
+            let state = self
+                .groups
+                .get_or_default(&probe, || GroupKey::new(window, dims));
             M::update(state, event, ctx);
         }
     }
@@ -87,9 +83,7 @@ impl<M: Metric> MetricViews<M> {
     pub fn merge_group(&mut self, key: &GroupKey, state: &M::State) {
         match self.groups.get_mut(key) {
             Some(mine) => mine.merge(state),
-            None => {
-                self.groups.insert(key.clone(), state.clone());
-            }
+            None => self.groups.insert_new(key.clone(), state.clone()),
         }
     }
 
@@ -134,14 +128,14 @@ impl<M: Metric> MetricViews<M> {
 
     /// The keys and states, moved out (unordered).
     pub fn into_groups(self) -> impl Iterator<Item = (GroupKey, M::State)> {
-        self.groups.into_iter()
+        self.groups.into_entries()
     }
 
     /// The same states rolled up into windows of `size_ms` (minute -> hour -> day): each
     /// key's window is truncated and states that meet are merged.
     pub fn roll_up(&self, size_ms: i64) -> Self {
         let mut out = Self::default();
-        for (key, state) in &self.groups {
+        for (key, state) in self.groups.iter() {
             let rolled = key.with_window(key.window.truncate(size_ms));
             out.merge_group(&rolled, state);
         }
@@ -170,10 +164,9 @@ where
     ) {
         for window in ctx.windows.assign(crate::EventTime(time)) {
             let probe = GroupKeyRef { window, dims };
-            let state = match self.groups.get_mut(&probe) {
-                Some(state) => state,
-                None => self.groups.entry(GroupKey::new(window, dims)).or_default(),
-            };
+            let state = self
+                .groups
+                .get_or_default(&probe, || GroupKey::new(window, dims));
             state.merge(delta);
             if state.is_zero() {
                 self.groups.remove(&probe);
@@ -184,7 +177,7 @@ where
 
 impl<M: Metric> Mergeable for MetricViews<M> {
     fn merge(&mut self, other: &Self) {
-        for (key, state) in &other.groups {
+        for (key, state) in other.groups.iter() {
             self.merge_group(key, state);
         }
     }
@@ -197,12 +190,10 @@ impl<M: Metric> MetricViews<M> {
         if other.groups.len() > self.groups.len() {
             std::mem::swap(&mut self.groups, &mut other.groups);
         }
-        for (key, state) in other.groups {
+        for (key, state) in other.groups.into_entries() {
             match self.groups.get_mut(&key) {
                 Some(mine) => mine.merge(&state),
-                None => {
-                    self.groups.insert(key, state);
-                }
+                None => self.groups.insert_new(key, state),
             }
         }
     }
@@ -229,9 +220,10 @@ impl<'de, M: Metric> Deserialize<'de> for MetricViews<M> {
         let mut views = MetricViews::default();
         for (window, dims, state) in rows {
             let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
-            views
-                .groups
-                .insert(GroupKey::new(WindowStart(window), &dims), state);
+            let key = GroupKey::new(WindowStart(window), &dims);
+            // A repeated key (not written by `serialize`) keeps its last state, as a map's
+            // insert would.
+            *views.groups.get_or_default(&key, || key.clone()) = state;
         }
         Ok(views)
     }

@@ -438,7 +438,6 @@ mod tests {
                 let mut live = PartitionState::default();
                 let mut whole = PartitionState::default();
                 let mut done = 0;
-                let mut deltas = 0;
                 for (n, cut) in cuts.iter().enumerate() {
                     apply(&mut live, done, *cut, users);
                     apply(&mut whole, done, *cut, users);
@@ -447,8 +446,9 @@ mod tests {
                         live.evict_before(at, at, &ctx);
                         whole.evict_before(at, at, &ctx);
                     }
-                    let (base, _) = checkpoint(&store, &mut live).await;
-                    deltas += usize::from(!base);
+                    // Bases or deltas, as their sizes decide (the test below makes sure
+                    // deltas are written).
+                    checkpoint(&store, &mut live).await;
                     // The uninterrupted run expires as the checkpoint did.
                     whole.expire_dedup(&crate::partition::TimeSettings::default(), &ctx);
                     done = *cut;
@@ -465,9 +465,6 @@ mod tests {
                 checkpoint(&again, &mut resumed).await;
                 let back = store_in(&dir).load(0, &ctx).await.unwrap().unwrap();
                 proptest::prop_assert_eq!(&back, &resumed);
-                if cuts.len() > 2 {
-                    proptest::prop_assert!(deltas > 0);
-                }
                 Ok(())
             })?;
         }
