@@ -31,7 +31,7 @@ URL=http://127.0.0.1:$PORT
 case "$MODE" in
   hour)
     H=${3:-2026-01-01T00}
-    NEXT=$(date -u -d "${H/T/ }:00 + 1 hour" +%Y-%m-%dT%H)
+    NEXT=$(date -u -d "@$(($(date -u -d "${H/T/ }:00" +%s) + 3600))" +%Y-%m-%dT%H)
     QUERIES=(
       "/v1/metrics/page_views?from=$H:10:00Z&to=$H:40:00Z&granularity=minute"
       "/v1/metrics/page_views?from=$H:00:00Z&to=$NEXT:00:00Z&granularity=hour"
