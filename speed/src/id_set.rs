@@ -253,13 +253,7 @@ mod tests {
                 prop_assert_eq!(a.insert(id), !held);
             }
             let mut shuffled = ids.clone();
-            let mut x = seed | 1;
-            for i in (1..shuffled.len()).rev() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
-            }
+            shuffled.sort_by_key(|id| spread(*id as u64 ^ seed));
             let mut b = IdSet::default();
             b.extend(shuffled);
             prop_assert_eq!(a.iter().collect::<Vec<_>>(), expected.iter().copied().collect::<Vec<_>>());
