@@ -17,7 +17,7 @@ use shared_logic::instant::format_instant;
 use shared_logic::{MetricVisitor, Registered};
 
 use crate::answer_cache::Answer;
-use crate::answer_json::RowsJson;
+use crate::answer_json::write_rows;
 use crate::batch_views::BatchRead;
 use crate::error::ServingError;
 use crate::merge::{speed_span, Merger, SpeedClock};
@@ -152,14 +152,7 @@ pub async fn answer<M: Registered>(
     body.pop();
     body.extend_from_slice(b",\"rows\":");
     let shown = &rows[..rows.len().min(query.limit)];
-    serde_json::to_writer(
-        &mut body,
-        &RowsJson::<M> {
-            rows: shown,
-            group_names: &group_names,
-        },
-    )
-    .map_err(encoding)?;
+    write_rows::<M>(&mut body, shown, &group_names).map_err(encoding)?;
     body.push(b'}');
     Ok((body, time.newest_event_ms))
 }
