@@ -16,6 +16,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Slots per id at most (load 7/8), then the table grows by a quarter.
 const MAX_LOAD: (usize, usize) = (7, 8);
+/// Slots allocated past the homes at a time, for runs that overflow the end.
+const OVERFLOW: usize = 64;
 /// Slots of a new table.
 const MIN_SLOTS: usize = 16;
 
@@ -93,12 +95,22 @@ impl IdSet {
             .position(|&s| s == 0)
             .map_or(self.slots.len(), |p| at + p);
         if end == self.slots.len() {
-            self.slots.push(0);
+            self.overflow();
         }
         self.slots.copy_within(at..end, at + 1);
         self.slots[at] = id;
         self.len += 1;
         true
+    }
+
+    /// One more slot past the end, for a run that overflows it. The table is allocated
+    /// with room for a few; beyond, it grows by a few more (never doubling, as a plain
+    /// push past the capacity would).
+    fn overflow(&mut self) {
+        if self.slots.len() == self.slots.capacity() {
+            self.slots.reserve_exact(OVERFLOW);
+        }
+        self.slots.push(0);
     }
 
     /// Rebuilds into a quarter more home slots (at least [`MIN_SLOTS`]).
@@ -111,13 +123,14 @@ impl IdSet {
     /// Places `ids` (increasing, nonzero) into a table of `homes` home slots.
     fn rebuild(&mut self, homes: usize, ids: impl Iterator<Item = u128>) {
         self.homes = homes;
-        self.slots = vec![0; homes];
+        self.slots = Vec::with_capacity(homes + OVERFLOW);
+        self.slots.resize(homes, 0);
         self.len = 0;
         let mut next = 0;
         for id in ids {
             let at = self.home(id).max(next);
             if at >= self.slots.len() {
-                self.slots.push(0);
+                self.overflow();
             }
             self.slots[at] = id;
             next = at + 1;
@@ -216,6 +229,12 @@ mod tests {
         assert!((0..1_000_000).all(|i| set.contains(spread(i))));
         assert!(!(1_000_000..1_001_000).any(|i| set.contains(spread(i))));
         assert!(set.heap_bytes() <= 23 * 1_000_000, "{}", set.heap_bytes());
+        // Runs that overflow the end never double the table.
+        let mut crowded = IdSet::default();
+        for i in 0..10_000u64 {
+            crowded.insert(u128::MAX - i as u128);
+        }
+        assert!(crowded.heap_bytes() <= 16 * (crowded.homes + 10_000 + OVERFLOW));
     }
 
     #[test]
