@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use shared_logic::sessions::UserSessions;
 use shared_logic::{Aggregates, MetricId, MetricVisitor, Registered};
 
-use crate::id_set::IdSet;
 use crate::partition::PartitionState;
 
 /// The changes noted since the last checkpoint. Bookkeeping, not state: two states are
@@ -200,10 +199,7 @@ impl PartitionState {
         self.aggregates.retain_windows(|w| !windows.contains(&w.0));
         self.aggregates.merge_owned(delta.aggregates);
         for (hour, ids) in delta.ids {
-            self.seen
-                .entry(hour)
-                .or_insert_with(IdSet::default)
-                .extend(ids);
+            self.seen.entry(hour).or_default().extend(ids);
         }
         let hours: BTreeSet<i64> = delta.hours.into_iter().collect();
         self.seen.retain(|h, _| hours.contains(h));
