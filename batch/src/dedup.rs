@@ -1,12 +1,7 @@
 //! Pass one of an hour: the winning (first) origin of every event id delivered more than
 //! once, by the shared dedup rule. Reads only `event_id`, partition and offset; holds one
 //! entry per distinct id of the bucket.
-//!
-//! The maps are keyed by the id's 128-bit hash, which is already uniform: they hash it by
-//! taking its high 64 bits ([`IdHasher`]) instead of hashing it again, and are sized for the
-//! bucket's rows up front, so that no table is rehashed while it fills.
 
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,60 +17,22 @@ use shared_logic::Origin;
 use crate::error::BatchError;
 use crate::scan::{in_bucket, streams};
 
-/// Hashes an id hash (an xxh3-128 of the event id, uniform already) by its high 64 bits.
-/// The low bits choose the shard and the id bucket ([`in_bucket`]), so every key of one
-/// table shares them: a table hashing them would use a fraction of its slots.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u128(&mut self, hash: u128) {
-        self.0 = (hash >> 64) as u64;
-    }
-
-    /// Other keys than `u128` (none here): FNV-1a, so that the hasher stays correct.
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0 ^ 0xcbf2_9ce4_8422_2325;
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// A map keyed by id hashes.
-pub(crate) type IdMap<V> = HashMap<u128, V, BuildHasherDefault<IdHasher>>;
-
 /// Winning origins of ids seen more than once, and whether each has been folded already
 /// (so that the same record present twice still counts once).
-pub(crate) type Winners = IdMap<(Origin, AtomicBool)>;
+pub(crate) type Winners = HashMap<u128, (Origin, AtomicBool)>;
 
-/// Pass one: the winning origin of every id of the bucket that occurs more than once;
-/// `rows` (the bucket's rows, about) sizes the maps.
+/// Pass one: the winning origin of every id of the bucket that occurs more than once.
 pub(crate) async fn find_duplicates(
     session: &SessionContext,
     table: &Arc<ListingTable>,
     hour: HourKey,
-    (bucket, rows): ((u64, u64), u64),
+    bucket: (u64, u64),
     duplicates: &mut u64,
 ) -> Result<Winners, BatchError> {
     const SHARDS: usize = 64;
-    let per_shard = usize::try_from(rows / SHARDS as u64).unwrap_or(usize::MAX);
-    let first_seen: Arc<Vec<Mutex<IdMap<Origin>>>> = Arc::new(
-        (0..SHARDS)
-            .map(|_| {
-                Mutex::new(IdMap::with_capacity_and_hasher(
-                    per_shard,
-                    Default::default(),
-                ))
-            })
-            .collect(),
-    );
-    let repeated: Arc<Mutex<IdMap<Origin>>> = Arc::new(Mutex::new(IdMap::default()));
+    let first_seen: Arc<Vec<Mutex<HashMap<u128, Origin>>>> =
+        Arc::new((0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect());
+    let repeated: Arc<Mutex<HashMap<u128, Origin>>> = Arc::new(Mutex::new(HashMap::new()));
     let dup_rows = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for mut stream in streams(
@@ -195,36 +152,6 @@ impl<'a> IdColumns<'a> {
         Origin {
             partition: self.partitions.value(i),
             offset: self.offsets.value(i),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::hash::BuildHasher;
-
-    use super::*;
-
-    #[test]
-    fn id_hasher_hashes_an_id_hash_by_its_high_bits() {
-        let build = BuildHasherDefault::<IdHasher>::default();
-        let id: u128 = (0x0123_4567_89ab_cdef_u128 << 64) | 42;
-        assert_eq!(build.hash_one(id), 0x0123_4567_89ab_cdef);
-    }
-
-    #[test]
-    fn id_map_holds_ids_of_one_shard_and_bucket() {
-        // Every id of a shard shares its low bits (the shard and bucket choice).
-        let mut map = IdMap::with_capacity_and_hasher(1000, Default::default());
-        let ids: Vec<u128> = (0..1000u128)
-            .map(|i| id_hash(&format!("event-{i}")) & !0xff)
-            .collect();
-        for (i, id) in ids.iter().enumerate() {
-            map.insert(*id, i);
-        }
-        assert_eq!(map.len(), 1000);
-        for (i, id) in ids.iter().enumerate() {
-            assert_eq!(map[id], i);
         }
     }
 }

@@ -50,14 +50,8 @@ pub(crate) async fn compute_hour(
     let mut duplicates = 0;
     for bucket in 0..buckets {
         let pass = Instant::now();
-        let winners = find_duplicates(
-            &session,
-            &table,
-            hour,
-            ((bucket, buckets), total_rows / buckets),
-            &mut duplicates,
-        )
-        .await?;
+        let winners =
+            find_duplicates(&session, &table, hour, (bucket, buckets), &mut duplicates).await?;
         let dedup_secs = pass.elapsed().as_secs_f64();
         let pass = Instant::now();
         let (bucket_agg, rows) = fold(

@@ -199,8 +199,8 @@ async fn list(
 /// Reads the events at or after `from_ms` of the users of one bucket in `files` (earlier
 /// events are more than the gap before any session that starts in the hour) and calls
 /// `each_user` with each user's deduplicated events, ordered by time. The scan runs on
-/// every DataFusion partition in parallel; each partition's rows are sorted by user (in its
-/// scan task) and the partitions merged user by user, so memory holds the rows once.
+/// every DataFusion partition in parallel; each partition's rows are sorted by user and
+/// the partitions merged user by user, so memory holds the rows once.
 async fn for_each_user(
     session: &SessionContext,
     hour: HourKey,
@@ -228,6 +228,7 @@ async fn for_each_user(
         for r in part.iter_mut() {
             r.country = global[r.country as usize];
         }
+        part.sort_unstable_by_key(|r| r.user);
         parts.push(part);
     }
     // Merge the partitions user by user (each is sorted by user).
@@ -278,8 +279,7 @@ fn dedup(rows: &mut Vec<Row>) {
     rows.sort_unstable_by_key(|r| (r.time, r.tie));
 }
 
-/// One DataFusion partition's rows sorted by user (each partition sorts its own, in
-/// parallel), with the countries it saw (its own interner).
+/// One DataFusion partition's rows, with the countries it saw (its own interner).
 async fn scan(
     mut stream: datafusion::execution::SendableRecordBatchStream,
     hour: HourKey,
@@ -318,7 +318,6 @@ async fn scan(
             });
         }
     }
-    rows.sort_unstable_by_key(|r| r.user);
     Ok((rows, countries.names))
 }
 
