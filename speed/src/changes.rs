@@ -20,54 +20,8 @@ use serde::{Deserialize, Serialize};
 use shared_logic::sessions::UserSessions;
 use shared_logic::{Aggregates, MetricId, MetricVisitor, Registered};
 
+use crate::change_log::ChangeLog;
 use crate::partition::PartitionState;
-
-/// The changes noted since the last checkpoint. Bookkeeping, not state: two states are
-/// equal whatever their notes, and the notes are never serialised.
-#[derive(Debug, Clone, Default)]
-pub struct ChangeLog {
-    /// Whether changes are noted (from the first whole checkpoint on; a state that is never
-    /// checkpointed keeps no notes).
-    on: bool,
-    /// Window starts whose keys changed.
-    windows: BTreeSet<i64>,
-    /// The window noted last (most events fall in the window before them).
-    last_window: Option<i64>,
-    /// Dedup ids added, with their hour.
-    ids: Vec<(i64, u128)>,
-    /// Users whose sessions changed.
-    users: hashbrown::HashSet<String>,
-}
-
-impl PartialEq for ChangeLog {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl ChangeLog {
-    /// Notes that the keys of window `start` changed.
-    pub(crate) fn window(&mut self, start: i64) {
-        if self.on && self.last_window != Some(start) {
-            self.windows.insert(start);
-            self.last_window = Some(start);
-        }
-    }
-
-    /// Notes a dedup id added to `hour`.
-    pub(crate) fn id(&mut self, hour: i64, id: u128) {
-        if self.on {
-            self.ids.push((hour, id));
-        }
-    }
-
-    /// Notes that `user`'s sessions changed.
-    pub(crate) fn user(&mut self, user: &str) {
-        if self.on && !self.users.contains(user) {
-            self.users.insert(user.to_string());
-        }
-    }
-}
 
 /// The partition's scalar fields (small; carried whole by every delta).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 //! - [`views`]: the in-process handle on every held partition's state;
 //! - [`consumer`]: the Kafka consumer (micro-batches, dead letters, late side output,
 //!   checkpoints, eviction by the batch boundary);
+//! - [`change_log`]: the notes of what changed since the last checkpoint;
 //! - [`checkpoint`]: state and offsets together: a whole state and the deltas after it
 //!   ([`changes`]), named by one manifest per partition written last;
 //! - [`http`]: the endpoint a separate serving process merges views from;
@@ -17,6 +18,7 @@
 //! The metric math is `shared-logic`'s fold and merge; nothing here restates a metric.
 
 pub mod cdc_consumer;
+pub mod change_log;
 pub mod changes;
 pub mod checkpoint;
 pub mod consumer;

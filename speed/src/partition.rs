@@ -35,7 +35,7 @@ use shared_logic::sessions::{Activity, UserSessions};
 use shared_logic::window::{HourKey, WindowStart, HOUR_MS};
 use shared_logic::{Aggregates, DeadLetter, EventRef, MetricContext, Origin, Validator};
 
-use crate::changes::ChangeLog;
+use crate::change_log::ChangeLog;
 use crate::id_set::IdSet;
 
 /// What happens to events whose windows have closed.
