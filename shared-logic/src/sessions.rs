@@ -230,6 +230,12 @@ impl UserSessions {
         let at = self
             .sessions
             .partition_point(|s| (s.start, s.start_tie) < (added.start, added.start_tie));
+        if self.sessions.len() == self.sessions.capacity() {
+            // Most users hold one or two sessions: room for one more, not the four a
+            // vector's first growth reserves (64 bytes a session; the speed layer holds
+            // every recent user's, issue 21).
+            self.sessions.reserve_exact(1);
+        }
         self.sessions.insert(at, added);
         added
     }
@@ -317,6 +323,16 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_user_with_one_session_holds_room_for_one() {
+        let mut s = UserSessions::default();
+        s.insert(&act(T0, 1), GAP);
+        s.insert(&act(T0 + MIN, 2), GAP);
+        assert_eq!((s.len(), s.sessions.capacity()), (1, 1));
+        s.insert(&act(T0 + 65 * MIN, 3), GAP);
+        assert_eq!((s.len(), s.sessions.capacity()), (2, 2));
     }
 
     #[test]
