@@ -9,8 +9,8 @@
 //! returns values, so every rule can be tested in isolation and both layers stay identical.
 
 pub mod catalogue;
-pub mod cube;
 pub mod cdc;
+pub mod cube;
 pub mod dedup;
 pub mod error;
 pub mod event;
