@@ -167,7 +167,8 @@ fn views_files() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// A checkpoint of a partition that has folded some events, as `CheckpointStore` writes it.
+/// The base of a checkpoint of a partition that has folded some events, as `CheckpointStore`
+/// writes it.
 fn checkpoint_file() -> Vec<u8> {
     let ctx = MetricContext::default();
     let events = events(200);
@@ -184,7 +185,8 @@ fn checkpoint_file() -> Vec<u8> {
         .expect("runtime");
     runtime.block_on(async {
         store.save(0, &state, &ctx).await.expect("checkpoint saved");
-        lake.get(&lake.path("g/t/p0.ckpt"))
+        let base = crate::targets::files::checkpoint_base(dir.path(), 0).expect("a base");
+        lake.get(&lake.path(&format!("g/t/p0/{base}")))
             .await
             .expect("checkpoint read")
             .expect("checkpoint exists")

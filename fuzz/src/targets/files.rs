@@ -10,6 +10,7 @@ use shared_logic::{
     Funnel, Metric, MetricContext, MetricViews, Orders, PageViews, Revenue, Sessions,
 };
 use speed::checkpoint::CheckpointStore;
+use speed::partition::PartitionState;
 
 use super::{Outcome, Target};
 
@@ -62,7 +63,8 @@ fn round_trip<M: Metric>(input: &[u8], ctx: &MetricContext) -> &'static str {
     "ok"
 }
 
-/// Speed checkpoints (`<group>/<topic>/p<partition>.ckpt`).
+/// Speed checkpoints: the base object (`<group>/<topic>/p<partition>/<n>.base`) a valid
+/// manifest names.
 pub const CHECKPOINT: Target = Target {
     name: "checkpoint",
     about: "speed checkpoint files loaded from a lake",
@@ -105,15 +107,26 @@ fn checkpoint(input: &[u8]) -> Outcome {
                 runtime,
             }
         });
-        let store = CheckpointStore::new(scratch.lake.clone(), "g", "t");
         let ctx = MetricContext::default();
-        let path = scratch.lake.path("g/t/p0.ckpt");
+        let root = scratch._dir.path().to_path_buf();
         scratch.runtime.block_on(async {
+            // A valid manifest naming one base, whose bytes are the input: the base holds the
+            // state, the part of a checkpoint that grows with the data.
+            let _ = std::fs::remove_dir_all(root.join("g"));
+            CheckpointStore::new(scratch.lake.clone(), "g", "t")
+                .save(0, &PartitionState::default(), &ctx)
+                .await
+                .expect("an empty state saves");
+            let base = checkpoint_base(&root, 0).expect("a saved checkpoint has a base");
             scratch
                 .lake
-                .put(&path, input.to_vec())
+                .put(
+                    &scratch.lake.path(&format!("g/t/p0/{base}")),
+                    input.to_vec(),
+                )
                 .await
                 .expect("write the input");
+            let store = CheckpointStore::new(scratch.lake.clone(), "g", "t");
             let Ok(Some(state)) = store.load(0, &ctx).await else {
                 return "refused".to_string();
             };
@@ -129,4 +142,14 @@ fn checkpoint(input: &[u8]) -> Outcome {
             "ok".to_string()
         })
     })
+}
+
+/// The name of the base object of partition `partition`'s checkpoint under `root` (a lake
+/// in a local directory, group `g`, topic `t`).
+pub fn checkpoint_base(root: &std::path::Path, partition: i32) -> Option<String> {
+    std::fs::read_dir(root.join(format!("g/t/p{partition}")))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| name.ends_with(".base"))
 }

@@ -3,7 +3,7 @@
 //! accepts; it returns an [`Outcome`] naming the result class (used to keep mutants that
 //! reach a new class). A panic (including a broken promise) is a crash.
 
-mod files;
+pub(crate) mod files;
 mod records;
 mod text;
 
