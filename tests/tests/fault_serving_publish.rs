@@ -27,7 +27,7 @@ use serving::{ApiOptions, AppState};
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::GeneratorConfig;
 use shared_logic::metrics::{Funnel, PageViews, Revenue};
-use shared_logic::window::{HourKey, HOUR_MS};
+use shared_logic::window::{HourKey, DAY_MS, HOUR_MS};
 use shared_logic::{Event, MetricContext, Origin, Validator};
 use speed::partition::{LatePolicy, TimeSettings};
 use speed::views::RealtimeViews;
@@ -193,14 +193,30 @@ async fn cached_answers_during_batch_publications_never_mix_two_manifests() {
     publications_under_queries(AnswerCache::new(Duration::from_millis(500), 1_000)).await;
 }
 
+/// `start`, or the latest earlier hour from which `n` hours stay within one UTC day.
+fn same_day_hours(start: i64, n: i64) -> i64 {
+    let last = start + (n - 1) * HOUR_MS;
+    let day = last.div_euclid(DAY_MS) * DAY_MS;
+    if start >= day {
+        start
+    } else {
+        day - n * HOUR_MS
+    }
+}
+
 async fn publications_under_queries(answers: AnswerCache) {
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
     let lake = Lake::open(lake_dir.to_str().unwrap(), true).unwrap();
     let views = lake.child("views");
 
-    // Three complete hours, ending well before now.
-    let h0 = hour_floor(chrono::Utc::now().timestamp_millis()) - 5 * HOUR_MS;
+    // Three complete hours of one UTC day, ending well before now: sessions end at
+    // midnight, so the third hour reads the second (and is made dirty by its late files)
+    // only when both are on the same day.
+    let h0 = same_day_hours(
+        hour_floor(chrono::Utc::now().timestamp_millis()) - 5 * HOUR_MS,
+        3,
+    );
     let cfg = GeneratorConfig {
         events_per_second: 1.5,
         users: 3_000,
