@@ -85,7 +85,12 @@ pub async fn answer<M: Registered>(
         None => state.batch.published(),
     };
     let batch = match &published {
-        Some(p) => state.batch.read::<M>(p, q.from_ms, q.to_ms).await?,
+        Some(p) => {
+            state
+                .batch
+                .read_rolled::<M>(p, q.from_ms, q.to_ms, q.output_granularity())
+                .await?
+        }
         None => BatchRead {
             views: Vec::new(),
             covered: Default::default(),
@@ -95,14 +100,17 @@ pub async fn answer<M: Registered>(
     let selection = Selection {
         from_ms: q.from_ms,
         to_ms: q.to_ms,
-        granularity_ms: q.granularity_ms,
+        granularity_ms: q.output_granularity(),
         group_by: &q.group_by,
         filters: &q.filters,
     };
-    for hour in &batch.views {
-        hour.select(&selection, |window, grouped, s| {
+    for cube in &batch.views {
+        cube.select(&selection, |window, grouped, s| {
             merger.add_batch_row(window, grouped, s)
-        });
+        })
+        .ok_or_else(|| {
+            ServingError::Internal("a rolled-up batch cube read out of its range".into())
+        })?;
     }
     // Without a span, no real-time view is read: the answer claims no speed watermark
     // and no freshness.

@@ -4,9 +4,11 @@
 //! [`BatchViews::refresh`], which the server calls periodically) and the published state
 //! they hold, and reads the per-hour view files it names through DataFusion into a
 //! [`Cube`] each (dictionary-encoded and rolled up, so a query reads the rows it answers).
-//! View files are immutable (named by the run that wrote them), so decoded hours are cached
-//! by path: a new version reuses every hour it did not recompute, and a recomputed hour is
-//! read afresh.
+//! A query whose output windows hold whole days reads each whole covered day inside its
+//! range from one day cube, rolled up from the day's 24 hour cubes ([`Cube::roll_up`]).
+//! View files are immutable (named by the run that wrote them), so decoded hours and days
+//! are cached by their files' paths: a new version reuses every hour and day it did not
+//! recompute, and a recomputed hour (and its day) is read afresh.
 //! Each query works on one snapshot ([`Arc<Published>`]) from start to end, so an answer
 //! never mixes two publications. Earlier versions are read on demand
 //! ([`BatchViews::published_as_of`]: time travel), a few kept in memory.
@@ -22,7 +24,7 @@ use lambda_io::manifest::Published;
 use lambda_io::view_tables::{AsOf, ViewTables};
 use lambda_io::Lake;
 use shared_logic::cube::Cube;
-use shared_logic::window::{HourKey, WindowSpec, HOUR_MS};
+use shared_logic::window::{HourKey, WindowSpec, DAY_MS, HOUR_MS};
 use shared_logic::{Metric, MetricId, MetricViews, MetricVisitor, Registered};
 
 use crate::error::ServingError;
@@ -218,6 +220,87 @@ impl BatchViews {
             views.push(self.hour::<M>(relative).await?);
         }
         Ok(BatchRead { views, covered })
+    }
+
+    /// Reads metric `M`'s views for a query of windows starting in `[from_ms, to_ms)` in
+    /// output windows of `granularity_ms` (`None`: one window over the range): as
+    /// [`BatchViews::read`], except that when the output windows hold whole days, each
+    /// whole day inside the range whose 24 hours are covered is one day cube, which
+    /// answers such a query exactly (its only windows are that day's).
+    pub async fn read_rolled<M: Metric>(
+        &self,
+        published: &Published,
+        from_ms: i64,
+        to_ms: i64,
+        granularity_ms: Option<i64>,
+    ) -> Result<BatchRead<M>, ServingError> {
+        let covered = Self::covered::<M>(published, from_ms, to_ms);
+        let whole_days = granularity_ms.is_none_or(|g| g % DAY_MS == 0);
+        let mut days: Vec<(i64, Vec<&str>)> = Vec::new();
+        for hour in &covered {
+            let Some(relative) = published.view_of(M::NAME, *hour) else {
+                continue;
+            };
+            let day = hour.start_ms().div_euclid(DAY_MS);
+            match days.last_mut() {
+                Some((d, files)) if *d == day => files.push(relative),
+                _ => days.push((day, vec![relative])),
+            }
+        }
+        let mut views = Vec::with_capacity(covered.len());
+        for (day, files) in days {
+            let start = day * DAY_MS;
+            let inside = start >= from_ms && start + DAY_MS <= to_ms;
+            if whole_days && inside && files.len() == (DAY_MS / HOUR_MS) as usize {
+                if let Some(cube) = self.day::<M>(&files).await? {
+                    views.push(cube);
+                    continue;
+                }
+            }
+            for relative in files {
+                views.push(self.hour::<M>(relative).await?);
+            }
+        }
+        Ok(BatchRead { views, covered })
+    }
+
+    /// The day cube rolled up from the hour files `files` (a day's, in order), from the
+    /// cache or built; `None` when the views' windows do not roll up into days.
+    async fn day<M: Metric>(&self, files: &[&str]) -> Result<Option<Arc<Cube<M>>>, ServingError> {
+        let key = format!("day\n{}", files.join("\n"));
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key);
+        if let Some(hit) = cached.and_then(|d| d.downcast::<Cube<M>>().ok()) {
+            return Ok(Some(hit));
+        }
+        let mut hours = Vec::with_capacity(files.len());
+        for relative in files {
+            hours.push(self.hour::<M>(relative).await?);
+        }
+        let rolled = tokio::task::spawn_blocking(move || {
+            let parts: Vec<&Cube<M>> = hours.iter().map(|h| h.as_ref()).collect();
+            Cube::roll_up(&parts, DAY_MS)
+        })
+        .await
+        .map_err(|e| ServingError::Internal(format!("day roll-up task: {e}")))?;
+        let Some(rolled) = rolled else {
+            return Ok(None);
+        };
+        tracing::debug!(
+            first = files.first().copied().unwrap_or_default(),
+            rows = rolled.rows(),
+            approx_bytes = rolled.approx_bytes(),
+            "batch day rolled up into a cube"
+        );
+        let rolled = Arc::new(rolled);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(key, rolled.clone());
+        Ok(Some(rolled))
     }
 
     /// Decodes the newest `hours` covered hours of every metric under the served version

@@ -85,6 +85,15 @@ pub struct Query {
     pub filters: Vec<(usize, String)>,
 }
 
+impl Query {
+    /// The output window size, or `None` when the granularity is the whole range (one
+    /// window starting at `from_ms`).
+    pub fn output_granularity(&self) -> Option<i64> {
+        (self.to_ms.checked_sub(self.from_ms) != Some(self.granularity_ms))
+            .then_some(self.granularity_ms)
+    }
+}
+
 /// What the speed layer knows about time.
 #[derive(Debug, Clone, Copy)]
 pub struct SpeedClock {
@@ -209,11 +218,9 @@ impl<'q, M: Metric> Merger<'q, M> {
     /// The start of the output window holding `window`: the window truncated to the
     /// granularity, or `from` when the granularity is the whole range (`all`).
     fn output_window(&self, window: WindowStart) -> i64 {
-        let q = self.query;
-        if q.to_ms.checked_sub(q.from_ms) == Some(q.granularity_ms) {
-            q.from_ms
-        } else {
-            window.truncate(q.granularity_ms).0
+        match self.query.output_granularity() {
+            Some(g) => window.truncate(g).0,
+            None => self.query.from_ms,
         }
     }
 
@@ -515,11 +522,12 @@ mod tests {
             let selection = shared_logic::cube::Selection {
                 from_ms: query.from_ms,
                 to_ms: query.to_ms,
-                granularity_ms,
+                granularity_ms: query.output_granularity(),
                 group_by: &query.group_by,
                 filters: &query.filters,
             };
-            cube.select(&selection, |w, dims, s| merger.add_batch_row(w, dims, s));
+            cube.select(&selection, |w, dims, s| merger.add_batch_row(w, dims, s))
+                .unwrap();
             for (k, s) in speed.page_views.iter() {
                 merger.add_speed(k, s);
             }

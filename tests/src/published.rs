@@ -42,13 +42,23 @@ impl PublishedLake {
 /// Generates `hours` complete hours of events (seed `seed`) ending two hours before now,
 /// imports them into a lake under `root` and publishes their batch views.
 pub async fn publish_hours(root: &Path, seed: u64, hours: i64) -> PublishedLake {
+    publish_hours_at(root, seed, hours, 0.5).await
+}
+
+/// [`publish_hours`] with `events_per_second` of event time.
+pub async fn publish_hours_at(
+    root: &Path,
+    seed: u64,
+    hours: i64,
+    events_per_second: f64,
+) -> PublishedLake {
     let now = chrono::Utc::now().timestamp_millis();
     let to_ms = (now.div_euclid(HOUR_MS) - 2) * HOUR_MS;
     let from_ms = to_ms - hours * HOUR_MS;
     let lake =
         Lake::open(root.join("lake").to_str().expect("a UTF-8 path"), true).expect("a local lake");
     let cfg = GeneratorConfig {
-        events_per_second: 0.5,
+        events_per_second,
         ..GeneratorConfig::default()
     };
     let lines = crate::data::records_until(seed, from_ms, to_ms, now, cfg);

@@ -156,8 +156,8 @@ pub fn direct_rows<M: Registered>(
 }
 
 /// What a query for metric `M` must answer when `views` hold everything: windows starting
-/// in `[from, to)` that match `filters`, merged into `granularity` windows by the
-/// `group_by` dimensions, evaluated.
+/// in `[from, to)` that match `filters`, merged into `granularity` windows (one from
+/// `from` when it is the whole range) by the `group_by` dimensions, evaluated.
 pub fn rows_of_views<M: Metric>(
     views: &MetricViews<M>,
     from_ms: i64,
@@ -185,7 +185,12 @@ pub fn rows_of_views<M: Metric>(
             .iter()
             .map(|d| key.dim(index(d)).unwrap_or_default().to_string())
             .collect();
-        let start = w.div_euclid(granularity_ms) * granularity_ms;
+        // A granularity of the whole range is one window from its start (`all`).
+        let start = if to_ms - from_ms == granularity_ms {
+            from_ms
+        } else {
+            w.div_euclid(granularity_ms) * granularity_ms
+        };
         match merged.get_mut(&(start, dims)) {
             Some(s) => s.merge(state),
             None => {

@@ -15,6 +15,11 @@ impl Dictionary {
         &self.values[code as usize]
     }
 
+    /// The values, in code order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &str> {
+        self.values.iter().map(|v| v.as_ref())
+    }
+
     /// The code of `value`, when the dictionary holds it.
     pub(crate) fn code(&self, value: &str) -> Option<u32> {
         self.values
@@ -64,6 +69,12 @@ impl<'a> DictionaryBuilder<'a> {
             .collect();
         (Dictionary { values }, remap)
     }
+}
+
+/// [`DictionaryBuilder::finish`] for each dimension's builder: the dictionaries, and per
+/// dimension where each provisional code went.
+pub(crate) fn finish_all(builders: Vec<DictionaryBuilder<'_>>) -> (Vec<Dictionary>, Vec<Vec<u32>>) {
+    builders.into_iter().map(DictionaryBuilder::finish).unzip()
 }
 
 #[cfg(test)]

@@ -34,6 +34,12 @@ impl<S: Mergeable> Cuboid<S> {
         }
     }
 
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.windows.shrink_to_fit();
+        self.codes.shrink_to_fit();
+        self.states.shrink_to_fit();
+    }
+
     /// Appends a row (callers push in sorted order).
     pub(crate) fn push(&mut self, window: i64, codes: Codes, state: S) {
         self.windows.push(window);
@@ -76,9 +82,7 @@ impl<S: Mergeable> Cuboid<S> {
             }
             out.push(w, codes, state);
         }
-        out.windows.shrink_to_fit();
-        out.codes.shrink_to_fit();
-        out.states.shrink_to_fit();
+        out.shrink_to_fit();
         out
     }
 }
@@ -108,6 +112,20 @@ impl<S: Mergeable> Level<S> {
             }
         }
         level
+    }
+
+    /// Whether this level's rows answer windows starting in `[from_ms, to_ms)` merged into
+    /// output windows of `granularity_ms` (`None`: one window) exactly: each output window
+    /// is a union of this level's windows, and each end of the range is on a window bound
+    /// or in a window without rows (so no row straddles it). Only for windows that tile.
+    pub(crate) fn answers(&self, from_ms: i64, to_ms: i64, granularity_ms: Option<i64>) -> bool {
+        let size = self.size_ms;
+        let clear = |t: i64| {
+            let start = t.div_euclid(size) * size;
+            let (lo, hi) = self.cuboids[0].range(start, start + 1);
+            start == t || lo == hi
+        };
+        size > 0 && granularity_ms.is_none_or(|g| g % size == 0) && clear(from_ms) && clear(to_ms)
     }
 
     /// The kept cuboid with the fewest rows among those that group by every dimension
