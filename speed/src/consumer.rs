@@ -76,7 +76,13 @@ pub struct SpeedStats {
     pub records: u64,
     pub batches: u64,
     pub checkpoints: u64,
+    /// Record timestamp (when produced) to applied to the views.
     pub latency: Latency,
+    /// Of which record timestamp to received by the consumer: the producer's batching,
+    /// the broker and the fetch.
+    pub delivery: Latency,
+    /// Of which received to applied: the micro-batch's wait and its processing (ours).
+    pub processing: Latency,
     /// From the first record polled to the last applied.
     pub busy: Duration,
 }
@@ -85,6 +91,8 @@ struct Record {
     partition: i32,
     offset: i64,
     timestamp_ms: Option<i64>,
+    /// Wall-clock time the consumer received it.
+    received_ms: i64,
     payload: Vec<u8>,
 }
 
@@ -185,6 +193,7 @@ impl SpeedConsumer {
                                 partition: m.partition(),
                                 offset: m.offset(),
                                 timestamp_ms: lambda_io::kafka::record_time(m.timestamp()),
+                                received_ms: chrono::Utc::now().timestamp_millis(),
                                 payload: m.payload().unwrap_or_default().to_vec(),
                             });
                         }
@@ -297,7 +306,9 @@ impl SpeedConsumer {
         for r in batch.iter() {
             if let Some(ts) = r.timestamp_ms {
                 stats.latency.record(visible - ts, 1);
+                stats.delivery.record(r.received_ms - ts, 1);
             }
+            stats.processing.record(visible - r.received_ms, 1);
         }
         for (i, outcome) in outputs {
             let r = &batch[i];
