@@ -31,31 +31,45 @@ use crate::error::ServingError;
 
 type Decoded = Arc<dyn Any + Send + Sync>;
 
-/// Decoded hour views by file path, least recently used first out.
+/// Decoded hour views (and day roll-ups) by file path, the least recently used evicted
+/// first. A lookup is one hash probe (a query over a month makes hundreds); eviction scans
+/// for the oldest entry, only when a new one overflows.
 struct HourCache {
     capacity: usize,
-    entries: HashMap<String, Decoded>,
-    order: VecDeque<String>,
+    entries: HashMap<String, (Decoded, u64)>,
+    /// Ticks once per use: an entry's last use.
+    clock: u64,
 }
 
 impl HourCache {
-    fn get(&mut self, path: &str) -> Option<Decoded> {
-        let hit = self.entries.get(path).cloned()?;
-        if let Some(i) = self.order.iter().position(|p| p == path) {
-            self.order.remove(i);
+    fn new(capacity: usize) -> Self {
+        HourCache {
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+            clock: 0,
         }
-        self.order.push_back(path.to_string());
-        Some(hit)
+    }
+
+    fn get(&mut self, path: &str) -> Option<Decoded> {
+        self.clock += 1;
+        let (decoded, used) = self.entries.get_mut(path)?;
+        *used = self.clock;
+        Some(decoded.clone())
     }
 
     fn put(&mut self, path: String, decoded: Decoded) {
-        if self.entries.insert(path.clone(), decoded).is_none() {
-            self.order.push_back(path);
-        }
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.entries.remove(&old);
-            }
+        self.clock += 1;
+        self.entries.insert(path, (decoded, self.clock));
+        while self.entries.len() > self.capacity {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(p, _)| p.clone());
+            match oldest {
+                Some(p) => self.entries.remove(&p),
+                None => break,
+            };
         }
     }
 }
@@ -93,11 +107,7 @@ impl BatchViews {
             tables: tokio::sync::Mutex::new(None),
             current: RwLock::new(None),
             as_of: Mutex::new(VecDeque::new()),
-            cache: Mutex::new(HourCache {
-                capacity: cache_hours.max(1),
-                entries: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            cache: Mutex::new(HourCache::new(cache_hours)),
             windows: WindowSpec::default(),
         }
     }
@@ -424,11 +434,7 @@ mod tests {
 
     #[test]
     fn the_cache_keeps_the_most_recently_used_files() {
-        let mut cache = HourCache {
-            capacity: 2,
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-        };
+        let mut cache = HourCache::new(2);
         cache.put("a".into(), Arc::new(1u8));
         cache.put("b".into(), Arc::new(2u8));
         assert!(cache.get("a").is_some());
