@@ -123,8 +123,12 @@ impl Hll {
                 }
             }
             Repr::Exact(hashes) => {
-                if hashes.binary_search(&hash).is_err() {
-                    self.repr = Self::of_sorted(union(hashes, &[hash]));
+                if let Err(at) = hashes.binary_search(&hash) {
+                    let mut grown = Vec::with_capacity(hashes.len() + 1);
+                    grown.extend_from_slice(&hashes[..at]);
+                    grown.push(hash);
+                    grown.extend_from_slice(&hashes[at..]);
+                    self.repr = Self::of_sorted(grown);
                 }
             }
         }
