@@ -60,7 +60,7 @@ impl Default for SpeedOptions {
             dead_letter_topic: topics::DEAD_LETTER.into(),
             late_topic: topics::LATE.into(),
             batch_max_records: 20_000,
-            batch_max_age: Duration::from_millis(50),
+            batch_max_age: Duration::from_millis(10),
             checkpoint_interval: Duration::from_secs(10),
             validator: Validator::default(),
             stop_after_records: None,
