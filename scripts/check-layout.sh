@@ -20,6 +20,8 @@ forbid batch speed
 forbid batch serving
 forbid serving batch
 forbid serving speed
+forbid lambda-sql batch
+forbid lambda-sql speed
 forbid lambda-io batch
 forbid lambda-io speed
 forbid lambda-io serving

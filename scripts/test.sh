@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/lambda-target}
 deps="$CARGO_TARGET_DIR/debug/deps"
 if [ -d "$deps" ] && [ "$(du -s --block-size=1G "$deps" | cut -f1)" -gt 30 ]; then
   echo "== $deps is over 30 GiB: cleaning this workspace's own artifacts"
-  cargo clean -p lambda -p lambda-tests -p lambda-tools -p serving -p speed -p batch -p lambda-io -p shared-logic
+  cargo clean -p lambda -p lambda-tests -p lambda-tools -p lambda-sql -p serving -p speed -p batch -p lambda-io -p shared-logic
   # Another build on the machine may be writing there at the same time: best effort.
   rm -rf "$CARGO_TARGET_DIR/debug/incremental" 2>/dev/null || true
 fi

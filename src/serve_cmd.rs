@@ -87,6 +87,64 @@ pub struct ServeArgs {
     max_future_skew_secs: i64,
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    sql: SqlArgs,
+}
+
+/// The SQL endpoint (PostgreSQL wire protocol) over the same views.
+#[derive(Args)]
+pub struct SqlArgs {
+    /// Address of the SQL endpoint (PostgreSQL wire protocol), e.g. 127.0.0.1:5433; off
+    /// when unset. The password is the query token.
+    #[arg(long)]
+    pg_listen: Option<String>,
+    /// PEM certificate chain of the SQL endpoint: TLS on, plaintext sessions refused.
+    #[arg(long, requires = "pg_tls_key")]
+    pg_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--pg-tls-cert`.
+    #[arg(long, requires = "pg_tls_cert")]
+    pg_tls_key: Option<std::path::PathBuf>,
+    /// Longest SQL statement, planning and sending the rows included.
+    #[arg(long, default_value_t = 30_000)]
+    pg_statement_timeout_ms: u64,
+    /// Most rows one SQL answer may send (more: an error, SQLSTATE 54000).
+    #[arg(long, default_value_t = 100_000)]
+    pg_max_rows: usize,
+    /// Most merged rows one table scan may read before SQL aggregates them.
+    #[arg(long, default_value_t = 2_000_000)]
+    pg_max_scan_rows: usize,
+    /// Most SQL sessions open at once (more: SQLSTATE 53300).
+    #[arg(long, default_value_t = 64)]
+    pg_max_sessions: usize,
+    /// Most SQL statements executing at once; the others wait within their timeout.
+    #[arg(long, default_value_t = 4)]
+    pg_max_running: usize,
+}
+
+impl SqlArgs {
+    fn options(&self, token: Option<String>) -> anyhow::Result<Option<lambda_sql::SqlOptions>> {
+        let Some(listen) = &self.pg_listen else {
+            return Ok(None);
+        };
+        if self.pg_statement_timeout_ms == 0
+            || self.pg_max_rows == 0
+            || self.pg_max_scan_rows == 0
+            || self.pg_max_sessions == 0
+            || self.pg_max_running == 0
+        {
+            anyhow::bail!("--pg-statement-timeout-ms, --pg-max-rows, --pg-max-scan-rows, --pg-max-sessions and --pg-max-running must be positive");
+        }
+        Ok(Some(lambda_sql::SqlOptions {
+            listen: listen.clone(),
+            tls: self.pg_tls_cert.clone().zip(self.pg_tls_key.clone()),
+            token,
+            statement_timeout: Duration::from_millis(self.pg_statement_timeout_ms),
+            max_rows: self.pg_max_rows,
+            max_scan_rows: self.pg_max_scan_rows,
+            max_sessions: self.pg_max_sessions,
+            max_running: self.pg_max_running,
+        }))
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -104,6 +162,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--ingest-rate must not be negative, and --ingest-burst must be positive");
     }
     let query_token = crate::checked_token("--query-token", args.query_token)?;
+    let sql_options = args.sql.options(query_token.clone())?;
     let admin_token = crate::checked_token("--admin-token", args.admin_token)?;
     let mut ingest_tokens = Vec::new();
     for token in args.ingest_token {
@@ -170,6 +229,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sql = match sql_options {
+        Some(opts) => {
+            let endpoint = lambda_sql::SqlEndpoint::bind(state.clone(), &opts).await?;
+            let addr = endpoint.local_addr()?;
+            println!(
+                "SQL (PostgreSQL wire) on {addr}: psql \"host={} port={} user=lambda dbname=lambda{}\"",
+                addr.ip(),
+                addr.port(),
+                if opts.tls.is_some() { " sslmode=require" } else { "" }
+            );
+            tracing::info!(%addr, tls = opts.tls.is_some(), "SQL endpoint starts");
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(endpoint.serve(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })))
+        }
+        None => None,
+    };
     let watcher = tokio::spawn(watch_manifest(
         state.clone(),
         Duration::from_secs_f64(args.manifest_poll_secs),
@@ -192,5 +269,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("HTTP server")?;
     let _ = stop_tx.send(true);
     let _ = watcher.await;
+    if let Some(sql) = sql {
+        let _ = sql.await;
+    }
     Ok(())
 }

@@ -11,17 +11,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use lambda_io::manifest::Published;
 use serde_json::{json, Map, Value};
 use shared_logic::cube::Selection;
 use shared_logic::instant::format_instant;
-use shared_logic::{MetricVisitor, Registered};
+use shared_logic::{Metric, MetricVisitor, Registered};
 
 use crate::answer_cache::Answer;
 use crate::answer_json::write_rows;
 use crate::batch_views::BatchRead;
 use crate::error::ServingError;
-use crate::merge::{speed_span, Merger, SpeedClock};
-use crate::query::MetricQuery;
+use crate::merge::{speed_span, Merger, Query, Row, SpeedClock};
+use crate::query::{AsOfQuery, MetricQuery};
 use crate::speed_views::SpeedTime;
 use crate::state::AppState;
 
@@ -67,21 +68,27 @@ async fn compute(state: &AppState, query: &MetricQuery) -> Result<Answer, Servin
     })
 }
 
-/// Answers one query: batch for covered hours, speed for the others, merged, derived.
-/// Returns the answer object's JSON (without `freshness_ms`, which depends on when it is served)
-/// and the newest event time of the real-time views it read.
-pub async fn answer<M: Registered>(
+/// The merged rows of one query, handed to `answer` while the batch cubes they borrow
+/// from are alive: batch for covered hours, speed for the others (the speed layer asked
+/// only for the span batch does not cover, and not at all for time travel), merged into
+/// the query's windows and grouping. The one merge behind the REST API and the SQL tables.
+pub struct Merged<'a, M: Metric> {
+    pub rows: &'a [Row<'a, M::State>],
+    /// What the speed layer said about time (nothing when it was not asked).
+    pub time: SpeedTime,
+    /// The batch publication read, if any.
+    pub published: Option<&'a Published>,
+}
+
+/// Runs the merge of `q` (as of `as_of`, if given) and hands the rows to `answer`.
+pub async fn with_merged_rows<M: Registered, R>(
     state: &AppState,
-    query: &MetricQuery,
-) -> Result<(Vec<u8>, Option<i64>), ServingError> {
-    let q = &query.query;
-    let published = match query.as_of {
-        Some(as_of) => Some(
-            state
-                .batch
-                .published_as_of(as_of.tables(query.metric))
-                .await?,
-        ),
+    q: &Query,
+    as_of: Option<AsOfQuery>,
+    answer: impl FnOnce(Merged<'_, M>) -> R,
+) -> Result<R, ServingError> {
+    let published = match as_of {
+        Some(as_of) => Some(state.batch.published_as_of(as_of.tables(M::ID)).await?),
         None => state.batch.published(),
     };
     let batch = match &published {
@@ -115,7 +122,7 @@ pub async fn answer<M: Registered>(
     // Without a span, no real-time view is read: the answer claims no speed watermark
     // and no freshness.
     let time = match speed_span(q.from_ms, q.to_ms, &batch.covered) {
-        Some((from, to)) if query.as_of.is_none() => {
+        Some((from, to)) if as_of.is_none() => {
             state
                 .speed
                 .current()
@@ -128,6 +135,37 @@ pub async fn answer<M: Registered>(
         watermark: time.watermark,
         allowed_lateness_ms: time.allowed_lateness_ms,
     });
+    Ok(answer(Merged {
+        rows: &rows,
+        time,
+        published: published.as_deref(),
+    }))
+}
+
+/// Answers one query: batch for covered hours, speed for the others, merged, derived.
+/// Returns the answer object's JSON (without `freshness_ms`, which depends on when it is served)
+/// and the newest event time of the real-time views it read.
+pub async fn answer<M: Registered>(
+    state: &AppState,
+    query: &MetricQuery,
+) -> Result<(Vec<u8>, Option<i64>), ServingError> {
+    with_merged_rows::<M, _>(state, &query.query, query.as_of, |merged| {
+        answer_json::<M>(state, query, merged)
+    })
+    .await?
+}
+
+/// The JSON answer of `query` from its merged rows.
+fn answer_json<M: Registered>(
+    state: &AppState,
+    query: &MetricQuery,
+    merged: Merged<'_, M>,
+) -> Result<(Vec<u8>, Option<i64>), ServingError> {
+    let Merged {
+        rows,
+        time,
+        published,
+    } = merged;
     let group_names = query.group_by_names();
     let truncated = rows.len() > query.limit;
     let filters: Map<String, Value> = query
@@ -137,15 +175,15 @@ pub async fn answer<M: Registered>(
         .collect();
     let head = json!({
         "metric": M::NAME,
-        "from": format_instant(q.from_ms),
-        "to": format_instant(q.to_ms),
+        "from": format_instant(query.query.from_ms),
+        "to": format_instant(query.query.to_ms),
         "granularity": query.granularity.name(),
         "group_by": group_names,
         "filters": filters,
         "currency": state.opts.ctx.rates.reporting().code(),
-        "time_boundary": published.as_ref().and_then(|p| p.time_boundary.get(M::NAME).cloned().flatten()),
-        "manifest_version": published.as_ref().map(|p| p.version),
-        "table_version": published.as_ref().and_then(|p| p.versions.get(M::NAME)),
+        "time_boundary": published.and_then(|p| p.time_boundary.get(M::NAME).cloned().flatten()),
+        "manifest_version": published.map(|p| p.version),
+        "table_version": published.and_then(|p| p.versions.get(M::NAME)),
         "as_of": query.as_of.map(|a| match a {
             crate::query::AsOfQuery::Version(v) => json!({"version": v}),
             crate::query::AsOfQuery::Time(t) => json!({"time": format_instant(t)}),

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventRef;
+use crate::hll::Hll;
 use crate::mergeable::Mergeable;
 use crate::money::Rates;
 use crate::window::WindowSpec;
@@ -117,6 +118,14 @@ pub trait Metric: 'static {
     fn update(state: &mut Self::State, event: &EventRef<'_>, ctx: &MetricContext);
     /// Evaluates a (possibly merged) state; the same order as [`Metric::VALUES`].
     fn values(state: &Self::State) -> Vec<Value>;
+    /// The distinct-count sketches in the state, by name (`users`), and the value each
+    /// one estimates: what a consumer merges when it regroups rows (summing estimates
+    /// over-counts users seen in several rows).
+    const SKETCHES: &'static [(&'static str, &'static str)] = &[];
+    /// The state's sketches, in the order of [`Metric::SKETCHES`].
+    fn sketches(_state: &Self::State) -> Vec<&Hll> {
+        Vec::new()
+    }
     /// Whether a real-time window is settled once the watermark passes its end plus the
     /// allowed lateness. True for per-event metrics; a session keeps growing after the
     /// window of its start closes, so real-time `sessions` windows stay provisional.

@@ -26,6 +26,8 @@ use crate::window::WindowStart;
 /// A metric of the registry: where its views sit in [`Aggregates`]. Implemented for every
 /// listed metric by the registry itself.
 pub trait Registered: Metric + Sized {
+    /// This metric in [`MetricId`] form.
+    const ID: MetricId;
     /// This metric's views within a fold of every metric.
     fn views_in(aggregates: &Aggregates) -> &MetricViews<Self>;
     /// The same, mutable (to take a metric's views out of a fold).
@@ -53,6 +55,7 @@ macro_rules! registry {
 
         $(
             impl Registered for $metric {
+                const ID: MetricId = MetricId::$metric;
                 fn views_in(aggregates: &Aggregates) -> &MetricViews<Self> {
                     &aggregates.$field
                 }

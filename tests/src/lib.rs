@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod published;
 pub mod serving;
 pub mod speed_instance;
+pub mod sql;
 pub mod tls;
 pub mod topic;
 

@@ -26,6 +26,12 @@ pub async fn start(state: Arc<serving::AppState>) -> String {
 /// Serves the batch views under `views` with every speed instance down (nothing listens
 /// on port 1: every call to the speed layer fails), after loading them; the address.
 pub async fn start_batch_only(views: &lambda_io::Lake) -> String {
+    start(batch_only_state(views).await).await
+}
+
+/// The serving state over the batch views under `views`, loaded, with every speed
+/// instance down (see [`start_batch_only`]).
+pub async fn batch_only_state(views: &lambda_io::Lake) -> Arc<serving::AppState> {
     let speed = serving::speed_views::SpeedViews::remote(
         &["http://127.0.0.1:1".to_string()],
         std::time::Duration::from_secs(2),
@@ -40,7 +46,7 @@ pub async fn start_batch_only(views: &lambda_io::Lake) -> String {
         opts: serving::ApiOptions::default(),
     });
     state.batch.refresh().await.expect("the batch views load");
-    start(state).await
+    state
 }
 
 /// `GET` on the API from a blocking thread: status and parsed JSON body.

@@ -207,14 +207,15 @@ pub fn metadata(settings: &KafkaSettings, timeout: Duration) -> Result<(), Vec<S
 
 /// The files of a test CA and a server certificate it signed (for `localhost` and
 /// 127.0.0.1), made by the `openssl` CLI.
-struct Certificates {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+pub struct Certificates {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Certificates {
-    fn generate(dir: &Path) -> Certificates {
+    /// Makes them in `dir`.
+    pub fn generate(dir: &Path) -> Certificates {
         let path = |name: &str| dir.join(name);
         let ec = [
             "-newkey",

@@ -69,6 +69,14 @@ impl Metric for Funnel {
         users.add(event.user_id());
     }
 
+    const SKETCHES: &'static [(&'static str, &'static str)] = &[
+        ("view_users", "view_users"),
+        ("cart_users", "cart_users"),
+        ("purchase_users", "purchase_users"),
+    ];
+    fn sketches(state: &Self::State) -> Vec<&Hll> {
+        vec![&state.view_users, &state.cart_users, &state.purchase_users]
+    }
     fn values(state: &Self::State) -> Vec<Value> {
         let (v, c, p) = (
             state.view_users.estimate(),

@@ -48,6 +48,10 @@ impl Metric for PageViews {
         state.users.add(event.user_id());
     }
 
+    const SKETCHES: &'static [(&'static str, &'static str)] = &[("users", "distinct_users")];
+    fn sketches(state: &Self::State) -> Vec<&Hll> {
+        vec![&state.users]
+    }
     fn values(state: &Self::State) -> Vec<Value> {
         vec![
             Value::Count(state.views),

@@ -69,6 +69,10 @@ impl Metric for Revenue {
         state.buyers.add(event.user_id());
     }
 
+    const SKETCHES: &'static [(&'static str, &'static str)] = &[("buyers", "distinct_buyers")];
+    fn sketches(state: &Self::State) -> Vec<&Hll> {
+        vec![&state.buyers]
+    }
     fn values(state: &Self::State) -> Vec<Value> {
         let aov = if state.orders == 0 {
             Value::Ratio(None)

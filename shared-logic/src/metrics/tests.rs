@@ -53,3 +53,50 @@ pub(crate) fn n(v: u64) -> Value {
 pub(crate) fn r(v: f64) -> Value {
     Value::Ratio(Some(v))
 }
+
+/// Each sketch a metric names estimates exactly the value it names, in every metric:
+/// what a consumer merging the sketches of regrouped rows relies on.
+#[test]
+fn each_sketch_estimates_the_value_it_names() {
+    use crate::registry::{visit_all, MetricVisitor};
+
+    #[derive(Clone)]
+    struct Check<'a>(&'a Aggregates);
+    impl MetricVisitor for Check<'_> {
+        type Output = usize;
+        fn visit<M: Registered>(self) -> usize {
+            let mut checked = 0;
+            for (_, state) in self.0.views::<M>().iter() {
+                let values = M::values(state);
+                let sketches = M::sketches(state);
+                assert_eq!(sketches.len(), M::SKETCHES.len(), "{}", M::NAME);
+                for ((name, value), sketch) in M::SKETCHES.iter().zip(sketches) {
+                    let i = M::VALUES.iter().position(|(v, _)| v == value);
+                    let i =
+                        i.unwrap_or_else(|| panic!("{}: sketch {name} names no value", M::NAME));
+                    assert_eq!(
+                        values[i],
+                        Value::Count(sketch.estimate()),
+                        "{}.{name}",
+                        M::NAME
+                    );
+                    checked += 1;
+                }
+            }
+            checked
+        }
+    }
+    let events: Vec<Event> = (0..40)
+        .map(|i| {
+            let kind = ["page_view", "add_to_cart", "purchase"][i % 3];
+            let extra = match kind {
+                "purchase" => r#","product_id":"p1","category":"toys","quantity":1,"price":"1.00","currency":"USD""#,
+                "add_to_cart" => r#","product_id":"p1","category":"toys","quantity":1"#,
+                _ => r#","url":"/a""#,
+            };
+            event(&format!("e{i}"), kind, i as i64 * 1000, &format!("u{}", i % 7), extra)
+        })
+        .collect();
+    let checked: usize = visit_all(Check(&fold_day(&events))).into_iter().sum();
+    assert!(checked >= 5, "only {checked} sketches checked");
+}
