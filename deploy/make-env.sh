@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Writes deploy/.env, the compose stack's tokens (query, ingest, admin, speed) and MinIO's
-# credentials (the services' S3 keys), each secret 32 random bytes as hex from
+# Writes deploy/.env, the compose stack's tokens (query, ingest, admin, speed), Grafana's
+# admin password and MinIO's credentials (the services' S3 keys), each secret 32 random
+# bytes as hex from
 # `openssl rand` (or /dev/urandom), readable by its owner only.
 # An existing file is kept: delete it to rotate every token. `docker compose` reads it from
 # the compose file's directory; git ignores it (deploy/.gitignore).
@@ -24,6 +25,8 @@ umask 077
   for name in LAMBDA_QUERY_TOKEN LAMBDA_INGEST_TOKEN LAMBDA_ADMIN_TOKEN LAMBDA_SPEED_TOKEN; do
     echo "$name=$(random_hex)"
   done
+  # Grafana's admin password.
+  echo "LAMBDA_GRAFANA_PASSWORD=$(random_hex)"
   # MinIO's root user and password, which the services use as their S3 credentials.
   echo "LAMBDA_S3_ACCESS_KEY=lambda-$(random_hex | cut -c1-12)"
   echo "LAMBDA_S3_SECRET_KEY=$(random_hex)"

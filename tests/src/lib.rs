@@ -9,6 +9,7 @@ pub mod bin;
 pub mod broker;
 pub mod data;
 pub mod faults;
+pub mod grafana;
 pub mod http;
 pub mod lake_files;
 pub mod pipeline;

@@ -115,3 +115,84 @@ pub fn parse_timestamptz(text: &str) -> i64 {
 pub fn sql_instant(ms: i64) -> String {
     format!("'{}'", shared_logic::instant::format_instant(ms))
 }
+
+/// The table of metric `M` at a granularity (`minute`, `hour`, `day`).
+fn table_of<M: shared_logic::Metric>(granularity: &str) -> String {
+    match granularity {
+        "minute" => M::NAME.to_string(),
+        "hour" => format!("{}_hourly", M::NAME),
+        "day" => format!("{}_daily", M::NAME),
+        other => panic!("no table at granularity {other}"),
+    }
+}
+
+/// psql's rows of `SELECT window_start, <group_by>, <every value>` as `RowKey → values`,
+/// typed by metric `M`'s value kinds (what the REST API and the direct computation give).
+pub fn sql_rows<M: shared_logic::Metric>(
+    group_by: usize,
+    rows: &[Vec<String>],
+) -> std::collections::BTreeMap<crate::serving::RowKey, serde_json::Value> {
+    use serde_json::Value;
+    use shared_logic::metric::ValueKind;
+    rows.iter()
+        .map(|r| {
+            let start = parse_timestamptz(&r[0]);
+            let dims = r[1..=group_by].to_vec();
+            let values = r[group_by + 1..]
+                .iter()
+                .zip(M::VALUES)
+                .map(|(text, (name, kind))| {
+                    let v = match kind {
+                        ValueKind::Count => Value::from(text.parse::<u64>().expect("a count")),
+                        ValueKind::Money => Value::from(text.parse::<i64>().expect("minor units")),
+                        ValueKind::Ratio if text.is_empty() => Value::Null,
+                        ValueKind::Ratio => Value::from(text.parse::<f64>().expect("a ratio")),
+                    };
+                    (name.to_string(), v)
+                })
+                .collect();
+            ((start, dims), Value::Object(values))
+        })
+        .collect()
+}
+
+/// Queries metric `M`'s table at `granularity` over `[from, to)` with `psql` and asserts
+/// that the rows equal the direct computation over `events` (which must not be empty).
+pub async fn assert_sql_equals_direct<M: shared_logic::Registered>(
+    addr: SocketAddr,
+    events: &[shared_logic::Event],
+    (from, to): (i64, i64),
+    granularity: (&str, i64),
+    group_by: &[&str],
+    filters: &[(&str, &str)],
+) {
+    let values: Vec<&str> = M::VALUES.iter().map(|(n, _)| *n).collect();
+    let columns = [&["window_start"][..], group_by, &values]
+        .concat()
+        .join(", ");
+    let mut conditions = vec![
+        format!("window_start >= {}", sql_instant(from)),
+        format!("window_start < {}", sql_instant(to)),
+    ];
+    conditions.extend(
+        filters
+            .iter()
+            .map(|(d, v)| format!("{d} = '{}'", v.replace('\'', "''"))),
+    );
+    let order: Vec<String> = (1..=group_by.len() + 1).map(|i| i.to_string()).collect();
+    let sql = format!(
+        "SELECT {columns} FROM {} WHERE {} ORDER BY {}",
+        table_of::<M>(granularity.0),
+        conditions.join(" AND "),
+        order.join(", ")
+    );
+    let expected =
+        crate::serving::direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
+    assert!(
+        !expected.is_empty(),
+        "{sql}: the test data covers the range"
+    );
+    let out = psql(addr, &Connect::default(), &sql).await;
+    assert!(out.ok, "{sql}: {}", out.stderr);
+    crate::serving::assert_rows_equal(&sql, &sql_rows::<M>(group_by.len(), &out.rows()), &expected);
+}

@@ -661,7 +661,8 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
     let data = dir.path().join("data").display().to_string();
     let port = |a: &str| a.rsplit(':').next().unwrap().to_string();
     let broker_port = port(&lambda_tests::http::free_addr());
-    let (api, speed) = (
+    let (api, speed, sql) = (
+        lambda_tests::http::free_addr(),
         lambda_tests::http::free_addr(),
         lambda_tests::http::free_addr(),
     );
@@ -676,6 +677,8 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
             &api,
             "--views-listen",
             &speed,
+            "--pg-listen",
+            &sql,
             "--rate",
             "200",
             "--history-hours",
@@ -756,6 +759,30 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
             "{line}"
         );
     }
+    // A user points psql at the demo and queries every metric: hours of history in each.
+    let (sql_host, sql_port) = sql.rsplit_once(':').unwrap();
+    for metric in shared_logic::registry::NAMES {
+        let query = format!(
+            "SELECT count(*) FROM {metric}_hourly WHERE window_start >= '{}' AND window_start < now()",
+            shared_logic::instant::format_instant(h0)
+        );
+        let out = Command::new("psql")
+            .arg(format!(
+                "host={sql_host} port={sql_port} user=lambda dbname=lambda"
+            ))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", &query])
+            .output()
+            .expect("psql (Debian's postgresql-client)");
+        let hours: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        assert!(
+            out.status.success() && hours >= 2,
+            "{query}: {hours} rows; {}",
+            stderr(&out)
+        );
+    }
     // Ctrl-C (SIGTERM here) stops everything cleanly.
     let pid = demo.0.id().to_string();
     assert!(Command::new("kill")
@@ -777,6 +804,10 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
     let printed = std::fs::read_to_string(&out_path).unwrap();
     assert!(status.success(), "{printed}");
     assert!(printed.contains("dashboard http://"), "{printed}");
+    assert!(
+        printed.contains(&format!("SQL: psql \"host={sql_host} port={sql_port}")),
+        "{printed}"
+    );
     assert!(printed.contains("stopped; data kept"), "{printed}");
     // A second start reuses the data: no new history, the same broker storage.
     let out = lambda(

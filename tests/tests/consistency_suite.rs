@@ -13,11 +13,13 @@
 //!    computation again, and verify reports exactly that hour as different;
 //! 4. a deliberately corrupted batch view file makes verify report a non-empty table.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use batch::job::{self, BatchOptions, HourSelection};
 use lambda_tests::pipeline::Pipeline;
 use lambda_tests::serving::assert_served_equals_direct;
+use lambda_tests::sql::{assert_sql_equals_direct, start_sql};
 use lambda_tests::topic::{produce, read_all, topic_events};
 use lambda_tests::Broker;
 use serving::batch_views::BatchViews;
@@ -112,9 +114,10 @@ async fn verify_all(batch: &BatchViews, p: &Pipeline) -> Vec<verify::Comparison>
     ]
 }
 
-/// The served answers over the whole test range equal the direct computation.
+/// The served answers over the whole test range, from the REST API and from the SQL
+/// endpoint, equal the direct computation.
 async fn served_equals_direct<M: shared_logic::Registered>(
-    addr: &str,
+    (addr, sql): (&str, SocketAddr),
     events: &[Event],
     granularity: (&str, i64),
     group_by: &[&str],
@@ -122,9 +125,10 @@ async fn served_equals_direct<M: shared_logic::Registered>(
 ) {
     let range = (START - 24 * HOUR_MS, START + 3 * 24 * HOUR_MS);
     assert_served_equals_direct::<M>(addr, events, range, granularity, group_by, filters).await;
+    assert_sql_equals_direct::<M>(sql, events, range, granularity, group_by, filters).await;
 }
 
-async fn served_all(addr: &str, events: &[Event]) {
+async fn served_all(addr: (&str, SocketAddr), events: &[Event]) {
     served_equals_direct::<PageViews>(addr, events, ("hour", HOUR_MS), &["country"], &[]).await;
     served_equals_direct::<Funnel>(
         addr,
@@ -210,9 +214,11 @@ async fn batch_and_speed_agree_and_serving_equals_the_direct_computation_for_man
             );
         }
         // 2. Served == direct.
-        let addr = lambda_tests::serving::start(pipeline.state.clone()).await;
+        let rest = lambda_tests::serving::start(pipeline.state.clone()).await;
+        let sql = start_sql(pipeline.state.clone(), Default::default()).await;
+        let addr = (rest.as_str(), sql);
         let mut events = valid(&records);
-        served_all(&addr, &first_wins(events.clone())).await;
+        served_all(addr, &first_wins(events.clone())).await;
 
         // 3. Events beyond the allowed lateness, for the first hour: dropped by speed,
         //    corrected by the batch rerun of the dirty hour.
@@ -236,7 +242,7 @@ async fn batch_and_speed_agree_and_serving_equals_the_direct_computation_for_man
         assert_eq!(late_dropped, late.len() as u64, "seed {seed}");
         batch_all(&pipeline).await;
         events.extend(valid(&late));
-        served_all(&addr, &first_wins(events)).await;
+        served_all(addr, &first_wins(events)).await;
         let first_hour = HourKey(cfg.start_ms / HOUR_MS).to_string();
         let comparisons = verify_all(&pipeline.state.batch, &pipeline).await;
         assert!(

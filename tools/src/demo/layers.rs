@@ -1,6 +1,6 @@
 //! The demo's layers in one process: the speed layer (consumer and views endpoint), the
-//! lake writer (on a runtime of its own), and the serving layer (API, collector, dashboard)
-//! with its batch manifest watcher; started together, stopped together.
+//! lake writer (on a runtime of its own), and the serving layer (API, collector, dashboard,
+//! SQL endpoint) with its batch manifest watcher; started together, stopped together.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,22 +30,32 @@ pub(super) struct Layers {
     pub(super) realtime: RealtimeViews,
     pub(super) state: Arc<AppState>,
     pub(super) api_addr: SocketAddr,
+    pub(super) sql_addr: SocketAddr,
     pub(super) speed_addr: SocketAddr,
     speed: JoinHandle<Result<speed::consumer::SpeedStats, speed::SpeedError>>,
     writer: std::thread::JoinHandle<Result<(), ToolsError>>,
     servers: Vec<JoinHandle<()>>,
 }
 
+/// Where the layers listen.
+pub(super) struct Listen<'a> {
+    /// The API, the collector and the dashboard.
+    pub(super) api: &'a str,
+    /// The SQL endpoint.
+    pub(super) sql: &'a str,
+    /// The speed views endpoint.
+    pub(super) speed: &'a str,
+}
+
 impl Layers {
     /// Starts every layer over `lake` (views under `views/`, checkpoints under
-    /// `<data>/checkpoints`), listening on `listen` (API) and `speed_listen` (views, which
-    /// answer only with `speed_token`).
+    /// `<data>/checkpoints`), listening where `listen` says (the speed views answer only
+    /// with `speed_token`).
     pub(super) async fn start(
         kafka: &KafkaSettings,
         lake: &Lake,
         data: &Path,
-        listen: &str,
-        speed_listen: &str,
+        listen: Listen<'_>,
         speed_token: String,
         stop: &Stop,
     ) -> Result<Layers, ToolsError> {
@@ -105,14 +115,24 @@ impl Layers {
             answers: serving::answer_cache::AnswerCache::new(Duration::from_millis(500), 1_024),
             opts: ApiOptions::default(),
         });
-        let listener = tokio::net::TcpListener::bind(listen)
+        let listener = tokio::net::TcpListener::bind(listen.api)
             .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+            .with_context(|| format!("cannot listen on {}", listen.api))?;
         let api_addr = listener.local_addr().context("API address")?;
-        let speed_listener = tokio::net::TcpListener::bind(speed_listen)
+        let speed_listener = tokio::net::TcpListener::bind(listen.speed)
             .await
-            .with_context(|| format!("cannot listen on {speed_listen}"))?;
+            .with_context(|| format!("cannot listen on {}", listen.speed))?;
         let speed_addr = speed_listener.local_addr().context("speed views address")?;
+        let sql = lambda_sql::SqlEndpoint::bind(
+            state.clone(),
+            &lambda_sql::SqlOptions {
+                listen: listen.sql.to_string(),
+                ..lambda_sql::SqlOptions::default()
+            },
+        )
+        .await
+        .context("SQL endpoint")?;
+        let sql_addr = sql.local_addr().context("SQL address")?;
         let app =
             serving::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let api = axum::serve(listener, app).with_graceful_shutdown(stop.stopped());
@@ -126,6 +146,7 @@ impl Layers {
             tokio::spawn(async move {
                 let _ = views_endpoint.await;
             }),
+            tokio::spawn(sql.serve(stop.stopped())),
             tokio::spawn(watch_manifest(
                 state.clone(),
                 Duration::from_secs(2),
@@ -136,6 +157,7 @@ impl Layers {
             realtime,
             state,
             api_addr,
+            sql_addr,
             speed_addr,
             speed,
             writer,

@@ -66,6 +66,9 @@ pub struct DemoArgs {
     /// Address of the dashboard and API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Address of the SQL endpoint (PostgreSQL wire protocol; psql, Grafana).
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    pub pg_listen: String,
     /// Address of the speed layer's views endpoint (for `lambda verify`).
     #[arg(long = "views-listen", default_value = "127.0.0.1:9101")]
     pub speed_listen: String,
@@ -152,8 +155,11 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
         &kafka,
         &lake,
         &data,
-        &args.listen,
-        &args.speed_listen,
+        layers::Listen {
+            api: &args.listen,
+            sql: &args.pg_listen,
+            speed: &args.speed_listen,
+        },
         speed_token,
         &stop,
     )
@@ -207,6 +213,11 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
     println!(
         "lambda demo: dashboard http://{api}/  API http://{api}/v1/metrics  speed views http://{speed}/v1/speed/status (bearer token in {})",
         token::token_file(&data).display()
+    );
+    println!(
+        "SQL: psql \"host={} port={} user=lambda dbname=lambda\" (tables page_views, funnel, revenue, sessions, orders; _hourly and _daily too)",
+        layers.sql_addr.ip(),
+        layers.sql_addr.port()
     );
     println!(
         "data in {} (broker, lake, views, checkpoints); batch every {} s; {} events/s live{}; Ctrl-C stops everything",
