@@ -6,7 +6,9 @@
 # - prometheus-client: its parser checks the serving layer's /metrics text
 #   (tests/tests/serving_telemetry.rs);
 # - deltalake, pyarrow, duckdb: readers we did not write read the lake's and the views'
-#   Delta tables (tests/delta/check_tables.py, driven by tests/tests/delta_readers.rs).
+#   Delta tables (tests/delta/check_tables.py, driven by tests/tests/delta_readers.rs);
+# - psycopg (with its binary build of libpq): the extended query protocol with parameters
+#   and binary results against the SQL endpoint (tests/sql/psycopg_probe.py).
 set -euo pipefail
 VENV=${LAMBDA_VENV:-/var/tmp/lambda-venv}
 PACKAGES=(
@@ -14,6 +16,8 @@ PACKAGES=(
   deltalake==1.6.6
   pyarrow==26.0.1
   duckdb==2.0.1
+  psycopg==3.3.9
+  psycopg-binary==3.3.9
 )
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

@@ -6,7 +6,8 @@
 #                                  (librdkafka is built by rdkafka-sys, with TLS and SASL)
 #   scripts/system-deps.sh test    the above, plus the openssl CLI and stunnel4 (the Kafka TLS
 #                                  test), python3-venv (the Prometheus text parser) and
-#                                  postgresql-client (psql, the SQL endpoint tests)
+#                                  postgresql-client (psql), a JRE and the PostgreSQL JDBC
+#                                  driver (the SQL endpoint tests)
 #
 # On a machine without Debian's package tools it only names what it would install.
 set -euo pipefail
@@ -16,7 +17,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 wanted=(build-essential pkg-config perl zlib1g-dev libssl-dev)
 case "${1:-build}" in
   build) ;;
-  test) wanted+=(openssl stunnel4 python3 python3-venv ca-certificates postgresql-client) ;;
+  test) wanted+=(openssl stunnel4 python3 python3-venv ca-certificates postgresql-client
+                 openjdk-17-jre-headless libpostgresql-jdbc-java) ;;
   *) echo "usage: scripts/system-deps.sh build|test" >&2; exit 2 ;;
 esac
 
