@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use lambda_sql::SqlOptions;
-use lambda_tests::published::publish_hours;
+use lambda_tests::published::{publish_hours, PublishedLake};
 use lambda_tests::serving::{api_rows, batch_only_state, direct_rows, get_json, start};
 use lambda_tests::sql::start_sql;
 use serde_json::Value;
@@ -16,11 +16,18 @@ use shared_logic::metrics::PageViews;
 
 const TOKEN: &str = "9e2b4d6f8a0c1e3f5a7b9c0d2e4f6a8b";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn psycopg_binds_parameters_prepares_and_reads_binary_answers() {
+/// Two published hours (seed `seed`) served by the REST API and the SQL endpoint (with
+/// the token), every speed instance down.
+async fn serve(
+    seed: u64,
+) -> (
+    tempfile::TempDir,
+    PublishedLake,
+    String,
+    std::net::SocketAddr,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let published = publish_hours(dir.path(), 91, 2).await;
-    let events = published.events();
+    let published = publish_hours(dir.path(), seed, 2).await;
     let state = batch_only_state(&published.views).await;
     let rest = start(state.clone()).await;
     let sql = start_sql(
@@ -31,6 +38,13 @@ async fn psycopg_binds_parameters_prepares_and_reads_binary_answers() {
         },
     )
     .await;
+    (dir, published, rest, sql)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_binds_parameters_prepares_and_reads_binary_answers() {
+    let (_dir, published, rest, sql) = serve(91).await;
+    let events = published.events();
     let (from, to) = (published.from_ms, published.to_ms);
     let venv = std::env::var("LAMBDA_VENV").unwrap_or_else(|_| "/var/tmp/lambda-venv".into());
     let python = format!("{venv}/bin/python");
@@ -110,18 +124,8 @@ fn lines(out: &[u8]) -> std::collections::BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jdbc_driver_lists_tables_and_columns_and_runs_prepared_queries() {
-    let dir = tempfile::tempdir().unwrap();
-    let published = publish_hours(dir.path(), 92, 2).await;
+    let (_dir, published, _rest, sql) = serve(92).await;
     let events = published.events();
-    let state = batch_only_state(&published.views).await;
-    let sql = start_sql(
-        state,
-        SqlOptions {
-            token: Some(TOKEN.into()),
-            ..SqlOptions::default()
-        },
-    )
-    .await;
     let (from, to) = (published.from_ms, published.to_ms);
     let url = format!("jdbc:postgresql://{}:{}/lambda", sql.ip(), sql.port());
     let probe = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/JdbcProbe.java");
