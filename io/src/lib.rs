@@ -15,6 +15,7 @@
 pub mod bearer;
 pub mod delta;
 pub mod error;
+pub mod grouped_rows;
 pub mod kafka;
 pub mod lake;
 pub mod lake_names;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use shared_logic::Aggregates;
+use shared_logic::{Aggregates, GroupKey, Grouping, MetricId};
 
 /// Header of a views answer: the instance's watermark (epoch ms).
 pub const WATERMARK_HEADER: &str = "x-lambda-watermark";
@@ -97,6 +97,17 @@ pub trait RealtimeSource: Send + Sync {
     /// stream partition) to `visit` under one consistent read, and says how far the views
     /// are.
     fn visit_aggregates(&self, visit: &mut dyn FnMut(&Aggregates)) -> Progress;
+    /// Hands `visit` the states of `metric` (as `&M::State`) grouped by `grouping`, one per
+    /// window starting in `[from_ms, to_ms)` and grouped values, merged over what is held,
+    /// under one consistent read; says how far the views are.
+    fn select(
+        &self,
+        metric: MetricId,
+        from_ms: i64,
+        to_ms: i64,
+        grouping: &Grouping,
+        visit: &mut dyn FnMut(&GroupKey, &dyn std::any::Any),
+    ) -> Progress;
     /// The partitions whose state is held (none before the first assignment).
     fn partitions(&self) -> Vec<i32>;
     /// The allowed lateness the views are kept with (ms).

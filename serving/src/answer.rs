@@ -15,7 +15,7 @@ use lambda_io::manifest::Published;
 use serde_json::{json, Map, Value};
 use shared_logic::cube::Selection;
 use shared_logic::instant::format_instant;
-use shared_logic::{Metric, MetricVisitor, Registered};
+use shared_logic::{Grouping, Metric, MetricVisitor, Registered};
 
 use crate::answer_cache::Answer;
 use crate::answer_json::write_rows;
@@ -123,10 +123,17 @@ pub async fn with_merged_rows<M: Registered, R>(
     // and no freshness.
     let time = match speed_span(q.from_ms, q.to_ms, &batch.covered) {
         Some((from, to)) if as_of.is_none() => {
+            let grouping = Grouping {
+                group_by: q.group_by.clone(),
+                filters: q.filters.clone(),
+                sketches: q.sketches,
+            };
             state
                 .speed
                 .current()
-                .read::<M>(from, to, |key, s| merger.add_speed(key, s))
+                .select::<M>(from, to, &grouping, |window, grouped, s| {
+                    merger.add_speed_row(window, grouped, s)
+                })
                 .await?
         }
         _ => SpeedTime::default(),

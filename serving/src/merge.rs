@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use hashbrown::HashMap;
 
+use shared_logic::grouping::matches;
 use shared_logic::metric::MAX_DIMENSIONS;
 use shared_logic::window::{HourKey, WindowSpec, WindowStart, HOUR_MS};
 use shared_logic::{GroupKey, Mergeable};
@@ -83,6 +84,10 @@ pub struct Query {
     pub group_by: Vec<usize>,
     /// `(dimension index, value)` pairs a row must match.
     pub filters: Vec<(usize, String)>,
+    /// Whether the answer reads the distinct-count sketches (any of the metric's
+    /// [`shared_logic::Metric::SKETCHED_VALUES`]); without, the speed layer hands its
+    /// states over without them, and those values are not to be read from the rows.
+    pub sketches: bool,
 }
 
 impl Query {
@@ -158,6 +163,16 @@ impl<'q, M: Metric> Merger<'q, M> {
                 dims,
                 state,
             });
+        }
+    }
+
+    /// Adds a row the speed layer grouped for this query (in range and past its filters):
+    /// its window and the values of the grouped dimensions, in `group_by` order. Ignored
+    /// when its hour is covered by batch.
+    pub fn add_speed_row(&mut self, window: WindowStart, grouped: &[&str], state: &M::State) {
+        if !self.covered.contains(&HourKey::of_window(window)) {
+            let end = self.windows.end(window);
+            self.add_grouped(window, grouped, state, Source::Speed, Some(end));
         }
     }
 
@@ -332,12 +347,6 @@ pub fn speed_span(from_ms: i64, to_ms: i64, covered: &BTreeSet<HourKey>) -> Opti
     Some((from_ms.max(first.start_ms()), to_ms.min(end)))
 }
 
-fn matches(key: &GroupKey, filters: &[(usize, String)]) -> bool {
-    filters
-        .iter()
-        .all(|(i, value)| key.dim(*i) == Some(value.as_str()))
-}
-
 /// Rows keyed as views again (for comparisons in tests and for `verify`).
 pub fn rows_as_views<M: Metric>(rows: &[Row<'_, M::State>]) -> MetricViews<M> {
     let mut views = MetricViews::<M>::default();
@@ -394,6 +403,7 @@ mod tests {
             granularity_ms: 60_000,
             group_by: vec![0, 1, 2],
             filters: vec![],
+            sketches: true,
         }
     }
 
@@ -509,6 +519,7 @@ mod tests {
                 granularity_ms,
                 group_by,
                 filters,
+                sketches: true,
             };
             let expected = merge::<PageViews>(
                 &batch.page_views,
@@ -560,6 +571,7 @@ mod tests {
             granularity_ms: 2 * HOUR_MS,
             group_by: vec![1],
             filters: vec![],
+            sketches: true,
         };
         let rows = merge::<Funnel>(
             &batch.funnel,
@@ -657,6 +669,7 @@ mod tests {
             granularity_ms: 2 * HOUR_MS,
             group_by: vec![1],
             filters: vec![(2, "mobile".into())],
+            sketches: true,
         };
         let rows = merge::<PageViews>(
             &batch.page_views,

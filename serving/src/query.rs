@@ -260,6 +260,7 @@ impl MetricQuery {
                 },
                 group_by,
                 filters,
+                sketches: true,
             },
             limit,
             as_of,

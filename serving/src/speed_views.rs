@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use lambda_io::grouped_rows;
 use lambda_io::speed_api::{
     RealtimeSource, Status, ALLOWED_LATENESS_HEADER, NEWEST_EVENT_HEADER, WATERMARK_HEADER,
 };
 use lambda_io::views_file::merge_views_file;
-use shared_logic::GroupKey;
-use shared_logic::{Metric, MetricViews, Registered};
+use shared_logic::metric::MAX_DIMENSIONS;
+use shared_logic::{GroupKey, Grouping, Metric, MetricViews, Registered, WindowStart};
 
 use crate::error::ServingError;
 
@@ -71,6 +72,21 @@ pub struct SpeedTime {
     /// Newest event visible in any instance.
     pub newest_event_ms: Option<i64>,
     pub allowed_lateness_ms: i64,
+}
+
+impl SpeedTime {
+    /// The time of instances `0..i` and instance `i` (which said `t`) together.
+    fn and(self, i: usize, t: SpeedTime) -> SpeedTime {
+        SpeedTime {
+            watermark: match (i, self.watermark, t.watermark) {
+                (0, _, w) => w,
+                (_, Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            },
+            newest_event_ms: self.newest_event_ms.max(t.newest_event_ms),
+            allowed_lateness_ms: self.allowed_lateness_ms.max(t.allowed_lateness_ms),
+        }
+    }
 }
 
 impl SpeedViews {
@@ -171,13 +187,80 @@ impl SpeedViews {
                     for (k, s) in views.iter() {
                         sink(k, s);
                     }
-                    time.watermark = match (i, time.watermark, t.watermark) {
-                        (0, _, w) => w,
-                        (_, Some(a), Some(b)) => Some(a.min(b)),
-                        _ => None,
-                    };
-                    time.newest_event_ms = time.newest_event_ms.max(t.newest_event_ms);
-                    time.allowed_lateness_ms = time.allowed_lateness_ms.max(t.allowed_lateness_ms);
+                    time = time.and(i, t);
+                }
+                Ok(time)
+            }
+        }
+    }
+
+    /// Hands `sink` the states of metric `M` grouped by `grouping` (each instance groups its
+    /// own: a window, the grouped values in `group_by` order, and the state merged over the
+    /// instance's partitions), for windows starting in `[from_ms, to_ms)`, and says how
+    /// far the speed layer is. What crosses to this process is the rows the query answers,
+    /// not every key.
+    pub async fn select<M: Registered>(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        grouping: &Grouping,
+        mut sink: impl FnMut(WindowStart, &[&str], &M::State),
+    ) -> Result<SpeedTime, ServingError> {
+        match self {
+            SpeedViews::InProcess(views) => {
+                let mut mismatched = false;
+                let progress =
+                    views.select(
+                        M::ID,
+                        from_ms,
+                        to_ms,
+                        grouping,
+                        &mut |key, state| match state.downcast_ref::<M::State>() {
+                            Some(state) => {
+                                let mut values = [""; MAX_DIMENSIONS];
+                                let n = grouping.group_by.len().min(MAX_DIMENSIONS);
+                                for (slot, value) in values.iter_mut().zip(key.dims()) {
+                                    *slot = value;
+                                }
+                                sink(key.window, &values[..n], state);
+                            }
+                            None => mismatched = true,
+                        },
+                    );
+                if mismatched {
+                    return Err(ServingError::Internal(format!(
+                        "the in-process speed layer handed over states that are not {}'s",
+                        M::NAME
+                    )));
+                }
+                Ok(SpeedTime {
+                    watermark: progress.watermark,
+                    newest_event_ms: progress.newest_event_ms,
+                    allowed_lateness_ms: views.allowed_lateness_ms(),
+                })
+            }
+            SpeedViews::Remote {
+                instances,
+                client,
+                token,
+            } => {
+                let fetches = instances.iter().map(|base| {
+                    fetch_grouped::<M>(authorized(client, token), base, from_ms, to_ms, grouping)
+                });
+                let mut time = SpeedTime::default();
+                for (i, fetched) in futures::future::join_all(fetches)
+                    .await
+                    .into_iter()
+                    .enumerate()
+                {
+                    let (body, t, url) = fetched?;
+                    grouped_rows::decode::<M>(body, grouping, &url, &mut sink).map_err(|e| {
+                        ServingError::unavailable(
+                            "speed_unavailable",
+                            format!("speed instance {url}: unreadable rows: {e}"),
+                        )
+                    })?;
+                    time = time.and(i, t);
                 }
                 Ok(time)
             }
@@ -276,16 +359,16 @@ fn unreachable_instance(url: &url::Url, e: impl std::fmt::Display) -> ServingErr
     )
 }
 
-async fn fetch<M: Metric>(
+/// `GET` of `path` at `base` with `params`: the body, what the instance said about time,
+/// and the URL asked (for errors).
+async fn fetch_body(
     get: impl Fn(url::Url) -> reqwest::RequestBuilder,
     base: &url::Url,
-    from_ms: i64,
-    to_ms: i64,
-) -> Result<(MetricViews<M>, SpeedTime), ServingError> {
-    let mut url = join(base, &format!("v1/speed/views/{}", M::NAME))?;
-    url.query_pairs_mut()
-        .append_pair("from", &from_ms.to_string())
-        .append_pair("to", &to_ms.to_string());
+    path: &str,
+    params: &[(&str, String)],
+) -> Result<(bytes::Bytes, SpeedTime, String), ServingError> {
+    let mut url = join(base, path)?;
+    url.query_pairs_mut().extend_pairs(params);
     let response = get(url.clone())
         .send()
         .await
@@ -307,17 +390,45 @@ async fn fetch<M: Metric>(
         .bytes()
         .await
         .map_err(|e| unreachable_instance(&url, e))?;
-    let name = url.to_string();
-    let views = tokio::task::spawn_blocking(move || {
-        let mut views = MetricViews::<M>::default();
-        merge_views_file(&mut views, body, &name).map(|()| views)
+    Ok((body, time, url.to_string()))
+}
+
+/// One instance's rows of metric `M` grouped by `grouping` (an Arrow stream, decoded by
+/// the caller as it merges).
+async fn fetch_grouped<M: Metric>(
+    get: impl Fn(url::Url) -> reqwest::RequestBuilder,
+    base: &url::Url,
+    from_ms: i64,
+    to_ms: i64,
+    grouping: &Grouping,
+) -> Result<(bytes::Bytes, SpeedTime, String), ServingError> {
+    let mut params = vec![("from", from_ms.to_string()), ("to", to_ms.to_string())];
+    params.extend(grouped_rows::request_params::<M>(grouping));
+    fetch_body(get, base, &format!("v1/speed/views/{}", M::NAME), &params).await
+}
+
+async fn fetch<M: Metric>(
+    get: impl Fn(url::Url) -> reqwest::RequestBuilder,
+    base: &url::Url,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<(MetricViews<M>, SpeedTime), ServingError> {
+    let params = [("from", from_ms.to_string()), ("to", to_ms.to_string())];
+    let (body, time, name) =
+        fetch_body(get, base, &format!("v1/speed/views/{}", M::NAME), &params).await?;
+    let views = tokio::task::spawn_blocking({
+        let name = name.clone();
+        move || {
+            let mut views = MetricViews::<M>::default();
+            merge_views_file(&mut views, body, &name).map(|()| views)
+        }
     })
     .await
     .map_err(|e| ServingError::Internal(format!("speed view decoder task: {e}")))?
     .map_err(|e| {
         ServingError::unavailable(
             "speed_unavailable",
-            format!("speed instance {url}: unreadable views: {e}"),
+            format!("speed instance {name}: unreadable views: {e}"),
         )
     })?;
     Ok((views, time))

@@ -189,6 +189,15 @@ impl Hll {
         estimate.round() as u64
     }
 
+    /// Bytes held on the heap (for memory budgets).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Empty | Repr::One(_) => 0,
+            Repr::Exact(hashes) => hashes.len() * std::mem::size_of::<u64>(),
+            Repr::Dense(_) => REGISTERS,
+        }
+    }
+
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
         matches!(&self.repr, Repr::Empty)

@@ -105,7 +105,7 @@ pub trait Metric: 'static {
     /// Value names and kinds, in the order [`Metric::values`] returns them.
     const VALUES: &'static [(&'static str, ValueKind)];
     /// The aggregate state.
-    type State: Mergeable + Send + Sync + Serialize + for<'de> Deserialize<'de>;
+    type State: Mergeable + Send + Sync + Serialize + for<'de> Deserialize<'de> + 'static;
 
     /// What the states are built from.
     const BUILT_FROM: BuiltFrom = BuiltFrom::Events;
@@ -125,6 +125,22 @@ pub trait Metric: 'static {
     /// The state's sketches, in the order of [`Metric::SKETCHES`].
     fn sketches(_state: &Self::State) -> Vec<&Hll> {
         Vec::new()
+    }
+    /// The same sketches, to change (see [`Metric::clear_sketches`]).
+    fn sketches_mut(_state: &mut Self::State) -> Vec<&mut Hll> {
+        Vec::new()
+    }
+    /// The values read from a sketch (the estimates, and ratios of them): the values a
+    /// state without its sketches gets wrong. Every other value is the same with or
+    /// without them (tested for every metric).
+    const SKETCHED_VALUES: &'static [&'static str] = &[];
+    /// Empties the state's sketches: what a reader that needs none of
+    /// [`Metric::SKETCHED_VALUES`] keeps of a state, so that moving and merging it costs
+    /// its counters only (a minute's sketch of a busy URL holds hundreds of hashes).
+    fn clear_sketches(state: &mut Self::State) {
+        for sketch in Self::sketches_mut(state) {
+            *sketch = Hll::default();
+        }
     }
     /// Whether a real-time window is settled once the watermark passes its end plus the
     /// allowed lateness. True for per-event metrics; a session keeps growing after the

@@ -87,6 +87,13 @@ impl<M: Metric> MetricViews<M> {
         }
     }
 
+    /// Merges one state in under a borrowed key (no key is built unless it is new).
+    pub(crate) fn merge_ref(&mut self, probe: &GroupKeyRef<'_>, state: &M::State) {
+        self.groups
+            .get_or_default(probe, || GroupKey::new(probe.window, probe.dims))
+            .merge(state);
+    }
+
     /// Number of keys (window × dimension values).
     pub fn len(&self) -> usize {
         self.groups.len()

@@ -81,7 +81,8 @@ impl WindowSpec {
         }
     }
 
-    fn slide_ms(&self) -> i64 {
+    /// How far apart window starts are (the size, for tumbling windows).
+    pub fn slide_ms(&self) -> i64 {
         match *self {
             WindowSpec::Tumbling { size_ms } => size_ms,
             WindowSpec::Sliding { slide_ms, .. } => slide_ms,

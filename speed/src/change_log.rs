@@ -1,6 +1,7 @@
-//! The notes of what changed in a partition's state since its last checkpoint (see
-//! [`crate::changes`] for the deltas made of them). The state notes each change where it
-//! makes it; nothing here reads the state.
+//! The notes of what changed in a partition's state: since its last checkpoint (see
+//! [`crate::changes`] for the deltas made of them), and since the views last looked (the
+//! windows whose grouped rows [`crate::rollups`] must forget). The state notes each change
+//! where it makes it; nothing here reads the state.
 
 use std::collections::BTreeSet;
 
@@ -19,6 +20,11 @@ pub struct ChangeLog {
     pub(crate) ids: Vec<(i64, u128)>,
     /// Users whose sessions changed.
     pub(crate) users: hashbrown::HashSet<String>,
+    /// Window starts whose keys changed since [`ChangeLog::take_touched`] (always noted,
+    /// checkpoints or not).
+    touched: BTreeSet<i64>,
+    /// The window noted last in `touched`.
+    last_touched: Option<i64>,
 }
 
 impl PartialEq for ChangeLog {
@@ -30,10 +36,32 @@ impl PartialEq for ChangeLog {
 impl ChangeLog {
     /// Notes that the keys of window `start` changed.
     pub(crate) fn window(&mut self, start: i64) {
+        if self.last_touched != Some(start) {
+            self.touched.insert(start);
+            self.last_touched = Some(start);
+        }
         if self.on && self.last_window != Some(start) {
             self.windows.insert(start);
             self.last_window = Some(start);
         }
+    }
+
+    /// The windows touched since the last call; noting goes on.
+    pub(crate) fn take_touched(&mut self) -> BTreeSet<i64> {
+        self.last_touched = None;
+        std::mem::take(&mut self.touched)
+    }
+
+    /// The notes since the last checkpoint, handed over; noting starts afresh (and is on).
+    /// The touched windows stay: they are the views' notes, not the checkpoint's.
+    pub(crate) fn restart(&mut self) -> ChangeLog {
+        let fresh = ChangeLog {
+            on: true,
+            touched: std::mem::take(&mut self.touched),
+            last_touched: self.last_touched,
+            ..ChangeLog::default()
+        };
+        std::mem::replace(self, fresh)
     }
 
     /// Notes a dedup id added to `hour`.

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use shared_logic::sessions::UserSessions;
 use shared_logic::{Aggregates, MetricId, MetricVisitor, Registered};
 
-use crate::change_log::ChangeLog;
 use crate::partition::PartitionState;
 
 /// The partition's scalar fields (small; carried whole by every delta).
@@ -81,10 +80,7 @@ impl PartitionState {
     /// Starts noting changes afresh: the state is being checkpointed whole (or was just
     /// restored from its checkpoints), and the next delta follows from here.
     pub fn start_tracking(&mut self) {
-        self.changes = ChangeLog {
-            on: true,
-            ..ChangeLog::default()
-        };
+        self.changes.restart();
     }
 
     /// Whether changes are noted since a whole checkpoint (else only a whole checkpoint is
@@ -95,8 +91,7 @@ impl PartitionState {
 
     /// The changes since the last checkpoint, as a delta; the notes start afresh.
     pub fn take_delta(&mut self) -> Delta {
-        let log = std::mem::take(&mut self.changes);
-        self.start_tracking();
+        let log = self.changes.restart();
         let mut aggregates = Aggregates::default();
         for id in MetricId::ALL {
             id.visit(CopyWindows {

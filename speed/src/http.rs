@@ -3,7 +3,8 @@
 //!
 //! - `GET /v1/speed/views/{metric}?from=&to=`: the metric's states for windows starting in
 //!   `[from, to)` (epoch ms or RFC 3339), as a Parquet file in the views schema of
-//!   `shared_logic::views`; headers `x-lambda-watermark` and `x-lambda-newest-event` (ms);
+//!   `shared_logic::views`; with `group_by=` (and `filter=`, `sketches=`), grouped as asked
+//!   ([`lambda_io::grouped_rows`]), from the rows kept per window ([`crate::rollups`]); headers `x-lambda-watermark` and `x-lambda-newest-event` (ms);
 //!   `x-lambda-allowed-lateness` (ms);
 //! - `GET /v1/speed/status`: watermark, counters, offsets, lag, last checkpoint, revised
 //!   windows, live keys (`lambda_io::speed_api::Status`);
@@ -15,17 +16,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use lambda_io::grouped_rows;
 use lambda_io::speed_api::{
     Progress, Status, ALLOWED_LATENESS_HEADER, NEWEST_EVENT_HEADER, WATERMARK_HEADER,
 };
 use lambda_io::views_file::encode_views;
-use serde::Deserialize;
 use shared_logic::{registry, MetricViews, MetricVisitor, Registered};
 
 use crate::views::RealtimeViews;
@@ -87,10 +88,29 @@ impl ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// What a views request asks for: a time range (`from`, `to`) and, when it names one
+/// (`group_by=`), a grouping (see [`lambda_io::grouped_rows::request_params`]).
 struct Range {
     from: Option<String>,
     to: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+impl Range {
+    fn of(query: Option<&str>) -> Range {
+        let params = grouped_rows::query_pairs(query.unwrap_or_default());
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        Range {
+            from: get("from"),
+            to: get("to"),
+            params,
+        }
+    }
 }
 
 impl Range {
@@ -110,45 +130,63 @@ impl Range {
     }
 }
 
-/// Metric `M`'s states of windows starting in `[from, to)`, merged across partitions, as
-/// Parquet; and the progress read under the same lock.
+/// Metric `M`'s states of windows starting in `[from, to)`, merged across partitions: as
+/// Parquet, or grouped as the request asks in an Arrow stream; with its media type and the
+/// progress read under the same lock.
 #[derive(Clone)]
 struct ViewsFile<'a> {
     realtime: &'a RealtimeViews,
     from: i64,
     to: i64,
+    params: &'a [(String, String)],
 }
 
 impl MetricVisitor for ViewsFile<'_> {
-    type Output = Result<(Vec<u8>, Progress), ApiError>;
+    type Output = Result<(Vec<u8>, &'static str, Progress), ApiError>;
 
     fn visit<M: Registered>(self) -> Self::Output {
+        if let Some(grouping) =
+            grouped_rows::parse_request::<M>(self.params).map_err(ApiError::bad_request)?
+        {
+            let mut encoder = grouped_rows::Encoder::<M>::new(&grouping);
+            let progress =
+                self.realtime
+                    .select::<M>(self.from, self.to, &grouping, |key, state| {
+                        encoder.push(key, state)
+                    });
+            let bytes = encoder
+                .finish()
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            return Ok((bytes, grouped_rows::CONTENT_TYPE, progress));
+        }
         let mut views = MetricViews::<M>::default();
         let progress = self.realtime.visit::<M>(self.from, self.to, |key, state| {
             views.merge_group(key, state)
         });
         let bytes = encode_views(&views, &self.realtime.ctx.windows, M::NAME)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok((bytes, progress))
+        Ok((bytes, "application/vnd.apache.parquet", progress))
     }
 }
 
 async fn metric_views(
     State(views): State<RealtimeViews>,
     Path(metric): Path<String>,
-    Query(range): Query<Range>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let range = Range::of(query.as_deref());
     let (from, to) = range.bounds()?;
     if !registry::NAMES.contains(&metric.as_str()) {
         return Err(ApiError::unknown_metric(&metric));
     }
-    let (body, progress) = tokio::task::spawn_blocking({
+    let (body, media_type, progress) = tokio::task::spawn_blocking({
         let views = views.clone();
         move || {
             let file = ViewsFile {
                 realtime: &views,
                 from,
                 to,
+                params: &range.params,
             };
             registry::dispatch(&metric, file)
                 .unwrap_or_else(|| Err(ApiError::unknown_metric(&metric)))
@@ -157,10 +195,7 @@ async fn metric_views(
     .await
     .map_err(|e| ApiError::internal(e.to_string()))??;
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/vnd.apache.parquet"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     for (name, value) in [
         (WATERMARK_HEADER, progress.watermark),
         (NEWEST_EVENT_HEADER, progress.newest_event_ms),

@@ -28,6 +28,7 @@ pub mod id_set;
 pub mod latency;
 pub mod orders;
 pub mod partition;
+pub mod rollups;
 pub mod views;
 
 pub use error::SpeedError;

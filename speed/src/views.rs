@@ -3,15 +3,18 @@
 //! through and the serving layer (or the HTTP endpoint) reads through.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use lambda_io::speed_api::{ChangeCounters, Counters, Progress, RealtimeSource, Status};
-use shared_logic::GroupKey;
-use shared_logic::{Aggregates, MetricContext, Registered};
+use shared_logic::metric::BuiltFrom;
+use shared_logic::{
+    Aggregates, GroupKey, Grouping, MetricContext, MetricId, MetricVisitor, Registered,
+};
 
 use crate::orders::OrderStreams;
 use crate::partition::{PartitionState, TimeSettings};
+use crate::rollups::{self, Rollups};
 
 struct Inner {
     partitions: BTreeMap<i32, PartitionState>,
@@ -21,6 +24,8 @@ struct Inner {
     lag: BTreeMap<i32, i64>,
     /// The `orders` views, from the change streams (see [`crate::orders`]).
     orders: OrderStreams,
+    /// Grouped rows of the windows no write touched since (see [`crate::rollups`]).
+    rollups: Mutex<Rollups>,
 }
 
 /// Shared handle on the speed layer's state.
@@ -61,6 +66,7 @@ impl RealtimeViews {
                 last_checkpoint_ms: None,
                 lag: BTreeMap::new(),
                 orders: OrderStreams::default(),
+                rollups: Mutex::default(),
             })),
             ctx,
             time,
@@ -91,6 +97,11 @@ impl RealtimeViews {
         let mut inner = self.write();
         inner.partitions.insert(partition, state);
         inner.last_message.insert(partition, Instant::now());
+        inner
+            .rollups
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Drops a partition (revoked: its new owner restores it from the checkpoint).
@@ -98,12 +109,28 @@ impl RealtimeViews {
         let mut inner = self.write();
         inner.partitions.remove(&partition);
         inner.last_message.remove(&partition);
+        inner
+            .rollups
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Runs `f` on the states of the given partitions under one write lock (a micro-batch).
     pub fn update<R>(&self, f: impl FnOnce(&mut BTreeMap<i32, PartitionState>) -> R) -> R {
         let mut inner = self.write();
         let result = f(&mut inner.partitions);
+        let Inner {
+            partitions,
+            rollups,
+            ..
+        } = &mut *inner;
+        let rollups = rollups.get_mut().unwrap_or_else(|p| p.into_inner());
+        for state in partitions.values_mut() {
+            for window in state.changes.take_touched() {
+                rollups.touched(window);
+            }
+        }
         let newest = inner
             .partitions
             .values()
@@ -209,6 +236,38 @@ impl RealtimeViews {
                 f(key, s);
             }
         })
+    }
+
+    /// Calls `f` with the rows of metric `M` grouped by `grouping`, for windows starting in
+    /// `[from_ms, to_ms)`: one row per window and grouped values, merged over partitions,
+    /// from the rows kept of windows no write touched since (see [`crate::rollups`]).
+    pub fn select<M: Registered>(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        grouping: &Grouping,
+        f: impl FnMut(&GroupKey, &M::State),
+    ) -> Progress {
+        let inner = self.read();
+        let orders = inner.orders.partitions.values().map(|p| &p.aggregates);
+        let sources = inner
+            .partitions
+            .values()
+            .map(|p| &p.aggregates)
+            .chain(orders);
+        // The change streams' `orders` views change without window notes: never kept.
+        let keep = M::BUILT_FROM != BuiltFrom::OrderChanges;
+        rollups::select::<M>(
+            &inner.rollups,
+            sources,
+            &self.ctx.windows,
+            from_ms,
+            to_ms,
+            grouping,
+            keep,
+            f,
+        );
+        self.progress_of(&inner)
     }
 
     /// Watermark, freshness, offsets, lag, checkpoint time and counters.
@@ -319,6 +378,23 @@ impl RealtimeSource for RealtimeViews {
         self.progress_of(&inner)
     }
 
+    fn select(
+        &self,
+        metric: MetricId,
+        from_ms: i64,
+        to_ms: i64,
+        grouping: &Grouping,
+        visit: &mut dyn FnMut(&GroupKey, &dyn std::any::Any),
+    ) -> Progress {
+        metric.visit(Select {
+            views: self,
+            from_ms,
+            to_ms,
+            grouping,
+            visit,
+        })
+    }
+
     fn partitions(&self) -> Vec<i32> {
         RealtimeViews::partitions(self)
     }
@@ -329,5 +405,161 @@ impl RealtimeSource for RealtimeViews {
 
     fn status(&self) -> Status {
         RealtimeViews::status(self)
+    }
+}
+
+/// [`RealtimeViews::select`] for a metric chosen at run time, states handed over as `Any`.
+struct Select<'a> {
+    views: &'a RealtimeViews,
+    from_ms: i64,
+    to_ms: i64,
+    grouping: &'a Grouping,
+    visit: &'a mut dyn FnMut(&GroupKey, &dyn std::any::Any),
+}
+
+impl MetricVisitor for Select<'_> {
+    type Output = Progress;
+
+    fn visit<M: Registered>(self) -> Progress {
+        let visit = self.visit;
+        self.views
+            .select::<M>(self.from_ms, self.to_ms, self.grouping, |key, state| {
+                visit(key, state as &dyn std::any::Any)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_logic::metrics::PageViews;
+    use shared_logic::Validator;
+
+    const T0: i64 = 1_767_225_600_000;
+
+    fn page_view(id: usize, t: i64, url: &str) -> Vec<u8> {
+        format!(r#"{{"event_id":"e{id}","event_type":"page_view","event_time":{t},"user_id":"u{id}","url":"{url}"}}"#)
+            .into_bytes()
+    }
+
+    /// Applies page views to partition `p`, as the consumer does (one micro-batch).
+    fn apply(views: &RealtimeViews, p: i32, events: &[(i64, &str)], first_id: usize) {
+        let (ctx, time) = (views.ctx.clone(), views.time);
+        views.update(|parts| {
+            let state = parts.get_mut(&p).expect("partition held");
+            for (i, (t, url)) in events.iter().enumerate() {
+                let offset = state.next_offset;
+                let record = page_view(first_id + i, *t, url);
+                state.apply(
+                    p,
+                    offset,
+                    &record,
+                    &Validator::default(),
+                    Some(i64::MAX / 2),
+                    &ctx,
+                    &time,
+                );
+            }
+        });
+    }
+
+    /// The rows grouped by url, through the kept rows, and grouped anew from every key.
+    type Rows = Vec<(i64, String, u64)>;
+
+    fn both(views: &RealtimeViews) -> (Rows, Rows) {
+        let grouping = Grouping {
+            group_by: vec![0],
+            filters: Vec::new(),
+            sketches: false,
+        };
+        let mut kept = Vec::new();
+        views.select::<PageViews>(T0, T0 + 3_600_000, &grouping, |k, s| {
+            kept.push((k.window.0, k.dims().collect::<String>(), s.views))
+        });
+        let mut fresh = shared_logic::MetricViews::<PageViews>::default();
+        views.visit::<PageViews>(T0, T0 + 3_600_000, |k, s| {
+            grouping.group_into(&mut fresh, k, s)
+        });
+        let mut fresh: Vec<_> = fresh
+            .iter()
+            .map(|(k, s)| (k.window.0, k.dims().collect::<String>(), s.views))
+            .collect();
+        kept.sort();
+        fresh.sort();
+        (kept, fresh)
+    }
+
+    #[test]
+    fn every_write_path_reaches_the_kept_rows() {
+        let views = RealtimeViews::new(
+            MetricContext::default(),
+            TimeSettings::default(),
+            std::time::Duration::from_secs(60),
+        );
+        views.install(0, PartitionState::default());
+        apply(
+            &views,
+            0,
+            &[(T0, "/a"), (T0 + 1_000, "/b"), (T0 + 61_000, "/a")],
+            0,
+        );
+        let (kept, fresh) = both(&views);
+        assert_eq!(kept, fresh);
+        assert_eq!(kept.len(), 3);
+        // A write into a kept window.
+        apply(&views, 0, &[(T0 + 2_000, "/a")], 10);
+        let (kept, fresh) = both(&views);
+        assert_eq!(kept, fresh);
+        assert_eq!(kept[0], (T0, "/a".to_string(), 2));
+        // A checkpoint's delta between the write and the read keeps the note.
+        views.update(|parts| parts.get_mut(&0).unwrap().start_tracking());
+        assert_eq!(both(&views).0, both(&views).1);
+        views.update(|parts| {
+            let state = parts.get_mut(&0).unwrap();
+            state.apply(
+                0,
+                state.next_offset,
+                &page_view(20, T0 + 3_000, "/b"),
+                &Validator::default(),
+                Some(i64::MAX / 2),
+                &views.ctx,
+                &views.time,
+            );
+            let _ = state.take_delta();
+        });
+        let (kept, fresh) = both(&views);
+        assert_eq!(kept, fresh);
+        assert_eq!(kept[1], (T0, "/b".to_string(), 2));
+        // Eviction of what the batch layer covers.
+        views.update(|parts| {
+            parts.get_mut(&0).unwrap().evict_before(
+                Some(T0 + 60_000),
+                None,
+                &MetricContext::default(),
+            )
+        });
+        let (kept, fresh) = both(&views);
+        assert_eq!(kept, fresh);
+        assert_eq!(kept, vec![(T0 + 60_000, "/a".to_string(), 1)]);
+        // A partition assigned, then revoked.
+        let mut other = PartitionState::default();
+        let ctx = MetricContext::default();
+        other.apply(
+            1,
+            0,
+            &page_view(30, T0 + 62_000, "/a"),
+            &Validator::default(),
+            Some(i64::MAX / 2),
+            &ctx,
+            &views.time,
+        );
+        views.install(1, other);
+        let (kept, fresh) = both(&views);
+        assert_eq!(kept, fresh);
+        assert_eq!(kept, vec![(T0 + 60_000, "/a".to_string(), 2)]);
+        views.remove(1);
+        let (kept, fresh) = both(&views);
+        assert_eq!(kept, fresh);
+        assert_eq!(kept, vec![(T0 + 60_000, "/a".to_string(), 1)]);
     }
 }

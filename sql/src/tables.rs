@@ -138,12 +138,25 @@ impl<M: Registered> MetricTable<M> {
             .collect();
         group_by.sort_unstable();
         group_by.dedup();
+        // The sketches travel only when a column read needs one: a sketch, or a value
+        // estimated from one (the speed layer then hands over bare counters).
+        let sketches = projection
+            .unwrap_or(&all)
+            .iter()
+            .any(|c| match self.layout.columns[*c] {
+                Column::Sketch(_) => true,
+                Column::Value(v) | Column::Amount(v) => {
+                    M::SKETCHED_VALUES.contains(&M::VALUES[v].0)
+                }
+                _ => false,
+            });
         Ok(Query {
             from_ms: from,
             to_ms: to.max(from),
             granularity_ms: size,
             group_by,
             filters: pushed.filters,
+            sketches,
         })
     }
 }

@@ -77,6 +77,21 @@ impl Metric for Funnel {
     fn sketches(state: &Self::State) -> Vec<&Hll> {
         vec![&state.view_users, &state.cart_users, &state.purchase_users]
     }
+    fn sketches_mut(state: &mut Self::State) -> Vec<&mut Hll> {
+        vec![
+            &mut state.view_users,
+            &mut state.cart_users,
+            &mut state.purchase_users,
+        ]
+    }
+    const SKETCHED_VALUES: &'static [&'static str] = &[
+        "view_users",
+        "cart_users",
+        "purchase_users",
+        "view_to_cart_rate",
+        "cart_to_purchase_rate",
+        "view_to_purchase_rate",
+    ];
     fn values(state: &Self::State) -> Vec<Value> {
         let (v, c, p) = (
             state.view_users.estimate(),

@@ -52,6 +52,10 @@ impl Metric for PageViews {
     fn sketches(state: &Self::State) -> Vec<&Hll> {
         vec![&state.users]
     }
+    fn sketches_mut(state: &mut Self::State) -> Vec<&mut Hll> {
+        vec![&mut state.users]
+    }
+    const SKETCHED_VALUES: &'static [&'static str] = &["distinct_users"];
     fn values(state: &Self::State) -> Vec<Value> {
         vec![
             Value::Count(state.views),

@@ -73,6 +73,10 @@ impl Metric for Revenue {
     fn sketches(state: &Self::State) -> Vec<&Hll> {
         vec![&state.buyers]
     }
+    fn sketches_mut(state: &mut Self::State) -> Vec<&mut Hll> {
+        vec![&mut state.buyers]
+    }
+    const SKETCHED_VALUES: &'static [&'static str] = &["distinct_buyers"];
     fn values(state: &Self::State) -> Vec<Value> {
         let aov = if state.orders == 0 {
             Value::Ratio(None)

@@ -100,3 +100,62 @@ fn each_sketch_estimates_the_value_it_names() {
     let checked: usize = visit_all(Check(&fold_day(&events))).into_iter().sum();
     assert!(checked >= 5, "only {checked} sketches checked");
 }
+
+/// A state without its sketches keeps every value but the ones its metric declares sketched
+/// ([`Metric::SKETCHED_VALUES`]), and each declared one does depend on a sketch: what a
+/// reader that drops the sketches of the rows it does not need relies on.
+#[test]
+fn clearing_the_sketches_changes_only_the_sketched_values() {
+    use crate::registry::{visit_all, MetricVisitor};
+
+    #[derive(Clone)]
+    struct Check<'a>(&'a Aggregates);
+    impl MetricVisitor for Check<'_> {
+        type Output = usize;
+        fn visit<M: Registered>(self) -> usize {
+            let mut changed = vec![false; M::VALUES.len()];
+            for name in M::SKETCHED_VALUES {
+                assert!(
+                    M::VALUES.iter().any(|(v, _)| v == name),
+                    "{}: sketched value {name} is not a value",
+                    M::NAME
+                );
+            }
+            for (_, state) in self.0.views::<M>().iter() {
+                let mut cleared = state.clone();
+                M::clear_sketches(&mut cleared);
+                assert!(M::sketches(&cleared).iter().all(|s| s.is_empty()));
+                let (before, after) = (M::values(state), M::values(&cleared));
+                for (i, (name, _)) in M::VALUES.iter().enumerate() {
+                    if before[i] != after[i] {
+                        assert!(
+                            M::SKETCHED_VALUES.contains(name),
+                            "{}.{name} changed without the sketches but is not declared sketched",
+                            M::NAME
+                        );
+                        changed[i] = true;
+                    }
+                }
+            }
+            for (i, (name, _)) in M::VALUES.iter().enumerate() {
+                if M::SKETCHED_VALUES.contains(name) {
+                    assert!(changed[i], "{}.{name} never read a sketch", M::NAME);
+                }
+            }
+            M::SKETCHED_VALUES.len()
+        }
+    }
+    let events: Vec<Event> = (0..60)
+        .map(|i| {
+            let kind = ["page_view", "add_to_cart", "purchase"][i % 3];
+            let extra = match kind {
+                "purchase" => r#","product_id":"p1","category":"toys","quantity":1,"price":"1.00","currency":"USD""#,
+                "add_to_cart" => r#","product_id":"p1","category":"toys","quantity":1"#,
+                _ => r#","url":"/a","category":"toys""#,
+            };
+            event(&format!("e{i}"), kind, i as i64 * 1000, &format!("u{}", i % 7), extra)
+        })
+        .collect();
+    let declared: usize = visit_all(Check(&fold_day(&events))).into_iter().sum();
+    assert_eq!(declared, 8);
+}

@@ -1,0 +1,336 @@
+//! The real-time views grouped the way readers ask for them ([`Grouping`]), window by
+//! window, kept until a write touches the window.
+//!
+//! A dashboard panel over the last hour asks for the same few groupings (page views per
+//! URL per minute) every few seconds, over a state of a million keys of which only the
+//! newest minute or two still change. Grouping every key anew for every answer costs the
+//! whole state per answer; here each window's grouped rows are computed once and kept,
+//! and a window's rows are forgotten as soon as any partition writes into it
+//! ([`Rollups::touched`], fed by the partitions' change notes), or the partitions held
+//! change ([`Rollups::clear`]). A read then groups only the windows it does not hold, in
+//! one pass over the keys (none when it holds them all). Druid's per-segment result cache
+//! is the same idea with segments for windows.
+//!
+//! Exactness: a kept window's rows are the grouping of exactly the keys the window holds,
+//! because nothing can change a window without its note reaching [`Rollups::touched`]
+//! under the views' write lock, and rows are computed and kept under the read lock.
+//! Memory: bounded by a byte budget; the oldest windows go first.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+
+use shared_logic::window::WindowSpec;
+use shared_logic::{Aggregates, GroupKey, Grouping, Metric, MetricViews, Registered};
+
+/// Windows one read may keep; a wider read groups its keys without keeping them.
+pub const MAX_KEPT_WINDOWS_PER_READ: usize = 10_080;
+/// Default budget of kept rows (bytes, estimated).
+pub const DEFAULT_BUDGET_BYTES: usize = 256 << 20;
+
+/// A metric and a grouping: what a kept window's rows answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Shape {
+    metric: &'static str,
+    grouping: Grouping,
+}
+
+/// One window's grouped rows of one shape (`Vec<(GroupKey, M::State)>`).
+struct Kept {
+    rows: Box<dyn Any + Send + Sync>,
+    bytes: usize,
+}
+
+/// The kept rows, by window start.
+pub struct Rollups {
+    windows: BTreeMap<i64, HashMap<Shape, Kept>>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Default for Rollups {
+    fn default() -> Self {
+        Rollups::with_budget(DEFAULT_BUDGET_BYTES)
+    }
+}
+
+impl Rollups {
+    /// No rows kept, at most about `budget` bytes of them.
+    pub fn with_budget(budget: usize) -> Self {
+        Rollups {
+            windows: BTreeMap::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    /// Forgets the rows of a window whose keys changed.
+    pub fn touched(&mut self, window: i64) {
+        if let Some(shapes) = self.windows.remove(&window) {
+            self.bytes -= shapes.values().map(|k| k.bytes).sum::<usize>();
+        }
+    }
+
+    /// Forgets everything (the partitions held changed).
+    pub fn clear(&mut self) {
+        self.windows.clear();
+        self.bytes = 0;
+    }
+
+    /// Estimated bytes kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn get<M: Metric>(&self, window: i64, shape: &Shape) -> Option<&[(GroupKey, M::State)]> {
+        let kept = self.windows.get(&window)?.get(shape)?;
+        kept.rows
+            .downcast_ref::<Vec<(GroupKey, M::State)>>()
+            .map(Vec::as_slice)
+    }
+
+    fn keep<M: Metric>(&mut self, window: i64, shape: Shape, rows: Vec<(GroupKey, M::State)>) {
+        let bytes = rows
+            .iter()
+            .map(|(_, s)| {
+                std::mem::size_of::<(GroupKey, M::State)>()
+                    + M::sketches(s).iter().map(|h| h.heap_bytes()).sum::<usize>()
+            })
+            .sum::<usize>()
+            + std::mem::size_of::<Shape>();
+        if bytes > self.budget {
+            return;
+        }
+        while self.bytes + bytes > self.budget {
+            let Some((_, shapes)) = self.windows.pop_first() else {
+                break;
+            };
+            self.bytes -= shapes.values().map(|k| k.bytes).sum::<usize>();
+        }
+        let kept = Kept {
+            rows: Box::new(rows),
+            bytes,
+        };
+        if let Some(old) = self.windows.entry(window).or_default().insert(shape, kept) {
+            self.bytes -= old.bytes;
+        }
+        self.bytes += bytes;
+    }
+}
+
+/// The window starts of `windows` in `[from_ms, to_ms)`, if there are at most `limit`.
+fn window_starts(windows: &WindowSpec, from_ms: i64, to_ms: i64, limit: usize) -> Option<Vec<i64>> {
+    let slide = i128::from(windows.slide_ms());
+    let (from, to) = (i128::from(from_ms), i128::from(to_ms));
+    let first = from.div_euclid(slide) * slide;
+    let first = if first < from { first + slide } else { first };
+    if first >= to {
+        return Some(Vec::new());
+    }
+    let count = (to - 1 - first) / slide + 1;
+    if count > limit as i128 {
+        return None;
+    }
+    (0..count)
+        .map(|i| i64::try_from(first + i * slide).ok())
+        .collect()
+}
+
+/// Hands `out` the rows of metric `M` grouped by `grouping`, for windows starting in
+/// `[from_ms, to_ms)`, over the `sources` (every partition's aggregates): the kept rows
+/// of windows `rollups` holds, the others grouped from the keys (and kept, when `keep`).
+/// Each row is one window and grouped values; a window's rows are the merge over sources.
+#[allow(clippy::too_many_arguments)]
+pub fn select<'a, M: Registered>(
+    rollups: &std::sync::Mutex<Rollups>,
+    sources: impl Iterator<Item = &'a Aggregates>,
+    windows: &WindowSpec,
+    from_ms: i64,
+    to_ms: i64,
+    grouping: &Grouping,
+    keep: bool,
+    mut out: impl FnMut(&GroupKey, &M::State),
+) {
+    let starts = keep
+        .then(|| window_starts(windows, from_ms, to_ms, MAX_KEPT_WINDOWS_PER_READ))
+        .flatten();
+    let Some(starts) = starts else {
+        let mut grouped = MetricViews::<M>::default();
+        for aggregates in sources {
+            for (key, state) in M::views_in(aggregates).in_windows(from_ms, to_ms) {
+                grouping.group_into(&mut grouped, key, state);
+            }
+        }
+        for (key, state) in grouped.iter() {
+            out(key, state);
+        }
+        return;
+    };
+    let shape = Shape {
+        metric: M::NAME,
+        grouping: grouping.clone(),
+    };
+    let mut kept = rollups.lock().unwrap_or_else(|p| p.into_inner());
+    let mut missing = Vec::new();
+    for &start in &starts {
+        match kept.get::<M>(start, &shape) {
+            Some(rows) => rows.iter().for_each(|(k, s)| out(k, s)),
+            None => missing.push(start),
+        }
+    }
+    let (Some(&low), Some(&high)) = (missing.first(), missing.last()) else {
+        return;
+    };
+    let mut grouped = MetricViews::<M>::default();
+    for aggregates in sources {
+        for (key, state) in M::views_in(aggregates).in_windows(low, high + 1) {
+            if missing.binary_search(&key.window.0).is_ok() {
+                grouping.group_into(&mut grouped, key, state);
+            }
+        }
+    }
+    let mut by_window: BTreeMap<i64, Vec<(GroupKey, M::State)>> =
+        missing.iter().map(|w| (*w, Vec::new())).collect();
+    for (key, state) in grouped.into_groups() {
+        out(&key, &state);
+        if let Some(rows) = by_window.get_mut(&key.window.0) {
+            rows.push((key, state));
+        }
+    }
+    for (window, rows) in by_window {
+        kept.keep::<M>(window, shape.clone(), rows);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_logic::metrics::{PageViews, PageViewsState};
+    use shared_logic::WindowStart;
+    use std::sync::Mutex;
+
+    fn page_views(keys: &[(i64, &str, &str, u64)]) -> Aggregates {
+        let mut aggregates = Aggregates::default();
+        for (w, url, country, views) in keys {
+            let key = GroupKey::new(WindowStart(w * 60_000), &[url, country, "desktop"]);
+            let mut state = PageViewsState {
+                views: *views,
+                ..Default::default()
+            };
+            state.users.add(country);
+            aggregates.page_views.merge_group(&key, &state);
+        }
+        aggregates
+    }
+
+    fn by_url(sketches: bool) -> Grouping {
+        Grouping {
+            group_by: vec![0],
+            filters: Vec::new(),
+            sketches,
+        }
+    }
+
+    fn read(
+        rollups: &Mutex<Rollups>,
+        parts: &[Aggregates],
+        grouping: &Grouping,
+        keep: bool,
+    ) -> Vec<(i64, Vec<String>, u64, u64)> {
+        let mut rows = Vec::new();
+        select::<PageViews>(
+            rollups,
+            parts.iter(),
+            &WindowSpec::default(),
+            0,
+            10 * 60_000,
+            grouping,
+            keep,
+            |k, s| {
+                rows.push((
+                    k.window.0,
+                    k.dims().map(str::to_string).collect(),
+                    s.views,
+                    s.users.estimate(),
+                ))
+            },
+        );
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn kept_rows_answer_as_the_keys_do_until_a_window_is_touched() {
+        let parts = vec![
+            page_views(&[(0, "/a", "US", 1), (0, "/a", "DE", 2), (1, "/b", "US", 3)]),
+            page_views(&[(0, "/a", "FR", 4), (2, "/a", "US", 5)]),
+        ];
+        let rollups = Mutex::new(Rollups::default());
+        let fresh = read(&rollups, &parts, &by_url(true), false);
+        assert_eq!(
+            fresh,
+            vec![
+                (0, vec!["/a".to_string()], 7, 3),
+                (60_000, vec!["/b".to_string()], 3, 1),
+                (120_000, vec!["/a".to_string()], 5, 1),
+            ]
+        );
+        assert_eq!(
+            rollups.lock().unwrap().bytes(),
+            0,
+            "not kept when told not to"
+        );
+        assert_eq!(read(&rollups, &parts, &by_url(true), true), fresh);
+        assert!(rollups.lock().unwrap().bytes() > 0);
+        // Kept: a change the views were not told of is not seen (which is why every write
+        // notes its windows)...
+        let mut changed = parts.clone();
+        changed[1] = page_views(&[(0, "/a", "FR", 40), (2, "/a", "US", 5)]);
+        assert_eq!(read(&rollups, &changed, &by_url(true), true), fresh);
+        // ...and once noted, the window is grouped again, the others still kept.
+        rollups.lock().unwrap().touched(0);
+        let after = read(&rollups, &changed, &by_url(true), true);
+        assert_eq!(after[0], (0, vec!["/a".to_string()], 43, 3));
+        assert_eq!(after[1..], fresh[1..]);
+        // Without sketches: the same counts, no distinct users.
+        let bare = read(&rollups, &changed, &by_url(false), true);
+        assert!(bare.iter().all(|r| r.3 == 0));
+        assert_eq!(
+            bare.iter().map(|r| r.2).collect::<Vec<_>>(),
+            after.iter().map(|r| r.2).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn the_budget_bounds_the_kept_rows_and_answers_stay_whole() {
+        let keys: Vec<(i64, String)> = (0..10).map(|w| (w, format!("/u{w}"))).collect();
+        let keys: Vec<(i64, &str, &str, u64)> = keys
+            .iter()
+            .map(|(w, u)| (*w, u.as_str(), "US", 1))
+            .collect();
+        let parts = vec![page_views(&keys)];
+        let one_window =
+            std::mem::size_of::<(GroupKey, PageViewsState)>() + std::mem::size_of::<Shape>();
+        let rollups = Mutex::new(Rollups::with_budget(3 * one_window));
+        let all = read(&rollups, &parts, &by_url(false), true);
+        assert_eq!(all.len(), 10);
+        assert!(rollups.lock().unwrap().bytes() <= 3 * one_window);
+        assert_eq!(read(&rollups, &parts, &by_url(false), true), all);
+    }
+
+    #[test]
+    fn window_starts_are_the_slides_in_the_range() {
+        let minute = WindowSpec::default();
+        assert_eq!(
+            window_starts(&minute, 30_000, 180_000, 10),
+            Some(vec![60_000, 120_000])
+        );
+        assert_eq!(window_starts(&minute, 0, 0, 10), Some(vec![]));
+        assert_eq!(window_starts(&minute, 0, 60_000 * 11, 10), None);
+        assert_eq!(window_starts(&minute, i64::MIN, i64::MAX, 10), None);
+        let sliding = WindowSpec::sliding(300_000, 60_000).unwrap();
+        assert_eq!(
+            window_starts(&sliding, -60_000, 60_001, 10),
+            Some(vec![-60_000, 0, 60_000])
+        );
+    }
+}
