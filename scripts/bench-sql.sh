@@ -5,7 +5,10 @@
 # with EVENTS (default 5,000,000) generated events spread over the last 30 minutes;
 # `lambda speed` folds them and serves its views; `lambda serve` (no batch views: every
 # hour is the speed layer's) answers SQL and REST. Each client runs the query closed loop
-# over one connection for SECONDS (default 20), every answer computed anew:
+# over one connection for SECONDS (default 20), every answer computed anew (no answer
+# cache; the speed layer keeps each window's grouped rows until a write touches it), first
+# with no event arriving, then (LIVE_RATE events/s, default 0: skipped) with events of now
+# arriving, so the newest minute is grouped anew for every answer:
 # - psycopg 3 (libpq, extended protocol): scripts/bench_sql.py;
 # - psql (simple protocol): the query repeated in one session with \timing;
 # - REST: `lambda bench query --no-cache` over one connection.
@@ -63,23 +66,38 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
-from=$(date -u -d "@$(( start - 30 * 60 ))" +%Y-%m-%dT%H:%M:%SZ)
-to=$(date -u -d "@$(( start + 30 * 60 - 1 ))" +%Y-%m-%dT%H:%M:%S.999Z)
-rest_to=$(date -u -d "@$(( start + 30 * 60 ))" +%Y-%m-%dT%H:%M:%SZ)
+# The panel's last 60 minutes, ending at the next whole minute (so the live minute is in it).
+end=$(( ($(date -u +%s) / 60 + 1) * 60 ))
+from=$(date -u -d "@$(( end - 3600 ))" +%Y-%m-%dT%H:%M:%SZ)
+to=$(date -u -d "@$(( end - 1 ))" +%Y-%m-%dT%H:%M:%S.999Z)
+rest_to=$(date -u -d "@$end" +%Y-%m-%dT%H:%M:%SZ)
 # The panel's query as Grafana sends it ($__timeGroupAlias and $__timeFilter expanded).
 QUERY="SELECT floor(extract(epoch from window_start)/60)*60 AS \"time\", url AS metric, sum(views) AS views FROM page_views WHERE window_start BETWEEN '{from}' AND '{to}' GROUP BY 1, 2 ORDER BY 1"
-echo "== SQL, psycopg: 60 minutes from $from"
-"$VENV/bin/python" scripts/bench_sql.py "host=127.0.0.1 port=$PG_PORT user=lambda dbname=lambda" \
-  "$SECONDS_PER_CLIENT" "$from" "$to" "$QUERY"
 
-echo "== SQL, psql: 200 runs in one session"
-q=${QUERY//\{from\}/$from}
-q=${q//\{to\}/$to}
-{ echo '\timing on'; for _ in $(seq 1 200); do echo "$q;"; done; } >"$WORK/psql.sql"
-psql "host=127.0.0.1 port=$PG_PORT user=lambda dbname=lambda" -X -q -o /dev/null -f "$WORK/psql.sql" \
-  | awk '/^Time:/ {print $2}' | sort -n | awk '{t[NR]=$1} END {printf "psql: %d runs, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", NR, t[int(NR*0.5)+1], t[int(NR*0.99)+1], t[NR]}'
+clients() {
+  echo "== SQL, psycopg: 60 minutes from $from ($1)"
+  "$VENV/bin/python" scripts/bench_sql.py "host=127.0.0.1 port=$PG_PORT user=lambda dbname=lambda" \
+    "$SECONDS_PER_CLIENT" "$from" "$to" "$QUERY"
 
-echo "== REST: the same question (page_views per minute by url, 60 minutes)"
-"$LAMBDA_BIN" bench query --url "http://$API" --no-cache --rate 0 --connections 1 --seconds "$SECONDS_PER_CLIENT" \
-  --path "/v1/metrics/page_views?from=$from&to=$rest_to&granularity=minute&group_by=url&limit=100000"
+  echo "== SQL, psql: 200 runs in one session ($1)"
+  q=${QUERY//\{from\}/$from}
+  q=${q//\{to\}/$to}
+  { echo '\timing on'; for _ in $(seq 1 200); do echo "$q;"; done; } >"$WORK/psql.sql"
+  psql "host=127.0.0.1 port=$PG_PORT user=lambda dbname=lambda" -X -q -o /dev/null -f "$WORK/psql.sql" \
+    | awk '/^Time:/ {print $2}' | sort -n | awk '{t[NR]=$1} END {printf "psql: %d runs, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", NR, t[int(NR*0.5)+1], t[int(NR*0.99)+1], t[NR]}'
+
+  echo "== REST: the same question (page_views per minute by url, 60 minutes; $1)"
+  "$LAMBDA_BIN" bench query --url "http://$API" --no-cache --rate 0 --connections 1 --seconds "$SECONDS_PER_CLIENT" \
+    --path "/v1/metrics/page_views?from=$from&to=$rest_to&granularity=minute&group_by=url&limit=100000"
+}
+
+clients "no event arriving"
+if [ "${LIVE_RATE:-0}" -gt 0 ]; then
+  # Events of now arriving while the clients ask: the newest minute changes under them.
+  "$LAMBDA_BIN" generate --kafka --brokers "$BROKERS" --topic bench --partitions 4 --seed 8 \
+    --rate "$LIVE_RATE" --duration-secs 3600 >"$WORK/live.out" 2>"$WORK/live.err" &
+  pids+=($!)
+  sleep 5
+  clients "$LIVE_RATE events/s arriving"
+fi
 echo "serve peak RSS $(awk '/VmHWM/ {print $2}' "/proc/${pids[1]}/status") KB; speed peak RSS $(awk '/VmHWM/ {print $2}' "/proc/${pids[0]}/status") KB"

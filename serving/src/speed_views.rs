@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use lambda_io::grouped_rows;
 use lambda_io::speed_api::{
-    RealtimeSource, Status, ALLOWED_LATENESS_HEADER, NEWEST_EVENT_HEADER, WATERMARK_HEADER,
+    Progress, RealtimeSource, Status, ALLOWED_LATENESS_HEADER, NEWEST_EVENT_HEADER,
+    WATERMARK_HEADER,
 };
 use lambda_io::views_file::merge_views_file;
 use shared_logic::metric::MAX_DIMENSIONS;
@@ -75,6 +76,15 @@ pub struct SpeedTime {
 }
 
 impl SpeedTime {
+    /// What the in-process layer said (`progress`, read with its states).
+    fn in_process(progress: &Progress, views: &dyn RealtimeSource) -> SpeedTime {
+        SpeedTime {
+            watermark: progress.watermark,
+            newest_event_ms: progress.newest_event_ms,
+            allowed_lateness_ms: views.allowed_lateness_ms(),
+        }
+    }
+
     /// The time of instances `0..i` and instance `i` (which said `t`) together.
     fn and(self, i: usize, t: SpeedTime) -> SpeedTime {
         SpeedTime {
@@ -163,11 +173,7 @@ impl SpeedViews {
                         sink(key, state);
                     }
                 });
-                Ok(SpeedTime {
-                    watermark: progress.watermark,
-                    newest_event_ms: progress.newest_event_ms,
-                    allowed_lateness_ms: views.allowed_lateness_ms(),
-                })
+                Ok(SpeedTime::in_process(&progress, views.as_ref()))
             }
             SpeedViews::Remote {
                 instances,
@@ -233,11 +239,7 @@ impl SpeedViews {
                         M::NAME
                     )));
                 }
-                Ok(SpeedTime {
-                    watermark: progress.watermark,
-                    newest_event_ms: progress.newest_event_ms,
-                    allowed_lateness_ms: views.allowed_lateness_ms(),
-                })
+                Ok(SpeedTime::in_process(&progress, views.as_ref()))
             }
             SpeedViews::Remote {
                 instances,

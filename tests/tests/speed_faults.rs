@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use lambda_io::grouped_rows;
 use lambda_tests::broker::FAST_GROUP_FAILOVER;
 use lambda_tests::http::{free_addr, get};
 use lambda_tests::lake_files::views_from_parquet;
@@ -15,7 +16,7 @@ use lambda_tests::{wait_for, Broker, ChildGuard};
 use shared_logic::generate::{Generator, GeneratorConfig, Record};
 use shared_logic::metric::Metric;
 use shared_logic::metrics::{Funnel, PageViews, Revenue, Sessions};
-use shared_logic::{Aggregates, MetricContext, Validator};
+use shared_logic::{Aggregates, Grouping, MetricContext, Validator};
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
 
@@ -95,7 +96,81 @@ fn fetch<M: Metric>(addr: &str) -> shared_logic::MetricViews<M> {
     views_from_parquet::<M>(body)
 }
 
+/// The instance's rows of `M` grouped by the first dimension, without sketches, as a reader
+/// asks for them (`group_by=`): asked twice, so the second answer comes from the kept rows.
+fn fetch_grouped<M: Metric>(addr: &str) -> Vec<(i64, String, Vec<shared_logic::metric::Value>)> {
+    let grouping = Grouping {
+        group_by: vec![0],
+        filters: Vec::new(),
+        sketches: false,
+    };
+    let query: Vec<String> = grouped_rows::request_params::<M>(&grouping)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let path = format!("/v1/speed/views/{}?{}", M::NAME, query.join("&"));
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let (code, body) = get(addr, &path).expect("views endpoint answers");
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+        let mut rows = Vec::new();
+        grouped_rows::decode::<M>(body.into(), &grouping, "test", |w, dims, s| {
+            rows.push((w.0, dims.join(","), M::values(s)))
+        })
+        .expect("an Arrow stream of grouped rows");
+        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        answers.push(rows);
+    }
+    assert_eq!(answers[0], answers[1], "kept rows answer as grouped ones");
+    answers.pop().unwrap()
+}
+
+/// The grouped rows of `expected`, as [`fetch_grouped`] asks for them.
+fn grouped<M: Metric>(
+    views: &shared_logic::MetricViews<M>,
+) -> Vec<(i64, String, Vec<shared_logic::metric::Value>)> {
+    let grouping = Grouping {
+        group_by: vec![0],
+        filters: Vec::new(),
+        sketches: false,
+    };
+    let mut out = shared_logic::MetricViews::<M>::default();
+    for (k, s) in views.iter() {
+        grouping.group_into(&mut out, k, s);
+    }
+    let mut rows: Vec<_> = out
+        .iter()
+        .map(|(k, s)| {
+            (
+                k.window.0,
+                k.dims().collect::<Vec<_>>().join(","),
+                M::values(s),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    rows
+}
+
 fn assert_views(addr: &str, expected: &Aggregates) {
+    assert_eq!(
+        fetch_grouped::<PageViews>(addr),
+        grouped(&expected.page_views),
+        "page_views grouped by url differ from the crash-free run"
+    );
+    assert_eq!(
+        fetch_grouped::<Revenue>(addr),
+        grouped(&expected.revenue),
+        "revenue grouped by category differs from the crash-free run"
+    );
+    for bad in [
+        "group_by=nope",
+        "group_by=url&filter=country",
+        "group_by=url&sketches=maybe",
+    ] {
+        let (code, body) = get(addr, &format!("/v1/speed/views/page_views?{bad}")).unwrap();
+        assert_eq!(code, 400, "{bad}: {}", String::from_utf8_lossy(&body));
+    }
     assert!(
         fetch::<PageViews>(addr) == expected.page_views,
         "page_views differ from the crash-free run"
