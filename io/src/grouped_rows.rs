@@ -1,7 +1,8 @@
 //! A speed instance's grouped rows on the wire: what `GET /v1/speed/views/{metric}` answers
 //! when the reader names a grouping (`group_by=`), as an Arrow IPC stream.
 //!
-//! One row per window and grouped values: `window_start` (epoch ms), one string column per
+//! One row per window and grouped values, in order of window and then values (as the speed
+//! layer hands them over): `window_start` (epoch ms), one string column per
 //! grouped dimension (in the grouping's order, named after the dimension) and `state` (the
 //! metric's state in the postcard encoding of `shared_logic::views`). No derived values and
 //! no compression: the rows go from one process to the next and are merged at once, so the
@@ -185,7 +186,7 @@ pub fn decode<M: Metric>(
     bytes: bytes::Bytes,
     grouping: &Grouping,
     name: &str,
-    mut sink: impl FnMut(WindowStart, &[&str], &M::State),
+    mut sink: impl FnMut(WindowStart, &[&str], M::State),
 ) -> Result<(), IoError> {
     let bad = |reason: String| IoError::Views {
         path: name.to_string(),
@@ -236,13 +237,13 @@ pub fn decode<M: Metric>(
         }
     }
     let mut values = Vec::with_capacity(width);
-    for (batch, i, state) in &rows {
+    for (batch, i, state) in rows {
         values.clear();
         for c in 1..=width {
-            values.push(batch.column(c).as_string::<i32>().value(*i));
+            values.push(batch.column(c).as_string::<i32>().value(i));
         }
         sink(
-            WindowStart(batch.column(0).as_primitive::<Int64Type>().value(*i)),
+            WindowStart(batch.column(0).as_primitive::<Int64Type>().value(i)),
             &values,
             state,
         );
@@ -302,7 +303,7 @@ mod tests {
         let bytes = bytes::Bytes::from(encoder.finish().unwrap());
         let mut rows = Vec::new();
         decode::<PageViews>(bytes, &grouping(), "test", |w, dims, s| {
-            rows.push((w.0, dims.join(","), s.clone()))
+            rows.push((w.0, dims.join(","), s))
         })
         .unwrap();
         assert_eq!(

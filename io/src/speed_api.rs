@@ -99,7 +99,8 @@ pub trait RealtimeSource: Send + Sync {
     fn visit_aggregates(&self, visit: &mut dyn FnMut(&Aggregates)) -> Progress;
     /// Hands `visit` the states of `metric` (as `&M::State`) grouped by `grouping`, one per
     /// window starting in `[from_ms, to_ms)` and grouped values, merged over what is held,
-    /// under one consistent read; says how far the views are.
+    /// under one consistent read, in order of window start and then grouped values
+    /// (compared as strings); says how far the views are.
     fn select(
         &self,
         metric: MetricId,

@@ -23,6 +23,7 @@ use crate::batch_views::BatchRead;
 use crate::error::ServingError;
 use crate::merge::{speed_span, Merger, Query, Row, SpeedClock};
 use crate::query::{AsOfQuery, MetricQuery};
+use crate::speed_rows::SpeedRows;
 use crate::speed_views::SpeedTime;
 use crate::state::AppState;
 
@@ -103,6 +104,26 @@ pub async fn with_merged_rows<M: Registered, R>(
             covered: Default::default(),
         },
     };
+    // Without a span, no real-time view is read: the answer claims no speed watermark
+    // and no freshness.
+    let mut speed_rows = SpeedRows::new(q.group_by.len());
+    let time = match speed_span(q.from_ms, q.to_ms, &batch.covered) {
+        Some((from, to)) if as_of.is_none() => {
+            let grouping = Grouping {
+                group_by: q.group_by.clone(),
+                filters: q.filters.clone(),
+                sketches: q.sketches,
+            };
+            state
+                .speed
+                .current()
+                .select::<M>(from, to, &grouping, |window, grouped, s| {
+                    speed_rows.push(window, grouped, s)
+                })
+                .await?
+        }
+        _ => SpeedTime::default(),
+    };
     let mut merger = Merger::<M>::new(q, &batch.covered, state.opts.ctx.windows);
     let selection = Selection {
         from_ms: q.from_ms,
@@ -119,25 +140,7 @@ pub async fn with_merged_rows<M: Registered, R>(
             ServingError::Internal("a rolled-up batch cube read out of its range".into())
         })?;
     }
-    // Without a span, no real-time view is read: the answer claims no speed watermark
-    // and no freshness.
-    let time = match speed_span(q.from_ms, q.to_ms, &batch.covered) {
-        Some((from, to)) if as_of.is_none() => {
-            let grouping = Grouping {
-                group_by: q.group_by.clone(),
-                filters: q.filters.clone(),
-                sketches: q.sketches,
-            };
-            state
-                .speed
-                .current()
-                .select::<M>(from, to, &grouping, |window, grouped, s| {
-                    merger.add_speed_row(window, grouped, s)
-                })
-                .await?
-        }
-        _ => SpeedTime::default(),
-    };
+    merger.add_speed_rows(&speed_rows);
     let rows = merger.finish(SpeedClock {
         watermark: time.watermark,
         allowed_lateness_ms: time.allowed_lateness_ms,

@@ -28,6 +28,7 @@ pub mod merge;
 pub mod openapi;
 pub mod query;
 pub mod rate_limit;
+pub mod speed_rows;
 pub mod speed_views;
 pub mod state;
 pub mod telemetry;

@@ -18,6 +18,8 @@ use shared_logic::window::{HourKey, WindowSpec, WindowStart, HOUR_MS};
 use shared_logic::{GroupKey, Mergeable};
 use shared_logic::{Metric, MetricViews};
 
+use crate::speed_rows::SpeedRows;
+
 /// Which layer answered a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,8 +116,9 @@ pub struct Merger<'q, M: Metric> {
     query: &'q Query,
     covered: &'q BTreeSet<HourKey>,
     windows: WindowSpec,
-    /// Rows of batch cubes, borrowed; merged by sorting in [`Merger::finish`] (which is
-    /// also the answer's order), so a cube row costs no hashing and no copy.
+    /// Rows of batch cubes and grouped speed rows, borrowed; merged by sorting in
+    /// [`Merger::finish`] (which is also the answer's order), so a row costs no hashing
+    /// and no copy, and rows handed over in order cost no sorting either.
     pieces: Vec<Piece<'q, M::State>>,
     /// Rows from full keys (the speed layer's), each with the latest end of the speed
     /// windows merged into it (finality is decided in [`Merger::finish`] against the speed
@@ -123,11 +126,15 @@ pub struct Merger<'q, M: Metric> {
     rows: HashMap<GroupKey, (Row<'q, M::State>, Option<i64>)>,
 }
 
-/// A batch cube's row for the answer: its output window, grouped values and state.
+/// A batch cube's or the speed layer's grouped row for the answer: its output window,
+/// grouped values and state, which layer it came from, and for a speed row the end of its
+/// speed window (for finality).
 struct Piece<'q, S> {
     start: i64,
     dims: [&'q str; MAX_DIMENSIONS],
     state: &'q S,
+    source: Source,
+    speed_end: Option<i64>,
 }
 
 impl<'q, M: Metric> Merger<'q, M> {
@@ -162,17 +169,28 @@ impl<'q, M: Metric> Merger<'q, M> {
                 start: self.output_window(window),
                 dims,
                 state,
+                source: Source::Batch,
+                speed_end: None,
             });
         }
     }
 
-    /// Adds a row the speed layer grouped for this query (in range and past its filters):
-    /// its window and the values of the grouped dimensions, in `group_by` order. Ignored
-    /// when its hour is covered by batch.
-    pub fn add_speed_row(&mut self, window: WindowStart, grouped: &[&str], state: &M::State) {
-        if !self.covered.contains(&HourKey::of_window(window)) {
-            let end = self.windows.end(window);
-            self.add_grouped(window, grouped, state, Source::Speed, Some(end));
+    /// Adds the rows the speed layer grouped for this query (in range and past its
+    /// filters: a window, the values of the grouped dimensions in `group_by` order, a
+    /// state); a row is ignored when its hour is covered by batch. Rows in order of window
+    /// and values (as the speed layer hands them over) merge without sorting.
+    pub fn add_speed_rows(&mut self, rows: &'q SpeedRows<M::State>) {
+        self.pieces.reserve(rows.len());
+        for (window, dims, state) in rows.iter() {
+            if !self.covered.contains(&HourKey::of_window(window)) {
+                self.pieces.push(Piece {
+                    start: self.output_window(window),
+                    dims,
+                    state,
+                    source: Source::Speed,
+                    speed_end: Some(self.windows.end(window)),
+                });
+            }
         }
     }
 
@@ -197,18 +215,8 @@ impl<'q, M: Metric> Merger<'q, M> {
         for (slot, i) in dims.iter_mut().zip(&query.group_by) {
             *slot = key.dim(*i).unwrap_or_default();
         }
-        self.add_grouped(key.window, &dims[..n], state, source, speed_end);
-    }
-
-    fn add_grouped(
-        &mut self,
-        window: WindowStart,
-        grouped: &[&str],
-        state: &M::State,
-        source: Source,
-        speed_end: Option<i64>,
-    ) {
-        let start = WindowStart(self.output_window(window));
+        let start = WindowStart(self.output_window(key.window));
+        let grouped = &dims[..n];
         let row_key = GroupKey::new(start, grouped);
         match self.rows.get_mut(&row_key) {
             Some((row, end)) => {
@@ -249,24 +257,27 @@ impl<'q, M: Metric> Merger<'q, M> {
     pub fn finish(mut self, clock: SpeedClock) -> Vec<Row<'q, M::State>> {
         let n = self.query.group_by.len().min(MAX_DIMENSIONS);
         let mut pieces = std::mem::take(&mut self.pieces);
-        pieces.sort_unstable_by(|a, b| (a.start, &a.dims[..n]).cmp(&(b.start, &b.dims[..n])));
+        // Stable: runs already in order (each speed instance's rows) are merged, not sorted.
+        pieces.sort_by(|a, b| (a.start, &a.dims[..n]).cmp(&(b.start, &b.dims[..n])));
         let mut rows = Vec::with_capacity(pieces.len() + self.rows.len());
         let mut ends = Vec::with_capacity(rows.capacity());
         let mut pieces = pieces.into_iter().peekable();
         while let Some(first) = pieces.next() {
             let mut state = Cow::Borrowed(first.state);
+            let (mut source, mut end) = (first.source, first.speed_end);
             while let Some(next) =
                 pieces.next_if(|p| p.start == first.start && p.dims[..n] == first.dims[..n])
             {
                 state.to_mut().merge(next.state);
+                source = source.join(next.source);
+                end = end.max(next.speed_end);
             }
-            let (mut source, mut end) = (Source::Batch, None);
             if !self.rows.is_empty() {
                 let key = GroupKey::new(WindowStart(first.start), &first.dims[..n]);
                 if let Some((other, other_end)) = self.rows.remove(&key) {
                     state.to_mut().merge(&other.state);
                     source = source.join(other.source);
-                    end = other_end;
+                    end = end.max(other_end);
                 }
             }
             rows.push(Row {
@@ -494,13 +505,53 @@ mod tests {
         }
     }
 
+    /// The speed layer's rows of `views` grouped for `query`, as one instance hands them
+    /// over (in order), or shuffled.
+    fn speed_rows(
+        views: &MetricViews<PageViews>,
+        query: &Query,
+        shuffled: bool,
+    ) -> SpeedRows<shared_logic::metrics::PageViewsState> {
+        let grouping = shared_logic::Grouping {
+            group_by: query.group_by.clone(),
+            filters: query.filters.clone(),
+            sketches: true,
+        };
+        let mut grouped = MetricViews::<PageViews>::default();
+        for (k, s) in views.in_windows(query.from_ms, query.to_ms) {
+            grouping.group_into(&mut grouped, k, s);
+        }
+        let mut rows: Vec<_> = grouped.into_groups().collect();
+        rows.sort_by(|(a, _), (b, _)| a.window.cmp(&b.window).then_with(|| a.dims().cmp(b.dims())));
+        if shuffled {
+            rows.reverse();
+            let half = rows.len() / 2;
+            rows.rotate_left(half);
+        }
+        let mut out = SpeedRows::new(query.group_by.len());
+        for (k, s) in rows {
+            let dims: Vec<&str> = k.dims().collect();
+            out.push(k.window, &dims, s);
+        }
+        out
+    }
+
     #[test]
-    fn cube_rows_merge_with_speed_rows_as_full_keys_do() {
+    fn grouped_speed_rows_merge_as_full_keys_do_from_any_number_of_instances() {
         let events = events();
         let windows = WindowSpec::default();
-        let covered: BTreeSet<HourKey> = [hour(0), hour(2)].into();
+        let covered: BTreeSet<HourKey> = [hour(1)].into();
         let batch = fold_hours(&events, |h| covered.contains(&h));
-        let speed = fold_hours(&events, |h| !covered.contains(&h));
+        // Two instances, each holding every other event (the same keys in both).
+        let halves: Vec<Vec<Event>> = (0..2)
+            .map(|r| events.iter().skip(r).step_by(2).cloned().collect())
+            .collect();
+        let speed: Vec<Aggregates> = halves
+            .iter()
+            .map(|h| fold_hours(h, |h| !covered.contains(&h)))
+            .collect();
+        let mut all_speed = speed[0].page_views.clone();
+        all_speed.merge(&speed[1].page_views);
         let last = events.iter().map(|e| e.event_time().0).max().unwrap();
         let clock = SpeedClock {
             watermark: Some(last - 30 * 60_000),
@@ -508,7 +559,9 @@ mod tests {
         };
         let cube = shared_logic::cube::Cube::build(batch.page_views.clone(), &windows);
         for (granularity_ms, group_by, filters) in [
+            (60_000, vec![0], vec![]),
             (60_000, vec![0, 2], vec![]),
+            (60_000, vec![2, 1], vec![(2, "mobile".to_string())]),
             (HOUR_MS, vec![1], vec![(2, "mobile".to_string())]),
             (3 * HOUR_MS, vec![], vec![]),
             (3 * HOUR_MS, vec![2, 1], vec![]),
@@ -524,31 +577,59 @@ mod tests {
             let expected = merge::<PageViews>(
                 &batch.page_views,
                 &covered,
-                &speed.page_views,
+                &all_speed,
                 clock,
                 &windows,
                 &query,
             );
-            let mut merger = Merger::<PageViews>::new(&query, &covered, windows);
-            let selection = shared_logic::cube::Selection {
-                from_ms: query.from_ms,
-                to_ms: query.to_ms,
-                granularity_ms: query.output_granularity(),
-                group_by: &query.group_by,
-                filters: &query.filters,
-            };
-            cube.select(&selection, |w, dims, s| merger.add_batch_row(w, dims, s))
-                .unwrap();
-            for (k, s) in speed.page_views.iter() {
-                merger.add_speed(k, s);
-            }
-            let rows = merger.finish(clock);
-            assert_eq!(rows, expected, "{query:?}");
-            if granularity_ms == 3 * HOUR_MS {
-                assert!(
-                    rows.iter().any(|r| r.source == Source::BatchAndSpeed),
-                    "a cube row met a speed row"
+            // The speed layer's keys as they are (`add_speed`), or grouped by each instance
+            // in order or shuffled (`add_speed_rows`).
+            for (full_keys, shuffled) in [(true, false), (false, false), (false, true)] {
+                let held: Vec<_> = speed
+                    .iter()
+                    .map(|a| speed_rows(&a.page_views, &query, shuffled))
+                    .collect();
+                let mut merger = Merger::<PageViews>::new(&query, &covered, windows);
+                let selection = shared_logic::cube::Selection {
+                    from_ms: query.from_ms,
+                    to_ms: query.to_ms,
+                    granularity_ms: query.output_granularity(),
+                    group_by: &query.group_by,
+                    filters: &query.filters,
+                };
+                cube.select(&selection, |w, dims, s| merger.add_batch_row(w, dims, s))
+                    .unwrap();
+                for (rows, instance) in held.iter().zip(&speed) {
+                    if full_keys {
+                        for (k, s) in instance.page_views.iter() {
+                            merger.add_speed(k, s);
+                        }
+                    } else {
+                        merger.add_speed_rows(rows);
+                    }
+                }
+                let rows: Vec<_> = merger
+                    .finish(clock)
+                    .into_iter()
+                    .map(Row::into_owned)
+                    .collect();
+                assert_eq!(
+                    rows, expected,
+                    "{query:?}, full keys: {full_keys}, shuffled: {shuffled}"
                 );
+            }
+            let sources: BTreeSet<&str> = expected
+                .iter()
+                .map(|r| match (r.source, r.is_final) {
+                    (Source::BatchAndSpeed, _) => "both",
+                    (Source::Speed, false) => "open speed",
+                    _ => "other",
+                })
+                .collect();
+            match granularity_ms {
+                60_000 => assert!(sources.contains("open speed"), "{sources:?}"),
+                g if g == 3 * HOUR_MS => assert!(sources.contains("both"), "{sources:?}"),
+                _ => {}
             }
         }
     }

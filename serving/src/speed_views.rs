@@ -210,7 +210,7 @@ impl SpeedViews {
         from_ms: i64,
         to_ms: i64,
         grouping: &Grouping,
-        mut sink: impl FnMut(WindowStart, &[&str], &M::State),
+        mut sink: impl FnMut(WindowStart, &[&str], M::State),
     ) -> Result<SpeedTime, ServingError> {
         match self {
             SpeedViews::InProcess(views) => {
@@ -228,7 +228,7 @@ impl SpeedViews {
                                 for (slot, value) in values.iter_mut().zip(key.dims()) {
                                     *slot = value;
                                 }
-                                sink(key.window, &values[..n], state);
+                                sink(key.window, &values[..n], state.clone());
                             }
                             None => mismatched = true,
                         },

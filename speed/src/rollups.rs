@@ -139,6 +139,8 @@ fn window_starts(windows: &WindowSpec, from_ms: i64, to_ms: i64, limit: usize) -
 /// `[from_ms, to_ms)`, over the `sources` (every partition's aggregates): the kept rows
 /// of windows `rollups` holds, the others grouped from the keys (and kept, when `keep`).
 /// Each row is one window and grouped values; a window's rows are the merge over sources.
+/// Rows come in order of window start, then grouped values (each compared as a string,
+/// in `group_by` order), so a reader can merge them as a sorted run.
 #[allow(clippy::too_many_arguments)]
 pub fn select<'a, M: Registered>(
     rollups: &std::sync::Mutex<Rollups>,
@@ -160,9 +162,9 @@ pub fn select<'a, M: Registered>(
                 grouping.group_into(&mut grouped, key, state);
             }
         }
-        for (key, state) in grouped.iter() {
-            out(key, state);
-        }
+        let mut rows: Vec<_> = grouped.into_groups().collect();
+        sort_rows(&mut rows);
+        rows.iter().for_each(|(k, s)| out(k, s));
         return;
     };
     let shape = Shape {
@@ -170,35 +172,46 @@ pub fn select<'a, M: Registered>(
         grouping: grouping.clone(),
     };
     let mut kept = rollups.lock().unwrap_or_else(|p| p.into_inner());
-    let mut missing = Vec::new();
-    for &start in &starts {
-        match kept.get::<M>(start, &shape) {
-            Some(rows) => rows.iter().for_each(|(k, s)| out(k, s)),
-            None => missing.push(start),
-        }
-    }
-    let (Some(&low), Some(&high)) = (missing.first(), missing.last()) else {
-        return;
-    };
-    let mut grouped = MetricViews::<M>::default();
-    for aggregates in sources {
-        for (key, state) in M::views_in(aggregates).in_windows(low, high + 1) {
-            if missing.binary_search(&key.window.0).is_ok() {
-                grouping.group_into(&mut grouped, key, state);
+    let missing: Vec<i64> = starts
+        .iter()
+        .copied()
+        .filter(|start| kept.get::<M>(*start, &shape).is_none())
+        .collect();
+    let mut fresh: BTreeMap<i64, Vec<(GroupKey, M::State)>> = BTreeMap::new();
+    if let (Some(&low), Some(&high)) = (missing.first(), missing.last()) {
+        let mut grouped = MetricViews::<M>::default();
+        for aggregates in sources {
+            for (key, state) in M::views_in(aggregates).in_windows(low, high + 1) {
+                if missing.binary_search(&key.window.0).is_ok() {
+                    grouping.group_into(&mut grouped, key, state);
+                }
             }
         }
-    }
-    let mut by_window: BTreeMap<i64, Vec<(GroupKey, M::State)>> =
-        missing.iter().map(|w| (*w, Vec::new())).collect();
-    for (key, state) in grouped.into_groups() {
-        out(&key, &state);
-        if let Some(rows) = by_window.get_mut(&key.window.0) {
-            rows.push((key, state));
+        fresh = missing.iter().map(|w| (*w, Vec::new())).collect();
+        for (key, state) in grouped.into_groups() {
+            if let Some(rows) = fresh.get_mut(&key.window.0) {
+                rows.push((key, state));
+            }
         }
+        fresh.values_mut().for_each(|rows| sort_rows(rows));
     }
-    for (window, rows) in by_window {
+    for start in &starts {
+        let rows = match fresh.get(start) {
+            Some(rows) => rows.as_slice(),
+            None => kept.get::<M>(*start, &shape).unwrap_or_default(),
+        };
+        rows.iter().for_each(|(k, s)| out(k, s));
+    }
+    for (window, rows) in fresh {
         kept.keep::<M>(window, shape.clone(), rows);
     }
+}
+
+/// Sorts rows by window start, then grouped values compared as strings.
+fn sort_rows<S>(rows: &mut [(GroupKey, S)]) {
+    rows.sort_unstable_by(|(a, _), (b, _)| {
+        a.window.cmp(&b.window).then_with(|| a.dims().cmp(b.dims()))
+    });
 }
 
 #[cfg(test)]
@@ -254,7 +267,7 @@ mod tests {
                 ))
             },
         );
-        rows.sort();
+        assert!(rows.is_sorted(), "rows in order of window, then values");
         rows
     }
 

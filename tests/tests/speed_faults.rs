@@ -115,10 +115,13 @@ fn fetch_grouped<M: Metric>(addr: &str) -> Vec<(i64, String, Vec<shared_logic::m
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
         let mut rows = Vec::new();
         grouped_rows::decode::<M>(body.into(), &grouping, "test", |w, dims, s| {
-            rows.push((w.0, dims.join(","), M::values(s)))
+            rows.push((w.0, dims.join(","), M::values(&s)))
         })
         .expect("an Arrow stream of grouped rows");
-        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        assert!(
+            rows.is_sorted_by(|a, b| (a.0, &a.1) <= (b.0, &b.1)),
+            "rows in order of window, then values"
+        );
         answers.push(rows);
     }
     assert_eq!(answers[0], answers[1], "kept rows answer as grouped ones");
