@@ -115,11 +115,21 @@ pub fn record_batch<M: Metric>(
     let needs_values = projection
         .iter()
         .any(|c| matches!(layout.columns[*c], Column::Value(_) | Column::Amount(_)));
-    let values: Vec<Vec<Value>> = if needs_values {
-        rows.iter().map(|r| M::values(&r.state)).collect()
-    } else {
-        Vec::new()
-    };
+    // Every row's values, one row after the other (row `i`'s value `v` at `i * width + v`).
+    let width = M::VALUES.len();
+    let mut values: Vec<Value> = Vec::new();
+    if needs_values {
+        values.reserve(rows.len() * width);
+        for r in rows {
+            let row = M::values(&r.state);
+            values.extend(
+                row.into_iter()
+                    .chain(std::iter::repeat(Value::Count(0)))
+                    .take(width),
+            );
+        }
+    }
+    let values = || values.chunks_exact(width.max(1));
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(projection.len());
     for &c in projection {
         let field = layout.schema.field(c);
@@ -140,14 +150,14 @@ pub fn record_batch<M: Metric>(
                 Arc::new(b.finish())
             }
             Column::Value(v) => match field.data_type() {
-                DataType::Float64 => Arc::new(Float64Array::from_iter(values.iter().map(|vs| {
-                    match vs[v] {
+                DataType::Float64 => {
+                    Arc::new(Float64Array::from_iter(values().map(|vs| match vs[v] {
                         Value::Ratio(r) => r,
                         _ => None,
-                    }
-                }))),
+                    })))
+                }
                 _ => Arc::new(Int64Array::from_iter_values(
-                    values.iter().map(|vs| integer(vs[v]) as i64),
+                    values().map(|vs| integer(vs[v]) as i64),
                 )),
             },
             Column::Amount(v) => {
@@ -155,7 +165,7 @@ pub fn record_batch<M: Metric>(
                     unreachable!("amount columns are decimals")
                 };
                 Arc::new(
-                    Decimal128Array::from_iter_values(values.iter().map(|vs| integer(vs[v])))
+                    Decimal128Array::from_iter_values(values().map(|vs| integer(vs[v])))
                         .with_precision_and_scale(*p, *s)?,
                 )
             }
