@@ -11,6 +11,12 @@
 #   BROKER_DIR      working directory: pid file, log, sqlite database (default ./data/broker)
 #   BROKER_STORAGE  sqlite (default: durable, correct watermarks, ~25k msg/s)
 #                   or memory (fast, but loses everything on restart; benchmarks only)
+#
+# With sqlite storage the store gets the indexes tansu 0.6.0 lacks (io/src/kafka/tansu_store.sql,
+# idempotent; docs/broker.md): before the broker starts on an existing store, and as soon as
+# it answers on a fresh one (it creates its schema before it listens). Python's sqlite3 module.
+# BROKER_STORE_INDEXES=off leaves the store as tansu makes it (scripts/bench-broker.sh
+# measures the difference).
 #   KAFKA_BROKERS   when set, a real cluster is used: start/stop do nothing
 set -euo pipefail
 
@@ -31,6 +37,26 @@ install() {
   fi
   echo "building tansu $TANSU_VERSION (a Kafka-API broker) into ~/.cargo/bin; this takes several minutes once"
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+}
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STORE_SQL="$HERE/../io/src/kafka/tansu_store.sql"
+
+# Creates the missing indexes in $DIR/tansu.db when it holds the broker's schema.
+prepare_store() {
+  [ "$STORAGE" = sqlite ] && [ -f "$DIR/tansu.db" ] && [ "${BROKER_STORE_INDEXES:-on}" != off ] \
+    || return 0
+  python3 - "$DIR/tansu.db" "$STORE_SQL" <<'PY'
+import sqlite3, sys
+db, script = sys.argv[1], open(sys.argv[2]).read()
+c = sqlite3.connect(db, timeout=30)
+if c.execute("select count(*) from sqlite_master where type='table' and name='header'").fetchone()[0]:
+    before = {r[0] for r in c.execute("select name from sqlite_master where type='index'")}
+    c.executescript(script)
+    made = sorted({r[0] for r in c.execute("select name from sqlite_master where type='index'")} - before)
+    if made:
+        print("indexed the broker's store:", ", ".join(made))
+PY
 }
 
 pid_alive() {
@@ -56,6 +82,7 @@ start() {
   fi
   tansu_ok || install
   mkdir -p "$DIR"
+  prepare_store
   case "$STORAGE" in
     sqlite) engine="sqlite://tansu.db" ;;
     memory) engine="memory://tansu/" ;;
@@ -67,6 +94,7 @@ start() {
       --storage-engine "$engine" >tansu.log 2>&1 & echo $! >tansu.pid)
   for _ in $(seq 1 150); do
     if answers; then
+      prepare_store
       echo "broker started (pid $(cat "$DIR/tansu.pid"), $STORAGE storage in $DIR) on 127.0.0.1:$PORT"
       return
     fi

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build (and, with `test`, the tests) need when they are
 # missing, idempotently:
 #
-#   scripts/system-deps.sh build   C toolchain, pkg-config, perl, zlib and OpenSSL headers
+#   scripts/system-deps.sh build   C toolchain, pkg-config, perl, zlib, OpenSSL and SQLite headers
 #                                  (librdkafka is built by rdkafka-sys, with TLS and SASL)
 #   scripts/system-deps.sh test    the above, plus the openssl CLI and stunnel4 (the Kafka TLS
 #                                  test), python3-venv (the Prometheus text parser) and
@@ -14,7 +14,7 @@ set -euo pipefail
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-wanted=(build-essential pkg-config perl zlib1g-dev libssl-dev)
+wanted=(build-essential pkg-config perl zlib1g-dev libssl-dev libsqlite3-dev)
 case "${1:-build}" in
   build) ;;
   test) wanted+=(openssl stunnel4 python3 python3-venv ca-certificates postgresql-client

@@ -2,7 +2,8 @@
 //! path fed from an NDJSON file instead of Kafka.
 //! `lambda bench ingest` and `lambda bench query` load a running `lambda serve` over HTTP
 //! (`lambda_tools::load`). `lambda bench cdc`: the `orders` metric's speed and batch paths over
-//! generated change streams, in memory.
+//! generated change streams, in memory. `lambda bench broker` ([`crate::bench_broker`]): a
+//! broker's fetch rate over a store with a history.
 
 use std::time::Instant;
 
@@ -30,6 +31,9 @@ enum BenchCommand {
     /// layer's incremental one (parse, dedup, deltas, re-derivation) and the batch layer's
     /// replay; print changes/s of each and check that their views are equal.
     Cdc(CdcArgs),
+    /// Fill a Kafka-API broker's store with a history (records, some with headers), write a
+    /// backlog and read it back from the beginning: print produce and fetch msg/s.
+    Broker(crate::bench_broker::BrokerArgs),
 }
 
 #[derive(Args)]
@@ -51,6 +55,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => Ok(bench_http::ingest(args)?),
         BenchCommand::Query(args) => Ok(bench_http::query(args)?),
         BenchCommand::Cdc(args) => cdc(args),
+        BenchCommand::Broker(args) => crate::bench_broker::broker(args),
     }
 }
 

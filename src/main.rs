@@ -2,6 +2,7 @@
 //! lives in `shared-logic`, `batch`, `speed` and `serving`, where tests drive it in-process.
 
 mod batch_cmd;
+mod bench_broker;
 mod bench_cmd;
 mod bench_speed_file;
 mod generate;

@@ -56,6 +56,7 @@ impl Broker {
             _dir: Some(dir),
         };
         broker.wait_until_ready(Duration::from_secs(30));
+        broker.prepare_store();
         broker
     }
 
@@ -76,6 +77,22 @@ impl Broker {
             .expect("port");
         self.child = Some(spawn_tansu(dir.path(), port));
         self.wait_until_ready(Duration::from_secs(30));
+        self.prepare_store();
+    }
+
+    /// The local broker's store directory (`tansu.db`, `tansu.log`); `None` with
+    /// `KAFKA_BROKERS`.
+    pub fn store_dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_ref().map(|d| d.path())
+    }
+
+    /// Creates the indexes tansu's fresh store lacks, as `lambda demo` and
+    /// `scripts/broker.sh` do once the broker answers.
+    fn prepare_store(&self) {
+        if let Some(dir) = &self._dir {
+            lambda_io::kafka::local_broker::prepare_store(dir.path())
+                .unwrap_or_else(|e| panic!("broker {}: {e}", self.brokers));
+        }
     }
 
     /// Bootstrap servers to hand to clients.

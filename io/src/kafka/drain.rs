@@ -182,6 +182,40 @@ pub fn read_to_end(
     Ok(summary)
 }
 
+/// How fast a consumer reads a topic (`lambda bench broker`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FetchRate {
+    /// Records read.
+    pub records: u64,
+    /// Records the topic held when the read began.
+    pub expected: u64,
+    /// From the assignment to the last record read.
+    pub seconds: f64,
+}
+
+impl FetchRate {
+    /// Records per second.
+    pub fn per_second(&self) -> f64 {
+        self.records as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Reads `topic` from the beginning towards the end it had when the read began, for at most
+/// `budget`, and says how many records arrived how fast: the fetch path alone (assigned
+/// partitions, no group, no decoding).
+pub fn fetch_rate(
+    config: &ClientConfig,
+    topic: &str,
+    budget: Duration,
+) -> Result<FetchRate, IoError> {
+    let scan = scan_records(config, topic, budget, |_, _, _, _| {})?;
+    Ok(FetchRate {
+        records: scan.read,
+        expected: scan.expected,
+        seconds: scan.seconds,
+    })
+}
+
 /// Calls `each(partition, offset, record timestamp ms, payload)` for every record of
 /// `topic` from the beginning to the end each partition had when the read began (per
 /// partition in offset order).
@@ -189,8 +223,38 @@ fn for_each_record(
     config: &ClientConfig,
     topic: &str,
     timeout: Duration,
-    mut each: impl FnMut(i32, i64, Option<i64>, &[u8]),
+    each: impl FnMut(i32, i64, Option<i64>, &[u8]),
 ) -> Result<u64, IoError> {
+    let scan = scan_records(config, topic, timeout, each)?;
+    if scan.read < scan.expected {
+        return Err(IoError::Timeout {
+            brokers: config
+                .get("bootstrap.servers")
+                .unwrap_or_default()
+                .to_string(),
+            topic: topic.to_string(),
+            read: scan.read,
+            expected: scan.expected,
+            timeout_s: timeout.as_secs(),
+        });
+    }
+    Ok(scan.read)
+}
+
+/// What [`scan_records`] read.
+struct Scan {
+    read: u64,
+    expected: u64,
+    seconds: f64,
+}
+
+/// [`for_each_record`] that stops at the deadline and says how far it got.
+fn scan_records(
+    config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+    mut each: impl FnMut(i32, i64, Option<i64>, &[u8]),
+) -> Result<Scan, IoError> {
     let brokers = config
         .get("bootstrap.servers")
         .unwrap_or_default()
@@ -225,23 +289,20 @@ fn for_each_record(
     }
     let expected: u64 = ends.values().map(|(lo, hi)| (hi - lo) as u64).sum();
     if expected == 0 {
-        return Ok(0);
+        return Ok(Scan {
+            read: 0,
+            expected,
+            seconds: 0.0,
+        });
     }
+    let started = Instant::now();
     consumer.assign(&assignment).map_err(err("assign"))?;
 
     let deadline = Instant::now() + timeout;
     let mut read = 0u64;
     let mut remaining: BTreeMap<i32, i64> = ends.iter().map(|(p, (_, hi))| (*p, *hi)).collect();
-    while !remaining.is_empty() {
-        if Instant::now() > deadline {
-            return Err(IoError::Timeout {
-                brokers,
-                topic: topic.to_string(),
-                read,
-                expected,
-                timeout_s: timeout.as_secs(),
-            });
-        }
+    let mut last = started;
+    while !remaining.is_empty() && Instant::now() <= deadline {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
@@ -261,9 +322,14 @@ fn for_each_record(
             message.payload().unwrap_or_default(),
         );
         read += 1;
+        last = Instant::now();
         if offset + 1 >= end {
             remaining.remove(&partition);
         }
     }
-    Ok(read)
+    Ok(Scan {
+        read,
+        expected,
+        seconds: (last - started).as_secs_f64(),
+    })
 }

@@ -1,7 +1,8 @@
 //! The local Kafka-API broker (`tansu`, installed by `scripts/broker.sh install`) as a
 //! child process, for `lambda demo` and the tests: where its binary is, how it is started
 //! (durable sqlite storage in a directory of its own, logs beside it), and waiting until it
-//! answers. Production uses a real Kafka cluster (`--brokers` / `KAFKA_BROKERS`).
+//! answers, with its store made right ([`prepare_store`]). Production uses a real Kafka
+//! cluster (`--brokers` / `KAFKA_BROKERS`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 use crate::error::IoError;
+use crate::kafka::tansu_store::{self, Prepared};
 
 /// `TANSU_BIN`, else `$CARGO_HOME/bin/tansu` (or `~/.cargo/bin/tansu`), else `tansu` on
 /// the `PATH`.
@@ -30,7 +32,8 @@ pub fn tansu_binary() -> PathBuf {
 
 /// Starts tansu on `127.0.0.1:port` with sqlite storage (`tansu.db`) and its log
 /// (`tansu.log`) in `dir`, which keeps topics, messages and committed offsets across
-/// restarts.
+/// restarts. An existing store gets its missing indexes first; a fresh one gets them from
+/// [`prepare_store`] once the broker answers (it creates its schema before it listens).
 pub fn spawn(dir: &Path, port: u16) -> Result<Child, IoError> {
     let url = format!("tcp://127.0.0.1:{port}");
     let failed = |reason: String| IoError::LocalBroker {
@@ -38,6 +41,7 @@ pub fn spawn(dir: &Path, port: u16) -> Result<Child, IoError> {
         reason,
     };
     std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+    prepare_store(dir)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -55,7 +59,10 @@ pub fn spawn(dir: &Path, port: u16) -> Result<Child, IoError> {
     command
         .current_dir(dir)
         .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "sqlite://tansu.db"])
+        .args([
+            "--storage-engine",
+            &format!("sqlite://{}", tansu_store::DATABASE_FILE),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
@@ -66,6 +73,19 @@ pub fn spawn(dir: &Path, port: u16) -> Result<Child, IoError> {
                 tansu_binary().display()
             ))
         })
+}
+
+/// Creates the indexes tansu's store lacks ([`tansu_store`]) in the store in `dir`, when it
+/// has one with the broker's schema; says what it created in the log.
+pub fn prepare_store(dir: &Path) -> Result<(), IoError> {
+    if let Prepared::Ready { created } =
+        tansu_store::prepare(&dir.join(tansu_store::DATABASE_FILE))?
+    {
+        if !created.is_empty() {
+            tracing::info!(store = %dir.display(), indexes = ?created, "indexed the local broker's store");
+        }
+    }
+    Ok(())
 }
 
 /// Waits until the cluster at `brokers` answers a metadata request.

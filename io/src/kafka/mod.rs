@@ -1,6 +1,6 @@
 //! Kafka plumbing shared by every layer: client settings and topics ([`client`]), the event
 //! producer ([`producer`]), the consumer loops' backoff and rebalance tracking ([`consume`]), reading a topic to its end
-//! ([`drain`]), the clock records are judged by ([`record_time`]) and the local development broker ([`local_broker`]).
+//! ([`drain`]), the clock records are judged by ([`record_time`]) the local development broker ([`local_broker`]) and its store ([`tansu_store`]).
 
 pub mod client;
 pub mod consume;
@@ -8,6 +8,7 @@ pub mod drain;
 pub mod local_broker;
 pub mod producer;
 pub mod record_time;
+pub mod tansu_store;
 
 pub use client::{ensure_topics, partitions_of, KafkaSettings};
 pub use consume::{ConsumeBackoff, RebalanceTracker};

@@ -43,8 +43,13 @@ pub(super) async fn start(
     };
     {
         let brokers = brokers.clone();
+        let store = process.as_ref().map(|_| data.join("broker"));
         tokio::task::spawn_blocking(move || {
-            lambda_io::kafka::local_broker::wait_ready(&brokers, Duration::from_secs(60))
+            lambda_io::kafka::local_broker::wait_ready(&brokers, Duration::from_secs(60))?;
+            match store {
+                Some(dir) => lambda_io::kafka::local_broker::prepare_store(&dir),
+                None => Ok(()),
+            }
         })
         .await
         .context("broker readiness task")??;

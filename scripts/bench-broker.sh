@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The local broker's store over time: how fast a consumer reads a fresh backlog from a
+# tansu sqlite store that already holds a history with record headers, as tansu 0.6.0
+# makes the store and as scripts/broker.sh (and `lambda demo`) make it, side by side on
+# the same store (docs/broker.md).
+#
+#   scripts/bench-broker.sh
+#
+# Environment: LAMBDA_BIN (default: a release build in $CARGO_TARGET_DIR or ./target),
+# FILL (history records, default 5,000,000), FILL_HEADERS (of which with headers, default
+# 25,000), HEADERS (headers each, default 4: 100,000 header rows), BACKLOG (default 300,000),
+# MAX_SECONDS (a read's time budget, default 60), ROUNDS (before/after pairs, default 2),
+# BROKER_PORT (default 9394), BENCH_DIR (default /var/tmp/lambda-bench/broker, emptied).
+# Takes about FILL / 20,000 s to fill, then ROUNDS x (MAX_SECONDS + the fast read).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+BIN=${LAMBDA_BIN:-$target/release/lambda}
+FILL=${FILL:-5000000}
+FILL_HEADERS=${FILL_HEADERS:-25000}
+HEADERS=${HEADERS:-4}
+BACKLOG=${BACKLOG:-300000}
+MAX_SECONDS=${MAX_SECONDS:-60}
+ROUNDS=${ROUNDS:-2}
+export BROKER_PORT=${BROKER_PORT:-9394}
+export BROKER_DIR=${BENCH_DIR:-/var/tmp/lambda-bench/broker}
+export BROKER_STORAGE=sqlite
+unset KAFKA_BROKERS
+BROKERS=127.0.0.1:$BROKER_PORT
+
+[ -x "$BIN" ] || { echo "no lambda binary at $BIN: cargo build --release --bin lambda, or set LAMBDA_BIN" >&2; exit 1; }
+scripts/broker.sh stop >/dev/null 2>&1 || true
+rm -rf "$BROKER_DIR"
+mkdir -p "$BROKER_DIR"
+trap 'scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
+
+store() {
+  python3 - "$BROKER_DIR/tansu.db" "$@" <<'PY'
+import sqlite3, sys, os
+db, what = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(db, timeout=30)
+if what == "drop-indexes":
+    for (name,) in c.execute("select name from sqlite_master where type='index' and name like 'lambda_%'").fetchall():
+        c.execute(f"drop index {name}")
+    c.commit()
+else:
+    records = c.execute("select count(*) from record").fetchone()[0]
+    headers = c.execute("select count(*) from header").fetchone()[0]
+    indexes = [r[0] for r in c.execute("select name from sqlite_master where type='index' and name like 'lambda_%' order by name")]
+    size = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
+    print(f"store: {records:,} records, {headers:,} header rows, {size / 2**20:,.0f} MiB; our indexes: {', '.join(indexes) or 'none'}")
+PY
+}
+
+echo "== filling a fresh store: $FILL records ($FILL_HEADERS with $HEADERS headers), then a $BACKLOG-record backlog"
+scripts/broker.sh start
+"$BIN" bench broker --brokers "$BROKERS" --fill "$FILL" --fill-headers "$FILL_HEADERS" \
+  --headers-per-record "$HEADERS" --backlog "$BACKLOG"
+scripts/broker.sh stop
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round: before (the store as tansu 0.6.0 makes it)"
+  store drop-indexes
+  BROKER_STORE_INDEXES=off scripts/broker.sh start
+  store stats
+  "$BIN" bench broker --brokers "$BROKERS" --consume --max-seconds "$MAX_SECONDS"
+  scripts/broker.sh stop
+  echo "== round $round: after (the store as scripts/broker.sh makes it)"
+  scripts/broker.sh start
+  store stats
+  "$BIN" bench broker --brokers "$BROKERS" --consume --max-seconds "$MAX_SECONDS"
+  scripts/broker.sh stop
+done
