@@ -141,19 +141,26 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
             &args.topic,
             Duration::from_secs(args.max_seconds),
         )?;
-        println!(
-            "fetched {} of {} records of `{}` in {:.1} s: {:.0} msg/s{}",
-            rate.records,
-            rate.expected,
-            args.topic,
-            rate.seconds,
-            rate.per_second(),
-            if rate.records < rate.expected {
-                format!(" (stopped after {} s)", args.max_seconds)
-            } else {
-                String::new()
-            }
-        );
+        if rate.records == 0 {
+            println!(
+                "fetched none of {} records of `{}`: no record arrived within {} s",
+                rate.expected, args.topic, args.max_seconds
+            );
+        } else {
+            println!(
+                "fetched {} of {} records of `{}` in {:.1} s: {:.0} msg/s{}",
+                rate.records,
+                rate.expected,
+                args.topic,
+                rate.seconds,
+                rate.per_second(),
+                if rate.records < rate.expected {
+                    format!(" (stopped after {} s)", args.max_seconds)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     Ok(())
 }

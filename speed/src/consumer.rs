@@ -12,12 +12,12 @@
 
 use std::time::{Duration, Instant};
 
-use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
+use lambda_io::kafka::ConsumeBackoff;
 use lambda_io::kafka::{EventProducer, KafkaSettings};
 use lambda_io::manifest::Published;
 use lambda_io::IoError;
 use lambda_io::Lake;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use shared_logic::metric::BuiltFrom;
@@ -26,6 +26,7 @@ use shared_logic::{topics, Validator};
 
 use crate::checkpoint::CheckpointStore;
 use crate::error::SpeedError;
+use crate::group::GroupMember;
 pub use crate::latency::Latency;
 use crate::partition::{Outcome, PartitionState};
 use crate::views::RealtimeViews;
@@ -98,7 +99,7 @@ struct Record {
 
 /// The speed layer's consumer.
 pub struct SpeedConsumer {
-    consumer: std::sync::Arc<StreamConsumer<RebalanceTracker>>,
+    member: GroupMember,
     dead_letters: EventProducer,
     late: EventProducer,
     checkpoints: CheckpointStore,
@@ -123,26 +124,9 @@ impl SpeedConsumer {
             Duration::from_secs(30),
         )
         .await?;
-        let consumer: StreamConsumer<RebalanceTracker> = kafka
-            .client_config(&[
-                ("group.id", &opts.group_id),
-                ("enable.auto.commit", "false"),
-                ("auto.offset.reset", "earliest"),
-                ("enable.partition.eof", "false"),
-                ("fetch.wait.max.ms", "20"),
-                // Notice a topic created after the subscription within seconds.
-                ("topic.metadata.refresh.interval.ms", "5000"),
-                ("queued.min.messages", "200000"),
-                // Per-partition lag for the serving layer's metrics.
-                ("statistics.interval.ms", "5000"),
-            ])
-            .create_with_context(RebalanceTracker::default())
-            .map_err(IoError::kafka(&brokers, "create consumer"))?;
-        consumer
-            .subscribe(&[&opts.topic])
-            .map_err(IoError::kafka(&brokers, "subscribe"))?;
+        let member = GroupMember::join(kafka, &opts.group_id, &opts.topic)?;
         Ok(SpeedConsumer {
-            consumer: std::sync::Arc::new(consumer),
+            member,
             dead_letters: EventProducer::new(kafka, &opts.dead_letter_topic)?,
             late: EventProducer::new(kafka, &opts.late_topic)?,
             checkpoints,
@@ -155,7 +139,7 @@ impl SpeedConsumer {
     /// Consumes until `shutdown` resolves (or `stop_after_records`), then checkpoints and
     /// commits.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<SpeedStats, SpeedError> {
         tokio::pin!(shutdown);
@@ -179,7 +163,7 @@ impl SpeedConsumer {
                 };
                 tokio::select! {
                     _ = &mut shutdown => break 'outer,
-                    received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                    received = tokio::time::timeout(wait, self.member.consumer().recv()) => match received {
                         Err(_) => break,
                         Ok(Err(e)) => {
                             backoff.wait(&self.brokers, &e).await;
@@ -200,7 +184,7 @@ impl SpeedConsumer {
                     }
                 }
             }
-            self.consumer.context().take_revoked();
+            self.member.consumer().context().take_revoked();
             self.sync_assignment().await?;
             if !batch.is_empty() {
                 self.apply(&mut batch, &mut stats).await?;
@@ -220,6 +204,19 @@ impl SpeedConsumer {
             if done {
                 return Ok(stats);
             }
+            let held = self.views.partitions().into_iter().collect();
+            if self.member.stalled(&held).await {
+                // What it holds goes to the next owner through the checkpoint.
+                self.checkpoint(&mut stats).await?;
+                last_checkpoint = Instant::now();
+                self.member.leave().await?;
+                for p in self.views.partitions() {
+                    self.views.remove(p);
+                }
+                if self.member.rejoin(&mut shutdown).await? {
+                    break 'outer;
+                }
+            }
         }
         self.checkpoint(&mut stats).await?;
         tracing::info!(
@@ -234,7 +231,7 @@ impl SpeedConsumer {
     /// restored from its checkpoint (before any of its records arrive), a revoked one's is
     /// dropped (its new owner restores it from the checkpoint).
     async fn sync_assignment(&self) -> Result<(), SpeedError> {
-        let assigned: std::collections::BTreeSet<i32> = match self.consumer.assignment() {
+        let assigned: std::collections::BTreeSet<i32> = match self.member.consumer().assignment() {
             Ok(list) => list.elements().iter().map(|e| e.partition()).collect(),
             Err(e) => return Err(IoError::kafka(&self.brokers, "read assignment")(e).into()),
         };
@@ -378,11 +375,12 @@ impl SpeedConsumer {
         }
         stats.checkpoints += 1;
         self.views.record_checkpoint();
-        self.views.record_lag(self.consumer.context().lag());
+        self.views
+            .record_lag(self.member.consumer().context().lag());
         self.dead_letters.flush(Duration::from_secs(60))?;
         self.late.flush(Duration::from_secs(60))?;
         if offsets.count() > 0 {
-            let consumer = self.consumer.clone();
+            let consumer = self.member.consumer().clone();
             let committed =
                 tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
                     .await

@@ -6,6 +6,8 @@
 //! - [`views`]: the in-process handle on every held partition's state;
 //! - [`consumer`]: the Kafka consumer (micro-batches, dead letters, late side output,
 //!   checkpoints, eviction by the batch boundary);
+//! - [`group`]: its membership of the consumer group, and leaving and rejoining a group
+//!   the broker leaves stuck;
 //! - [`change_log`]: the notes of what changed since the last checkpoint;
 //! - [`checkpoint`]: state and offsets together: a whole state and the deltas after it
 //!   ([`changes`]), named by one manifest per partition written last;
@@ -23,6 +25,7 @@ pub mod changes;
 pub mod checkpoint;
 pub mod consumer;
 pub mod error;
+pub mod group;
 pub mod http;
 pub mod id_set;
 pub mod latency;

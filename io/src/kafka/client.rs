@@ -48,6 +48,24 @@ impl KafkaSettings {
         Ok(self)
     }
 
+    /// The user's value of librdkafka property `key`, if given (the last one wins).
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How long the group waits for a silent member: `session.timeout.ms` as given, else
+    /// librdkafka's default (45 s).
+    pub fn session_timeout(&self) -> Duration {
+        self.option("session.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_secs(45))
+    }
+
     /// A client configuration: the brokers, the given defaults, then the user's options.
     pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut cfg = ClientConfig::new();

@@ -76,10 +76,15 @@ fn index_names(connection: &Connection) -> rusqlite::Result<Vec<String>> {
 mod tests {
     use super::*;
 
-    /// tansu 0.6.0's `header` table (`ddl/040-header.sql`), without the foreign key.
-    const HEADER_DDL: &str = "create table header (topition integer, offset_id integer, \
-        k blob, v blob, last_updated datetime default current_timestamp not null, \
-        created_at datetime default current_timestamp not null)";
+    /// The tables tansu 0.6.0 makes (`ddl/*.sql`) that our indexes are on, with the columns
+    /// the indexes use.
+    const TANSU_TABLES: &str = "create table header (topition integer, offset_id integer, \
+        k blob, v blob); \
+        create table watermark (id integer primary key, topition integer, low integer, high integer); \
+        create table txn_topition (id integer primary key, txn_detail integer, topition integer); \
+        create table txn (id integer primary key, cluster integer, name text); \
+        create table consumer_offset (id integer primary key, consumer_group integer, topition integer); \
+        create table producer_detail (id integer primary key, producer_epoch integer, topition integer);";
 
     fn plan(connection: &Connection, sql: &str) -> String {
         let mut statement = connection
@@ -105,14 +110,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join(DATABASE_FILE);
         let connection = Connection::open(&db).unwrap();
-        connection.execute_batch(HEADER_DDL).unwrap();
+        connection.execute_batch(TANSU_TABLES).unwrap();
         let lookup = "select k, v from header where topition = 1 and offset_id = 7";
         assert!(plan(&connection, lookup).starts_with("SCAN header"));
 
         let Prepared::Ready { created } = prepare(&db).unwrap() else {
             panic!("the schema is there");
         };
-        assert_eq!(created, ["lambda_header_topition_offset"]);
+        assert_eq!(
+            created,
+            [
+                "lambda_consumer_offset_topition",
+                "lambda_header_topition_offset",
+                "lambda_producer_detail_topition",
+                "lambda_txn_name",
+                "lambda_txn_topition_topition",
+                "lambda_watermark_topition",
+            ]
+        );
         let connection = Connection::open(&db).unwrap();
         assert!(
             plan(&connection, lookup).contains("USING INDEX lambda_header_topition_offset"),

@@ -1,0 +1,234 @@
+//! A bound on how long a consumer group may leave a partition unread, whatever the broker
+//! does. Brokers are meant to hand a dead member's partitions to the live ones once its
+//! session times out; the local broker (tansu 0.6.0) can instead settle on an assignment
+//! that gives a live member nothing while a dead one keeps partitions, and stay there
+//! (docs/broker.md, "Consumer groups after crashes"). [`GroupWatchdog`] watches the group's
+//! committed offsets: when a partition this member does not hold has records beyond its
+//! committed offset and that offset has not moved for longer than the broker's own
+//! recovery may take (the session timeout plus a margin), the member leaves the group and
+//! joins again as a new member, which makes the broker assign every partition anew.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::error::IoError;
+
+/// Where the group stands on one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionProgress {
+    /// The group's committed offset, if any.
+    pub committed: Option<i64>,
+    /// The partition's first offset (where a group without a commit starts).
+    pub low: i64,
+    /// The partition's end (high watermark).
+    pub high: i64,
+}
+
+impl PartitionProgress {
+    /// The group's position: its committed offset, else the partition's start.
+    fn position(&self) -> i64 {
+        self.committed.unwrap_or(self.low).max(self.low)
+    }
+}
+
+/// Decides when a member should leave and rejoin its group (see the module doc).
+#[derive(Debug)]
+pub struct GroupWatchdog {
+    stall: Duration,
+    /// Partition → the position last seen for it and since when it has not moved, for
+    /// partitions this member does not hold that have records to read.
+    waiting: BTreeMap<i32, (i64, Instant)>,
+}
+
+impl GroupWatchdog {
+    /// A watchdog that calls a partition stalled after `stall` without progress.
+    pub fn new(stall: Duration) -> Self {
+        GroupWatchdog {
+            stall,
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// The bound for a group whose members time out after `session`: the broker's own
+    /// recovery (the session timeout, then a rebalance) plus 15 s.
+    pub fn for_session_timeout(session: Duration) -> Self {
+        GroupWatchdog::new(session + Duration::from_secs(15))
+    }
+
+    /// How long a partition may wait.
+    pub fn stall(&self) -> Duration {
+        self.stall
+    }
+
+    /// Takes one look at the group at `now`; returns the stalled partitions (this member
+    /// should rejoin) or an empty list.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        held: &BTreeSet<i32>,
+        progress: &BTreeMap<i32, PartitionProgress>,
+    ) -> Vec<i32> {
+        let mut stalled = Vec::new();
+        for (&partition, p) in progress {
+            let position = p.position();
+            if held.contains(&partition) || p.high <= position {
+                self.waiting.remove(&partition);
+                continue;
+            }
+            match self.waiting.get(&partition) {
+                Some(&(seen, since)) if seen == position => {
+                    if now.saturating_duration_since(since) >= self.stall {
+                        stalled.push(partition);
+                    }
+                }
+                _ => {
+                    self.waiting.insert(partition, (position, now));
+                }
+            }
+        }
+        self.waiting.retain(|p, _| progress.contains_key(p));
+        stalled
+    }
+
+    /// Forgets what it saw (after a rejoin: every partition gets a fresh bound).
+    pub fn reset(&mut self) {
+        self.waiting.clear();
+    }
+}
+
+/// The group's committed offset and the watermarks of every partition of `topic`, as
+/// `consumer` (a member of the group) sees them. Blocking: run it where blocking is fine.
+pub fn group_progress<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+    brokers: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<i32, PartitionProgress>, IoError> {
+    let err = |what: &str| {
+        let (brokers, what) = (brokers.to_string(), what.to_string());
+        move |source| IoError::Kafka {
+            brokers,
+            what,
+            source: Box::new(source),
+        }
+    };
+    let partitions = crate::kafka::client::partitions_of(consumer, topic, brokers, timeout)?;
+    let mut list = TopicPartitionList::new();
+    for &p in &partitions {
+        list.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(list, timeout)
+        .map_err(err("read the group's committed offsets"))?;
+    let mut progress = BTreeMap::new();
+    for &p in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(err("fetch watermarks"))?;
+        let committed = committed
+            .find_partition(topic, p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        progress.insert(
+            p,
+            PartitionProgress {
+                committed,
+                low,
+                high,
+            },
+        );
+    }
+    Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(entries: &[(i32, Option<i64>, i64)]) -> BTreeMap<i32, PartitionProgress> {
+        entries
+            .iter()
+            .map(|&(p, committed, high)| {
+                (
+                    p,
+                    PartitionProgress {
+                        committed,
+                        low: 0,
+                        high,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    const STALL: Duration = Duration::from_secs(20);
+
+    #[test]
+    fn an_unread_partition_nobody_advances_is_stalled_after_the_bound() {
+        let mut w = GroupWatchdog::new(STALL);
+        let t0 = Instant::now();
+        let none = BTreeSet::new();
+        let g = progress(&[(0, Some(10), 100), (1, None, 50)]);
+        assert!(w.observe(t0, &none, &g).is_empty());
+        assert!(w
+            .observe(t0 + STALL - Duration::from_millis(1), &none, &g)
+            .is_empty());
+        assert_eq!(w.observe(t0 + STALL, &none, &g), [0, 1]);
+    }
+
+    #[test]
+    fn progress_held_partitions_and_read_partitions_are_not_stalled() {
+        let mut w = GroupWatchdog::new(STALL);
+        let t0 = Instant::now();
+        let held: BTreeSet<i32> = [2].into();
+        // 0 advances, 1 is read to its end, 2 is ours, 3 has no records.
+        let first = progress(&[
+            (0, Some(10), 100),
+            (1, Some(50), 50),
+            (2, Some(0), 9),
+            (3, None, 0),
+        ]);
+        assert!(w.observe(t0, &held, &first).is_empty());
+        let later = progress(&[
+            (0, Some(11), 100),
+            (1, Some(50), 60),
+            (2, Some(0), 9),
+            (3, None, 0),
+        ]);
+        // 1 got new records at t0 + STALL: its wait starts then.
+        assert!(w.observe(t0 + STALL, &held, &later).is_empty());
+        assert!(w
+            .observe(t0 + 2 * STALL - Duration::from_millis(1), &held, &later)
+            .is_empty());
+        assert_eq!(w.observe(t0 + 2 * STALL, &held, &later), [0, 1]);
+    }
+
+    #[test]
+    fn a_reset_restarts_every_bound() {
+        let mut w = GroupWatchdog::new(STALL);
+        let t0 = Instant::now();
+        let none = BTreeSet::new();
+        let g = progress(&[(0, Some(10), 100)]);
+        w.observe(t0, &none, &g);
+        w.reset();
+        assert!(w.observe(t0 + STALL, &none, &g).is_empty());
+        assert_eq!(w.observe(t0 + 2 * STALL, &none, &g), [0]);
+    }
+
+    #[test]
+    fn a_commit_below_the_partitions_start_counts_from_the_start() {
+        let mut w = GroupWatchdog::new(STALL);
+        let t0 = Instant::now();
+        let none = BTreeSet::new();
+        let mut g = progress(&[(0, Some(3), 100)]);
+        g.get_mut(&0).unwrap().low = 100;
+        // Retention removed everything up to the end: nothing to read.
+        assert!(w.observe(t0, &none, &g).is_empty());
+        assert!(w.observe(t0 + 2 * STALL, &none, &g).is_empty());
+    }
+}
