@@ -4,15 +4,23 @@
 # makes the store and as scripts/broker.sh (and `lambda demo`) make it, side by side on
 # the same store (docs/broker.md).
 #
-#   scripts/bench-broker.sh
+#   scripts/bench-broker.sh              # the store before and after its indexes
+#   scripts/bench-broker.sh retention    # the indexed store with retention on the history
 #
 # Environment: LAMBDA_BIN (default: a release build in $CARGO_TARGET_DIR or ./target),
 # FILL (history records, default 5,000,000), FILL_HEADERS (of which with headers, default
 # 25,000), HEADERS (headers each, default 4: 100,000 header rows), BACKLOG (default 300,000),
 # MAX_SECONDS (a read's time budget, default 120), ROUNDS (before/after pairs, default 2),
-# BROKER_PORT (default 9394), BENCH_DIR (default /var/tmp/lambda-bench/broker, emptied).
+# RETENTION_MS (the history's retention in `retention` mode, default 60,000), BROKER_PORT
+# (default 9394), BENCH_DIR (default /var/tmp/lambda-bench/broker, emptied).
 # Takes about FILL / 20,000 s to fill, then ROUNDS x (MAX_SECONDS + the fast read), then a
 # replay of the history for MAX_SECONDS.
+#
+# `retention` mode (docs/broker.md, "Another storage?"): the history goes to a topic created
+# with `cleanup.policy=delete` and RETENTION_MS, which tansu's maintenance deletes (when the
+# broker starts, then every 10 minutes). It reports how long the deletion takes, what a
+# producer and a consumer of another topic see while it runs, a fresh backlog's fetch rate
+# after it, and the store's size before, after, and after the history is written again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -23,6 +31,8 @@ HEADERS=${HEADERS:-4}
 BACKLOG=${BACKLOG:-300000}
 MAX_SECONDS=${MAX_SECONDS:-120}
 ROUNDS=${ROUNDS:-2}
+RETENTION_MS=${RETENTION_MS:-60000}
+MODE=${1:-indexes}
 export BROKER_PORT=${BROKER_PORT:-9394}
 export BROKER_DIR=${BENCH_DIR:-/var/tmp/lambda-bench/broker}
 export BROKER_STORAGE=sqlite

@@ -6,12 +6,15 @@
 //! Phases, each optional, in this order: `--fill` records into `<topic>-fill` (every
 //! `--fill-headers`-th with `--headers-per-record` headers), `--backlog` records into
 //! `<topic>`, then `--consume`: read `<topic>` from its beginning with assigned partitions
-//! (the fetch path alone) for at most `--max-seconds`.
+//! (the fetch path alone) for at most `--max-seconds`. With `--fill-retention-ms` the history
+//! topic is created with that retention (`cleanup.policy=delete`), so that the broker's
+//! maintenance deletes it (tansu: every 10 minutes, and at start).
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use lambda_io::kafka::client::ensure_topics_configured;
 use lambda_io::kafka::drain::fetch_rate;
 use lambda_io::kafka::{ensure_topics, EventProducer, KafkaSettings};
 
@@ -33,6 +36,9 @@ pub struct BrokerArgs {
     /// Of the history, how many records carry headers.
     #[arg(long, default_value_t = 0)]
     fill_headers: u64,
+    /// Create the history topic with this retention (ms; `cleanup.policy=delete`).
+    #[arg(long)]
+    fill_retention_ms: Option<u64>,
     /// Headers on each of those records (a dead letter carries its reason and origin).
     #[arg(long, default_value_t = 4)]
     headers_per_record: usize,
@@ -103,9 +109,15 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
     let fill_topic = format!("{}-fill", args.topic);
     let runtime = tokio::runtime::Handle::current();
     if args.fill > 0 {
-        runtime.block_on(ensure_topics(
+        let retention = args.fill_retention_ms.map(|ms| ms.to_string());
+        let config: Vec<(&str, &str)> = match &retention {
+            Some(ms) => vec![("cleanup.policy", "delete"), ("retention.ms", ms)],
+            None => Vec::new(),
+        };
+        runtime.block_on(ensure_topics_configured(
             &settings,
             &[(fill_topic.as_str(), args.partitions)],
+            &config,
             Duration::from_secs(30),
         ))?;
         let every = (args.fill_headers > 0).then(|| (args.fill / args.fill_headers).max(1));

@@ -17,18 +17,21 @@
 //! Files written by a flush that died before its commit are in no snapshot; `lambda lake
 //! vacuum` deletes them.
 //!
+//! A group the broker leaves stuck (a partition nobody reads past the session timeout, the
+//! roll age and a margin: [`lambda_io::kafka::GroupMember`]) is left and joined again;
+//! everything buffered is flushed first.
+//!
 //! Validation's clock is the record's Kafka timestamp ([`lambda_io::kafka::validation_clock`]),
 //! as in the speed layer, never this process's wall clock: a record gets the same verdict
 //! here, in the speed layer, and in the run that re-reads it after a crash.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
+use lambda_io::kafka::{ConsumeBackoff, GroupMember};
 use lambda_io::Lake;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use shared_logic::cdc::{CdcTable, Change};
@@ -95,12 +98,10 @@ struct PartitionBuffer {
     opened: Instant,
 }
 
-type WriterConsumer = StreamConsumer<RebalanceTracker>;
-
 /// The lake writer. Create with [`LakeWriter::new`], drive with [`LakeWriter::run`].
 pub struct LakeWriter {
     tables: LakeTables,
-    consumer: Arc<WriterConsumer>,
+    member: GroupMember,
     opts: WriterOptions,
     buffers: HashMap<i32, PartitionBuffer>,
     /// Per partition seen since its assignment: each table's transaction version then.
@@ -126,15 +127,10 @@ impl LakeWriter {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false");
-        let consumer: WriterConsumer = cfg
-            .create_with_context(RebalanceTracker::default())
-            .map_err(kafka_err(&brokers, "create consumer"))?;
-        consumer
-            .subscribe(&[&opts.topic])
-            .map_err(kafka_err(&brokers, "subscribe"))?;
+        let member = GroupMember::join(cfg, &opts.topic, opts.roll_age)?;
         Ok(LakeWriter {
             tables: LakeTables::new(lake),
-            consumer: Arc::new(consumer),
+            member,
             opts,
             buffers: HashMap::new(),
             committed: HashMap::new(),
@@ -165,8 +161,11 @@ impl LakeWriter {
                     for p in aged {
                         self.flush(p).await?;
                     }
+                    if self.stuck_group_left(&mut shutdown).await? {
+                        break;
+                    }
                 }
-                message = self.consumer.recv() => {
+                message = self.member.consumer().recv() => {
                     match message {
                         Ok(m) => {
                             backoff.reset();
@@ -197,6 +196,32 @@ impl LakeWriter {
             "lake writer stopped"
         );
         Ok(self.stats)
+    }
+
+    /// When the group has left a partition unread past the watchdog's bound: flushes what
+    /// is buffered, leaves the group and joins it again. True when `shutdown` came while it
+    /// waited to join (nothing is buffered then).
+    async fn stuck_group_left<F: std::future::Future<Output = ()>>(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut F>,
+    ) -> Result<bool, BatchError> {
+        let held = match self.member.assigned() {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::debug!(error = %e, "assignment unknown; the watchdog waits");
+                return Ok(false);
+            }
+        };
+        if !self.member.stalled(&held).await {
+            return Ok(false);
+        }
+        let partitions: Vec<i32> = self.buffers.keys().copied().collect();
+        for p in partitions {
+            self.flush(p).await?;
+        }
+        self.member.leave().await?;
+        self.committed.clear();
+        Ok(self.member.rejoin(shutdown).await?)
     }
 
     /// The tables this writer writes.
@@ -230,7 +255,7 @@ impl LakeWriter {
     }
 
     fn drop_revoked(&mut self) {
-        let revoked = self.consumer.context().take_revoked();
+        let revoked = self.member.consumer().context().take_revoked();
         for p in revoked {
             self.committed.remove(&p);
             if self.buffers.remove(&p).is_some() {
@@ -335,7 +360,7 @@ impl LakeWriter {
         offsets
             .add_partition_offset(&self.opts.topic, partition, Offset::Offset(last + 1))
             .map_err(kafka_err(&self.brokers, "commit"))?;
-        let consumer = self.consumer.clone();
+        let consumer = self.member.consumer().clone();
         let committed =
             tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
                 .await

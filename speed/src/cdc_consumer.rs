@@ -4,22 +4,24 @@
 //! - The products topic is read whole by every instance: all partitions assigned from the
 //!   beginning, outside any consumer group.
 //! - The orders topic is read in the consumer group `<group>-orders`, so instances split
-//!   its partitions. Offsets are never committed: a partition assigned to an instance is
-//!   read from its beginning (the topic's retention), so its state is rebuilt exactly
-//!   whichever instance held it before; a revoked partition's state is dropped.
+//!   its partitions. A partition assigned to an instance is read from its beginning (the
+//!   topic's retention), whatever the group committed, so its state is rebuilt exactly
+//!   whichever instance held it before; a revoked partition's state is dropped. The group
+//!   commits its positions every few seconds only so that the group watchdog
+//!   ([`GroupMember`]) sees it progress: a partition left unread past the bound makes the
+//!   instance leave the group, drop its orders state and join again.
 //!
 //! Records [`Change::parse`] rejects, and product updates of unknown keys, go to the
 //! dead-letter topic with the `reason` header (the CDC reason code) and their source
 //! position. Tombstones carry nothing and are skipped.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lambda_io::kafka::{ConsumeBackoff, RebalanceTracker};
+use lambda_io::kafka::{ConsumeBackoff, GroupMember};
 use lambda_io::kafka::{EventProducer, KafkaSettings};
 use lambda_io::IoError;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use shared_logic::cdc::{CdcRejection, CdcTable, Change};
@@ -43,10 +45,13 @@ pub struct CdcOptions {
     pub retain_covered: Duration,
 }
 
+/// How often the orders group commits its positions (for the watchdog only).
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// The running change-stream consumer.
 pub struct CdcConsumer {
     products: StreamConsumer,
-    orders: Arc<StreamConsumer<RebalanceTracker>>,
+    orders: GroupMember,
     dead_letters: EventProducer,
     views: RealtimeViews,
     opts: CdcOptions,
@@ -116,20 +121,17 @@ impl CdcConsumer {
             .assign(&assignment)
             .map_err(IoError::kafka(&brokers, "assign the products topic"))?;
         let orders_group = format!("{}-orders", opts.group_id);
-        let orders: StreamConsumer<RebalanceTracker> = kafka
-            .client_config(&[common.as_slice(), &[("group.id", orders_group.as_str())]].concat())
-            .create_with_context(RebalanceTracker::default())
-            .map_err(IoError::kafka(&brokers, "create the orders consumer"))?;
-        orders
-            .subscribe(&[&opts.orders_topic])
-            .map_err(IoError::kafka(
-                &brokers,
-                format!("subscribe to `{}`", opts.orders_topic),
-            ))?;
+        let orders = GroupMember::join_from_beginning(
+            kafka.client_config(
+                &[common.as_slice(), &[("group.id", orders_group.as_str())]].concat(),
+            ),
+            &opts.orders_topic,
+            PROGRESS_EVERY,
+        )?;
         tracing::info!(products = %opts.products_topic, partitions = partitions.len(), orders = %opts.orders_topic, group = %orders_group, "change streams consumer started");
         Ok(CdcConsumer {
             products,
-            orders: Arc::new(orders),
+            orders,
             dead_letters: EventProducer::new(kafka, &opts.dead_letter_topic)?,
             views,
             opts,
@@ -139,18 +141,26 @@ impl CdcConsumer {
 
     /// Consumes both topics until `shutdown` resolves.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), SpeedError> {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut backoff = ConsumeBackoff::default();
+        let mut last_progress = Instant::now();
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tick.tick() => {
                     self.drop_revoked();
                     self.dead_letters.flush(Duration::from_secs(30))?;
+                    if last_progress.elapsed() >= PROGRESS_EVERY {
+                        last_progress = Instant::now();
+                        self.commit_progress();
+                    }
+                    if self.stuck_group_left(&mut shutdown).await? {
+                        break;
+                    }
                 }
                 m = self.products.recv() => match m {
                     Ok(m) => {
@@ -159,7 +169,7 @@ impl CdcConsumer {
                     }
                     Err(e) => backoff.wait(&self.brokers, &e).await,
                 },
-                m = self.orders.recv() => match m {
+                m = self.orders.consumer().recv() => match m {
                     Ok(m) => {
                         backoff.reset();
                         self.drop_revoked();
@@ -174,14 +184,55 @@ impl CdcConsumer {
         Ok(())
     }
 
+    /// Commits the orders consumer's positions (without waiting): they tell the group
+    /// watchdog how far the group got; reading always starts at a partition's beginning.
+    fn commit_progress(&self) {
+        if let Err(e) = self
+            .orders
+            .consumer()
+            .commit_consumer_state(CommitMode::Async)
+        {
+            // Nothing read yet, or a rebalance in progress: the next tick tries again.
+            tracing::debug!(error = %e, "orders positions not committed");
+        }
+    }
+
+    /// When the orders group has left a partition unread past the watchdog's bound: leaves
+    /// the group, drops the orders state this instance held and joins again. True when
+    /// `shutdown` came while it waited to join.
+    async fn stuck_group_left<F: std::future::Future<Output = ()>>(
+        &mut self,
+        shutdown: &mut std::pin::Pin<&mut F>,
+    ) -> Result<bool, SpeedError> {
+        let Ok(held) = self.orders.assigned() else {
+            return Ok(false);
+        };
+        if !self.orders.stalled(&held).await {
+            return Ok(false);
+        }
+        self.orders.leave().await?;
+        self.revoke(&held);
+        Ok(self.orders.rejoin(shutdown).await?)
+    }
+
     /// Drops the state of orders partitions this instance no longer holds.
     fn drop_revoked(&self) {
-        let revoked: BTreeSet<i32> = self.orders.context().take_revoked().into_iter().collect();
+        let revoked: BTreeSet<i32> = self
+            .orders
+            .consumer()
+            .context()
+            .take_revoked()
+            .into_iter()
+            .collect();
+        self.revoke(&revoked);
+    }
+
+    fn revoke(&self, revoked: &BTreeSet<i32>) {
         if revoked.is_empty() {
             return;
         }
         self.views.update_orders(|o| {
-            for p in &revoked {
+            for p in revoked {
                 o.revoke(*p);
             }
         });

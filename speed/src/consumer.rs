@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use lambda_io::kafka::ConsumeBackoff;
+use lambda_io::kafka::{ConsumeBackoff, GroupMember};
 use lambda_io::kafka::{EventProducer, KafkaSettings};
 use lambda_io::manifest::Published;
 use lambda_io::IoError;
@@ -26,7 +26,6 @@ use shared_logic::{topics, Validator};
 
 use crate::checkpoint::CheckpointStore;
 use crate::error::SpeedError;
-use crate::group::GroupMember;
 pub use crate::latency::Latency;
 use crate::partition::{Outcome, PartitionState};
 use crate::views::RealtimeViews;
@@ -124,7 +123,20 @@ impl SpeedConsumer {
             Duration::from_secs(30),
         )
         .await?;
-        let member = GroupMember::join(kafka, &opts.group_id, &opts.topic)?;
+        let config = kafka.client_config(&[
+            ("group.id", opts.group_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "false"),
+            ("fetch.wait.max.ms", "20"),
+            // Notice a topic created after the subscription within seconds.
+            ("topic.metadata.refresh.interval.ms", "5000"),
+            ("queued.min.messages", "200000"),
+            // Per-partition lag for the serving layer's metrics.
+            ("statistics.interval.ms", "5000"),
+        ]);
+        // Offsets are committed at each checkpoint.
+        let member = GroupMember::join(config, &opts.topic, opts.checkpoint_interval)?;
         Ok(SpeedConsumer {
             member,
             dead_letters: EventProducer::new(kafka, &opts.dead_letter_topic)?,

@@ -25,7 +25,6 @@ pub mod changes;
 pub mod checkpoint;
 pub mod consumer;
 pub mod error;
-pub mod group;
 pub mod http;
 pub mod id_set;
 pub mod latency;

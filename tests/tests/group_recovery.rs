@@ -1,16 +1,17 @@
-//! The speed layer's consumer group comes back after crashes at the timings of issue 23,
-//! on the local broker (tansu, sqlite storage, a fresh store per test): kill -9 during the
-//! group join and an immediate restart, with checkpoints every 0.5 s. The instance that
-//! survives must hold every partition and have read the whole topic within a bound (and
-//! keep its partitions afterwards). With four quick kills tansu 0.6.0 settles the group on
-//! an empty assignment for the survivor and stays there; the speed layer's group watchdog
-//! (`speed/src/group.rs`) leaves and rejoins (docs/broker.md).
+//! The consumer groups come back after crashes at the timings of issue 23, on the local
+//! broker (tansu, sqlite storage, a fresh store per test): kill -9 during the group join
+//! and an immediate restart, with checkpoints (speed layer) or files (lake writer) every
+//! 0.5 s. The instance that survives must hold every partition and have read the whole
+//! topic within a bound (and keep its partitions afterwards). With four quick kills tansu
+//! 0.6.0 settles the group on an empty assignment for the survivor and stays there; the
+//! group watchdog (`lambda_io::kafka::group_member`) leaves and rejoins (docs/broker.md).
 
 use std::time::{Duration, Instant};
 
 use lambda_tests::broker::FAST_GROUP_FAILOVER;
 use lambda_tests::faults::{kill_9, spawn_logging, speed_applied, speed_status};
 use lambda_tests::http::free_addr;
+use lambda_tests::lake_files::{lake_rows, positions};
 use lambda_tests::topic::produce;
 use lambda_tests::{Broker, ChildGuard};
 use shared_logic::generate::{Generator, GeneratorConfig};
@@ -133,4 +134,57 @@ fn the_fifth_instance_after_four_quick_kills_gets_every_partition() {
     let _fifth = start_speed(broker.brokers(), topic, dir.path(), &addr, false);
     let took = recovered_within(&addr, Duration::from_secs(240));
     eprintln!("recovered in {took:?}");
+}
+
+fn start_lake_writer(brokers: &str, topic: &str, lake: &std::path::Path) -> ChildGuard {
+    let args = [
+        "lake",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--topic",
+        topic,
+        "--group",
+        "recovery-lake",
+        "--roll-secs",
+        "0.5",
+        "--brokers",
+        brokers,
+    ];
+    spawn_logging(&args, "info")
+}
+
+#[test]
+fn the_fifth_lake_writer_after_four_quick_kills_writes_the_whole_topic_once() {
+    let topic = "recovery-lake-four-kills";
+    let (broker, dir, _) = setup(topic);
+    let lake = dir.path().join("lake");
+    for pause_ms in [1000, 2500, 1500, 2000] {
+        let mut instance = start_lake_writer(broker.brokers(), topic, &lake);
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        kill_9(&mut instance);
+    }
+    let _fifth = start_lake_writer(broker.brokers(), topic, &lake);
+    let started = Instant::now();
+    let bound = Duration::from_secs(300);
+    loop {
+        let rows = lake_rows(&lake);
+        if rows >= RECORDS as u64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "after {bound:?} the lake holds {rows} of {RECORDS} records"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!("recovered in {:?}", started.elapsed());
+    let mut held = positions(&lake);
+    held.sort_unstable();
+    let total = held.len();
+    held.dedup();
+    assert_eq!(
+        (total, held.len()),
+        (RECORDS, RECORDS),
+        "every record of the topic in the lake exactly once"
+    );
 }

@@ -60,10 +60,7 @@ impl KafkaSettings {
     /// How long the group waits for a silent member: `session.timeout.ms` as given, else
     /// librdkafka's default (45 s).
     pub fn session_timeout(&self) -> Duration {
-        self.option("session.timeout.ms")
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(Duration::from_secs(45))
+        session_timeout(self.option("session.timeout.ms"))
     }
 
     /// A client configuration: the brokers, the given defaults, then the user's options.
@@ -88,6 +85,15 @@ impl KafkaSettings {
             source: Box::new(source),
         }
     }
+}
+
+/// How long the group waits for a silent member: `session.timeout.ms` as given, else
+/// librdkafka's default (45 s).
+pub fn session_timeout(given_ms: Option<&str>) -> Duration {
+    given_ms
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(45))
 }
 
 /// The partitions of `topic` (from the cluster's metadata); [`IoError::NoSuchTopic`]
@@ -126,6 +132,17 @@ pub async fn ensure_topics(
     topics: &[(&str, i32)],
     timeout: Duration,
 ) -> Result<(), IoError> {
+    ensure_topics_configured(settings, topics, &[], timeout).await
+}
+
+/// [`ensure_topics`] with topic configuration (`retention.ms`, `cleanup.policy`, ...) for
+/// the topics it creates; an existing topic keeps its own.
+pub async fn ensure_topics_configured(
+    settings: &KafkaSettings,
+    topics: &[(&str, i32)],
+    config: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<(), IoError> {
     let admin: AdminClient<DefaultClientContext> = settings
         .client_config(&[])
         .create()
@@ -137,7 +154,10 @@ pub async fn ensure_topics(
     // topic of a multi-topic request.
     let mut results = Vec::new();
     for (name, parts) in topics {
-        let new = NewTopic::new(name, *parts, TopicReplication::Fixed(1));
+        let new = config.iter().fold(
+            NewTopic::new(name, *parts, TopicReplication::Fixed(1)),
+            |t, (k, v)| t.set(k, v),
+        );
         results.extend(
             admin
                 .create_topics([&new], &options)
@@ -163,6 +183,14 @@ pub async fn ensure_topics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_timeout_is_the_given_one_or_librdkafkas_default() {
+        assert_eq!(session_timeout(Some("6000")), Duration::from_secs(6));
+        assert_eq!(session_timeout(Some(" 6000 ")), Duration::from_secs(6));
+        assert_eq!(session_timeout(None), Duration::from_secs(45));
+        assert_eq!(session_timeout(Some("soon")), Duration::from_secs(45));
+    }
 
     #[test]
     fn options_parse_and_override_defaults() {

@@ -1,13 +1,14 @@
 //! What every consumer loop shares: the wait after a consume error ([`ConsumeBackoff`]) and
 //! the record of partitions a rebalance took away, with the client's lag
-//! ([`RebalanceTracker`]). Used by the lake writer, the speed layer and its change-stream
-//! consumer.
+//! ([`RebalanceTracker`], which can also start every assigned partition at its beginning).
+//! Used by the lake writer, the speed layer and its change-stream consumer.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 /// The wait after a Kafka consume error: 100 ms, doubling up to 10 s; a received message
 /// resets it. Shared by every consumer loop (lake writer, speed layer, change streams).
@@ -45,9 +46,19 @@ impl ConsumeBackoff {
 pub struct RebalanceTracker {
     revoked: Mutex<Vec<i32>>,
     lag: Mutex<std::collections::BTreeMap<i32, i64>>,
+    from_beginning: bool,
 }
 
 impl RebalanceTracker {
+    /// A tracker whose consumer reads every partition it is assigned from the partition's
+    /// start, whatever offset the group committed.
+    pub fn reading_from_beginning() -> Self {
+        RebalanceTracker {
+            from_beginning: true,
+            ..RebalanceTracker::default()
+        }
+    }
+
     /// Partitions revoked since the last call.
     pub fn take_revoked(&self) -> Vec<i32> {
         self.revoked
@@ -79,6 +90,43 @@ impl ClientContext for RebalanceTracker {
 }
 
 impl ConsumerContext for RebalanceTracker {
+    /// librdkafka's rebalance with the safe API, and, for a tracker
+    /// [reading from the beginning](RebalanceTracker::reading_from_beginning), every
+    /// assigned partition's start offset set to its beginning before it is assigned.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if assign && self.from_beginning {
+            if let Err(e) = tpl.set_all_offsets(Offset::Beginning) {
+                tracing::warn!(error = %e, "cannot start the assigned partitions at their beginning");
+            }
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(rdkafka::error::KafkaError::Rebalance(other.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let done = match (assign, cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, assign, "the rebalance's (un)assignment failed");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             if let Ok(mut revoked) = self.revoked.lock() {

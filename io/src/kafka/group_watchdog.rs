@@ -5,8 +5,9 @@
 //! (docs/broker.md, "Consumer groups after crashes"). [`GroupWatchdog`] watches the group's
 //! committed offsets: when a partition this member does not hold has records beyond its
 //! committed offset and that offset has not moved for longer than the broker's own
-//! recovery may take (the session timeout plus a margin), the member leaves the group and
-//! joins again as a new member, which makes the broker assign every partition anew.
+//! recovery may take (the session timeout plus a margin) plus the wait between two of the
+//! group's commits, the member leaves the group and joins again as a new member, which
+//! makes the broker assign every partition anew ([`crate::kafka::GroupMember`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -52,10 +53,11 @@ impl GroupWatchdog {
         }
     }
 
-    /// The bound for a group whose members time out after `session`: the broker's own
-    /// recovery (the session timeout, then a rebalance) plus 15 s.
-    pub fn for_session_timeout(session: Duration) -> Self {
-        GroupWatchdog::new(session + Duration::from_secs(15))
+    /// The bound for a group whose members time out after `session` and whose readers
+    /// commit their position at least every `commit_every`: the broker's own recovery (the
+    /// session timeout, then a rebalance) plus 15 s, plus the wait between two commits.
+    pub fn for_group(session: Duration, commit_every: Duration) -> Self {
+        GroupWatchdog::new(session + Duration::from_secs(15) + commit_every)
     }
 
     /// How long a partition may wait.
@@ -206,6 +208,12 @@ mod tests {
             .observe(t0 + 2 * STALL - Duration::from_millis(1), &held, &later)
             .is_empty());
         assert_eq!(w.observe(t0 + 2 * STALL, &held, &later), [0, 1]);
+    }
+
+    #[test]
+    fn the_bound_is_the_session_timeout_a_margin_and_the_wait_between_commits() {
+        let w = GroupWatchdog::for_group(Duration::from_secs(6), Duration::from_millis(500));
+        assert_eq!(w.stall(), Duration::from_millis(21_500));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Kafka plumbing shared by every layer: client settings and topics ([`client`]), the event
 //! producer ([`producer`]), the consumer loops' backoff and rebalance tracking
 //! ([`consume`]), the bound on how long a group may leave a partition unread
-//! ([`group_watchdog`]), reading a topic to its end ([`drain`]), the clock records are
+//! ([`group_watchdog`]) and the group member that keeps it ([`group_member`]), reading a topic to its end ([`drain`]), the clock records are
 //! judged by ([`record_time`]), the local development broker ([`local_broker`]) and its
 //! store ([`tansu_store`]).
 
 pub mod client;
 pub mod consume;
 pub mod drain;
+pub mod group_member;
 pub mod group_watchdog;
 pub mod local_broker;
 pub mod producer;
@@ -16,6 +17,7 @@ pub mod tansu_store;
 
 pub use client::{ensure_topics, partitions_of, KafkaSettings};
 pub use consume::{ConsumeBackoff, RebalanceTracker};
+pub use group_member::{GroupMember, MemberConsumer};
 pub use group_watchdog::GroupWatchdog;
 pub use producer::{DeliveryReport, EventProducer, PRODUCER_DEFAULTS};
 pub use record_time::{record_time, validation_clock};
