@@ -59,9 +59,61 @@ else:
     headers = c.execute("select count(*) from header").fetchone()[0]
     indexes = [r[0] for r in c.execute("select name from sqlite_master where type='index' and name like 'lambda_%' order by name")]
     size = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
-    print(f"store: {records:,} records, {headers:,} header rows, {size / 2**20:,.0f} MiB; our indexes: {', '.join(indexes) or 'none'}")
+    free = c.execute("pragma freelist_count").fetchone()[0] * c.execute("pragma page_size").fetchone()[0]
+    print(f"store: {records:,} records, {headers:,} header rows, {size / 2**20:,.0f} MiB "
+          f"({free / 2**20:,.0f} MiB of it free pages); our indexes: {', '.join(indexes) or 'none'}")
 PY
 }
+
+# Records of one topic in the store (read beside the running broker: sqlite readers wait
+# for its writer).
+topic_records() {
+  python3 - "$BROKER_DIR/tansu.db" "$1" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=600)
+print(c.execute("select count(*) from record r join topition tp on tp.id = r.topition "
+                "join topic t on t.id = tp.topic where t.name = ?", (sys.argv[2],)).fetchone()[0])
+PY
+}
+
+now() { date +%s.%N; }
+
+if [ "$MODE" = retention ]; then
+  echo "== filling a fresh store: $FILL records ($FILL_HEADERS with $HEADERS headers) kept for $RETENTION_MS ms, then a $BACKLOG-record backlog"
+  scripts/broker.sh start
+  "$BIN" bench broker --brokers "$BROKERS" --fill "$FILL" --fill-headers "$FILL_HEADERS" \
+    --headers-per-record "$HEADERS" --fill-retention-ms "$RETENTION_MS" --backlog "$BACKLOG"
+  scripts/broker.sh stop
+  store stats
+  sleep $(( RETENTION_MS / 1000 + 5 ))
+  echo "== restart: tansu's maintenance (at start, then every 10 minutes) deletes the history"
+  started=$(now)
+  scripts/broker.sh start
+  # Beside the deletion: a producer of another topic, and a consumer of the backlog.
+  ( "$BIN" bench broker --brokers "$BROKERS" --topic bench-beside --backlog 100000 \
+      | sed 's/^/  beside the deletion: /' ) &
+  beside_producer=$!
+  ( "$BIN" bench broker --brokers "$BROKERS" --consume --max-seconds "$MAX_SECONDS" \
+      | sed 's/^/  beside the deletion: /' ) &
+  beside_consumer=$!
+  deadline=$(( $(date +%s) + 3600 ))
+  while left=$(topic_records bench-backlog-fill) && [ "$left" -gt 0 ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "the history is still there after an hour ($left records)"; exit 1; }
+    sleep 1
+  done
+  echo "history deleted $(python3 -c "print(f'{$(now) - $started:.1f}')") s after the broker's start"
+  wait "$beside_producer" "$beside_consumer"
+  store stats
+  echo "== after the deletion: a fresh $BACKLOG-record backlog"
+  "$BIN" bench broker --brokers "$BROKERS" --topic bench-after --backlog "$BACKLOG" --consume \
+    --max-seconds "$MAX_SECONDS"
+  echo "== the history written again (the store reuses the freed pages)"
+  "$BIN" bench broker --brokers "$BROKERS" --fill "$FILL" --fill-headers "$FILL_HEADERS" \
+    --headers-per-record "$HEADERS" --fill-retention-ms "$RETENTION_MS"
+  scripts/broker.sh stop
+  store stats
+  exit 0
+fi
 
 echo "== filling a fresh store: $FILL records ($FILL_HEADERS with $HEADERS headers), then a $BACKLOG-record backlog"
 scripts/broker.sh start

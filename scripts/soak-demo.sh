@@ -5,12 +5,15 @@
 # sample prints one row (and appends it to $DATA/soak.tsv):
 # - the speed layer's consumer lag (records, summed over partitions) and freshness (age of
 #   the newest visible event), from the serving layer's /metrics;
-# - the broker's store: records, header rows, size on disk;
+# - the broker's store: records, header rows, size on disk and how much of it is free pages;
 # - the broker's fetch rate on that store: a fresh 20,000-record probe topic written and
 #   read back from offset 0 (`lambda bench broker --backlog 20000 --consume`).
 #
 #   scripts/soak-demo.sh                      # 24 hours, a sample every 10 minutes
 #   DURATION=3600 INTERVAL=300 scripts/soak-demo.sh
+#   scripts/soak-demo.sh --broker-retention-hours 1   # arguments go to `lambda demo`
+#
+# The probe topics (20,000 records each) have no retention: they add 20,000 records a sample.
 #
 # Environment: LAMBDA_BIN (default: a release build in $CARGO_TARGET_DIR or ./target),
 # DURATION (s, default 86400), INTERVAL (s, default 600), DATA (default
@@ -32,7 +35,7 @@ unset KAFKA_BROKERS
 [ -x "$BIN" ] || { echo "no lambda binary at $BIN: cargo build --release --bin lambda, or set LAMBDA_BIN" >&2; exit 1; }
 rm -rf "$DATA" && mkdir -p "$DATA"
 "$BIN" demo --data-dir "$DATA" --broker-port "$PORT" --listen "$API" --pg-listen "$PG" \
-  --views-listen "$VIEWS" --duration-secs "$((DURATION + 120))" >"$DATA/demo.log" 2>&1 &
+  --views-listen "$VIEWS" --duration-secs "$((DURATION + 120))" "$@" >"$DATA/demo.log" 2>&1 &
 demo=$!
 trap 'kill "$demo" 2>/dev/null || true; wait "$demo" 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do
@@ -52,12 +55,13 @@ c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
 records = c.execute("select count(*) from record").fetchone()[0]
 headers = c.execute("select count(*) from header").fetchone()[0]
 size = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
-print(f"{records}\t{headers}\t{size / 2**20:.0f}")
+free = c.execute("pragma freelist_count").fetchone()[0] * c.execute("pragma page_size").fetchone()[0]
+print(f"{records}\t{headers}\t{size / 2**20:.0f}\t{free / 2**20:.0f}")
 PY
 }
 
 started=$(date +%s)
-printf 'elapsed_min\tconsumer_lag\tfreshness_s\trecords\theader_rows\tstore_mib\tprobe_fetch_msg_s\n' | tee "$DATA/soak.tsv"
+printf 'elapsed_min\tconsumer_lag\tfreshness_s\trecords\theader_rows\tstore_mib\tfree_mib\tprobe_fetch_msg_s\n' | tee "$DATA/soak.tsv"
 sample=0
 while :; do
   elapsed=$(( $(date +%s) - started ))

@@ -172,3 +172,59 @@ fn the_broker_script_indexes_fresh_and_old_stores() {
     assert_eq!(indexes_in(&db), wanted);
     script("stop", "on");
 }
+
+/// A topic read (`lambda verify`, the demo's checks, `lambda bench broker`) rides out the
+/// broker going away and coming back within its deadline, as the layers' consumers do:
+/// while tansu deletes a long retention backlog it does not answer for tens of seconds
+/// (docs/broker.md), and the read used to end at the first consume error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_read_goes_on_across_a_broker_restart() {
+    let mut broker = Broker::start_local();
+    let topic = "read-across-restart";
+    let records = 20_000u32;
+    // Record batches of at most five records: a fetch returns whole batches.
+    let settings = KafkaSettings::new(broker.brokers())
+        .with_options(&["batch.num.messages=5".to_string()])
+        .unwrap();
+    ensure_topics(&settings, &[(topic, 1)], Duration::from_secs(30))
+        .await
+        .unwrap();
+    let producer = EventProducer::new(&settings, topic).unwrap();
+    for i in 0..records {
+        producer
+            .send(format!("k{i}").as_bytes(), format!("record {i}").as_bytes())
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+
+    // Small fetches, so that the read is still going when the broker goes down.
+    let mut config = broker.client_config();
+    config
+        .set("message.max.bytes", "2048")
+        .set("fetch.max.bytes", "2048")
+        .set("max.partition.fetch.bytes", "2048")
+        .set("queued.max.messages.kbytes", "16")
+        .set("fetch.wait.max.ms", "50");
+    let reader = std::thread::spawn(move || {
+        lambda_io::kafka::drain::fetch_rate(&config, topic, Duration::from_secs(90))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    if reader.is_finished() {
+        panic!(
+            "the read ended before the broker went down ({:?}): make its fetches smaller",
+            reader
+                .join()
+                .unwrap()
+                .map(|r| (r.records, r.expected, r.seconds))
+        );
+    }
+    broker.restart_after(Duration::from_secs(3));
+    let rate = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap()
+        .expect("the read survives the restart");
+    assert_eq!(
+        (rate.records, rate.expected),
+        (u64::from(records), u64::from(records))
+    );
+}

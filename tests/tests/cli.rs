@@ -759,6 +759,38 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
             "{line}"
         );
     }
+    // The local broker keeps the event topics for the retention asked for (6 hours by
+    // default), so that its store stops growing; the change streams keep their history.
+    let broker = lambda_io::kafka::KafkaSettings::new(format!("127.0.0.1:{broker_port}"));
+    let config_of = |topic: &str| {
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(lambda_io::kafka::client::topic_config(
+                &broker,
+                topic,
+                std::time::Duration::from_secs(10),
+            ))
+            .unwrap_or_else(|e| panic!("{topic}: {e}"))
+    };
+    for topic in ["events", "events-dead-letter", "events-late"] {
+        let config = config_of(topic);
+        assert_eq!(
+            (
+                config.get("cleanup.policy").map(String::as_str),
+                config.get("retention.ms").map(String::as_str)
+            ),
+            (Some("delete"), Some("21600000")),
+            "{topic}: {config:?}"
+        );
+    }
+    for topic in ["cdc.orders", "cdc.products"] {
+        let config = config_of(topic);
+        assert_ne!(
+            config.get("cleanup.policy").map(String::as_str),
+            Some("delete"),
+            "{topic}: {config:?}"
+        );
+    }
     // A user points psql at the demo and queries every metric: hours of history in each.
     let (sql_host, sql_port) = sql.rsplit_once(':').unwrap();
     for metric in shared_logic::registry::NAMES {
@@ -809,9 +841,11 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
         "{printed}"
     );
     assert!(printed.contains("stopped; data kept"), "{printed}");
-    // A second start reuses the data: no new history, the same broker storage.
+    // A second start reuses the data: no new history, the same broker storage, whose
+    // topics keep the retention they were created with (the demo says so when another is
+    // asked for).
     let out = lambda(
-        &demo_args(&["--duration-secs", "5"])
+        &demo_args(&["--duration-secs", "5", "--broker-retention-hours", "12"])
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
@@ -820,6 +854,11 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     assert!(
         text.contains("no history (data from an earlier start)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: topic `events` in ")
+            && text.contains("keeps a retention of 21600000 ms"),
         "{text}"
     );
 }

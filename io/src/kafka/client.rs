@@ -1,5 +1,5 @@
-//! Kafka client settings (brokers and pass-through options), the partitions of a topic and
-//! topic creation.
+//! Kafka client settings (brokers and pass-through options), the partitions of a topic,
+//! topic creation and a topic's configuration.
 //!
 //! Client settings from `--kafka-option key=value` pass through to librdkafka unchanged
 //! (SASL, TLS, timeouts). librdkafka is built with OpenSSL (`security.protocol=SSL` and
@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use std::collections::BTreeMap;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -178,6 +180,38 @@ pub async fn ensure_topics_configured(
         }
     }
     Ok(())
+}
+
+/// The configuration the cluster reports for `topic` (name to value; entries without a
+/// value left out).
+pub async fn topic_config(
+    settings: &KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<String, String>, IoError> {
+    let admin: AdminClient<DefaultClientContext> = settings
+        .client_config(&[])
+        .create()
+        .map_err(settings.error("create admin client"))?;
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .map_err(settings.error(format!("describe the configuration of `{topic}`")))?;
+    let mut config = BTreeMap::new();
+    for result in results {
+        let resource = result.map_err(|code| {
+            settings.error(format!("describe the configuration of `{topic}`"))(KafkaError::AdminOp(
+                code,
+            ))
+        })?;
+        for entry in resource.entries {
+            if let Some(value) = entry.value {
+                config.insert(entry.name, value);
+            }
+        }
+    }
+    Ok(config)
 }
 
 #[cfg(test)]

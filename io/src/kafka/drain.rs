@@ -227,6 +227,21 @@ fn for_each_record(
 ) -> Result<u64, IoError> {
     let scan = scan_records(config, topic, timeout, each)?;
     if scan.read < scan.expected {
+        if let Some(error) = scan.last_error {
+            return Err(IoError::Kafka {
+                brokers: config
+                    .get("bootstrap.servers")
+                    .unwrap_or_default()
+                    .to_string(),
+                what: format!(
+                    "read {} of {} records of `{topic}` before the {} s timeout; the last consume error",
+                    scan.read,
+                    scan.expected,
+                    timeout.as_secs()
+                ),
+                source: Box::new(error),
+            });
+        }
         return Err(IoError::Timeout {
             brokers: config
                 .get("bootstrap.servers")
@@ -246,9 +261,17 @@ struct Scan {
     read: u64,
     expected: u64,
     seconds: f64,
+    /// The last consume error (each was retried until the deadline).
+    last_error: Option<KafkaError>,
 }
 
-/// [`for_each_record`] that stops at the deadline and says how far it got.
+/// The pause after a consume error before polling again (the broker restarting, a store
+/// busy with its maintenance): the read's deadline bounds the retries.
+const CONSUME_ERROR_PAUSE: Duration = Duration::from_millis(200);
+
+/// [`for_each_record`] that stops at the deadline and says how far it got. A consume error
+/// (a broker restart, a broker that does not answer for a while) is logged and the read
+/// goes on: librdkafka reconnects and fetches again from where it was.
 fn scan_records(
     config: &ClientConfig,
     topic: &str,
@@ -293,6 +316,7 @@ fn scan_records(
             read: 0,
             expected,
             seconds: 0.0,
+            last_error: None,
         });
     }
     let started = Instant::now();
@@ -302,11 +326,18 @@ fn scan_records(
     let mut read = 0u64;
     let mut remaining: BTreeMap<i32, i64> = ends.iter().map(|(p, (_, hi))| (*p, *hi)).collect();
     let mut last = started;
+    let mut last_error = None;
     while !remaining.is_empty() && Instant::now() <= deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
+        let message = match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(error)) => {
+                tracing::warn!(brokers = %brokers, topic, %error, "kafka consume error while reading a topic; retrying");
+                last_error = Some(error);
+                std::thread::sleep(CONSUME_ERROR_PAUSE);
+                continue;
+            }
+            Some(Ok(message)) => message,
         };
-        let message = message.map_err(err("consume"))?;
         let (partition, offset) = (message.partition(), message.offset());
         let Some(&end) = remaining.get(&partition) else {
             continue;
@@ -331,5 +362,6 @@ fn scan_records(
         read,
         expected,
         seconds: (last - started).as_secs_f64(),
+        last_error,
     })
 }
