@@ -229,10 +229,7 @@ fn for_each_record(
     if scan.read < scan.expected {
         if let Some(error) = scan.last_error {
             return Err(IoError::Kafka {
-                brokers: config
-                    .get("bootstrap.servers")
-                    .unwrap_or_default()
-                    .to_string(),
+                brokers: brokers_of(config),
                 what: format!(
                     "read {} of {} records of `{topic}` before the {} s timeout; the last consume error",
                     scan.read,
@@ -243,10 +240,7 @@ fn for_each_record(
             });
         }
         return Err(IoError::Timeout {
-            brokers: config
-                .get("bootstrap.servers")
-                .unwrap_or_default()
-                .to_string(),
+            brokers: brokers_of(config),
             topic: topic.to_string(),
             read: scan.read,
             expected: scan.expected,
@@ -254,6 +248,14 @@ fn for_each_record(
         });
     }
     Ok(scan.read)
+}
+
+/// The bootstrap servers a client configuration names, for error messages.
+fn brokers_of(config: &ClientConfig) -> String {
+    config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// What [`scan_records`] read.
@@ -278,10 +280,7 @@ fn scan_records(
     timeout: Duration,
     mut each: impl FnMut(i32, i64, Option<i64>, &[u8]),
 ) -> Result<Scan, IoError> {
-    let brokers = config
-        .get("bootstrap.servers")
-        .unwrap_or_default()
-        .to_string();
+    let brokers = brokers_of(config);
     let err = |what: &str| {
         let (brokers, what) = (brokers.clone(), what.to_string());
         move |source: KafkaError| IoError::Kafka {
