@@ -88,7 +88,7 @@ pub async fn run(args: BatchArgs) -> Result<(), (anyhow::Error, u8)> {
         skip_corrupt: args.skip_corrupt,
         max_ids_in_memory: args.max_ids_in_memory,
         complete_before_ms: Some(settled),
-        ctx: args.logic.ctx(),
+        ctx: args.logic.ctx().map_err(|e| (e, 2))?,
         ..BatchOptions::default()
     };
     if let Some(t) = args.threads {

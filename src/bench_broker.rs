@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use lambda_io::kafka::client::ensure_topics_configured;
 use lambda_io::kafka::drain::fetch_rate;
-use lambda_io::kafka::{ensure_topics, EventProducer, KafkaSettings};
+use lambda_io::kafka::{ensure_topics, ClientRole, EventProducer, KafkaSettings};
 
 use crate::KafkaArgs;
 
@@ -149,7 +149,7 @@ pub fn broker(args: BrokerArgs) -> anyhow::Result<()> {
     }
     if args.consume {
         let rate = fetch_rate(
-            &settings.client_config(&[]),
+            &settings.client_config(ClientRole::Consumer, &[]),
             &args.topic,
             Duration::from_secs(args.max_seconds),
         )?;

@@ -172,7 +172,10 @@ async fn write(args: RunArgs) -> anyhow::Result<()> {
             ..Validator::default()
         },
     };
-    let config = args.kafka.settings()?.client_config(&[]);
+    let config = args
+        .kafka
+        .settings()?
+        .client_config(lambda_io::kafka::ClientRole::Consumer, &[]);
     tracing::info!(lake = %lake.display(), topic = %opts.topic, group = %opts.group_id, "lake writer starts");
     let writer = LakeWriter::new(lake, &config, opts)?;
     let stats = writer.run(lambda_tools::signal::shutdown_signal()).await?;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use lambda_io::kafka::KafkaSettings;
+use lambda_io::kafka::{ClientRole, KafkaSettings};
 use lambda_tools::config;
 use shared_logic::topics;
 
@@ -143,17 +143,45 @@ pub struct LogicArgs {
     /// Window of an order's reversal (the `orders` metric).
     #[arg(long, value_enum, default_value_t = ReversalArg::Change)]
     pub reversal_window: ReversalArg,
+    /// Currency revenue is reported in (ISO code: USD, EUR, GBP, JPY, CNY); each amount is
+    /// converted once, at the rate of its event's day.
+    #[arg(long, default_value = "USD")]
+    pub reporting_currency: String,
+    /// Dated exchange rates (CSV `valid_from,currency,usd_per_unit`, a rate for every
+    /// currency; default: the shipped table, shared-logic/rates.csv).
+    #[arg(long)]
+    pub rates_file: Option<std::path::PathBuf>,
 }
 
 impl LogicArgs {
-    pub fn ctx(&self) -> shared_logic::MetricContext {
-        shared_logic::MetricContext {
+    /// The metric context these options describe; a bad currency or rates file is an
+    /// error with its reason (line number and what is wrong).
+    pub fn ctx(&self) -> anyhow::Result<shared_logic::MetricContext> {
+        let currency =
+            shared_logic::Currency::parse(self.reporting_currency.trim()).with_context(|| {
+                format!(
+                    "--reporting-currency `{}`: not one of {}",
+                    self.reporting_currency,
+                    shared_logic::Currency::ALL.map(|c| c.code()).join(", ")
+                )
+            })?;
+        let rates = match &self.rates_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--rates-file {}", path.display()))?;
+                shared_logic::Rates::parse_csv(&text, currency)
+                    .with_context(|| format!("--rates-file {}", path.display()))?
+            }
+            None => shared_logic::Rates::shipped(currency),
+        };
+        Ok(shared_logic::MetricContext {
             reversal: match self.reversal_window {
                 ReversalArg::Change => shared_logic::cdc::ReversalWindow::Change,
                 ReversalArg::Original => shared_logic::cdc::ReversalWindow::Original,
             },
+            rates,
             ..shared_logic::MetricContext::default()
-        }
+        })
     }
 }
 
@@ -213,19 +241,63 @@ struct InspectArgs {
     kafka: KafkaArgs,
 }
 
-fn init_logging(format: LogFormat) {
+/// Sets up the log: lines on stderr, or, with `file` (the demo's log), every line in the
+/// file and only errors on stderr, so that a terminal shows the command's own output.
+fn init_logging(format: LogFormat, file: Option<std::fs::File>) {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::prelude::*;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("LAMBDA_LOG")
         // delta-rs's kernel logs every snapshot and scan at INFO.
         .unwrap_or_else(|_| "info,buoyant_kernel=warn,deltalake_core=warn".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let to_file = file.is_some();
+    let lines = match (format, file) {
+        (LogFormat::Text, None) => fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .boxed(),
+        (LogFormat::Json, None) => fmt::layer().json().with_writer(std::io::stderr).boxed(),
+        (LogFormat::Text, Some(f)) => fmt::layer()
+            .with_writer(std::sync::Mutex::new(f))
+            .with_ansi(false)
+            .boxed(),
+        (LogFormat::Json, Some(f)) => fmt::layer()
+            .json()
+            .with_writer(std::sync::Mutex::new(f))
+            .boxed(),
+    };
+    let errors = to_file.then(|| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_filter(LevelFilter::ERROR)
+    });
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(errors)
+        .init();
+}
+
+/// The demo's log file (`<data-dir>/demo.log`, appended to), unless `--verbose` keeps the
+/// log on stderr; other commands log to stderr.
+fn log_file(command: &Command) -> anyhow::Result<Option<std::fs::File>> {
+    let Command::Demo(args) = command else {
+        return Ok(None);
+    };
+    let Some(path) = lambda_tools::demo::log_path(args) else {
+        return Ok(None);
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("--data-dir {}", dir.display()))?;
     }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("log file {}", path.display()))?;
+    Ok(Some(file))
 }
 
 /// The tables `--cdc` names.
@@ -236,7 +308,10 @@ enum CdcTableArg {
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<()> {
-    let config = args.kafka.settings()?.client_config(&[]);
+    let config = args
+        .kafka
+        .settings()?
+        .client_config(ClientRole::Consumer, &[]);
     let timeout = Duration::from_secs(args.timeout_secs);
     let text = match args.cdc {
         Some(table) => {
@@ -332,7 +407,13 @@ async fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(cli.log_format);
+    match log_file(&cli.command) {
+        Ok(file) => init_logging(cli.log_format, file),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    }
     match run(cli.command, &configured).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err((e, code)) => {

@@ -204,8 +204,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         )?)
     };
+    let ctx = args.logic.ctx()?;
     let state = Arc::new(AppState {
-        batch: BatchViews::new(lake, args.batch_cache_hours).with_windows(args.logic.ctx().windows),
+        batch: BatchViews::new(lake, args.batch_cache_hours).with_windows(ctx.windows),
         speed: speed.into(),
         collector,
         telemetry: Default::default(),
@@ -222,7 +223,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             query_token,
             ingest_tokens,
             admin_token,
-            ctx: args.logic.ctx(),
+            ctx,
         },
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -121,7 +121,7 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         format!("{}-v{}", args.group, args.views_version)
     };
     let mut views = RealtimeViews::new(
-        args.logic.ctx(),
+        args.logic.ctx()?,
         time,
         Duration::from_secs(args.idle_timeout_secs),
     );

@@ -31,6 +31,10 @@ pub struct VerifyArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Fewest events the compared hours must hold for the comparison to mean something;
+    /// below it `verify` warns that "equal" says little (the exit status stays 0).
+    #[arg(long, default_value_t = 1_000)]
+    min_events: u64,
     /// Timeout of one request to a speed instance.
     #[arg(long, default_value_t = 30_000)]
     speed_timeout_ms: u64,
@@ -87,28 +91,52 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for (metric, c) in &report {
-            println!(
-                "{metric}: {} hours compared, {} (window, dimensions) keys, {} differences{}{}",
-                c.hours_compared.len(),
-                c.keys_compared,
-                c.differences.len(),
-                if c.hours_skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; skipped (the speed layer holds nothing of them): {}",
-                        c.hours_skipped.join(" ")
-                    )
-                },
-                c.not_compared
-                    .map_or(String::new(), |why| format!("; nothing compared: {why}"))
-            );
+            println!("{metric}: {}", summary(c));
         }
         if !differences.is_empty() {
             print!("{}", verify::table(&differences, args.max_rows));
         }
     }
+    let events = verify::events_compared(&report);
+    let compared = report.values().any(|c| c.keys_compared > 0);
+    if compared && events < args.min_events {
+        eprintln!(
+            "warning: a thin comparison: the compared hours held {events} event(s) in all, fewer than --min-events {}; equal views of so few events say little (compare again once the batch layer covers busier hours, or give a wider --from)",
+            args.min_events
+        );
+    }
     Ok(outcome(&report, &differences, &args.layers.views))
+}
+
+/// One metric's line: the hours compared with the events each held, keys, differences,
+/// what was skipped and why nothing was compared.
+fn summary(c: &Comparison) -> String {
+    let hours = if c.events_by_hour.is_empty() {
+        String::new()
+    } else {
+        let each: Vec<String> = c
+            .events_by_hour
+            .iter()
+            .map(|(hour, n)| format!("{hour}: {n} event{}", if *n == 1 { "" } else { "s" }))
+            .collect();
+        format!(" ({})", each.join(", "))
+    };
+    format!(
+        "{} hours compared{hours}, {} (window, dimensions) keys, {} differences{}{}",
+        c.hours_compared.len(),
+        c.keys_compared,
+        c.differences.len(),
+        if c.hours_skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; skipped (the speed layer holds nothing of them): {}",
+                c.hours_skipped.join(" ")
+            )
+        },
+        c.not_compared
+            .map_or(String::new(), |why| format!("; nothing compared: {why}"))
+    )
 }
 
 /// The outcome of a report: nothing compared when no metric compared a key.

@@ -89,6 +89,7 @@ impl Collector {
         let timeout = opts.delivery_timeout.as_millis().max(1).to_string();
         let producer: FutureProducer = kafka
             .client_config(
+                lambda_io::kafka::ClientRole::Producer,
                 &[
                     lambda_io::kafka::PRODUCER_DEFAULTS.as_slice(),
                     &[

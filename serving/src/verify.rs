@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use serde::Serialize;
+use shared_logic::metric::BuiltFrom;
 use shared_logic::window::HourKey;
 use shared_logic::GroupKey;
 use shared_logic::{Metric, MetricId, MetricViews, MetricVisitor, Registered};
@@ -67,6 +68,11 @@ impl std::fmt::Display for NotCompared {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Comparison {
     pub hours_compared: Vec<String>,
+    /// Compared hour → the events the batch layer read for it (duplicates dropped), as its
+    /// manifest says; absent for metrics built from change streams (`orders`), whose
+    /// input is not the hour's events.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub events_by_hour: BTreeMap<String, u64>,
     /// Covered hours the speed layer holds no state for.
     pub hours_skipped: Vec<String>,
     pub keys_compared: usize,
@@ -160,6 +166,8 @@ pub async fn verify<M: Registered>(
         .map(|(k, _)| HourKey::of_window(k.window))
         .collect();
     let mut out = Comparison::default();
+    let from_events =
+        MetricId::of(M::NAME).is_some_and(|m| m.built_from() != BuiltFrom::OrderChanges);
     let by_hour = |views: &MetricViews<M>, hour: HourKey| {
         let mut part = MetricViews::<M>::default();
         for (k, s) in views
@@ -183,6 +191,13 @@ pub async fn verify<M: Registered>(
         }
         let (keys, mut diffs) =
             compare_views(&by_hour(&batch_views, *hour), &by_hour(&speed_views, *hour));
+        if from_events {
+            let events = published
+                .hours
+                .get(&hour.to_string())
+                .map_or(0, |h| h.rows_read.saturating_sub(h.duplicates));
+            out.events_by_hour.insert(hour.to_string(), events);
+        }
         out.hours_compared.push(hour.to_string());
         out.keys_compared += keys;
         out.differences.append(&mut diffs);
@@ -241,6 +256,15 @@ pub fn table(differences: &[Difference], max_rows: usize) -> String {
 
 /// Per-metric comparisons keyed by metric name.
 pub type Report = BTreeMap<&'static str, Comparison>;
+
+/// The events the compared hours held, each hour counted once over every metric.
+pub fn events_compared(report: &Report) -> u64 {
+    let hours: BTreeMap<&String, u64> = report
+        .values()
+        .flat_map(|c| c.events_by_hour.iter().map(|(h, n)| (h, *n)))
+        .collect();
+    hours.values().sum()
+}
 
 type Verifying<'a> = Pin<Box<dyn Future<Output = Result<Comparison, ServingError>> + Send + 'a>>;
 

@@ -278,7 +278,12 @@ impl Rates {
 
     /// The shipped table, reporting in USD.
     pub fn default_usd() -> Self {
-        Self::parse_csv(DEFAULT_RATES_CSV, Currency::USD).expect("the shipped rates table parses")
+        Self::shipped(Currency::USD)
+    }
+
+    /// The shipped table, reporting in `reporting`.
+    pub fn shipped(reporting: Currency) -> Self {
+        Self::parse_csv(DEFAULT_RATES_CSV, reporting).expect("the shipped rates table parses")
     }
 
     /// The currency revenue is reported in.

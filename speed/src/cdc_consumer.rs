@@ -18,8 +18,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use lambda_io::kafka::{ClientRole, EventProducer, KafkaSettings};
 use lambda_io::kafka::{ConsumeBackoff, GroupMember};
-use lambda_io::kafka::{EventProducer, KafkaSettings};
 use lambda_io::IoError;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -102,7 +102,10 @@ impl CdcConsumer {
         ];
         let products_group = format!("{}-products", opts.group_id);
         let products: StreamConsumer = kafka
-            .client_config(&[common.as_slice(), &[("group.id", products_group.as_str())]].concat())
+            .client_config(
+                ClientRole::Consumer,
+                &[common.as_slice(), &[("group.id", products_group.as_str())]].concat(),
+            )
             .create()
             .map_err(IoError::kafka(&brokers, "create the products consumer"))?;
         let partitions = lambda_io::kafka::partitions_of(
@@ -123,6 +126,7 @@ impl CdcConsumer {
         let orders_group = format!("{}-orders", opts.group_id);
         let orders = GroupMember::join_from_beginning(
             kafka.client_config(
+                ClientRole::Consumer,
                 &[common.as_slice(), &[("group.id", orders_group.as_str())]].concat(),
             ),
             &opts.orders_topic,

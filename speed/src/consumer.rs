@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
+use lambda_io::kafka::{ClientRole, EventProducer, KafkaSettings};
 use lambda_io::kafka::{ConsumeBackoff, GroupMember};
-use lambda_io::kafka::{EventProducer, KafkaSettings};
 use lambda_io::manifest::Published;
 use lambda_io::IoError;
 use lambda_io::Lake;
@@ -123,18 +123,21 @@ impl SpeedConsumer {
             Duration::from_secs(30),
         )
         .await?;
-        let config = kafka.client_config(&[
-            ("group.id", opts.group_id.as_str()),
-            ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("enable.partition.eof", "false"),
-            ("fetch.wait.max.ms", "20"),
-            // Notice a topic created after the subscription within seconds.
-            ("topic.metadata.refresh.interval.ms", "5000"),
-            ("queued.min.messages", "200000"),
-            // Per-partition lag for the serving layer's metrics.
-            ("statistics.interval.ms", "5000"),
-        ]);
+        let config = kafka.client_config(
+            ClientRole::Consumer,
+            &[
+                ("group.id", opts.group_id.as_str()),
+                ("enable.auto.commit", "false"),
+                ("auto.offset.reset", "earliest"),
+                ("enable.partition.eof", "false"),
+                ("fetch.wait.max.ms", "20"),
+                // Notice a topic created after the subscription within seconds.
+                ("topic.metadata.refresh.interval.ms", "5000"),
+                ("queued.min.messages", "200000"),
+                // Per-partition lag for the serving layer's metrics.
+                ("statistics.interval.ms", "5000"),
+            ],
+        );
         // Offsets are committed at each checkpoint.
         let member = GroupMember::join(config, &opts.topic, opts.checkpoint_interval)?;
         Ok(SpeedConsumer {

@@ -186,7 +186,7 @@ impl ConsumerContext for ErrorLog {}
 /// request's own error last).
 pub fn metadata(settings: &KafkaSettings, timeout: Duration) -> Result<(), Vec<String>> {
     let consumer: BaseConsumer<ErrorLog> = settings
-        .client_config(&[])
+        .client_config(lambda_io::kafka::ClientRole::Consumer, &[])
         .set_log_level(RDKafkaLogLevel::Warning)
         .create_with_context(ErrorLog::default())
         .map_err(|e| vec![format!("client not created: {e}")])?;

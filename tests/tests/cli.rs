@@ -680,11 +680,9 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
             "--pg-listen",
             &sql,
             "--rate",
-            "200",
+            "20",
             "--history-hours",
             "2",
-            "--history-rate",
-            "4",
             "--batch-period-secs",
             "3",
             "--batch-hours-per-run",
@@ -699,12 +697,14 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
         a
     };
     let out_path = dir.path().join("demo.out");
+    let err_path = dir.path().join("demo.err");
     let mut demo = ChildGuard(
         Command::new(lambda_tests::bin::lambda_bin())
             .args(demo_args(&[]))
             .env_remove("KAFKA_BROKERS")
+            .env_remove("LAMBDA_LOG")
             .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -793,6 +793,44 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
     }
     // A user points psql at the demo and queries every metric: hours of history in each.
     let (sql_host, sql_port) = sql.rsplit_once(':').unwrap();
+    let psql = |query: &str| {
+        let out = Command::new("psql")
+            .arg(format!(
+                "host={sql_host} port={sql_port} user=lambda dbname=lambda"
+            ))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query])
+            .output()
+            .expect("psql (Debian's postgresql-client)");
+        assert!(out.status.success(), "{query}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // The history goes at the live rate and the live stream starts where it ends: every
+    // minute from the start of the history to a minute ago holds about as many page views
+    // as the others (no cliff, no hole between the two).
+    let minute = 60_000;
+    let last = (chrono::Utc::now().timestamp_millis() - minute).div_euclid(minute) * minute;
+    let per_minute: Vec<u64> = psql(&format!(
+        "SELECT sum(views) FROM page_views WHERE window_start >= '{}' AND window_start < '{}' GROUP BY window_start ORDER BY window_start",
+        shared_logic::instant::format_instant(h0 + minute),
+        shared_logic::instant::format_instant(last)
+    ))
+    .lines()
+    .map(|l| l.trim().parse().unwrap())
+    .collect();
+    assert_eq!(
+        per_minute.len() as i64,
+        (last - h0) / minute - 1,
+        "every minute since the start of the history has page views"
+    );
+    let mut sorted = per_minute.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    assert!(
+        per_minute
+            .iter()
+            .all(|&n| n * 4 >= median * 3 && n * 4 <= median * 5),
+        "every minute holds about the median's {median} page views: {per_minute:?}"
+    );
     for metric in shared_logic::registry::NAMES {
         let query = format!(
             "SELECT count(*) FROM {metric}_hourly WHERE window_start >= '{}' AND window_start < now()",
@@ -841,6 +879,23 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
         "{printed}"
     );
     assert!(printed.contains("stopped; data kept"), "{printed}");
+    // The terminal shows the demo's own lines; the log lines went to the data directory.
+    let errors = std::fs::read_to_string(&err_path).unwrap();
+    for line in printed.lines().chain(errors.lines()) {
+        assert!(
+            !line.contains(" INFO ") && !line.contains(" WARN "),
+            "a log line on the terminal: {line}"
+        );
+    }
+    let log = std::fs::read_to_string(format!("{data}/demo.log")).expect("the demo's log file");
+    assert!(
+        log.contains(" INFO ") && log.contains("batch::lake_writer"),
+        "{log}"
+    );
+    assert!(
+        printed.contains(&format!("log in {data}/demo.log")),
+        "{printed}"
+    );
     // A second start reuses the data: no new history, the same broker storage, whose
     // topics keep the retention they were created with (the demo says so when another is
     // asked for).

@@ -18,11 +18,14 @@ use shared_logic::generate::{Generator, GeneratorConfig};
 const TOPIC: &str = "member-start";
 
 fn config(settings: &KafkaSettings) -> rdkafka::ClientConfig {
-    settings.client_config(&[
-        ("group.id", "member-start-group"),
-        ("enable.auto.commit", "false"),
-        ("auto.offset.reset", "earliest"),
-    ])
+    settings.client_config(
+        lambda_io::kafka::ClientRole::Consumer,
+        &[
+            ("group.id", "member-start-group"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    )
 }
 
 /// The offset of the first record `member` receives.

@@ -73,10 +73,13 @@ fn with<'a>(args: &'a [&'a str], extra: &'a [String]) -> Vec<&'a str> {
 }
 
 fn records_in_topic(settings: &KafkaSettings) -> u64 {
-    read_all(&settings.client_config(&[]), TOPIC)
-        .values()
-        .map(|records| records.len() as u64)
-        .sum()
+    read_all(
+        &settings.client_config(lambda_io::kafka::ClientRole::Consumer, &[]),
+        TOPIC,
+    )
+    .values()
+    .map(|records| records.len() as u64)
+    .sum()
 }
 
 #[test]

@@ -533,7 +533,7 @@ async fn ingest_over_a_clients_rate_answers_429_with_retry_after_and_spares_othe
     let (status, _, body) = post_events(&addr, first, &event(7)).await;
     assert_eq!(status, 200, "after Retry-After: {body}");
     // The limited request never reached the topic.
-    let config = kafka.client_config(&[]);
+    let config = kafka.client_config(lambda_io::kafka::ClientRole::Consumer, &[]);
     let stored = tokio::task::spawn_blocking(move || lambda_tests::topic::read_all(&config, topic))
         .await
         .unwrap();

@@ -16,6 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::error::IoError;
+pub use crate::kafka::client_role::ClientRole;
 
 /// Where the cluster is and how to talk to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,14 +66,16 @@ impl KafkaSettings {
         session_timeout(self.option("session.timeout.ms"))
     }
 
-    /// A client configuration: the brokers, the given defaults, then the user's options.
-    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+    /// A configuration for a client of kind `role`: the brokers, the given defaults, then
+    /// the user's options that this kind of client takes (a consumer's `session.timeout.ms`
+    /// is not given to producers, so librdkafka has nothing to warn about).
+    pub fn client_config(&self, role: ClientRole, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", &self.brokers);
         for (k, v) in defaults {
             cfg.set(*k, *v);
         }
-        for (k, v) in &self.options {
+        for (k, v) in self.options.iter().filter(|(k, _)| role.takes(k)) {
             cfg.set(k, v);
         }
         cfg
@@ -146,7 +149,7 @@ pub async fn ensure_topics_configured(
     timeout: Duration,
 ) -> Result<(), IoError> {
     let admin: AdminClient<DefaultClientContext> = settings
-        .client_config(&[])
+        .client_config(ClientRole::Admin, &[])
         .create()
         .map_err(settings.error("create admin client"))?;
     let options = AdminOptions::new()
@@ -190,7 +193,7 @@ pub async fn topic_config(
     timeout: Duration,
 ) -> Result<BTreeMap<String, String>, IoError> {
     let admin: AdminClient<DefaultClientContext> = settings
-        .client_config(&[])
+        .client_config(ClientRole::Admin, &[])
         .create()
         .map_err(settings.error("create admin client"))?;
     let options = AdminOptions::new().request_timeout(Some(timeout));
@@ -231,10 +234,82 @@ mod tests {
         let s = KafkaSettings::new("b:9092")
             .with_options(&["acks=1".into(), " security.protocol = SSL ".into()])
             .unwrap();
-        let cfg = s.client_config(&[("acks", "all")]);
+        let cfg = s.client_config(ClientRole::Producer, &[("acks", "all")]);
         assert_eq!(cfg.get("acks"), Some("1"));
         assert_eq!(cfg.get("security.protocol"), Some("SSL"));
         assert_eq!(cfg.get("bootstrap.servers"), Some("b:9092"));
+    }
+
+    /// The librdkafka log lines a client wrote while it was created.
+    #[derive(Default)]
+    struct LogLines(std::sync::Mutex<Vec<String>>);
+
+    impl rdkafka::ClientContext for LogLines {
+        fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+            self.0.lock().unwrap().push(format!("{fac} {message}"));
+        }
+    }
+
+    impl rdkafka::producer::ProducerContext for LogLines {
+        type DeliveryOpaque = ();
+        fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+    }
+
+    impl rdkafka::consumer::ConsumerContext for LogLines {}
+
+    fn confwarns(config: &ClientConfig, producer: bool) -> Vec<String> {
+        let mut config = config.clone();
+        config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
+        let lines = if producer {
+            let p: rdkafka::producer::BaseProducer<LogLines> =
+                config.create_with_context(LogLines::default()).unwrap();
+            // The log lines wait on the client's queue until a poll serves them.
+            p.poll(Duration::from_millis(300));
+            let lines =
+                std::mem::take(&mut *rdkafka::producer::Producer::context(&p).0.lock().unwrap());
+            lines
+        } else {
+            let c: rdkafka::consumer::BaseConsumer<LogLines> =
+                config.create_with_context(LogLines::default()).unwrap();
+            let _ = c.poll(Duration::from_millis(300));
+            let lines =
+                std::mem::take(&mut *rdkafka::consumer::Consumer::context(&c).0.lock().unwrap());
+            lines
+        };
+        lines
+            .into_iter()
+            .filter(|l| l.contains("CONFWARN"))
+            .collect()
+    }
+
+    #[test]
+    fn librdkafka_has_no_property_of_another_kind_to_warn_about() {
+        let s = KafkaSettings::new("127.0.0.1:9")
+            .with_options(&[
+                "session.timeout.ms=6000".into(),
+                "heartbeat.interval.ms=500".into(),
+                "linger.ms=7".into(),
+                "client.id=mine".into(),
+            ])
+            .unwrap();
+        // The whole list given to a producer is what librdkafka warns about.
+        let mut all = ClientConfig::new();
+        all.set("bootstrap.servers", "127.0.0.1:9");
+        for (k, v) in &s.options {
+            all.set(k, v);
+        }
+        assert!(
+            !confwarns(&all, true).is_empty(),
+            "librdkafka warns about a consumer property given to a producer"
+        );
+        let producer = s.client_config(ClientRole::Producer, &[]);
+        assert_eq!(confwarns(&producer, true), Vec::<String>::new());
+        assert_eq!(producer.get("linger.ms"), Some("7"));
+        assert_eq!(producer.get("client.id"), Some("mine"));
+        let consumer = s.client_config(ClientRole::Consumer, &[("group.id", "g")]);
+        assert_eq!(confwarns(&consumer, false), Vec::<String>::new());
+        assert_eq!(consumer.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(consumer.get("linger.ms"), None);
     }
 
     /// Settings for a cluster that is never contacted: creating a client does not connect.
@@ -249,7 +324,10 @@ mod tests {
     fn create_producer_and_consumer(settings: &KafkaSettings) -> Result<(), IoError> {
         crate::kafka::EventProducer::new(settings, "events")?;
         let _consumer: rdkafka::consumer::BaseConsumer = settings
-            .client_config(&[("group.id", "g"), ("enable.auto.commit", "false")])
+            .client_config(
+                ClientRole::Consumer,
+                &[("group.id", "g"), ("enable.auto.commit", "false")],
+            )
             .create()
             .map_err(settings.error("create consumer"))?;
         Ok(())

@@ -1,4 +1,5 @@
-//! Kafka plumbing shared by every layer: client settings and topics ([`client`]), the event
+//! Kafka plumbing shared by every layer: client settings and topics ([`client`]), which
+//! properties each kind of client takes ([`client_role`]), the event
 //! producer ([`producer`]), the consumer loops' backoff and rebalance tracking
 //! ([`consume`]), the bound on how long a group may leave a partition unread
 //! ([`group_watchdog`]) and the group member that keeps it ([`group_member`]), reading a topic to its end ([`drain`]), the clock records are
@@ -6,6 +7,7 @@
 //! store ([`tansu_store`]).
 
 pub mod client;
+pub mod client_role;
 pub mod consume;
 pub mod drain;
 pub mod group_member;
@@ -16,6 +18,7 @@ pub mod record_time;
 pub mod tansu_store;
 
 pub use client::{ensure_topics, partitions_of, KafkaSettings};
+pub use client_role::ClientRole;
 pub use consume::{ConsumeBackoff, RebalanceTracker};
 pub use group_member::{GroupMember, MemberConsumer};
 pub use group_watchdog::GroupWatchdog;

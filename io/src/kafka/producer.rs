@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 
 use crate::error::IoError;
-use crate::kafka::client::KafkaSettings;
+use crate::kafka::client::{ClientRole, KafkaSettings};
 
 /// Counts acknowledgements as librdkafka reports them.
 #[derive(Default)]
@@ -73,6 +73,7 @@ impl EventProducer {
     pub fn new(settings: &KafkaSettings, topic: &str) -> Result<Self, IoError> {
         let producer = settings
             .client_config(
+                ClientRole::Producer,
                 &[
                     PRODUCER_DEFAULTS.as_slice(),
                     &[("message.timeout.ms", "120000")],

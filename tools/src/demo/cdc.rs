@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use batch::lake_writer::{LakeWriter, WriterOptions};
-use lambda_io::kafka::{ensure_topics, EventProducer, KafkaSettings};
+use lambda_io::kafka::{ensure_topics, ClientRole, EventProducer, KafkaSettings};
 use lambda_io::Lake;
 use shared_logic::cdc::CdcTable;
 use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
@@ -73,7 +73,7 @@ pub(super) async fn start(
     for table in [CdcTable::Orders, CdcTable::Products] {
         let writer = LakeWriter::new(
             lake.clone(),
-            &kafka.client_config(&[]),
+            &kafka.client_config(ClientRole::Consumer, &[]),
             WriterOptions {
                 topic: table.default_topic().into(),
                 group_id: format!("lambda-lake-cdc-{}", table.name()),

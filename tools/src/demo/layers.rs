@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use batch::lake_writer::{LakeWriter, WriterOptions};
-use lambda_io::kafka::KafkaSettings;
+use lambda_io::kafka::{ClientRole, KafkaSettings};
 use lambda_io::Lake;
 use serving::api::watch_manifest;
 use serving::batch_views::BatchViews;
@@ -90,7 +90,7 @@ impl Layers {
         // The lake writer's future holds Kafka messages across awaits: a runtime of its own.
         let writer = LakeWriter::new(
             lake.clone(),
-            &kafka.client_config(&[]),
+            &kafka.client_config(ClientRole::Consumer, &[]),
             WriterOptions {
                 roll_age: Duration::from_secs(10),
                 ..WriterOptions::default()

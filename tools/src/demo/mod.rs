@@ -56,9 +56,10 @@ pub struct DemoArgs {
     /// has complete hours to compute.
     #[arg(long, default_value_t = 3)]
     pub history_hours: u32,
-    /// Events per second of event time in the history.
-    #[arg(long, default_value_t = 20.0)]
-    pub history_rate: f64,
+    /// Events per second of event time in the history (default: --rate, so the history
+    /// reads as the live stream does and the charts have no cliff).
+    #[arg(long)]
+    pub history_rate: Option<f64>,
     /// How often the batch job runs.
     #[arg(long, default_value_t = 120)]
     pub batch_period_secs: u64,
@@ -87,10 +88,20 @@ pub struct DemoArgs {
     /// Stop by itself after this many seconds.
     #[arg(long)]
     pub duration_secs: Option<u64>,
+    /// Log lines on the terminal, as the other commands write them (by default they go to
+    /// `<data-dir>/demo.log` and the terminal shows the demo's status lines and errors).
+    #[arg(long)]
+    pub verbose: bool,
     /// Orders placed per second by the demo's Debezium-like source of `orders` and
     /// `products` (the `orders` metric); 0 runs no change streams.
     #[arg(long, default_value_t = 1.0)]
     pub orders_rate: f64,
+}
+
+/// Where the demo's log lines go: `<data-dir>/demo.log`, or the terminal (`None`) with
+/// `--verbose`.
+pub fn log_path(args: &DemoArgs) -> Option<PathBuf> {
+    (!args.verbose).then(|| args.data_dir.join("demo.log"))
 }
 
 /// The demo's stop signal, handed to every part.
@@ -109,7 +120,7 @@ impl Stop {
 
 fn check(args: &DemoArgs) -> Result<(), ToolsError> {
     let positive = |x: f64| x > 0.0 && x.is_finite();
-    if !positive(args.rate) || !positive(args.history_rate) {
+    if !positive(args.rate) || !args.history_rate.is_none_or(positive) {
         crate::invalid!("--rate and --history-rate must be positive");
     }
     if !(args.orders_rate >= 0.0 && args.orders_rate.is_finite()) {
@@ -189,7 +200,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
         seed,
         args.rate,
         if first_start { args.history_hours } else { 0 },
-        args.history_rate,
+        args.history_rate.unwrap_or(args.rate),
         sent.clone(),
         stop.stopped(),
     ));
@@ -232,8 +243,12 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
         layers.sql_addr.port()
     );
     println!(
-        "data in {} (broker, lake, views, checkpoints); batch every {} s; {} events/s live{}; Ctrl-C stops everything",
+        "data in {} (broker, lake, views, checkpoints; {}); batch every {} s; {} events/s live{}; Ctrl-C stops everything",
         data.display(),
+        match log_path(&args) {
+            Some(log) => format!("log in {}, --verbose shows it here", log.display()),
+            None => "log on the terminal".into(),
+        },
         args.batch_period_secs,
         args.rate,
         if first_start {

@@ -43,8 +43,10 @@ pub(super) fn print_status(sent: &Sent, realtime: &RealtimeViews, state: &AppSta
     );
 }
 
-/// Posts the history (if any) as fast as the collector takes it, then live events paced
-/// at `rate`, until stopped.
+/// Posts the history (if any: `history_hours` whole hours before now, at `history_rate`
+/// events per second of event time) as fast as the collector takes it, then live events
+/// paced at `rate`, until stopped. The live stream starts where the history ends, and what
+/// happened while the history was being sent goes first, so no minute is left empty.
 pub(super) async fn generate(
     url: String,
     seed: u64,
@@ -85,46 +87,21 @@ pub(super) async fn generate(
             }
         }
     };
-    let now = chrono::Utc::now().timestamp_millis();
-    let noise = |cfg: GeneratorConfig| GeneratorConfig {
-        duplicate_fraction: 0.01,
-        out_of_order_fraction: 0.02,
-        out_of_order_ms: 3_000,
-        invalid_fraction: 0.005,
-        ..cfg
-    };
+    let live_start = chrono::Utc::now().timestamp_millis();
     if history_hours > 0 {
-        let start = (now.div_euclid(HOUR_MS) - history_hours as i64) * HOUR_MS;
-        let count = ((now - 60_000 - start) as f64 / 1000.0 * history_rate) as usize;
-        let history = Generator::new(noise(GeneratorConfig {
-            seed: seed ^ 0x5eed,
-            start_ms: start,
-            events_per_second: history_rate,
-            ..GeneratorConfig::default()
-        }));
-        let mut body = Vec::new();
-        for (i, r) in history.take(count).enumerate() {
-            body.extend_from_slice(&r.json);
-            body.push(b'\n');
-            if (i + 1) % 2_000 == 0 {
-                tokio::select! {
-                    _ = &mut stopped => return,
-                    _ = post(std::mem::take(&mut body)) => {}
-                }
-            }
-        }
-        if !body.is_empty() {
-            post(body).await;
+        let mut history = Generator::new(stream_config(
+            seed ^ 0x5eed,
+            (live_start.div_euclid(HOUR_MS) - history_hours as i64) * HOUR_MS,
+            history_rate,
+        ));
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = send_until(&mut history, live_start, &post) => {}
         }
     }
-    let start = chrono::Utc::now().timestamp_millis();
-    let mut live = Generator::new(noise(GeneratorConfig {
-        seed,
-        start_ms: start,
-        events_per_second: rate,
-        ..GeneratorConfig::default()
-    }));
+    let mut live = Generator::new(stream_config(seed, live_start, rate));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stopped => return,
@@ -133,14 +110,52 @@ pub(super) async fn generate(
         // Paced by event time, so events are sent when they happen (duplicates and
         // invalid records do not move the generator's clock).
         let now = chrono::Utc::now().timestamp_millis();
-        let mut body = Vec::new();
-        while live.nominal_time_ms() <= now {
-            let Some(r) = live.next() else { return };
-            body.extend_from_slice(&r.json);
-            body.push(b'\n');
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = send_until(&mut live, now + 1, &post) => {}
         }
-        if !body.is_empty() {
-            tokio::spawn(post(body));
+    }
+}
+
+/// Posts every event of `generator` before `until_ms` (event time), at most [`BATCH`]
+/// records a request, each request answered before the next.
+async fn send_until<F, Fut>(generator: &mut Generator, until_ms: i64, post: &F)
+where
+    F: Fn(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut body = Vec::new();
+    let mut records = 0;
+    while generator.nominal_time_ms() < until_ms {
+        let Some(r) = generator.next() else { break };
+        body.extend_from_slice(&r.json);
+        body.push(b'\n');
+        records += 1;
+        if records == BATCH {
+            post(std::mem::take(&mut body)).await;
+            records = 0;
         }
+    }
+    if !body.is_empty() {
+        post(body).await;
+    }
+}
+
+/// Records per request to the collector.
+const BATCH: usize = 2_000;
+
+/// The generator of the demo's events from `start_ms` at `rate` events per second of event
+/// time, with the noise of a real stream (1 % duplicates, 2 % out of order by up to 3 s,
+/// 0.5 % invalid).
+fn stream_config(seed: u64, start_ms: i64, rate: f64) -> GeneratorConfig {
+    GeneratorConfig {
+        seed,
+        start_ms,
+        events_per_second: rate,
+        duplicate_fraction: 0.01,
+        out_of_order_fraction: 0.02,
+        out_of_order_ms: 3_000,
+        invalid_fraction: 0.005,
+        ..GeneratorConfig::default()
     }
 }
