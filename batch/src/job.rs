@@ -42,7 +42,9 @@ pub enum HourSelection {
     /// was computed from, or that was never computed. `before` keeps open hours out: a
     /// batch view of an hour still receiving events would hide the newer events from the
     /// serving layer until the next run, so only settled hours are selected (the CLI uses
-    /// the hour whose end is `--settle-secs` in the past).
+    /// the hour whose end is `--settle-secs` in the past). Hours never computed or whose
+    /// files changed come first, then hours dirty only because their sessions were
+    /// pending, each group oldest first.
     Dirty { before: Option<HourKey> },
 }
 
@@ -91,19 +93,19 @@ pub async fn select_hours(
         HourSelection::Dirty { before } => {
             let published = Published::load(views).await?;
             let mut listed: HashMap<HourKey, Vec<(String, u64)>> = HashMap::new();
-            let mut dirty = Vec::new();
+            // Hours never computed or whose files changed, then hours dirty only because
+            // their sessions were still pending: a schedule that computes a few hours a run
+            // does not starve new hours behind an hour whose sessions go on all day (a
+            // user active every few minutes keeps one session open until midnight).
+            let (mut changed, mut pending) = (Vec::new(), Vec::new());
             for hour in lake.hours().await? {
                 if before.is_some_and(|b| hour >= b) {
                     continue;
                 }
                 let Some(view) = published.hours.get(&hour.to_string()) else {
-                    dirty.push(hour);
+                    changed.push(hour);
                     continue;
                 };
-                if !view.pending.is_empty() {
-                    dirty.push(hour);
-                    continue;
-                }
                 // Clean when the hour's files, and those of every neighbouring hour its
                 // views read, are the ones the view was computed from.
                 let mut clean = unchanged(lake, &mut listed, hour, &view.inputs).await?;
@@ -118,10 +120,13 @@ pub async fn select_hours(
                     clean = unchanged(lake, &mut listed, neighbour, inputs).await?;
                 }
                 if !clean {
-                    dirty.push(hour);
+                    changed.push(hour);
+                } else if !view.pending.is_empty() {
+                    pending.push(hour);
                 }
             }
-            Ok(dirty)
+            changed.append(&mut pending);
+            Ok(changed)
         }
     }
 }

@@ -309,3 +309,60 @@ async fn a_corrupt_file_fails_the_run_with_its_name_or_is_skipped_on_request() {
         &expected.page_views,
     );
 }
+
+/// A schedule that computes one dirty hour a run (the demo's) reaches a new hour even while
+/// an older hour's sessions stay pending: a user active every ten minutes keeps one session
+/// open, so the older hours stay dirty at every run, and used to come first forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hours_never_computed_come_before_hours_only_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap(), true).unwrap();
+    let views = lake.child("views");
+    let h10 = 1_767_261_600_000i64; // 2026-01-01T10:00Z
+    let minute = 60_000;
+    let view = |id: String, t: i64, user: &str| {
+        format!(
+            r#"{{"event_id":"{id}","event_type":"page_view","event_time":{t},"user_id":"{user}","url":"/"}}"#
+        )
+        .into_bytes()
+    };
+    // u1 views a page every ten minutes from 10:00 to 11:50: one session.
+    let lines: Vec<Vec<u8>> = (0..12)
+        .map(|i| view(format!("a{i}"), h10 + i * 10 * minute, "u1"))
+        .collect();
+    let now = chrono::Utc::now().timestamp_millis();
+    lambda_tests::data::import_lines(&lake, &lines, "gen", 100, now).await;
+    // Computed with the settle horizon at 11:55: the session (starting at 10) may go on,
+    // so 10's sessions are pending; 11 starts none.
+    let opts = BatchOptions {
+        complete_before_ms: Some(h10 + 115 * minute),
+        ..BatchOptions::default()
+    };
+    let range = HourSelection::Range {
+        from: HourKey::of(shared_logic::EventTime(h10)),
+        to: HourKey::of(shared_logic::EventTime(h10 + 120 * minute)),
+    };
+    job::run(&lake, &views, &range, &opts).await.unwrap();
+    let published = lambda_io::manifest::Published::load(&views).await.unwrap();
+    assert_eq!(
+        published.hours["2026-01-01T10"].pending,
+        vec!["sessions".to_string()]
+    );
+    assert!(published.hours["2026-01-01T11"].pending.is_empty());
+    // A new hour lands (13:00, another user's events): it comes first.
+    let later: Vec<Vec<u8>> = (0..3)
+        .map(|i| view(format!("b{i}"), h10 + 180 * minute + i * minute, "u2"))
+        .collect();
+    lambda_tests::data::import_lines(&lake, &later, "later", 100, now).await;
+    let dirty = job::select_hours(
+        &lake,
+        &views,
+        &HourSelection::Dirty {
+            before: Some(HourKey::of(shared_logic::EventTime(h10 + 240 * minute))),
+        },
+    )
+    .await
+    .unwrap();
+    let hour = |m: i64| HourKey::of(shared_logic::EventTime(h10 + m * minute));
+    assert_eq!(dirty, vec![hour(180), hour(0)]);
+}
