@@ -388,8 +388,26 @@ async fn run(command: Command, configured: &config::Configured) -> Result<(), (a
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run_main());
+    // Every task and blocking thread (a Kafka client among them) is gone after this; only
+    // then does a demo's local broker stop.
+    drop(runtime);
+    lambda_tools::demo::stop_local_broker();
+    code
+}
+
+async fn run_main() -> std::process::ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let configured = match config::for_process(Cli::command(), &args) {
         Ok(configured) => configured,

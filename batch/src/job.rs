@@ -42,9 +42,9 @@ pub enum HourSelection {
     /// was computed from, or that was never computed. `before` keeps open hours out: a
     /// batch view of an hour still receiving events would hide the newer events from the
     /// serving layer until the next run, so only settled hours are selected (the CLI uses
-    /// the hour whose end is `--settle-secs` in the past). Hours never computed or whose
-    /// files changed come first, then hours dirty only because their sessions were
-    /// pending, each group oldest first.
+    /// the hour whose end is `--settle-secs` in the past). Hours never computed come
+    /// first, then hours whose own files changed, then hours dirty only through their
+    /// neighbours' files or pending sessions, each group oldest first.
     Dirty { before: Option<HourKey> },
 }
 
@@ -93,22 +93,28 @@ pub async fn select_hours(
         HourSelection::Dirty { before } => {
             let published = Published::load(views).await?;
             let mut listed: HashMap<HourKey, Vec<(String, u64)>> = HashMap::new();
-            // Hours never computed or whose files changed, then hours dirty only because
-            // their sessions were still pending: a schedule that computes a few hours a run
-            // does not starve new hours behind an hour whose sessions go on all day (a
-            // user active every few minutes keeps one session open until midnight).
-            let (mut changed, mut pending) = (Vec::new(), Vec::new());
+            // Hours never computed first, then hours whose own files changed, then hours
+            // dirty only through their neighbours' files or pending sessions: a schedule
+            // that computes a few hours a run does not starve new hours behind an hour
+            // whose sessions go on all day (a user active every few minutes keeps one
+            // session open until midnight, reading up to the live hour, whose files change
+            // at every flush).
+            let (mut new, mut changed, mut around) = (Vec::new(), Vec::new(), Vec::new());
             for hour in lake.hours().await? {
                 if before.is_some_and(|b| hour >= b) {
                     continue;
                 }
                 let Some(view) = published.hours.get(&hour.to_string()) else {
-                    changed.push(hour);
+                    new.push(hour);
                     continue;
                 };
-                // Clean when the hour's files, and those of every neighbouring hour its
-                // views read, are the ones the view was computed from.
-                let mut clean = unchanged(lake, &mut listed, hour, &view.inputs).await?;
+                if !unchanged(lake, &mut listed, hour, &view.inputs).await? {
+                    changed.push(hour);
+                    continue;
+                }
+                // Clean when the files of every neighbouring hour its views read are the
+                // ones the view was computed from, and no view waits for its sessions.
+                let mut clean = view.pending.is_empty();
                 for (neighbour, inputs) in &view.neighbours {
                     if !clean {
                         break;
@@ -120,13 +126,12 @@ pub async fn select_hours(
                     clean = unchanged(lake, &mut listed, neighbour, inputs).await?;
                 }
                 if !clean {
-                    changed.push(hour);
-                } else if !view.pending.is_empty() {
-                    pending.push(hour);
+                    around.push(hour);
                 }
             }
-            changed.append(&mut pending);
-            Ok(changed)
+            new.append(&mut changed);
+            new.append(&mut around);
+            Ok(new)
         }
     }
 }

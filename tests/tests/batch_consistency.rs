@@ -311,8 +311,9 @@ async fn a_corrupt_file_fails_the_run_with_its_name_or_is_skipped_on_request() {
 }
 
 /// A schedule that computes one dirty hour a run (the demo's) reaches a new hour even while
-/// an older hour's sessions stay pending: a user active every ten minutes keeps one session
-/// open, so the older hours stay dirty at every run, and used to come first forever.
+/// an older hour's sessions stay pending or read a neighbour that keeps changing: a user
+/// active every ten minutes keeps one session open, so the older hour stays dirty at every
+/// run, and used to come first forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hours_never_computed_come_before_hours_only_pending() {
     let dir = tempfile::tempdir().unwrap();
@@ -349,10 +350,12 @@ async fn hours_never_computed_come_before_hours_only_pending() {
         vec!["sessions".to_string()]
     );
     assert!(published.hours["2026-01-01T11"].pending.is_empty());
-    // A new hour lands (13:00, another user's events): it comes first.
-    let later: Vec<Vec<u8>> = (0..3)
+    // A new hour lands (13:00, another user's events), and a late event of another user
+    // lands in 11 (11's own files change; 10 reads 11 for its session).
+    let mut later: Vec<Vec<u8>> = (0..3)
         .map(|i| view(format!("b{i}"), h10 + 180 * minute + i * minute, "u2"))
         .collect();
+    later.push(view("c0".into(), h10 + 75 * minute, "u3"));
     lambda_tests::data::import_lines(&lake, &later, "later", 100, now).await;
     let dirty = job::select_hours(
         &lake,
@@ -364,5 +367,6 @@ async fn hours_never_computed_come_before_hours_only_pending() {
     .await
     .unwrap();
     let hour = |m: i64| HourKey::of(shared_logic::EventTime(h10 + m * minute));
-    assert_eq!(dirty, vec![hour(180), hour(0)]);
+    // New first, then changed files, then dirty only around (pending, neighbours).
+    assert_eq!(dirty, vec![hour(180), hour(60), hour(0)]);
 }

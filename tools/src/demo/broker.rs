@@ -15,6 +15,26 @@ use crate::error::{Context, ToolsError};
 /// Kills the local broker when the demo ends.
 pub(super) struct BrokerProcess(std::process::Child);
 
+/// The local broker of a demo that ended, kept running until the process has closed every
+/// Kafka client (see [`stop_local_broker`]).
+static PARKED: std::sync::Mutex<Option<BrokerProcess>> = std::sync::Mutex::new(None);
+
+/// Keeps `process` running until [`stop_local_broker`]: clients that end with the runtime
+/// (a blocking group probe still in flight) close against a live broker, not one that is
+/// gone (librdkafka's `AllBrokersDown` errors on the way out).
+pub(super) fn park(process: Option<BrokerProcess>) {
+    if let Ok(mut parked) = PARKED.lock() {
+        *parked = process;
+    }
+}
+
+/// Stops the local broker of a demo that ended; call it once the async runtime is shut
+/// down. Nothing to do when the demo used `--brokers` or never started one.
+pub fn stop_local_broker() {
+    let process = PARKED.lock().ok().and_then(|mut p| p.take());
+    drop(process);
+}
+
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();

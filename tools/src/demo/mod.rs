@@ -10,6 +10,8 @@
 
 mod broker;
 mod cdc;
+
+pub use broker::stop_local_broker;
 mod layers;
 mod schedule;
 mod token;
@@ -145,7 +147,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
     let data = args.data_dir.clone();
     std::fs::create_dir_all(&data).with_context(|| format!("--data-dir {}", data.display()))?;
     let speed_token = token::speed_token(args.speed_token.as_deref(), &data)?;
-    let (kafka, _broker) = broker::start(
+    let (kafka, broker_process) = broker::start(
         args.brokers.as_deref(),
         args.broker_port,
         &args.kafka_options,
@@ -254,7 +256,11 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
         args.batch_period_secs,
         args.rate,
         if first_start {
-            format!(", {} hours of history first", args.history_hours)
+            format!(
+                ", {} hour{} of history first (and the current hour so far)",
+                args.history_hours,
+                if args.history_hours == 1 { "" } else { "s" }
+            )
         } else {
             ", no history (data from an earlier start)".into()
         }
@@ -290,6 +296,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
     let joined = layers.join().await;
     print_status(&sent, &realtime, &state);
     joined?;
+    broker::park(broker_process);
     println!("stopped; data kept in {}", data.display());
     Ok(())
 }
