@@ -199,12 +199,18 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
             format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
         )
     });
+    // The batch job waits until the history is in: its settle horizon is wall-clock time,
+    // and a history sent faster than real time is not complete in the lake before then.
+    let (history_sent, history_in) = tokio::sync::oneshot::channel();
     let generator = tokio::spawn(traffic::generate(
-        format!("http://{}/v1/events", layers.api_addr),
-        seed,
-        args.rate,
-        if first_start { args.history_hours } else { 0 },
-        args.history_rate.unwrap_or(args.rate),
+        traffic::Traffic {
+            url: format!("http://{}/v1/events", layers.api_addr),
+            seed,
+            rate: args.rate,
+            history_hours: if first_start { args.history_hours } else { 0 },
+            history_rate: args.history_rate.unwrap_or(args.rate),
+        },
+        history_sent,
         sent.clone(),
         stop.stopped(),
     ));
@@ -228,6 +234,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
     };
 
     let batch = tokio::spawn(schedule::batch_schedule(
+        history_in,
         lake.clone(),
         views.clone(),
         Duration::from_secs(args.batch_period_secs),

@@ -7,9 +7,10 @@ use batch::job::{self, BatchOptions, HourSelection};
 use lambda_io::Lake;
 use shared_logic::window::{HourKey, HOUR_MS};
 
-/// Every `period`: the oldest settled dirty hours (at most `per_run`) are computed and
-/// published.
+/// Once `history_in` fires (or its sender is gone), every `period`: the oldest settled
+/// dirty hours (at most `per_run`) are computed and published.
 pub(super) async fn batch_schedule(
+    history_in: tokio::sync::oneshot::Receiver<()>,
     lake: Lake,
     views: Lake,
     period: Duration,
@@ -18,6 +19,10 @@ pub(super) async fn batch_schedule(
     stopped: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stopped);
+    tokio::select! {
+        _ = &mut stopped => return,
+        _ = history_in => {}
+    }
     let mut tick = tokio::time::interval(period);
     tick.tick().await;
     loop {

@@ -43,20 +43,37 @@ pub(super) fn print_status(sent: &Sent, realtime: &RealtimeViews, state: &AppSta
     );
 }
 
+/// What the demo's generator sends, and where.
+pub(super) struct Traffic {
+    /// The collector's `POST /v1/events` URL.
+    pub(super) url: String,
+    pub(super) seed: u64,
+    /// Live events per second.
+    pub(super) rate: f64,
+    pub(super) history_hours: u32,
+    /// Events per second of event time in the history.
+    pub(super) history_rate: f64,
+}
+
 /// Posts the history (if any: `history_hours` whole hours before now, at `history_rate`
 /// events per second of event time) as fast as the collector takes it, then live events
 /// paced at `rate`, until stopped. The live stream starts where the history ends, and what
 /// happened while the history was being sent goes first, so no minute is left empty.
+/// `history_sent` fires once the history is posted (at once without history).
 pub(super) async fn generate(
-    url: String,
-    seed: u64,
-    rate: f64,
-    history_hours: u32,
-    history_rate: f64,
+    traffic: Traffic,
+    history_sent: tokio::sync::oneshot::Sender<()>,
     sent: Arc<Sent>,
     stopped: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stopped);
+    let Traffic {
+        url,
+        seed,
+        rate,
+        history_hours,
+        history_rate,
+    } = traffic;
     let client = reqwest::Client::new();
     let post = |body: Vec<u8>| {
         let (client, url, sent) = (client.clone(), url.clone(), sent.clone());
@@ -99,6 +116,7 @@ pub(super) async fn generate(
             _ = send_until(&mut history, live_start, &post) => {}
         }
     }
+    let _ = history_sent.send(());
     let mut live = Generator::new(stream_config(seed, live_start, rate));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
