@@ -82,8 +82,9 @@ pub struct SpeedArgs {
     /// Largest accepted clock skew into the future, in seconds.
     #[arg(long, default_value_t = 300)]
     max_future_skew_secs: i64,
-    /// Also keep the `orders` metric from the Debezium change streams of `orders` and
-    /// `products` (products read whole by every instance, orders split by the group).
+    /// Also keep the `orders` and `daily_sales` metrics from the Debezium change streams of
+    /// `orders`, `products` and `users` (products and users read whole by every instance,
+    /// orders split by the group).
     #[arg(long)]
     cdc: bool,
     /// The `orders` change topic (with --cdc).
@@ -92,6 +93,9 @@ pub struct SpeedArgs {
     /// The `products` change topic (with --cdc).
     #[arg(long, default_value = "cdc.products")]
     cdc_products_topic: String,
+    /// The `users` change topic (with --cdc; created with one partition when missing).
+    #[arg(long, default_value = "cdc.users")]
+    cdc_users_topic: String,
     #[command(flatten)]
     logic: crate::LogicArgs,
     #[command(flatten)]
@@ -179,6 +183,7 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         let opts = CdcOptions {
             orders_topic: args.cdc_orders_topic.clone(),
             products_topic: args.cdc_products_topic.clone(),
+            users_topic: args.cdc_users_topic.clone(),
             group_id: group.clone(),
             dead_letter_topic: opts.dead_letter_topic.clone(),
             batch_views: opts.batch_views.clone(),

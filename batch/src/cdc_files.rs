@@ -176,6 +176,66 @@ pub fn encode_products(
     Ok(encode_parquet(products_schema(), &[batch], name)?)
 }
 
+/// The schema of the users dimension file: every version of every user.
+pub fn users_schema() -> SchemaRef {
+    let ts = || DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, false),
+        // Null: valid for all earlier time (first seen by a snapshot).
+        Field::new("valid_from", ts(), true),
+        // Null: the current version.
+        Field::new("valid_to", ts(), true),
+        // Null: no country, or the user was deleted.
+        Field::new("country", DataType::Utf8, true),
+        Field::new("birth_year", DataType::Int32, true),
+    ]))
+}
+
+/// Encodes user versions as the users dimension file.
+pub fn encode_users(
+    versions: &[shared_logic::cdc::UserVersion],
+    name: &str,
+) -> Result<Vec<u8>, BatchError> {
+    let attributes = |v: &shared_logic::cdc::UserVersion| v.attributes.clone();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| Some(v.user_id.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| (v.valid_from != i64::MIN).then_some(v.valid_from))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| v.valid_to)
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| attributes(v).and_then(|a| a.country))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            versions
+                .iter()
+                .map(|v| attributes(v).and_then(|a| a.birth_year))
+                .collect::<arrow::array::Int32Array>(),
+        ),
+    ];
+    let batch = RecordBatch::try_new(users_schema(), columns)
+        .map_err(|e| BatchError::logic(name.to_string())(shared_logic::LogicError::Arrow(e)))?;
+    Ok(encode_parquet(users_schema(), &[batch], name)?)
+}
+
 /// A table's change log as the lake holds it: every change of the files read, and the rows
 /// that no longer parse (a file written by another version).
 pub struct TableLog {

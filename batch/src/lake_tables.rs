@@ -25,11 +25,12 @@ pub enum LakeTable {
 
 impl LakeTable {
     /// Every table the lake can hold.
-    pub const ALL: [LakeTable; 4] = [
+    pub const ALL: [LakeTable; 5] = [
         LakeTable::Events,
         LakeTable::DeadLetter,
         LakeTable::Cdc(CdcTable::Orders),
         LakeTable::Cdc(CdcTable::Products),
+        LakeTable::Cdc(CdcTable::Users),
     ];
 
     /// Its directory below the lake's root.

@@ -65,7 +65,7 @@ impl MigrateReport {
 fn group_of(source: &str, table: LakeTable, group: &str) -> String {
     let cdc = match table {
         LakeTable::Cdc(t) => Some(t),
-        _ => [CdcTable::Orders, CdcTable::Products]
+        _ => CdcTable::ALL
             .into_iter()
             .find(|t| t.default_topic() == source),
     };

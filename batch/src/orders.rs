@@ -1,22 +1,25 @@
-//! The batch layer's `orders` views, replayed from the lake's change log.
+//! The batch layer's views built from the change logs (`orders` and `daily_sales`),
+//! replayed from the lake's change tables.
 //!
 //! An order change's deltas can fall in other hours than the change (a cancellation under
 //! `ReversalWindow::Original` restates the order's hour; a restated amount retracts the
-//! old one), and a product version changes the category of every later order of that
-//! product. So each pass replays the whole log — the product table from every products
+//! old one; `daily_sales` always restates the order's hour), and a product or user version
+//! changes the category, country or age group of every later order of that product or
+//! user. So each pass replays the whole log — the dimensions from every products and users
 //! change, then every distinct order change — with `shared_logic::orders`, exactly the
 //! computation the tests call direct. Order changes are a small fraction of the events,
 //! and a pass whose inputs (the change files, the hours to cover) are unchanged since the
 //! last one is skipped.
 //!
-//! Hours are published from the first hour with data (events or order deltas) up to the
-//! run's settle horizon, an hour without orders as an empty view, so the `orders` time
-//! boundary is contiguous. Only hours whose view changed (by content digest) are written
-//! and published, in one commit to the `orders` table that also records the change log
-//! read ([`lambda_io::view_tables::CHANGE_LOG_KEY`]). An hour's `orders` view survives a
-//! recomputation of its events (see [`lambda_io::manifest::HourView::digests`]). Each replay
-//! also writes the products dimension, every version with its validity
-//! (`dimensions/products/<run id>.parquet`, named in the change log read).
+//! Hours are published from the first hour with data (events or deltas) up to the run's
+//! settle horizon, an hour without orders as an empty view, so each metric's time boundary
+//! is contiguous. Only hours whose view changed (by content digest) are written and
+//! published: `daily_sales` first, then `orders` in one commit that also records the
+//! change log read ([`lambda_io::view_tables::CHANGE_LOG_KEY`]), so a pass cut short
+//! between them is replayed. An hour's views survive a recomputation of its events (see
+//! [`lambda_io::manifest::HourView::digests`]). Each replay also writes both dimensions,
+//! every version with its validity (`dimensions/products/<run id>.parquet`,
+//! `dimensions/users/<run id>.parquet`, named in the change log read).
 
 use std::collections::BTreeMap;
 
@@ -24,14 +27,17 @@ use lambda_io::manifest::{ChangeLogRead, InputFile, Published};
 use lambda_io::view_tables::Publisher;
 use lambda_io::Lake;
 use shared_logic::cdc::CdcTable;
-use shared_logic::metrics::Orders;
-use shared_logic::orders::{dedup_log, orders_views, product_table, Unapplied};
-use shared_logic::window::{HourKey, HOUR_MS};
-use shared_logic::{MetricContext, MetricViews};
+use shared_logic::metric::BuiltFrom;
+use shared_logic::metrics::{DailySales, Orders};
+use shared_logic::orders::{change_log_views, dedup_log, dimensions, Unapplied};
+use shared_logic::registry::Registered;
+use shared_logic::window::HourKey;
+use shared_logic::{Aggregates, MetricContext, MetricId, MetricViews};
 
 use crate::cdc_files;
 use crate::error::BatchError;
 use crate::publish;
+use crate::view_files::WrittenView;
 
 /// What an `orders` pass did.
 #[derive(Debug, Clone, Default)]
@@ -40,18 +46,19 @@ pub struct OrdersReport {
     pub replayed: bool,
     pub order_changes: usize,
     pub product_changes: usize,
+    pub user_changes: usize,
     /// Repeated deliveries dropped (same source position).
     pub duplicates: usize,
-    /// Changes that cannot be applied (product updates of unknown keys, unreadable rows).
+    /// Changes that cannot be applied (dimension updates of unknown keys, unreadable rows).
     pub rejected: Vec<Unapplied>,
-    /// Hours whose `orders` view was (re)published.
+    /// Hours whose `orders` or `daily_sales` view was (re)published.
     pub published_hours: Vec<String>,
     /// Change files skipped as corrupt (`--skip-corrupt`).
     pub skipped_files: Vec<String>,
 }
 
-/// Replays the change log and publishes the `orders` hours that changed, up to `through`
-/// (exclusive; `None`: the last hour with data).
+/// Replays the change log and publishes the `orders` and `daily_sales` hours that changed,
+/// up to `through` (exclusive; `None`: the last hour with data).
 pub async fn run(
     lake: &Lake,
     views: &Lake,
@@ -62,13 +69,13 @@ pub async fn run(
 ) -> Result<OrdersReport, BatchError> {
     let run_id = publisher.run_id.as_str();
     let mut report = OrdersReport::default();
-    let (orders_files, products_files) = (
-        cdc_files::list(lake, CdcTable::Orders).await?,
-        cdc_files::list(lake, CdcTable::Products).await?,
-    );
-    let listed: Vec<InputFile> = orders_files
+    let mut files = BTreeMap::new();
+    for table in CdcTable::ALL {
+        files.insert(table, cdc_files::list(lake, table).await?);
+    }
+    let listed: Vec<InputFile> = CdcTable::ALL
         .iter()
-        .chain(&products_files)
+        .flat_map(|t| &files[t])
         .map(|m| InputFile {
             path: lake.object_url(&m.location),
             bytes: m.size,
@@ -84,7 +91,12 @@ pub async fn run(
         p.hours
             .iter()
             .filter(|(h, _)| through_text.as_ref().is_none_or(|t| *h < t))
-            .all(|(_, v)| v.views.contains_key(<Orders as shared_logic::Metric>::NAME))
+            .all(|(_, v)| {
+                MetricId::ALL
+                    .iter()
+                    .filter(|m| m.built_from() == BuiltFrom::OrderChanges)
+                    .all(|m| v.views.contains_key(m.name()))
+            })
     };
     if let Some(read) = &published.change_log {
         let same_files = read
@@ -98,39 +110,94 @@ pub async fn run(
     }
 
     report.replayed = true;
-    let mut products =
-        cdc_files::read(lake, CdcTable::Products, &products_files, skip_corrupt).await?;
-    let mut orders = cdc_files::read(lake, CdcTable::Orders, &orders_files, skip_corrupt).await?;
-    report.skipped_files = [products.skipped_files.clone(), orders.skipped_files.clone()].concat();
-    report.duplicates = dedup_log(&mut products.changes) + dedup_log(&mut orders.changes);
-    let (table, rejected) = product_table(&products.changes);
-    report.rejected = [products.unreadable, orders.unreadable, rejected].concat();
+    let mut logs = BTreeMap::new();
+    for table in CdcTable::ALL {
+        let mut log = cdc_files::read(lake, table, &files[&table], skip_corrupt).await?;
+        report.duplicates += dedup_log(&mut log.changes);
+        report.skipped_files.append(&mut log.skipped_files);
+        report.rejected.append(&mut log.unreadable);
+        logs.insert(table, log.changes);
+    }
+    let (dims, rejected) = dimensions(&logs[&CdcTable::Products], &logs[&CdcTable::Users]);
+    report.rejected.extend(rejected);
     for r in &report.rejected {
         tracing::warn!(partition = r.partition, offset = r.offset, reason = r.rejection.reason.code(), message = %r.rejection.message, "change not applied");
     }
-    report.product_changes = products.changes.len();
-    report.order_changes = orders.changes.len();
-    let all = orders_views(&orders.changes, &table, ctx);
-    // The products dimension, for people and other engines (DuckDB, Spark).
+    report.product_changes = logs[&CdcTable::Products].len();
+    report.user_changes = logs[&CdcTable::Users].len();
+    report.order_changes = logs[&CdcTable::Orders].len();
+    let mut all = change_log_views(&logs[&CdcTable::Orders], &dims, ctx);
+    // The dimensions, for people and other engines (DuckDB, Spark).
     let products_file = format!("dimensions/products/{run_id}.parquet");
     let path = views.path(&products_file);
-    let bytes = cdc_files::encode_products(&table.versions(), &views.object_url(&path))?;
+    let bytes = cdc_files::encode_products(&dims.products.versions(), &views.object_url(&path))?;
+    views.put(&path, bytes).await?;
+    let users_file = format!("dimensions/users/{run_id}.parquet");
+    let path = views.path(&users_file);
+    let bytes = cdc_files::encode_users(&dims.users.versions(), &views.object_url(&path))?;
     views.put(&path, bytes).await?;
 
     // The hours to cover: from the first with data to `through` (or the last with data).
-    let mut by_hour: BTreeMap<HourKey, MetricViews<Orders>> = BTreeMap::new();
-    for (key, state) in all.iter() {
-        let hour = HourKey::of(shared_logic::EventTime(key.window.0));
-        by_hour.entry(hour).or_default().merge_group(key, state);
-    }
+    let data_hours = all
+        .orders
+        .iter()
+        .map(|(k, _)| k.window.0)
+        .chain(all.daily_sales.iter().map(|(k, _)| k.window.0))
+        .map(|t| HourKey::of(shared_logic::EventTime(t)));
     let event_hours = published.hours.keys().filter_map(|h| HourKey::parse(h));
-    let known: Vec<HourKey> = by_hour.keys().copied().chain(event_hours).collect();
+    let known: Vec<HourKey> = data_hours.chain(event_hours).collect();
     let (Some(first), Some(last)) = (known.iter().min(), known.iter().max()) else {
         return Ok(report);
     };
-    let end = through.unwrap_or(HourKey(last.0 + 1));
+    let hours = *first..through.unwrap_or(HourKey(last.0 + 1));
+    let read = ChangeLogRead {
+        files: listed,
+        through: through_text,
+        products: Some(products_file),
+        users: Some(users_file),
+    };
+    let mut published_hours = std::collections::BTreeSet::new();
+    // `orders` last: its commit records the change log read.
+    let sales =
+        changed_hours::<DailySales>(views, &published, &mut all, hours.clone(), run_id, ctx)
+            .await?;
+    published_hours.extend(
+        publish::publish_change_log_views::<DailySales>(views, publisher, &sales, None).await?,
+    );
+    let orders = changed_hours::<Orders>(views, &published, &mut all, hours, run_id, ctx).await?;
+    published_hours.extend(
+        publish::publish_change_log_views::<Orders>(views, publisher, &orders, Some(&read)).await?,
+    );
+    report.published_hours = published_hours.iter().map(HourKey::to_string).collect();
+    tracing::info!(
+        order_changes = report.order_changes,
+        product_changes = report.product_changes,
+        user_changes = report.user_changes,
+        duplicates = report.duplicates,
+        rejected = report.rejected.len(),
+        hours = report.published_hours.len(),
+        "orders and daily sales replayed from the change log"
+    );
+    Ok(report)
+}
+
+/// Writes metric `M`'s view of every hour of `hours` whose content differs from the
+/// published one (an hour without data as an empty view); the written files and digests.
+async fn changed_hours<M: Registered>(
+    views: &Lake,
+    published: &Published,
+    all: &mut Aggregates,
+    hours: std::ops::Range<HourKey>,
+    run_id: &str,
+    ctx: &MetricContext,
+) -> Result<BTreeMap<HourKey, (WrittenView, String)>, BatchError> {
+    let mut by_hour: BTreeMap<HourKey, MetricViews<M>> = BTreeMap::new();
+    for (key, state) in std::mem::take(M::views_in_mut(all)).iter() {
+        let hour = HourKey::of(shared_logic::EventTime(key.window.0));
+        by_hour.entry(hour).or_default().merge_group(key, state);
+    }
     let mut changed = BTreeMap::new();
-    for h in first.0..end.0 {
+    for h in hours.start.0..hours.end.0 {
         let hour = HourKey(h);
         let view = by_hour.remove(&hour).unwrap_or_default();
         let digest = format!(
@@ -139,37 +206,14 @@ pub async fn run(
                 &serde_json::to_vec(&view).map_err(|e| BatchError::Usage(e.to_string()))?
             )
         );
-        let name = hour.to_string();
-        let current = published.hours.get(&name);
-        if current.and_then(|v| v.digests.get(<Orders as shared_logic::Metric>::NAME))
-            == Some(&digest)
-        {
+        let current = published.hours.get(&hour.to_string());
+        if current.and_then(|v| v.digests.get(M::NAME)) == Some(&digest) {
             continue;
         }
-        let written =
-            crate::view_files::write_view::<Orders>(views, hour, run_id, view, ctx).await?;
+        let written = crate::view_files::write_view::<M>(views, hour, run_id, view, ctx).await?;
         changed.insert(hour, (written, digest));
     }
-    debug_assert!(end.start_ms() % HOUR_MS == 0);
-    let read = ChangeLogRead {
-        files: listed,
-        through: through_text,
-        products: Some(products_file),
-    };
-    report.published_hours = publish::publish_change_log_views(views, publisher, &changed, &read)
-        .await?
-        .iter()
-        .map(HourKey::to_string)
-        .collect();
-    tracing::info!(
-        order_changes = report.order_changes,
-        product_changes = report.product_changes,
-        duplicates = report.duplicates,
-        rejected = report.rejected.len(),
-        hours = report.published_hours.len(),
-        "orders replayed from the change log"
-    );
-    Ok(report)
+    Ok(changed)
 }
 
 #[cfg(test)]
@@ -181,18 +225,20 @@ mod tests {
     use shared_logic::orders::LoggedChange;
 
     /// Writes generated change streams into the lake as the lake writer would (one flush
-    /// per table, partition 0); the logs as written.
-    async fn lake_with_changes(lake: &Lake) -> (Vec<LoggedChange>, Vec<LoggedChange>) {
+    /// per table, partition 0); the logs as written (products, users, orders).
+    async fn lake_with_changes(lake: &Lake) -> BTreeMap<CdcTable, Vec<LoggedChange>> {
         let records: Vec<_> = CdcGenerator::new(CdcConfig {
             duplicate_fraction: 0.05,
             orders_per_second: 0.4,
             category_change_every_ms: 120_000,
+            user_move_every_ms: 60_000,
+            users: 300,
             ..CdcConfig::default()
         })
         .take(3_000)
         .collect();
-        let mut logs = (Vec::new(), Vec::new());
-        for table in [CdcTable::Products, CdcTable::Orders] {
+        let mut logs = BTreeMap::new();
+        for table in CdcTable::ALL {
             let mut raw = Vec::new();
             for (offset, r) in records.iter().filter(|r| r.table == table).enumerate() {
                 let change = Change::parse(table, &r.json).unwrap().unwrap();
@@ -205,16 +251,13 @@ mod tests {
                     ts_ms: change.ts_ms,
                     payload: r.json.clone(),
                 });
-                let log = if table == CdcTable::Orders {
-                    &mut logs.1
-                } else {
-                    &mut logs.0
-                };
-                log.push(LoggedChange {
-                    partition: 0,
-                    offset: offset as i64,
-                    change,
-                });
+                logs.entry(table)
+                    .or_insert_with(Vec::new)
+                    .push(LoggedChange {
+                        partition: 0,
+                        offset: offset as i64,
+                        change,
+                    });
             }
             let flush = crate::writer::Flush {
                 source: table.default_topic().to_string(),
@@ -241,13 +284,14 @@ mod tests {
         let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
         let views = lake.child("views");
         let ctx = MetricContext::default();
-        let (mut products, mut orders) = lake_with_changes(&lake).await;
+        let mut logs = lake_with_changes(&lake).await;
         let publisher = |run: &str| Publisher::new(run, 0, &ctx.fingerprint());
 
         let report = run(&lake, &views, &publisher("r1"), None, &ctx, false)
             .await
             .unwrap();
         assert!(report.replayed && report.duplicates > 0);
+        assert!(report.user_changes > 100, "{report:?}");
         let published = Published::load(&views).await.unwrap();
         assert_eq!(
             published.change_log.as_ref().map(|c| !c.files.is_empty()),
@@ -260,13 +304,23 @@ mod tests {
             .collect();
         assert!(hours.len() >= 2, "{hours:?}");
         assert!(published.time_boundary["orders"].is_some());
-        dedup_log(&mut products);
-        dedup_log(&mut orders);
-        let expected = orders_views(&orders, &product_table(&products).0, &ctx);
+        assert!(published.time_boundary["daily_sales"].is_some());
+        for log in logs.values_mut() {
+            dedup_log(log);
+        }
+        let (dims, _) = dimensions(&logs[&CdcTable::Products], &logs[&CdcTable::Users]);
+        let expected = change_log_views(&logs[&CdcTable::Orders], &dims, &ctx);
         let batch = crate::view_files::read_views::<Orders>(&views, &published, &hours)
             .await
             .unwrap();
-        assert_eq!(batch, expected);
+        assert_eq!(batch, expected.orders);
+        let sales = crate::view_files::read_views::<DailySales>(&views, &published, &hours)
+            .await
+            .unwrap();
+        assert_eq!(sales, expected.daily_sales);
+        assert!(sales.iter().all(|(k, _)| k.dim(0) != Some("unknown")));
+        let read = published.change_log.as_ref().unwrap();
+        assert!(read.users.is_some() && read.products.is_some());
 
         // Nothing new: nothing replayed.
         let again = run(&lake, &views, &publisher("r2"), None, &ctx, false)

@@ -66,16 +66,20 @@ pub async fn publish_hour(
     Ok(superseded)
 }
 
-/// Publishes views computed from the change log (`orders`): each changed hour's file, in
-/// one commit that also records the change log read. Returns the hours published.
-pub async fn publish_change_log_views(
+/// Publishes metric `M`'s views computed from the change log: each changed hour's file, in
+/// one commit that also records the change log read, when given. Returns the hours
+/// published.
+pub async fn publish_change_log_views<M: shared_logic::Metric>(
     views: &Lake,
     publisher: &Publisher,
     changed: &BTreeMap<HourKey, (WrittenView, String)>,
-    read: &ChangeLogRead,
+    read: Option<&ChangeLogRead>,
 ) -> Result<Vec<HourKey>, BatchError> {
-    let metric = <shared_logic::Orders as shared_logic::Metric>::NAME;
-    let columns = view_columns::<shared_logic::Orders>()?;
+    if changed.is_empty() && read.is_none() {
+        return Ok(Vec::new());
+    }
+    let metric = M::NAME;
+    let columns = view_columns::<M>()?;
     let hours: BTreeMap<HourKey, HourPublication> = changed
         .iter()
         .map(|(hour, (written, digest))| {
@@ -89,10 +93,14 @@ pub async fn publish_change_log_views(
             )
         })
         .collect();
-    let info = HashMap::from([(
-        CHANGE_LOG_KEY.to_string(),
-        serde_json::to_value(read).map_err(|e| BatchError::Usage(format!("change log: {e}")))?,
-    )]);
+    let mut info = HashMap::new();
+    if let Some(read) = read {
+        info.insert(
+            CHANGE_LOG_KEY.to_string(),
+            serde_json::to_value(read)
+                .map_err(|e| BatchError::Usage(format!("change log: {e}")))?,
+        );
+    }
     Ok(view_tables::publish(views, metric, columns, publisher, &hours, info).await?)
 }
 

@@ -149,7 +149,7 @@ fn views_files() -> Vec<(String, Vec<u8>)> {
     .take(60)
     .map(|r| (r.table, r.json))
     .collect();
-    let orders = shared_logic::orders::replay_in_order(
+    let changed = shared_logic::orders::replay_in_order(
         records.iter().map(|(t, b)| (*t, b.as_slice())),
         &ctx,
     );
@@ -159,7 +159,11 @@ fn views_files() -> Vec<(String, Vec<u8>)> {
         ("revenue", encode_views(&agg.revenue, w, "revenue")),
         ("funnel", encode_views(&agg.funnel, w, "funnel")),
         ("sessions", encode_views(&agg.sessions, w, "sessions")),
-        ("orders", encode_views(&orders, w, "orders")),
+        ("orders", encode_views(&changed.orders, w, "orders")),
+        (
+            "daily_sales",
+            encode_views(&changed.daily_sales, w, "daily_sales"),
+        ),
     ];
     files
         .into_iter()

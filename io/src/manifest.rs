@@ -74,7 +74,8 @@ impl HourView {
     }
 }
 
-/// What the last `orders` pass replayed (the batch layer's `orders` pass).
+/// What the last change-log pass replayed (the batch layer's `orders` pass, which builds
+/// `orders` and `daily_sales`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeLogRead {
     /// The change files of every table, as read.
@@ -85,6 +86,10 @@ pub struct ChangeLogRead {
     /// category), relative to the views root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub products: Option<String>,
+    /// The users dimension it wrote (every version: user, valid from, valid to, country,
+    /// birth year), relative to the views root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<String>,
 }
 
 /// The published state.

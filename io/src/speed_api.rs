@@ -40,15 +40,18 @@ impl Counters {
     }
 }
 
-/// What the change streams did, counted by outcome (the `orders` metric).
+/// What the change streams did, counted by outcome (`orders` and `daily_sales`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChangeCounters {
     pub order_changes: u64,
     pub product_changes: u64,
+    #[serde(default)]
+    pub user_changes: u64,
     pub duplicates: u64,
     pub late: u64,
     pub rejected: u64,
-    /// Held changes whose deltas changed because a product version arrived after them.
+    /// Held changes whose deltas changed because a product or user version arrived after
+    /// them.
     pub rederived: u64,
 }
 

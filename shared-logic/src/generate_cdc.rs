@@ -1,9 +1,11 @@
-//! A deterministic generator of Debezium change streams for the `products` and `orders`
-//! tables of the same shop the event generator simulates (its catalogue and countries), for
-//! demos and tests: a snapshot of the products (`r`), then orders placed (`c`), paid (`u`),
-//! some cancelled or refunded later (`u` with before and after images), category changes of
-//! products (`u`), and re-deliveries of earlier changes byte for byte (same source
-//! position). Records come in source-log order (`lsn` increasing), each with its topic's
+//! A deterministic generator of Debezium change streams for the `products`, `users` and
+//! `orders` tables of the same shop the event generator simulates (its catalogue and
+//! countries), for demos and tests: a snapshot of the products (`r`), then orders placed
+//! (`c`), each by a user who signs up (`users` `c`, with a country and a birth year) just
+//! before their first order, paid (`u`), some cancelled or refunded later (`u` with before
+//! and after images), category changes of products (`u`), users moving to another country
+//! (`u`: their later orders ship there), and re-deliveries of earlier changes byte for byte
+//! (same source position). Records come in source-log order (`lsn` increasing), each with its topic's
 //! table and key (the primary key). The same configuration gives the same bytes.
 
 use rand::{Rng, SeedableRng};
@@ -26,6 +28,10 @@ pub struct CdcConfig {
     pub cancel_fraction: f64,
     /// One product changes category every this many ms (0: never).
     pub category_change_every_ms: i64,
+    /// Orders are placed by users drawn from this many.
+    pub users: u32,
+    /// One user who has ordered moves to another country every this many ms (0: never).
+    pub user_move_every_ms: i64,
     /// Fraction of changes delivered twice.
     pub duplicate_fraction: f64,
     /// Wrap each change in Debezium's `{"schema":…,"payload":…}` envelope.
@@ -44,6 +50,8 @@ impl Default for CdcConfig {
             products: 200,
             cancel_fraction: 0.1,
             category_change_every_ms: 10 * 60_000,
+            users: 50_000,
+            user_move_every_ms: 5 * 60_000,
             duplicate_fraction: 0.0,
             with_schema: false,
             order_prefix: "o".into(),
@@ -82,6 +90,12 @@ pub struct CdcGenerator {
     orders: Vec<OrderState>,
     later: Vec<Later>,
     redeliver: Option<CdcRecord>,
+    next_user_move: i64,
+    /// Users who signed up: id → (country, birth year), and their ids in sign-up order.
+    users: std::collections::HashMap<u32, (&'static str, i32)>,
+    signed_up: Vec<u32>,
+    /// An order placed right after its user signed up.
+    after_sign_up: Option<CdcRecord>,
 }
 
 struct OrderState {
@@ -109,6 +123,10 @@ impl CdcGenerator {
             orders: Vec::new(),
             later: Vec::new(),
             redeliver: None,
+            next_user_move: cfg.start_ms + cfg.user_move_every_ms,
+            users: std::collections::HashMap::new(),
+            signed_up: Vec::new(),
+            after_sign_up: None,
             cfg,
         }
     }
@@ -139,6 +157,13 @@ impl CdcGenerator {
         format!(
             r#"{{"id":"{id}","name":"Product {n}","category":"{}"}}"#,
             self.categories[n]
+        )
+    }
+
+    fn user_row(&self, user: u32) -> String {
+        let (country, born) = self.users[&user];
+        format!(
+            r#"{{"id":"u{user:06}","name":"User {user}","country":"{country}","birth_year":{born}}}"#
         )
     }
 
@@ -181,6 +206,9 @@ impl Iterator for CdcGenerator {
         if let Some(again) = self.redeliver.take() {
             return Some(again);
         }
+        if let Some(order) = self.after_sign_up.take() {
+            return Some(order);
+        }
         if self.snapshot_left > 0 {
             let n = self.categories.len() - self.snapshot_left;
             self.snapshot_left -= 1;
@@ -211,6 +239,27 @@ impl Iterator for CdcGenerator {
                 return Some(self.record(CdcTable::Orders, key, json));
             }
         }
+        let move_due = self.cfg.user_move_every_ms > 0 && !self.signed_up.is_empty();
+        if move_due
+            && self.next_user_move <= next_order
+            && !(category_due && self.next_category_change < self.next_user_move)
+        {
+            self.now = self.next_user_move;
+            self.next_user_move += self.cfg.user_move_every_ms;
+            let user = self.signed_up[self.rng.random_range(0..self.signed_up.len())];
+            let before = self.user_row(user);
+            let countries: Vec<&'static str> = country_codes().collect();
+            let from = self.users[&user].0;
+            let mut to = countries[self.rng.random_range(0..countries.len())];
+            if to == from {
+                to = countries
+                    [(countries.iter().position(|c| *c == to).unwrap_or(0) + 1) % countries.len()];
+            }
+            self.users.get_mut(&user).expect("signed up").0 = to;
+            let after = self.user_row(user);
+            let json = self.envelope(Some(before), Some(after), "u");
+            return Some(self.record(CdcTable::Users, format!("u{user:06}"), json));
+        }
         if category_due && self.next_category_change <= next_order {
             self.now = self.next_category_change;
             self.next_category_change += self.cfg.category_change_every_ms;
@@ -230,10 +279,18 @@ impl Iterator for CdcGenerator {
         let countries: Vec<&'static str> = country_codes().collect();
         let n = self.orders.len();
         let products = self.categories.len().max(1);
+        let user = self.rng.random_range(0..self.cfg.users.max(1));
+        let sign_up = !self.users.contains_key(&user);
+        if sign_up {
+            let country = countries[self.rng.random_range(0..countries.len())];
+            self.users
+                .insert(user, (country, self.rng.random_range(1950..2009)));
+            self.signed_up.push(user);
+        }
         self.orders.push(OrderState {
             product: self.rng.random_range(0..products),
-            user: self.rng.random_range(0..50_000),
-            country: countries[self.rng.random_range(0..countries.len())],
+            user,
+            country: self.users[&user].0,
             quantity: self.rng.random_range(1..4),
             created_at: self.now,
         });
@@ -264,6 +321,22 @@ impl Iterator for CdcGenerator {
                 to,
             });
         }
+        if sign_up {
+            let row = self.user_row(user);
+            let json = self.envelope(None, Some(row), "c");
+            let signed = self.record(CdcTable::Users, format!("u{user:06}"), json);
+            let json = self.envelope(None, Some(after), "c");
+            let key = format!("{}{n:08}", self.cfg.order_prefix);
+            let order = CdcRecord {
+                table: CdcTable::Orders,
+                key,
+                json,
+                ts_ms: self.now,
+            };
+            // The order is produced after the sign-up (and its redelivery, if any).
+            self.after_sign_up = Some(order);
+            return Some(signed);
+        }
         let json = self.envelope(None, Some(after), "c");
         let key = format!("{}{n:08}", self.cfg.order_prefix);
         Some(self.record(CdcTable::Orders, key, json))
@@ -281,6 +354,7 @@ mod tests {
         let cfg = CdcConfig {
             duplicate_fraction: 0.05,
             category_change_every_ms: 60_000,
+            user_move_every_ms: 60_000,
             with_schema: true,
             ..CdcConfig::default()
         };
@@ -291,6 +365,7 @@ mod tests {
         );
         let mut seen = std::collections::HashSet::new();
         let mut products = ProductTable::default();
+        let mut users = crate::cdc::UserTable::default();
         let (mut ops, mut cancels, mut duplicates) = (std::collections::HashMap::new(), 0, 0);
         for r in &records {
             let change = Change::parse(r.table, &r.json).unwrap().unwrap();
@@ -302,6 +377,7 @@ mod tests {
             *ops.entry((r.table, change.op)).or_insert(0) += 1;
             match r.table {
                 CdcTable::Products => products.apply(&change).unwrap(),
+                CdcTable::Users => users.apply(&change).unwrap(),
                 CdcTable::Orders => {
                     let d = order_deltas(
                         &change,
@@ -311,12 +387,19 @@ mod tests {
                     );
                     cancels += d.iter().map(|d| d.cancellations).sum::<i64>();
                     assert!(d.iter().all(|d| d.category != crate::event::UNKNOWN));
+                    // Every buyer signed up before ordering, with a country and a birth year.
+                    let sales =
+                        crate::cdc::sale_deltas(&change, &products, &users, &Rates::default_usd());
+                    assert!(sales.iter().all(|s| s.country != crate::event::UNKNOWN
+                        && s.age_group != crate::event::UNKNOWN));
                 }
             }
         }
         assert_eq!(ops[&(CdcTable::Products, Op::Read)], 200);
         assert!(ops[&(CdcTable::Products, Op::Update)] > 5, "{ops:?}");
         assert!(ops[&(CdcTable::Orders, Op::Create)] > 1_000, "{ops:?}");
-        assert!(cancels > 30 && duplicates > 50, "{cancels} {duplicates}");
+        assert!(ops[&(CdcTable::Users, Op::Create)] > 900, "{ops:?}");
+        assert!(ops[&(CdcTable::Users, Op::Update)] > 3, "{ops:?}");
+        assert!(cancels > 10 && duplicates > 50, "{cancels} {duplicates}");
     }
 }

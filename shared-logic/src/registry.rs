@@ -9,7 +9,7 @@
 //! crate lists metrics.
 //!
 //! Metrics built from events ([`BuiltFrom::Events`]) are folded event by event by
-//! [`Aggregates::update`]; `sessions` and `orders` are built from sessions and order deltas
+//! [`Aggregates::update`]; `sessions`, `orders` and `daily_sales` are built from sessions and order deltas
 //! by paths of their own and are skipped by the per-event fold.
 
 use hashbrown::HashMap;
@@ -19,7 +19,7 @@ use crate::event::{Event, EventRef};
 use crate::mergeable::Mergeable;
 use crate::metric::{info, BuiltFrom, Metric, MetricContext, MetricInfo};
 use crate::metric_views::MetricViews;
-use crate::metrics::{Funnel, Orders, PageViews, Revenue, Sessions};
+use crate::metrics::{DailySales, Funnel, Orders, PageViews, Revenue, Sessions};
 use crate::sessions::{Activity, UserSessions};
 use crate::window::WindowStart;
 
@@ -246,6 +246,7 @@ registry! {
     revenue: Revenue,
     sessions: Sessions,
     orders: Orders,
+    daily_sales: DailySales,
 }
 
 #[cfg(test)]

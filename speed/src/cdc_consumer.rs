@@ -1,8 +1,8 @@
-//! The change-stream consumer of `lambda speed --cdc`: keeps the instance's `orders` views
-//! ([`crate::orders::OrderStreams`], inside [`RealtimeViews`]).
+//! The change-stream consumer of `lambda speed --cdc`: keeps the instance's `orders` and
+//! `daily_sales` views ([`crate::orders::OrderStreams`], inside [`RealtimeViews`]).
 //!
-//! - The products topic is read whole by every instance: all partitions assigned from the
-//!   beginning, outside any consumer group.
+//! - The dimension topics (products, users) are read whole by every instance: all
+//!   partitions assigned from the beginning, outside any consumer group, by one consumer.
 //! - The orders topic is read in the consumer group `<group>-orders`, so instances split
 //!   its partitions. A partition assigned to an instance is read from its beginning (the
 //!   topic's retention), whatever the group committed, so its state is rebuilt exactly
@@ -11,7 +11,7 @@
 //!   ([`GroupMember`]) sees it progress: a partition left unread past the bound makes the
 //!   instance leave the group, drop its orders state and join again.
 //!
-//! Records [`Change::parse`] rejects, and product updates of unknown keys, go to the
+//! Records [`Change::parse`] rejects, and dimension updates of unknown keys, go to the
 //! dead-letter topic with the `reason` header (the CDC reason code) and their source
 //! position. Tombstones carry nothing and are skipped.
 
@@ -35,6 +35,7 @@ use crate::views::RealtimeViews;
 pub struct CdcOptions {
     pub orders_topic: String,
     pub products_topic: String,
+    pub users_topic: String,
     /// The speed layer's group; orders are consumed in `<group>-orders`.
     pub group_id: String,
     pub dead_letter_topic: String,
@@ -50,7 +51,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The running change-stream consumer.
 pub struct CdcConsumer {
-    products: StreamConsumer,
+    /// Reads the products and users topics whole.
+    dimensions: StreamConsumer,
     orders: GroupMember,
     dead_letters: EventProducer,
     views: RealtimeViews,
@@ -59,8 +61,10 @@ pub struct CdcConsumer {
 }
 
 impl CdcConsumer {
-    /// Assigns every partition of the products topic and joins the orders group. Both
-    /// topics must exist.
+    /// Assigns every partition of the products and users topics and joins the orders
+    /// group. The orders and products topics must exist; the users topic is created (one
+    /// partition) when it does not, so a deployment without it keeps running (every
+    /// buyer's country and age group `unknown`) until its connector starts.
     pub async fn new(
         views: RealtimeViews,
         kafka: &KafkaSettings,
@@ -71,10 +75,12 @@ impl CdcConsumer {
             match lambda_io::manifest::Published::load(views_lake).await {
                 Ok(published) => {
                     let keep = crate::consumer::keep_ms(&views, opts.retain_covered);
-                    let orders = <shared_logic::Orders as shared_logic::Metric>::NAME;
-                    if let Some(t) =
-                        crate::consumer::eviction_horizon(&published, keep, |m| m == orders)
-                    {
+                    if let Some(t) = crate::consumer::eviction_horizon(&published, keep, |m| {
+                        shared_logic::MetricId::is_built_from(
+                            m,
+                            shared_logic::metric::BuiltFrom::OrderChanges,
+                        )
+                    }) {
                         views.update_orders(|o| o.evict_before(t));
                         tracing::info!(
                             horizon_ms = t,
@@ -89,7 +95,7 @@ impl CdcConsumer {
         }
         lambda_io::kafka::ensure_topics(
             kafka,
-            &[(&opts.dead_letter_topic, 1)],
+            &[(&opts.dead_letter_topic, 1), (&opts.users_topic, 1)],
             Duration::from_secs(30),
         )
         .await?;
@@ -100,29 +106,36 @@ impl CdcConsumer {
             ("fetch.wait.max.ms", "20"),
             ("topic.metadata.refresh.interval.ms", "5000"),
         ];
-        let products_group = format!("{}-products", opts.group_id);
-        let products: StreamConsumer = kafka
+        let dimensions_group = format!("{}-products", opts.group_id);
+        let dimensions: StreamConsumer = kafka
             .client_config(
                 ClientRole::Consumer,
-                &[common.as_slice(), &[("group.id", products_group.as_str())]].concat(),
+                &[
+                    common.as_slice(),
+                    &[("group.id", dimensions_group.as_str())],
+                ]
+                .concat(),
             )
             .create()
-            .map_err(IoError::kafka(&brokers, "create the products consumer"))?;
-        let partitions = lambda_io::kafka::partitions_of(
-            &products,
-            &opts.products_topic,
-            &brokers,
-            Duration::from_secs(30),
-        )?;
+            .map_err(IoError::kafka(&brokers, "create the dimensions consumer"))?;
         let mut assignment = TopicPartitionList::new();
-        for p in &partitions {
-            assignment
-                .add_partition_offset(&opts.products_topic, *p, Offset::Beginning)
-                .map_err(IoError::kafka(&brokers, "assign the products topic"))?;
+        let mut partitions = 0;
+        for topic in [&opts.products_topic, &opts.users_topic] {
+            for p in lambda_io::kafka::partitions_of(
+                &dimensions,
+                topic,
+                &brokers,
+                Duration::from_secs(30),
+            )? {
+                assignment
+                    .add_partition_offset(topic, p, Offset::Beginning)
+                    .map_err(IoError::kafka(&brokers, "assign the dimension topics"))?;
+                partitions += 1;
+            }
         }
-        products
+        dimensions
             .assign(&assignment)
-            .map_err(IoError::kafka(&brokers, "assign the products topic"))?;
+            .map_err(IoError::kafka(&brokers, "assign the dimension topics"))?;
         let orders_group = format!("{}-orders", opts.group_id);
         let orders = GroupMember::join_from_beginning(
             kafka.client_config(
@@ -132,9 +145,9 @@ impl CdcConsumer {
             &opts.orders_topic,
             PROGRESS_EVERY,
         )?;
-        tracing::info!(products = %opts.products_topic, partitions = partitions.len(), orders = %opts.orders_topic, group = %orders_group, "change streams consumer started");
+        tracing::info!(products = %opts.products_topic, users = %opts.users_topic, partitions, orders = %opts.orders_topic, group = %orders_group, "change streams consumer started");
         Ok(CdcConsumer {
-            products,
+            dimensions,
             orders,
             dead_letters: EventProducer::new(kafka, &opts.dead_letter_topic)?,
             views,
@@ -143,7 +156,7 @@ impl CdcConsumer {
         })
     }
 
-    /// Consumes both topics until `shutdown` resolves.
+    /// Consumes the three topics until `shutdown` resolves.
     pub async fn run(
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
@@ -166,10 +179,10 @@ impl CdcConsumer {
                         break;
                     }
                 }
-                m = self.products.recv() => match m {
+                m = self.dimensions.recv() => match m {
                     Ok(m) => {
                         backoff.reset();
-                        self.product_record(&m)?;
+                        self.dimension_record(&m)?;
                     }
                     Err(e) => backoff.wait(&self.brokers, &e).await,
                 },
@@ -246,24 +259,29 @@ impl CdcConsumer {
         );
     }
 
-    fn product_record(&self, m: &BorrowedMessage<'_>) -> Result<(), SpeedError> {
-        let change = match Change::parse_at(
-            CdcTable::Products,
-            m.payload().unwrap_or_default(),
-            record_clock(m),
-        ) {
+    /// A record of the products or the users topic.
+    fn dimension_record(&self, m: &BorrowedMessage<'_>) -> Result<(), SpeedError> {
+        let (table, topic) = if m.topic() == self.opts.users_topic {
+            (CdcTable::Users, &self.opts.users_topic)
+        } else {
+            (CdcTable::Products, &self.opts.products_topic)
+        };
+        let change = match Change::parse_at(table, m.payload().unwrap_or_default(), record_clock(m))
+        {
             Ok(Some(change)) => change,
             Ok(None) => return Ok(()),
             Err(rejection) => {
                 self.views.update_orders(|o| o.counters.rejected += 1);
-                return self.dead_letter(m, &self.opts.products_topic, &rejection);
+                return self.dead_letter(m, topic, &rejection);
             }
         };
         let ctx = &self.views.ctx;
-        match self.views.update_orders(|o| o.apply_product(&change, ctx)) {
-            ChangeOutcome::Rejected(rejection) => {
-                self.dead_letter(m, &self.opts.products_topic, &rejection)
-            }
+        let outcome = self.views.update_orders(|o| match table {
+            CdcTable::Users => o.apply_user(&change, ctx),
+            _ => o.apply_product(&change, ctx),
+        });
+        match outcome {
+            ChangeOutcome::Rejected(rejection) => self.dead_letter(m, topic, &rejection),
             _ => Ok(()),
         }
     }

@@ -1,24 +1,29 @@
-//! The speed layer's `orders` views, kept incrementally from the two change streams.
+//! The speed layer's views built from the change streams (`orders` and `daily_sales`),
+//! kept incrementally.
 //!
-//! - Products: every instance reads every partition of the products topic into one
-//!   [`ProductTable`] (the table is small and each order needs it).
+//! - Dimensions: every instance reads every partition of the products and users topics
+//!   into one [`Dimensions`] (the tables are small next to the orders, and each order
+//!   needs both).
 //! - Orders: the orders topic's partitions are split by a consumer group; each held
 //!   partition keeps its own views (so a revoked partition's state simply goes), the dedup
 //!   keys of the changes it applied, and those changes with the deltas they added, indexed
-//!   by product.
+//!   by product and by user.
 //!
-//! The two topics arrive in no particular order relative to each other. When a product
-//! version arrives, every held change of that product is re-derived: if its deltas differ
-//! (the order's category as of its time changed), the old ones are retracted and the new
-//! ones added (the state is a group). So the views are always
-//! `shared_logic::orders::orders_views` of the changes held, with the product table read so
-//! far, whatever the arrival order; the property test below checks it. Everything here is
-//! pure; the consumer does the I/O.
+//! The topics arrive in no particular order relative to each other. When a product or
+//! user version arrives, every held change of that product or user is re-derived: if its
+//! deltas differ (the order's category, or its buyer's country or age group, as of its
+//! time changed), the old ones are retracted and the new ones added (the states are
+//! groups). So the views are always `shared_logic::orders::change_log_views` of the
+//! changes held, with the dimensions read so far, whatever the arrival order; the property
+//! test below checks it. Everything here is pure; the consumer does the I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use lambda_io::speed_api::ChangeCounters;
-use shared_logic::cdc::{order_deltas, CdcRejection, Change, OrderDelta, ProductTable, Row};
+use shared_logic::cdc::{
+    order_deltas, sale_deltas, CdcRejection, CdcTable, Change, Op, OrderDelta, Row, SaleDelta,
+};
+use shared_logic::orders::Dimensions;
 use shared_logic::{Aggregates, MetricContext};
 
 /// One applied order change and the deltas it currently contributes.
@@ -26,8 +31,9 @@ use shared_logic::{Aggregates, MetricContext};
 struct Applied {
     change: Change,
     deltas: Vec<OrderDelta>,
-    /// The latest `created_at` of its row images: a product version valid from after it
-    /// cannot change its category.
+    sales: Vec<SaleDelta>,
+    /// The latest `created_at` of its row images: a dimension version valid from after it
+    /// cannot change what the change adds.
     latest_created: i64,
 }
 
@@ -37,7 +43,22 @@ impl Applied {
         self.deltas
             .iter()
             .map(|d| d.time)
+            .chain(self.sales.iter().map(|s| s.time))
             .fold(self.change.ts_ms, i64::max)
+    }
+
+    /// The products and the users its row images name.
+    fn keys(&self, table: CdcTable) -> Vec<String> {
+        let mut keys: Vec<String> = [&self.change.before, &self.change.after]
+            .into_iter()
+            .filter_map(|row| match (row, table) {
+                (Some(Row::Order(o)), CdcTable::Products) => Some(o.product_id.clone()),
+                (Some(Row::Order(o)), CdcTable::Users) => Some(o.user_id.clone()),
+                _ => None,
+            })
+            .collect();
+        keys.dedup();
+        keys
     }
 }
 
@@ -46,12 +67,26 @@ impl Applied {
 pub struct OrderPartition {
     /// The next offset to apply; everything below is in the state.
     pub next_offset: i64,
-    /// Only `orders` is populated.
+    /// Only the views built from the change streams are populated.
     pub aggregates: Aggregates,
     /// Dedup key → the newest time the change touches (expires with the horizon).
     seen: HashMap<u128, i64>,
-    /// Product id → changes of orders of that product.
-    by_product: HashMap<String, Vec<Applied>>,
+    /// The changes held for re-derivation, by a number of their own.
+    held: HashMap<u64, Applied>,
+    next_held: u64,
+    /// Product id → held changes of orders of that product.
+    by_product: HashMap<String, Vec<u64>>,
+    /// User id → held changes of orders of that user.
+    by_user: HashMap<String, Vec<u64>>,
+}
+
+impl OrderPartition {
+    fn index(&mut self, table: CdcTable) -> &mut HashMap<String, Vec<u64>> {
+        match table {
+            CdcTable::Users => &mut self.by_user,
+            _ => &mut self.by_product,
+        }
+    }
 }
 
 /// What a change record did.
@@ -59,48 +94,42 @@ pub struct OrderPartition {
 pub enum ChangeOutcome {
     /// Below the partition's next offset (already applied).
     Replayed,
-    /// Applied (orders: its deltas added; products: a version recorded).
+    /// Applied (orders: its deltas added; products and users: a version recorded).
     Applied,
     /// A repeated delivery of a change already applied.
     Duplicate,
     /// Every delta falls before the horizon (windows the speed layer no longer holds).
     Late,
-    /// Cannot be applied (an update of a product never created).
+    /// Cannot be applied (an update of a product or user never created).
     Rejected(CdcRejection),
 }
 
-/// The `orders` state of one speed instance.
+/// The change-stream state of one speed instance.
 #[derive(Debug, Clone, Default)]
 pub struct OrderStreams {
-    pub products: ProductTable,
-    product_seen: std::collections::HashSet<u128>,
+    pub dimensions: Dimensions,
+    /// Dedup keys of the dimension changes applied (they name their table).
+    dimension_seen: HashSet<u128>,
     pub partitions: BTreeMap<i32, OrderPartition>,
     /// Deltas before this time are not kept (their windows are evicted).
     horizon: i64,
     pub counters: ChangeCounters,
 }
 
-fn product_ids(change: &Change) -> Vec<String> {
-    let mut ids: Vec<String> = [&change.before, &change.after]
-        .into_iter()
-        .filter_map(|row| match row {
-            Some(Row::Order(o)) => Some(o.product_id.clone()),
-            _ => None,
-        })
-        .collect();
-    ids.dedup();
-    ids
-}
-
+/// Adds (`sign` = 1) or retracts (`sign` = -1) what an applied change contributes, in the
+/// windows the speed layer still holds.
 fn apply(
     aggregates: &mut Aggregates,
-    deltas: &[OrderDelta],
+    applied: &Applied,
     sign: i64,
     horizon: i64,
     ctx: &MetricContext,
 ) {
-    for d in deltas.iter().filter(|d| d.time >= horizon) {
+    for d in applied.deltas.iter().filter(|d| d.time >= horizon) {
         aggregates.orders.apply_delta(d, sign, ctx);
+    }
+    for s in applied.sales.iter().filter(|s| s.time >= horizon) {
+        aggregates.daily_sales.apply_sale(s, sign, ctx);
     }
 }
 
@@ -116,33 +145,77 @@ impl OrderStreams {
     /// Applies one products change (any partition of the products topic), re-deriving the
     /// held orders of that product.
     pub fn apply_product(&mut self, change: &Change, ctx: &MetricContext) -> ChangeOutcome {
-        if !self.product_seen.insert(change.dedup_key()) {
+        self.apply_dimension(CdcTable::Products, change, ctx)
+    }
+
+    /// Applies one users change (any partition of the users topic), re-deriving the held
+    /// orders of that user.
+    pub fn apply_user(&mut self, change: &Change, ctx: &MetricContext) -> ChangeOutcome {
+        self.apply_dimension(CdcTable::Users, change, ctx)
+    }
+
+    fn apply_dimension(
+        &mut self,
+        table: CdcTable,
+        change: &Change,
+        ctx: &MetricContext,
+    ) -> ChangeOutcome {
+        if !self.dimension_seen.insert(change.dedup_key()) {
             self.counters.duplicates += 1;
             return ChangeOutcome::Duplicate;
         }
+        let dims = &mut self.dimensions;
+        let known = match table {
+            CdcTable::Users => dims.users.knows(&change.key),
+            _ => dims.products.knows(&change.key),
+        };
         // The version this change adds is valid from its time, or for all earlier time
-        // when a snapshot first loads the product.
+        // when a snapshot first loads the row.
         let valid_from = match change.op {
-            shared_logic::cdc::Op::Read if !self.products.knows(&change.key) => i64::MIN,
+            Op::Read if !known => i64::MIN,
             _ => change.ts_ms,
         };
-        if let Err(rejection) = self.products.apply(change) {
+        let applied = match table {
+            CdcTable::Users => dims.users.apply(change),
+            _ => dims.products.apply(change),
+        };
+        if let Err(rejection) = applied {
             self.counters.rejected += 1;
             return ChangeOutcome::Rejected(rejection);
         }
-        self.counters.product_changes += 1;
+        match table {
+            CdcTable::Users => self.counters.user_changes += 1,
+            _ => self.counters.product_changes += 1,
+        }
         let horizon = self.horizon;
         for partition in self.partitions.values_mut() {
-            let Some(held) = partition.by_product.get_mut(&change.key) else {
+            let Some(ids) = partition.index(table).get(&change.key).cloned() else {
                 continue;
             };
-            for applied in held.iter_mut().filter(|a| a.latest_created >= valid_from) {
-                let deltas =
-                    order_deltas(&applied.change, &self.products, &ctx.rates, ctx.reversal);
-                if deltas != applied.deltas {
-                    apply(&mut partition.aggregates, &applied.deltas, -1, horizon, ctx);
-                    apply(&mut partition.aggregates, &deltas, 1, horizon, ctx);
+            for id in ids {
+                let Some(applied) = partition.held.get_mut(&id) else {
+                    continue;
+                };
+                if applied.latest_created < valid_from {
+                    continue;
+                }
+                let deltas = order_deltas(
+                    &applied.change,
+                    &self.dimensions.products,
+                    &ctx.rates,
+                    ctx.reversal,
+                );
+                let sales = sale_deltas(
+                    &applied.change,
+                    &self.dimensions.products,
+                    &self.dimensions.users,
+                    &ctx.rates,
+                );
+                if deltas != applied.deltas || sales != applied.sales {
+                    apply(&mut partition.aggregates, applied, -1, horizon, ctx);
                     applied.deltas = deltas;
+                    applied.sales = sales;
+                    apply(&mut partition.aggregates, applied, 1, horizon, ctx);
                     self.counters.rederived += 1;
                 }
             }
@@ -169,7 +242,9 @@ impl OrderStreams {
             self.counters.duplicates += 1;
             return ChangeOutcome::Duplicate;
         }
-        let deltas = order_deltas(&change, &self.products, &ctx.rates, ctx.reversal);
+        let dims = &self.dimensions;
+        let deltas = order_deltas(&change, &dims.products, &ctx.rates, ctx.reversal);
+        let sales = sale_deltas(&change, &dims.products, &dims.users, &ctx.rates);
         let latest_created = [&change.before, &change.after]
             .into_iter()
             .filter_map(|row| match row {
@@ -181,6 +256,7 @@ impl OrderStreams {
         let applied = Applied {
             change,
             deltas,
+            sales,
             latest_created,
         };
         let newest = applied.newest();
@@ -189,19 +265,17 @@ impl OrderStreams {
             self.counters.late += 1;
             return ChangeOutcome::Late;
         }
-        apply(&mut state.aggregates, &applied.deltas, 1, horizon, ctx);
-        let mut products = product_ids(&applied.change);
-        if let Some(last) = products.pop() {
-            // A restatement that moved the order to another product is held under both.
-            for product in products {
-                state
-                    .by_product
-                    .entry(product)
-                    .or_default()
-                    .push(applied.clone());
+        apply(&mut state.aggregates, &applied, 1, horizon, ctx);
+        let id = state.next_held;
+        state.next_held += 1;
+        for table in CdcTable::DIMENSIONS {
+            // A restatement that moved the order to another product (or user) is held
+            // under both.
+            for k in applied.keys(table) {
+                state.index(table).entry(k).or_default().push(id);
             }
-            state.by_product.entry(last).or_default().push(applied);
         }
+        state.held.insert(id, applied);
         self.counters.order_changes += 1;
         ChangeOutcome::Applied
     }
@@ -218,22 +292,26 @@ impl OrderStreams {
         }
         self.horizon = horizon;
         for state in self.partitions.values_mut() {
-            state.aggregates.orders.retain(|k| k.window.0 >= horizon);
+            state
+                .aggregates
+                .retain_windows_of(shared_logic::metric::BuiltFrom::OrderChanges, |w| {
+                    w.0 >= horizon
+                });
             state.seen.retain(|_, newest| *newest >= horizon);
-            for held in state.by_product.values_mut() {
-                held.retain(|a| a.newest() >= horizon);
+            state.held.retain(|_, a| a.newest() >= horizon);
+            let held = &state.held;
+            for index in [&mut state.by_product, &mut state.by_user] {
+                for ids in index.values_mut() {
+                    ids.retain(|id| held.contains_key(id));
+                }
+                index.retain(|_, ids| !ids.is_empty());
             }
-            state.by_product.retain(|_, held| !held.is_empty());
         }
     }
 
     /// Order changes held for re-derivation.
     pub fn held_changes(&self) -> usize {
-        self.partitions
-            .values()
-            .flat_map(|p| p.by_product.values())
-            .map(Vec::len)
-            .sum()
+        self.partitions.values().map(|p| p.held.len()).sum()
     }
 }
 
@@ -241,49 +319,49 @@ impl OrderStreams {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use shared_logic::cdc::{CdcTable, ReversalWindow};
+    use shared_logic::cdc::ReversalWindow;
     use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
-    use shared_logic::orders::{dedup_log, orders_views, product_table, LoggedChange};
+    use shared_logic::orders::{change_log_views, dedup_log, dimensions, LoggedChange};
 
-    /// Generated streams: (table, partition, offset, change), each table's records in
-    /// partition order by key hash.
-    fn streams(seed: u64) -> (Vec<LoggedChange>, Vec<LoggedChange>) {
+    /// Generated streams of the three tables (products, users, orders), each in partition
+    /// order by key hash.
+    fn streams(seed: u64) -> [Vec<LoggedChange>; 3] {
         let cfg = CdcConfig {
             seed,
             duplicate_fraction: 0.05,
             category_change_every_ms: 30_000,
+            user_move_every_ms: 20_000,
+            users: 60,
             ..CdcConfig::default()
         };
-        let mut products = Vec::new();
-        let mut orders = Vec::new();
-        let mut next = [[0i64; 3]; 2];
-        for record in CdcGenerator::new(cfg).take(400) {
+        let mut logs: [Vec<LoggedChange>; 3] = Default::default();
+        let mut next = [[0i64; 3]; 3];
+        for record in CdcGenerator::new(cfg).take(600) {
             let table = record.table;
             let Ok(Some(change)) = Change::parse(table, &record.json) else {
                 continue;
             };
             let partition = (record.key.bytes().map(u64::from).sum::<u64>() % 3) as i32;
-            let t = (table == CdcTable::Orders) as usize;
+            let t = match table {
+                CdcTable::Products => 0,
+                CdcTable::Users => 1,
+                CdcTable::Orders => 2,
+            };
             let offset = next[t][partition as usize];
             next[t][partition as usize] += 1;
-            let logged = LoggedChange {
+            logs[t].push(LoggedChange {
                 partition,
                 offset,
                 change,
-            };
-            if t == 1 {
-                orders.push(logged);
-            } else {
-                products.push(logged);
-            }
+            });
         }
-        (products, orders)
+        logs
     }
 
     #[test]
     fn changes_behind_the_horizon_are_not_held() {
         let ctx = MetricContext::default();
-        let (_, orders) = streams(3);
+        let [_, _, orders] = streams(3);
         let middle = orders[orders.len() / 2].change.ts_ms;
         let mut state = OrderStreams::new(i64::MIN);
         state.evict_before(middle);
@@ -294,7 +372,7 @@ mod tests {
         let held_before = state
             .partitions
             .values()
-            .flat_map(|p| p.by_product.values().flatten())
+            .flat_map(|p| p.held.values())
             .filter(|a| a.newest() < middle)
             .count();
         assert_eq!(held_before, 0);
@@ -304,49 +382,56 @@ mod tests {
                 .orders
                 .iter()
                 .all(|(k, _)| k.window.0 >= middle - 60_000));
+            assert!(part
+                .aggregates
+                .daily_sales
+                .iter()
+                .all(|(k, _)| k.window.0 >= middle - 60_000));
         }
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
-        /// Whatever the interleaving of the two topics (each partition in order), the
+        /// Whatever the interleaving of the three topics (each partition in order), the
         /// incremental views equal the replay of the deduplicated logs.
         #[test]
-        fn any_arrival_order_gives_the_replayed_views(seed in 0u64..1_000, original in any::<bool>(), picks in proptest::collection::vec(any::<bool>(), 0..800)) {
+        fn any_arrival_order_gives_the_replayed_views(seed in 0u64..1_000, original in any::<bool>(), picks in proptest::collection::vec(0u8..3, 0..1_200)) {
             let ctx = MetricContext {
                 reversal: if original { ReversalWindow::Original } else { ReversalWindow::Change },
                 ..MetricContext::default()
             };
-            let (products, orders) = streams(seed);
+            let logs = streams(seed);
             let mut state = OrderStreams::new(i64::MIN);
-            let (mut p, mut o) = (products.iter().peekable(), orders.iter().peekable());
+            let mut cursors = [0usize; 3];
             let mut picks = picks.into_iter();
             loop {
-                let take_product = match (p.peek(), o.peek()) {
-                    (None, None) => break,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    _ => picks.next().unwrap_or(true),
-                };
-                if take_product {
-                    let c = p.next().unwrap();
-                    state.apply_product(&c.change, &ctx);
-                } else {
-                    let c = o.next().unwrap();
-                    state.apply_order(c.partition, c.offset, c.change.clone(), &ctx);
+                let open: Vec<usize> = (0..3).filter(|t| cursors[*t] < logs[*t].len()).collect();
+                if open.is_empty() {
+                    break;
                 }
+                let t = open[picks.next().map_or(0, |p| p as usize % open.len())];
+                let c = &logs[t][cursors[t]];
+                cursors[t] += 1;
+                match t {
+                    0 => state.apply_product(&c.change, &ctx),
+                    1 => state.apply_user(&c.change, &ctx),
+                    _ => state.apply_order(c.partition, c.offset, c.change.clone(), &ctx),
+                };
             }
-            let (mut products, mut orders) = (products.clone(), orders.clone());
+            let [mut products, mut users, mut orders] = logs;
             dedup_log(&mut products);
+            dedup_log(&mut users);
             dedup_log(&mut orders);
-            let (table, _) = product_table(&products);
-            let expected = orders_views(&orders, &table, &ctx);
+            let (dims, _) = dimensions(&products, &users);
+            let expected = change_log_views(&orders, &dims, &ctx);
             let mut actual = Aggregates::default();
             for part in state.partitions.values() {
                 actual.merge_owned(part.aggregates.clone());
             }
-            prop_assert!(!expected.is_empty());
-            prop_assert_eq!(actual.orders, expected);
+            prop_assert!(!expected.orders.is_empty() && !expected.daily_sales.is_empty());
+            prop_assert!(expected.daily_sales.iter().any(|(k, _)| k.dim(0) != Some(shared_logic::event::UNKNOWN)));
+            prop_assert_eq!(actual.orders, expected.orders);
+            prop_assert_eq!(actual.daily_sales, expected.daily_sales);
         }
     }
 }

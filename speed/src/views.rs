@@ -22,7 +22,8 @@ struct Inner {
     newest_visible_ms: Option<i64>,
     last_checkpoint_ms: Option<i64>,
     lag: BTreeMap<i32, i64>,
-    /// The `orders` views, from the change streams (see [`crate::orders`]).
+    /// The `orders` and `daily_sales` views, from the change streams (see
+    /// [`crate::orders`]).
     orders: OrderStreams,
     /// Grouped rows of the windows no write touched since (see [`crate::rollups`]).
     rollups: Mutex<Rollups>,
@@ -189,9 +190,9 @@ impl RealtimeViews {
             );
         }
         for part in inner.orders.partitions.values() {
-            let mut orders = part.aggregates.orders.clone();
-            orders.retain(|k| k.window.0 >= from_ms && k.window.0 < to_ms);
-            out.aggregates.orders.merge_owned(orders);
+            let mut changed = part.aggregates.clone();
+            changed.retain_windows(|w| w.0 >= from_ms && w.0 < to_ms);
+            out.aggregates.merge_owned(changed);
         }
         out.revised = revised.into_iter().collect();
         out
@@ -255,7 +256,7 @@ impl RealtimeViews {
             .values()
             .map(|p| &p.aggregates)
             .chain(orders);
-        // The change streams' `orders` views change without window notes: never kept.
+        // The change streams' views change without window notes: never kept.
         let keep = M::BUILT_FROM != BuiltFrom::OrderChanges;
         rollups::select::<M>(
             &inner.rollups,

@@ -1,6 +1,8 @@
-//! The `orders` metric from Debezium change streams in both layers, over the real broker.
+//! The `orders` and `daily_sales` metrics from Debezium change streams in both layers, over
+//! the real broker.
 //!
-//! Generated streams (products snapshot, orders placed/paid/cancelled/refunded, category
+//! Generated streams (products snapshot, users signing up before their first order and
+//! moving country every five minutes, orders placed/paid/cancelled/refunded, category
 //! changes every ten minutes, 2 % re-deliveries) plus crafted changes in country IS, so
 //! their rows can be checked by value:
 //! - product `px` is `books` from the snapshot and becomes `music` at 10:30 (mid-hour):
@@ -9,15 +11,20 @@
 //!   reversals in the window of the change (the default `ReversalWindow::Change`);
 //! - `is-b`'s creation is delivered twice (same source position): counted once;
 //! - a re-snapshot of `px` at 11:30 (unchanged) adds no version;
-//! - the products stream is produced only after the speed layer has applied every order
-//!   change, so every order is first counted under `unknown` and re-derived when its
-//!   product's versions arrive;
+//! - every crafted order is by user `u-is` (born 1990), who lives in IS and moves to GL at
+//!   10:30, mid-day: in `daily_sales` order `is-d` (10:15, live) counts under IS and `is-b`
+//!   (10:40) under GL, both in age group 35-44; the cancelled and refunded orders count
+//!   nowhere; the `orders` metric keeps the order's own country (IS);
+//! - the products and users streams are produced only after the speed layer has applied
+//!   every order change, so every order is first counted under `unknown` and re-derived
+//!   when its product's and user's versions arrive;
 //! - a malformed record and an unknown op on `cdc.orders`, an update of a product never
-//!   created on `cdc.products`: dead-lettered with their reasons, nothing else lost.
+//!   created on `cdc.products` and of a user never created on `cdc.users`: dead-lettered
+//!   with their reasons, nothing else lost.
 //!
 //! Then: the speed layer's views == the batch layer's (replayed from the lake's change
 //! files) == the direct replay (`shared_logic::orders`) of the produced logs, and the
-//! served answer equals the direct replay at minute and hour granularity.
+//! served answer equals the direct replay at minute, hour and day granularity.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +42,11 @@ use serving::speed_views::SpeedViews;
 use serving::{ApiOptions, AppState};
 use shared_logic::cdc::CdcTable;
 use shared_logic::generate_cdc::{CdcConfig, CdcGenerator};
-use shared_logic::metrics::Orders;
+use shared_logic::metrics::{DailySales, Orders};
 use shared_logic::orders::replay_in_order;
-use shared_logic::window::HOUR_MS;
-use shared_logic::{MetricContext, MetricViews};
+use shared_logic::window::{DAY_MS, HOUR_MS};
+use shared_logic::Aggregates;
+use shared_logic::MetricContext;
 use speed::cdc_consumer::{CdcConsumer, CdcOptions};
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
@@ -49,6 +57,7 @@ const MIN: i64 = 60_000;
 const H10: i64 = 1_767_225_600_000 + 10 * HOUR_MS;
 const ORDERS: &str = "cdc.orders";
 const PRODUCTS: &str = "cdc.products";
+const USERS: &str = "cdc.users";
 const DLQ: &str = "cdc-dead-letter";
 
 /// A record for a topic: key and bytes.
@@ -63,7 +72,7 @@ fn order_row(
     created: i64,
 ) -> String {
     format!(
-        r#"{{"id":"{id}","user_id":"u-{id}","product_id":"{product}","quantity":{quantity},"price":"{price}","currency":"USD","country":"IS","status":"{status}","created_at":{created}}}"#
+        r#"{{"id":"{id}","user_id":"u-is","product_id":"{product}","quantity":{quantity},"price":"{price}","currency":"USD","country":"IS","status":"{status}","created_at":{created}}}"#
     )
 }
 
@@ -80,8 +89,19 @@ fn product_row(id: &str, category: &str) -> String {
     format!(r#"{{"id":"{id}","category":"{category}","name":"crafted"}}"#)
 }
 
-/// Generated and crafted records of both topics, in source order per key.
-fn streams() -> (Vec<Produced>, Vec<Produced>) {
+fn user_row(country: &str) -> String {
+    format!(r#"{{"id":"u-is","country":"{country}","birth_year":1990}}"#)
+}
+
+/// The records of the three topics.
+struct Streams {
+    orders: Vec<Produced>,
+    products: Vec<Produced>,
+    users: Vec<Produced>,
+}
+
+/// Generated and crafted records of the three topics, in source order per key.
+fn streams() -> Streams {
     let cfg = CdcConfig {
         seed: 11,
         start_ms: H10,
@@ -93,11 +113,12 @@ fn streams() -> (Vec<Produced>, Vec<Produced>) {
         with_schema: true,
         ..CdcConfig::default()
     };
-    let (mut orders, mut products) = (Vec::new(), Vec::new());
+    let (mut orders, mut products, mut users) = (Vec::new(), Vec::new(), Vec::new());
     for r in CdcGenerator::new(cfg).take_while(|r| r.ts_ms < H10 + 2 * HOUR_MS) {
         match r.table {
             CdcTable::Orders => orders.push((r.key, r.json)),
             CdcTable::Products => products.push((r.key, r.json)),
+            CdcTable::Users => users.push((r.key, r.json)),
         }
     }
     let m = |minutes: i64| H10 + minutes * MIN;
@@ -132,7 +153,34 @@ fn streams() -> (Vec<Produced>, Vec<Produced>) {
             ),
         ),
     ]);
+    users.extend([
+        (
+            "u-is".into(),
+            envelope(None, Some(user_row("IS")), "c", m(-120), lsn(5)),
+        ),
+        (
+            "u-is".into(),
+            envelope(
+                Some(user_row("IS")),
+                Some(user_row("GL")),
+                "u",
+                m(30),
+                lsn(6),
+            ),
+        ),
+        (
+            "u-ghost".into(),
+            envelope(
+                Some(user_row("IS")),
+                Some(user_row("GL")),
+                "u",
+                m(40),
+                lsn(7),
+            ),
+        ),
+    ]);
     let a = |status: &str| order_row("is-a", "px", "10.00", 1, status, m(20));
+    let d = order_row("is-d", "px", "7.00", 1, "paid", m(15));
     let b = |status: &str| order_row("is-b", "px", "20.00", 1, status, m(40));
     let c = |status: &str| order_row("is-c", "px", "5.00", 2, status, m(25));
     let b_created = envelope(None, Some(b("placed")), "c", m(40), lsn(12));
@@ -145,6 +193,7 @@ fn streams() -> (Vec<Produced>, Vec<Produced>) {
             "is-c".into(),
             envelope(None, Some(c("placed")), "c", m(25), lsn(11)),
         ),
+        ("is-d".into(), envelope(None, Some(d), "c", m(15), lsn(9))),
         ("is-b".into(), b_created.clone()),
         ("is-b".into(), b_created),
         (
@@ -165,20 +214,26 @@ fn streams() -> (Vec<Produced>, Vec<Produced>) {
             envelope(None, Some(a("placed")), "x", m(60), lsn(16)),
         ),
     ]);
-    (orders, products)
+    Streams {
+        orders,
+        products,
+        users,
+    }
 }
 
-/// The direct computation: both logs parsed, deduplicated and replayed in produced order.
-fn direct(orders: &[Produced], products: &[Produced]) -> MetricViews<Orders> {
-    replay_in_order(
-        products
+/// The direct computation: the logs parsed, deduplicated and replayed in produced order.
+fn direct(s: &Streams) -> Aggregates {
+    fn tagged(table: CdcTable, records: &[Produced]) -> Vec<(CdcTable, &[u8])> {
+        records
             .iter()
-            .map(|(_, json)| (CdcTable::Products, json.as_slice()))
-            .chain(
-                orders
-                    .iter()
-                    .map(|(_, json)| (CdcTable::Orders, json.as_slice())),
-            ),
+            .map(|(_, json)| (table, json.as_slice()))
+            .collect()
+    }
+    replay_in_order(
+        tagged(CdcTable::Products, &s.products)
+            .into_iter()
+            .chain(tagged(CdcTable::Users, &s.users))
+            .chain(tagged(CdcTable::Orders, &s.orders)),
         &MetricContext::default(),
     )
 }
@@ -237,6 +292,38 @@ async fn iceland(addr: &str) -> Vec<(i64, String, u64, i64, u64, i64, i64)> {
         .collect()
 }
 
+/// The served `daily_sales` rows of the day of `range` in the crafted user's two
+/// countries: (country, category, orders, revenue, average order value, buyers), age group
+/// 35-44 only.
+async fn user_moving_mid_day(
+    addr: &str,
+    range: (i64, i64),
+) -> Vec<(String, String, u64, i64, i64, u64)> {
+    let path = format!(
+        "/v1/metrics/daily_sales?from={}&to={}&granularity=day&group_by=country,category,age_group",
+        range.0, range.1
+    );
+    served_rows(addr, &path)
+        .await
+        .into_iter()
+        .filter(|(_, r)| {
+            let d = &r["dimensions"];
+            matches!(d["country"].as_str(), Some("IS" | "GL")) && d["age_group"] == "35-44"
+        })
+        .map(|(_, r)| {
+            let (d, v) = (&r["dimensions"], &r["values"]);
+            (
+                d["country"].as_str().unwrap().to_string(),
+                d["category"].as_str().unwrap().to_string(),
+                v["orders"].as_u64().unwrap(),
+                v["revenue_minor"].as_i64().unwrap(),
+                v["average_order_value_minor"].as_i64().unwrap(),
+                v["buyers"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_from_change_streams_agree_in_both_layers() {
     let broker = Broker::start();
@@ -244,13 +331,19 @@ async fn orders_from_change_streams_agree_in_both_layers() {
     let settings = KafkaSettings::new(broker.brokers());
     ensure_topics(
         &settings,
-        &[(ORDERS, 3), (PRODUCTS, 2), (DLQ, 1)],
+        &[(ORDERS, 3), (PRODUCTS, 2), (USERS, 2), (DLQ, 1)],
         Duration::from_secs(30),
     )
     .await
     .expect("topics");
-    let (orders, products) = streams();
-    let expected = direct(&orders, &products);
+    let streams = streams();
+    let all_expected = direct(&streams);
+    let (expected, expected_sales) = (&all_expected.orders, &all_expected.daily_sales);
+    let Streams {
+        orders,
+        products,
+        users,
+    } = &streams;
 
     let realtime = RealtimeViews::new(
         MetricContext::default(),
@@ -264,6 +357,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
         CdcOptions {
             orders_topic: ORDERS.into(),
             products_topic: PRODUCTS.into(),
+            users_topic: USERS.into(),
             group_id: "cdc-speed".into(),
             dead_letter_topic: DLQ.into(),
             batch_views: None,
@@ -281,12 +375,14 @@ async fn orders_from_change_streams_agree_in_both_layers() {
     let writers = [
         lake_writer(broker.brokers(), &lake, CdcTable::Orders, stopped.clone()),
         lake_writer(broker.brokers(), &lake, CdcTable::Products, stopped.clone()),
+        lake_writer(broker.brokers(), &lake, CdcTable::Users, stopped.clone()),
     ];
 
-    // Orders first; products only once every order change is applied (all `unknown`).
-    produce(&settings, ORDERS, &orders).await;
+    // Orders first; products and users only once every order change is applied (all
+    // `unknown`).
+    produce(&settings, ORDERS, orders).await;
     let handled = |c: lambda_io::speed_api::ChangeCounters| {
-        c.order_changes + c.product_changes + c.duplicates + c.late + c.rejected
+        c.order_changes + c.product_changes + c.user_changes + c.duplicates + c.late + c.rejected
     };
     lambda_tests::wait_until(
         "the speed layer to apply every order change",
@@ -294,13 +390,24 @@ async fn orders_from_change_streams_agree_in_both_layers() {
         || handled(realtime.order_counters()) >= orders.len() as u64,
     )
     .await;
-    let snapshot = realtime.snapshot(i64::MIN, i64::MAX).aggregates.orders;
+    let snapshot = realtime.snapshot(i64::MIN, i64::MAX).aggregates;
     assert!(
-        snapshot.iter().all(|(k, _)| k.dim(0) == Some("unknown")),
+        snapshot
+            .orders
+            .iter()
+            .all(|(k, _)| k.dim(0) == Some("unknown")),
         "no product known yet"
     );
-    produce(&settings, PRODUCTS, &products).await;
-    let total = (orders.len() + products.len()) as u64;
+    assert!(
+        snapshot
+            .daily_sales
+            .iter()
+            .all(|(k, _)| k.dims().all(|d| d == "unknown")),
+        "no product or user known yet"
+    );
+    produce(&settings, PRODUCTS, products).await;
+    produce(&settings, USERS, users).await;
+    let total = (orders.len() + products.len() + users.len()) as u64;
     lambda_tests::wait_until(
         "the speed layer to apply every change",
         Duration::from_secs(120),
@@ -310,9 +417,9 @@ async fn orders_from_change_streams_agree_in_both_layers() {
     let counters = realtime.order_counters();
     assert!(
         counters.rederived > 0,
-        "orders re-derived when their products arrived: {counters:?}"
+        "orders re-derived when their products and users arrived: {counters:?}"
     );
-    assert_eq!(counters.rejected, 3, "{counters:?}");
+    assert_eq!(counters.rejected, 4, "{counters:?}");
     lambda_tests::wait_until(
         "the lake writers to write every record",
         Duration::from_secs(120),
@@ -325,9 +432,16 @@ async fn orders_from_change_streams_agree_in_both_layers() {
     .await;
 
     // Speed == direct replay.
-    let speed_views = realtime.snapshot(i64::MIN, i64::MAX).aggregates.orders;
-    assert!(!expected.is_empty());
-    assert_eq!(speed_views, expected, "speed layer vs direct replay");
+    let speed_views = realtime.snapshot(i64::MIN, i64::MAX).aggregates;
+    assert!(!expected.is_empty() && !expected_sales.is_empty());
+    assert_eq!(
+        &speed_views.orders, expected,
+        "speed layer vs direct replay"
+    );
+    assert_eq!(
+        &speed_views.daily_sales, expected_sales,
+        "speed layer vs direct replay: daily_sales"
+    );
 
     // Batch (replayed from the lake's change files) == direct replay.
     let views = lake.child("views");
@@ -347,7 +461,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
             .iter()
             .map(|r| r.rejection.reason.code())
             .collect::<Vec<_>>(),
-        vec!["unknown_key"]
+        vec!["unknown_key", "unknown_key"]
     );
     let published = lambda_io::manifest::Published::load(&views).await.unwrap();
     let hours: Vec<_> = published
@@ -405,7 +519,66 @@ async fn orders_from_change_streams_agree_in_both_layers() {
     let batch_views = batch::view_files::read_views::<Orders>(&views, &published, &hours)
         .await
         .unwrap();
-    assert_eq!(batch_views, expected, "batch layer vs direct replay");
+    assert_eq!(&batch_views, expected, "batch layer vs direct replay");
+    let batch_sales = batch::view_files::read_views::<DailySales>(&views, &published, &hours)
+        .await
+        .unwrap();
+    assert_eq!(
+        &batch_sales, expected_sales,
+        "batch layer vs direct replay: daily_sales"
+    );
+    // The users dimension: u-is in IS until 10:30, then in GL.
+    let dimension = published
+        .change_log
+        .as_ref()
+        .and_then(|c| c.users.clone())
+        .expect("users dimension");
+    let bytes = std::fs::read(lake_dir.join("views").join(&dimension)).unwrap();
+    let u_is: Vec<(Option<i64>, Option<i64>, String, i32)> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(
+            bytes,
+        ))
+        .unwrap()
+        .build()
+        .unwrap()
+        .flat_map(|b| {
+            use arrow::array::{Array, AsArray};
+            use arrow::datatypes::{Int32Type, TimestampMillisecondType as Ts};
+            let b = b.unwrap();
+            let (id, from, to, country, born) = (
+                b.column(0).as_string::<i32>().clone(),
+                b.column(1).as_primitive::<Ts>().clone(),
+                b.column(2).as_primitive::<Ts>().clone(),
+                b.column(3).as_string::<i32>().clone(),
+                b.column(4).as_primitive::<Int32Type>().clone(),
+            );
+            (0..b.num_rows())
+                .filter(|&i| id.value(i) == "u-is")
+                .map(|i| {
+                    let opt =
+                        |a: &arrow::array::PrimitiveArray<Ts>| (!a.is_null(i)).then(|| a.value(i));
+                    (
+                        opt(&from),
+                        opt(&to),
+                        country.value(i).to_string(),
+                        born.value(i),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        u_is,
+        vec![
+            (
+                Some(H10 - 2 * HOUR_MS),
+                Some(half_past),
+                "IS".to_string(),
+                1990
+            ),
+            (Some(half_past), None, "GL".to_string(), 1990),
+        ]
+    );
     // A second run with nothing new replays nothing.
     let again = job::run(
         &lake,
@@ -434,7 +607,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
         ("hour", HOUR_MS, vec!["category"]),
         ("hour", HOUR_MS, vec![]),
     ] {
-        let rows = rows_of_views(&expected, range.0, range.1, size, &group_by, &[]);
+        let rows = rows_of_views(expected, range.0, range.1, size, &group_by, &[]);
         assert_served_equals_rows::<Orders>(
             &addr,
             rows,
@@ -445,11 +618,30 @@ async fn orders_from_change_streams_agree_in_both_layers() {
         )
         .await;
     }
+    // daily_sales per day, by its three dimensions and by country alone (distinct buyers
+    // merged, not summed).
+    let day = (H10 - 10 * HOUR_MS, H10 + 14 * HOUR_MS);
+    for group_by in [
+        vec!["country", "category", "age_group"],
+        vec!["country"],
+        vec![],
+    ] {
+        let rows = rows_of_views(expected_sales, day.0, day.1, DAY_MS, &group_by, &[]);
+        assert_served_equals_rows::<DailySales>(&addr, rows, day, ("day", DAY_MS), &group_by, &[])
+            .await;
+    }
+    assert_eq!(
+        user_moving_mid_day(&addr, day).await,
+        vec![
+            ("GL".to_string(), "music".to_string(), 1, 2000, 2000, 1),
+            ("IS".to_string(), "books".to_string(), 1, 700, 700, 1),
+        ]
+    );
     let h = |n: i64| H10 + n * HOUR_MS;
     assert_eq!(
         iceland(&addr).await,
         vec![
-            (h(0), "books".into(), 2, 2000, 1, 1000, 1000),
+            (h(0), "books".into(), 3, 2700, 1, 1000, 1700),
             (h(0), "music".into(), 1, 2000, 0, 0, 2000),
             (h(1), "books".into(), 0, 0, 1, 1000, -1000),
         ]
@@ -464,7 +656,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
                 .values()
                 .flatten()
                 .count()
-                >= 3
+                >= 4
         },
     )
     .await;
@@ -486,6 +678,7 @@ async fn orders_from_change_streams_agree_in_both_layers() {
             (ORDERS, "malformed_json"),
             (ORDERS, "unknown_op"),
             (PRODUCTS, "unknown_key"),
+            (USERS, "unknown_key"),
         ]
         .map(|(t, r)| (t.to_string(), r.to_string()))
     );

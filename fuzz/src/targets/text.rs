@@ -34,6 +34,8 @@ pub const QUERY: Target = Target {
         "funnel",
         "sessions",
         "orders",
+        "daily_sales",
+        "age_group",
         "country",
         "device",
         "category",

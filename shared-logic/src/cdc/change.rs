@@ -5,22 +5,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::reject::{reject, CdcReason, CdcRejection};
-use super::rows::{integer, invalid, order_row, product_row, Row};
+use super::rows::{integer, invalid, order_row, product_row, user_row, Row};
 
 /// The tables the platform reads change events of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CdcTable {
     Orders,
     Products,
+    Users,
 }
 
 impl CdcTable {
+    /// Every table, the fact table first.
+    pub const ALL: [CdcTable; 3] = [CdcTable::Orders, CdcTable::Products, CdcTable::Users];
+
+    /// The dimension tables (read whole by every speed instance).
+    pub const DIMENSIONS: [CdcTable; 2] = [CdcTable::Products, CdcTable::Users];
+
     /// The table's name (and, after `cdc.`, its default topic).
     pub fn name(self) -> &'static str {
         match self {
             CdcTable::Orders => "orders",
             CdcTable::Products => "products",
+            CdcTable::Users => "users",
         }
     }
 
@@ -29,6 +37,7 @@ impl CdcTable {
         match self {
             CdcTable::Orders => "cdc.orders",
             CdcTable::Products => "cdc.products",
+            CdcTable::Users => "cdc.users",
         }
     }
 }
@@ -200,6 +209,7 @@ impl Change {
                 Some(Value::Object(row)) => Ok(Some(match table {
                     CdcTable::Orders => Row::Order(order_row(row, name)?),
                     CdcTable::Products => Row::Product(product_row(row, name)?),
+                    CdcTable::Users => Row::User(user_row(row, name)?),
                 })),
                 Some(other) => Err(invalid("envelope", name, other)),
             }

@@ -35,7 +35,7 @@ pub struct OrderDelta {
 }
 
 /// An order's revenue in the reporting currency (converted at its `created_at` day).
-fn revenue(order: &OrderRow, rates: &Rates) -> i128 {
+pub(super) fn revenue(order: &OrderRow, rates: &Rates) -> i128 {
     rates.to_reporting(
         order.price_minor as i128 * order.quantity as i128,
         order.currency,

@@ -61,11 +61,22 @@ pub struct ProductRow {
     pub category: String,
 }
 
-/// A row image of either table.
+/// One row of `users`: what the `users` dimension keeps of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub user_id: String,
+    /// ISO 3166 alpha-2, upper case; `None` when the column is absent or null.
+    pub country: Option<String>,
+    /// `None` when the column is absent or null.
+    pub birth_year: Option<i32>,
+}
+
+/// A row image of any of the tables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Row {
     Order(OrderRow),
     Product(ProductRow),
+    User(UserRow),
 }
 
 impl Row {
@@ -73,9 +84,13 @@ impl Row {
         match self {
             Row::Order(o) => &o.order_id,
             Row::Product(p) => &p.product_id,
+            Row::User(u) => &u.user_id,
         }
     }
 }
+
+/// Birth years accepted in a users row.
+const BIRTH_YEARS: std::ops::RangeInclusive<i64> = 1900..=2100;
 
 pub(super) fn integer(v: &Value) -> Option<i64> {
     match v {
@@ -159,10 +174,7 @@ pub(super) fn order_row(row: &Map<String, Value>, image: &str) -> Result<OrderRo
         .ok_or_else(|| invalid(image, "status", status))?;
     let created = get("created_at")?;
     let created_at = timestamp(created).ok_or_else(|| invalid(image, "created_at", created))?;
-    let country = string("country")?.to_ascii_uppercase();
-    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(invalid(image, "country", &Value::String(country)));
-    }
+    let country = country_code(string("country")?, image)?;
     Ok(OrderRow {
         order_id: string("id")?,
         user_id: string("user_id")?,
@@ -186,5 +198,39 @@ pub(super) fn product_row(
     Ok(ProductRow {
         product_id: string("id")?,
         category: string("category")?.to_ascii_lowercase(),
+    })
+}
+
+/// An ISO 3166 alpha-2 country code, upper cased.
+fn country_code(text: String, image: &str) -> Result<String, CdcRejection> {
+    let country = text.to_ascii_uppercase();
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(invalid(image, "country", &Value::String(country)));
+    }
+    Ok(country)
+}
+
+pub(super) fn user_row(row: &Map<String, Value>, image: &str) -> Result<UserRow, CdcRejection> {
+    let user_id =
+        column(row, image, "id").and_then(|v| text(v).ok_or_else(|| invalid(image, "id", v)))?;
+    let country = match row.get("country") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(country_code(
+            text(v).ok_or_else(|| invalid(image, "country", v))?,
+            image,
+        )?),
+    };
+    let birth_year = match row.get("birth_year") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            integer(v)
+                .filter(|y| BIRTH_YEARS.contains(y))
+                .ok_or_else(|| invalid(image, "birth_year", v))? as i32,
+        ),
+    };
+    Ok(UserRow {
+        user_id,
+        country,
+        birth_year,
     })
 }

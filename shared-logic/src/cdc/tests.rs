@@ -336,7 +336,8 @@ fn a_change_may_not_reach_further_back_than_the_order_age_limit() {
             (CdcTable::Orders, recent.as_bytes()),
         ],
         &crate::MetricContext::default(),
-    );
+    )
+    .orders;
     let hours: std::collections::BTreeSet<i64> =
         views.iter().map(|(k, _)| k.window.0 / 3_600_000).collect();
     assert_eq!(hours.len(), 1, "{hours:?}");

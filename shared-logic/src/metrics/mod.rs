@@ -2,6 +2,7 @@
 //! or an order delta) updates it, and how a merged state evaluates to values. Both layers
 //! run exactly these; the list of metrics is [`crate::registry`].
 
+mod daily_sales;
 mod funnel;
 mod orders;
 mod page_views;
@@ -10,6 +11,7 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 
+pub use daily_sales::{DailySales, DailySalesState};
 pub use funnel::{Funnel, FunnelState};
 pub use orders::{Orders, OrdersState};
 pub use page_views::{PageViews, PageViewsState};

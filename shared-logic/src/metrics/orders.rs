@@ -166,6 +166,7 @@ mod tests {
             records.iter().map(|(t, b)| (*t, b.as_slice())),
             &MetricContext::default(),
         )
+        .orders
         .roll_up(DAY_MS);
         let rows: Vec<_> = views.iter().collect();
         assert_eq!(rows.len(), 1);

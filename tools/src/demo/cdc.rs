@@ -1,9 +1,10 @@
-//! The demo's change data capture: a Debezium-like source of the shop's `orders` and
-//! `products` tables producing to `cdc.orders` and `cdc.products` (history first, then live,
-//! paced by source time), the speed layer's change-stream consumer, and one lake writer
+//! The demo's change data capture: a Debezium-like source of the shop's `orders`,
+//! `products` and `users` tables producing to `cdc.orders`, `cdc.products` and `cdc.users`
+//! (history first, then live, paced by source time), the speed layer's change-stream consumer, and one lake writer
 //! per change topic. Wiring only, as `lambda generate --cdc`, `lambda speed --cdc` and
 //! `lambda lake --cdc` run them.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use batch::lake_writer::{LakeWriter, WriterOptions};
@@ -45,13 +46,14 @@ pub(super) async fn start(
     }: Source,
     stop: &Stop,
 ) -> Result<DemoCdc, ToolsError> {
-    let (orders, products) = (
+    let (orders, products, users) = (
         CdcTable::Orders.default_topic(),
         CdcTable::Products.default_topic(),
+        CdcTable::Users.default_topic(),
     );
     ensure_topics(
         kafka,
-        &[(orders, 2), (products, 1)],
+        &[(orders, 2), (products, 1), (users, 1)],
         Duration::from_secs(30),
     )
     .await?;
@@ -61,6 +63,7 @@ pub(super) async fn start(
         CdcOptions {
             orders_topic: orders.into(),
             products_topic: products.into(),
+            users_topic: users.into(),
             group_id: "lambda-speed".into(),
             dead_letter_topic: shared_logic::topics::DEAD_LETTER.into(),
             batch_views: Some(lake.child("views")),
@@ -70,7 +73,7 @@ pub(super) async fn start(
     .await?;
     let consumer = tokio::spawn(consumer.run(stop.stopped()));
     let mut writers = Vec::new();
-    for table in [CdcTable::Orders, CdcTable::Products] {
+    for table in CdcTable::ALL {
         let writer = LakeWriter::new(
             lake.clone(),
             &kafka.client_config(ClientRole::Consumer, &[]),
@@ -103,10 +106,10 @@ pub(super) async fn start(
         order_prefix: format!("o{}-", start_ms / 1000),
         ..CdcConfig::default()
     };
-    let producers = (
-        EventProducer::new(kafka, orders)?,
-        EventProducer::new(kafka, products)?,
-    );
+    let producers = CdcTable::ALL
+        .into_iter()
+        .map(|t| Ok((t, EventProducer::new(kafka, t.default_topic())?)))
+        .collect::<Result<HashMap<_, _>, ToolsError>>()?;
     let source = tokio::spawn(source(CdcGenerator::new(cfg), producers, stop.stopped()));
     Ok(DemoCdc {
         consumer,
@@ -119,7 +122,7 @@ pub(super) async fn start(
 /// number of changes sent.
 async fn source(
     mut changes: CdcGenerator,
-    (orders, products): (EventProducer, EventProducer),
+    producers: HashMap<CdcTable, EventProducer>,
     stopped: impl std::future::Future<Output = ()>,
 ) -> Result<u64, ToolsError> {
     tokio::pin!(stopped);
@@ -137,15 +140,11 @@ async fn source(
                 pending = Some(change);
                 break;
             }
-            let producer = match change.table {
-                CdcTable::Orders => &orders,
-                CdcTable::Products => &products,
-            };
-            producer.send(change.key.as_bytes(), &change.json)?;
+            producers[&change.table].send(change.key.as_bytes(), &change.json)?;
             sent += 1;
         }
     }
-    for p in [&orders, &products] {
+    for p in producers.values() {
         p.flush(Duration::from_secs(30))?;
     }
     Ok(sent)
@@ -165,7 +164,7 @@ impl DemoCdc {
                 .context("lake writer thread")?
                 .map_err(|_| ToolsError::Invalid("a change-topic lake writer panicked".into()))??;
         }
-        println!("change streams: {sent} changes sent to cdc.orders and cdc.products");
+        println!("change streams: {sent} changes sent to cdc.orders, cdc.products and cdc.users");
         Ok(())
     }
 }
