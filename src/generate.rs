@@ -71,8 +71,8 @@ pub struct GenerateArgs {
     topic: String,
     #[arg(long, default_value_t = 4)]
     partitions: i32,
-    /// Emit Debezium change streams of the shop's tables instead of events: `orders` or
-    /// `products` (NDJSON or Kafka), or `all` (Kafka: each table to its topic).
+    /// Emit Debezium change streams of the shop's tables instead of events: `orders`,
+    /// `products` or `users` (NDJSON or Kafka), or `all` (Kafka: each table to its topic).
     #[arg(long, value_enum)]
     cdc: Option<CdcSelection>,
     /// Orders placed per second of source time (with --cdc).
@@ -93,6 +93,9 @@ pub struct GenerateArgs {
     /// Topic of the products change stream (with --cdc and --kafka).
     #[arg(long, default_value = "cdc.products")]
     products_topic: String,
+    /// Topic of the users change stream (with --cdc and --kafka).
+    #[arg(long, default_value = "cdc.users")]
+    users_topic: String,
     #[command(flatten)]
     kafka_args: KafkaArgs,
 }
@@ -157,6 +160,7 @@ impl GenerateArgs {
 pub enum CdcSelection {
     Orders,
     Products,
+    Users,
     All,
 }
 
@@ -165,6 +169,7 @@ impl CdcSelection {
         match self {
             CdcSelection::Orders => table == CdcTable::Orders,
             CdcSelection::Products => table == CdcTable::Products,
+            CdcSelection::Users => table == CdcTable::Users,
             CdcSelection::All => true,
         }
     }
@@ -315,6 +320,7 @@ async fn run_cdc(args: GenerateArgs, selection: CdcSelection) -> anyhow::Result<
         let topics = [
             (&args.orders_topic, CdcTable::Orders),
             (&args.products_topic, CdcTable::Products),
+            (&args.users_topic, CdcTable::Users),
         ];
         let wanted: Vec<(&str, i32)> = topics
             .iter()
@@ -324,10 +330,11 @@ async fn run_cdc(args: GenerateArgs, selection: CdcSelection) -> anyhow::Result<
         ensure_topics(&settings, &wanted, Duration::from_secs(30))
             .await
             .with_context(|| format!("preparing the change topics on {}", settings.brokers))?;
-        CdcSink::Kafka {
-            orders: EventProducer::new(&settings, &args.orders_topic)?,
-            products: EventProducer::new(&settings, &args.products_topic)?,
+        let mut producers = std::collections::HashMap::new();
+        for (name, table) in topics.iter().filter(|(_, t)| selection.includes(*t)) {
+            producers.insert(*table, EventProducer::new(&settings, name)?);
         }
+        CdcSink::Kafka(producers)
     } else {
         if selection == CdcSelection::All {
             bail!("--cdc all needs --kafka (each table to its topic); NDJSON takes one table");
@@ -357,9 +364,10 @@ async fn run_cdc(args: GenerateArgs, selection: CdcSelection) -> anyhow::Result<
         }
         let delivered = sink.finish()?;
         eprintln!(
-            "generated {sent} change events: orders {}, products {}{}",
+            "generated {sent} change events: orders {}, products {}, users {}{}",
             by_table.get("orders").copied().unwrap_or(0),
             by_table.get("products").copied().unwrap_or(0),
+            by_table.get("users").copied().unwrap_or(0),
             delivered
                 .map(|d| format!("; {d} acknowledged by the broker"))
                 .unwrap_or_default(),
@@ -372,10 +380,8 @@ async fn run_cdc(args: GenerateArgs, selection: CdcSelection) -> anyhow::Result<
 /// Where `--cdc` writes.
 enum CdcSink {
     Ndjson(BufWriter<Box<dyn Write + Send>>),
-    Kafka {
-        orders: EventProducer,
-        products: EventProducer,
-    },
+    /// A producer per selected table.
+    Kafka(std::collections::HashMap<CdcTable, EventProducer>),
 }
 
 impl CdcSink {
@@ -388,13 +394,10 @@ impl CdcSink {
                     other => other.context("writing NDJSON output").map(|_| true),
                 }
             }
-            CdcSink::Kafka { orders, products } => {
-                let producer = if r.table == CdcTable::Orders {
-                    orders
-                } else {
-                    products
-                };
-                producer.send(r.key.as_bytes(), &r.json)?;
+            CdcSink::Kafka(producers) => {
+                if let Some(producer) = producers.get(&r.table) {
+                    producer.send(r.key.as_bytes(), &r.json)?;
+                }
                 Ok(true)
             }
         }
@@ -407,11 +410,13 @@ impl CdcSink {
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
                 other => other.context("writing NDJSON output").map(|_| None),
             },
-            CdcSink::Kafka { orders, products } => {
+            CdcSink::Kafka(producers) => {
                 let timeout = Duration::from_secs(120);
-                Ok(Some(
-                    orders.flush(timeout)?.delivered + products.flush(timeout)?.delivered,
-                ))
+                let mut delivered = 0;
+                for p in producers.values() {
+                    delivered += p.flush(timeout)?.delivered;
+                }
+                Ok(Some(delivered))
             }
         }
     }

@@ -9,7 +9,6 @@ use anyhow::Context;
 use batch::import::{import_ndjson, source_name, ImportOptions};
 use batch::lake_writer::{LakeWriter, WriterOptions};
 use clap::{Args, Subcommand};
-use shared_logic::cdc::CdcTable;
 use shared_logic::{topics, Validator};
 
 use crate::batch_cmd::locations;
@@ -41,7 +40,7 @@ struct RunArgs {
     /// change events and written as raw change files under cdc/<table>/ (rejects to the
     /// dead-letter files with the CDC reason code).
     #[arg(long, value_enum)]
-    cdc: Option<CdcArg>,
+    cdc: Option<crate::CdcTableArg>,
     /// Roll a partition's file at this many MiB of buffered records ...
     #[arg(long, default_value_t = 64)]
     roll_mib: usize,
@@ -53,13 +52,6 @@ struct RunArgs {
     max_future_skew_secs: i64,
     #[command(flatten)]
     kafka: KafkaArgs,
-}
-
-/// A table whose change stream the lake keeps.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum CdcArg {
-    Orders,
-    Products,
 }
 
 #[derive(Subcommand)]
@@ -150,10 +142,7 @@ async fn write(args: RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("--roll-mib and --roll-secs must be positive");
     }
     let (lake, _) = locations(&args.lake, None, true)?;
-    let cdc = args.cdc.map(|t| match t {
-        CdcArg::Orders => CdcTable::Orders,
-        CdcArg::Products => CdcTable::Products,
-    });
+    let cdc = args.cdc.map(crate::CdcTableArg::table);
     let (default_topic, default_group) = match cdc {
         None => (topics::EVENTS.to_string(), "lambda-lake".to_string()),
         Some(t) => (

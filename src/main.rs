@@ -302,9 +302,22 @@ fn log_file(command: &Command) -> anyhow::Result<Option<std::fs::File>> {
 
 /// The tables `--cdc` names.
 #[derive(Clone, Copy, ValueEnum)]
-enum CdcTableArg {
+pub(crate) enum CdcTableArg {
     Orders,
     Products,
+    Users,
+}
+
+impl CdcTableArg {
+    /// The table it names.
+    pub(crate) fn table(self) -> shared_logic::cdc::CdcTable {
+        use shared_logic::cdc::CdcTable;
+        match self {
+            CdcTableArg::Orders => CdcTable::Orders,
+            CdcTableArg::Products => CdcTable::Products,
+            CdcTableArg::Users => CdcTable::Users,
+        }
+    }
 }
 
 fn inspect(args: InspectArgs) -> anyhow::Result<()> {
@@ -315,10 +328,7 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.timeout_secs);
     let text = match args.cdc {
         Some(table) => {
-            let table = match table {
-                CdcTableArg::Orders => shared_logic::cdc::CdcTable::Orders,
-                CdcTableArg::Products => shared_logic::cdc::CdcTable::Products,
-            };
+            let table = table.table();
             let topic = args
                 .topic
                 .unwrap_or_else(|| table.default_topic().to_string());

@@ -11,6 +11,7 @@
 
 (() => {
   const MINUTE = 60_000;
+  const DAY = 86_400_000;
   const FILTER_DIMS = ['category', 'country', 'device'];
   const TOKEN_KEY = 'lambda.token';
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -162,6 +163,9 @@
     const sessions = pick([['sessions', 'sessions']]);
     const orders = pick([['orders', 'net_revenue_minor']]);
     const countries = pick([['page_views', 'views'], ['funnel', 'views']], ['country']);
+    const sales = pick([['daily_sales', 'revenue_minor']], ['country', 'age_group']);
+    // Whole days around the range: the days it touches.
+    const days = { from: Math.floor(range.from / DAY) * DAY, to: Math.ceil(range.to / DAY) * DAY };
     const minute = (m) => m && { ...m, url: queryUrl(m.metric, range, { granularity: 'minute', filters: f }) };
     const out = {
       views: minute(views),
@@ -171,6 +175,7 @@
       orders: minute(orders),
       users: users && { ...users, url: queryUrl(users.metric, range, { granularity: 'hour', filters: f }) },
       countries: countries && { ...countries, url: queryUrl(countries.metric, range, { granularity: 'minute', groupBy: ['country'], filters: f }) },
+      sales: sales && { ...sales, url: queryUrl(sales.metric, days, { granularity: 'day', groupBy: ['country', 'age_group'], filters: f }) },
       options: [],
     };
     // Selector options, unfiltered: each filter dimension from the metric that has the most
@@ -443,6 +448,48 @@
     note.textContent = resp.truncated ? 'The API truncated this result: the table may be incomplete.' : '';
   }
 
+  // daily_sales of the days the range touches: the 20 largest (day, country, age group)
+  // rows by revenue, newest day first.
+  function renderSales(p, R) {
+    const table = $('#daily-sales');
+    const tbody = table.tBodies[0];
+    const note = $('#daily-sales-note');
+    if (!p.sales) {
+      table.dataset.query = '';
+      tbody.innerHTML = '<tr><td colspan="7" class="muted"></td></tr>';
+      tbody.rows[0].cells[0].textContent = p.failed.has('sales') ? 'Unavailable: the API answered with an error (see above).' : 'Sales have no device dimension: clear the device filter to see them.';
+      return;
+    }
+    const resp = R[p.sales.url];
+    const cur = resp.currency || 'USD';
+    const rows = rowsOf(resp)
+      .filter((r) => typeof r.values?.revenue_minor === 'number')
+      .sort((a, b) => Date.parse(b.window_start) - Date.parse(a.window_start) || b.values.revenue_minor - a.values.revenue_minor)
+      .slice(0, 20);
+    tbody.replaceChildren(...rows.map((r) => {
+      const tr = document.createElement('tr');
+      const v = r.values;
+      Object.assign(tr.dataset, {
+        salesDay: r.window_start, salesCountry: r.dimensions?.country ?? '', salesAgeGroup: r.dimensions?.age_group ?? '',
+        salesOrders: v.orders, salesRevenue: v.revenue_minor, salesBuyers: v.buyers,
+      });
+      const cells = [String(r.window_start).slice(0, 10), r.dimensions?.country, r.dimensions?.age_group,
+        nf.format(v.orders), money(v.revenue_minor, cur), money(v.average_order_value_minor, cur), nf.format(v.buyers)];
+      for (const [i, text] of cells.entries()) {
+        const td = document.createElement(i === 0 ? 'th' : 'td');
+        if (i === 0) td.scope = 'row';
+        if (i >= 3) td.className = 'num';
+        td.textContent = text ?? '';
+        tr.append(td);
+      }
+      return tr;
+    }));
+    if (!rows.length) tbody.innerHTML = '<tr><td colspan="7" class="muted">No sales on these days.</td></tr>';
+    table.dataset.query = p.sales.url;
+    note.textContent = (resp.truncated ? 'The API truncated this result: the table may be incomplete. ' : '')
+      + `Live orders of the orders table (CDC) joined, as of each order's time, with the users table (country, age group) and the products table (category); in ${cur}.`;
+  }
+
   function renderStatus(p, R, range) {
     const resp = (p.views && R[p.views.url]) || (p.funnel && R[p.funnel.url]) || {};
     const el = $('#freshness');
@@ -501,7 +548,7 @@
     if (!Array.isArray(catalog.metrics)) throw new ApiError('bad_response', 'the metric catalogue has no "metrics" list', 200, '/v1/metrics');
     state.catalog = catalog;
     const p = plan(range);
-    const urls = [...new Set([p.views, p.users, p.funnel, p.revenue, p.sessions, p.orders, p.countries, ...p.options].filter(Boolean).map((q) => q.url))];
+    const urls = [...new Set([p.views, p.users, p.funnel, p.revenue, p.sessions, p.orders, p.countries, p.sales, ...p.options].filter(Boolean).map((q) => q.url))];
     const results = await Promise.allSettled(urls.map(fetchJson));
     if (seq !== state.seq) return; // a newer refresh (filter change) owns the page now
     const R = { '/v1/metrics': catalog };
@@ -509,11 +556,12 @@
     urls.forEach((u, i) => { if (results[i].status === 'fulfilled') R[u] = results[i].value; else errors.push(results[i].reason); });
     // Whatever answered is still drawn; a part whose query failed says so.
     p.failed = new Set();
-    for (const k of ['views', 'users', 'funnel', 'revenue', 'sessions', 'orders', 'countries']) if (p[k] && !(p[k].url in R)) { p[k] = null; p.failed.add(k); }
+    for (const k of ['views', 'users', 'funnel', 'revenue', 'sessions', 'orders', 'countries', 'sales']) if (p[k] && !(p[k].url in R)) { p[k] = null; p.failed.add(k); }
     p.options = p.options.filter((o) => o.url in R);
     renderKpis(p, R);
     renderCharts(p, R, range);
     renderCountries(p, R);
+    renderSales(p, R);
     renderStatus(p, R, range);
     renderOptions(p, R);
     if (errors.length) { // the banner shows it; not a successful refresh

@@ -111,6 +111,16 @@ function snapshot() {
       const t = document.getElementById('countries');
       return { ...data(t), rows: [...document.querySelectorAll('tr[data-country]')].map((r) => ({ country: r.dataset.country, value: r.dataset.value })) };
     })(),
+    sales: (() => {
+      const t = document.getElementById('daily-sales');
+      return {
+        ...data(t),
+        rows: [...t.querySelectorAll('tr[data-sales-country]')].map((r) => ({
+          day: r.dataset.salesDay, country: r.dataset.salesCountry, age: r.dataset.salesAgeGroup,
+          orders: Number(r.dataset.salesOrders), revenue: Number(r.dataset.salesRevenue), buyers: Number(r.dataset.salesBuyers),
+        })),
+      };
+    })(),
     freshness: document.getElementById('freshness')?.dataset.freshnessMs ?? null,
   };
 }
@@ -196,11 +206,27 @@ async function verify(snap) {
     for (const c of shown.keys()) if (!expected.has(c)) problems.push(`country ${c} is in the table but not in the API's answer`);
   } else if (!ct.query) problems.push('the country table shows no query');
 
+  // Sales table: each row is the API's row of its day, country and age group; the 20
+  // largest by revenue of the newest day first, so as many rows as the API has, up to 20.
+  const st = snap.sales;
+  if (known('the sales table', st.query)) {
+    const apiRows = rowsOf(api[st.query]);
+    const key = (day, country, age) => `${day}|${country}|${age}`;
+    const expected = new Map(apiRows.map((r) => [key(r.window_start, r.dimensions?.country, r.dimensions?.age_group), r.values]));
+    for (const r of st.rows) {
+      const e = expected.get(key(r.day, r.country, r.age));
+      if (!e) problems.push(`sales row ${r.day} ${r.country} ${r.age} has no API row`);
+      else if (e.orders !== r.orders || e.revenue_minor !== r.revenue || e.buyers !== r.buyers) problems.push(`sales row ${r.day} ${r.country} ${r.age}: table ${r.orders}/${r.revenue}/${r.buyers}, API ${e.orders}/${e.revenue_minor}/${e.buyers}`);
+    }
+    if (st.rows.length !== Math.min(20, apiRows.length)) problems.push(`the sales table shows ${st.rows.length} rows, the API has ${apiRows.length}`);
+  } else if (!st.query) problems.push('the sales table shows no query');
+
   const viewsResp = views?.query ? api[views.query] : null;
   const summary = {
     bars: viewBars.length,
     total_views: kpiViews && kpiViews.value !== '' ? Number(kpiViews.value) : null,
     countries: ct.rows.length,
+    sales: st.rows.length,
     boundary: Boolean(views?.boundaries.length),
     time_boundary: viewsResp?.time_boundary ?? null,
     freshness_ms: viewsResp?.freshness_ms ?? null,

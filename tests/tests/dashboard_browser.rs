@@ -74,6 +74,31 @@ async fn the_dashboard_shows_the_served_numbers() {
             .enumerate()
             .map(|(i, l)| ((i % 3) as i32, (i / 3) as i64, now, l.as_slice())),
     );
+    // Change streams of the same 88 minutes: the sales table's `daily_sales`.
+    let changes =
+        shared_logic::generate_cdc::CdcGenerator::new(shared_logic::generate_cdc::CdcConfig {
+            seed: 5,
+            start_ms: minute - 90 * 60_000,
+            orders_per_second: 0.5,
+            users: 400,
+            ..Default::default()
+        })
+        .take_while(|r| r.ts_ms < minute - 2 * 60_000);
+    let ctx = MetricContext::default();
+    realtime.update_orders(|o| {
+        for (offset, r) in changes.enumerate() {
+            let change = shared_logic::cdc::Change::parse(r.table, &r.json)
+                .unwrap()
+                .unwrap();
+            match r.table {
+                shared_logic::cdc::CdcTable::Products => o.apply_product(&change, &ctx),
+                shared_logic::cdc::CdcTable::Users => o.apply_user(&change, &ctx),
+                shared_logic::cdc::CdcTable::Orders => {
+                    o.apply_order(0, offset as i64, change, &ctx)
+                }
+            };
+        }
+    });
     let state = Arc::new(AppState {
         batch: BatchViews::new(views, 16),
         speed: SpeedViews::in_process(realtime).into(),
@@ -124,6 +149,10 @@ async fn the_dashboard_shows_the_served_numbers() {
     assert!(
         summary["bars"].as_u64().unwrap_or(0) >= 50,
         "a bar per minute: {summary}"
+    );
+    assert!(
+        summary["sales"].as_u64().unwrap_or(0) >= 10,
+        "the sales table shows the served daily_sales rows: {summary}"
     );
     assert!(screenshot.exists());
     eprintln!("dashboard screenshot: {}", screenshot.display());

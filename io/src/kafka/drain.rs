@@ -17,7 +17,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
-use shared_logic::cdc::{CdcReason, CdcTable, Change, ProductTable};
+use shared_logic::cdc::{CdcReason, CdcTable, Change, ProductTable, UserTable};
 use shared_logic::{Event, Origin, Reason, Validator};
 
 use crate::error::IoError;
@@ -93,12 +93,15 @@ pub struct ChangeSummary {
     pub source_time_range: Option<(i64, i64)>,
     /// Products known at the end (`products` table only).
     pub products: Option<usize>,
+    /// Users known at the end (`users` table only).
+    pub users: Option<usize>,
 }
 
 /// Reads a change topic of `table` up to its current end, checking every record as the
 /// layers do: the envelope and its times against the record timestamp
 /// ([`Change::parse_at`]), re-deliveries ([`Change::dedup_key`]) and,
-/// for `products`, updates of unknown keys (the table is rebuilt in offset order).
+/// for `products` and `users`, updates of unknown keys (the table is rebuilt in offset
+/// order).
 pub fn read_changes_to_end(
     config: &ClientConfig,
     topic: &str,
@@ -108,6 +111,7 @@ pub fn read_changes_to_end(
     let mut summary = ChangeSummary::default();
     let mut seen = HashSet::new();
     let mut products = ProductTable::default();
+    let mut users = UserTable::default();
     for_each_record(config, topic, timeout, |partition, _, at, payload| {
         summary.records += 1;
         *summary.records_by_partition.entry(partition).or_default() += 1;
@@ -125,11 +129,14 @@ pub fn read_changes_to_end(
                     summary.duplicates += 1;
                     return;
                 }
-                if table == CdcTable::Products {
-                    if let Err(rejection) = products.apply(&change) {
-                        reject(rejection.reason);
-                        return;
-                    }
+                let applied = match table {
+                    CdcTable::Products => products.apply(&change),
+                    CdcTable::Users => users.apply(&change),
+                    CdcTable::Orders => Ok(()),
+                };
+                if let Err(rejection) = applied {
+                    reject(rejection.reason);
+                    return;
                 }
                 *summary
                     .changes_by_op
@@ -152,6 +159,9 @@ pub fn read_changes_to_end(
                 .collect::<HashSet<_>>()
                 .len(),
         );
+    }
+    if table == CdcTable::Users {
+        summary.users = Some(users.len());
     }
     Ok(summary)
 }
