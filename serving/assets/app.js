@@ -471,10 +471,10 @@
       const v = r.values;
       Object.assign(tr.dataset, {
         salesDay: r.window_start, salesCountry: r.dimensions?.country ?? '', salesAgeGroup: r.dimensions?.age_group ?? '',
-        salesOrders: v.orders, salesRevenue: v.revenue_minor, salesBuyers: v.buyers,
+        salesOrders: v.orders, salesRevenue: v.revenue_minor, salesBuyers: v.distinct_buyers,
       });
       const cells = [String(r.window_start).slice(0, 10), r.dimensions?.country, r.dimensions?.age_group,
-        nf.format(v.orders), money(v.revenue_minor, cur), money(v.average_order_value_minor, cur), nf.format(v.buyers)];
+        nf.format(v.orders), money(v.revenue_minor, cur), money(v.average_order_value_minor, cur), nf.format(v.distinct_buyers)];
       for (const [i, text] of cells.entries()) {
         const td = document.createElement(i === 0 ? 'th' : 'td');
         if (i === 0) td.scope = 'row';

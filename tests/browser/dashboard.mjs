@@ -216,7 +216,7 @@ async function verify(snap) {
     for (const r of st.rows) {
       const e = expected.get(key(r.day, r.country, r.age));
       if (!e) problems.push(`sales row ${r.day} ${r.country} ${r.age} has no API row`);
-      else if (e.orders !== r.orders || e.revenue_minor !== r.revenue || e.buyers !== r.buyers) problems.push(`sales row ${r.day} ${r.country} ${r.age}: table ${r.orders}/${r.revenue}/${r.buyers}, API ${e.orders}/${e.revenue_minor}/${e.buyers}`);
+      else if (e.orders !== r.orders || e.revenue_minor !== r.revenue || e.distinct_buyers !== r.buyers) problems.push(`sales row ${r.day} ${r.country} ${r.age}: table ${r.orders}/${r.revenue}/${r.buyers}, API ${e.orders}/${e.revenue_minor}/${e.distinct_buyers}`);
     }
     if (st.rows.length !== Math.min(20, apiRows.length)) problems.push(`the sales table shows ${st.rows.length} rows, the API has ${apiRows.length}`);
   } else if (!st.query) problems.push('the sales table shows no query');

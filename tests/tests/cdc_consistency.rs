@@ -318,7 +318,7 @@ async fn user_moving_mid_day(
                 v["orders"].as_u64().unwrap(),
                 v["revenue_minor"].as_i64().unwrap(),
                 v["average_order_value_minor"].as_i64().unwrap(),
-                v["buyers"].as_u64().unwrap(),
+                v["distinct_buyers"].as_u64().unwrap(),
             )
         })
         .collect()

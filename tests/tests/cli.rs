@@ -368,13 +368,14 @@ fn generated_events_arrive_in_kafka_and_inspect_counts_them() {
 
 #[test]
 fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
-    use shared_logic::cdc::{CdcTable, Change, Op, ProductTable};
+    use shared_logic::cdc::{CdcTable, Change, Op, ProductTable, UserTable};
 
     // NDJSON, one table each: every line is a Debezium change event of that table.
     let mut ops = std::collections::HashMap::new();
     for (table, name) in [
         (CdcTable::Products, "products"),
         (CdcTable::Orders, "orders"),
+        (CdcTable::Users, "users"),
     ] {
         let out = lambda(&[
             "generate",
@@ -401,6 +402,7 @@ fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
     assert_eq!(ops[&(CdcTable::Products, Op::Read)], 200, "{ops:?}");
     assert!(ops[&(CdcTable::Products, Op::Update)] > 100, "{ops:?}");
     assert!(ops[&(CdcTable::Orders, Op::Create)] > 200, "{ops:?}");
+    assert!(ops[&(CdcTable::Users, Op::Create)] > 200, "{ops:?}");
     let out = lambda(&["generate", "--cdc", "all", "--count", "10"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("needs --kafka"), "{}", stderr(&out));
@@ -419,23 +421,24 @@ fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
         stderr(&out)
     );
     let mut products = ProductTable::default();
+    let mut users = UserTable::default();
     let mut total = 0;
-    for (topic, table) in [
-        ("cdc.products", CdcTable::Products),
-        ("cdc.orders", CdcTable::Orders),
-    ] {
-        let stored = lambda_tests::topic::read_all(&broker.client_config(), topic);
+    for table in [CdcTable::Products, CdcTable::Users, CdcTable::Orders] {
+        let stored = lambda_tests::topic::read_all(&broker.client_config(), table.default_topic());
         for record in stored.values().flatten() {
             let change = Change::parse(table, &record.payload).unwrap().unwrap();
             assert_eq!(record.key.as_deref(), Some(change.key.as_bytes()));
-            if table == CdcTable::Products {
-                products.apply(&change).expect("known products");
+            match table {
+                CdcTable::Products => products.apply(&change).expect("known products"),
+                CdcTable::Users => users.apply(&change).expect("known users"),
+                CdcTable::Orders => {}
             }
             total += 1;
         }
     }
     assert_eq!(total, 1000);
     assert!(products.versions().len() >= 200);
+    assert!(users.len() >= 200, "every buyer signed up: {}", users.len());
 
     // `lambda inspect --cdc` checks a change topic as the layers would, rejects included.
     let broken = [
@@ -481,16 +484,25 @@ fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
         "{products_summary}"
     );
     assert_eq!(products_summary["products"], 200, "{products_summary}");
+    let users_summary = inspect("users");
+    assert_eq!(
+        users_summary["users"].as_u64(),
+        Some(users.len() as u64),
+        "{users_summary}"
+    );
     let records = |s: &serde_json::Value| s["records"].as_u64().unwrap();
-    assert_eq!(records(&orders) + records(&products_summary), 1002);
+    assert_eq!(
+        records(&orders) + records(&products_summary) + records(&users_summary),
+        1002
+    );
 
     // The binaries: `lake --cdc` per table, `speed --cdc`, `batch`, then `verify` finds the
-    // layers' `orders` views equal.
+    // layers' `orders` and `daily_sales` views equal.
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let (lake_arg, speed_addr) = (lake.display().to_string(), lambda_tests::http::free_addr());
     let spawn = |args: &[&str]| spawn_with_broker(broker.brokers(), args);
-    let _writers = ["orders", "products"]
+    let _writers = ["orders", "products", "users"]
         .map(|t| spawn(&["lake", "--cdc", t, "--lake", &lake_arg, "--roll-secs", "1"]));
     let checkpoints = dir.path().join("checkpoints").display().to_string();
     let _speed = spawn(&[
@@ -513,7 +525,12 @@ fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
             let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let c = &status["changes"];
             let n = |k: &str| c[k].as_u64().unwrap_or(0);
-            n("order_changes") + n("product_changes") + n("duplicates") + n("rejected") + n("late")
+            n("order_changes")
+                + n("product_changes")
+                + n("user_changes")
+                + n("duplicates")
+                + n("rejected")
+                + n("late")
                 == 1002
         },
     );
@@ -528,26 +545,31 @@ fn change_streams_are_debezium_events_to_ndjson_or_to_their_kafka_topics() {
     );
     let out = lambda(&["batch", "--lake", &lake_arg, "--dirty"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = lambda(&[
-        "verify",
-        "--metric",
-        "orders",
-        "--views",
-        &lake.join("views").display().to_string(),
-        "--speed-url",
-        &format!("http://{speed_addr}"),
-        "--from",
-        "2025-12-31T00:00:00Z",
-        "--to",
-        "2026-01-03T00:00:00Z",
-    ]);
-    let report = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{report}{}", stderr(&out));
-    assert!(
-        report.contains("orders:") && report.contains(" 0 differences"),
-        "{report}"
-    );
-    assert!(!report.contains("orders: 0 hours compared"), "{report}");
+    for metric in ["orders", "daily_sales"] {
+        let out = lambda(&[
+            "verify",
+            "--metric",
+            metric,
+            "--views",
+            &lake.join("views").display().to_string(),
+            "--speed-url",
+            &format!("http://{speed_addr}"),
+            "--from",
+            "2025-12-31T00:00:00Z",
+            "--to",
+            "2026-01-03T00:00:00Z",
+        ]);
+        let report = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{report}{}", stderr(&out));
+        assert!(
+            report.contains(&format!("{metric}:")) && report.contains(" 0 differences"),
+            "{report}"
+        );
+        assert!(
+            !report.contains(&format!("{metric}: 0 hours compared")),
+            "{report}"
+        );
+    }
 }
 
 #[test]
@@ -783,7 +805,7 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
             "{topic}: {config:?}"
         );
     }
-    for topic in ["cdc.orders", "cdc.products"] {
+    for topic in ["cdc.orders", "cdc.products", "cdc.users"] {
         let config = config_of(topic);
         assert_ne!(
             config.get("cleanup.policy").map(String::as_str),

@@ -131,6 +131,35 @@ pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
     Ok(partitions)
 }
 
+/// Partition → high watermark (the next offset to be written) of every partition of
+/// `topic`. Blocking: call it where a thread may block (`spawn_blocking`).
+pub fn end_offsets(
+    settings: &KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<i32, i64>, IoError> {
+    let brokers = settings.brokers.as_str();
+    let err = |what: &str| {
+        let what = format!("{what} of `{topic}`");
+        move |source: rdkafka::error::KafkaError| IoError::Kafka {
+            brokers: brokers.to_string(),
+            what,
+            source: Box::new(source),
+        }
+    };
+    let consumer: rdkafka::consumer::BaseConsumer = settings
+        .client_config(ClientRole::Consumer, &[("group.id", "lambda-end-offsets")])
+        .create()
+        .map_err(err("create a consumer to read the end offsets"))?;
+    let mut ends = std::collections::BTreeMap::new();
+    for p in partitions_of(&consumer, topic, brokers, timeout)? {
+        let (_, high) = rdkafka::consumer::Consumer::fetch_watermarks(&consumer, topic, p, timeout)
+            .map_err(err("fetch the watermarks"))?;
+        ends.insert(p, high);
+    }
+    Ok(ends)
+}
+
 /// Creates the topics that do not exist yet (existing ones are left as they are).
 pub async fn ensure_topics(
     settings: &KafkaSettings,

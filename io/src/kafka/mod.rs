@@ -17,7 +17,7 @@ pub mod producer;
 pub mod record_time;
 pub mod tansu_store;
 
-pub use client::{ensure_topics, partitions_of, KafkaSettings};
+pub use client::{end_offsets, ensure_topics, partitions_of, KafkaSettings};
 pub use client_role::ClientRole;
 pub use consume::{ConsumeBackoff, RebalanceTracker};
 pub use group_member::{GroupMember, MemberConsumer};

@@ -85,7 +85,7 @@ impl Metric for DailySales {
         ("orders", ValueKind::Count),
         ("revenue_minor", ValueKind::Money),
         ("average_order_value_minor", ValueKind::Money),
-        ("buyers", ValueKind::Count),
+        ("distinct_buyers", ValueKind::Count),
     ];
     type State = DailySalesState;
 

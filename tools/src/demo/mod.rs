@@ -235,6 +235,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
 
     let batch = tokio::spawn(schedule::batch_schedule(
         history_in,
+        kafka.clone(),
         lake.clone(),
         views.clone(),
         Duration::from_secs(args.batch_period_secs),
@@ -249,9 +250,10 @@ pub async fn run(args: DemoArgs) -> Result<(), ToolsError> {
         token::token_file(&data).display()
     );
     println!(
-        "SQL: psql \"host={} port={} user=lambda dbname=lambda\" (tables page_views, funnel, revenue, sessions, orders; _hourly and _daily too)",
+        "SQL: psql \"host={} port={} user=lambda dbname=lambda\" (tables {}; _hourly and _daily too)",
         layers.sql_addr.ip(),
-        layers.sql_addr.port()
+        layers.sql_addr.port(),
+        shared_logic::registry::NAMES.join(", ")
     );
     println!(
         "data in {} (broker, lake, views, checkpoints; {}); batch every {} s; {} events/s live{}; Ctrl-C stops everything",
