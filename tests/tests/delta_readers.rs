@@ -58,6 +58,7 @@ const ADDITIVE: &[(&str, &[&str])] = &[
             "net_revenue_minor",
         ],
     ),
+    ("daily_sales", &["orders", "revenue_minor"]),
 ];
 
 /// The generated records of the events topic, in two deliveries: the first lacks every
@@ -331,39 +332,39 @@ async fn readers_we_did_not_write_see_the_lake_and_views_the_api_serves() {
     let events = events();
     let changes = changes();
     let settings = lambda_io::kafka::KafkaSettings::new(broker.brokers());
-    let (orders_topic, products_topic) = (
-        CdcTable::Orders.default_topic(),
-        CdcTable::Products.default_topic(),
-    );
     lambda_io::kafka::ensure_topics(
         &settings,
-        &[(TOPIC, 3), (orders_topic, 3), (products_topic, 2)],
+        &[
+            (TOPIC, 3),
+            (CdcTable::Orders.default_topic(), 3),
+            (CdcTable::Products.default_topic(), 2),
+            (CdcTable::Users.default_topic(), 2),
+        ],
         Duration::from_secs(30),
     )
     .await
     .expect("topics");
 
     let (stop, stopped) = watch::channel(false);
-    let writers = [
-        writer(broker.brokers(), &lake, TOPIC, GROUP, None, stopped.clone()),
-        writer(
+    let mut writers = vec![writer(
+        broker.brokers(),
+        &lake,
+        TOPIC,
+        GROUP,
+        None,
+        stopped.clone(),
+    )];
+    for table in CdcTable::ALL {
+        writers.push(writer(
             broker.brokers(),
             &lake,
-            orders_topic,
-            "delta-readers-orders",
-            Some(CdcTable::Orders),
+            table.default_topic(),
+            &format!("delta-readers-{}", table.name()),
+            Some(table),
             stopped.clone(),
-        ),
-        writer(
-            broker.brokers(),
-            &lake,
-            products_topic,
-            "delta-readers-products",
-            Some(CdcTable::Products),
-            stopped.clone(),
-        ),
-    ];
-    for table in [CdcTable::Orders, CdcTable::Products] {
+        ));
+    }
+    for table in CdcTable::ALL {
         let producer =
             lambda_io::kafka::EventProducer::new(&settings, table.default_topic()).unwrap();
         for (_, key, json) in changes.iter().filter(|c| c.0 == table) {
@@ -431,14 +432,21 @@ async fn readers_we_did_not_write_see_the_lake_and_views_the_api_serves() {
     let tables = report["tables"].as_object().unwrap();
     let mut names: Vec<&str> = tables.keys().map(String::as_str).collect();
     names.sort();
-    let mut expected = vec!["cdc/orders", "cdc/products", "dead-letter", "events"];
+    let mut expected = vec![
+        "cdc/orders",
+        "cdc/products",
+        "cdc/users",
+        "dead-letter",
+        "events",
+    ];
     let metrics: Vec<String> = shared_logic::registry::NAMES
         .iter()
         .map(|m| format!("views/{m}"))
         .collect();
     expected.extend(metrics.iter().map(String::as_str));
     expected.sort();
-    // The orders pass's products dimension is one plain Parquet file per run, by design.
+    // The orders pass's products and users dimensions are one plain Parquet file per run,
+    // by design.
     let loose: Vec<&Value> = report["loose_parquet_dirs"]
         .as_array()
         .unwrap()
@@ -460,7 +468,7 @@ async fn readers_we_did_not_write_see_the_lake_and_views_the_api_serves() {
         serde_json::from_value(read["events"]["partitions"].clone()).unwrap();
     assert_eq!(per_hour, events.per_hour, "events per hour partition");
     assert_eq!(read["dead-letter"]["rows"], events.invalid, "dead letters");
-    for table in [CdcTable::Orders, CdcTable::Products] {
+    for table in CdcTable::ALL {
         let name = format!("cdc/{}", table.name());
         let produced = changes.iter().filter(|c| c.0 == table).count();
         assert_eq!(read[name.as_str()]["rows"], produced as u64, "{name}");
@@ -563,7 +571,13 @@ async fn readers_we_did_not_write_see_the_lake_and_views_the_api_serves() {
     let compacted = tokio::task::spawn_blocking(move || check_tables(&lake_dir, &[]))
         .await
         .unwrap();
-    for name in ["events", "dead-letter", "cdc/orders", "cdc/products"] {
+    for name in [
+        "events",
+        "dead-letter",
+        "cdc/orders",
+        "cdc/products",
+        "cdc/users",
+    ] {
         let after = readers_agree(name, &compacted["tables"][name]);
         let before = read[name];
         for key in ["rows", "partitions", "txns", "offsets"] {

@@ -185,7 +185,14 @@ async fn a_good_query_answers_rows_with_boundary_and_freshness() {
         .collect();
     assert_eq!(
         names,
-        ["page_views", "funnel", "revenue", "sessions", "orders"]
+        [
+            "page_views",
+            "funnel",
+            "revenue",
+            "sessions",
+            "orders",
+            "daily_sales"
+        ]
     );
 }
 
