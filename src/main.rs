@@ -151,6 +151,11 @@ pub struct LogicArgs {
     /// currency; default: the shipped table, shared-logic/rates.csv).
     #[arg(long)]
     pub rates_file: Option<std::path::PathBuf>,
+    /// Answer a metric in sliding windows too, `metric=size/slide` (repeatable, e.g.
+    /// `page_views=10m/1m`): the layers keep their one-minute windows as panes and the API
+    /// assembles a window of `size` every `slide` (`granularity=sliding`).
+    #[arg(long = "sliding-window")]
+    pub sliding_windows: Vec<String>,
 }
 
 impl LogicArgs {
@@ -180,6 +185,12 @@ impl LogicArgs {
                 ReversalArg::Original => shared_logic::cdc::ReversalWindow::Original,
             },
             rates,
+            sliding: shared_logic::sliding::SlidingWindows::parse(
+                self.sliding_windows.iter().map(String::as_str),
+                shared_logic::MetricContext::default().windows.size_ms(),
+                shared_logic::registry::NAMES,
+            )
+            .context("--sliding-window")?,
             ..shared_logic::MetricContext::default()
         })
     }

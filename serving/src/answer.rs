@@ -22,7 +22,7 @@ use crate::answer_json::write_rows;
 use crate::batch_views::BatchRead;
 use crate::error::ServingError;
 use crate::merge::{speed_span, Merger, Query, Row, SpeedClock};
-use crate::query::{AsOfQuery, MetricQuery};
+use crate::query::{AsOfQuery, Granularity, MetricQuery};
 use crate::speed_rows::SpeedRows;
 use crate::speed_views::SpeedTime;
 use crate::state::AppState;
@@ -79,6 +79,8 @@ pub struct Merged<'a, M: Metric> {
     pub time: SpeedTime,
     /// The batch publication read, if any.
     pub published: Option<&'a Published>,
+    /// The hours the batch layer answered.
+    pub covered: &'a std::collections::BTreeSet<shared_logic::window::HourKey>,
 }
 
 /// Runs the merge of `q` (as of `as_of`, if given) and hands the rows to `answer`.
@@ -149,6 +151,7 @@ pub async fn with_merged_rows<M: Registered, R>(
         rows: &rows,
         time,
         published: published.as_deref(),
+        covered: &batch.covered,
     }))
 }
 
@@ -160,7 +163,35 @@ pub async fn answer<M: Registered>(
     query: &MetricQuery,
 ) -> Result<(Vec<u8>, Option<i64>), ServingError> {
     with_merged_rows::<M, _>(state, &query.query, query.as_of, |merged| {
-        answer_json::<M>(state, query, merged)
+        let Granularity::Sliding(window) = query.granularity else {
+            return answer_json::<M>(state, query, merged);
+        };
+        // A pane without a row is settled when the batch layer covers its hour, or the
+        // speed watermark has passed its end plus the allowed lateness.
+        let (covered, time) = (merged.covered, merged.time);
+        let settled = |pane: i64| {
+            covered.contains(&shared_logic::window::HourKey(
+                pane.div_euclid(shared_logic::window::HOUR_MS),
+            )) || (M::SETTLES_WITH_WATERMARK
+                && time.watermark.is_some_and(|wm| {
+                    wm >= (pane + window.slide_ms).saturating_add(time.allowed_lateness_ms)
+                }))
+        };
+        let rows = crate::sliding::assemble(
+            merged.rows,
+            window,
+            query.query.from_ms,
+            query.windows_to_ms,
+            settled,
+        );
+        answer_json::<M>(
+            state,
+            query,
+            Merged {
+                rows: &rows,
+                ..merged
+            },
+        )
     })
     .await?
 }
@@ -175,6 +206,7 @@ fn answer_json<M: Registered>(
         rows,
         time,
         published,
+        ..
     } = merged;
     let group_names = query.group_by_names();
     let truncated = rows.len() > query.limit;
@@ -186,8 +218,12 @@ fn answer_json<M: Registered>(
     let head = json!({
         "metric": M::NAME,
         "from": format_instant(query.query.from_ms),
-        "to": format_instant(query.query.to_ms),
+        "to": format_instant(query.windows_to_ms),
         "granularity": query.granularity.name(),
+        "sliding_window": match query.granularity {
+            Granularity::Sliding(w) => Some(w.text()),
+            _ => None,
+        },
         "group_by": group_names,
         "filters": filters,
         "currency": state.opts.ctx.rates.reporting().code(),

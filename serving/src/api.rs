@@ -156,7 +156,13 @@ async fn metric(
     headers: HeaderMap,
 ) -> Result<Response, ServingError> {
     let Path(name) = path.map_err(|e| ServingError::bad("bad_path", e.body_text()))?;
-    let query = MetricQuery::parse(&name, raw.as_deref(), now_ms(), &state.opts.limits)?;
+    let query = MetricQuery::parse_with(
+        &name,
+        raw.as_deref(),
+        now_ms(),
+        &state.opts.limits,
+        &state.opts.ctx.sliding,
+    )?;
     let answer = if state.answers.enabled() && !wants_fresh(&headers) {
         let version = state.batch.published().map_or(0, |p| p.version);
         let key = format!(

@@ -4,7 +4,8 @@
 //!   [`state`]: what handlers share; [`auth`]: bearer tokens per group of routes;
 //! - [`query`]: parameters checked into a query; [`answer`]: a query answered and shaped
 //!   ([`answer_json`]: its rows written as JSON);
-//!   [`merge`]: the per-hour merge of batch and real-time views; [`batch_views`] and
+//!   [`merge`]: the per-hour merge of batch and real-time views; [`sliding`]: sliding
+//!   windows assembled from the merged panes; [`batch_views`] and
 //!   [`speed_views`]: reading each layer (the views contract is `lambda_io`'s);
 //! - [`collector`]: `POST /v1/events` into Kafka, [`rate_limit`]: its limit per client;
 //!   [`lineage`]: where a number comes from;
@@ -28,6 +29,7 @@ pub mod merge;
 pub mod openapi;
 pub mod query;
 pub mod rate_limit;
+pub mod sliding;
 pub mod speed_rows;
 pub mod speed_views;
 pub mod state;

@@ -32,7 +32,8 @@ pub enum Source {
 }
 
 impl Source {
-    fn join(self, other: Source) -> Source {
+    /// The source of a row merged from rows of these two sources.
+    pub(crate) fn join(self, other: Source) -> Source {
         if self == other {
             self
         } else {

@@ -113,7 +113,7 @@ fn operation(path: &str, method: &str) -> Value {
                     {"name": "metric", "in": "path", "required": true, "schema": {"type": "string", "enum": metrics}},
                     query_param("from", "Start (RFC 3339 or epoch ms); default `to` minus one hour", instant_schema()),
                     query_param("to", "End, exclusive (RFC 3339 or epoch ms); default now", instant_schema()),
-                    query_param("granularity", "Output window size; `all` is one window over the whole range (in whole hours): totals", json!({"type": "string", "enum": ["minute", "hour", "day", "all"], "default": "minute"})),
+                    query_param("granularity", "Output window size; `all` is one window over the whole range (in whole hours): totals; `sliding` the metric's configured sliding window (`--sliding-window`), a window of its size starting every slide", json!({"type": "string", "enum": ["minute", "hour", "day", "all", "sliding"], "default": "minute"})),
                     query_param("group_by", "Comma-separated dimensions to keep; the others are merged away", json!({"type": "string"})),
                     query_param("filter", "Comma-separated `dimension:value` pairs", json!({"type": "string"})),
                     query_param("limit", "Most rows returned", json!({"type": "integer", "minimum": 1})),

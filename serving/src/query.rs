@@ -5,6 +5,7 @@
 //! never becomes SQL text, a path or a format string. Every rejection is a
 //! [`ServingError::BadRequest`] with a stable code naming the parameter.
 
+use shared_logic::sliding::{SlidingWindow, SlidingWindows};
 use shared_logic::window::HOUR_MS;
 use shared_logic::{registry, MetricId};
 
@@ -34,6 +35,9 @@ pub enum Granularity {
     /// One window over the whole range (whole hours): totals, such as views per URL over
     /// the last 31 days.
     All,
+    /// The metric's configured sliding window: a window of its size starting every slide
+    /// (see [`shared_logic::sliding`]).
+    Sliding(SlidingWindow),
 }
 
 impl Granularity {
@@ -44,6 +48,7 @@ impl Granularity {
             Granularity::Minute => 60_000,
             Granularity::Hour | Granularity::All => HOUR_MS,
             Granularity::Day => 24 * HOUR_MS,
+            Granularity::Sliding(w) => w.slide_ms,
         }
     }
 
@@ -54,19 +59,37 @@ impl Granularity {
             Granularity::Hour => "hour",
             Granularity::Day => "day",
             Granularity::All => "all",
+            Granularity::Sliding(_) => "sliding",
         }
     }
 
-    fn parse(text: &str) -> Result<Granularity, ServingError> {
+    fn parse(
+        text: &str,
+        metric: MetricId,
+        sliding: &SlidingWindows,
+    ) -> Result<Granularity, ServingError> {
         match text {
             "minute" => Ok(Granularity::Minute),
             "hour" => Ok(Granularity::Hour),
             "day" => Ok(Granularity::Day),
             "all" => Ok(Granularity::All),
+            "sliding" => sliding
+                .of(metric.name())
+                .map(Granularity::Sliding)
+                .ok_or_else(|| {
+                    ServingError::bad(
+                        "bad_granularity",
+                        format!(
+                            "metric `{}` has no sliding window (configure one with --sliding-window {}=10m/1m)",
+                            metric.name(),
+                            metric.name()
+                        ),
+                    )
+                }),
             other => Err(ServingError::bad(
                 "bad_granularity",
                 format!(
-                    "granularity `{}` is not one of minute, hour, day, all",
+                    "granularity `{}` is not one of minute, hour, day, all, sliding",
                     truncate(other)
                 ),
             )),
@@ -104,8 +127,12 @@ impl Default for QueryLimits {
 pub struct MetricQuery {
     pub metric: MetricId,
     pub granularity: Granularity,
-    /// Windows starting in `[from, to)`, aligned to the granularity.
+    /// Windows starting in `[from, to)`, aligned to the granularity (for sliding windows:
+    /// the panes, up to the end of the last window).
     pub query: Query,
+    /// The end of the range of window starts asked for: `query.to_ms` but for sliding
+    /// windows.
+    pub windows_to_ms: i64,
     pub limit: usize,
     /// Time travel: answer from the batch views as they were published at that point.
     pub as_of: Option<AsOfQuery>,
@@ -175,12 +202,30 @@ impl MetricQuery {
             .collect()
     }
 
-    /// Parses the query string of a request for `metric` at wall-clock `now_ms`.
+    /// Parses the query string of a request for `metric` at wall-clock `now_ms`, for a
+    /// deployment without sliding windows.
     pub fn parse(
         metric: &str,
         raw_query: Option<&str>,
         now_ms: i64,
         limits: &QueryLimits,
+    ) -> Result<MetricQuery, ServingError> {
+        Self::parse_with(
+            metric,
+            raw_query,
+            now_ms,
+            limits,
+            &SlidingWindows::default(),
+        )
+    }
+
+    /// [`MetricQuery::parse`] with the sliding windows configured (`granularity=sliding`).
+    pub fn parse_with(
+        metric: &str,
+        raw_query: Option<&str>,
+        now_ms: i64,
+        limits: &QueryLimits,
+        sliding: &SlidingWindows,
     ) -> Result<MetricQuery, ServingError> {
         let metric = parse_metric(metric)?;
         let mut from = None;
@@ -201,7 +246,7 @@ impl MetricQuery {
             match key.as_ref() {
                 "from" => from = Some(parse_time("from", &value)?),
                 "to" => to = Some(parse_time("to", &value)?),
-                "granularity" => granularity = Granularity::parse(&value)?,
+                "granularity" => granularity = Granularity::parse(&value, metric, sliding)?,
                 "group_by" => group_by = parse_group_by(metric, &value)?,
                 "filter" => filters = parse_filters(metric, &value)?,
                 "limit" => limit = parse_limit(&value, limits)?,
@@ -248,12 +293,18 @@ impl MetricQuery {
                 ),
             ));
         }
+        // Sliding windows starting in [from, to) reach `size - slide` past `to`: the panes
+        // (windows of the slide) are merged up to there.
+        let panes_to = match granularity {
+            Granularity::Sliding(w) => to_aligned.saturating_add(w.size_ms - w.slide_ms),
+            _ => to_aligned,
+        };
         Ok(MetricQuery {
             metric,
             granularity,
             query: Query {
                 from_ms: from_aligned,
-                to_ms: to_aligned,
+                to_ms: panes_to,
                 granularity_ms: match granularity {
                     Granularity::All => to_aligned - from_aligned,
                     _ => size,
@@ -262,6 +313,7 @@ impl MetricQuery {
                 filters,
                 sketches: true,
             },
+            windows_to_ms: to_aligned,
             limit,
             as_of,
         })

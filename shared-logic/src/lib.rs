@@ -30,6 +30,7 @@ pub mod orders;
 pub mod registry;
 pub mod schema;
 pub mod sessions;
+pub mod sliding;
 pub mod topics;
 pub mod validate;
 pub mod views;

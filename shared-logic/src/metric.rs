@@ -30,6 +30,8 @@ pub struct MetricContext {
     /// In which window a cancelled, refunded or deleted order's revenue is reversed (the
     /// `orders` metric).
     pub reversal: crate::cdc::ReversalWindow,
+    /// Metrics answered in sliding windows, assembled from the panes `windows` keeps.
+    pub sliding: crate::sliding::SlidingWindows,
 }
 
 impl Default for MetricContext {
@@ -40,22 +42,28 @@ impl Default for MetricContext {
             rates: Rates::default_usd(),
             session_gap_ms: crate::sessions::DEFAULT_GAP_MS,
             reversal: crate::cdc::ReversalWindow::default(),
+            sliding: crate::sliding::SlidingWindows::default(),
         }
     }
 }
 
 impl MetricContext {
-    /// Identifies the logic version, window spec, rates table, session gap and reversal
-    /// window.
+    /// Identifies the logic version, window spec, rates table, session gap, reversal
+    /// window and sliding windows (only when some metric has one, so a context without
+    /// keeps the fingerprint it had before they existed).
     pub fn fingerprint(&self) -> String {
-        format!(
+        let mut text = format!(
             "v{}-{:?}-{:016x}-gap{}-reversal-{:?}",
             crate::LOGIC_VERSION,
             self.windows,
             self.rates.fingerprint(),
             self.session_gap_ms,
             self.reversal
-        )
+        );
+        if !self.sliding.is_empty() {
+            text.push_str(&format!("-sliding-{}", self.sliding.text()));
+        }
+        text
     }
 }
 

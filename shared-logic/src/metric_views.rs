@@ -235,3 +235,18 @@ impl<'de, M: Metric> Deserialize<'de> for MetricViews<M> {
         Ok(views)
     }
 }
+
+impl<M: Metric> MetricViews<M> {
+    /// Sliding windows assembled from these panes (see [`crate::sliding`]): each pane merged
+    /// into every window of `window` that holds it.
+    pub fn slide(&self, window: crate::sliding::SlidingWindow) -> MetricViews<M> {
+        let mut out = MetricViews::default();
+        for (key, state) in self.iter() {
+            let dims: Vec<&str> = key.dims().collect();
+            for start in window.windows_of(key.window.0) {
+                out.merge_group(&GroupKey::new(start, &dims), state);
+            }
+        }
+        out
+    }
+}
