@@ -124,18 +124,62 @@ pub fn encode(
     Ok(out)
 }
 
-/// The schema of the products dimension file: every version of every product.
-pub fn products_schema() -> SchemaRef {
+/// The first fields of a dimension file: the key, and the validity of each version.
+fn version_fields(key: &str) -> Vec<Field> {
     let ts = || DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
-    Arc::new(Schema::new(vec![
-        Field::new("product_id", DataType::Utf8, false),
+    vec![
+        Field::new(key, DataType::Utf8, false),
         // Null: valid for all earlier time (first seen by a snapshot).
         Field::new("valid_from", ts(), true),
         // Null: the current version.
         Field::new("valid_to", ts(), true),
-        // Null: the product was deleted.
-        Field::new("category", DataType::Utf8, true),
-    ]))
+    ]
+}
+
+/// The columns of [`version_fields`]: `(key, valid_from, valid_to)` of each version.
+fn version_columns<'a>(
+    versions: impl Iterator<Item = (&'a str, i64, Option<i64>)> + Clone,
+) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(
+            versions
+                .clone()
+                .map(|(key, _, _)| Some(key))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            versions
+                .clone()
+                .map(|(_, from, _)| (from != i64::MIN).then_some(from))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            versions
+                .map(|(_, _, to)| to)
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
+    ]
+}
+
+/// One dimension file of `columns` in `schema`, as Parquet.
+fn encode_dimension(
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    name: &str,
+) -> Result<Vec<u8>, BatchError> {
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| BatchError::logic(name.to_string())(shared_logic::LogicError::Arrow(e)))?;
+    Ok(encode_parquet(schema, &[batch], name)?)
+}
+
+/// The schema of the products dimension file: every version of every product.
+pub fn products_schema() -> SchemaRef {
+    let mut fields = version_fields("product_id");
+    // Null: the product was deleted.
+    fields.push(Field::new("category", DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
 }
 
 /// Encodes product versions as the products dimension file.
@@ -143,52 +187,27 @@ pub fn encode_products(
     versions: &[shared_logic::cdc::ProductVersion],
     name: &str,
 ) -> Result<Vec<u8>, BatchError> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| Some(v.product_id.as_str()))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| (v.valid_from != i64::MIN).then_some(v.valid_from))
-                .collect::<TimestampMillisecondArray>()
-                .with_timezone("UTC"),
-        ),
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| v.valid_to)
-                .collect::<TimestampMillisecondArray>()
-                .with_timezone("UTC"),
-        ),
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| v.category.as_deref())
-                .collect::<StringArray>(),
-        ),
-    ];
-    let batch = RecordBatch::try_new(products_schema(), columns)
-        .map_err(|e| BatchError::logic(name.to_string())(shared_logic::LogicError::Arrow(e)))?;
-    Ok(encode_parquet(products_schema(), &[batch], name)?)
+    let mut columns = version_columns(
+        versions
+            .iter()
+            .map(|v| (v.product_id.as_str(), v.valid_from, v.valid_to)),
+    );
+    columns.push(Arc::new(
+        versions
+            .iter()
+            .map(|v| v.category.as_deref())
+            .collect::<StringArray>(),
+    ));
+    encode_dimension(products_schema(), columns, name)
 }
 
 /// The schema of the users dimension file: every version of every user.
 pub fn users_schema() -> SchemaRef {
-    let ts = || DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
-    Arc::new(Schema::new(vec![
-        Field::new("user_id", DataType::Utf8, false),
-        // Null: valid for all earlier time (first seen by a snapshot).
-        Field::new("valid_from", ts(), true),
-        // Null: the current version.
-        Field::new("valid_to", ts(), true),
-        // Null: no country, or the user was deleted.
-        Field::new("country", DataType::Utf8, true),
-        Field::new("birth_year", DataType::Int32, true),
-    ]))
+    let mut fields = version_fields("user_id");
+    // Null: no country, or the user was deleted.
+    fields.push(Field::new("country", DataType::Utf8, true));
+    fields.push(Field::new("birth_year", DataType::Int32, true));
+    Arc::new(Schema::new(fields))
 }
 
 /// Encodes user versions as the users dimension file.
@@ -196,44 +215,24 @@ pub fn encode_users(
     versions: &[shared_logic::cdc::UserVersion],
     name: &str,
 ) -> Result<Vec<u8>, BatchError> {
-    let attributes = |v: &shared_logic::cdc::UserVersion| v.attributes.clone();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| Some(v.user_id.as_str()))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| (v.valid_from != i64::MIN).then_some(v.valid_from))
-                .collect::<TimestampMillisecondArray>()
-                .with_timezone("UTC"),
-        ),
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| v.valid_to)
-                .collect::<TimestampMillisecondArray>()
-                .with_timezone("UTC"),
-        ),
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| attributes(v).and_then(|a| a.country))
-                .collect::<StringArray>(),
-        ),
-        Arc::new(
-            versions
-                .iter()
-                .map(|v| attributes(v).and_then(|a| a.birth_year))
-                .collect::<arrow::array::Int32Array>(),
-        ),
-    ];
-    let batch = RecordBatch::try_new(users_schema(), columns)
-        .map_err(|e| BatchError::logic(name.to_string())(shared_logic::LogicError::Arrow(e)))?;
-    Ok(encode_parquet(users_schema(), &[batch], name)?)
+    let mut columns = version_columns(
+        versions
+            .iter()
+            .map(|v| (v.user_id.as_str(), v.valid_from, v.valid_to)),
+    );
+    columns.push(Arc::new(
+        versions
+            .iter()
+            .map(|v| v.attributes.as_ref().and_then(|a| a.country.as_deref()))
+            .collect::<StringArray>(),
+    ));
+    columns.push(Arc::new(
+        versions
+            .iter()
+            .map(|v| v.attributes.as_ref().and_then(|a| a.birth_year))
+            .collect::<arrow::array::Int32Array>(),
+    ));
+    encode_dimension(users_schema(), columns, name)
 }
 
 /// A table's change log as the lake holds it: every change of the files read, and the rows
