@@ -138,8 +138,48 @@ impl UserTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cdc::CdcRejection;
 
     const JAN_2026: i64 = 1_767_225_600_000;
+
+    fn user_change(after: &str) -> Result<Option<Change>, CdcRejection> {
+        let json = format!(
+            r#"{{"before":null,"after":{after},"source":{{"ts_ms":{JAN_2026},"lsn":1}},"op":"c"}}"#
+        );
+        Change::parse(crate::cdc::CdcTable::Users, json.as_bytes())
+    }
+
+    #[test]
+    fn a_users_row_is_checked_and_optional_columns_may_be_absent() {
+        let change = user_change(r#"{"id":"u1","country":"de","birth_year":"1990"}"#)
+            .unwrap()
+            .unwrap();
+        let mut table = UserTable::default();
+        table.apply(&change).unwrap();
+        assert_eq!(table.country_at("u1", JAN_2026), "DE");
+        assert_eq!(table.age_group_at("u1", JAN_2026), "35-44");
+        let bare = user_change(r#"{"id":"u2","country":null}"#)
+            .unwrap()
+            .unwrap();
+        table.apply(&bare).unwrap();
+        assert_eq!(table.country_at("u2", JAN_2026), UNKNOWN);
+        assert_eq!(table.age_group_at("u2", JAN_2026), UNKNOWN);
+        for (row, field) in [
+            (r#"{"id":"u3","country":"DEU"}"#, "country"),
+            (r#"{"id":"u3","birth_year":1800}"#, "birth_year"),
+            (r#"{"id":"u3","birth_year":"soon"}"#, "birth_year"),
+            (r#"{"country":"DE"}"#, "id"),
+        ] {
+            let err = user_change(row).unwrap_err();
+            assert!(
+                matches!(err.reason.code(), "invalid_value" | "missing_field")
+                    && err.message.contains(field),
+                "{row}: {} {}",
+                err.reason.code(),
+                err.message
+            );
+        }
+    }
 
     #[test]
     fn the_age_group_is_the_order_year_minus_the_birth_year() {
