@@ -29,9 +29,8 @@ struct RunArgs {
     /// The lake: a path, file:// or s3://bucket/prefix URL.
     #[arg(long, default_value = "./data/lake")]
     lake: String,
-    /// Topic to consume [default: events; with --cdc, the table's change topic].
-    #[arg(long)]
-    topic: Option<String>,
+    #[command(flatten)]
+    topics: crate::topic_args::EventTopicArgs,
     /// Consumer group; instances in one group split the partitions [default: lambda-lake;
     /// with --cdc, lambda-lake-cdc-<table>].
     #[arg(long)]
@@ -150,8 +149,11 @@ async fn write(args: RunArgs) -> anyhow::Result<()> {
             format!("lambda-lake-cdc-{}", t.name()),
         ),
     };
+    if cdc.is_some() && (args.topics.topic_per_event_type || args.topics.topics.len() > 1) {
+        anyhow::bail!("--cdc reads one change topic: --topic once, without --topic-per-event-type");
+    }
     let opts = WriterOptions {
-        topic: args.topic.unwrap_or(default_topic),
+        topics: args.topics.resolve(&default_topic)?,
         group_id: args.group.unwrap_or(default_group),
         cdc,
         roll_bytes: args.roll_mib << 20,
@@ -165,7 +167,7 @@ async fn write(args: RunArgs) -> anyhow::Result<()> {
         .kafka
         .settings()?
         .client_config(lambda_io::kafka::ClientRole::Consumer, &[]);
-    tracing::info!(lake = %lake.display(), topic = %opts.topic, group = %opts.group_id, "lake writer starts");
+    tracing::info!(lake = %lake.display(), topics = ?opts.topics, group = %opts.group_id, "lake writer starts");
     let writer = LakeWriter::new(lake, &config, opts)?;
     let stats = writer.run(lambda_tools::signal::shutdown_signal()).await?;
     println!(

@@ -10,6 +10,7 @@ mod heap_count;
 mod lake_cmd;
 mod serve_cmd;
 mod speed_cmd;
+mod topic_args;
 mod verify_cmd;
 mod views_cmd;
 

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// Topic the collector produces valid events to.
     #[arg(long, default_value = topics::EVENTS)]
     pub(crate) topic: String,
+    /// Produce each valid event to its type's topic, <topic>.page_view,
+    /// <topic>.add_to_cart, <topic>.purchase (created with --partitions each), keyed by
+    /// user_id; read them with `lambda speed/lake --topic-per-event-type`.
+    #[arg(long)]
+    pub(crate) topic_per_event_type: bool,
     /// Partitions of the events topic when the collector creates it.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
@@ -176,12 +181,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         let settings = args.kafka.settings()?;
         // The broker may be down at start: the collector then answers 503 until it is up.
-        if let Err(e) = lambda_io::kafka::ensure_topics(
-            &settings,
-            &[(&args.topic, args.partitions), (&args.dead_letter_topic, 1)],
-            Duration::from_secs(10),
-        )
-        .await
+        let event_topics = if args.topic_per_event_type {
+            topics::per_event_type(&args.topic)
+        } else {
+            vec![args.topic.clone()]
+        };
+        let mut created: Vec<(&str, i32)> = event_topics
+            .iter()
+            .map(|t| (t.as_str(), args.partitions))
+            .collect();
+        created.push((&args.dead_letter_topic, 1));
+        if let Err(e) =
+            lambda_io::kafka::ensure_topics(&settings, &created, Duration::from_secs(10)).await
         {
             tracing::warn!(error = %e, "could not check the collector's topics; requests will fail until Kafka is reachable");
         }
@@ -189,6 +200,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             &settings,
             CollectorOptions {
                 topic: args.topic.clone(),
+                per_event_type: args.topic_per_event_type,
                 dead_letter_topic: args.dead_letter_topic.clone(),
                 validator: Validator {
                     max_future_skew_ms: args.max_future_skew_secs * 1000,

@@ -16,9 +16,8 @@ use crate::KafkaArgs;
 
 #[derive(Args)]
 pub struct SpeedArgs {
-    /// Topic to consume.
-    #[arg(long, default_value = topics::EVENTS)]
-    topic: String,
+    #[command(flatten)]
+    topics: crate::topic_args::EventTopicArgs,
     /// Consumer group; instances of one group split the partitions.
     #[arg(long, default_value = "lambda-speed")]
     group: String,
@@ -130,8 +129,9 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.idle_timeout_secs),
     );
     views.views_version = args.views_version;
+    let event_topics = args.topics.resolve(topics::EVENTS)?;
     let checkpoints =
-        CheckpointStore::new(Lake::open(&args.checkpoints, true)?, &group, &args.topic);
+        CheckpointStore::for_topics(Lake::open(&args.checkpoints, true)?, &group, &event_topics);
     if args.from_beginning && !checkpoints.is_empty().await? {
         anyhow::bail!(
             "--from-beginning: views version {} (group `{group}`) already has checkpoints in {}; replay into a new --views-version",
@@ -144,7 +144,7 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
         None => None,
     };
     let opts = SpeedOptions {
-        topic: args.topic.clone(),
+        topics: event_topics.clone(),
         group_id: group.clone(),
         dead_letter_topic: args.dead_letter_topic,
         late_topic: args.late_topic,
@@ -176,7 +176,7 @@ pub async fn run(args: SpeedArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, "views endpoint stopped");
         }
     });
-    tracing::info!(topic = %args.topic, group = %args.group, listen = %args.listen, "speed layer starts");
+    tracing::info!(topics = ?event_topics, group = %args.group, listen = %args.listen, "speed layer starts");
     let settings = args.kafka.settings()?;
     let (stop_cdc, stopped) = tokio::sync::watch::channel(false);
     let cdc = if args.cdc {

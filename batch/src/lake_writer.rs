@@ -1,5 +1,7 @@
-//! `lambda lake`: the lake writer. Consumes the events topic in a consumer group,
-//! validates with shared-logic, and writes Parquet files that roll by size and by age.
+//! `lambda lake`: the lake writer. Consumes the events topic (or several: one per event
+//! type, say) in a consumer group, validates with shared-logic, and writes Parquet files
+//! that roll by size and by age. Each topic partition is a source of its own: its buffer,
+//! its offset range, its application transaction.
 //!
 //! Exactly once into the lake's Delta tables ([`crate::lake_tables`]), across crashes at
 //! any point and across rebalances:
@@ -46,7 +48,8 @@ use crate::writer::{Flush, Rejected};
 /// How the writer runs.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
-    pub topic: String,
+    /// The topics read (at least one).
+    pub topics: Vec<String>,
     pub group_id: String,
     /// Roll a partition's file when its buffered records reach this many bytes.
     pub roll_bytes: usize,
@@ -63,7 +66,7 @@ impl Default for WriterOptions {
     /// files of tens of MB, a few per partition per minute.
     fn default() -> Self {
         WriterOptions {
-            topic: shared_logic::topics::EVENTS.to_string(),
+            topics: vec![shared_logic::topics::EVENTS.to_string()],
             group_id: "lambda-lake".to_string(),
             roll_bytes: 64 << 20,
             roll_age: Duration::from_secs(60),
@@ -98,14 +101,17 @@ struct PartitionBuffer {
     opened: Instant,
 }
 
+/// A source partition: (index of the topic in [`WriterOptions::topics`], partition).
+type Source = (usize, i32);
+
 /// The lake writer. Create with [`LakeWriter::new`], drive with [`LakeWriter::run`].
 pub struct LakeWriter {
     tables: LakeTables,
     member: GroupMember,
     opts: WriterOptions,
-    buffers: HashMap<i32, PartitionBuffer>,
-    /// Per partition seen since its assignment: each table's transaction version then.
-    committed: HashMap<i32, HashMap<LakeTable, i64>>,
+    buffers: HashMap<Source, PartitionBuffer>,
+    /// Per source seen since its assignment: each table's transaction version then.
+    committed: HashMap<Source, HashMap<LakeTable, i64>>,
     stats: WriterStats,
     brokers: String,
 }
@@ -116,8 +122,11 @@ fn kafka_err(brokers: &str, what: &str) -> impl FnOnce(rdkafka::error::KafkaErro
 }
 
 impl LakeWriter {
-    /// Joins the consumer group and subscribes to the topic.
+    /// Joins the consumer group and subscribes to the topics.
     pub fn new(lake: Lake, kafka: &ClientConfig, opts: WriterOptions) -> Result<Self, BatchError> {
+        if opts.topics.is_empty() {
+            return Err(BatchError::Usage("the lake writer needs a topic".into()));
+        }
         let brokers = kafka
             .get("bootstrap.servers")
             .unwrap_or_default()
@@ -127,7 +136,7 @@ impl LakeWriter {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false");
-        let member = GroupMember::join(cfg, &opts.topic, opts.roll_age)?;
+        let member = GroupMember::join(cfg, &opts.topics, opts.roll_age)?;
         Ok(LakeWriter {
             tables: LakeTables::new(lake),
             member,
@@ -157,9 +166,9 @@ impl LakeWriter {
                 _ = &mut shutdown => break,
                 _ = tick.tick() => {
                     self.drop_revoked();
-                    let aged: Vec<i32> = self.buffers.iter().filter(|(_, b)| b.opened.elapsed() >= self.opts.roll_age).map(|(p, _)| *p).collect();
-                    for p in aged {
-                        self.flush(p).await?;
+                    let aged: Vec<Source> = self.buffers.iter().filter(|(_, b)| b.opened.elapsed() >= self.opts.roll_age).map(|(p, _)| *p).collect();
+                    for source in aged {
+                        self.flush(source).await?;
                     }
                     if self.stuck_group_left(&mut shutdown).await? {
                         break;
@@ -169,16 +178,20 @@ impl LakeWriter {
                     match message {
                         Ok(m) => {
                             backoff.reset();
+                            let topic = self.opts.topics.iter().position(|t| t == m.topic());
                             let (partition, offset) = (m.partition(), m.offset());
                             let record_ms = lambda_io::kafka::record_time(m.timestamp());
                             let payload = m.payload().unwrap_or_default().to_vec();
                             drop(m);
+                            // The subscription names every topic a record can come from.
+                            let Some(topic) = topic else { continue };
+                            let source = (topic, partition);
                             self.drop_revoked();
-                            if !self.committed.contains_key(&partition) {
-                                self.load_committed(partition).await?;
+                            if !self.committed.contains_key(&source) {
+                                self.load_committed(source).await?;
                             }
-                            if self.accept(partition, offset, record_ms, &payload) {
-                                self.flush(partition).await?;
+                            if self.accept(source, offset, record_ms, &payload) {
+                                self.flush(source).await?;
                             }
                         }
                         Err(e) => backoff.wait(&self.brokers, &e).await,
@@ -186,9 +199,9 @@ impl LakeWriter {
                 }
             }
         }
-        let partitions: Vec<i32> = self.buffers.keys().copied().collect();
-        for p in partitions {
-            self.flush(p).await?;
+        let sources: Vec<Source> = self.buffers.keys().copied().collect();
+        for source in sources {
+            self.flush(source).await?;
         }
         tracing::info!(
             records = self.stats.records,
@@ -215,9 +228,9 @@ impl LakeWriter {
         if !self.member.stalled(&held).await {
             return Ok(false);
         }
-        let partitions: Vec<i32> = self.buffers.keys().copied().collect();
-        for p in partitions {
-            self.flush(p).await?;
+        let sources: Vec<Source> = self.buffers.keys().copied().collect();
+        for source in sources {
+            self.flush(source).await?;
         }
         self.member.leave().await?;
         self.committed.clear();
@@ -232,9 +245,10 @@ impl LakeWriter {
         }
     }
 
-    /// Reads what the tables hold of a partition just seen (assigned).
-    async fn load_committed(&mut self, partition: i32) -> Result<(), BatchError> {
-        let app = app_id(&self.opts.topic, partition, &self.opts.group_id);
+    /// Reads what the tables hold of a source partition just seen (assigned).
+    async fn load_committed(&mut self, source: Source) -> Result<(), BatchError> {
+        let (topic, partition) = (&self.opts.topics[source.0], source.1);
+        let app = app_id(topic, partition, &self.opts.group_id);
         let mut versions = HashMap::new();
         for table in self.targets() {
             let version = self
@@ -246,20 +260,25 @@ impl LakeWriter {
             versions.insert(table, version.unwrap_or(i64::MIN));
         }
         tracing::info!(
+            topic = %topic,
             partition,
             ?versions,
             "partition's positions in the lake's tables"
         );
-        self.committed.insert(partition, versions);
+        self.committed.insert(source, versions);
         Ok(())
     }
 
     fn drop_revoked(&mut self) {
         let revoked = self.member.consumer().context().take_revoked();
-        for p in revoked {
-            self.committed.remove(&p);
-            if self.buffers.remove(&p).is_some() {
+        for (topic, p) in revoked {
+            let Some(t) = self.opts.topics.iter().position(|name| *name == topic) else {
+                continue;
+            };
+            self.committed.remove(&(t, p));
+            if self.buffers.remove(&(t, p)).is_some() {
                 tracing::info!(
+                    topic = %topic,
                     partition = p,
                     "partition revoked: its buffer is dropped, the new owner re-reads it"
                 );
@@ -271,15 +290,16 @@ impl LakeWriter {
     /// buffer should roll.
     fn accept(
         &mut self,
-        partition: i32,
+        source: Source,
         offset: i64,
         record_ms: Option<i64>,
         payload: &[u8],
     ) -> bool {
+        let partition = source.1;
         let now = lambda_io::kafka::validation_clock(record_ms);
         let buffer = self
             .buffers
-            .entry(partition)
+            .entry(source)
             .or_insert_with(|| PartitionBuffer {
                 first: offset,
                 last: offset,
@@ -292,7 +312,7 @@ impl LakeWriter {
         buffer.last = offset;
         buffer.bytes += payload.len() + 64;
         let origin = Origin { partition, offset };
-        let committed = self.committed.get(&partition);
+        let committed = self.committed.get(&source);
         let held = |table: LakeTable| {
             committed
                 .and_then(|c| c.get(&table))
@@ -335,13 +355,14 @@ impl LakeWriter {
         buffer.bytes >= self.opts.roll_bytes
     }
 
-    async fn flush(&mut self, partition: i32) -> Result<(), BatchError> {
-        let Some(buffer) = self.buffers.remove(&partition) else {
+    async fn flush(&mut self, source: Source) -> Result<(), BatchError> {
+        let Some(buffer) = self.buffers.remove(&source) else {
             return Ok(());
         };
+        let (topic, partition) = (self.opts.topics[source.0].clone(), source.1);
         let (first, last) = (buffer.first, buffer.last);
         let flush = Flush {
-            source: self.opts.topic.clone(),
+            source: topic.clone(),
             partition,
             first,
             last,
@@ -350,7 +371,7 @@ impl LakeWriter {
             dead_letters: buffer.dead_letters,
             received_ms: chrono::Utc::now().timestamp_millis(),
         };
-        let app = app_id(&self.opts.topic, partition, &self.opts.group_id);
+        let app = app_id(&topic, partition, &self.opts.group_id);
         let started = Instant::now();
         let report = commit_flush(&mut self.tables, flush, &app).await?;
         let committed_in = started.elapsed();
@@ -358,7 +379,7 @@ impl LakeWriter {
         // The range is in the tables: the Kafka offset is only where to resume.
         let mut offsets = TopicPartitionList::new();
         offsets
-            .add_partition_offset(&self.opts.topic, partition, Offset::Offset(last + 1))
+            .add_partition_offset(&topic, partition, Offset::Offset(last + 1))
             .map_err(kafka_err(&self.brokers, "commit"))?;
         let consumer = self.member.consumer().clone();
         let committed =
@@ -367,7 +388,7 @@ impl LakeWriter {
                 .map_err(|e| BatchError::Usage(format!("commit task failed: {e}")))?;
         if let Err(e) = committed {
             // Not ours any more (rebalance): the new owner resumes from the tables' versions.
-            tracing::warn!(partition, first, last, error = %e, "offset commit refused; the partition's new owner skips what the tables hold");
+            tracing::warn!(topic = %topic, partition, first, last, error = %e, "offset commit refused; the partition's new owner skips what the tables hold");
         }
         self.stats.flushes += 1;
         self.stats.events += report.events;
@@ -376,6 +397,7 @@ impl LakeWriter {
         self.stats.already_committed += report.already_committed;
         self.stats.conflicts += report.conflicts;
         tracing::info!(
+            topic = %topic,
             partition,
             first,
             last,
@@ -416,12 +438,17 @@ mod tests {
         let mut w = writer();
         let now = chrono::Utc::now().timestamp_millis();
         // Valid at the wall clock, but 24 h ahead of the clock that stamped the record.
-        w.accept(0, 0, Some(now - 24 * 60 * MIN), &view("behind", now));
+        w.accept((0, 0), 0, Some(now - 24 * 60 * MIN), &view("behind", now));
         // Ahead of the wall clock, within the skew of its record's (fast) clock.
-        w.accept(0, 1, Some(now + 8 * MIN), &view("ahead", now + 10 * MIN));
+        w.accept(
+            (0, 0),
+            1,
+            Some(now + 8 * MIN),
+            &view("ahead", now + 10 * MIN),
+        );
         // No timestamp: no clock every layer would agree on, so not measured.
-        w.accept(0, 2, None, &view("bare", now + 60 * MIN));
-        let buffer = &w.buffers[&0];
+        w.accept((0, 0), 2, None, &view("bare", now + 60 * MIN));
+        let buffer = &w.buffers[&(0, 0)];
         let rejected: Vec<(i64, &str)> = buffer
             .dead_letters
             .iter()

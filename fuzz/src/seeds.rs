@@ -178,7 +178,7 @@ fn checkpoint_file() -> Vec<u8> {
     let events = events(200);
     let mut state = speed::partition::PartitionState::default();
     state.aggregates = Aggregates::fold(&events, &ctx);
-    state.next_offset = events.len() as i64;
+    state.add_topic("t");
     state.max_event_time = events.iter().map(|e| e.event_time().0).max();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let lake = lambda_io::Lake::open(dir.path().to_str().expect("UTF-8"), true).expect("lake");

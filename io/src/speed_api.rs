@@ -62,7 +62,8 @@ pub struct Progress {
     pub watermark: Option<i64>,
     /// Newest event time that is visible (freshness = now − this).
     pub newest_event_ms: Option<i64>,
-    /// Partition → next offset: what the views include.
+    /// Partition → next offset: what the views include (with several topics, the sum of
+    /// their next offsets: the records read).
     pub offsets: BTreeMap<i32, i64>,
     /// Partition → records behind the partition's end, as last reported by the client.
     pub lag: BTreeMap<i32, i64>,

@@ -3,7 +3,10 @@
 //! A body is a JSON array of events or NDJSON (one event per line). Every event is
 //! validated with `shared-logic`'s [`Validator`]; valid ones go to the events topic keyed
 //! by `user_id` (so a user's events share a partition), invalid ones to the dead-letter
-//! topic with their reason in headers. The producer is idempotent with `acks=all`, and the
+//! topic with their reason in headers. With [`CollectorOptions::per_event_type`] a valid
+//! event goes to its type's topic instead (`events.page_view`, ...: one topic per event
+//! family, as the design has it), still keyed by `user_id`; those topics are created with
+//! one partition count, so partition `p` of each carries the same users. The producer is idempotent with `acks=all`, and the
 //! answer waits for the broker: **accepted means acknowledged**. When any record of a
 //! request is not acknowledged within the delivery timeout the answer is 503 and the
 //! client retries the whole request; the records that did land are counted once because
@@ -31,6 +34,9 @@ pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct CollectorOptions {
     pub topic: String,
+    /// Route each valid event to `<topic>.<event_type>`
+    /// ([`shared_logic::topics::of_event_type`]) instead of `topic`.
+    pub per_event_type: bool,
     pub dead_letter_topic: String,
     pub validator: Validator,
     /// How long a record may wait for the broker's acknowledgement.
@@ -45,6 +51,7 @@ impl Default for CollectorOptions {
     fn default() -> Self {
         CollectorOptions {
             topic: shared_logic::topics::EVENTS.into(),
+            per_event_type: false,
             dead_letter_topic: shared_logic::topics::DEAD_LETTER.into(),
             validator: Validator::default(),
             delivery_timeout: Duration::from_secs(10),
@@ -78,6 +85,8 @@ pub struct IngestReport {
 pub struct Collector {
     producer: FutureProducer,
     opts: CollectorOptions,
+    /// The topic of each event type (in [`shared_logic::EventType::ALL`] order).
+    routes: [String; 3],
     brokers: String,
     limiter: RateLimiter,
 }
@@ -104,8 +113,16 @@ impl Collector {
             .map_err(|e| {
                 ServingError::Internal(format!("Kafka producer for {}: {e}", kafka.brokers))
             })?;
+        let routes = shared_logic::EventType::ALL.map(|t| {
+            if opts.per_event_type {
+                shared_logic::topics::of_event_type(&opts.topic, t)
+            } else {
+                opts.topic.clone()
+            }
+        });
         Ok(Collector {
             producer,
+            routes,
             limiter: RateLimiter::new(opts.rate_limit),
             opts,
             brokers: kafka.brokers.clone(),
@@ -115,6 +132,21 @@ impl Collector {
     /// The options the collector runs with.
     pub fn options(&self) -> &CollectorOptions {
         &self.opts
+    }
+
+    /// The topics valid events go to (one, or one per event type).
+    pub fn event_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self.routes.iter().map(String::as_str).collect();
+        topics.dedup();
+        topics
+    }
+
+    fn route(&self, event_type: shared_logic::EventType) -> &str {
+        let i = shared_logic::EventType::ALL
+            .iter()
+            .position(|t| *t == event_type)
+            .unwrap_or(0);
+        &self.routes[i]
     }
 
     /// Counts a request of `client` against its rate: a 429 with the seconds to wait (at
@@ -161,7 +193,7 @@ impl Collector {
                 .validate(raw, Origin::import_line(line as i64), now)
             {
                 Ok(event) => {
-                    let record = FutureRecord::to(&self.opts.topic)
+                    let record = FutureRecord::to(self.route(event.event_type()))
                         .key(event.user_id().as_bytes())
                         .payload(raw)
                         .timestamp(now);

@@ -142,7 +142,7 @@ impl CdcConsumer {
                 ClientRole::Consumer,
                 &[common.as_slice(), &[("group.id", orders_group.as_str())]].concat(),
             ),
-            &opts.orders_topic,
+            std::slice::from_ref(&opts.orders_topic),
             PROGRESS_EVERY,
         )?;
         tracing::info!(products = %opts.products_topic, users = %opts.users_topic, partitions, orders = %opts.orders_topic, group = %orders_group, "change streams consumer started");
@@ -228,7 +228,7 @@ impl CdcConsumer {
             return Ok(false);
         }
         self.orders.leave().await?;
-        self.revoke(&held);
+        self.revoke(&held.iter().map(|(_, p)| *p).collect());
         Ok(self.orders.rejoin(shutdown).await?)
     }
 
@@ -240,6 +240,7 @@ impl CdcConsumer {
             .context()
             .take_revoked()
             .into_iter()
+            .map(|(_, p)| p)
             .collect();
         self.revoke(&revoked);
     }

@@ -13,22 +13,21 @@
 //! value), so noting is cheap and conservative; a change not noted would be lost, so every
 //! mutation of the state notes itself where it is made (in [`crate::partition`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lambda_io::speed_api::Counters;
 use serde::{Deserialize, Serialize};
 use shared_logic::sessions::UserSessions;
 use shared_logic::{Aggregates, MetricId, MetricVisitor, Registered};
 
-use crate::partition::PartitionState;
+use crate::partition::{PartitionState, TopicCursor};
 
 /// The partition's scalar fields (small; carried whole by every delta).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Scalars {
-    next_offset: i64,
+    cursors: BTreeMap<String, TopicCursor>,
     max_event_time: Option<i64>,
     progress: Option<i64>,
-    last_record_time: Option<i64>,
     revised: BTreeSet<i64>,
     counters: Counters,
 }
@@ -120,10 +119,9 @@ impl PartitionState {
         users.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Delta {
             scalars: Scalars {
-                next_offset: self.next_offset,
+                cursors: self.cursors.clone(),
                 max_event_time: self.max_event_time,
                 progress: self.progress,
-                last_record_time: self.last_record_time,
                 revised: self.revised.clone(),
                 counters: self.counters,
             },
@@ -138,10 +136,9 @@ impl PartitionState {
     /// Applies a delta taken from the state that followed this one.
     pub fn apply_delta(&mut self, delta: Delta) {
         let s = delta.scalars;
-        self.next_offset = s.next_offset;
+        self.cursors = s.cursors;
         self.max_event_time = s.max_event_time;
         self.progress = s.progress;
-        self.last_record_time = s.last_record_time;
         self.revised = s.revised;
         self.counters = s.counters;
         let windows: BTreeSet<i64> = delta.windows.into_iter().collect();

@@ -1,7 +1,7 @@
 //! Checkpoints: each partition's state together with its next offset, as a whole state
 //! (a *base*) followed by the *deltas* of what changed at each later checkpoint
 //! ([`crate::changes`]), named by one manifest per partition
-//! (`<location>/<group>/<topic>/p<partition>.ckpt`) that is written last, with one atomic
+//! (`<location>/<group>/<topics>/p<partition>.ckpt`, [`CheckpointStore::for_topics`]) that is written last, with one atomic
 //! put. The objects are `p<partition>/<sequence>.base|.delta` beside it.
 //!
 //! A checkpoint writes what changed since the previous one: a delta holds the windows whose
@@ -30,9 +30,11 @@ use crate::changes::Delta;
 use crate::error::SpeedError;
 use crate::partition::PartitionState;
 
-/// Format 4: a manifest naming a base and deltas. Format 3 was one whole state with dedup
-/// ids in increasing order; format 2 held them in hash-set order.
-const FORMAT: u32 = 4;
+/// Format 5: a state's offsets and event-time progress per topic (a state may read several
+/// topics). Format 4 was a manifest naming a base and deltas with one topic's offset;
+/// format 3 one whole state with dedup ids in increasing order; format 2 held them in
+/// hash-set order.
+const FORMAT: u32 = 5;
 
 /// The manifest of one partition's checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -91,6 +93,14 @@ fn encode<T: Serialize>(partition: i32, value: &T) -> Result<Vec<u8>, SpeedError
 }
 
 impl CheckpointStore {
+    /// The store of a group reading `topics`: `<group>/<topic>` for one topic, and
+    /// `<group>/<topic>+<topic>...` (sorted) for several (Kafka topic names hold no `+`).
+    pub fn for_topics(location: Lake, group: &str, topics: &[String]) -> Self {
+        let mut sorted: Vec<&str> = topics.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        CheckpointStore::new(location, group, &sorted.join("+"))
+    }
+
     /// Checkpoints under `location` for `group` on `topic`.
     pub fn new(location: Lake, group: &str, topic: &str) -> Self {
         CheckpointStore {
@@ -347,7 +357,16 @@ mod tests {
         assert_eq!(store.load(3, &ctx).await.unwrap(), None);
         assert!(store.is_empty().await.unwrap());
         let mut state = PartitionState::default();
-        state.next_offset = 42;
+        state.apply(
+            shared_logic::topics::EVENTS,
+            0,
+            41,
+            b"{}",
+            &shared_logic::Validator::default(),
+            None,
+            &MetricContext::default(),
+            &Default::default(),
+        );
         store.save(3, &state, &ctx).await.unwrap();
         assert!(!store.is_empty().await.unwrap());
         assert_eq!(store.load(3, &ctx).await.unwrap(), Some(state));
@@ -392,7 +411,16 @@ mod tests {
         );
         for i in from..to {
             let (ts, json) = record(i, users);
-            state.apply(0, i, &json, &v, Some(ts), &ctx, &time);
+            state.apply(
+                shared_logic::topics::EVENTS,
+                0,
+                i,
+                &json,
+                &v,
+                Some(ts),
+                &ctx,
+                &time,
+            );
         }
     }
 

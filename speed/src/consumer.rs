@@ -1,5 +1,13 @@
 //! `lambda speed`: the Kafka consumer that keeps the real-time views.
 //!
+//! It reads one topic, or several that are co-partitioned (one per event type, keyed by
+//! user, with as many partitions): partition `p` of every topic feeds one partition state,
+//! so a user's sessions see all of the user's events. The group uses the `range` assignor,
+//! which gives partition `p` of every topic to the same member; the topics' partition
+//! counts are checked at start, and an assignment that splits a partition number between
+//! members stops the consumer with the reason rather than letting two members write one
+//! checkpoint.
+//!
 //! Records are consumed in a consumer group and processed in micro-batches (bounded in
 //! size and age) under one write of the views; each partition's state is restored from its
 //! checkpoint the first time the partition's records arrive. Every `checkpoint_interval`
@@ -16,7 +24,6 @@ use lambda_io::kafka::{ClientRole, EventProducer, KafkaSettings};
 use lambda_io::kafka::{ConsumeBackoff, GroupMember};
 use lambda_io::manifest::Published;
 use lambda_io::IoError;
-use lambda_io::Lake;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -25,69 +32,17 @@ use shared_logic::MetricId;
 use shared_logic::{topics, Validator};
 
 use crate::checkpoint::CheckpointStore;
+use crate::co_partition::{co_partitioned, split_assignment};
 use crate::error::SpeedError;
+pub use crate::eviction::{eviction_horizon, keep_ms};
 pub use crate::latency::Latency;
+pub use crate::options::{SpeedOptions, SpeedStats};
 use crate::partition::{Outcome, PartitionState};
 use crate::views::RealtimeViews;
 
-/// How the consumer runs.
-#[derive(Debug, Clone)]
-pub struct SpeedOptions {
-    pub topic: String,
-    pub group_id: String,
-    pub dead_letter_topic: String,
-    pub late_topic: String,
-    /// A micro-batch closes at this many records ...
-    pub batch_max_records: usize,
-    /// ... or this long after its first record.
-    pub batch_max_age: Duration,
-    pub checkpoint_interval: Duration,
-    pub validator: Validator,
-    /// Stop once this many records have been applied (benchmarks).
-    pub stop_after_records: Option<u64>,
-    /// The batch layer's views location, whose manifest bounds the state (eviction).
-    pub batch_views: Option<Lake>,
-    /// How much of what the batch layer already covers is kept (before the boundary), so
-    /// that `lambda verify` can compare the newest covered hours of both layers.
-    pub retain_covered: Duration,
-}
-
-impl Default for SpeedOptions {
-    fn default() -> Self {
-        SpeedOptions {
-            topic: topics::EVENTS.into(),
-            group_id: "lambda-speed".into(),
-            dead_letter_topic: topics::DEAD_LETTER.into(),
-            late_topic: topics::LATE.into(),
-            batch_max_records: 20_000,
-            batch_max_age: Duration::from_millis(10),
-            checkpoint_interval: Duration::from_secs(10),
-            validator: Validator::default(),
-            stop_after_records: None,
-            batch_views: None,
-            retain_covered: Duration::from_secs(3_600),
-        }
-    }
-}
-
-/// What a run did.
-#[derive(Debug, Clone, Default)]
-pub struct SpeedStats {
-    pub records: u64,
-    pub batches: u64,
-    pub checkpoints: u64,
-    /// Record timestamp (when produced) to applied to the views.
-    pub latency: Latency,
-    /// Of which record timestamp to received by the consumer: the producer's batching,
-    /// the broker and the fetch.
-    pub delivery: Latency,
-    /// Of which received to applied: the micro-batch's wait and its processing (ours).
-    pub processing: Latency,
-    /// From the first record polled to the last applied.
-    pub busy: Duration,
-}
-
 struct Record {
+    /// Index in [`SpeedOptions::topics`].
+    topic: usize,
     partition: i32,
     offset: i64,
     timestamp_ms: Option<i64>,
@@ -117,6 +72,10 @@ impl SpeedConsumer {
         opts: SpeedOptions,
     ) -> Result<Self, SpeedError> {
         let brokers = kafka.brokers.clone();
+        if opts.topics.is_empty() {
+            return Err(SpeedError::Usage("the speed layer needs a topic".into()));
+        }
+        co_partitioned(kafka, &opts.topics).await?;
         lambda_io::kafka::ensure_topics(
             kafka,
             &[(&opts.dead_letter_topic, 1), (&opts.late_topic, 1)],
@@ -136,10 +95,12 @@ impl SpeedConsumer {
                 ("queued.min.messages", "200000"),
                 // Per-partition lag for the serving layer's metrics.
                 ("statistics.interval.ms", "5000"),
+                // Partition p of every topic to one member (co-partitioned topics).
+                ("partition.assignment.strategy", "range"),
             ],
         );
         // Offsets are committed at each checkpoint.
-        let member = GroupMember::join(config, &opts.topic, opts.checkpoint_interval)?;
+        let member = GroupMember::join(config, &opts.topics, opts.checkpoint_interval)?;
         Ok(SpeedConsumer {
             member,
             dead_letters: EventProducer::new(kafka, &opts.dead_letter_topic)?,
@@ -186,9 +147,14 @@ impl SpeedConsumer {
                         }
                         Ok(Ok(m)) => {
                             backoff.reset();
+                            // The subscription names every topic a record can come from.
+                            let Some(topic) = self.opts.topics.iter().position(|t| t == m.topic()) else {
+                                continue;
+                            };
                             first_record.get_or_insert_with(Instant::now);
                             deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.opts.batch_max_age);
                             batch.push(Record {
+                                topic,
                                 partition: m.partition(),
                                 offset: m.offset(),
                                 timestamp_ms: lambda_io::kafka::record_time(m.timestamp()),
@@ -219,7 +185,7 @@ impl SpeedConsumer {
             if done {
                 return Ok(stats);
             }
-            let held = self.views.partitions().into_iter().collect();
+            let held = self.held();
             if self.member.stalled(&held).await {
                 // What it holds goes to the next owner through the checkpoint.
                 self.checkpoint(&mut stats).await?;
@@ -242,16 +208,38 @@ impl SpeedConsumer {
         Ok(stats)
     }
 
+    /// The topic partitions whose state this member holds.
+    fn held(&self) -> std::collections::BTreeSet<lambda_io::kafka::TopicPartition> {
+        let mut held = std::collections::BTreeSet::new();
+        for p in self.views.partitions() {
+            for topic in &self.opts.topics {
+                held.insert((topic.clone(), p));
+            }
+        }
+        held
+    }
+
     /// Makes the held partitions the assigned ones: a newly assigned partition's state is
     /// restored from its checkpoint (before any of its records arrive), a revoked one's is
-    /// dropped (its new owner restores it from the checkpoint).
+    /// dropped (its new owner restores it from the checkpoint). Every topic assigned with a
+    /// partition gets a cursor in its state (so that it holds the watermark back until
+    /// read). A partition number assigned on some topics but not on others (the topics are
+    /// not co-partitioned, or the assignor is not `range`) is an error.
     async fn sync_assignment(&self) -> Result<(), SpeedError> {
-        let assigned: std::collections::BTreeSet<i32> = match self.member.consumer().assignment() {
-            Ok(list) => list.elements().iter().map(|e| e.partition()).collect(),
+        let list = match self.member.consumer().assignment() {
+            Ok(list) => list,
             Err(e) => return Err(IoError::kafka(&self.brokers, "read assignment")(e).into()),
         };
+        let mut assigned: std::collections::BTreeMap<i32, Vec<String>> = Default::default();
+        for e in list.elements() {
+            assigned
+                .entry(e.partition())
+                .or_default()
+                .push(e.topic().to_string());
+        }
+        split_assignment(&self.opts.topics, &assigned)?;
         for p in self.views.partitions() {
-            if !assigned.contains(&p) {
+            if !assigned.contains_key(&p) {
                 self.views.remove(p);
                 tracing::info!(
                     partition = p,
@@ -259,22 +247,44 @@ impl SpeedConsumer {
                 );
             }
         }
-        for &p in &assigned {
+        for (&p, topics) in &assigned {
             if !self.views.holds(p) {
-                let state = self
+                let mut state = self
                     .checkpoints
                     .load(p, &self.views.ctx)
                     .await?
                     .unwrap_or_default();
+                for topic in topics {
+                    state.add_topic(topic);
+                }
                 tracing::info!(
                     partition = p,
-                    next_offset = state.next_offset,
+                    next_offsets = ?state.next_offsets().collect::<Vec<_>>(),
                     "partition assigned; state restored"
                 );
                 self.views.install(p, state);
             }
         }
         Ok(())
+    }
+
+    /// Tells each held state where its topics end, as the client last heard (see
+    /// [`PartitionState::watermark`]).
+    fn note_ends(&self) {
+        if self.opts.topics.len() < 2 {
+            // One topic: its progress is the partition's whatever the end.
+            return;
+        }
+        let ends = self.member.consumer().context().ends();
+        self.views.update(|states| {
+            for ((topic, p), end) in &ends {
+                if let Some(state) = states.get_mut(p) {
+                    if self.opts.topics.contains(topic) {
+                        state.set_end(topic, *end);
+                    }
+                }
+            }
+        });
     }
 
     async fn apply(
@@ -291,7 +301,9 @@ impl SpeedConsumer {
                 self.views.touch(p);
             }
         }
+        self.note_ends();
         let (ctx, time, validator) = (&self.views.ctx, self.views.time, &self.opts.validator);
+        let topics = &self.opts.topics;
         let mut outputs: Vec<(usize, Outcome)> = Vec::new();
         self.views.update(|states| {
             for (i, r) in batch.iter().enumerate() {
@@ -301,6 +313,7 @@ impl SpeedConsumer {
                 // Validation's clock and the watermark's bound are the record's timestamp,
                 // so a replay (and the lake writer) decides alike.
                 let outcome = state.apply(
+                    &topics[r.topic],
                     r.partition,
                     r.offset,
                     &r.payload,
@@ -325,6 +338,7 @@ impl SpeedConsumer {
         for (i, outcome) in outputs {
             let r = &batch[i];
             let (p, o) = (r.partition.to_string(), r.offset.to_string());
+            let topic = self.opts.topics[r.topic].as_str();
             match outcome {
                 Outcome::Rejected(dead) => self.dead_letters.send_with_headers(
                     &[],
@@ -332,7 +346,7 @@ impl SpeedConsumer {
                     &[
                         ("reason", dead.reason.code()),
                         ("message", &dead.message),
-                        ("source_topic", &self.opts.topic),
+                        ("source_topic", topic),
                         ("source_partition", &p),
                         ("source_offset", &o),
                     ],
@@ -341,7 +355,7 @@ impl SpeedConsumer {
                     &[],
                     &r.payload,
                     &[
-                        ("source_topic", &self.opts.topic),
+                        ("source_topic", topic),
                         ("source_partition", &p),
                         ("source_offset", &o),
                     ],
@@ -374,18 +388,24 @@ impl SpeedConsumer {
                     .get_mut(&p)
                     .map(|state| {
                         let prepared = self.checkpoints.prepare(p, state)?;
-                        Ok::<_, SpeedError>((prepared, state.next_offset))
+                        let next: Vec<(String, i64)> = state
+                            .next_offsets()
+                            .map(|(t, o)| (t.to_string(), o))
+                            .collect();
+                        Ok::<_, SpeedError>((prepared, next))
                     })
                     .transpose()
             })?;
-            let Some((prepared, next_offset)) = prepared else {
+            let Some((prepared, next_offsets)) = prepared else {
                 continue;
             };
             self.checkpoints.write(p, prepared, &self.views.ctx).await?;
-            if next_offset > 0 {
-                offsets
-                    .add_partition_offset(&self.opts.topic, p, Offset::Offset(next_offset))
-                    .map_err(IoError::kafka(&self.brokers, "commit"))?;
+            for (topic, next_offset) in next_offsets {
+                if next_offset > 0 && self.opts.topics.contains(&topic) {
+                    offsets
+                        .add_partition_offset(&topic, p, Offset::Offset(next_offset))
+                        .map_err(IoError::kafka(&self.brokers, "commit"))?;
+                }
             }
         }
         stats.checkpoints += 1;
@@ -441,34 +461,9 @@ impl SpeedConsumer {
     }
 }
 
-/// How much of what the batch layer covers the speed layer keeps, ms: the lateness horizon,
-/// or `retain_covered` if longer.
-pub fn keep_ms(views: &RealtimeViews, retain_covered: Duration) -> i64 {
-    let horizon = views.time.allowed_lateness_ms + views.time.out_of_orderness_ms;
-    horizon.max(retain_covered.as_millis() as i64)
-}
-
-/// Where the state of the metrics `pick` selects may be evicted: the earliest of their
-/// time boundaries minus `keep_ms`; `None` while any of them has no boundary.
-pub fn eviction_horizon(
-    published: &Published,
-    keep_ms: i64,
-    pick: impl Fn(&str) -> bool,
-) -> Option<i64> {
-    let mut earliest: Option<i64> = None;
-    for (_, boundary) in published.time_boundary.iter().filter(|(m, _)| pick(m)) {
-        let t = boundary
-            .as_deref()
-            .and_then(|b| chrono::DateTime::parse_from_rfc3339(b).ok())
-            .map(|b| b.timestamp_millis() - keep_ms)?;
-        earliest = Some(earliest.map_or(t, |e| e.min(t)));
-    }
-    earliest
-}
-
-/// Rebuilds, from raw records `(partition, offset, record timestamp ms, payload)`, the state
-/// the speed layer would hold: the same per-partition path without Kafka. For benchmarks
-/// fed from a file and for tests.
+/// Rebuilds, from raw records `(partition, offset, record timestamp ms, payload)` of the
+/// `events` topic, the state the speed layer would hold: the same per-partition path
+/// without Kafka. For benchmarks fed from a file and for tests.
 pub fn apply_records<'a>(
     views: &RealtimeViews,
     validator: &Validator,
@@ -482,6 +477,7 @@ pub fn apply_records<'a>(
                 .entry(partition)
                 .or_insert_with(PartitionState::default);
             state.apply(
+                topics::EVENTS,
                 partition,
                 offset,
                 payload,

@@ -5,9 +5,10 @@
 //! - [`id_set`]: the compact table of dedup ids (128-bit hashes) per event-time hour;
 //! - [`views`]: the in-process handle on every held partition's state;
 //! - [`consumer`]: the Kafka consumer (micro-batches, dead letters, late side output,
-//!   checkpoints, eviction by the batch boundary);
-//! - [`group`]: its membership of the consumer group, and leaving and rejoining a group
-//!   the broker leaves stuck;
+//!   checkpoints, eviction by the batch boundary), run as [`options`] say;
+//! - [`co_partition`]: several topics read as one (one per event type): the checks that
+//!   keep partition `p` of every topic in one state;
+//! - [`eviction`]: how much of what the batch layer covers is kept;
 //! - [`change_log`]: the notes of what changed since the last checkpoint;
 //! - [`checkpoint`]: state and offsets together: a whole state and the deltas after it
 //!   ([`changes`]), named by one manifest per partition written last;
@@ -23,11 +24,14 @@ pub mod cdc_consumer;
 pub mod change_log;
 pub mod changes;
 pub mod checkpoint;
+pub mod co_partition;
 pub mod consumer;
 pub mod error;
+pub mod eviction;
 pub mod http;
 pub mod id_set;
 pub mod latency;
+pub mod options;
 pub mod orders;
 pub mod partition;
 pub mod rollups;

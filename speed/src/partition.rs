@@ -6,21 +6,29 @@
 //! state of a run that never stopped. That is what makes the speed layer effectively
 //! exactly-once. Everything here is pure; I/O is the consumer's.
 //!
+//! A partition's state may read several topics (one per event type, say) whose partition
+//! of the same number carries the same users: the topics are keyed alike and have as many
+//! partitions, and the group assigns partition `p` of every topic to one member (the
+//! `range` assignor; [`crate::consumer`] checks both). Each topic has its own cursor
+//! ([`TopicCursor`]): its next offset and its own event-time progress.
+//!
 //! Per record, in order:
-//! 1. offsets below `next_offset` are already in the state (a replay after a restore): skipped;
+//! 1. offsets below its topic's `next_offset` are already in the state (a replay after a
+//!    restore): skipped;
 //! 2. validation through shared-logic; a reject becomes a dead letter;
 //! 3. the dedup rule (shared-logic's key: event id within its event-time hour; first
 //!    delivery wins): a repeated delivery is dropped;
 //! 4. lateness against this partition's watermark (see [`PartitionState::watermark`]): a
-//!    window is *closed* when the watermark has passed its end plus the allowed lateness. The event counts in its open windows; closed windows follow
+//!    window is *closed* when the watermark has passed its end plus the allowed lateness.
+//!    The event counts in its open windows; closed windows follow
 //!    the policy: `drop` and `side-output` leave them alone (an event whose windows are all
 //!    closed is counted as dropped, or sent to the late topic), `update` counts it there
 //!    too and marks the window revised;
 //! 5. the event then advances the watermark, by its event time but never past its record's
 //!    Kafka timestamp: one event stamped ahead cannot close the windows of the on-time
 //!    events after it (issue 16);
-//! 6. a counted event joins its user's sessions (the topic is keyed by user, so a user's
-//!    events are all in one partition): the sessions it merges are retracted from the
+//! 6. a counted event joins its user's sessions (the topics are keyed by user, so a user's
+//!    events are all in one partition of each, and those partitions share this state): the sessions it merges are retracted from the
 //!    `sessions` views and the merged session added in the windows of its start (a window
 //!    already closed is marked revised). A user's sessions are forgotten once no event that
 //!    could still be counted can join them.
@@ -87,18 +95,52 @@ pub enum Outcome {
     LateSideOutput,
 }
 
-/// The speed layer's state for one partition.
+/// Where a partition's state stands on one of its topics.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PartitionState {
+pub struct TopicCursor {
     /// The next offset to apply; everything below is in the state.
     pub next_offset: i64,
-    /// Largest event time seen (epoch ms): the newest event, not the watermark.
-    pub max_event_time: Option<i64>,
-    /// Event-time progress the watermark trails: the largest `min(event time, record
-    /// time)` of the events seen (see [`PartitionState::watermark`]).
+    /// This topic's event-time progress: the largest `min(event time, record time)` of its
+    /// events (see [`PartitionState::watermark`]).
     pub(crate) progress: Option<i64>,
     /// Newest record timestamp seen (epoch ms): the bound of a record that carries none.
     pub(crate) last_record_time: Option<i64>,
+    /// The topic partition's end as the consumer last heard it (not state: a restored
+    /// cursor waits for the consumer to hear it again).
+    #[serde(skip)]
+    pub(crate) end: Option<i64>,
+}
+
+impl TopicCursor {
+    /// Everything the broker had for this topic partition, as last heard, is applied: the
+    /// topic cannot hold the watermark back.
+    fn caught_up(&self) -> bool {
+        self.end.is_some_and(|end| self.next_offset >= end)
+    }
+
+    /// How far an event at `event_ms` in a record stamped `record_ms` advances this
+    /// topic's progress (see [`PartitionState::watermark`]).
+    fn advance(&mut self, event_ms: i64, record_ms: Option<i64>, time: &TimeSettings) {
+        let bound = record_ms.or(self.last_record_time);
+        let reached = match (bound, self.progress) {
+            (Some(b), _) => event_ms.min(b),
+            (None, Some(p)) => event_ms.min(p.saturating_add(time.out_of_orderness_ms)),
+            (None, None) => event_ms,
+        };
+        self.progress = Some(self.progress.map_or(reached, |p| p.max(reached)));
+    }
+}
+
+/// The speed layer's state for one partition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Topic → where the state stands on it.
+    pub(crate) cursors: BTreeMap<String, TopicCursor>,
+    /// Largest event time seen (epoch ms): the newest event, not the watermark.
+    pub max_event_time: Option<i64>,
+    /// Event-time progress the watermark trails, over the topics (see
+    /// [`PartitionState::watermark`]); it never moves back.
+    pub(crate) progress: Option<i64>,
     pub aggregates: Aggregates,
     /// Windows counted into after they had closed (`update` policy).
     pub revised: BTreeSet<i64>,
@@ -123,33 +165,87 @@ impl PartitionState {
     /// The cap is what keeps one outlier from blinding the partition: an event stamped
     /// minutes ahead (validation allows up to the future skew) moves the watermark only as
     /// far as the producer's clock, which the on-time events around it share. A record
-    /// without a timestamp is capped by the newest record timestamp of the partition; on a
-    /// partition that never carried one, it moves the progress by at most the
+    /// without a timestamp is capped by the newest record timestamp of its topic; on a
+    /// topic that never carried one, it moves the progress by at most the
     /// out-of-orderness per event (the first event starts it at its event time). Every
     /// input is in the record sequence or the checkpointed state, so a replay after a
     /// restore computes the same watermark.
+    ///
+    /// With several topics, each has its own progress, and the partition's is the
+    /// smallest over the topics that still have records to deliver: a topic the consumer
+    /// reads behind the others (a backlog) holds the watermark back, so its events are not
+    /// late merely because another topic was read first. A topic whose every record the
+    /// broker had is applied ([`PartitionState::set_end`]) holds nothing back; when all
+    /// are caught up the largest counts. The partition's progress never moves back. With
+    /// one topic this is that topic's progress.
     pub fn watermark(&self, time: &TimeSettings) -> Option<i64> {
         self.progress.map(|t| t - time.out_of_orderness_ms)
     }
 
-    /// How far an event at `event_ms` in a record stamped `record_ms` advances the
-    /// progress the watermark trails (see [`PartitionState::watermark`]).
-    fn advance(&mut self, event_ms: i64, record_ms: Option<i64>, time: &TimeSettings) {
-        let bound = record_ms.or(self.last_record_time);
-        let reached = match (bound, self.progress) {
-            (Some(b), _) => event_ms.min(b),
-            (None, Some(p)) => event_ms.min(p.saturating_add(time.out_of_orderness_ms)),
-            (None, None) => event_ms,
+    /// Recomputes the partition's progress from its topics' (see
+    /// [`PartitionState::watermark`]).
+    fn combine_progress(&mut self) {
+        let behind = self.cursors.values().filter(|c| !c.caught_up());
+        let reached = if self.cursors.values().all(TopicCursor::caught_up) {
+            self.cursors.values().filter_map(|c| c.progress).max()
+        } else {
+            // A topic behind that has seen no event yet holds everything.
+            behind
+                .map(|c| c.progress)
+                .try_fold(i64::MAX, |m, p| p.map(|p| m.min(p)))
         };
-        self.progress = Some(self.progress.map_or(reached, |p| p.max(reached)));
+        if let Some(r) = reached {
+            self.progress = Some(self.progress.map_or(r, |p| p.max(r)));
+        }
     }
 
-    /// Applies one record at `offset` whose Kafka timestamp is `record_ms` (see the module
-    /// docs for the rule). The record timestamp is validation's clock (the future-skew
-    /// rule; [`lambda_io::kafka::validation_clock`]) and bounds the watermark.
+    /// Notes the end of `topic`'s partition as the consumer heard it from the broker, so
+    /// that a topic with nothing left to deliver stops holding the watermark back. A
+    /// topic not read yet gets a cursor at offset 0, which holds it back until caught up.
+    pub fn set_end(&mut self, topic: &str, end: i64) {
+        self.cursor_mut(topic).end = Some(end);
+        self.combine_progress();
+    }
+
+    /// Makes `topic` one of the partition's topics (a cursor at offset 0 when new), so
+    /// that it holds the watermark back until its records are read.
+    pub fn add_topic(&mut self, topic: &str) {
+        self.cursor_mut(topic);
+    }
+
+    fn cursor_mut(&mut self, topic: &str) -> &mut TopicCursor {
+        if !self.cursors.contains_key(topic) {
+            self.cursors
+                .insert(topic.to_string(), TopicCursor::default());
+        }
+        self.cursors.get_mut(topic).expect("inserted above")
+    }
+
+    /// The next offset to apply on `topic` (0 when none was read).
+    pub fn next_offset(&self, topic: &str) -> i64 {
+        self.cursors.get(topic).map_or(0, |c| c.next_offset)
+    }
+
+    /// Topic → next offset to apply, for every topic read.
+    pub fn next_offsets(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.cursors
+            .iter()
+            .map(|(topic, c)| (topic.as_str(), c.next_offset))
+    }
+
+    /// Records applied over all topics (the sum of the next offsets; with one topic, its
+    /// next offset).
+    pub fn offsets_sum(&self) -> i64 {
+        self.cursors.values().map(|c| c.next_offset).sum()
+    }
+
+    /// Applies one record of `topic` at `offset` whose Kafka timestamp is `record_ms` (see
+    /// the module docs for the rule). The record timestamp is validation's clock (the
+    /// future-skew rule; [`lambda_io::kafka::validation_clock`]) and bounds the watermark.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
+        topic: &str,
         partition: i32,
         offset: i64,
         payload: &[u8],
@@ -158,14 +254,15 @@ impl PartitionState {
         ctx: &MetricContext,
         time: &TimeSettings,
     ) -> Outcome {
-        if offset < self.next_offset {
+        let cursor = self.cursor_mut(topic);
+        if offset < cursor.next_offset {
             return Outcome::Replayed;
         }
-        self.next_offset = offset + 1;
-        self.counters.records += 1;
+        cursor.next_offset = offset + 1;
         if let Some(r) = record_ms {
-            self.last_record_time = Some(self.last_record_time.map_or(r, |l| l.max(r)));
+            cursor.last_record_time = Some(cursor.last_record_time.map_or(r, |l| l.max(r)));
         }
+        self.counters.records += 1;
         let now_ms = lambda_io::kafka::validation_clock(record_ms);
         let event = match validator.validate(payload, Origin { partition, offset }, now_ms) {
             Ok(e) => e,
@@ -189,7 +286,8 @@ impl PartitionState {
         let windows: Vec<WindowStart> = ctx.windows.assign(event.event_time()).collect();
         let all_closed = windows.iter().all(|w| closed(*w));
         self.max_event_time = Some(self.max_event_time.map_or(t, |m| m.max(t)));
-        self.advance(t, record_ms, time);
+        self.cursor_mut(topic).advance(t, record_ms, time);
+        self.combine_progress();
         let view = event.view();
         match time.late_policy {
             LatePolicy::Update => {
@@ -364,6 +462,7 @@ mod tests {
             .enumerate()
             .map(|(i, r)| {
                 state.apply(
+                    shared_logic::topics::EVENTS,
                     0,
                     i as i64,
                     r,
@@ -434,6 +533,159 @@ mod tests {
         }
     }
 
+    /// Events of three users over four hours, one topic per event type, each topic in
+    /// event-time order (as its producer wrote it).
+    fn typed_events(n: usize, seed: u64) -> Vec<(usize, Vec<u8>)> {
+        let kinds = ["page_view", "add_to_cart", "purchase"];
+        let mut x = seed | 1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = Vec::new();
+        for i in 0..n {
+            let kind = (next() % 3) as usize;
+            let t = T0 + (i as i64) * 40_000 + (next() % 3_000) as i64;
+            let user = next() % 3;
+            out.push((
+                kind,
+                format!(
+                    r#"{{"event_id":"e{i}","event_type":"{}","event_time":{t},"user_id":"u{user}","url":"/","product_id":"p","category":"toys","quantity":1,"price":"1.00","currency":"USD","country":"DE"}}"#,
+                    kinds[kind]
+                )
+                .into_bytes(),
+            ));
+        }
+        out
+    }
+
+    const TYPE_TOPICS: [&str; 3] = ["events.page_view", "events.add_to_cart", "events.purchase"];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Topics read in any interleaving (one far ahead of the others, as a backlog is
+        /// read) count every event of a user's topics, sessions included, as the fold over
+        /// all of them does: a topic still behind holds the watermark back, so nothing is
+        /// late, under the `drop` policy.
+        #[test]
+        fn co_partitioned_topics_in_any_interleaving_equal_the_fold(
+            n in 1usize..120,
+            seed in proptest::prelude::any::<u64>(),
+            picks in proptest::collection::vec(0u8..3, 0..400),
+        ) {
+            let events = typed_events(n, seed);
+            let mut queues: Vec<std::collections::VecDeque<(i64, Vec<u8>)>> = vec![Default::default(); 3];
+            for (kind, json) in &events {
+                let offset = queues[*kind].len() as i64;
+                queues[*kind].push_back((offset, json.clone()));
+            }
+            let time = TimeSettings::default();
+            let ctx = MetricContext::default();
+            let v = Validator::default();
+            let mut state = PartitionState::default();
+            for t in TYPE_TOPICS {
+                state.add_topic(t);
+            }
+            let mut picks = picks.into_iter();
+            while queues.iter().any(|q| !q.is_empty()) {
+                let mut k = picks.next().unwrap_or(0) as usize;
+                while queues[k].is_empty() {
+                    k = (k + 1) % 3;
+                }
+                let (offset, json) = queues[k].pop_front().unwrap();
+                let outcome = state.apply(TYPE_TOPICS[k], 0, offset, &json, &v, Some(i64::MAX / 2), &ctx, &time);
+                proptest::prop_assert_eq!(outcome, Outcome::Counted);
+            }
+            let parsed: Vec<shared_logic::Event> = events
+                .iter()
+                .enumerate()
+                .map(|(i, (_, j))| v.validate(j, Origin { partition: 0, offset: i as i64 }, i64::MAX / 2).unwrap())
+                .collect();
+            let expected = Aggregates::fold(&parsed, &ctx);
+            proptest::prop_assert_eq!(&state.aggregates, &expected);
+            for (k, t) in TYPE_TOPICS.iter().enumerate() {
+                let written = events.iter().filter(|(kind, _)| *kind == k).count() as i64;
+                proptest::prop_assert_eq!(state.next_offset(t), written);
+            }
+        }
+    }
+
+    #[test]
+    fn a_topic_behind_holds_the_watermark_back_until_it_is_caught_up() {
+        let (ctx, time, v) = (
+            MetricContext::default(),
+            TimeSettings::default(),
+            Validator::default(),
+        );
+        let mut state = PartitionState::default();
+        state.add_topic("b");
+        // "a" runs ten minutes ahead while "b" has not been read.
+        state.apply("a", 0, 0, &view("a0", T0), &v, Some(T0), &ctx, &time);
+        state.apply(
+            "a",
+            0,
+            1,
+            &view("a1", T0 + 10 * MIN),
+            &v,
+            Some(T0 + 10 * MIN),
+            &ctx,
+            &time,
+        );
+        assert_eq!(
+            state.watermark(&time),
+            None,
+            "b has not delivered anything yet"
+        );
+        // b's first event, from minute 1, is on time.
+        let b = state.apply(
+            "b",
+            0,
+            0,
+            &view("b0", T0 + MIN),
+            &v,
+            Some(T0 + MIN),
+            &ctx,
+            &time,
+        );
+        assert_eq!(b, Outcome::Counted);
+        assert_eq!(state.watermark(&time), Some(T0 + MIN - 5_000));
+        // b is read to its end: a's progress counts.
+        state.set_end("b", 1);
+        assert_eq!(state.watermark(&time), Some(T0 + 10 * MIN - 5_000));
+        // b gets a record again (behind once more): the watermark does not move back, and
+        // b's event from minute 1 is now late.
+        state.set_end("b", 2);
+        assert_eq!(state.watermark(&time), Some(T0 + 10 * MIN - 5_000));
+        let late = state.apply(
+            "b",
+            0,
+            1,
+            &view("b1", T0 + MIN),
+            &v,
+            Some(T0 + MIN),
+            &ctx,
+            &time,
+        );
+        assert_eq!(late, Outcome::LateDropped);
+        // An empty topic read to its end (end 0) holds nothing back.
+        let mut fresh = PartitionState::default();
+        fresh.add_topic("empty");
+        fresh.apply("a", 0, 0, &view("x", T0), &v, Some(T0), &ctx, &time);
+        assert_eq!(fresh.watermark(&time), None);
+        fresh.set_end("empty", 0);
+        assert_eq!(fresh.watermark(&time), Some(T0 - 5_000));
+        // Offsets are per topic: offset 0 of another topic is not a replay.
+        assert_eq!(fresh.next_offset("a"), 1);
+        assert_eq!(fresh.next_offset("empty"), 0);
+        assert_eq!(
+            fresh.apply("a", 0, 0, &view("x", T0), &v, Some(T0), &ctx, &time),
+            Outcome::Replayed
+        );
+    }
+
     #[test]
     fn late_event_beyond_lateness_is_dropped_and_counted() {
         // The watermark passes the first minute's end + 60 s lateness at 00:02:05.
@@ -484,7 +736,18 @@ mod tests {
         records
             .iter()
             .enumerate()
-            .map(|(i, (ts, r))| state.apply(0, i as i64, r, &v, Some(*ts), &ctx, time))
+            .map(|(i, (ts, r))| {
+                state.apply(
+                    shared_logic::topics::EVENTS,
+                    0,
+                    i as i64,
+                    r,
+                    &v,
+                    Some(*ts),
+                    &ctx,
+                    time,
+                )
+            })
             .collect()
     }
 
@@ -533,14 +796,50 @@ mod tests {
         let (ctx, time) = (MetricContext::default(), TimeSettings::default());
         let v = Validator::default();
         let mut state = PartitionState::default();
-        state.apply(0, 0, &view("a", T0), &v, Some(T0), &ctx, &time);
+        state.apply(
+            shared_logic::topics::EVENTS,
+            0,
+            0,
+            &view("a", T0),
+            &v,
+            Some(T0),
+            &ctx,
+            &time,
+        );
         // No timestamp: not measured for future skew, capped by the last record time.
-        state.apply(0, 1, &view("b", T0 + 10 * MIN), &v, None, &ctx, &time);
+        state.apply(
+            shared_logic::topics::EVENTS,
+            0,
+            1,
+            &view("b", T0 + 10 * MIN),
+            &v,
+            None,
+            &ctx,
+            &time,
+        );
         assert_eq!(state.watermark(&time), Some(T0 - 5_000));
         // A partition that never carried one moves by at most the out-of-orderness per event.
         let mut bare = PartitionState::default();
-        bare.apply(0, 0, &view("a", T0), &v, None, &ctx, &time);
-        bare.apply(0, 1, &view("b", T0 + 10 * MIN), &v, None, &ctx, &time);
+        bare.apply(
+            shared_logic::topics::EVENTS,
+            0,
+            0,
+            &view("a", T0),
+            &v,
+            None,
+            &ctx,
+            &time,
+        );
+        bare.apply(
+            shared_logic::topics::EVENTS,
+            0,
+            1,
+            &view("b", T0 + 10 * MIN),
+            &v,
+            None,
+            &ctx,
+            &time,
+        );
         assert_eq!(bare.watermark(&time), Some(T0));
         assert_eq!(bare.counters.events, 2);
     }
@@ -585,6 +884,7 @@ mod tests {
         assert_eq!(outcomes[1], Outcome::Duplicate);
         assert!(matches!(outcomes[2], Outcome::Rejected(_)));
         let replay = state.apply(
+            shared_logic::topics::EVENTS,
             0,
             1,
             &records[1],
@@ -614,6 +914,7 @@ mod tests {
         let ctx = MetricContext::default();
         let mut state = PartitionState::default();
         state.apply(
+            shared_logic::topics::EVENTS,
             0,
             0,
             &view("a", T0),
@@ -623,6 +924,7 @@ mod tests {
             &time,
         );
         state.apply(
+            shared_logic::topics::EVENTS,
             0,
             1,
             &view("b", T0 + 2 * HOUR_MS),

@@ -180,7 +180,7 @@ impl RealtimeViews {
             part.retain_windows(|w| w.0 >= from_ms && w.0 < to_ms);
             out.aggregates.merge_owned(part);
             out.counters.add(&state.counters);
-            out.offsets.insert(*p, state.next_offset);
+            out.offsets.insert(*p, state.offsets_sum());
             revised.extend(
                 state
                     .revised
@@ -287,7 +287,7 @@ impl RealtimeViews {
             offsets: inner
                 .partitions
                 .iter()
-                .map(|(p, s)| (*p, s.next_offset))
+                .map(|(p, s)| (*p, s.offsets_sum()))
                 .collect(),
             lag: inner.lag.clone(),
             last_checkpoint_ms: inner.last_checkpoint_ms,
@@ -449,9 +449,10 @@ mod tests {
         views.update(|parts| {
             let state = parts.get_mut(&p).expect("partition held");
             for (i, (t, url)) in events.iter().enumerate() {
-                let offset = state.next_offset;
+                let offset = state.next_offset(shared_logic::topics::EVENTS);
                 let record = page_view(first_id + i, *t, url);
                 state.apply(
+                    shared_logic::topics::EVENTS,
                     p,
                     offset,
                     &record,
@@ -518,8 +519,9 @@ mod tests {
         views.update(|parts| {
             let state = parts.get_mut(&0).unwrap();
             state.apply(
+                shared_logic::topics::EVENTS,
                 0,
-                state.next_offset,
+                state.next_offset(shared_logic::topics::EVENTS),
                 &page_view(20, T0 + 3_000, "/b"),
                 &Validator::default(),
                 Some(i64::MAX / 2),
@@ -546,6 +548,7 @@ mod tests {
         let mut other = PartitionState::default();
         let ctx = MetricContext::default();
         other.apply(
+            shared_logic::topics::EVENTS,
             1,
             0,
             &page_view(30, T0 + 62_000, "/a"),

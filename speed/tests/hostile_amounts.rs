@@ -24,7 +24,18 @@ fn apply_three(validator: &Validator) -> (PartitionState, Vec<Outcome>) {
     let outcomes = ["h1", "h2", "h3"]
         .iter()
         .enumerate()
-        .map(|(i, id)| state.apply(0, i as i64, &purchase(id), validator, Some(T), &ctx, &time))
+        .map(|(i, id)| {
+            state.apply(
+                shared_logic::topics::EVENTS,
+                0,
+                i as i64,
+                &purchase(id),
+                validator,
+                Some(T),
+                &ctx,
+                &time,
+            )
+        })
         .collect();
     (state, outcomes)
 }

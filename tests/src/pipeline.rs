@@ -81,7 +81,7 @@ impl Pipeline {
             &kafka,
             CheckpointStore::new(checkpoints, &group, topic),
             SpeedOptions {
-                topic: topic.into(),
+                topics: vec![topic.into()],
                 group_id: group,
                 dead_letter_topic: format!("{topic}-speed-dlq"),
                 late_topic: format!("{topic}-late"),
@@ -99,7 +99,7 @@ impl Pipeline {
             brokers,
             &lake,
             WriterOptions {
-                topic: topic.into(),
+                topics: vec![topic.into()],
                 group_id: format!("{topic}-lake"),
                 roll_age: Duration::from_secs(1),
                 ..WriterOptions::default()

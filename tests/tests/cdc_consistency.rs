@@ -255,7 +255,7 @@ fn lake_writer(
     mut stop: watch::Receiver<bool>,
 ) -> std::thread::JoinHandle<Result<WriterStats, batch::BatchError>> {
     let opts = WriterOptions {
-        topic: table.default_topic().into(),
+        topics: vec![table.default_topic().into()],
         group_id: format!("lake-{}", table.name()),
         roll_age: Duration::from_secs(1),
         cdc: Some(table),

@@ -139,7 +139,7 @@ fn writer(
     mut stop: watch::Receiver<bool>,
 ) -> std::thread::JoinHandle<Result<WriterStats, batch::BatchError>> {
     let opts = WriterOptions {
-        topic: topic.into(),
+        topics: vec![topic.into()],
         group_id: group.into(),
         roll_age: Duration::from_secs(1),
         cdc,

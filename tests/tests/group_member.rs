@@ -47,7 +47,7 @@ async fn a_member_resumes_at_the_commit_and_one_joined_from_the_beginning_at_the
     let settings = KafkaSettings::new(broker.brokers());
     let every = Duration::from_secs(1);
 
-    let mut first = GroupMember::join(config(&settings), TOPIC, every).unwrap();
+    let mut first = GroupMember::join(config(&settings), &[TOPIC.to_string()], every).unwrap();
     assert_eq!(
         first_offset(&first).await,
         0,
@@ -63,7 +63,7 @@ async fn a_member_resumes_at_the_commit_and_one_joined_from_the_beginning_at_the
     first.leave().await.unwrap();
     drop(first);
 
-    let mut resumed = GroupMember::join(config(&settings), TOPIC, every).unwrap();
+    let mut resumed = GroupMember::join(config(&settings), &[TOPIC.to_string()], every).unwrap();
     assert_eq!(
         first_offset(&resumed).await,
         60,
@@ -72,12 +72,13 @@ async fn a_member_resumes_at_the_commit_and_one_joined_from_the_beginning_at_the
     resumed.leave().await.unwrap();
     drop(resumed);
 
-    let rebuilt = GroupMember::join_from_beginning(config(&settings), TOPIC, every).unwrap();
+    let rebuilt =
+        GroupMember::join_from_beginning(config(&settings), &[TOPIC.to_string()], every).unwrap();
     assert_eq!(
         first_offset(&rebuilt).await,
         0,
         "a member joined from the beginning starts at the partition's start"
     );
     let assigned = rebuilt.assigned().unwrap();
-    assert_eq!(assigned, [0].into());
+    assert_eq!(assigned, [(TOPIC.to_string(), 0)].into());
 }

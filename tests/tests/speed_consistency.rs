@@ -91,7 +91,7 @@ async fn run_speed(
     let lake = Lake::open(dir.to_str().unwrap(), true).unwrap();
     let group = format!("{topic}-{:?}", time.late_policy);
     let opts = SpeedOptions {
-        topic: topic.to_string(),
+        topics: vec![topic.to_string()],
         group_id: group.clone(),
         dead_letter_topic: format!("{topic}-dlq"),
         late_topic: format!("{topic}-late"),

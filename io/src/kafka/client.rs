@@ -160,6 +160,44 @@ pub fn end_offsets(
     Ok(ends)
 }
 
+/// Topic → number of partitions, for those of `topics` that exist (from the cluster's
+/// metadata).
+pub async fn partition_counts(
+    settings: &KafkaSettings,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<String, usize>, IoError> {
+    let brokers = settings.brokers.clone();
+    let consumer: rdkafka::consumer::BaseConsumer = settings
+        .client_config(ClientRole::Consumer, &[("group.id", "lambda-metadata")])
+        .create()
+        .map_err(|source| IoError::Kafka {
+            brokers: brokers.clone(),
+            what: "create a consumer to read the topics' metadata".into(),
+            source: Box::new(source),
+        })?;
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut counts = std::collections::BTreeMap::new();
+        for topic in topics {
+            match partitions_of(&consumer, &topic, &brokers, timeout) {
+                Ok(partitions) => {
+                    counts.insert(topic, partitions.len());
+                }
+                Err(IoError::NoSuchTopic { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(counts)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        // Only a runtime shutting down cancels it: nothing was learnt.
+        tracing::warn!(error = %e, "reading the topics' metadata did not finish");
+        Ok(std::collections::BTreeMap::new())
+    })
+}
+
 /// Creates the topics that do not exist yet (existing ones are left as they are).
 pub async fn ensure_topics(
     settings: &KafkaSettings,

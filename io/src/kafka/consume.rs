@@ -41,11 +41,13 @@ impl ConsumeBackoff {
 /// Records partitions revoked by a rebalance, so that a consumer drops what it holds for
 /// them (the new owner re-reads them from the committed offset). Used by the lake writer
 /// and the speed layer.
-/// With `statistics.interval.ms` set, it also keeps the client's per-partition lag.
+/// With `statistics.interval.ms` set, it also keeps the client's per-partition lag and
+/// the ends of the partitions it fetches.
 #[derive(Default)]
 pub struct RebalanceTracker {
-    revoked: Mutex<Vec<i32>>,
+    revoked: Mutex<Vec<(String, i32)>>,
     lag: Mutex<std::collections::BTreeMap<i32, i64>>,
+    ends: Mutex<std::collections::BTreeMap<(String, i32), i64>>,
     from_beginning: bool,
 }
 
@@ -59,32 +61,46 @@ impl RebalanceTracker {
         }
     }
 
-    /// Partitions revoked since the last call.
-    pub fn take_revoked(&self) -> Vec<i32> {
+    /// (topic, partition) revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<(String, i32)> {
         self.revoked
             .lock()
             .map(|mut r| std::mem::take(&mut *r))
             .unwrap_or_default()
     }
 
-    /// Partition → records behind the end, from the client's latest statistics (only
-    /// partitions whose lag the client knows).
+    /// Partition → records behind the end (summed over the topics), from the client's
+    /// latest statistics (only partitions whose lag the client knows).
     pub fn lag(&self) -> std::collections::BTreeMap<i32, i64> {
         self.lag.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// (topic, partition) → the partition's end (high watermark) as the client last
+    /// fetched it, from its latest statistics (only partitions whose end it knows).
+    pub fn ends(&self) -> std::collections::BTreeMap<(String, i32), i64> {
+        self.ends.lock().map(|e| e.clone()).unwrap_or_default()
     }
 }
 
 impl ClientContext for RebalanceTracker {
     fn stats(&self, statistics: rdkafka::Statistics) {
-        let lag = statistics
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
-            .map(|p| (p.partition, p.consumer_lag))
-            .collect();
+        let mut lag = std::collections::BTreeMap::new();
+        let mut ends = std::collections::BTreeMap::new();
+        for (topic, t) in &statistics.topics {
+            for p in t.partitions.values().filter(|p| p.partition >= 0) {
+                if p.consumer_lag >= 0 {
+                    *lag.entry(p.partition).or_insert(0) += p.consumer_lag;
+                }
+                if p.hi_offset >= 0 {
+                    ends.insert((topic.clone(), p.partition), p.hi_offset);
+                }
+            }
+        }
         if let Ok(mut l) = self.lag.lock() {
             *l = lag;
+        }
+        if let Ok(mut e) = self.ends.lock() {
+            *e = ends;
         }
     }
 }
@@ -130,7 +146,11 @@ impl ConsumerContext for RebalanceTracker {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             if let Ok(mut revoked) = self.revoked.lock() {
-                revoked.extend(list.elements().iter().map(|e| e.partition()));
+                revoked.extend(
+                    list.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition())),
+                );
             }
         }
     }

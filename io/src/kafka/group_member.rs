@@ -17,7 +17,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use crate::error::IoError;
 use crate::kafka::client::session_timeout;
 use crate::kafka::consume::RebalanceTracker;
-use crate::kafka::group_watchdog::{group_progress, GroupWatchdog, PartitionProgress};
+use crate::kafka::group_watchdog::{
+    group_progress, GroupWatchdog, PartitionProgress, TopicPartition,
+};
 
 /// How often the member looks at the group's progress.
 const WATCH_EVERY: Duration = Duration::from_secs(5);
@@ -27,13 +29,13 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The consumer of a [`GroupMember`].
 pub type MemberConsumer = StreamConsumer<RebalanceTracker>;
 
-type Probe = tokio::task::JoinHandle<Result<BTreeMap<i32, PartitionProgress>, IoError>>;
+type Probe = tokio::task::JoinHandle<Result<BTreeMap<TopicPartition, PartitionProgress>, IoError>>;
 
-/// One member of a consumer group subscribed to one topic.
+/// One member of a consumer group subscribed to one or more topics.
 pub struct GroupMember {
     consumer: Arc<MemberConsumer>,
     config: ClientConfig,
-    topic: String,
+    topics: Vec<String>,
     brokers: String,
     session: Duration,
     from_beginning: bool,
@@ -44,14 +46,14 @@ pub struct GroupMember {
 
 impl GroupMember {
     /// Joins the group of `config` (`group.id`, with the consumer's other properties) on
-    /// `topic`. The group commits its position at least every `commit_every` while it reads
+    /// `topics`. The group commits its position at least every `commit_every` while it reads
     /// (the watchdog waits that long on top of the broker's own recovery).
     pub fn join(
         config: ClientConfig,
-        topic: &str,
+        topics: &[String],
         commit_every: Duration,
     ) -> Result<Self, IoError> {
-        GroupMember::start(config, topic, commit_every, false)
+        GroupMember::start(config, topics, commit_every, false)
     }
 
     /// [`GroupMember::join`] for a consumer that reads every partition it is assigned from
@@ -59,15 +61,15 @@ impl GroupMember {
     /// watchdog how far it got).
     pub fn join_from_beginning(
         config: ClientConfig,
-        topic: &str,
+        topics: &[String],
         commit_every: Duration,
     ) -> Result<Self, IoError> {
-        GroupMember::start(config, topic, commit_every, true)
+        GroupMember::start(config, topics, commit_every, true)
     }
 
     fn start(
         config: ClientConfig,
-        topic: &str,
+        topics: &[String],
         commit_every: Duration,
         from_beginning: bool,
     ) -> Result<Self, IoError> {
@@ -79,7 +81,7 @@ impl GroupMember {
         let member = GroupMember {
             consumer: Arc::new(new_consumer(&config, &brokers, from_beginning)?),
             config,
-            topic: topic.to_string(),
+            topics: topics.to_vec(),
             brokers,
             session,
             from_beginning,
@@ -96,18 +98,28 @@ impl GroupMember {
         &self.consumer
     }
 
+    /// The topics it is subscribed to.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
     /// The partitions the consumer is assigned now.
-    pub fn assigned(&self) -> Result<BTreeSet<i32>, IoError> {
+    pub fn assigned(&self) -> Result<BTreeSet<TopicPartition>, IoError> {
         let list = self
             .consumer
             .assignment()
             .map_err(kafka_error(&self.brokers, "read the assignment"))?;
-        Ok(list.elements().iter().map(|e| e.partition()).collect())
+        Ok(list
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect())
     }
 
     fn subscribe(&self) -> Result<(), IoError> {
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         self.consumer
-            .subscribe(&[&self.topic])
+            .subscribe(&topics)
             .map_err(kafka_error(&self.brokers, "subscribe"))
     }
 
@@ -115,7 +127,7 @@ impl GroupMember {
     /// for longer than the watchdog's bound. Never waits on the broker: the group's
     /// progress is read by a background task started at most every few seconds, and this
     /// looks at its latest answer.
-    pub async fn stalled(&mut self, held: &BTreeSet<i32>) -> bool {
+    pub async fn stalled(&mut self, held: &BTreeSet<TopicPartition>) -> bool {
         let progress = match self.probe.take() {
             Some(probe) if probe.is_finished() => match probe.await {
                 Ok(Ok(progress)) => progress,
@@ -133,9 +145,9 @@ impl GroupMember {
                 if self.last_probe.elapsed() >= WATCH_EVERY {
                     self.last_probe = Instant::now();
                     let consumer = self.consumer.clone();
-                    let (topic, brokers) = (self.topic.clone(), self.brokers.clone());
+                    let (topics, brokers) = (self.topics.clone(), self.brokers.clone());
                     self.probe = Some(tokio::task::spawn_blocking(move || {
-                        group_progress(&*consumer, &topic, &brokers, PROBE_TIMEOUT)
+                        group_progress(&*consumer, &topics, &brokers, PROBE_TIMEOUT)
                     }));
                 }
                 return false;
@@ -146,7 +158,7 @@ impl GroupMember {
             return false;
         }
         tracing::warn!(
-            topic = %self.topic,
+            topics = ?self.topics,
             group = self.config.get("group.id").unwrap_or_default(),
             partitions = ?stalled,
             held = ?held,

@@ -35,13 +35,16 @@ impl PartitionProgress {
     }
 }
 
+/// A topic's partition: (topic, partition number).
+pub type TopicPartition = (String, i32);
+
 /// Decides when a member should leave and rejoin its group (see the module doc).
 #[derive(Debug)]
 pub struct GroupWatchdog {
     stall: Duration,
     /// Partition → the position last seen for it and since when it has not moved, for
     /// partitions this member does not hold that have records to read.
-    waiting: BTreeMap<i32, (i64, Instant)>,
+    waiting: BTreeMap<TopicPartition, (i64, Instant)>,
 }
 
 impl GroupWatchdog {
@@ -70,24 +73,24 @@ impl GroupWatchdog {
     pub fn observe(
         &mut self,
         now: Instant,
-        held: &BTreeSet<i32>,
-        progress: &BTreeMap<i32, PartitionProgress>,
-    ) -> Vec<i32> {
+        held: &BTreeSet<TopicPartition>,
+        progress: &BTreeMap<TopicPartition, PartitionProgress>,
+    ) -> Vec<TopicPartition> {
         let mut stalled = Vec::new();
-        for (&partition, p) in progress {
+        for (partition, p) in progress {
             let position = p.position();
-            if held.contains(&partition) || p.high <= position {
-                self.waiting.remove(&partition);
+            if held.contains(partition) || p.high <= position {
+                self.waiting.remove(partition);
                 continue;
             }
-            match self.waiting.get(&partition) {
+            match self.waiting.get(partition) {
                 Some(&(seen, since)) if seen == position => {
                     if now.saturating_duration_since(since) >= self.stall {
-                        stalled.push(partition);
+                        stalled.push(partition.clone());
                     }
                 }
                 _ => {
-                    self.waiting.insert(partition, (position, now));
+                    self.waiting.insert(partition.clone(), (position, now));
                 }
             }
         }
@@ -101,14 +104,16 @@ impl GroupWatchdog {
     }
 }
 
-/// The group's committed offset and the watermarks of every partition of `topic`, as
-/// `consumer` (a member of the group) sees them. Blocking: run it where blocking is fine.
+/// The group's committed offset and the watermarks of every partition of `topics`, as
+/// `consumer` (a member of the group) sees them. A topic whose partitions cannot be listed
+/// (not created yet) is left out; an error only when none can. Blocking: run it where
+/// blocking is fine.
 pub fn group_progress<C: ConsumerContext>(
     consumer: &impl Consumer<C>,
-    topic: &str,
+    topics: &[String],
     brokers: &str,
     timeout: Duration,
-) -> Result<BTreeMap<i32, PartitionProgress>, IoError> {
+) -> Result<BTreeMap<TopicPartition, PartitionProgress>, IoError> {
     let err = |what: &str| {
         let (brokers, what) = (brokers.to_string(), what.to_string());
         move |source| IoError::Kafka {
@@ -117,27 +122,44 @@ pub fn group_progress<C: ConsumerContext>(
             source: Box::new(source),
         }
     };
-    let partitions = crate::kafka::client::partitions_of(consumer, topic, brokers, timeout)?;
     let mut list = TopicPartitionList::new();
-    for &p in &partitions {
-        list.add_partition(topic, p);
+    let mut last_error = None;
+    for topic in topics {
+        match crate::kafka::client::partitions_of(consumer, topic, brokers, timeout) {
+            Ok(partitions) => {
+                for p in partitions {
+                    list.add_partition(topic, p);
+                }
+            }
+            Err(e) => last_error = Some(e),
+        }
     }
+    if list.count() == 0 {
+        if let Some(e) = last_error {
+            return Err(e);
+        }
+    }
+    let wanted: Vec<TopicPartition> = list
+        .elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect();
     let committed = consumer
         .committed_offsets(list, timeout)
         .map_err(err("read the group's committed offsets"))?;
     let mut progress = BTreeMap::new();
-    for &p in &partitions {
+    for (topic, p) in wanted {
         let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
+            .fetch_watermarks(&topic, p, timeout)
             .map_err(err("fetch watermarks"))?;
         let committed = committed
-            .find_partition(topic, p)
+            .find_partition(&topic, p)
             .and_then(|e| match e.offset() {
                 Offset::Offset(o) => Some(o),
                 _ => None,
             });
         progress.insert(
-            p,
+            (topic, p),
             PartitionProgress {
                 committed,
                 low,
@@ -152,12 +174,22 @@ pub fn group_progress<C: ConsumerContext>(
 mod tests {
     use super::*;
 
-    fn progress(entries: &[(i32, Option<i64>, i64)]) -> BTreeMap<i32, PartitionProgress> {
+    fn tp(p: i32) -> TopicPartition {
+        ("events".to_string(), p)
+    }
+
+    fn tps(ps: &[i32]) -> Vec<TopicPartition> {
+        ps.iter().map(|&p| tp(p)).collect()
+    }
+
+    fn progress(
+        entries: &[(i32, Option<i64>, i64)],
+    ) -> BTreeMap<TopicPartition, PartitionProgress> {
         entries
             .iter()
             .map(|&(p, committed, high)| {
                 (
-                    p,
+                    tp(p),
                     PartitionProgress {
                         committed,
                         low: 0,
@@ -180,14 +212,14 @@ mod tests {
         assert!(w
             .observe(t0 + STALL - Duration::from_millis(1), &none, &g)
             .is_empty());
-        assert_eq!(w.observe(t0 + STALL, &none, &g), [0, 1]);
+        assert_eq!(w.observe(t0 + STALL, &none, &g), tps(&[0, 1]));
     }
 
     #[test]
     fn progress_held_partitions_and_read_partitions_are_not_stalled() {
         let mut w = GroupWatchdog::new(STALL);
         let t0 = Instant::now();
-        let held: BTreeSet<i32> = [2].into();
+        let held: BTreeSet<TopicPartition> = [tp(2)].into();
         // 0 advances, 1 is read to its end, 2 is ours, 3 has no records.
         let first = progress(&[
             (0, Some(10), 100),
@@ -207,7 +239,7 @@ mod tests {
         assert!(w
             .observe(t0 + 2 * STALL - Duration::from_millis(1), &held, &later)
             .is_empty());
-        assert_eq!(w.observe(t0 + 2 * STALL, &held, &later), [0, 1]);
+        assert_eq!(w.observe(t0 + 2 * STALL, &held, &later), tps(&[0, 1]));
     }
 
     #[test]
@@ -225,7 +257,7 @@ mod tests {
         w.observe(t0, &none, &g);
         w.reset();
         assert!(w.observe(t0 + STALL, &none, &g).is_empty());
-        assert_eq!(w.observe(t0 + 2 * STALL, &none, &g), [0]);
+        assert_eq!(w.observe(t0 + 2 * STALL, &none, &g), tps(&[0]));
     }
 
     #[test]
@@ -234,7 +266,7 @@ mod tests {
         let t0 = Instant::now();
         let none = BTreeSet::new();
         let mut g = progress(&[(0, Some(3), 100)]);
-        g.get_mut(&0).unwrap().low = 100;
+        g.get_mut(&tp(0)).unwrap().low = 100;
         // Retention removed everything up to the end: nothing to read.
         assert!(w.observe(t0, &none, &g).is_empty());
         assert!(w.observe(t0 + 2 * STALL, &none, &g).is_empty());

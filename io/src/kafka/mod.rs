@@ -21,6 +21,6 @@ pub use client::{end_offsets, ensure_topics, partitions_of, KafkaSettings};
 pub use client_role::ClientRole;
 pub use consume::{ConsumeBackoff, RebalanceTracker};
 pub use group_member::{GroupMember, MemberConsumer};
-pub use group_watchdog::GroupWatchdog;
+pub use group_watchdog::{GroupWatchdog, TopicPartition};
 pub use producer::{DeliveryReport, EventProducer, PRODUCER_DEFAULTS};
 pub use record_time::{record_time, validation_clock};

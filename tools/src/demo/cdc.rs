@@ -78,7 +78,7 @@ pub(super) async fn start(
             lake.clone(),
             &kafka.client_config(ClientRole::Consumer, &[]),
             WriterOptions {
-                topic: table.default_topic().into(),
+                topics: vec![table.default_topic().into()],
                 group_id: format!("lambda-lake-cdc-{}", table.name()),
                 roll_age: Duration::from_secs(10),
                 cdc: Some(table),
