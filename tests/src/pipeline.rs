@@ -60,9 +60,29 @@ impl Pipeline {
     /// their files under `dir`, and a collector producing to `topic` (dead letters to
     /// `<topic>-dlq`).
     pub async fn start(brokers: &str, topic: &str, time: TimeSettings, dir: &Path) -> Pipeline {
+        Pipeline::start_with(brokers, topic, false, time, dir).await
+    }
+
+    /// [`Pipeline::start`] with one topic per event type under `topic` (`<topic>.page_view`,
+    /// ..., 3 partitions each) when `per_event_type`: the collector routes by type, the
+    /// speed layer and the lake writer read the three topics.
+    pub async fn start_with(
+        brokers: &str,
+        topic: &str,
+        per_event_type: bool,
+        time: TimeSettings,
+        dir: &Path,
+    ) -> Pipeline {
         let kafka = KafkaSettings::new(brokers);
         let dlq = format!("{topic}-dlq");
-        lambda_io::kafka::ensure_topics(&kafka, &[(topic, 3), (&dlq, 1)], Duration::from_secs(30))
+        let topics = if per_event_type {
+            shared_logic::topics::per_event_type(topic)
+        } else {
+            vec![topic.to_string()]
+        };
+        let mut created: Vec<(&str, i32)> = topics.iter().map(|t| (t.as_str(), 3)).collect();
+        created.push((&dlq, 1));
+        lambda_io::kafka::ensure_topics(&kafka, &created, Duration::from_secs(30))
             .await
             .expect("topics");
         let (stop, stop_rx) = watch::channel(false);
@@ -79,9 +99,9 @@ impl Pipeline {
         let consumer = SpeedConsumer::new(
             realtime.clone(),
             &kafka,
-            CheckpointStore::new(checkpoints, &group, topic),
+            CheckpointStore::for_topics(checkpoints, &group, &topics),
             SpeedOptions {
-                topics: vec![topic.into()],
+                topics: topics.clone(),
                 group_id: group,
                 dead_letter_topic: format!("{topic}-speed-dlq"),
                 late_topic: format!("{topic}-late"),
@@ -99,7 +119,7 @@ impl Pipeline {
             brokers,
             &lake,
             WriterOptions {
-                topics: vec![topic.into()],
+                topics,
                 group_id: format!("{topic}-lake"),
                 roll_age: Duration::from_secs(1),
                 ..WriterOptions::default()
@@ -112,6 +132,7 @@ impl Pipeline {
             &kafka,
             CollectorOptions {
                 topic: topic.into(),
+                per_event_type,
                 dead_letter_topic: dlq,
                 ..CollectorOptions::default()
             },
