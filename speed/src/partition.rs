@@ -441,6 +441,7 @@ fn note_kept(changes: &mut ChangeLog, keep: bool, w: WindowStart) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared_logic::topics::EVENTS;
 
     const MIN: i64 = 60_000;
     const T0: i64 = 1_767_225_600_000;
@@ -793,53 +794,21 @@ mod tests {
 
     #[test]
     fn records_without_a_timestamp_are_bounded_by_the_partitions_record_times() {
-        let (ctx, time) = (MetricContext::default(), TimeSettings::default());
-        let v = Validator::default();
+        let time = TimeSettings::default();
+        // One record of the events topic, partition 0, at `offset`.
+        let put = |state: &mut PartitionState, offset: i64, json: &[u8], record_ms| {
+            let (ctx, v) = (MetricContext::default(), Validator::default());
+            state.apply(EVENTS, 0, offset, json, &v, record_ms, &ctx, &time)
+        };
         let mut state = PartitionState::default();
-        state.apply(
-            shared_logic::topics::EVENTS,
-            0,
-            0,
-            &view("a", T0),
-            &v,
-            Some(T0),
-            &ctx,
-            &time,
-        );
+        put(&mut state, 0, &view("a", T0), Some(T0));
         // No timestamp: not measured for future skew, capped by the last record time.
-        state.apply(
-            shared_logic::topics::EVENTS,
-            0,
-            1,
-            &view("b", T0 + 10 * MIN),
-            &v,
-            None,
-            &ctx,
-            &time,
-        );
+        put(&mut state, 1, &view("b", T0 + 10 * MIN), None);
         assert_eq!(state.watermark(&time), Some(T0 - 5_000));
         // A partition that never carried one moves by at most the out-of-orderness per event.
         let mut bare = PartitionState::default();
-        bare.apply(
-            shared_logic::topics::EVENTS,
-            0,
-            0,
-            &view("a", T0),
-            &v,
-            None,
-            &ctx,
-            &time,
-        );
-        bare.apply(
-            shared_logic::topics::EVENTS,
-            0,
-            1,
-            &view("b", T0 + 10 * MIN),
-            &v,
-            None,
-            &ctx,
-            &time,
-        );
+        put(&mut bare, 0, &view("a", T0), None);
+        put(&mut bare, 1, &view("b", T0 + 10 * MIN), None);
         assert_eq!(bare.watermark(&time), Some(T0));
         assert_eq!(bare.counters.events, 2);
     }

@@ -175,6 +175,19 @@ impl Pipeline {
         .await;
     }
 
+    /// Runs the batch over every hour whose input changed and refreshes the served views.
+    pub async fn batch_dirty_hours(&self) {
+        batch::job::run(
+            &self.lake,
+            &self.views,
+            &batch::job::HourSelection::Dirty { before: None },
+            &batch::job::BatchOptions::default(),
+        )
+        .await
+        .expect("batch run");
+        self.state.batch.refresh().await.expect("manifest");
+    }
+
     /// Stops both layers cleanly (checkpoint, flush and commit).
     pub async fn stop(self) {
         let _ = self.stop.send(true);

@@ -16,7 +16,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use batch::job::{self, BatchOptions, HourSelection};
 use lambda_tests::pipeline::Pipeline;
 use lambda_tests::serving::assert_served_equals_direct;
 use lambda_tests::sql::{assert_sql_equals_direct, start_sql};
@@ -82,18 +81,6 @@ fn valid(records: &[Record]) -> Vec<Event> {
                 .ok()
         })
         .collect()
-}
-
-async fn batch_all(p: &Pipeline) {
-    job::run(
-        &p.lake,
-        &p.views,
-        &HourSelection::Dirty { before: None },
-        &BatchOptions::default(),
-    )
-    .await
-    .expect("batch run");
-    p.state.batch.refresh().await.expect("manifest");
 }
 
 async fn verify_all(batch: &BatchViews, p: &Pipeline) -> Vec<verify::Comparison> {
@@ -197,7 +184,7 @@ async fn batch_and_speed_agree_and_serving_equals_the_direct_computation_for_man
             ),
             "seed {seed} ({cfg:?}): rejected and duplicates of {counters:?}"
         );
-        batch_all(&pipeline).await;
+        pipeline.batch_dirty_hours().await;
 
         // 1. Every hour: batch == speed, exactly.
         for c in verify_all(&pipeline.state.batch, &pipeline).await {
@@ -240,7 +227,7 @@ async fn batch_and_speed_agree_and_serving_equals_the_direct_computation_for_man
             .await;
         let late_dropped = pipeline.realtime.progress().counters.late_dropped - dropped;
         assert_eq!(late_dropped, late.len() as u64, "seed {seed}");
-        batch_all(&pipeline).await;
+        pipeline.batch_dirty_hours().await;
         events.extend(valid(&late));
         served_all(addr, &first_wins(events)).await;
         let first_hour = HourKey(cfg.start_ms / HOUR_MS).to_string();

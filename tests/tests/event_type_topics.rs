@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 
-use batch::job::{self, BatchOptions, HourSelection};
 use lambda_tests::pipeline::Pipeline;
 use lambda_tests::serving::{assert_served_equals_direct, request_json, served_rows};
 use lambda_tests::topic::{produce, read_all};
@@ -126,15 +125,7 @@ async fn topics_per_event_type_are_one_stream_in_both_layers() {
     assert_eq!(sessions, vec![(m(10), 1, 4 * MIN as u64)]);
 
     // The batch over the lake the writer filled from the three topics agrees exactly.
-    job::run(
-        &pipeline.lake,
-        &pipeline.views,
-        &HourSelection::Dirty { before: None },
-        &BatchOptions::default(),
-    )
-    .await
-    .expect("batch run");
-    pipeline.state.batch.refresh().await.expect("manifest");
+    pipeline.batch_dirty_hours().await;
     let speed_views = pipeline.state.speed.current();
     let (batch, range) = (&pipeline.state.batch, (0, i64::MAX / 2));
     let reports = [

@@ -13,7 +13,6 @@
 //! Then: batch and speed agree exactly for everything but the CL sessions, and the served
 //! `sessions` answers equal shared-logic's direct computation over the same events.
 
-use batch::job::{self, BatchOptions, HourSelection};
 use lambda_tests::pipeline::Pipeline;
 use lambda_tests::serving::{assert_served_equals_direct, served_rows};
 use lambda_tests::topic::produce;
@@ -193,15 +192,7 @@ async fn sessions_agree_across_hours_midnight_and_bridging_events() {
         vec![(m(110), 1, 0, 1, 1), (m(125), 1, 0, 1, 1)]
     );
 
-    job::run(
-        &pipeline.lake,
-        &pipeline.views,
-        &HourSelection::Dirty { before: None },
-        &BatchOptions::default(),
-    )
-    .await
-    .expect("batch run");
-    pipeline.state.batch.refresh().await.expect("manifest");
+    pipeline.batch_dirty_hours().await;
 
     // The batch of hour 22 read hour 23 (IS's session runs into it) and hour 21.
     let published = lambda_io::manifest::Published::load(&pipeline.views)
