@@ -775,7 +775,9 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
                 })
             })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    // The change streams' speed views follow the dimension topics within seconds; a
+    // loaded machine may need longer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     let out = loop {
         let out = verify();
         let done = out.status.success() && compared(&String::from_utf8_lossy(&out.stdout));
@@ -785,10 +787,25 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
         std::thread::sleep(std::time::Duration::from_secs(2));
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    // What the speed layer had read, for a failure's diagnosis.
+    let auth = format!("Bearer {}", speed_token.trim());
+    let status = lambda_tests::http::request(
+        &speed,
+        "GET",
+        "/v1/speed/status",
+        &[("authorization", auth.as_str())],
+        &[],
+    )
+    .map(|(_, body)| String::from_utf8_lossy(&body).into_owned())
+    .unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{text}\n{}\nspeed status: {status}",
+        stderr(&out)
+    );
     assert!(
         compared(&text),
-        "every metric compares an hour with no difference:\n{text}"
+        "every metric compares an hour with no difference:\n{text}\nspeed status: {status}"
     );
     // The local broker keeps the event topics for the retention asked for (6 hours by
     // default), so that its store stops growing; the change streams keep their history.
