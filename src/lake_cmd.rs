@@ -316,5 +316,17 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         }
     }
     println!("{} intent files removed", report.intents_removed);
+    if let Some(r) = &report.repartition {
+        println!(
+            "events: repartitioned by event type: {} files ({} rows) rewritten into {} files{}",
+            r.files_in,
+            r.rows,
+            r.files_out,
+            match r.conflicts {
+                0 => String::new(),
+                n => format!(", {n} commits planned again after concurrent appends"),
+            }
+        );
+    }
     Ok(())
 }

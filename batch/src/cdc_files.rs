@@ -97,6 +97,7 @@ pub fn encode_hours(changes: &mut [RawChange], display: &str) -> Result<Vec<Enco
     for group in changes.chunk_by(|a, b| hour_of(a) == hour_of(b)) {
         let batch = change_batch(group, display)?;
         out.push(Encoded {
+            event_type: None,
             hour: hour_of(&group[0]),
             bytes: encode_parquet(schema(), &[batch], display)?,
             rows: group.len() as u64,

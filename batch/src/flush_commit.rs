@@ -66,16 +66,17 @@ fn drop_committed(flush: &mut Flush, table: LakeTable, done: i64) -> u64 {
     (before - after) as u64
 }
 
-/// Encodes the flush's records of `table`.
+/// Encodes the flush's records of `table` (events per event type too when `by_type`).
 async fn encode(
     flush: &mut Flush,
     table: LakeTable,
     display: &str,
+    by_type: bool,
 ) -> Result<Vec<Encoded>, BatchError> {
     match table {
         LakeTable::Events => {
-            let (events, files) =
-                encode_events(std::mem::take(&mut flush.events), display.to_string()).await?;
+            let events = std::mem::take(&mut flush.events);
+            let (events, files) = encode_events(events, display.to_string(), by_type).await?;
             flush.events = events;
             Ok(files)
         }
@@ -119,7 +120,11 @@ async fn commit_table(
         };
         report.already_committed += drop_committed(flush, table, done);
         let name = unique_flush_file_name(&flush.source, flush.partition, flush.first, flush.last);
-        let files = encode(flush, table, &location.object_url(&location.path(&name))).await?;
+        // The table's partitioning as of this attempt's snapshot (a migration may change it
+        // between two attempts: its commit conflicts with ours, and we re-plan).
+        let by_type = tables.get(table).await?.by_event_type()?;
+        let display = location.object_url(&location.path(&name));
+        let files = encode(flush, table, &display, by_type).await?;
         if files.is_empty() {
             return Ok(());
         }
@@ -130,6 +135,7 @@ async fn commit_table(
             let add = AddFile {
                 name: name.clone(),
                 hour: file.hour,
+                event_type: file.event_type.map(|t| t.as_str().to_string()),
                 size: file.bytes.len() as u64,
                 rows: file.rows,
                 tags: Default::default(),
@@ -233,6 +239,15 @@ pub(crate) mod tests {
     /// A flush of `[first, last]` of partition 0: even offsets valid (event time `NOW`
     /// minus the offset in seconds), odd ones rejected.
     pub(crate) fn flush(first: i64, last: i64) -> Flush {
+        flush_of(first, last, false)
+    }
+
+    /// [`flush`] whose events cycle through the three event types (by offset).
+    pub(crate) fn mixed_flush(first: i64, last: i64) -> Flush {
+        flush_of(first, last, true)
+    }
+
+    fn flush_of(first: i64, last: i64, mixed: bool) -> Flush {
         let v = Validator::default();
         let mut f = Flush {
             source: "events".into(),
@@ -245,7 +260,16 @@ pub(crate) mod tests {
             received_ms: NOW,
         };
         for offset in first..=last {
-            let json = if offset % 2 == 0 {
+            let t = NOW - offset * 1000;
+            let json = if mixed && offset % 2 == 0 && offset % 3 == 1 {
+                format!(
+                    r#"{{"event_id":"e{offset}","event_type":"add_to_cart","event_time":{t},"user_id":"u","product_id":"p","quantity":1}}"#
+                )
+            } else if mixed && offset % 2 == 0 && offset % 3 == 2 {
+                format!(
+                    r#"{{"event_id":"e{offset}","event_type":"purchase","event_time":{t},"user_id":"u","product_id":"p","quantity":1,"price":"2.50","currency":"USD"}}"#
+                )
+            } else if offset % 2 == 0 {
                 format!(
                     r#"{{"event_id":"e{offset}","event_type":"page_view","event_time":{},"user_id":"u","url":"/"}}"#,
                     NOW - offset * 1000
@@ -291,6 +315,56 @@ pub(crate) mod tests {
         }
         out.sort_unstable();
         out
+    }
+
+    #[tokio::test]
+    async fn events_land_in_one_file_per_hour_and_event_type_and_an_older_table_keeps_its_layout() {
+        use crate::repartition::tests::files_hold_their_partitions_type;
+        use lambda_io::delta::{DATE_COLUMN, EVENT_TYPE_COLUMN, HOUR_COLUMN};
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let mut tables = LakeTables::new(lake.clone());
+        let r = commit_flush(&mut tables, mixed_flush(0, 59), &app_id("events", 0, "g"))
+            .await
+            .unwrap();
+        let events = LakeTable::Events.open(&lake).await.unwrap().unwrap();
+        assert_eq!(
+            events.partition_columns().unwrap(),
+            [DATE_COLUMN, HOUR_COLUMN, EVENT_TYPE_COLUMN]
+        );
+        let types = files_hold_their_partitions_type(&lake).await;
+        assert_eq!(types.len(), 3, "{types:?}");
+        // One commit still: every file of the flush, one transaction.
+        assert_eq!(events.version(), 1);
+        let events_files = r.files.iter().filter(|u| u.contains("/events/")).count();
+        assert_eq!(events_files, events.files().unwrap().len());
+        assert_eq!(r.events, 30);
+        assert_eq!(
+            offsets(&lake, LakeTable::Events).await,
+            (0..60).step_by(2).collect::<Vec<_>>()
+        );
+
+        // A table of the earlier layout (by hour only) is written as it is.
+        let old_dir = tempfile::tempdir().unwrap();
+        let old = Lake::open(old_dir.path().to_str().unwrap(), false).unwrap();
+        LakeTable::Events
+            .open_or_create_by(&old, &[DATE_COLUMN, HOUR_COLUMN])
+            .await
+            .unwrap();
+        let mut tables = LakeTables::new(old.clone());
+        commit_flush(&mut tables, mixed_flush(0, 59), &app_id("events", 0, "g"))
+            .await
+            .unwrap();
+        let events = LakeTable::Events.open(&old).await.unwrap().unwrap();
+        assert!(events
+            .files()
+            .unwrap()
+            .iter()
+            .all(|f| f.event_type.is_none()));
+        assert_eq!(
+            offsets(&old, LakeTable::Events).await,
+            (0..60).step_by(2).collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test]

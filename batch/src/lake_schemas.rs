@@ -46,9 +46,11 @@ pub fn table_dir(table: CdcTable) -> String {
     format!("cdc/{}", table.name())
 }
 
-/// One encoded file of an hour partition.
+/// One encoded file of an hour partition (of one event type, in a table partitioned by
+/// event type too).
 pub struct Encoded {
     pub hour: HourKey,
+    pub event_type: Option<shared_logic::EventType>,
     pub bytes: Vec<u8>,
     pub rows: u64,
 }

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use arrow::datatypes::SchemaRef;
-use lambda_io::delta::{schema::hour_partitioned, Table};
+use lambda_io::delta::{
+    schema::hour_partitioned, Table, DATE_COLUMN, EVENT_TYPE_COLUMN, HOUR_COLUMN,
+};
 use lambda_io::Lake;
 use shared_logic::cdc::CdcTable;
 
@@ -61,12 +63,33 @@ impl LakeTable {
         lake.child(&self.dir())
     }
 
-    /// Opens the table in `lake`, creating it when absent.
+    /// The partition columns it is created with: every table by hour, the events by
+    /// event type below that (tables created before keep theirs until `lambda lake
+    /// migrate` repartitions them).
+    pub fn partition_columns(self) -> &'static [&'static str] {
+        match self {
+            LakeTable::Events => &[DATE_COLUMN, HOUR_COLUMN, EVENT_TYPE_COLUMN],
+            LakeTable::DeadLetter | LakeTable::Cdc(_) => &[DATE_COLUMN, HOUR_COLUMN],
+        }
+    }
+
+    /// Opens the table in `lake`, creating it when absent (with its partition columns).
     pub async fn open_or_create(self, lake: &Lake) -> Result<Table, BatchError> {
+        self.open_or_create_by(lake, self.partition_columns()).await
+    }
+
+    /// Opens the table in `lake`, creating it partitioned by `partition_columns` when
+    /// absent.
+    pub async fn open_or_create_by(
+        self,
+        lake: &Lake,
+        partition_columns: &[&str],
+    ) -> Result<Table, BatchError> {
         let columns = hour_partitioned(&self.schema()).map_err(|reason| {
             BatchError::Usage(format!("table {}: no Delta schema: {reason}", self.dir()))
         })?;
-        Ok(Table::open_or_create(&self.location(lake), &self.name(), columns).await?)
+        let location = self.location(lake);
+        Ok(Table::open_or_create_by(&location, &self.name(), columns, partition_columns).await?)
     }
 
     /// Opens the table in `lake`; `None` when it does not exist.

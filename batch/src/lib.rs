@@ -40,6 +40,7 @@ pub mod optimize;
 pub mod options;
 pub mod orders;
 pub mod publish;
+pub mod repartition;
 pub mod scan;
 pub mod sessions;
 pub mod view_files;

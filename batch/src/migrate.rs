@@ -12,10 +12,13 @@
 //! the writer resumes exactly once. Dead-letter files of the old layout
 //! (`dead-letter/date=…/<file>`, no hour) move to hour 00 of their date. The intent files
 //! go last. A table that already has a log is left as it is, so a second run does nothing.
+//! The events table is then repartitioned by event type when it is not yet
+//! ([`crate::repartition`]): the old files are hour-partitioned, and so is the commit that
+//! adds them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use lambda_io::delta::{AddFile, CommitKind, HourPartition};
+use lambda_io::delta::{AddFile, CommitKind, HourPartition, DATE_COLUMN, HOUR_COLUMN};
 use lambda_io::lake_names::parse_flush_file_name;
 use lambda_io::Lake;
 use object_store::path::Path;
@@ -47,12 +50,15 @@ pub struct TableMigration {
 pub struct MigrateReport {
     pub tables: Vec<TableMigration>,
     pub intents_removed: u64,
+    /// The events table's repartition by event type, when it was needed.
+    pub repartition: Option<crate::repartition::Repartition>,
 }
 
 impl MigrateReport {
     /// Whether the run changed nothing (the lake was migrated, or empty).
     pub fn nothing_done(&self) -> bool {
         self.intents_removed == 0
+            && self.repartition.is_none()
             && self
                 .tables
                 .iter()
@@ -113,6 +119,7 @@ pub async fn migrate(lake: &Lake, group: &str) -> Result<MigrateReport, BatchErr
         lake.delete(&path).await?;
         report.intents_removed += 1;
     }
+    report.repartition = crate::repartition::repartition_events(lake).await?;
     Ok(report)
 }
 
@@ -202,6 +209,7 @@ async fn migrate_table(
         let add = AddFile {
             name: name.clone(),
             hour,
+            event_type: None,
             size: object.size,
             rows,
             tags: Default::default(),
@@ -236,9 +244,16 @@ async fn migrate_table(
         "lambda.migrate".to_string(),
         serde_json::json!({ "files": done.files, "rows": done.rows }),
     )]);
-    let mut created = table.open_or_create(lake).await?;
+    // The old files are partitioned by hour only, so is the table they are committed to
+    // (an empty table created with another partitioning takes the hour's back).
+    let hours = [DATE_COLUMN, HOUR_COLUMN];
+    let mut created = table.open_or_create_by(lake, &hours).await?;
+    let kind = match created.partition_columns()? == hours {
+        true => CommitKind::Append,
+        false => CommitKind::Repartition(hours.iter().map(|c| c.to_string()).collect()),
+    };
     created
-        .commit_with(CommitKind::Append, &adds, &[], &transactions, metadata)
+        .commit_with(kind, &adds, &[], &transactions, metadata)
         .await?;
     tracing::info!(table = %table.dir(), files = done.files, rows = done.rows, skipped = done.skipped.len(), "migrated to a Delta table");
     Ok(done)
@@ -260,7 +275,7 @@ mod tests {
         let mut f = flush(first, last);
         let name = flush_file_name("events", 0, first, last);
         let mut written = Vec::new();
-        let (_, files) = encode_events(std::mem::take(&mut f.events), "old".into())
+        let (_, files) = encode_events(std::mem::take(&mut f.events), "old".into(), false)
             .await
             .unwrap();
         for file in files {
@@ -325,6 +340,14 @@ mod tests {
             .join(flush_file_name("events", 0, 0, 9))
             .exists());
         assert_eq!(lake.hours().await.unwrap().len(), 2);
+        // The old events files are split by type (here all page views) into the new layout.
+        let split = report
+            .repartition
+            .clone()
+            .expect("the events table repartitioned");
+        assert_eq!((split.files_in, split.files_out, split.rows), (3, 3, 10));
+        let types = crate::repartition::tests::files_hold_their_partitions_type(&lake).await;
+        assert_eq!(types, BTreeSet::from(["page_view".to_string()]));
 
         // The writer resumes at the crashed range (its Kafka offset was not committed):
         // what the tables hold is skipped, the rest committed once.

@@ -143,19 +143,26 @@ pub async fn optimize_table(
         table: name.to_string(),
         ..Default::default()
     };
-    let mut hours: BTreeMap<HourKey, Vec<TableFile>> = BTreeMap::new();
+    // Files are compacted within their partition: an hour, or an hour's event type.
+    let mut partitions: BTreeMap<(HourKey, Option<String>), Vec<TableFile>> = BTreeMap::new();
     for file in table.files()? {
         if let Some(hour) = file.hour {
             if hour.start_ms() + 3_600_000 + opts.settle_ms <= opts.now_ms {
-                hours.entry(hour).or_default().push(file);
+                let key = (hour, file.event_type.clone());
+                partitions.entry(key).or_default().push(file);
             }
         }
     }
-    for (hour, files) in hours {
+    for ((hour, event_type), files) in partitions {
         if files.len() < 2 {
             continue;
         }
-        let Some(added) = rewrite(table.location(), hour, &files, opts.target_bytes).await? else {
+        let partition = Partition {
+            hour,
+            event_type: event_type.as_deref(),
+        };
+        let Some(added) = rewrite(table.location(), partition, &files, opts.target_bytes).await?
+        else {
             continue;
         };
         report.rows += added.iter().map(|f| f.rows).sum::<u64>();
@@ -165,7 +172,7 @@ pub async fn optimize_table(
         }
         let metadata = HashMap::from([(
             "lambda.optimize".to_string(),
-            serde_json::json!({ "hour": hour.to_string(), "removed": removed.len(), "added": added.len() }),
+            serde_json::json!({ "hour": hour.to_string(), "event_type": event_type, "removed": removed.len(), "added": added.len() }),
         )]);
         match table
             .commit(CommitKind::Compact, &added, &removed, None, metadata)
@@ -175,17 +182,33 @@ pub async fn optimize_table(
                 report.hours += 1;
                 report.files_removed += removed.len() as u64;
                 report.files_added += added.len() as u64;
-                tracing::info!(table = name, %hour, removed = removed.len(), added = added.len(), "hour compacted");
+                tracing::info!(table = name, %hour, ?event_type, removed = removed.len(), added = added.len(), "partition compacted");
             }
             Err(IoError::TableConflict { reason, .. }) => {
                 report.conflicts += 1;
-                tracing::warn!(table = name, %hour, %reason, "compaction conflicted with a concurrent commit; the hour is left for the next run");
+                tracing::warn!(table = name, %hour, ?event_type, %reason, "compaction conflicted with a concurrent commit; the hour is left for the next run");
                 table.refresh().await?;
             }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(report)
+}
+
+/// The partition a group of files shares.
+#[derive(Debug, Clone, Copy)]
+struct Partition<'a> {
+    hour: HourKey,
+    event_type: Option<&'a str>,
+}
+
+impl std::fmt::Display for Partition<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.event_type {
+            Some(t) => write!(f, "hour {} type {t}", self.hour),
+            None => write!(f, "hour {}", self.hour),
+        }
+    }
 }
 
 struct Output {
@@ -198,7 +221,7 @@ struct Output {
 /// unreadable file: reported, left as they are).
 async fn rewrite(
     location: &Lake,
-    hour: HourKey,
+    partition: Partition<'_>,
     group: &[TableFile],
     target: u64,
 ) -> Result<Option<Vec<AddFile>>, BatchError> {
@@ -234,7 +257,7 @@ async fn rewrite(
         // Decoding and encoding are CPU work: off the async threads.
         let (output, read, finished) = tokio::task::spawn_blocking({
             let url = url.clone();
-            let name = format!("{} hour {hour}", location.display());
+            let name = format!("{} {partition}", location.display());
             let mut output = current.take();
             move || -> Result<_, BatchError> {
                 let mut read = 0u64;
@@ -268,21 +291,21 @@ async fn rewrite(
         current = output;
         rows_in += read;
         for (bytes, rows) in finished {
-            out.push(put(location, hour, &spans, bytes, rows).await?);
+            out.push(put(location, partition, &spans, bytes, rows).await?);
         }
     }
     if let Some(o) = current.take() {
-        let name = format!("{} hour {hour}", location.display());
+        let name = format!("{} {partition}", location.display());
         let (bytes, rows) = tokio::task::spawn_blocking(move || finish(o, &name))
             .await
             .map_err(|e| BatchError::Usage(format!("compaction task failed: {e}")))??;
-        out.push(put(location, hour, &spans, bytes, rows).await?);
+        out.push(put(location, partition, &spans, bytes, rows).await?);
     }
     let rows_out: u64 = out.iter().map(|f| f.rows).sum();
     let recorded: Option<u64> = group.iter().map(|f| f.rows).sum();
     if rows_out != rows_in || recorded.is_some_and(|r| r != rows_in) {
         return Err(BatchError::Usage(format!(
-            "compaction of {} hour {hour}: read {rows_in} rows (the log says {recorded:?}), wrote {rows_out}; nothing committed",
+            "compaction of {} {partition}: read {rows_in} rows (the log says {recorded:?}), wrote {rows_out}; nothing committed",
             location.display()
         )));
     }
@@ -296,14 +319,15 @@ fn finish(o: Output, name: &str) -> Result<(Vec<u8>, u64), BatchError> {
 
 async fn put(
     location: &Lake,
-    hour: HourKey,
+    partition: Partition<'_>,
     spans: &Spans,
     bytes: Vec<u8>,
     rows: u64,
 ) -> Result<AddFile, BatchError> {
     let add = AddFile {
         name: spans.name(),
-        hour,
+        hour: partition.hour,
+        event_type: partition.event_type.map(str::to_string),
         size: bytes.len() as u64,
         rows,
         tags: std::collections::BTreeMap::from([(OFFSETS_TAG.to_string(), spans.tag())]),
@@ -345,6 +369,21 @@ mod tests {
             .collect()
     }
 
+    /// `count` flushes of `size` records (offsets from 1) of partition 0 into `tables`.
+    async fn flushes(
+        tables: &mut LakeTables,
+        count: i64,
+        size: i64,
+        make: fn(i64, i64) -> crate::writer::Flush,
+    ) {
+        for k in 0..count {
+            let f = make(1 + size * k, size * (k + 1));
+            commit_flush(tables, f, &app_id("events", 0, "g"))
+                .await
+                .unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn a_settled_hour_of_60_flushes_ends_in_at_most_2_files_with_the_same_rows() {
         let dir = tempfile::tempdir().unwrap();
@@ -352,15 +391,7 @@ mod tests {
         let mut tables = LakeTables::new(lake.clone());
         // 60 flushes of 10 records: events of hour 23 of the day before NOW, dead letters
         // received in NOW's hour.
-        for k in 0..60 {
-            commit_flush(
-                &mut tables,
-                flush(1 + 10 * k, 10 + 10 * k),
-                &app_id("events", 0, "g"),
-            )
-            .await
-            .unwrap();
-        }
+        flushes(&mut tables, 60, 10, flush).await;
         let (h23, h00) = (
             HourKey::parse("2025-12-31T23").unwrap(),
             HourKey::parse("2026-01-01T00").unwrap(),
@@ -441,7 +472,9 @@ mod tests {
         assert_eq!(offsets(&lake, LakeTable::Events).await, before);
 
         // Vacuum: the replaced files go from the store; the snapshot's stay readable.
-        let hour_dir = dir.path().join("events/date=2025-12-31/hour=23");
+        let hour_dir = dir
+            .path()
+            .join("events/date=2025-12-31/hour=23/event_type=page_view");
         let replaced = 60 + compacted.len() + 4;
         assert_eq!(std::fs::read_dir(&hour_dir).unwrap().count(), replaced + 1);
         let dry = vacuum(&lake, chrono::Duration::zero(), true).await.unwrap();
@@ -456,6 +489,32 @@ mod tests {
         let (_, deleted) = vacuumed.iter().find(|(t, _)| t == "events").unwrap();
         assert_eq!(deleted.len(), replaced, "{deleted:?}");
         assert_eq!(std::fs::read_dir(&hour_dir).unwrap().count(), 1);
+        assert_eq!(offsets(&lake, LakeTable::Events).await, before);
+    }
+
+    #[tokio::test]
+    async fn compaction_merges_files_within_an_event_type_never_across_types() {
+        use crate::flush_commit::tests::mixed_flush;
+        use crate::repartition::tests::files_hold_their_partitions_type;
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+        let mut tables = LakeTables::new(lake.clone());
+        flushes(&mut tables, 6, 12, mixed_flush).await;
+        let h23 = HourKey::parse("2025-12-31T23").unwrap();
+        let events = LakeTable::Events.open(&lake).await.unwrap().unwrap();
+        assert_eq!(files_of(&events, h23).len(), 18, "6 flushes × 3 types");
+        let before = offsets(&lake, LakeTable::Events).await;
+        let opts = OptimizeOptions {
+            settle_ms: 600_000,
+            target_bytes: 64 << 20,
+            now_ms: NOW + 3_600_000 + 599_000,
+        };
+        let report = optimize(&lake, &opts).await.unwrap();
+        let events_report = report.iter().find(|r| r.table == "events").unwrap();
+        assert_eq!((events_report.hours, events_report.files_removed), (3, 18));
+        let events = LakeTable::Events.open(&lake).await.unwrap().unwrap();
+        assert_eq!(files_of(&events, h23).len(), 3, "one file per type");
+        assert_eq!(files_hold_their_partitions_type(&lake).await.len(), 3);
         assert_eq!(offsets(&lake, LakeTable::Events).await, before);
     }
 }

@@ -347,6 +347,7 @@ mod tests {
         let add = lambda_io::delta::AddFile {
             name: "bad.parquet".into(),
             hour: HourKey::parse("2026-01-01T00").unwrap(),
+            event_type: None,
             size: bad.len() as u64,
             rows: 0,
             tags: Default::default(),

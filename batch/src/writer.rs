@@ -95,21 +95,23 @@ pub struct Flush {
     pub received_ms: i64,
 }
 
-/// Encodes events as one file per event-time hour (off the async threads); gives the
-/// events back, sorted by (hour, origin).
+/// Encodes events as one file per event-time hour, or per (hour, event type) when
+/// `by_type` (off the async threads); gives the events back, sorted by (hour, type, origin).
 pub async fn encode_events(
     mut events: Vec<Event>,
     display: String,
+    by_type: bool,
 ) -> Result<(Vec<Event>, Vec<Encoded>), BatchError> {
     tokio::task::spawn_blocking(move || {
-        events.sort_by_key(|e| (HourKey::of(e.event_time()), e.origin()));
+        let partition = |e: &Event| (HourKey::of(e.event_time()), by_type.then(|| e.event_type()));
+        events.sort_by_key(|e| (partition(e), e.origin()));
         let mut files = Vec::new();
-        for group in
-            events.chunk_by(|a, b| HourKey::of(a.event_time()) == HourKey::of(b.event_time()))
-        {
+        for group in events.chunk_by(|a, b| partition(a) == partition(b)) {
             let batch = schema::to_record_batch(group).map_err(BatchError::logic(&display))?;
+            let (hour, event_type) = partition(&group[0]);
             files.push(Encoded {
-                hour: HourKey::of(group[0].event_time()),
+                hour,
+                event_type,
                 bytes: encode_parquet(schema::event_schema(), &[batch], &display)?,
                 rows: group.len() as u64,
             });
@@ -138,6 +140,7 @@ pub fn encode_dead_letters(
     let batch = dead_letter_batch(letters, received_ms)?;
     Ok(vec![Encoded {
         hour: dead_letter_hour(received_ms),
+        event_type: None,
         bytes: encode_parquet(dead_letter_schema(), &[batch], display)?,
         rows: letters.len() as u64,
     }])

@@ -40,6 +40,9 @@ pub enum IoError {
     /// A commit lost to a concurrent one (or the table is not what this version writes).
     #[error("table `{table}`: {reason}")]
     TableConflict { table: String, reason: String },
+    /// A file's partition is not one the table has (a bug of the writer, never retried).
+    #[error("table `{table}`: wrong partition: {reason}")]
+    Partition { table: String, reason: String },
     /// The published manifest is unreadable.
     #[error("manifest `{path}` is unreadable: {reason}")]
     Manifest { path: String, reason: String },

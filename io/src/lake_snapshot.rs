@@ -91,6 +91,7 @@ mod tests {
         let add = AddFile {
             name: "a.parquet".into(),
             hour: h7,
+            event_type: None,
             size: 123,
             rows: 4,
             tags: Default::default(),

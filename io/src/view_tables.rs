@@ -200,6 +200,7 @@ fn add_file(
     Ok(AddFile {
         name: file.name.clone(),
         hour: file.hour,
+        event_type: None,
         size: file.size,
         rows: file.rows,
         tags,

@@ -87,6 +87,14 @@ def kafka_offsets(table):
     return {str(r["kafka_partition"]): r["kafka_offset_max"] for r in grouped.to_pylist()}
 
 
+def rows_by_type(table):
+    """Rows per event type (tables with an `event_type` column), else None."""
+    if "event_type" not in table.column_names:
+        return None
+    grouped = table.group_by("event_type").aggregate([([], "count_all")])
+    return {str(r["event_type"]): r["count_all"] for r in grouped.to_pylist()}
+
+
 def rows_by_partition(table):
     grouped = table.group_by(["date", "hour"]).aggregate([([], "count_all")])
     return {partition_key(r["date"], r["hour"]): r["count_all"] for r in grouped.to_pylist()}
@@ -105,6 +113,7 @@ def read_with_deltalake(path, version=None):
         "files": sorted(add["path"].to_pylist()),
         "rows": data.num_rows,
         "partitions": rows_by_partition(data),
+        "types": rows_by_type(data),
         "txns": txns,
         "offsets": kafka_offsets(data),
         "windows": window_sums(data),
@@ -187,10 +196,17 @@ def replay_log(path, upto=None):
 
 def read_with_log(path, version=None):
     snapshot = replay_log(path, version)
-    tables, stats_rows = [], 0
+    tables, stats_rows, by_type, mismatches = [], 0, {}, []
     for rel, add in sorted(snapshot["files"].items()):
         data = pq.read_table(os.path.join(path, rel))
         values = add["partitionValues"]
+        if "event_type" in values:
+            # The partition value is the type; the file's own column must say the same.
+            kind = values["event_type"]
+            by_type[kind] = by_type.get(kind, 0) + data.num_rows
+            held = set(pc.unique(data["event_type"].cast(pa.string())).to_pylist())
+            if held - {kind}:
+                mismatches.append({"file": rel, "partition": kind, "rows": sorted(held)})
         tables.append(
             data.append_column("date", pa.array([values["date"]] * data.num_rows, pa.string()))
             .append_column("hour", pa.array([int(values["hour"])] * data.num_rows, pa.int32()))
@@ -206,6 +222,8 @@ def read_with_log(path, version=None):
         "rows": data.num_rows if data is not None else 0,
         "rows_in_stats": stats_rows,
         "partitions": rows_by_partition(data) if data is not None else {},
+        "types": (by_type or rows_by_type(data)) if data is not None else None,
+        "type_mismatches": mismatches,
         "txns": snapshot["txns"],
         "offsets": kafka_offsets(data) if data is not None else None,
         "windows": window_sums(data) if data is not None else None,
@@ -218,13 +236,20 @@ def read_with_duckdb(path):
         return {"rows": 0, "partitions": {}}
     con = duckdb.connect()
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    source = f"read_parquet({listed}, hive_partitioning = true)"
     rows = con.execute(
-        f"SELECT CAST(date AS VARCHAR), CAST(hour AS INTEGER), count(*) "
-        f"FROM read_parquet({listed}, hive_partitioning = true) GROUP BY ALL"
+        f"SELECT CAST(date AS VARCHAR), CAST(hour AS INTEGER), count(*) FROM {source} GROUP BY ALL"
     ).fetchall()
+    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    types = None
+    if "event_type" in columns:
+        types = dict(
+            con.execute(f"SELECT event_type, count(*) FROM {source} GROUP BY ALL").fetchall()
+        )
     return {
         "rows": sum(n for _, _, n in rows),
         "partitions": {partition_key(d, h): n for d, h, n in rows},
+        "types": types,
     }
 
 

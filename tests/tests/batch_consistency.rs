@@ -238,22 +238,24 @@ async fn a_corrupt_file_fails_the_run_with_its_name_or_is_skipped_on_request() {
     let data = lines(5, 2_000, 1_767_225_600_000);
     import(&lake, &data, "gen", 1_000).await;
     let hour = HourKey::parse("2026-01-01T00").unwrap();
-    let bad = lake.events_hour(hour).join("zz-corrupt.parquet");
-    lake.put(&bad, b"PAR1 this is not parquet".to_vec())
-        .await
-        .unwrap();
     // Committed into the events table, as a file that rotted after its commit.
-    let mut events = lambda_io::delta::Table::open(&lake.events_table())
-        .await
-        .unwrap()
-        .expect("the events table");
     let corrupt = lambda_io::delta::AddFile {
         name: "zz-corrupt.parquet".into(),
         hour,
+        event_type: Some("page_view".into()),
         size: 25,
         rows: 1,
         tags: Default::default(),
     };
+    let bad = lake.events_table().path(&corrupt.path());
+    lake.put(&bad, b"PAR1 this is not parquet".to_vec())
+        .await
+        .unwrap();
+    let mut events = lambda_io::delta::Table::open(&lake.events_table())
+        .await
+        .unwrap()
+        .expect("the events table");
+    let corrupt_path = corrupt.path();
     events
         .commit(
             lambda_io::delta::CommitKind::Append,
@@ -266,10 +268,7 @@ async fn a_corrupt_file_fails_the_run_with_its_name_or_is_skipped_on_request() {
         .unwrap();
     std::fs::File::options()
         .append(true)
-        .open(
-            dir.path()
-                .join("events/date=2026-01-01/hour=00/zz-corrupt.parquet"),
-        )
+        .open(dir.path().join("events").join(corrupt_path))
         .unwrap()
         .write_all(b"x")
         .unwrap();

@@ -6,19 +6,22 @@
 //! - [`table`]: one table: open or create, the files of a snapshot, time travel, commits
 //!   with conflict detection and retry, application transaction versions (the mechanism of
 //!   idempotent, exactly-once writes), vacuum;
-//! - [`partition`]: the hour partitioning every table shares (`date=YYYY-MM-DD/hour=HH`);
+//! - `files`: a file of a snapshot, a file a commit adds;
+//! - [`partition`]: the hour partitioning every table shares (`date=YYYY-MM-DD/hour=HH`),
+//!   and the events table's `event_type` level below it;
 //! - [`schema`]: Arrow schemas as Delta schemas.
 //!
 //! Everything Delta-specific stays behind this module, so another table format (Apache
 //! Iceberg, once its Rust crates build against this workspace's Arrow) can follow.
 
+mod files;
 mod log_store;
 pub mod partition;
 pub mod schema;
 pub mod table;
 
 pub use deltalake::kernel::StructField;
-pub use partition::{HourPartition, DATE_COLUMN, HOUR_COLUMN};
+pub use partition::{HourPartition, DATE_COLUMN, EVENT_TYPE_COLUMN, HOUR_COLUMN};
 pub use table::{AddFile, CommitKind, Table, TableFile};
 
 #[cfg(test)]

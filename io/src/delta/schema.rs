@@ -4,7 +4,7 @@
 //! Delta `timestamp` and `long`).
 
 use arrow::datatypes::{DataType as ArrowType, Schema};
-use deltalake::kernel::{DataType, PrimitiveType, StructField, StructType};
+use deltalake::kernel::{DataType, Metadata, PrimitiveType, StructField, StructType};
 
 use super::partition::{DATE_COLUMN, HOUR_COLUMN};
 
@@ -47,6 +47,29 @@ pub fn hour_partitioned(arrow: &Schema) -> Result<Vec<StructField>, String> {
         false,
     ));
     Ok(fields)
+}
+
+/// `metadata` (of a table whose schema is `schema`) with `columns` as its partition
+/// columns, which must be columns of the schema; everything else kept.
+pub fn with_partition_columns(
+    metadata: &Metadata,
+    schema: &StructType,
+    columns: &[String],
+) -> Result<Metadata, String> {
+    if let Some(missing) = columns.iter().find(|c| schema.field(c.as_str()).is_none()) {
+        return Err(format!("no column `{missing}` to partition by"));
+    }
+    let value = serde_json::json!({
+        "id": metadata.id(),
+        "name": metadata.name(),
+        "description": metadata.description(),
+        "format": { "provider": "parquet", "options": {} },
+        "schemaString": serde_json::to_string(schema).map_err(|e| e.to_string())?,
+        "partitionColumns": columns,
+        "configuration": metadata.configuration(),
+        "createdTime": metadata.created_time(),
+    });
+    serde_json::from_value(value).map_err(|e| format!("metadata: {e}"))
 }
 
 /// Whether two Delta schemas have the same columns (names, types, nullability).

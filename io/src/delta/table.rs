@@ -8,10 +8,10 @@
 //! another commit advanced, may not: [`IoError::TableConflict`], for the caller to re-plan
 //! on the new snapshot).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
-use deltalake::kernel::{Action, Add, Remove, StructField, Transaction};
+use deltalake::kernel::{Action, Remove, StructField, Transaction};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -19,65 +19,13 @@ use futures::StreamExt;
 use serde_json::Value;
 use shared_logic::window::HourKey;
 
+pub use super::files::{AddFile, TableFile};
 use super::log_store::unopened;
-use super::partition::{HourPartition, DATE_COLUMN, HOUR_COLUMN};
+use super::partition::{
+    event_type_of, is_plain_value, HourPartition, DATE_COLUMN, EVENT_TYPE_COLUMN, HOUR_COLUMN,
+};
 use crate::error::IoError;
 use crate::lake::Lake;
-
-/// A file of a table's snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableFile {
-    /// Relative to the table's root (`date=…/hour=…/<name>.parquet`).
-    pub path: String,
-    pub size: u64,
-    /// From the file's statistics (`numRecords`), when the writer recorded them.
-    pub rows: Option<u64>,
-    /// The hour partition, when the table is hour-partitioned.
-    pub hour: Option<HourKey>,
-    /// When the file was added (ms since the epoch).
-    pub modified_ms: i64,
-    /// The writer's tags on the file.
-    pub tags: BTreeMap<String, String>,
-}
-
-/// A file written into an hour partition, to be added by a commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddFile {
-    /// The file's name inside its hour directory.
-    pub name: String,
-    pub hour: HourKey,
-    pub size: u64,
-    pub rows: u64,
-    pub tags: BTreeMap<String, String>,
-}
-
-impl AddFile {
-    /// Its path relative to the table's root.
-    pub fn path(&self) -> String {
-        format!("{}/{}", HourPartition(self.hour).directory(), self.name)
-    }
-
-    fn action(&self, data_change: bool) -> Action {
-        Action::Add(Add {
-            path: self.path(),
-            partition_values: HourPartition(self.hour).values(),
-            size: self.size as i64,
-            modification_time: chrono::Utc::now().timestamp_millis(),
-            data_change,
-            stats: Some(format!("{{\"numRecords\":{}}}", self.rows)),
-            tags: (!self.tags.is_empty()).then(|| {
-                self.tags
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Some(v.clone())))
-                    .collect()
-            }),
-            deletion_vector: None,
-            base_row_id: None,
-            default_row_commit_version: None,
-            clustering_provider: None,
-        })
-    }
-}
 
 /// What a commit does, as recorded in the table's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +36,9 @@ pub enum CommitKind {
     ReplaceHours(Vec<HourKey>),
     /// Files rewritten without changing the data (compaction).
     Compact,
+    /// Files rewritten without changing the data into a new partitioning: these partition
+    /// columns replace the table's (`lambda lake migrate`).
+    Repartition(Vec<String>),
 }
 
 /// One Delta table and the snapshot loaded of it.
@@ -138,6 +89,19 @@ impl Table {
         name: &str,
         columns: Vec<StructField>,
     ) -> Result<Table, IoError> {
+        Table::open_or_create_by(location, name, columns, &[DATE_COLUMN, HOUR_COLUMN]).await
+    }
+
+    /// [`Table::open_or_create`] creating the table partitioned by `partition_columns`
+    /// (columns of `columns`). An existing table keeps its own partitioning, whatever it
+    /// is ([`Table::partition_columns`] says which): a table changes its partitioning only
+    /// by a [`CommitKind::Repartition`].
+    pub async fn open_or_create_by(
+        location: &Lake,
+        name: &str,
+        columns: Vec<StructField>,
+        partition_columns: &[&str],
+    ) -> Result<Table, IoError> {
         for _attempt in 0..3 {
             if let Some(table) = Table::open(location).await? {
                 let schema = table
@@ -162,7 +126,7 @@ impl Table {
                 .create()
                 .with_table_name(name)
                 .with_columns(columns.clone())
-                .with_partition_columns([DATE_COLUMN, HOUR_COLUMN])
+                .with_partition_columns(partition_columns.iter().copied())
                 .with_save_mode(SaveMode::Ignore)
                 .await;
             match created {
@@ -184,6 +148,25 @@ impl Table {
             table: location.display(),
             reason: "created and not found three times".into(),
         })
+    }
+
+    /// The snapshot's partition columns, in order.
+    pub fn partition_columns(&self) -> Result<Vec<String>, IoError> {
+        Ok(self
+            .table
+            .snapshot()
+            .map_err(IoError::table(&self.location, "snapshot"))?
+            .metadata()
+            .partition_columns()
+            .to_vec())
+    }
+
+    /// Whether the snapshot is partitioned by event type below its hours.
+    pub fn by_event_type(&self) -> Result<bool, IoError> {
+        Ok(self
+            .partition_columns()?
+            .iter()
+            .any(|c| c == EVENT_TYPE_COLUMN))
     }
 
     /// Where the table lives.
@@ -243,6 +226,7 @@ impl Table {
                     size: f.size().max(0) as u64,
                     rows: f.num_records().map(|n| n as u64),
                     hour: HourPartition::from_values(&f.partition_values_map()).map(|h| h.0),
+                    event_type: event_type_of(&f.partition_values_map()),
                     modified_ms: f.modification_time(),
                     tags: tags
                         .into_iter()
@@ -349,9 +333,35 @@ impl Table {
         transactions: &[(String, i64)],
         metadata: HashMap<String, Value>,
     ) -> Result<u64, IoError> {
-        let data_change = kind != CommitKind::Compact;
+        let data_change = !matches!(kind, CommitKind::Compact | CommitKind::Repartition(_));
         let now = chrono::Utc::now().timestamp_millis();
-        let mut actions: Vec<Action> = add.iter().map(|a| a.action(data_change)).collect();
+        let current = self.partition_columns()?;
+        let mut actions: Vec<Action> = Vec::new();
+        let target = match &kind {
+            CommitKind::Repartition(columns) => {
+                actions.push(Action::Metadata(self.repartitioned(columns)?));
+                columns.clone()
+            }
+            _ => current,
+        };
+        for file in add {
+            if file.partition_columns() != target
+                || file
+                    .event_type
+                    .as_deref()
+                    .is_some_and(|t| !is_plain_value(t))
+            {
+                return Err(IoError::Partition {
+                    table: self.location.display(),
+                    reason: format!(
+                        "file `{}` names partition values {:?}, the table is partitioned by {target:?}",
+                        file.path(),
+                        file.partition_columns()
+                    ),
+                });
+            }
+            actions.push(file.action(data_change));
+        }
         actions.extend(remove.iter().map(|f| {
             Action::Remove(Remove {
                 path: f.path.clone(),
@@ -359,7 +369,9 @@ impl Table {
                 deletion_timestamp: Some(now),
                 extended_file_metadata: Some(true),
                 size: Some(f.size as i64),
-                partition_values: f.hour.map(|h| HourPartition(h).values()),
+                partition_values: f
+                    .hour
+                    .map(|h| HourPartition(h).file_values(f.event_type.as_deref())),
                 deletion_vector: None,
                 tags: None,
                 base_row_id: None,
@@ -376,12 +388,17 @@ impl Table {
         let operation = match &kind {
             CommitKind::Append => DeltaOperation::Write {
                 mode: SaveMode::Append,
-                partition_by: Some(vec![DATE_COLUMN.into(), HOUR_COLUMN.into()]),
+                partition_by: Some(target),
+                predicate: None,
+            },
+            CommitKind::Repartition(_) => DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: Some(target),
                 predicate: None,
             },
             CommitKind::ReplaceHours(hours) => DeltaOperation::Write {
                 mode: SaveMode::Overwrite,
-                partition_by: Some(vec![DATE_COLUMN.into(), HOUR_COLUMN.into()]),
+                partition_by: Some(target),
                 predicate: Some(
                     hours
                         .iter()
@@ -429,6 +446,19 @@ impl Table {
             }),
             Err(e) => Err(IoError::table(&self.location, "commit")(e)),
         }
+    }
+
+    /// The snapshot's metadata with `columns` as its partition columns.
+    fn repartitioned(&self, columns: &[String]) -> Result<deltalake::kernel::Metadata, IoError> {
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(IoError::table(&self.location, "snapshot"))?;
+        super::schema::with_partition_columns(snapshot.metadata(), &snapshot.schema(), columns)
+            .map_err(|reason| IoError::Partition {
+                table: self.location.display(),
+                reason,
+            })
     }
 
     /// Deletes files no version newer than `retain` needs any more, and files no commit

@@ -18,6 +18,7 @@ fn file(name: &str, hour: &str, rows: u64) -> AddFile {
     AddFile {
         name: name.into(),
         hour: HourKey::parse(hour).unwrap(),
+        event_type: None,
         size: 10,
         rows,
         tags: BTreeMap::from([("run".to_string(), name.to_string())]),
@@ -146,4 +147,92 @@ async fn a_table_with_other_columns_is_refused_by_name() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("columns"), "{err}");
+}
+
+#[tokio::test]
+async fn a_table_partitioned_by_event_type_takes_only_typed_files_until_repartitioned() {
+    use super::partition::{DATE_COLUMN, EVENT_TYPE_COLUMN, HOUR_COLUMN};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+    let columns = hour_partitioned(&Schema::new(vec![
+        Field::new("x", DataType::Int64, false),
+        Field::new(EVENT_TYPE_COLUMN, DataType::Utf8, false),
+    ]))
+    .unwrap();
+    let typed = [DATE_COLUMN, HOUR_COLUMN, EVENT_TYPE_COLUMN];
+    let mut table = Table::open_or_create_by(&lake.child("t"), "t", columns.clone(), &typed)
+        .await
+        .unwrap();
+    assert!(table.by_event_type().unwrap());
+    // An existing table keeps its partitioning, whatever the opener would create.
+    let reopened = Table::open_or_create(&lake.child("t"), "t", columns)
+        .await
+        .unwrap();
+    assert_eq!(reopened.partition_columns().unwrap(), typed);
+
+    let mut purchase = file("p", "2026-01-01T07", 2);
+    purchase.event_type = Some("purchase".into());
+    table
+        .commit(
+            CommitKind::Append,
+            &[purchase.clone()],
+            &[],
+            None,
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    let files = table.files().unwrap();
+    assert_eq!(
+        files[0].path,
+        "date=2026-01-01/hour=07/event_type=purchase/p"
+    );
+    assert_eq!(files[0].event_type.as_deref(), Some("purchase"));
+    assert_eq!(files[0].hour, HourKey::parse("2026-01-01T07"));
+
+    // A file without a type, or with a type a path would have to escape: refused, nothing
+    // committed.
+    let untyped = file("u", "2026-01-01T07", 1);
+    let mut escaping = file("e", "2026-01-01T07", 1);
+    escaping.event_type = Some("../x".into());
+    for bad in [untyped.clone(), escaping] {
+        let err = table
+            .commit(CommitKind::Append, &[bad], &[], None, HashMap::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IoError::Partition { .. }), "{err}");
+    }
+    assert_eq!(table.version(), 1);
+
+    // Back to hours only: one commit changes the partition columns, removes the typed file
+    // and adds an untyped one; a column that does not exist is refused.
+    let hours = vec![DATE_COLUMN.to_string(), HOUR_COLUMN.to_string()];
+    let err = table
+        .commit(
+            CommitKind::Repartition(vec!["nope".into()]),
+            &[],
+            &[],
+            None,
+            HashMap::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no column `nope`"), "{err}");
+    table
+        .commit(
+            CommitKind::Repartition(hours.clone()),
+            &[untyped],
+            &table.files().unwrap(),
+            None,
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(table.partition_columns().unwrap(), hours);
+    let reloaded = Table::open(&lake.child("t")).await.unwrap().unwrap();
+    assert_eq!(reloaded.partition_columns().unwrap(), hours);
+    let files = reloaded.files().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].path, "date=2026-01-01/hour=07/u");
+    assert_eq!(files[0].event_type, None);
 }
