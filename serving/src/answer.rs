@@ -15,6 +15,7 @@ use lambda_io::manifest::Published;
 use serde_json::{json, Map, Value};
 use shared_logic::cube::Selection;
 use shared_logic::instant::format_instant;
+use shared_logic::sliding::SlidingWindow;
 use shared_logic::{Grouping, Metric, MetricVisitor, Registered};
 
 use crate::answer_cache::Answer;
@@ -166,24 +167,7 @@ pub async fn answer<M: Registered>(
         let Granularity::Sliding(window) = query.granularity else {
             return answer_json::<M>(state, query, merged);
         };
-        // A pane without a row is settled when the batch layer covers its hour, or the
-        // speed watermark has passed its end plus the allowed lateness.
-        let (covered, time) = (merged.covered, merged.time);
-        let settled = |pane: i64| {
-            covered.contains(&shared_logic::window::HourKey(
-                pane.div_euclid(shared_logic::window::HOUR_MS),
-            )) || (M::SETTLES_WITH_WATERMARK
-                && time.watermark.is_some_and(|wm| {
-                    wm >= (pane + window.slide_ms).saturating_add(time.allowed_lateness_ms)
-                }))
-        };
-        let rows = crate::sliding::assemble(
-            merged.rows,
-            window,
-            query.query.from_ms,
-            query.windows_to_ms,
-            settled,
-        );
+        let rows = sliding_rows(&merged, window, query.query.from_ms, query.windows_to_ms);
         answer_json::<M>(
             state,
             query,
@@ -194,6 +178,28 @@ pub async fn answer<M: Registered>(
         )
     })
     .await?
+}
+
+/// The sliding windows of `window` starting in `[from_ms, to_ms)` from the merged pane
+/// rows (a merge at the slide's granularity up to `to_ms + size - slide`); the REST API's
+/// and the SQL tables' one assembly. A pane without a row is settled when the batch layer
+/// covers its hour, or the speed watermark has passed its end plus the allowed lateness.
+pub fn sliding_rows<M: Registered>(
+    merged: &Merged<'_, M>,
+    window: SlidingWindow,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<Row<'static, M::State>> {
+    let (covered, time) = (merged.covered, merged.time);
+    let settled = |pane: i64| {
+        covered.contains(&shared_logic::window::HourKey(
+            pane.div_euclid(shared_logic::window::HOUR_MS),
+        )) || (M::SETTLES_WITH_WATERMARK
+            && time.watermark.is_some_and(|wm| {
+                wm >= (pane + window.slide_ms).saturating_add(time.allowed_lateness_ms)
+            }))
+    };
+    crate::sliding::assemble(merged.rows, window, from_ms, to_ms, settled)
 }
 
 /// The JSON answer of `query` from its merged rows.

@@ -1,5 +1,5 @@
 //! The session context every SQL session shares: the metric tables (minute, hourly,
-//! daily), `approx_distinct_merge`, PostgreSQL's `pg_catalog` as clients read it, and an
+//! daily, sliding where configured), `approx_distinct_merge`, PostgreSQL's `pg_catalog` as clients read it, and an
 //! `information_schema` with PostgreSQL's type names. Tables read the current views at
 //! each scan, so nothing is registered per query.
 
@@ -39,8 +39,10 @@ impl MetricVisitor for Tables {
     type Output = Vec<NamedTable>;
 
     fn visit<M: Registered>(self) -> Vec<NamedTable> {
+        let sliding = self.state.opts.ctx.sliding.of(M::NAME).map(Rollup::Sliding);
         Rollup::ALL
             .iter()
+            .chain(sliding.iter())
             .map(|r| NamedTable {
                 name: r.table_name(M::NAME),
                 provider: table::<M>(self.state.clone(), *r, self.limits),

@@ -1,6 +1,8 @@
 //! One DataFusion table per metric and window size (`page_views`, `page_views_hourly`,
-//! `page_views_daily`), each reading the serving layer's one merge
-//! ([`serving::answer::with_merged_rows`]), the REST API's answer.
+//! `page_views_daily`, and `page_views_sliding` when the metric has a sliding window
+//! configured), each reading the serving layer's one merge
+//! ([`serving::answer::with_merged_rows`]; sliding windows assembled from its panes by
+//! [`serving::answer::sliding_rows`]), the REST API's answer.
 //!
 //! A row is a window and one combination of the dimensions the query reads: the projected
 //! dimensions are the merge's grouping, so the others are merged away before DataFusion
@@ -22,9 +24,10 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use serving::answer::with_merged_rows;
+use serving::answer::{sliding_rows, with_merged_rows};
 use serving::merge::Query;
 use serving::AppState;
+use shared_logic::sliding::SlidingWindow;
 use shared_logic::window::{DAY_MS, HOUR_MS};
 use shared_logic::Registered;
 
@@ -32,22 +35,28 @@ use crate::columns::{layout, record_batch, Column, Layout};
 use crate::error::StateError;
 use crate::pushdown;
 
-/// The window size of a table.
+/// The windows of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rollup {
     Minute,
     Hour,
     Day,
+    /// The metric's configured sliding window: windows of its size, one starting every
+    /// slide (they overlap: a row is counted in every window it falls in).
+    Sliding(SlidingWindow),
 }
 
 impl Rollup {
+    /// The tumbling window sizes every metric has.
     pub const ALL: [Rollup; 3] = [Rollup::Minute, Rollup::Hour, Rollup::Day];
 
-    pub fn size_ms(self) -> i64 {
+    /// The distance between two window starts (the window size, but for sliding windows).
+    pub fn step_ms(self) -> i64 {
         match self {
             Rollup::Minute => 60_000,
             Rollup::Hour => HOUR_MS,
             Rollup::Day => DAY_MS,
+            Rollup::Sliding(w) => w.slide_ms,
         }
     }
 
@@ -57,6 +66,7 @@ impl Rollup {
             Rollup::Minute => metric.to_string(),
             Rollup::Hour => format!("{metric}_hourly"),
             Rollup::Day => format!("{metric}_daily"),
+            Rollup::Sliding(_) => format!("{metric}_sliding"),
         }
     }
 }
@@ -99,11 +109,11 @@ impl<M: Registered> MetricTable<M> {
         }
     }
 
-    /// The merge's query for a scan.
-    fn query(&self, projection: Option<&Vec<usize>>, filters: &[Expr]) -> Result<Query> {
+    /// The merge's query for a scan, and the end of the range of window starts it answers.
+    fn query(&self, projection: Option<&Vec<usize>>, filters: &[Expr]) -> Result<(Query, i64)> {
         let pushed = pushdown::read(filters, M::DIMENSIONS);
         let limits = &self.state.opts.limits;
-        let size = self.rollup.size_ms();
+        let size = self.rollup.step_ms();
         // As the REST API: the window containing now at the latest, the last hour by default.
         let to = pushed
             .to_ms
@@ -150,14 +160,22 @@ impl<M: Registered> MetricTable<M> {
                 }
                 _ => false,
             });
-        Ok(Query {
+        // Sliding windows starting before `to` reach `size - slide` past it: their panes
+        // (windows of the slide) are merged up to there.
+        let to = to.max(from);
+        let panes_to = match self.rollup {
+            Rollup::Sliding(w) => to.saturating_add(w.size_ms - w.slide_ms),
+            _ => to,
+        };
+        let query = Query {
             from_ms: from,
-            to_ms: to.max(from),
+            to_ms: panes_to,
             granularity_ms: size,
             group_by,
             filters: pushed.filters,
             sketches,
-        })
+        };
+        Ok((query, to))
     }
 }
 
@@ -189,7 +207,8 @@ impl<M: Registered> TableProvider for MetricTable<M> {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let query = self.query(projection, filters)?;
+        let (query, windows_to) = self.query(projection, filters)?;
+        let rollup = self.rollup;
         let state = self.state.clone();
         let layout = self.layout.clone();
         let projection_owned = projection.cloned();
@@ -198,7 +217,15 @@ impl<M: Registered> TableProvider for MetricTable<M> {
         let runtime = tokio::runtime::Handle::current();
         let batch = tokio::task::spawn_blocking(move || {
             runtime.block_on(with_merged_rows::<M, _>(&state, &query, None, |merged| {
-                let rows = &merged.rows[..merged.rows.len().min(limit.unwrap_or(usize::MAX))];
+                let assembled;
+                let rows = match rollup {
+                    Rollup::Sliding(w) => {
+                        assembled = sliding_rows(&merged, w, query.from_ms, windows_to);
+                        &assembled[..]
+                    }
+                    _ => merged.rows,
+                };
+                let rows = &rows[..rows.len().min(limit.unwrap_or(usize::MAX))];
                 if rows.len() > max_rows {
                     return Err(StateError::new(
                         "54000",

@@ -116,12 +116,13 @@ pub fn sql_instant(ms: i64) -> String {
     format!("'{}'", shared_logic::instant::format_instant(ms))
 }
 
-/// The table of metric `M` at a granularity (`minute`, `hour`, `day`).
-fn table_of<M: shared_logic::Metric>(granularity: &str) -> String {
+/// The table of metric `M` at a granularity (`minute`, `hour`, `day`, `sliding`).
+pub fn table_of<M: shared_logic::Metric>(granularity: &str) -> String {
     match granularity {
         "minute" => M::NAME.to_string(),
         "hour" => format!("{}_hourly", M::NAME),
         "day" => format!("{}_daily", M::NAME),
+        "sliding" => format!("{}_sliding", M::NAME),
         other => panic!("no table at granularity {other}"),
     }
 }
@@ -166,6 +167,21 @@ pub async fn assert_sql_equals_direct<M: shared_logic::Registered>(
     group_by: &[&str],
     filters: &[(&str, &str)],
 ) {
+    let expected =
+        crate::serving::direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
+    assert_sql_equals_rows::<M>(addr, expected, (from, to), granularity.0, group_by, filters).await;
+}
+
+/// Queries metric `M`'s table at `granularity` over `[from, to)` with `psql` and asserts
+/// that the rows equal `expected` (which must not be empty).
+pub async fn assert_sql_equals_rows<M: shared_logic::Registered>(
+    addr: SocketAddr,
+    expected: std::collections::BTreeMap<crate::serving::RowKey, serde_json::Value>,
+    (from, to): (i64, i64),
+    granularity: &str,
+    group_by: &[&str],
+    filters: &[(&str, &str)],
+) {
     let values: Vec<&str> = M::VALUES.iter().map(|(n, _)| *n).collect();
     let columns = [&["window_start"][..], group_by, &values]
         .concat()
@@ -182,12 +198,10 @@ pub async fn assert_sql_equals_direct<M: shared_logic::Registered>(
     let order: Vec<String> = (1..=group_by.len() + 1).map(|i| i.to_string()).collect();
     let sql = format!(
         "SELECT {columns} FROM {} WHERE {} ORDER BY {}",
-        table_of::<M>(granularity.0),
+        table_of::<M>(granularity),
         conditions.join(" AND "),
         order.join(", ")
     );
-    let expected =
-        crate::serving::direct_rows::<M>(events, from, to, granularity.1, group_by, filters);
     assert!(
         !expected.is_empty(),
         "{sql}: the test data covers the range"

@@ -4,13 +4,17 @@
 //! boundary at `granularity=sliding` equals the direct fold of every event into the
 //! overlapping windows (`WindowSpec::Sliding`), distinct counts included, and a window
 //! straddling the boundary merges batch and speed panes (`batch+speed`). Hour rollups
-//! still come from the panes: nothing is counted twice.
+//! still come from the panes: nothing is counted twice. The SQL endpoint's `*_sliding`
+//! tables (psql) give the same rows.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_tests::published::publish_hours;
 use lambda_tests::serving::{assert_served_equals_rows, get_json, rows_of_views, start};
+use lambda_tests::sql::{
+    assert_sql_equals_rows, parse_timestamptz, psql, sql_instant, start_sql, Connect,
+};
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::metrics::{PageViews, Revenue};
 use shared_logic::sliding::SlidingWindows;
@@ -89,7 +93,8 @@ async fn sliding_windows_across_the_batch_boundary_equal_the_direct_sliding_fold
         },
     });
     state.batch.refresh().await.unwrap();
-    let addr = start(state).await;
+    let addr = start(state.clone()).await;
+    let sql = start_sql(state, lambda_sql::SqlOptions::default()).await;
 
     // The direct computation: every event folded straight into the overlapping windows.
     let direct = |metric: &str| {
@@ -140,6 +145,46 @@ async fn sliding_windows_across_the_batch_boundary_equal_the_direct_sliding_fold
     let rows = rows_of_views(&revenue, range.0, range.1, MIN, &["category"], &[]);
     assert_served_equals_rows::<Revenue>(&addr, rows, range, ("sliding", MIN), &["category"], &[])
         .await;
+
+    // SQL: `<metric>_sliding` tables, over the same one assembly: the same rows as the
+    // direct sliding fold (distinct counts included), a window's end its start plus the
+    // size, the straddling window merged from both layers.
+    for group_by in [vec!["country"], vec![]] {
+        let rows = rows_of_views(&page_views, range.0, range.1, 5 * MIN, &group_by, &[]);
+        assert_sql_equals_rows::<PageViews>(sql, rows, range, "sliding", &group_by, &[]).await;
+    }
+    let rows = rows_of_views(&revenue, range.0, range.1, MIN, &["category"], &[]);
+    assert_sql_equals_rows::<Revenue>(sql, rows, range, "sliding", &["category"], &[]).await;
+    let straddling = psql(
+        sql,
+        &Connect::default(),
+        &format!(
+            "SELECT window_end, source, sum(views) FROM page_views_sliding \
+             WHERE window_start = {} GROUP BY window_end, source",
+            sql_instant(boundary - 5 * MIN)
+        ),
+    )
+    .await;
+    assert!(straddling.ok, "{}", straddling.stderr);
+    let got = straddling.rows();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(parse_timestamptz(&got[0][0]), boundary + 5 * MIN);
+    assert_eq!(got[0][1], "batch+speed");
+    // Only metrics with a sliding window have the table.
+    let tables = psql(
+        sql,
+        &Connect::default(),
+        "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '%_sliding' ORDER BY 1",
+    )
+    .await;
+    assert!(tables.ok, "{}", tables.stderr);
+    assert_eq!(
+        tables.rows(),
+        vec![
+            vec!["page_views_sliding".to_string()],
+            vec!["revenue_sliding".to_string()]
+        ]
+    );
 
     // Rollups come from the panes: an hour is the hour of the tumbling fold.
     let tumbling = Aggregates::fold(&events, &MetricContext::default()).page_views;
