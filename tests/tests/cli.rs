@@ -677,6 +677,32 @@ fn serve_collects_events_and_answers_them_from_a_speed_instance() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&ready));
 }
 
+/// The demo log's lines a layers' disagreement is diagnosed from: the batch's change-log
+/// replays (how many order, product and user changes the lake held), the change streams
+/// consumer and the consumer groups' rebalances; the last 30.
+fn demo_log_excerpt(data: &str) -> String {
+    let log = std::fs::read_to_string(format!("{data}/demo.log")).unwrap_or_default();
+    let wanted = [
+        "replayed from the change log",
+        "change streams",
+        "rebalance",
+        "revoked",
+        "assigned",
+        "not applied",
+    ];
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| wanted.iter().any(|w| l.contains(w)))
+        .collect();
+    let tail = &lines[lines.len().saturating_sub(30)..];
+    format!(
+        "demo log ({} matching lines, the last {}):\n{}",
+        lines.len(),
+        tail.len(),
+        tail.join("\n")
+    )
+}
+
 #[test]
 fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -797,7 +823,9 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
         &[],
     )
     .map(|(_, body)| String::from_utf8_lossy(&body).into_owned())
-    .unwrap_or_default();
+    .unwrap_or_default()
+        + "\n"
+        + &demo_log_excerpt(&data);
     assert!(
         out.status.success(),
         "{text}\n{}\nspeed status: {status}",
