@@ -8,6 +8,7 @@
 //! This crate does no I/O: no Kafka, no files, no HTTP. It takes bytes and values and
 //! returns values, so every rule can be tested in isolation and both layers stay identical.
 
+pub mod bottom_k;
 pub mod catalogue;
 pub mod cdc;
 pub mod cube;
@@ -27,6 +28,7 @@ pub mod metric_views;
 pub mod metrics;
 pub mod money;
 pub mod orders;
+pub mod quantile;
 pub mod registry;
 pub mod schema;
 pub mod sessions;

@@ -30,6 +30,29 @@ pub trait Mergeable: Default + Clone + PartialEq + fmt::Debug {
     fn merge(&mut self, other: &Self);
 }
 
+/// Checks the monoid laws on three states, as the property tests of every state do:
+/// associativity, commutativity and identity (on both sides). Returns `a ⊕ b ⊕ c`, which
+/// every grouping and order of merges must give, or the law broken.
+pub fn check_laws<T: Mergeable>(a: &T, b: &T, c: &T) -> Result<T, String> {
+    let merged = |x: &T, y: &T| {
+        let mut out = x.clone();
+        out.merge(y);
+        out
+    };
+    let ab_c = merged(&merged(a, b), c);
+    let a_bc = merged(a, &merged(b, c));
+    if ab_c != a_bc {
+        return Err(format!("not associative: {ab_c:?} != {a_bc:?}"));
+    }
+    if merged(a, b) != merged(b, a) {
+        return Err(format!("not commutative for {a:?} and {b:?}"));
+    }
+    if merged(a, &T::default()) != *a || merged(&T::default(), a) != *a {
+        return Err(format!("the default is not the identity for {a:?}"));
+    }
+    Ok(ab_c)
+}
+
 /// Adds two counts, saturating at `u64::MAX` (see the module docs).
 pub fn add_count(a: u64, b: u64) -> u64 {
     a.saturating_add(b)
@@ -57,4 +80,36 @@ impl Mergeable for i128 {
 pub trait Signed: Mergeable {
     /// True when every sum is zero.
     fn is_zero(&self) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps the left operand: associative, not commutative.
+    #[derive(Debug, Clone, Default, PartialEq)]
+    struct First(Option<u8>);
+    impl Mergeable for First {
+        fn merge(&mut self, other: &Self) {
+            self.0 = self.0.or(other.0);
+        }
+    }
+
+    /// Subtracts: neither associative nor commutative.
+    #[derive(Debug, Clone, Default, PartialEq)]
+    struct Minus(i64);
+    impl Mergeable for Minus {
+        fn merge(&mut self, other: &Self) {
+            self.0 -= other.0;
+        }
+    }
+
+    #[test]
+    fn the_law_check_names_the_law_a_merge_breaks() {
+        assert_eq!(check_laws(&3u64, &4, &u64::MAX), Ok(u64::MAX));
+        let first = check_laws(&First(Some(1)), &First(Some(2)), &First(None));
+        assert!(first.unwrap_err().starts_with("not commutative"));
+        let minus = check_laws(&Minus(1), &Minus(2), &Minus(3));
+        assert!(minus.unwrap_err().starts_with("not associative"));
+    }
 }

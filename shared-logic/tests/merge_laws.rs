@@ -130,27 +130,7 @@ proptest! {
         let ctx = MetricContext::default();
         let (a, b, c) = (fold(&a, &ctx), fold(&b, &ctx), fold(&c, &ctx));
 
-        let mut ab_c = a.clone();
-        ab_c.merge(&b);
-        ab_c.merge(&c);
-        let mut bc = b.clone();
-        bc.merge(&c);
-        let mut a_bc = a.clone();
-        a_bc.merge(&bc);
-        prop_assert_eq!(&ab_c, &a_bc);
-
-        let mut ab = a.clone();
-        ab.merge(&b);
-        let mut ba = b.clone();
-        ba.merge(&a);
-        prop_assert_eq!(&ab, &ba);
-
-        let mut a0 = a.clone();
-        a0.merge(&Aggregates::default());
-        prop_assert_eq!(&a0, &a);
-        let mut zero_a = Aggregates::default();
-        zero_a.merge(&a);
-        prop_assert_eq!(zero_a, a);
+        shared_logic::mergeable::check_laws(&a, &b, &c).map_err(TestCaseError::fail)?;
     }
 
     #[test]

@@ -59,13 +59,16 @@ pub fn metric_tables(state: Arc<AppState>, limits: ScanLimits) -> Vec<NamedTable
         .collect()
 }
 
-/// The shared session context.
+/// The shared session context. One partition per query: a scan is one batch of merged
+/// rows (the merge behind it is one task), so spreading its aggregation over partitions
+/// only adds a repartition and a merge of sorted streams, while the cores serve other
+/// sessions (Grafana sends a panel's queries at once).
 pub fn context(state: Arc<AppState>, limits: ScanLimits) -> Result<Arc<SessionContext>, SqlError> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(false)
-        .with_target_partitions(2);
+        .with_target_partitions(1);
     let ctx = SessionContext::new_with_config(config);
     let tables = metric_tables(state, limits);
     for t in &tables {
