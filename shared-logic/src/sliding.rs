@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::durations::{duration_text, parse_duration};
 use crate::error::LogicError;
 use crate::event::EventTime;
 use crate::window::{WindowSpec, WindowStart, DAY_MS};
@@ -122,29 +123,6 @@ impl SlidingWindows {
             .map(|(m, w)| format!("{m}={}", w.text()))
             .collect::<Vec<_>>()
             .join(",")
-    }
-}
-
-/// `90s`, `10m`, `1h` (a whole number and a unit) in milliseconds.
-fn parse_duration(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let unit = match text.chars().last()? {
-        's' => 1_000,
-        'm' => 60_000,
-        'h' => 3_600_000,
-        _ => return None,
-    };
-    let n: i64 = text[..text.len() - 1].parse().ok()?;
-    (n > 0).then_some(n)?.checked_mul(unit)
-}
-
-/// The shortest of `…h`, `…m`, `…s` that says `ms` exactly.
-fn duration_text(ms: i64) -> String {
-    match ms {
-        ms if ms > 0 && ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        ms if ms > 0 && ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
-        ms => format!("{ms}ms"),
     }
 }
 
