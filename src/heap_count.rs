@@ -7,11 +7,33 @@
 //! reports is the state's own (what its structures asked for, allocator overhead apart),
 //! not the process's resident memory. One relaxed atomic add per allocation and free; it
 //! never changes what is allocated.
+//!
+//! Freed memory stays with the process for [`PURGE_DELAY_MS`] before mimalloc gives it back
+//! to the OS (its default is 1 s): a SQL answer frees tens of megabytes that the next one
+//! (Grafana refreshes every few seconds) allocates again, and memory given back comes back
+//! as page faults on zeroed pages, which were the SQL endpoint's slowest answers (p99 of the
+//! panel query over psql about 100 to 200 ms with the default, 65 to 80 ms with 10 s, at the
+//! same median; docs/benchmarks.md). `MIMALLOC_PURGE_DELAY` set in the environment wins.
 
 use std::alloc::{GlobalAlloc, Layout};
 
 use mimalloc::MiMalloc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How long freed memory stays with the process before it goes back to the OS.
+pub const PURGE_DELAY_MS: i64 = 10_000;
+
+/// mimalloc's `mi_option_purge_delay` (v3 `mimalloc.h`, `enum mi_option_e`; the Rust
+/// bindings name no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Sets the purge delay to [`PURGE_DELAY_MS`], unless `MIMALLOC_PURGE_DELAY` is set.
+pub fn keep_freed_memory_a_while() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one of mimalloc's options, which it reads atomically at any time.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
+    }
+}
 
 /// mimalloc, counting live bytes.
 pub struct Counting {
@@ -81,4 +103,27 @@ pub fn rss_and_peak() -> Option<(u64, u64)> {
         Some(kib * 1024)
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_set_is_mimallocs_purge_delay() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reads one of mimalloc's options.
+        let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        // mimalloc v3's default purge delay (no other option has 1000 for a default).
+        assert!(
+            before == 1_000 || before == PURGE_DELAY_MS,
+            "option {MI_OPTION_PURGE_DELAY} is {before}"
+        );
+        keep_freed_memory_a_while();
+        // SAFETY: as above.
+        let after = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(after, PURGE_DELAY_MS);
+    }
 }

@@ -411,6 +411,7 @@ async fn run(command: Command, configured: &config::Configured) -> Result<(), (a
 }
 
 fn main() -> std::process::ExitCode {
+    heap_count::keep_freed_memory_a_while();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
