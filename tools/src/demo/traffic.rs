@@ -75,35 +75,7 @@ pub(super) async fn generate(
         history_rate,
     } = traffic;
     let client = reqwest::Client::new();
-    let post = |body: Vec<u8>| {
-        let (client, url, sent) = (client.clone(), url.clone(), sent.clone());
-        async move {
-            let answer = client
-                .post(&url)
-                .header("content-type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .await;
-            match answer {
-                Ok(r) if r.status().is_success() => {
-                    if let Ok(v) = r.json::<serde_json::Value>().await {
-                        sent.accepted
-                            .fetch_add(v["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
-                        sent.rejected
-                            .fetch_add(v["rejected"].as_u64().unwrap_or(0), Ordering::Relaxed);
-                    }
-                }
-                Ok(r) => {
-                    sent.failed_requests.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(status = %r.status(), "collector refused a batch");
-                }
-                Err(e) => {
-                    sent.failed_requests.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "collector unreachable");
-                }
-            }
-        }
-    };
+    let post = |body: Vec<u8>| post_batch(client.clone(), url.clone(), body, sent.clone());
     let live_start = chrono::Utc::now().timestamp_millis();
     if history_hours > 0 {
         let mut history = Generator::new(stream_config(
@@ -159,6 +131,58 @@ where
     }
 }
 
+/// Attempts at one batch before it is given up (and counted as a failed request).
+const ATTEMPTS: u32 = 8;
+
+/// Whether a batch answered `status` is worth sending again: the collector was busy or
+/// briefly unable to produce (429, 5xx), not refusing the records themselves.
+fn retryable(status: reqwest::StatusCode) -> bool {
+    status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// Posts one batch to the collector, again after a pause (doubling from 200 ms to 5 s) while
+/// it is unreachable or busy: a batch dropped on the first refusal is a hole of minutes in
+/// the demo's history (a collector's answer of 503 under load). Records the collector took
+/// twice (an attempt that reached Kafka but not its answer) are duplicates by id, which both
+/// layers drop. Counts what the collector accepted and rejected, or the failed request.
+async fn post_batch(client: reqwest::Client, url: String, body: Vec<u8>, sent: Arc<Sent>) {
+    let mut pause = Duration::from_millis(200);
+    for attempt in 1..=ATTEMPTS {
+        let answer = client
+            .post(&url)
+            .header("content-type", "application/x-ndjson")
+            .body(body.clone())
+            .send()
+            .await;
+        let why = match answer {
+            Ok(r) if r.status().is_success() => {
+                if let Ok(v) = r.json::<serde_json::Value>().await {
+                    sent.accepted
+                        .fetch_add(v["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    sent.rejected
+                        .fetch_add(v["rejected"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                }
+                return;
+            }
+            Ok(r) if !retryable(r.status()) => {
+                sent.failed_requests.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(status = %r.status(), "collector refused a batch");
+                return;
+            }
+            Ok(r) => format!("status {}", r.status()),
+            Err(e) => format!("unreachable: {e}"),
+        };
+        if attempt == ATTEMPTS {
+            sent.failed_requests.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(attempts = ATTEMPTS, reason = %why, "collector did not take a batch; given up");
+            return;
+        }
+        tracing::info!(attempt, reason = %why, "collector did not take a batch; sending it again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Records per request to the collector.
 const BATCH: usize = 2_000;
 
@@ -175,5 +199,30 @@ fn stream_config(seed: u64, start_ms: i64, rate: f64) -> GeneratorConfig {
         out_of_order_ms: 3_000,
         invalid_fraction: 0.005,
         ..GeneratorConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_busy_or_failing_collector_gets_a_batch_again() {
+        use reqwest::StatusCode;
+        for status in [
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::GATEWAY_TIMEOUT,
+        ] {
+            assert!(retryable(status), "{status}");
+        }
+        for status in [
+            StatusCode::BAD_REQUEST,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ] {
+            assert!(!retryable(status), "{status}");
+        }
     }
 }
