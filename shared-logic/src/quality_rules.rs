@@ -303,17 +303,16 @@ pub fn volume_baseline(
     history: &BTreeMap<HourKey, (f64, bool)>,
     baseline: Baseline,
 ) -> Option<f64> {
-    let mean = |hours: &mut dyn Iterator<Item = HourKey>| {
-        let kept: Vec<f64> = hours
-            .filter_map(|h| history.get(&h))
+    // The mean over `count` hours, `step` hours apart, before `hour`.
+    let mean = |step: i64, count: u32| {
+        let kept: Vec<f64> = (1..=i64::from(count))
+            .filter_map(|i| history.get(&HourKey(hour.0 - i * step)))
             .filter(|(_, failed)| !failed)
             .map(|(volume, _)| *volume)
             .collect();
         (!kept.is_empty()).then(|| kept.iter().sum::<f64>() / kept.len() as f64)
     };
-    let weekly = (1..=i64::from(baseline.weeks)).map(|w| HourKey(hour.0 - w * 24 * 7));
-    mean(&mut weekly.into_iter())
-        .or_else(|| mean(&mut (1..=i64::from(baseline.hours)).map(|h| HourKey(hour.0 - h))))
+    mean(24 * 7, baseline.weeks).or_else(|| mean(1, baseline.hours))
 }
 
 /// The relative distance of `volume` from `mean` (0 when both are 0; infinite when only
