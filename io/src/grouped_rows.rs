@@ -21,6 +21,7 @@ use shared_logic::views::{decode_state, encode_state, STATE_COLUMN};
 use shared_logic::{GroupKey, Grouping, LogicError, Metric, WindowStart};
 
 use crate::error::IoError;
+use crate::speed_api::{Since, KNOWN_FROM_PARAM, KNOWN_TO_PARAM, SINCE_PARAM};
 
 /// The media type of the stream.
 pub const CONTENT_TYPE: &str = "application/vnd.apache.arrow.stream";
@@ -95,6 +96,35 @@ pub fn parse_request<M: Metric>(params: &[(String, String)]) -> Result<Option<Gr
         group_by,
         filters,
         sketches,
+    }))
+}
+
+/// The parameters of an incremental read ([`crate::speed_api::Since`]): `since`,
+/// `known_from`, `known_to`.
+pub fn since_params(since: &Since) -> [(&'static str, String); 3] {
+    [
+        (SINCE_PARAM, since.version.to_string()),
+        (KNOWN_FROM_PARAM, since.known_from.to_string()),
+        (KNOWN_TO_PARAM, since.known_to.to_string()),
+    ]
+}
+
+/// What a request holds already ([`since_params`]), if it says (`since` is present); a
+/// malformed value or a missing bound is an error.
+pub fn parse_since(params: &[(String, String)]) -> Result<Option<Since>, String> {
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let Some(version) = get(SINCE_PARAM) else {
+        return Ok(None);
+    };
+    let bound = |name: &str| {
+        let text = get(name).ok_or_else(|| format!("`{SINCE_PARAM}` needs `{name}`"))?;
+        text.parse::<i64>()
+            .map_err(|_| format!("{name} `{text}` is not epoch milliseconds"))
+    };
+    Ok(Some(Since {
+        version: version.parse()?,
+        known_from: bound(KNOWN_FROM_PARAM)?,
+        known_to: bound(KNOWN_TO_PARAM)?,
     }))
 }
 
@@ -288,6 +318,29 @@ mod tests {
             .contains("no dimension `nope`"));
         assert!(bad("filter", "country").contains("not `dimension:value`"));
         assert!(bad("sketches", "maybe").contains("not true or false"));
+    }
+
+    #[test]
+    fn what_a_reader_holds_round_trips_through_its_parameters_and_bad_values_are_errors() {
+        let since = Since {
+            version: "7-9".parse().unwrap(),
+            known_from: -60_000,
+            known_to: 3_600_000,
+        };
+        let params: Vec<(String, String)> = since_params(&since)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(parse_since(&params), Ok(Some(since)));
+        assert_eq!(parse_since(&[]), Ok(None));
+        let without_bound = &params[..2];
+        assert!(parse_since(without_bound).unwrap_err().contains("known_to"));
+        let mut bad = params.clone();
+        bad[0].1 = "seven".into();
+        assert!(parse_since(&bad).is_err());
+        bad = params.clone();
+        bad[1].1 = "yesterday".into();
+        assert!(parse_since(&bad).unwrap_err().contains("known_from"));
     }
 
     #[test]

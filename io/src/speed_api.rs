@@ -15,6 +15,104 @@ pub const NEWEST_EVENT_HEADER: &str = "x-lambda-newest-event";
 /// Header of a views answer: the allowed lateness (ms).
 pub const ALLOWED_LATENESS_HEADER: &str = "x-lambda-allowed-lateness";
 
+/// Header of a grouped views answer: the version of the instance's views it was read at
+/// ([`ViewsVersion`]); absent when the answer cannot be read incrementally.
+pub const VIEWS_VERSION_HEADER: &str = "x-lambda-views-version";
+/// Header of a grouped views answer to a request with `since=`: `all` when every window
+/// of the range is in the answer, else the comma-separated starts of the windows of the
+/// known range that changed since (answered whole, even when they now hold no rows).
+pub const CHANGED_WINDOWS_HEADER: &str = "x-lambda-changed-windows";
+/// Request parameters of an incremental read: the version the reader's copy is at, and
+/// the window-start range `[known_from, known_to)` it holds exactly.
+pub const SINCE_PARAM: &str = "since";
+pub const KNOWN_FROM_PARAM: &str = "known_from";
+pub const KNOWN_TO_PARAM: &str = "known_to";
+
+/// The version of one speed instance's grouped views: `epoch` names the instance's
+/// lifetime (a restart starts a new one), `version` counts the window changes within it.
+/// Written `<epoch>-<version>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ViewsVersion {
+    pub epoch: u64,
+    pub version: u64,
+}
+
+impl std::fmt::Display for ViewsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.epoch, self.version)
+    }
+}
+
+impl std::str::FromStr for ViewsVersion {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a views version (<epoch>-<version>)");
+        let (epoch, version) = text.split_once('-').ok_or_else(bad)?;
+        Ok(ViewsVersion {
+            epoch: epoch.parse().map_err(|_| bad())?,
+            version: version.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// What a reader already holds of one metric and grouping: every window starting in
+/// `[known_from, known_to)` exactly as of `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since {
+    pub version: ViewsVersion,
+    pub known_from: i64,
+    pub known_to: i64,
+}
+
+impl Since {
+    /// Whether the reader holds the window starting at `start`.
+    pub fn knows(&self, start: i64) -> bool {
+        (self.known_from..self.known_to).contains(&start)
+    }
+}
+
+/// Which windows of the asked range an incremental answer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answered {
+    /// Every window of the range.
+    All,
+    /// The windows outside the reader's known range, and these (sorted) starts inside it,
+    /// which changed since the reader's version.
+    Changed(Vec<i64>),
+}
+
+impl Answered {
+    /// The header text: `all`, or the changed starts separated by commas.
+    pub fn header(&self) -> String {
+        match self {
+            Answered::All => "all".into(),
+            Answered::Changed(starts) => starts
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    /// Reads [`Answered::header`]'s text.
+    pub fn parse(text: &str) -> Result<Answered, String> {
+        if text == "all" {
+            return Ok(Answered::All);
+        }
+        let mut starts = text
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| format!("`{s}` is not a window start"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        starts.sort_unstable();
+        Ok(Answered::Changed(starts))
+    }
+}
+
 /// Counts kept per partition (and summed for the instance).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
@@ -119,4 +217,33 @@ pub trait RealtimeSource: Send + Sync {
     fn allowed_lateness_ms(&self) -> i64;
     /// What `/v1/speed/status` would answer.
     fn status(&self) -> Status;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_answered_windows_round_trip_and_bad_text_is_an_error() {
+        let v = ViewsVersion {
+            epoch: u64::MAX,
+            version: 42,
+        };
+        assert_eq!(v.to_string().parse::<ViewsVersion>(), Ok(v));
+        for bad in ["", "1", "1-", "-2", "a-2", "1-2-3", "1--2"] {
+            assert!(bad.parse::<ViewsVersion>().is_err(), "{bad}");
+        }
+        for answered in [
+            Answered::All,
+            Answered::Changed(vec![]),
+            Answered::Changed(vec![-60_000, 0, 120_000]),
+        ] {
+            assert_eq!(Answered::parse(&answered.header()), Ok(answered));
+        }
+        assert_eq!(
+            Answered::parse("120000,0"),
+            Ok(Answered::Changed(vec![0, 120_000]))
+        );
+        assert!(Answered::parse("1,x").is_err());
+    }
 }

@@ -24,7 +24,6 @@ use crate::batch_views::BatchRead;
 use crate::error::ServingError;
 use crate::merge::{speed_span, Merger, Query, Row, SpeedClock};
 use crate::query::{AsOfQuery, Granularity, MetricQuery};
-use crate::speed_rows::SpeedRows;
 use crate::speed_views::SpeedTime;
 use crate::state::AppState;
 
@@ -109,8 +108,7 @@ pub async fn with_merged_rows<M: Registered, R>(
     };
     // Without a span, no real-time view is read: the answer claims no speed watermark
     // and no freshness.
-    let mut speed_rows = SpeedRows::new(q.group_by.len());
-    let time = match speed_span(q.from_ms, q.to_ms, &batch.covered) {
+    let (speed_rows, time) = match speed_span(q.from_ms, q.to_ms, &batch.covered) {
         Some((from, to)) if as_of.is_none() => {
             let grouping = Grouping {
                 group_by: q.group_by.clone(),
@@ -120,12 +118,10 @@ pub async fn with_merged_rows<M: Registered, R>(
             state
                 .speed
                 .current()
-                .select::<M>(from, to, &grouping, |window, grouped, s| {
-                    speed_rows.push(window, grouped, s)
-                })
+                .select::<M>(from, to, &grouping)
                 .await?
         }
-        _ => SpeedTime::default(),
+        _ => (Vec::new(), SpeedTime::default()),
     };
     let mut merger = Merger::<M>::new(q, &batch.covered, state.opts.ctx.windows);
     let selection = Selection {
@@ -143,7 +139,9 @@ pub async fn with_merged_rows<M: Registered, R>(
             ServingError::Internal("a rolled-up batch cube read out of its range".into())
         })?;
     }
-    merger.add_speed_rows(&speed_rows);
+    for rows in &speed_rows {
+        merger.add_speed_rows(rows);
+    }
     let rows = merger.finish(SpeedClock {
         watermark: time.watermark,
         allowed_lateness_ms: time.allowed_lateness_ms,

@@ -10,14 +10,16 @@ use std::time::Duration;
 
 use lambda_io::grouped_rows;
 use lambda_io::speed_api::{
-    Progress, RealtimeSource, Status, ALLOWED_LATENESS_HEADER, NEWEST_EVENT_HEADER,
-    WATERMARK_HEADER,
+    Answered, Progress, RealtimeSource, Since, Status, ViewsVersion, ALLOWED_LATENESS_HEADER,
+    CHANGED_WINDOWS_HEADER, NEWEST_EVENT_HEADER, VIEWS_VERSION_HEADER, WATERMARK_HEADER,
 };
 use lambda_io::views_file::merge_views_file;
 use shared_logic::metric::MAX_DIMENSIONS;
-use shared_logic::{GroupKey, Grouping, Metric, MetricViews, Registered, WindowStart};
+use shared_logic::{GroupKey, Grouping, Metric, MetricViews, Registered};
 
 use crate::error::ServingError;
+use crate::speed_rows::SpeedRows;
+use crate::speed_window_cache::{push_by_window, WindowCache};
 
 /// Where real-time views come from.
 #[derive(Clone)]
@@ -30,6 +32,8 @@ pub enum SpeedViews {
         instances: Vec<url::Url>,
         client: reqwest::Client,
         token: Option<String>,
+        /// Each instance's grouped rows as last read, window by window.
+        kept: Arc<WindowCache>,
     },
 }
 
@@ -128,6 +132,7 @@ impl SpeedViews {
             instances: urls,
             client,
             token: None,
+            kept: Arc::default(),
         })
     }
 
@@ -179,6 +184,7 @@ impl SpeedViews {
                 instances,
                 client,
                 token,
+                ..
             } => {
                 let fetches = instances
                     .iter()
@@ -200,21 +206,23 @@ impl SpeedViews {
         }
     }
 
-    /// Hands `sink` the states of metric `M` grouped by `grouping` (each instance groups its
-    /// own: a window, the grouped values in `group_by` order, and the state merged over the
-    /// instance's partitions), for windows starting in `[from_ms, to_ms)`, and says how
-    /// far the speed layer is. What crosses to this process is the rows the query answers,
-    /// not every key.
+    /// The states of metric `M` grouped by `grouping` (each instance groups its own: a
+    /// window, the grouped values in `group_by` order, and the state merged over the
+    /// instance's partitions), for windows starting in `[from_ms, to_ms)`, in pieces (one
+    /// per instance and window, or one for the in-process layer), and how far the speed
+    /// layer is. What crosses to this process is the rows of the windows changed since the
+    /// last read of the same grouping ([`crate::speed_window_cache`]), not every key.
     pub async fn select<M: Registered>(
         &self,
         from_ms: i64,
         to_ms: i64,
         grouping: &Grouping,
-        mut sink: impl FnMut(WindowStart, &[&str], M::State),
-    ) -> Result<SpeedTime, ServingError> {
+    ) -> Result<(Vec<Arc<SpeedRows<M::State>>>, SpeedTime), ServingError> {
+        let width = grouping.group_by.len();
         match self {
             SpeedViews::InProcess(views) => {
                 let mut mismatched = false;
+                let mut rows = SpeedRows::new(width);
                 let progress =
                     views.select(
                         M::ID,
@@ -224,11 +232,11 @@ impl SpeedViews {
                         &mut |key, state| match state.downcast_ref::<M::State>() {
                             Some(state) => {
                                 let mut values = [""; MAX_DIMENSIONS];
-                                let n = grouping.group_by.len().min(MAX_DIMENSIONS);
+                                let n = width.min(MAX_DIMENSIONS);
                                 for (slot, value) in values.iter_mut().zip(key.dims()) {
                                     *slot = value;
                                 }
-                                sink(key.window, &values[..n], state.clone());
+                                rows.push(key.window, &values[..n], state.clone());
                             }
                             None => mismatched = true,
                         },
@@ -239,32 +247,53 @@ impl SpeedViews {
                         M::NAME
                     )));
                 }
-                Ok(SpeedTime::in_process(&progress, views.as_ref()))
+                Ok((
+                    vec![Arc::new(rows)],
+                    SpeedTime::in_process(&progress, views.as_ref()),
+                ))
             }
             SpeedViews::Remote {
                 instances,
                 client,
                 token,
+                kept,
             } => {
-                let fetches = instances.iter().map(|base| {
-                    fetch_grouped::<M>(authorized(client, token), base, from_ms, to_ms, grouping)
-                });
-                let mut time = SpeedTime::default();
-                for (i, fetched) in futures::future::join_all(fetches)
-                    .await
-                    .into_iter()
-                    .enumerate()
-                {
-                    let (body, t, url) = fetched?;
-                    grouped_rows::decode::<M>(body, grouping, &url, &mut sink).map_err(|e| {
+                let fetches = instances.iter().enumerate().map(|(i, base)| async move {
+                    let entry = kept.entry(i, M::NAME, grouping);
+                    let mut entry = entry.lock().await;
+                    let (body, time, url, read) = fetch_grouped::<M>(
+                        authorized(client, token),
+                        base,
+                        from_ms,
+                        to_ms,
+                        grouping,
+                        entry.since().as_ref(),
+                    )
+                    .await?;
+                    let mut fresh = BTreeMap::new();
+                    grouped_rows::decode::<M>(body, grouping, &url, |window, dims, state| {
+                        push_by_window(&mut fresh, width, window, dims, state)
+                    })
+                    .map_err(|e| {
                         ServingError::unavailable(
                             "speed_unavailable",
                             format!("speed instance {url}: unreadable rows: {e}"),
                         )
                     })?;
+                    Ok::<_, ServingError>((entry.update(from_ms, to_ms, fresh, read), time))
+                });
+                let mut time = SpeedTime::default();
+                let mut pieces = Vec::new();
+                for (i, fetched) in futures::future::join_all(fetches)
+                    .await
+                    .into_iter()
+                    .enumerate()
+                {
+                    let (rows, t) = fetched?;
+                    pieces.extend(rows);
                     time = time.and(i, t);
                 }
-                Ok(time)
+                Ok((pieces, time))
             }
         }
     }
@@ -279,6 +308,7 @@ impl SpeedViews {
                 instances,
                 client,
                 token,
+                ..
             } => {
                 let mut out = BTreeMap::new();
                 for base in instances {
@@ -300,6 +330,7 @@ impl SpeedViews {
                 instances,
                 client,
                 token,
+                ..
             } => {
                 let asks = instances
                     .iter()
@@ -362,13 +393,13 @@ fn unreachable_instance(url: &url::Url, e: impl std::fmt::Display) -> ServingErr
 }
 
 /// `GET` of `path` at `base` with `params`: the body, what the instance said about time,
-/// and the URL asked (for errors).
+/// the URL asked (for errors) and the answer's headers.
 async fn fetch_body(
     get: impl Fn(url::Url) -> reqwest::RequestBuilder,
     base: &url::Url,
     path: &str,
     params: &[(&str, String)],
-) -> Result<(bytes::Bytes, SpeedTime, String), ServingError> {
+) -> Result<(bytes::Bytes, SpeedTime, String, reqwest::header::HeaderMap), ServingError> {
     let mut url = join(base, path)?;
     url.query_pairs_mut().extend_pairs(params);
     let response = get(url.clone())
@@ -388,26 +419,55 @@ async fn fetch_body(
         newest_event_ms: header(NEWEST_EVENT_HEADER),
         allowed_lateness_ms: header(ALLOWED_LATENESS_HEADER).unwrap_or_default(),
     };
+    let headers = response.headers().clone();
     let body = response
         .bytes()
         .await
         .map_err(|e| unreachable_instance(&url, e))?;
-    Ok((body, time, url.to_string()))
+    Ok((body, time, url.to_string(), headers))
 }
 
 /// One instance's rows of metric `M` grouped by `grouping` (an Arrow stream, decoded by
-/// the caller as it merges).
+/// the caller), of the windows changed since what the caller holds (`since`), with the
+/// version read at and the windows answered when the instance answered incrementally.
 async fn fetch_grouped<M: Metric>(
     get: impl Fn(url::Url) -> reqwest::RequestBuilder,
     base: &url::Url,
     from_ms: i64,
     to_ms: i64,
     grouping: &Grouping,
-) -> Result<(bytes::Bytes, SpeedTime, String), ServingError> {
+    since: Option<&Since>,
+) -> Result<GroupedAnswer, ServingError> {
     let mut params = vec![("from", from_ms.to_string()), ("to", to_ms.to_string())];
     params.extend(grouped_rows::request_params::<M>(grouping));
-    fetch_body(get, base, &format!("v1/speed/views/{}", M::NAME), &params).await
+    if let Some(since) = since {
+        params.extend(grouped_rows::since_params(since));
+    }
+    let (body, time, url, headers) =
+        fetch_body(get, base, &format!("v1/speed/views/{}", M::NAME), &params).await?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let read = match (header(VIEWS_VERSION_HEADER), header(CHANGED_WINDOWS_HEADER)) {
+        (Some(version), Some(changed)) => {
+            let parsed = version
+                .parse::<ViewsVersion>()
+                .and_then(|v| Answered::parse(changed).map(|a| (v, a)));
+            Some(parsed.map_err(|e| {
+                ServingError::unavailable("speed_unavailable", format!("speed instance {url}: {e}"))
+            })?)
+        }
+        _ => None,
+    };
+    Ok((body, time, url, read))
 }
+
+/// A grouped answer: the body, what the instance said about time, the URL asked, and the
+/// version read at and windows answered of an incremental answer.
+type GroupedAnswer = (
+    bytes::Bytes,
+    SpeedTime,
+    String,
+    Option<(ViewsVersion, Answered)>,
+);
 
 async fn fetch<M: Metric>(
     get: impl Fn(url::Url) -> reqwest::RequestBuilder,
@@ -416,7 +476,7 @@ async fn fetch<M: Metric>(
     to_ms: i64,
 ) -> Result<(MetricViews<M>, SpeedTime), ServingError> {
     let params = [("from", from_ms.to_string()), ("to", to_ms.to_string())];
-    let (body, time, name) =
+    let (body, time, name, _) =
         fetch_body(get, base, &format!("v1/speed/views/{}", M::NAME), &params).await?;
     let views = tokio::task::spawn_blocking({
         let name = name.clone();

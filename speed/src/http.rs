@@ -5,7 +5,10 @@
 //!   `[from, to)` (epoch ms or RFC 3339), as a Parquet file in the views schema of
 //!   `shared_logic::views`; with `group_by=` (and `filter=`, `sketches=`), grouped as asked
 //!   ([`lambda_io::grouped_rows`]), from the rows kept per window ([`crate::rollups`]); headers `x-lambda-watermark` and `x-lambda-newest-event` (ms);
-//!   `x-lambda-allowed-lateness` (ms);
+//!   `x-lambda-allowed-lateness` (ms); a grouped read may say what the reader holds
+//!   (`since=<version>&known_from=&known_to=`) and is then answered only the windows
+//!   changed since or unknown to it, with headers `x-lambda-views-version` and
+//!   `x-lambda-changed-windows` (`lambda_io::speed_api::Since`);
 //! - `GET /v1/speed/status`: watermark, counters, offsets, lag, last checkpoint, revised
 //!   windows, live keys (`lambda_io::speed_api::Status`);
 //! - `GET /healthz`: a bare liveness probe, the only route open without the token.
@@ -24,7 +27,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use lambda_io::grouped_rows;
 use lambda_io::speed_api::{
-    Progress, Status, ALLOWED_LATENESS_HEADER, NEWEST_EVENT_HEADER, WATERMARK_HEADER,
+    Answered, Progress, Status, ViewsVersion, ALLOWED_LATENESS_HEADER, CHANGED_WINDOWS_HEADER,
+    NEWEST_EVENT_HEADER, VIEWS_VERSION_HEADER, WATERMARK_HEADER,
 };
 use lambda_io::views_file::encode_views;
 use shared_logic::{registry, MetricViews, MetricVisitor, Registered};
@@ -141,23 +145,35 @@ struct ViewsFile<'a> {
     params: &'a [(String, String)],
 }
 
+/// A views answer: the body, its media type, the progress read with it, and for an
+/// incremental grouped answer the version read at and the windows answered.
+type ViewsAnswer = (
+    Vec<u8>,
+    &'static str,
+    Progress,
+    Option<(ViewsVersion, Answered)>,
+);
+
 impl MetricVisitor for ViewsFile<'_> {
-    type Output = Result<(Vec<u8>, &'static str, Progress), ApiError>;
+    type Output = Result<ViewsAnswer, ApiError>;
 
     fn visit<M: Registered>(self) -> Self::Output {
         if let Some(grouping) =
             grouped_rows::parse_request::<M>(self.params).map_err(ApiError::bad_request)?
         {
+            let since = grouped_rows::parse_since(self.params).map_err(ApiError::bad_request)?;
             let mut encoder = grouped_rows::Encoder::<M>::new(&grouping);
-            let progress =
-                self.realtime
-                    .select::<M>(self.from, self.to, &grouping, |key, state| {
-                        encoder.push(key, state)
-                    });
+            let (progress, answered) = self.realtime.select_since::<M>(
+                self.from,
+                self.to,
+                &grouping,
+                since.as_ref(),
+                |key, state| encoder.push(key, state),
+            );
             let bytes = encoder
                 .finish()
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-            return Ok((bytes, grouped_rows::CONTENT_TYPE, progress));
+            return Ok((bytes, grouped_rows::CONTENT_TYPE, progress, answered));
         }
         let mut views = MetricViews::<M>::default();
         let progress = self.realtime.visit::<M>(self.from, self.to, |key, state| {
@@ -165,7 +181,7 @@ impl MetricVisitor for ViewsFile<'_> {
         });
         let bytes = encode_views(&views, &self.realtime.ctx.windows, M::NAME)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok((bytes, "application/vnd.apache.parquet", progress))
+        Ok((bytes, "application/vnd.apache.parquet", progress, None))
     }
 }
 
@@ -179,7 +195,7 @@ async fn metric_views(
     if !registry::NAMES.contains(&metric.as_str()) {
         return Err(ApiError::unknown_metric(&metric));
     }
-    let (body, media_type, progress) = tokio::task::spawn_blocking({
+    let (body, media_type, progress, answered) = tokio::task::spawn_blocking({
         let views = views.clone();
         move || {
             let file = ViewsFile {
@@ -206,6 +222,16 @@ async fn metric_views(
     ] {
         if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v.to_string()).ok()) {
             headers.insert(name, v);
+        }
+    }
+    if let Some((version, answered)) = answered {
+        for (name, value) in [
+            (VIEWS_VERSION_HEADER, version.to_string()),
+            (CHANGED_WINDOWS_HEADER, answered.header()),
+        ] {
+            let value = HeaderValue::from_str(&value)
+                .map_err(|e| ApiError::internal(format!("header {name}: {e}")))?;
+            headers.insert(name, value);
         }
     }
     Ok((headers, body).into_response())

@@ -15,10 +15,16 @@
 //! because nothing can change a window without its note reaching [`Rollups::touched`]
 //! under the views' write lock, and rows are computed and kept under the read lock.
 //! Memory: bounded by a byte budget; the oldest windows go first.
+//!
+//! Versions: every note bumps a counter and records it as the window's version, so a
+//! reader holding an earlier answer (a serving process) asks only for the windows changed
+//! since ([`Since`]); a change of the partitions held moves the floor every window
+//! without a recorded version counts from, and a new process starts a new epoch.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 
+use lambda_io::speed_api::{Answered, Since, ViewsVersion};
 use shared_logic::window::WindowSpec;
 use shared_logic::{Aggregates, GroupKey, Grouping, Metric, MetricViews, Registered};
 
@@ -26,6 +32,10 @@ use shared_logic::{Aggregates, GroupKey, Grouping, Metric, MetricViews, Register
 pub const MAX_KEPT_WINDOWS_PER_READ: usize = 10_080;
 /// Default budget of kept rows (bytes, estimated).
 pub const DEFAULT_BUDGET_BYTES: usize = 256 << 20;
+/// Windows whose versions are recorded; older records are dropped and the floor raised.
+const MAX_VERSIONED_WINDOWS: usize = 1 << 16;
+/// Changed windows an incremental answer lists; more, and it answers every window.
+const MAX_CHANGED_LISTED: usize = 1024;
 
 /// A metric and a grouping: what a kept window's rows answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,6 +55,14 @@ pub struct Rollups {
     windows: BTreeMap<i64, HashMap<Shape, Kept>>,
     bytes: usize,
     budget: usize,
+    /// This lifetime of the views (random: a restarted instance starts a new one).
+    epoch: u64,
+    /// The number of the last note.
+    version: u64,
+    /// The version of each window's last note.
+    changed: BTreeMap<i64, u64>,
+    /// The version every window without a record in `changed` counts as changed at.
+    floor: u64,
 }
 
 impl Default for Rollups {
@@ -56,10 +74,16 @@ impl Default for Rollups {
 impl Rollups {
     /// No rows kept, at most about `budget` bytes of them.
     pub fn with_budget(budget: usize) -> Self {
+        use std::hash::BuildHasher;
         Rollups {
             windows: BTreeMap::new(),
             bytes: 0,
             budget,
+            epoch: std::collections::hash_map::RandomState::new()
+                .hash_one(std::time::SystemTime::now()),
+            version: 0,
+            changed: BTreeMap::new(),
+            floor: 0,
         }
     }
 
@@ -68,12 +92,57 @@ impl Rollups {
         if let Some(shapes) = self.windows.remove(&window) {
             self.bytes -= shapes.values().map(|k| k.bytes).sum::<usize>();
         }
+        self.version += 1;
+        self.changed.insert(window, self.version);
+        if self.changed.len() > MAX_VERSIONED_WINDOWS {
+            if let Some((_, dropped)) = self.changed.pop_first() {
+                self.floor = self.floor.max(dropped);
+            }
+        }
     }
 
-    /// Forgets everything (the partitions held changed).
+    /// Forgets everything (the partitions held changed): every window counts as changed.
     pub fn clear(&mut self) {
         self.windows.clear();
         self.bytes = 0;
+        self.version += 1;
+        self.floor = self.version;
+        self.changed.clear();
+    }
+
+    /// The version the views are at.
+    pub fn version(&self) -> ViewsVersion {
+        ViewsVersion {
+            epoch: self.epoch,
+            version: self.version,
+        }
+    }
+
+    /// Which of the windows `starts` a reader holding `since` must be sent: all of them
+    /// without a `since` of this epoch and floor, else those it does not know and those
+    /// changed after its version.
+    fn answered(&self, since: Option<&Since>, starts: &[i64]) -> Answered {
+        let Some(since) = since.filter(|s| {
+            s.version.epoch == self.epoch
+                && s.version.version >= self.floor
+                && s.version.version <= self.version
+        }) else {
+            return Answered::All;
+        };
+        let changed: Vec<i64> = starts
+            .iter()
+            .copied()
+            .filter(|w| since.knows(*w))
+            .filter(|w| {
+                self.changed
+                    .get(w)
+                    .is_some_and(|v| *v > since.version.version)
+            })
+            .collect();
+        if changed.len() > MAX_CHANGED_LISTED {
+            return Answered::All;
+        }
+        Answered::Changed(changed)
     }
 
     /// Estimated bytes kept.
@@ -141,6 +210,10 @@ fn window_starts(windows: &WindowSpec, from_ms: i64, to_ms: i64, limit: usize) -
 /// Each row is one window and grouped values; a window's rows are the merge over sources.
 /// Rows come in order of window start, then grouped values (each compared as a string,
 /// in `group_by` order), so a reader can merge them as a sorted run.
+///
+/// With `since` (what the reader holds), only the windows [`Answered`] names are handed
+/// over; the version read at and the windows answered are returned, or nothing when the
+/// answer is not incremental (not kept: every window of the range is in it).
 #[allow(clippy::too_many_arguments)]
 pub fn select<'a, M: Registered>(
     rollups: &std::sync::Mutex<Rollups>,
@@ -150,8 +223,9 @@ pub fn select<'a, M: Registered>(
     to_ms: i64,
     grouping: &Grouping,
     keep: bool,
+    since: Option<&Since>,
     mut out: impl FnMut(&GroupKey, &M::State),
-) {
+) -> Option<(ViewsVersion, Answered)> {
     let starts = keep
         .then(|| window_starts(windows, from_ms, to_ms, MAX_KEPT_WINDOWS_PER_READ))
         .flatten();
@@ -165,13 +239,21 @@ pub fn select<'a, M: Registered>(
         let mut rows: Vec<_> = grouped.into_groups().collect();
         sort_rows(&mut rows);
         rows.iter().for_each(|(k, s)| out(k, s));
-        return;
+        return None;
     };
     let shape = Shape {
         metric: M::NAME,
         grouping: grouping.clone(),
     };
     let mut kept = rollups.lock().unwrap_or_else(|p| p.into_inner());
+    let answered = kept.answered(since, &starts);
+    let starts: Vec<i64> = match (&answered, since) {
+        (Answered::Changed(changed), Some(since)) => starts
+            .into_iter()
+            .filter(|w| !since.knows(*w) || changed.binary_search(w).is_ok())
+            .collect(),
+        _ => starts,
+    };
     let missing: Vec<i64> = starts
         .iter()
         .copied()
@@ -205,6 +287,7 @@ pub fn select<'a, M: Registered>(
     for (window, rows) in fresh {
         kept.keep::<M>(window, shape.clone(), rows);
     }
+    Some((kept.version(), answered))
 }
 
 /// Sorts rows by window start, then grouped values compared as strings.
@@ -258,6 +341,7 @@ mod tests {
             10 * 60_000,
             grouping,
             keep,
+            None,
             |k, s| {
                 rows.push((
                     k.window.0,
@@ -328,6 +412,142 @@ mod tests {
         assert_eq!(all.len(), 10);
         assert!(rollups.lock().unwrap().bytes() <= 3 * one_window);
         assert_eq!(read(&rollups, &parts, &by_url(false), true), all);
+    }
+
+    /// A step of the incremental-read property: a write into a partition's window, the
+    /// eviction of a partition's windows before one, a change of the partitions held, or
+    /// a read of windows `[from, to)` by the reader keeping what it read.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Write(usize, i64, &'static str, u64),
+        Evict(usize, i64),
+        Reassigned,
+        Read(i64, i64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0..2usize, 0..6i64, prop::sample::select(vec!["/a", "/b", "/c"]), 1..5u64)
+                .prop_map(|(p, w, u, v)| Step::Write(p, w, u, v)),
+            1 => (0..2usize, 0..6i64).prop_map(|(p, w)| Step::Evict(p, w)),
+            1 => Just(Step::Reassigned),
+            4 => (0..6i64, 1..4i64).prop_map(|(w, n)| Step::Read(w, w + n)),
+        ]
+    }
+
+    type Row = (i64, Vec<String>, u64);
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// A reader that keeps every window it read and asks only for the windows changed
+        /// since (or unknown to it), replacing those and dropping the ones outside its new
+        /// range, holds exactly what a full grouping of the keys gives, read after read.
+        #[test]
+        fn a_reader_asking_only_for_changed_windows_holds_what_a_full_read_gives(
+            steps in proptest::collection::vec(step(), 1..60)
+        ) {
+            let mut keys: Vec<BTreeMap<(i64, &str), u64>> = vec![BTreeMap::new(); 2];
+            let rollups = Mutex::new(Rollups::default());
+            let mut since: Option<Since> = None;
+            let mut held: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
+            let grouping = by_url(false);
+            for step in steps {
+                match step {
+                    Step::Write(p, w, url, views) => {
+                        *keys[p].entry((w, url)).or_default() += views;
+                        rollups.lock().unwrap().touched(w * 60_000);
+                    }
+                    Step::Evict(p, before) => {
+                        let gone: Vec<(i64, &str)> =
+                            keys[p].range(..(before, "")).map(|(k, _)| *k).collect();
+                        for key in gone {
+                            keys[p].remove(&key);
+                            rollups.lock().unwrap().touched(key.0 * 60_000);
+                        }
+                    }
+                    Step::Reassigned => rollups.lock().unwrap().clear(),
+                    Step::Read(from, to) => {
+                        let parts: Vec<Aggregates> = keys
+                            .iter()
+                            .map(|k| {
+                                let k: Vec<_> =
+                                    k.iter().map(|((w, u), v)| (*w, *u, "US", *v)).collect();
+                                page_views(&k)
+                            })
+                            .collect();
+                        let (from, to) = (from * 60_000, to * 60_000);
+                        let mut fresh: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
+                        let answered = select::<PageViews>(
+                            &rollups, parts.iter(), &WindowSpec::default(), from, to,
+                            &grouping, true, since.as_ref(),
+                            |k, s| fresh.entry(k.window.0).or_default().push(
+                                (k.window.0, k.dims().map(str::to_string).collect(), s.views)),
+                        );
+                        let (version, answered) = answered.expect("kept reads are versioned");
+                        match (&answered, since) {
+                            (Answered::Changed(changed), Some(s)) => held.retain(|w, _| {
+                                (from..to).contains(w) && s.knows(*w)
+                                    && changed.binary_search(w).is_err()
+                            }),
+                            _ => held.clear(),
+                        }
+                        held.extend(fresh);
+                        since = Some(Since { version, known_from: from, known_to: to });
+                        let mut full = Vec::new();
+                        select::<PageViews>(
+                            &Mutex::new(Rollups::default()), parts.iter(),
+                            &WindowSpec::default(), from, to, &grouping, false, None,
+                            |k, s| full.push(
+                                (k.window.0, k.dims().map(str::to_string).collect(), s.views)),
+                        );
+                        let kept: Vec<Row> = held.values().flatten().cloned().collect();
+                        proptest::prop_assert_eq!(kept, full);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_answer_to_another_epoch_or_an_older_floor_is_whole() {
+        let mut rollups = Rollups::default();
+        rollups.touched(0);
+        let at = rollups.version();
+        let since = |version| Since {
+            version,
+            known_from: 0,
+            known_to: 180_000,
+        };
+        let starts = [0, 60_000, 120_000];
+        assert_eq!(
+            rollups.answered(Some(&since(at)), &starts),
+            Answered::Changed(vec![])
+        );
+        rollups.touched(60_000);
+        assert_eq!(
+            rollups.answered(Some(&since(at)), &starts),
+            Answered::Changed(vec![60_000])
+        );
+        let other = ViewsVersion {
+            epoch: at.epoch.wrapping_add(1),
+            ..at
+        };
+        assert_eq!(
+            rollups.answered(Some(&since(other)), &starts),
+            Answered::All
+        );
+        let ahead = ViewsVersion {
+            version: at.version + 10,
+            ..at
+        };
+        assert_eq!(
+            rollups.answered(Some(&since(ahead)), &starts),
+            Answered::All
+        );
+        rollups.clear();
+        assert_eq!(rollups.answered(Some(&since(at)), &starts), Answered::All);
+        assert_eq!(rollups.answered(None, &starts), Answered::All);
     }
 
     #[test]

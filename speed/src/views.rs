@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use lambda_io::speed_api::{ChangeCounters, Counters, Progress, RealtimeSource, Status};
+use lambda_io::speed_api::{
+    Answered, ChangeCounters, Counters, Progress, RealtimeSource, Since, Status, ViewsVersion,
+};
 use shared_logic::metric::BuiltFrom;
 use shared_logic::{
     Aggregates, GroupKey, Grouping, MetricContext, MetricId, MetricVisitor, Registered,
@@ -249,6 +251,20 @@ impl RealtimeViews {
         grouping: &Grouping,
         f: impl FnMut(&GroupKey, &M::State),
     ) -> Progress {
+        self.select_since::<M>(from_ms, to_ms, grouping, None, f).0
+    }
+
+    /// [`RealtimeViews::select`] for a reader holding `since`: only the windows changed
+    /// since, or unknown to it (see [`rollups::select`]); with the version read at and the
+    /// windows answered, when the answer is incremental.
+    pub fn select_since<M: Registered>(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        grouping: &Grouping,
+        since: Option<&Since>,
+        f: impl FnMut(&GroupKey, &M::State),
+    ) -> (Progress, Option<(ViewsVersion, Answered)>) {
         let inner = self.read();
         let orders = inner.orders.partitions.values().map(|p| &p.aggregates);
         let sources = inner
@@ -258,7 +274,7 @@ impl RealtimeViews {
             .chain(orders);
         // The change streams' views change without window notes: never kept.
         let keep = M::BUILT_FROM != BuiltFrom::OrderChanges;
-        rollups::select::<M>(
+        let answered = rollups::select::<M>(
             &inner.rollups,
             sources,
             &self.ctx.windows,
@@ -266,9 +282,10 @@ impl RealtimeViews {
             to_ms,
             grouping,
             keep,
+            since,
             f,
         );
-        self.progress_of(&inner)
+        (self.progress_of(&inner), answered)
     }
 
     /// Watermark, freshness, offsets, lag, checkpoint time and counters.

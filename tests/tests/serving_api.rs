@@ -3,7 +3,8 @@
 //! errors, tokens guard query and ingest separately, every documented route answers,
 //! readiness follows the views, the collector refuses what it cannot take and answers 503
 //! when Kafka does not acknowledge; several speed instances over HTTP merge to the same
-//! answer as one in-process speed layer.
+//! answer as one in-process speed layer, and read after read, with writes between, when
+//! only the windows changed since cross.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -485,6 +486,159 @@ async fn views_of_several_speed_instances_over_http_merge_to_the_in_process_answ
         (StatusCode::SERVICE_UNAVAILABLE, Some("speed_unavailable")),
         "{body}"
     );
+}
+
+/// A grouped read of `path` from a speed instance: the version and changed-windows
+/// headers, and the window of every row.
+async fn speed_read(base: &str, path: String) -> (Option<String>, Option<String>, Vec<i64>) {
+    let addr = base.trim_start_matches("http://").to_string();
+    let auth = format!("Bearer {SPEED}");
+    let (status, head, body) = tokio::task::spawn_blocking(move || {
+        lambda_tests::http::request_with_head(&addr, "GET", &path, &[("authorization", &auth)], &[])
+    })
+    .await
+    .unwrap()
+    .expect("the speed instance answers");
+    assert_eq!(status, 200, "{head}");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
+    };
+    let grouping = shared_logic::Grouping {
+        group_by: vec![0],
+        filters: Vec::new(),
+        sketches: false,
+    };
+    let mut windows = Vec::new();
+    lambda_io::grouped_rows::decode::<shared_logic::metrics::PageViews>(
+        body.into(),
+        &grouping,
+        "speed",
+        |w, _, _| windows.push(w.0),
+    )
+    .unwrap();
+    (
+        header("x-lambda-views-version"),
+        header("x-lambda-changed-windows"),
+        windows,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serving_process_reads_only_the_windows_changed_since_and_answers_as_a_full_read() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let minute = 60_000;
+    let generate = |seed, start_ms, count| -> Vec<Vec<u8>> {
+        Generator::new(GeneratorConfig {
+            seed,
+            start_ms,
+            events_per_second: 3.0,
+            ..GeneratorConfig::default()
+        })
+        .take(count)
+        .map(|r| r.json)
+        .collect()
+    };
+    let lines = generate(11, now - 40 * minute, 5_000);
+    let instances: Vec<RealtimeViews> = [|p: i32| p < 2, |p: i32| p == 2]
+        .into_iter()
+        .map(|keep| speed_instance::views_of(&lines, TimeSettings::default(), keep))
+        .collect();
+    let local = speed_instance::views_of(&lines, TimeSettings::default(), |_| true);
+    let mut urls = Vec::new();
+    for views in &instances {
+        urls.push(speed_instance::serve(views.clone(), Some(SPEED.into())).await);
+    }
+    // The instance's side: a read saying what it holds gets only the windows changed.
+    let first = (now / minute - 45) * minute;
+    let range = format!(
+        "from={first}&to={}&group_by=url&sketches=false",
+        first + 50 * minute
+    );
+    let (version, changed, windows) =
+        speed_read(&urls[0], format!("/v1/speed/views/page_views?{range}")).await;
+    let version = version.expect("a grouped read is versioned");
+    assert_eq!(changed.as_deref(), Some("all"));
+    assert!(windows.len() > 100, "{} rows", windows.len());
+    let since = format!(
+        "{range}&since={version}&known_from={first}&known_to={}",
+        first + 50 * minute
+    );
+    let (again, changed, windows) =
+        speed_read(&urls[0], format!("/v1/speed/views/page_views?{since}")).await;
+    assert_eq!(
+        (again.as_deref(), changed.as_deref(), windows.len()),
+        (Some(version.as_str()), Some(""), 0),
+        "nothing changed: nothing sent"
+    );
+    let mut offset = 1_000_000;
+    let mut apply = |views: &[&RealtimeViews], lines: &[Vec<u8>]| {
+        for (i, line) in lines.iter().enumerate() {
+            let partition = (i % 3) as i32;
+            let record = [(partition, offset, now, line.as_slice())];
+            offset += 1;
+            for v in views {
+                if v.holds(partition) {
+                    speed::consumer::apply_records(v, &Validator::default(), record);
+                }
+            }
+        }
+    };
+    let late = generate(12, now - 11 * minute, 3);
+    apply(&[&instances[0], &instances[1], &local], &late);
+    let (_, changed, windows) =
+        speed_read(&urls[0], format!("/v1/speed/views/page_views?{since}")).await;
+    let changed: Vec<i64> = changed
+        .unwrap()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert!(!changed.is_empty() && changed.len() <= 3, "{changed:?}");
+    assert!(windows.iter().all(|w| changed.contains(w)), "{windows:?}");
+
+    // The serving side: reads over shifting ranges, with writes between them, answer as
+    // the in-process layer holding everything does.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lambda_io::Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+    let state_of = |speed: SpeedViews| {
+        Arc::new(AppState {
+            batch: BatchViews::new(lake.clone(), 16),
+            speed: speed.into(),
+            collector: None,
+            telemetry: Default::default(),
+            answers: Default::default(),
+            opts: ApiOptions::default(),
+        })
+    };
+    let remote = state_of(
+        SpeedViews::remote(&urls, Duration::from_secs(10))
+            .unwrap()
+            .with_token(Some(SPEED.into())),
+    );
+    let whole = state_of(SpeedViews::in_process(local.clone()));
+    for s in [&remote, &whole] {
+        s.batch.refresh().await.unwrap();
+    }
+    let instant = |ms: i64| shared_logic::instant::format_instant(ms);
+    for round in 0..8i64 {
+        let from = instant((now / minute - 50 + round * 3) * minute);
+        let to = instant((now / minute + 1) * minute);
+        for query in [
+            format!("/v1/metrics/page_views?granularity=minute&group_by=url&from={from}&to={to}"),
+            format!("/v1/metrics/page_views?granularity=minute&group_by=url&from={from}&to={to}&filter=country:US"),
+            format!("/v1/metrics/revenue?granularity=minute&group_by=category&from={from}&to={to}"),
+        ] {
+            let (status, from_remote) = get(&remote, &query).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {from_remote}");
+            let (_, from_whole) = get(&whole, &query).await;
+            assert!(!from_whole["rows"].as_array().unwrap().is_empty(), "{query}");
+            assert_eq!(from_remote["rows"], from_whole["rows"], "round {round}: {query}");
+        }
+        let more = generate(20 + round as u64, now - (10 - round) * minute, 40);
+        apply(&[&instances[0], &instances[1], &local], &more);
+    }
 }
 
 #[tokio::test]

@@ -170,6 +170,9 @@ fn assert_views(addr: &str, expected: &Aggregates) {
         "group_by=nope",
         "group_by=url&filter=country",
         "group_by=url&sketches=maybe",
+        "group_by=url&since=1-2",
+        "group_by=url&since=x&known_from=0&known_to=1",
+        "group_by=url&since=1-2&known_from=0&known_to=soon",
     ] {
         let (code, body) = get(addr, &format!("/v1/speed/views/page_views?{bad}")).unwrap();
         assert_eq!(code, 400, "{bad}: {}", String::from_utf8_lossy(&body));
