@@ -22,6 +22,8 @@ pub mod server;
 pub mod sqlstate;
 pub mod startup;
 pub mod tables;
+pub mod text_answers;
+pub mod text_rows;
 pub mod udaf;
 
 pub use error::SqlError;

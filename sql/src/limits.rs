@@ -5,7 +5,9 @@
 //! once, so fifty sessions queue instead of thrashing two cores.
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -106,30 +108,56 @@ impl Bounded {
 }
 
 /// `rows` until the deadline (then a timeout error) and at most `cap` of them (then a
-/// row-cap error); dropping the inner stream stops DataFusion's execution.
+/// row-cap error); dropping the inner stream stops DataFusion's execution. One timer per
+/// answer, polled only while the rows are not ready, and the clock read every
+/// [`DEADLINE_CHECK_ROWS`] rows of a stream that never waits: an answer's tens of
+/// thousands of rows cost no timer each.
 pub fn bounded_rows(
     rows: SendableRowStream,
     deadline: Instant,
     cap: usize,
     permit: Arc<OwnedSemaphorePermit>,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    futures::stream::unfold(Some((rows, 0usize, permit)), move |state| async move {
-        let (mut rows, sent, permit) = state?;
-        match tokio::time::timeout_at(deadline, rows.next()).await {
-            Err(_) => Some((Err(timed_out()), None)),
-            Ok(None) => None,
-            Ok(Some(Ok(_))) if sent == cap => Some((
-                Err(error(
-                    "54000",
-                    format!("the answer has more than {cap} rows, the SQL endpoint's cap; add LIMIT, aggregate, or narrow the window_start range"),
-                )),
-                None,
-            )),
-            Ok(Some(Err(e))) => Some((Err(e), None)),
-            Ok(Some(row)) => Some((row, Some((rows, sent + 1, permit)))),
-        }
+    let mut state = Some((rows, Box::pin(tokio::time::sleep_until(deadline)), permit));
+    let mut sent = 0usize;
+    futures::stream::poll_fn(move |cx| {
+        let Some((rows, timer, _permit)) = state.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let next = match rows.poll_next_unpin(cx) {
+            // The clock, not the timer, says whether the deadline passed: a DataFusion
+            // stream that yields because it used up tokio's cooperative budget leaves none
+            // for the timer, which then never fires (the task is woken again at once).
+            Poll::Pending if Instant::now() >= deadline => Some(Err(timed_out())),
+            Poll::Pending => {
+                let _ = timer.as_mut().poll(cx);
+                return Poll::Pending;
+            }
+            Poll::Ready(Some(Ok(_))) if sent == cap => Some(Err(error(
+                "54000",
+                format!("the answer has more than {cap} rows, the SQL endpoint's cap; add LIMIT, aggregate, or narrow the window_start range"),
+            ))),
+            Poll::Ready(Some(Ok(_)))
+                if sent % DEADLINE_CHECK_ROWS == DEADLINE_CHECK_ROWS - 1
+                    && Instant::now() >= deadline =>
+            {
+                Some(Err(timed_out()))
+            }
+            Poll::Ready(Some(Ok(row))) => {
+                sent += 1;
+                return Poll::Ready(Some(Ok(row)));
+            }
+            Poll::Ready(other) => other,
+        };
+        // The answer ends here: the rows (and DataFusion's execution), the timer and the
+        // permit go.
+        state = None;
+        Poll::Ready(next)
     })
 }
+
+/// How many ready rows pass between two reads of the clock.
+const DEADLINE_CHECK_ROWS: usize = 1024;
 
 #[async_trait]
 impl SimpleQueryHandler for Bounded {
@@ -241,5 +269,28 @@ mod tests {
         ))
         .await;
         assert_eq!(got, (2, Some("57014".into())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rows_that_never_wait_still_end_at_the_deadline() {
+        let now = Instant::now();
+        let ready: SendableRowStream = Box::pin(futures::stream::iter(
+            (0..5_000).map(|_| Ok(DataRow::default())),
+        ));
+        let got = run(bounded_rows(ready, now, 10_000, permit())).await;
+        assert_eq!(got, (DEADLINE_CHECK_ROWS - 1, Some("57014".into())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_permit_is_held_until_the_answer_ends() {
+        let semaphore = Arc::new(Semaphore::new(1));
+        let permit = Arc::new(semaphore.clone().try_acquire_owned().unwrap());
+        let far = Instant::now() + Duration::from_secs(60);
+        let stream = bounded_rows(rows(3, Duration::ZERO), far, 10, permit);
+        futures::pin_mut!(stream);
+        assert!(stream.next().await.is_some());
+        assert_eq!(semaphore.available_permits(), 0, "held while rows remain");
+        while stream.next().await.is_some() {}
+        assert_eq!(semaphore.available_permits(), 1, "given back at the end");
     }
 }

@@ -29,6 +29,7 @@ use crate::limits::{Bounded, StatementLimits};
 use crate::sqlstate::SqlStates;
 use crate::startup::Startup;
 use crate::tables::ScanLimits;
+use crate::text_answers::TextAnswers;
 
 /// How the SQL endpoint runs.
 #[derive(Debug, Clone)]
@@ -142,6 +143,7 @@ impl SqlEndpoint {
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
+            Arc::new(TextAnswers),
         ];
         let service = Arc::new(DfSessionService::new_with_hooks(ctx, hooks));
         let manager = Arc::new(ConnectionManager::new());
