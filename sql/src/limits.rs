@@ -11,6 +11,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::prelude::SessionContext;
 use datafusion_postgres::DfSessionService;
 use futures::{Sink, Stream, StreamExt};
 use pgwire::api::portal::Portal;
@@ -24,6 +25,8 @@ use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::text_answers;
+
 /// Bounds on one statement.
 #[derive(Debug, Clone, Copy)]
 pub struct StatementLimits {
@@ -31,9 +34,11 @@ pub struct StatementLimits {
     pub max_rows: usize,
 }
 
-/// DataFusion's session service behind the limits.
+/// DataFusion's session service behind the limits (and its session context, for the
+/// portals answered in [`crate::text_answers`]).
 pub struct Bounded {
     inner: Arc<DfSessionService>,
+    ctx: Arc<SessionContext>,
     limits: StatementLimits,
     running: Arc<Semaphore>,
 }
@@ -56,11 +61,13 @@ fn timed_out() -> PgWireError {
 impl Bounded {
     pub fn new(
         inner: Arc<DfSessionService>,
+        ctx: Arc<SessionContext>,
         limits: StatementLimits,
         max_running: usize,
     ) -> Bounded {
         Bounded {
             inner,
+            ctx,
             limits,
             running: Arc::new(Semaphore::new(max_running.max(1))),
         }
@@ -206,12 +213,17 @@ impl ExtendedQueryHandler for Bounded {
     {
         let deadline = self.deadline(client);
         let permit = Arc::new(self.permit(deadline).await?);
-        let response = tokio::time::timeout_at(
-            deadline,
-            ExtendedQueryHandler::do_query(&*self.inner, client, portal, max_rows),
-        )
-        .await
-        .map_err(|_| timed_out())??;
+        let answer = async {
+            match text_answers::portal_answer(&self.ctx, portal, client).await {
+                Some(answer) => answer,
+                None => {
+                    ExtendedQueryHandler::do_query(&*self.inner, client, portal, max_rows).await
+                }
+            }
+        };
+        let response = tokio::time::timeout_at(deadline, answer)
+            .await
+            .map_err(|_| timed_out())??;
         Ok(self.bound(response, deadline, permit))
     }
 }

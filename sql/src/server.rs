@@ -145,11 +145,12 @@ impl SqlEndpoint {
             Arc::new(TransactionStatementHook),
             Arc::new(TextAnswers),
         ];
-        let service = Arc::new(DfSessionService::new_with_hooks(ctx, hooks));
+        let service = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         let manager = Arc::new(ConnectionManager::new());
         let handlers = Arc::new(Handlers {
             queries: Arc::new(Bounded::new(
                 service,
+                ctx,
                 StatementLimits {
                     timeout: opts.statement_timeout,
                     max_rows: opts.max_rows,

@@ -1,23 +1,31 @@
-//! The simple query protocol's answers to queries, their rows written by
-//! [`crate::text_rows`]: the last query hook, taking a `SELECT` (or any query) the
-//! read-only guard let through and answering it as datafusion-postgres would — the
-//! statement planned from its text in the session's context, the fields described from
-//! its schema in the text format with the session's format options — but with rows
-//! written column by column. Other statements, and the extended protocol (whose result
-//! formats the client chooses per column), go on to datafusion-postgres.
+//! Answers to queries with their rows written by [`crate::text_rows`], as
+//! datafusion-postgres would answer them otherwise (the same plan, the fields described
+//! from its schema with the session's format options) but column by column:
+//! - the simple query protocol (psql, Grafana): [`TextAnswers`], the last query hook,
+//!   takes a query the read-only guard let through, planned from its text;
+//! - the extended protocol (psycopg once it prepares a statement, JDBC): [`portal_answer`]
+//!   takes a portal of a query without parameters, its plan made at parse time, in the
+//!   result formats the client asked for (a binary column leaves its batches to arrow-pg).
+//!
+//! Other statements, and portals with parameters (whose types datafusion-postgres
+//! infers), go on to datafusion-postgres.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::QueryHook;
+
+/// The statement a portal of datafusion-postgres executes: its text, and the parsed
+/// statement with its plan.
+pub type DfStatement = (String, Option<(Statement, LogicalPlan)>);
 use futures::StreamExt;
-use pgwire::api::portal::Format;
+use pgwire::api::portal::{Format, Portal};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response};
 use pgwire::api::ClientInfo;
 use pgwire::error::{PgWireError, PgWireResult};
@@ -53,10 +61,44 @@ async fn answer(
     client: &dyn HookClient,
 ) -> PgWireResult<Response> {
     let frame = ctx.sql(&statement.to_string()).await.map_err(api_error)?;
+    respond(frame, &Format::UnifiedText, client).await
+}
+
+/// The answer to a portal of a query without parameters, or `None` for datafusion-postgres
+/// to answer.
+pub async fn portal_answer<C: ClientInfo + ?Sized>(
+    ctx: &SessionContext,
+    portal: &Portal<DfStatement>,
+    client: &C,
+) -> Option<PgWireResult<Response>> {
+    let (_, Some((Statement::Query(_), plan))) = &portal.statement.statement else {
+        return None;
+    };
+    let no_parameters = plan.get_parameter_types().is_ok_and(|p| p.is_empty());
+    if !portal.parameters.is_empty() || !no_parameters {
+        return None;
+    }
+    let answer = async {
+        let optimised = ctx.state().optimize(plan).map_err(api_error)?;
+        let frame = ctx
+            .execute_logical_plan(optimised)
+            .await
+            .map_err(api_error)?;
+        respond(frame, &portal.result_column_format, client).await
+    };
+    Some(answer.await)
+}
+
+/// The response streaming `frame`'s rows in `format`.
+async fn respond<C: ClientInfo + ?Sized>(
+    frame: DataFrame,
+    format: &Format,
+    client: &C,
+) -> PgWireResult<Response> {
     let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
     let fields = Arc::new(arrow_schema_to_pg_fields(
         frame.schema().as_arrow(),
-        &Format::UnifiedText,
+        format,
         Some(options),
     )?);
     let batches = frame.execute_stream().await.map_err(api_error)?;

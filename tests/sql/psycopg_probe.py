@@ -1,6 +1,6 @@
 """The SQL endpoint through psycopg 3 (libpq), a client we did not write: the extended
 query protocol with bound parameters (timestamptz, text), server-side prepared statements
-(prepare=True, after psycopg's threshold too), binary results, bytea, numeric, and errors
+(prepare=True, after psycopg's threshold too; with and without parameters), binary results, bytea, numeric, and errors
 with their SQLSTATE on a session that stays usable. Prints one JSON object for
 tests/tests/sql_clients.rs to compare with the REST API and the direct computation.
 
@@ -32,6 +32,18 @@ def main():
                 cur.execute(by_device, (start, end, "US"), prepare=(i >= 3))
                 runs.append([[r[0].astimezone(dt.timezone.utc).isoformat(), r[1], r[2], r[3]] for r in cur.fetchall()])
         assert all(r == runs[0] for r in runs), "every execution answers the same"
+        # The same query without parameters: the simple protocol (text), then prepared
+        # portals without parameters (extended protocol), in text and in binary.
+        inlined = (
+            "SELECT window_start, device, views, distinct_users FROM page_views "
+            f"WHERE window_start >= '{start.isoformat()}' AND window_start < '{end.isoformat()}' "
+            "AND country = 'US' ORDER BY 1, 2"
+        )
+        for i in range(7):
+            with conn.cursor(binary=(i % 2 == 1)) as cur:
+                cur.execute(inlined, prepare=(i >= 3))
+                got = [[r[0].astimezone(dt.timezone.utc).isoformat(), r[1], r[2], r[3]] for r in cur.fetchall()]
+                assert got == runs[0], f"run {i} without parameters answers as with them"
         out["page_views_by_device_us"] = runs[0]
 
         with conn.cursor(binary=True) as cur:
