@@ -94,7 +94,7 @@ pub enum Value {
 /// What a metric's states are built from, which decides the path that builds them in each
 /// layer. Both layers fold [`BuiltFrom::Events`] metrics event by event (a new metric of
 /// this kind needs nothing outside `shared-logic`); the other two have a path of their own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BuiltFrom {
     /// Each event updates the state ([`Metric::update`]).
     Events,

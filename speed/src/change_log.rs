@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use shared_logic::metric::BuiltFrom;
+
 /// The changes noted since the last checkpoint. Bookkeeping, not state: two states are
 /// equal whatever their notes, and the notes are never serialised.
 #[derive(Debug, Clone, Default)]
@@ -20,11 +22,13 @@ pub struct ChangeLog {
     pub(crate) ids: Vec<(i64, u128)>,
     /// Users whose sessions changed.
     pub(crate) users: hashbrown::HashSet<String>,
-    /// Window starts whose keys changed since [`ChangeLog::take_touched`] (always noted,
-    /// checkpoints or not).
-    touched: BTreeSet<i64>,
+    /// Window starts whose keys changed since [`ChangeLog::take_touched`], with the kind of
+    /// metric that changed there (always noted, checkpoints or not): an event extending a
+    /// session changes the `sessions` window where the session started, often long ago,
+    /// and nothing else there.
+    touched: BTreeSet<(BuiltFrom, i64)>,
     /// The window noted last in `touched`.
-    last_touched: Option<i64>,
+    last_touched: Option<(BuiltFrom, i64)>,
 }
 
 impl PartialEq for ChangeLog {
@@ -34,11 +38,11 @@ impl PartialEq for ChangeLog {
 }
 
 impl ChangeLog {
-    /// Notes that the keys of window `start` changed.
-    pub(crate) fn window(&mut self, start: i64) {
-        if self.last_touched != Some(start) {
-            self.touched.insert(start);
-            self.last_touched = Some(start);
+    /// Notes that the keys of window `start` changed in the metrics built from `built`.
+    pub(crate) fn window(&mut self, built: BuiltFrom, start: i64) {
+        if self.last_touched != Some((built, start)) {
+            self.touched.insert((built, start));
+            self.last_touched = Some((built, start));
         }
         if self.on && self.last_window != Some(start) {
             self.windows.insert(start);
@@ -46,8 +50,9 @@ impl ChangeLog {
         }
     }
 
-    /// The windows touched since the last call; noting goes on.
-    pub(crate) fn take_touched(&mut self) -> BTreeSet<i64> {
+    /// The windows touched since the last call, with the kind of metric changed there;
+    /// noting goes on.
+    pub(crate) fn take_touched(&mut self) -> BTreeSet<(BuiltFrom, i64)> {
         self.last_touched = None;
         std::mem::take(&mut self.touched)
     }

@@ -296,7 +296,7 @@ impl PartitionState {
                 }
                 self.aggregates.update(&view, ctx);
                 for w in &windows {
-                    self.changes.window(w.0);
+                    self.changes.window(BuiltFrom::Events, w.0);
                 }
                 self.join_session(&view, tie, ctx, closed);
                 if all_closed {
@@ -317,7 +317,7 @@ impl PartitionState {
             LatePolicy::Drop | LatePolicy::SideOutput => {
                 self.aggregates.update_windows(&view, ctx, |w| !closed(w));
                 for w in &windows {
-                    self.changes.window(w.0);
+                    self.changes.window(BuiltFrom::Events, w.0);
                 }
                 self.join_session(&view, tie, ctx, closed);
                 self.counters.events += 1;
@@ -349,7 +349,7 @@ impl PartitionState {
         self.changes.user(event.user_id());
         for session in removed.iter().chain([&added]) {
             for w in ctx.windows.assign(shared_logic::EventTime(session.start)) {
-                self.changes.window(w.0);
+                self.changes.window(BuiltFrom::Sessions, w.0);
                 if closed(w) {
                     self.revised.insert(w.0);
                 }
@@ -405,15 +405,16 @@ impl PartitionState {
     ) {
         if let Some(before) = events_before_ms {
             let changes = &mut self.changes;
-            self.aggregates
-                .retain_windows_of(BuiltFrom::Events, |w| note_kept(changes, w.0 >= before, w));
+            self.aggregates.retain_windows_of(BuiltFrom::Events, |w| {
+                note_kept(changes, BuiltFrom::Events, w.0 >= before, w)
+            });
             self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > before);
         }
         if let Some(before) = sessions_before_ms {
             self.forget_sessions(before, ctx);
             let changes = &mut self.changes;
             self.aggregates.retain_windows_of(BuiltFrom::Sessions, |w| {
-                note_kept(changes, w.0 >= before, w)
+                note_kept(changes, BuiltFrom::Sessions, w.0 >= before, w)
             });
         }
         let oldest = match (events_before_ms, sessions_before_ms) {
@@ -430,10 +431,11 @@ impl PartitionState {
     }
 }
 
-/// `keep`, noting window `w` as changed when it is not kept.
-fn note_kept(changes: &mut ChangeLog, keep: bool, w: WindowStart) -> bool {
+/// `keep`, noting window `w` of the metrics built from `built` as changed when it is not
+/// kept.
+fn note_kept(changes: &mut ChangeLog, built: BuiltFrom, keep: bool, w: WindowStart) -> bool {
     if !keep {
-        changes.window(w.0);
+        changes.window(built, w.0);
     }
     keep
 }

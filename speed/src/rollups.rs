@@ -5,8 +5,10 @@
 //! URL per minute) every few seconds, over a state of a million keys of which only the
 //! newest minute or two still change. Grouping every key anew for every answer costs the
 //! whole state per answer; here each window's grouped rows are computed once and kept,
-//! and a window's rows are forgotten as soon as any partition writes into it
-//! ([`Rollups::touched`], fed by the partitions' change notes), or the partitions held
+//! and a window's rows are forgotten as soon as any partition writes into it a metric of
+//! the same kind ([`BuiltFrom`]: an event extending a session that started an hour ago
+//! changes the `sessions` window of an hour ago, not the page views there;
+//! [`Rollups::touched`], fed by the partitions' change notes), or the partitions held
 //! change ([`Rollups::clear`]). A read then groups only the windows it does not hold, in
 //! one pass over the keys (none when it holds them all). Druid's per-segment result cache
 //! is the same idea with segments for windows.
@@ -16,7 +18,8 @@
 //! under the views' write lock, and rows are computed and kept under the read lock.
 //! Memory: bounded by a byte budget; the oldest windows go first.
 //!
-//! Versions: every note bumps a counter and records it as the window's version, so a
+//! Versions: every note bumps a counter and records it as the version of the window for
+//! that kind of metric, so a
 //! reader holding an earlier answer (a serving process) asks only for the windows changed
 //! since ([`Since`]); a change of the partitions held moves the floor every window
 //! without a recorded version counts from, and a new process starts a new epoch.
@@ -25,6 +28,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 
 use lambda_io::speed_api::{Answered, Since, ViewsVersion};
+use shared_logic::metric::BuiltFrom;
 use shared_logic::window::WindowSpec;
 use shared_logic::{Aggregates, GroupKey, Grouping, Metric, MetricViews, Registered};
 
@@ -41,6 +45,7 @@ const MAX_CHANGED_LISTED: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Shape {
     metric: &'static str,
+    built: BuiltFrom,
     grouping: Grouping,
 }
 
@@ -59,8 +64,8 @@ pub struct Rollups {
     epoch: u64,
     /// The number of the last note.
     version: u64,
-    /// The version of each window's last note.
-    changed: BTreeMap<i64, u64>,
+    /// The version of the last note of each window and kind of metric.
+    changed: BTreeMap<(i64, BuiltFrom), u64>,
     /// The version every window without a record in `changed` counts as changed at.
     floor: u64,
 }
@@ -87,13 +92,22 @@ impl Rollups {
         }
     }
 
-    /// Forgets the rows of a window whose keys changed.
-    pub fn touched(&mut self, window: i64) {
-        if let Some(shapes) = self.windows.remove(&window) {
-            self.bytes -= shapes.values().map(|k| k.bytes).sum::<usize>();
+    /// Forgets the rows of a window whose keys changed in the metrics built from `built`.
+    pub fn touched(&mut self, built: BuiltFrom, window: i64) {
+        if let Some(shapes) = self.windows.get_mut(&window) {
+            shapes.retain(|shape, kept| {
+                let stays = shape.built != built;
+                if !stays {
+                    self.bytes -= kept.bytes;
+                }
+                stays
+            });
+            if shapes.is_empty() {
+                self.windows.remove(&window);
+            }
         }
         self.version += 1;
-        self.changed.insert(window, self.version);
+        self.changed.insert((window, built), self.version);
         if self.changed.len() > MAX_VERSIONED_WINDOWS {
             if let Some((_, dropped)) = self.changed.pop_first() {
                 self.floor = self.floor.max(dropped);
@@ -118,10 +132,10 @@ impl Rollups {
         }
     }
 
-    /// Which of the windows `starts` a reader holding `since` must be sent: all of them
-    /// without a `since` of this epoch and floor, else those it does not know and those
-    /// changed after its version.
-    fn answered(&self, since: Option<&Since>, starts: &[i64]) -> Answered {
+    /// Which of the windows `starts` of a metric built from `built` a reader holding
+    /// `since` must be sent: all of them without a `since` of this epoch and floor, else
+    /// those it does not know and those changed (in that kind of metric) after its version.
+    fn answered(&self, since: Option<&Since>, starts: &[i64], built: BuiltFrom) -> Answered {
         let Some(since) = since.filter(|s| {
             s.version.epoch == self.epoch
                 && s.version.version >= self.floor
@@ -135,7 +149,7 @@ impl Rollups {
             .filter(|w| since.knows(*w))
             .filter(|w| {
                 self.changed
-                    .get(w)
+                    .get(&(*w, built))
                     .is_some_and(|v| *v > since.version.version)
             })
             .collect();
@@ -243,10 +257,11 @@ pub fn select<'a, M: Registered>(
     };
     let shape = Shape {
         metric: M::NAME,
+        built: M::BUILT_FROM,
         grouping: grouping.clone(),
     };
     let mut kept = rollups.lock().unwrap_or_else(|p| p.into_inner());
-    let answered = kept.answered(since, &starts);
+    let answered = kept.answered(since, &starts, M::BUILT_FROM);
     let starts: Vec<i64> = match (&answered, since) {
         (Answered::Changed(changed), Some(since)) => starts
             .into_iter()
@@ -384,7 +399,7 @@ mod tests {
         changed[1] = page_views(&[(0, "/a", "FR", 40), (2, "/a", "US", 5)]);
         assert_eq!(read(&rollups, &changed, &by_url(true), true), fresh);
         // ...and once noted, the window is grouped again, the others still kept.
-        rollups.lock().unwrap().touched(0);
+        rollups.lock().unwrap().touched(BuiltFrom::Events, 0);
         let after = read(&rollups, &changed, &by_url(true), true);
         assert_eq!(after[0], (0, vec!["/a".to_string()], 43, 3));
         assert_eq!(after[1..], fresh[1..]);
@@ -456,14 +471,14 @@ mod tests {
                 match step {
                     Step::Write(p, w, url, views) => {
                         *keys[p].entry((w, url)).or_default() += views;
-                        rollups.lock().unwrap().touched(w * 60_000);
+                        rollups.lock().unwrap().touched(BuiltFrom::Events, w * 60_000);
                     }
                     Step::Evict(p, before) => {
                         let gone: Vec<(i64, &str)> =
                             keys[p].range(..(before, "")).map(|(k, _)| *k).collect();
                         for key in gone {
                             keys[p].remove(&key);
-                            rollups.lock().unwrap().touched(key.0 * 60_000);
+                            rollups.lock().unwrap().touched(BuiltFrom::Events, key.0 * 60_000);
                         }
                     }
                     Step::Reassigned => rollups.lock().unwrap().clear(),
@@ -512,7 +527,7 @@ mod tests {
     #[test]
     fn an_answer_to_another_epoch_or_an_older_floor_is_whole() {
         let mut rollups = Rollups::default();
-        rollups.touched(0);
+        rollups.touched(BuiltFrom::Events, 0);
         let at = rollups.version();
         let since = |version| Since {
             version,
@@ -521,12 +536,12 @@ mod tests {
         };
         let starts = [0, 60_000, 120_000];
         assert_eq!(
-            rollups.answered(Some(&since(at)), &starts),
+            rollups.answered(Some(&since(at)), &starts, BuiltFrom::Events),
             Answered::Changed(vec![])
         );
-        rollups.touched(60_000);
+        rollups.touched(BuiltFrom::Events, 60_000);
         assert_eq!(
-            rollups.answered(Some(&since(at)), &starts),
+            rollups.answered(Some(&since(at)), &starts, BuiltFrom::Events),
             Answered::Changed(vec![60_000])
         );
         let other = ViewsVersion {
@@ -534,7 +549,7 @@ mod tests {
             ..at
         };
         assert_eq!(
-            rollups.answered(Some(&since(other)), &starts),
+            rollups.answered(Some(&since(other)), &starts, BuiltFrom::Events),
             Answered::All
         );
         let ahead = ViewsVersion {
@@ -542,12 +557,18 @@ mod tests {
             ..at
         };
         assert_eq!(
-            rollups.answered(Some(&since(ahead)), &starts),
+            rollups.answered(Some(&since(ahead)), &starts, BuiltFrom::Events),
             Answered::All
         );
         rollups.clear();
-        assert_eq!(rollups.answered(Some(&since(at)), &starts), Answered::All);
-        assert_eq!(rollups.answered(None, &starts), Answered::All);
+        assert_eq!(
+            rollups.answered(Some(&since(at)), &starts, BuiltFrom::Events),
+            Answered::All
+        );
+        assert_eq!(
+            rollups.answered(None, &starts, BuiltFrom::Events),
+            Answered::All
+        );
     }
 
     #[test]

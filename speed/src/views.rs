@@ -130,8 +130,8 @@ impl RealtimeViews {
         } = &mut *inner;
         let rollups = rollups.get_mut().unwrap_or_else(|p| p.into_inner());
         for state in partitions.values_mut() {
-            for window in state.changes.take_touched() {
-                rollups.touched(window);
+            for (built, window) in state.changes.take_touched() {
+                rollups.touched(built, window);
             }
         }
         let newest = inner
@@ -456,23 +456,36 @@ mod tests {
     const T0: i64 = 1_767_225_600_000;
 
     fn page_view(id: usize, t: i64, url: &str) -> Vec<u8> {
-        format!(r#"{{"event_id":"e{id}","event_type":"page_view","event_time":{t},"user_id":"u{id}","url":"{url}"}}"#)
+        page_view_of(id, t, url, &format!("u{id}"))
+    }
+
+    fn page_view_of(id: usize, t: i64, url: &str, user: &str) -> Vec<u8> {
+        format!(r#"{{"event_id":"e{id}","event_type":"page_view","event_time":{t},"user_id":"{user}","url":"{url}"}}"#)
             .into_bytes()
     }
 
     /// Applies page views to partition `p`, as the consumer does (one micro-batch).
     fn apply(views: &RealtimeViews, p: i32, events: &[(i64, &str)], first_id: usize) {
+        let records: Vec<Vec<u8>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (t, url))| page_view(first_id + i, *t, url))
+            .collect();
+        apply_records(views, p, &records);
+    }
+
+    /// Applies records to partition `p` in one micro-batch.
+    fn apply_records(views: &RealtimeViews, p: i32, records: &[Vec<u8>]) {
         let (ctx, time) = (views.ctx.clone(), views.time);
         views.update(|parts| {
             let state = parts.get_mut(&p).expect("partition held");
-            for (i, (t, url)) in events.iter().enumerate() {
+            for record in records {
                 let offset = state.next_offset(shared_logic::topics::EVENTS);
-                let record = page_view(first_id + i, *t, url);
                 state.apply(
                     shared_logic::topics::EVENTS,
                     p,
                     offset,
-                    &record,
+                    record,
                     &Validator::default(),
                     Some(i64::MAX / 2),
                     &ctx,
@@ -582,5 +595,59 @@ mod tests {
         let (kept, fresh) = both(&views);
         assert_eq!(kept, fresh);
         assert_eq!(kept, vec![(T0 + 60_000, "/a".to_string(), 1)]);
+    }
+
+    /// What an incremental read of metric `M` by url over the hour from T0 answers to a
+    /// reader holding `since`, and whether the rows it holds then equal a full grouping.
+    fn read_since<M: Registered>(
+        views: &RealtimeViews,
+        since: Option<&Since>,
+        group_by: Vec<usize>,
+    ) -> (Since, Answered) {
+        let grouping = Grouping {
+            group_by,
+            filters: Vec::new(),
+            sketches: false,
+        };
+        let (_, answered) =
+            views.select_since::<M>(T0, T0 + 3_600_000, &grouping, since, |_, _| {});
+        let (version, answered) = answered.expect("kept reads are versioned");
+        let since = Since {
+            version,
+            known_from: T0,
+            known_to: T0 + 3_600_000,
+        };
+        (since, answered)
+    }
+
+    #[test]
+    fn an_event_growing_an_old_session_changes_only_the_sessions_window_it_started_in() {
+        use shared_logic::metrics::Sessions;
+        let views = RealtimeViews::new(
+            MetricContext::default(),
+            TimeSettings::default(),
+            std::time::Duration::from_secs(60),
+        );
+        views.install(0, PartitionState::default());
+        apply_records(&views, 0, &[page_view_of(1, T0, "/a", "ann")]);
+        let (pages, _) = read_since::<PageViews>(&views, None, vec![0]);
+        let (sessions, _) = read_since::<Sessions>(&views, None, vec![]);
+        // Ann comes back 20 minutes later: her session (started at T0) grows.
+        let later = T0 + 20 * 60_000;
+        apply_records(&views, 0, &[page_view_of(2, later, "/b", "ann")]);
+        let (_, answered) = read_since::<PageViews>(&views, Some(&pages), vec![0]);
+        assert_eq!(
+            answered,
+            Answered::Changed(vec![later]),
+            "the page views of T0 did not change"
+        );
+        let (_, answered) = read_since::<Sessions>(&views, Some(&sessions), vec![]);
+        assert_eq!(
+            answered,
+            Answered::Changed(vec![T0]),
+            "the session starting at T0 did"
+        );
+        let (kept, fresh) = both(&views);
+        assert_eq!(kept, fresh);
     }
 }
