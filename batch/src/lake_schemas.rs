@@ -9,7 +9,13 @@ use shared_logic::cdc::CdcTable;
 use shared_logic::schema::{self, col};
 use shared_logic::window::HourKey;
 
-/// The schema of dead-letter files.
+/// Dead-letter columns added after the table's first version: nullable, absent from files
+/// written before them.
+pub const DEAD_LETTER_ADDED_COLUMNS: [&str; 2] = [col::SOURCE, col::RECORD_TIME];
+
+/// The schema of dead-letter files: the record as received, why it was rejected, where it
+/// was read, when the lake writer received it, the source it names (`unknown` when none or
+/// unreadable) and its Kafka record timestamp.
 pub fn dead_letter_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("raw", DataType::Binary, false),
@@ -21,6 +27,12 @@ pub fn dead_letter_schema() -> SchemaRef {
             "received_at",
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             false,
+        ),
+        Field::new(col::SOURCE, DataType::Utf8, true),
+        Field::new(
+            col::RECORD_TIME,
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
         ),
     ]))
 }

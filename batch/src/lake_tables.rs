@@ -53,6 +53,15 @@ impl LakeTable {
         }
     }
 
+    /// The columns its files may lack (written before they were added; read as null).
+    pub fn added_columns(self) -> &'static [&'static str] {
+        match self {
+            LakeTable::Events => &shared_logic::schema::ADDED_COLUMNS,
+            LakeTable::DeadLetter => &crate::lake_schemas::DEAD_LETTER_ADDED_COLUMNS,
+            LakeTable::Cdc(_) => &[],
+        }
+    }
+
     /// Its Delta table name.
     pub fn name(self) -> String {
         self.dir().replace('/', "_")

@@ -37,7 +37,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use shared_logic::cdc::{CdcTable, Change};
-use shared_logic::{Event, Origin, Validator};
+use shared_logic::{Event, Origin, RecordMeta, Validator};
 
 use crate::cdc_files::RawChange;
 use crate::error::BatchError;
@@ -181,6 +181,7 @@ impl LakeWriter {
                             let topic = self.opts.topics.iter().position(|t| t == m.topic());
                             let (partition, offset) = (m.partition(), m.offset());
                             let record_ms = lambda_io::kafka::record_time(m.timestamp());
+                            let source_header = lambda_io::kafka::source_header(&m);
                             let payload = m.payload().unwrap_or_default().to_vec();
                             drop(m);
                             // The subscription names every topic a record can come from.
@@ -190,7 +191,12 @@ impl LakeWriter {
                             if !self.committed.contains_key(&source) {
                                 self.load_committed(source).await?;
                             }
-                            if self.accept(source, offset, record_ms, &payload) {
+                            let meta = RecordMeta {
+                                origin: Origin { partition, offset },
+                                record_ms,
+                                source_header: source_header.as_deref(),
+                            };
+                            if self.accept(source, meta, &payload) {
                                 self.flush(source).await?;
                             }
                         }
@@ -286,17 +292,11 @@ impl LakeWriter {
         }
     }
 
-    /// Buffers one record whose Kafka timestamp is `record_ms`; true when the partition's
-    /// buffer should roll.
-    fn accept(
-        &mut self,
-        source: Source,
-        offset: i64,
-        record_ms: Option<i64>,
-        payload: &[u8],
-    ) -> bool {
-        let partition = source.1;
-        let now = lambda_io::kafka::validation_clock(record_ms);
+    /// Buffers one record of `source` (its Kafka timestamp and source header in `meta`);
+    /// true when the partition's buffer should roll.
+    fn accept(&mut self, source: Source, meta: RecordMeta<'_>, payload: &[u8]) -> bool {
+        let Origin { partition, offset } = meta.origin;
+        let now = lambda_io::kafka::validation_clock(meta.record_ms);
         let buffer = self
             .buffers
             .entry(source)
@@ -311,7 +311,7 @@ impl LakeWriter {
             });
         buffer.last = offset;
         buffer.bytes += payload.len() + 64;
-        let origin = Origin { partition, offset };
+        let origin = meta.origin;
         let committed = self.committed.get(&source);
         let held = |table: LakeTable| {
             committed
@@ -321,7 +321,7 @@ impl LakeWriter {
         self.stats.records += 1;
         let before = self.stats.already_committed;
         match self.opts.cdc {
-            None => match self.opts.validator.validate(payload, origin, now) {
+            None => match self.opts.validator.validate_record(payload, meta, now) {
                 Ok(_) if held(LakeTable::Events) => self.stats.already_committed += 1,
                 Ok(e) => buffer.events.push(e),
                 Err(_) if held(LakeTable::DeadLetter) => self.stats.already_committed += 1,
@@ -346,6 +346,8 @@ impl LakeWriter {
                     reason: r.reason.code(),
                     message: r.message,
                     origin,
+                    source: shared_logic::source::unknown(),
+                    record_ms: meta.record_ms,
                 }),
             },
         }
@@ -433,21 +435,35 @@ mod tests {
         format!(r#"{{"event_id":"{id}","event_type":"page_view","event_time":{event_ms},"user_id":"u","url":"/"}}"#).into_bytes()
     }
 
+    fn meta(offset: i64, record_ms: Option<i64>, source_header: Option<&[u8]>) -> RecordMeta<'_> {
+        RecordMeta {
+            origin: Origin {
+                partition: 0,
+                offset,
+            },
+            record_ms,
+            source_header,
+        }
+    }
+
     #[tokio::test]
     async fn future_skew_is_judged_against_the_record_timestamp_not_the_wall_clock() {
         let mut w = writer();
         let now = chrono::Utc::now().timestamp_millis();
         // Valid at the wall clock, but 24 h ahead of the clock that stamped the record.
-        w.accept((0, 0), 0, Some(now - 24 * 60 * MIN), &view("behind", now));
+        w.accept(
+            (0, 0),
+            meta(0, Some(now - 24 * 60 * MIN), None),
+            &view("behind", now),
+        );
         // Ahead of the wall clock, within the skew of its record's (fast) clock.
         w.accept(
             (0, 0),
-            1,
-            Some(now + 8 * MIN),
+            meta(1, Some(now + 8 * MIN), None),
             &view("ahead", now + 10 * MIN),
         );
         // No timestamp: no clock every layer would agree on, so not measured.
-        w.accept((0, 0), 2, None, &view("bare", now + 60 * MIN));
+        w.accept((0, 0), meta(2, None, None), &view("bare", now + 60 * MIN));
         let buffer = &w.buffers[&(0, 0)];
         let rejected: Vec<(i64, &str)> = buffer
             .dead_letters
@@ -456,5 +472,27 @@ mod tests {
             .collect();
         assert_eq!(rejected, vec![(0, "future_event_time")]);
         assert_eq!(buffer.events.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn events_and_dead_letters_keep_the_source_header_and_record_time() {
+        let mut w = writer();
+        let now = chrono::Utc::now().timestamp_millis();
+        w.accept((0, 0), meta(0, Some(now), Some(b"Web")), &view("a", now));
+        w.accept((0, 0), meta(1, Some(now + 1), None), &view("b", now));
+        w.accept((0, 0), meta(2, Some(now + 2), Some(b"ios")), b"{broken");
+        let buffer = &w.buffers[&(0, 0)];
+        let events: Vec<(&str, Option<i64>)> = buffer
+            .events
+            .iter()
+            .map(|e| (e.source(), e.record_ms()))
+            .collect();
+        assert_eq!(events, vec![("web", Some(now)), ("unknown", Some(now + 1))]);
+        let letters: Vec<(&str, Option<i64>)> = buffer
+            .dead_letters
+            .iter()
+            .map(|d| (d.source.as_str(), d.record_ms))
+            .collect();
+        assert_eq!(letters, vec![("ios", Some(now + 2))]);
     }
 }

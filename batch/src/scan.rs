@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -123,10 +124,20 @@ pub(crate) async fn streams(
         hour: hour.to_string(),
         source: Box::new(e),
     };
+    // Files written before a column was added lack it: when none of the hour's has it,
+    // the pass reads the column as absent ([`shared_logic::schema::ADDED_COLUMNS`]).
+    let schema = table.schema();
+    let columns: Vec<&str> = columns
+        .iter()
+        .copied()
+        .filter(|c| {
+            schema.field_with_name(c).is_ok() || !shared_logic::schema::ADDED_COLUMNS.contains(c)
+        })
+        .collect();
     let df = session
         .read_table(table.clone())
         .map_err(scan_err)?
-        .select_columns(columns)
+        .select_columns(&columns)
         .map_err(scan_err)?;
     df.execute_stream_partitioned().await.map_err(scan_err)
 }

@@ -18,12 +18,15 @@ use crate::error::BatchError;
 pub use crate::lake_schemas::{dead_letter_schema, Encoded};
 
 /// One rejected record as the dead-letter file keeps it: the bytes as received, the
-/// reason code (an event's or a change's), a message and where it was read.
+/// reason code (an event's or a change's), a message, where it was read, the source it
+/// names and its Kafka record timestamp.
 pub struct Rejected {
     pub raw: Vec<u8>,
     pub reason: &'static str,
     pub message: String,
     pub origin: Origin,
+    pub source: String,
+    pub record_ms: Option<i64>,
 }
 
 impl From<DeadLetter> for Rejected {
@@ -33,6 +36,8 @@ impl From<DeadLetter> for Rejected {
             reason: d.reason.code(),
             message: d.message,
             origin: d.origin,
+            source: d.source,
+            record_ms: d.record_ms,
         }
     }
 }
@@ -73,6 +78,19 @@ fn dead_letter_batch(letters: &[Rejected], received_ms: i64) -> Result<RecordBat
             letters
                 .iter()
                 .map(|_| Some(received_ms))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            letters
+                .iter()
+                .map(|d| Some(d.source.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            letters
+                .iter()
+                .map(|d| d.record_ms)
                 .collect::<TimestampMillisecondArray>()
                 .with_timezone("UTC"),
         ),

@@ -289,7 +289,10 @@ async fn ingest(
         },
         _ => ServingError::bad("unreadable_body", e.body_text()),
     })?;
-    let report = collector.ingest(&body).await?;
+    let source = headers
+        .get(shared_logic::source::SOURCE_HTTP_HEADER)
+        .map(|v| v.as_bytes());
+    let report = collector.ingest_from(&body, source).await?;
     state
         .telemetry
         .record_ingest(report.accepted, report.rejected);

@@ -20,7 +20,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use shared_logic::{Origin, Validator};
+use shared_logic::{Origin, RecordMeta, Validator};
 
 use crate::error::ServingError;
 use crate::rate_limit::{Client, RateLimit, RateLimiter};
@@ -161,6 +161,28 @@ impl Collector {
 
     /// Validates and produces the events of one request body.
     pub async fn ingest(&self, body: &[u8]) -> Result<IngestReport, ServingError> {
+        self.ingest_from(body, None).await
+    }
+
+    /// [`Collector::ingest`] of a request naming its source (the value of its
+    /// `X-Lambda-Source` header): every record is produced with it as its
+    /// [`shared_logic::source::SOURCE_HEADER`], which wins over a record's own `source`
+    /// field. A value that is not a source name refuses the request.
+    pub async fn ingest_from(
+        &self,
+        body: &[u8],
+        source: Option<&[u8]>,
+    ) -> Result<IngestReport, ServingError> {
+        let source = match source.map(shared_logic::source::from_header) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(name))) => Some(name),
+            Some(Err(why)) => {
+                return Err(ServingError::bad(
+                    "bad_source",
+                    format!("the X-Lambda-Source header: {why}"),
+                ))
+            }
+        };
         if body.len() > self.opts.max_body_bytes {
             return Err(ServingError::TooLarge {
                 limit: self.opts.max_body_bytes,
@@ -187,26 +209,34 @@ impl Collector {
         };
         let mut deliveries = Vec::with_capacity(records.len());
         for (line, raw) in records {
-            match self
-                .opts
-                .validator
-                .validate(raw, Origin::import_line(line as i64), now)
-            {
+            let meta = RecordMeta {
+                origin: Origin::import_line(line as i64),
+                record_ms: Some(now),
+                source_header: source.as_deref().map(str::as_bytes),
+            };
+            match self.opts.validator.validate_record(raw, meta, now) {
                 Ok(event) => {
-                    let record = FutureRecord::to(self.route(event.event_type()))
+                    let mut record = FutureRecord::to(self.route(event.event_type()))
                         .key(event.user_id().as_bytes())
                         .payload(raw)
                         .timestamp(now);
+                    if let Some(source) = &source {
+                        record = record.headers(
+                            OwnedHeaders::new_with_capacity(1)
+                                .insert(header(shared_logic::source::SOURCE_HEADER, source)),
+                        );
+                    }
                     deliveries.push(self.enqueue(record).await?);
                     report.accepted += 1;
                 }
                 Err(dead) => {
                     let line_text = line.to_string();
-                    let headers = OwnedHeaders::new_with_capacity(4)
+                    let headers = OwnedHeaders::new_with_capacity(5)
                         .insert(header("reason", dead.reason.code()))
                         .insert(header("message", &dead.message))
                         .insert(header("source", "collector"))
-                        .insert(header("source_line", &line_text));
+                        .insert(header("source_line", &line_text))
+                        .insert(header(shared_logic::source::SOURCE_HEADER, &dead.source));
                     let kept = dead_letter_payload(raw, self.opts.validator.max_event_bytes);
                     let record = FutureRecord::<[u8], [u8]>::to(&self.opts.dead_letter_topic)
                         .payload(kept)

@@ -67,6 +67,28 @@ impl Origin {
     }
 }
 
+/// What the transport says of a record besides its bytes: where it was read, its Kafka
+/// record timestamp and its source header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMeta<'a> {
+    pub origin: Origin,
+    /// The Kafka record timestamp (epoch ms), when the record has one.
+    pub record_ms: Option<i64>,
+    /// The value of the record's [`crate::source::SOURCE_HEADER`] header, when it has one.
+    pub source_header: Option<&'a [u8]>,
+}
+
+impl RecordMeta<'_> {
+    /// A record known only by where it was read (an imported line, a test).
+    pub fn at(origin: Origin) -> RecordMeta<'static> {
+        RecordMeta {
+            origin,
+            record_ms: None,
+            source_header: None,
+        }
+    }
+}
+
 /// The kinds of events the platform understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -166,6 +188,11 @@ pub struct Event {
     pub(crate) price: Option<Minor>,
     pub(crate) currency: Option<Currency>,
     pub(crate) origin: Origin,
+    /// The producing service (see [`crate::source`]), or `unknown`.
+    pub(crate) source: String,
+    /// The Kafka record timestamp (when the record was produced), epoch ms; `None` for an
+    /// imported line or a record without one.
+    pub(crate) record_ms: Option<i64>,
 }
 
 impl Event {
@@ -244,6 +271,16 @@ impl Event {
         self.origin = origin;
         self
     }
+
+    /// The producing service, or `unknown`.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The Kafka record timestamp, epoch ms, when the record had one.
+    pub fn record_ms(&self) -> Option<i64> {
+        self.record_ms
+    }
 }
 
 /// A borrowed, validated event: what metrics read. Built from an [`Event`]
@@ -264,6 +301,8 @@ pub struct EventRef<'a> {
     pub(crate) price: Option<Minor>,
     pub(crate) currency: Option<Currency>,
     pub(crate) origin: Origin,
+    pub(crate) source: &'a str,
+    pub(crate) record_ms: Option<i64>,
 }
 
 impl<'a> EventRef<'a> {
@@ -326,6 +365,16 @@ impl<'a> EventRef<'a> {
     pub fn origin(&self) -> Origin {
         self.origin
     }
+
+    /// The producing service, or `unknown`.
+    pub fn source(&self) -> &'a str {
+        self.source
+    }
+
+    /// The Kafka record timestamp, epoch ms, when the record had one.
+    pub fn record_ms(&self) -> Option<i64> {
+        self.record_ms
+    }
 }
 
 impl Event {
@@ -344,6 +393,8 @@ impl Event {
             price: self.price,
             currency: self.currency,
             origin: self.origin,
+            source: &self.source,
+            record_ms: self.record_ms,
         }
     }
 }

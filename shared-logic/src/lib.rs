@@ -35,13 +35,14 @@ pub mod registry;
 pub mod schema;
 pub mod sessions;
 pub mod sliding;
+pub mod source;
 pub mod topics;
 pub mod validate;
 pub mod views;
 pub mod window;
 
 pub use error::LogicError;
-pub use event::{Device, Event, EventId, EventRef, EventTime, EventType, Origin};
+pub use event::{Device, Event, EventId, EventRef, EventTime, EventType, Origin, RecordMeta};
 pub use group_key::GroupKey;
 pub use grouping::Grouping;
 pub use mergeable::{Mergeable, Signed};

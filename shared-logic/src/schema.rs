@@ -36,7 +36,13 @@ pub mod col {
     pub const CURRENCY: &str = "currency";
     pub const PARTITION: &str = "kafka_partition";
     pub const OFFSET: &str = "kafka_offset";
+    pub const SOURCE: &str = "source";
+    pub const RECORD_TIME: &str = "record_time";
 }
+
+/// Columns added to the lake after its first version: nullable, and read as absent (the
+/// source `unknown`, no record time) from files written before them.
+pub const ADDED_COLUMNS: [&str; 2] = [col::SOURCE, col::RECORD_TIME];
 
 fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
@@ -63,6 +69,8 @@ pub fn event_schema() -> SchemaRef {
                 Field::new(col::CURRENCY, DataType::Utf8, true),
                 Field::new(col::PARTITION, DataType::Int32, false),
                 Field::new(col::OFFSET, DataType::Int64, false),
+                Field::new(col::SOURCE, DataType::Utf8, true),
+                Field::new(col::RECORD_TIME, timestamp_type(), true),
             ]))
         })
         .clone()
@@ -110,6 +118,14 @@ pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, LogicError> {
                 .map(|e| Some(e.origin.offset))
                 .collect::<Int64Array>(),
         ),
+        strings(events, |e| Some(e.source.as_str())),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| e.record_ms)
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone("UTC"),
+        ),
     ];
     Ok(RecordBatch::try_new(event_schema(), columns)?)
 }
@@ -120,13 +136,22 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LogicError> 
     let schema = event_schema();
     let mut cols: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let column = batch
-            .column_by_name(field.name())
-            .ok_or_else(|| LogicError::Schema(format!("missing column `{}`", field.name())))?;
+        let column = match batch.column_by_name(field.name()) {
+            Some(column) => column.clone(),
+            None if ADDED_COLUMNS.contains(&field.name().as_str()) => {
+                arrow::array::new_null_array(field.data_type(), batch.num_rows())
+            }
+            None => {
+                return Err(LogicError::Schema(format!(
+                    "missing column `{}`",
+                    field.name()
+                )))
+            }
+        };
         let column = if column.data_type() == field.data_type() {
-            column.clone()
+            column
         } else {
-            arrow::compute::cast(column, field.data_type())
+            arrow::compute::cast(&column, field.data_type())
                 .map_err(|e| LogicError::Schema(format!("column `{}`: {e}", field.name())))?
         };
         if !field.is_nullable() && column.null_count() > 0 {
@@ -145,6 +170,8 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LogicError> 
     let prices = cols[11].as_primitive::<Int64Type>();
     let partitions = cols[13].as_primitive::<Int32Type>();
     let offsets = cols[14].as_primitive::<Int64Type>();
+    let sources = s(15);
+    let record_times = cols[16].as_primitive::<TimestampMillisecondType>();
     let opt_str = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     let opt_i64 = |a: &Int64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
 
@@ -178,6 +205,8 @@ pub fn from_record_batch(batch: &RecordBatch) -> Result<Vec<Event>, LogicError> 
                     partition: partitions.value(i),
                     offset: offsets.value(i),
                 },
+                source: opt_str(sources, i).unwrap_or_else(crate::source::unknown),
+                record_ms: (!record_times.is_null(i)).then(|| record_times.value(i)),
             })
         })
         .collect()
@@ -259,10 +288,13 @@ pub struct EventColumns<'a> {
     quantities: &'a PrimitiveArray<Int64Type>,
     prices: &'a PrimitiveArray<Int64Type>,
     currencies: Strings<'a>,
+    /// Absent in files written before the column ([`ADDED_COLUMNS`]).
+    sources: Option<Strings<'a>>,
+    record_times: Option<&'a PrimitiveArray<TimestampMillisecondType>>,
 }
 
 /// Columns the metrics and the dedup rule read (a projection for scans).
-pub const METRIC_COLUMNS: [&str; 13] = [
+pub const METRIC_COLUMNS: [&str; 15] = [
     col::EVENT_ID,
     col::EVENT_TYPE,
     col::EVENT_TIME,
@@ -276,6 +308,8 @@ pub const METRIC_COLUMNS: [&str; 13] = [
     col::CURRENCY,
     col::PARTITION,
     col::OFFSET,
+    col::SOURCE,
+    col::RECORD_TIME,
 ];
 
 impl<'a> EventColumns<'a> {
@@ -288,6 +322,18 @@ impl<'a> EventColumns<'a> {
             quantities: primitive::<Int64Type>(batch, col::QUANTITY, true)?,
             prices: primitive::<Int64Type>(batch, col::PRICE_MINOR, true)?,
             currencies: Strings::of(batch, col::CURRENCY, true)?,
+            sources: match batch.column_by_name(col::SOURCE) {
+                Some(_) => Some(Strings::of(batch, col::SOURCE, true)?),
+                None => None,
+            },
+            record_times: match batch.column_by_name(col::RECORD_TIME) {
+                Some(_) => Some(primitive::<TimestampMillisecondType>(
+                    batch,
+                    col::RECORD_TIME,
+                    true,
+                )?),
+                None => None,
+            },
         })
     }
 
@@ -337,6 +383,14 @@ impl<'a> EventColumns<'a> {
             price: opt(self.prices).map(Minor),
             currency,
             origin: self.origin(i),
+            source: self
+                .sources
+                .as_ref()
+                .and_then(|s| s.opt(i))
+                .unwrap_or(crate::event::UNKNOWN),
+            record_ms: self
+                .record_times
+                .and_then(|t| (!t.is_null(i)).then(|| t.value(i))),
         })
     }
 }
@@ -447,24 +501,60 @@ mod tests {
         let lines = [
             r#"{"event_id":"a","event_type":"page_view","event_time":1000,"user_id":"u1","url":"/","country":"us","device":"mobile"}"#,
             r#"{"event_id":"b","event_type":"add_to_cart","event_time":2000,"user_id":"u2","product_id":"p","quantity":2,"session_id":"s"}"#,
-            r#"{"event_id":"c","event_type":"purchase","event_time":3000,"user_id":"u3","product_id":"p","quantity":1,"price":"9.99","currency":"GBP","category":"toys"}"#,
+            r#"{"event_id":"c","event_type":"purchase","event_time":3000,"user_id":"u3","product_id":"p","quantity":1,"price":"9.99","currency":"GBP","category":"toys","source":"Shop"}"#,
         ];
+        let headers: [Option<&[u8]>; 3] = [Some(b"web"), None, None];
         lines
             .iter()
+            .zip(headers)
             .enumerate()
-            .map(|(i, l)| {
+            .map(|(i, (l, source_header))| {
+                let meta = crate::event::RecordMeta {
+                    origin: Origin {
+                        partition: 3,
+                        offset: i as i64,
+                    },
+                    record_ms: (i != 1).then_some(4_000 + i as i64),
+                    source_header,
+                };
                 Validator::default()
-                    .validate(
-                        l.as_bytes(),
-                        Origin {
-                            partition: 3,
-                            offset: i as i64,
-                        },
-                        10_000,
-                    )
+                    .validate_record(l.as_bytes(), meta, 10_000)
                     .unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn the_source_and_record_time_are_kept() {
+        let events = events();
+        let kept: Vec<_> = events.iter().map(|e| (e.source(), e.record_ms())).collect();
+        assert_eq!(
+            kept,
+            [
+                ("web", Some(4_000)),
+                ("unknown", None),
+                ("shop", Some(4_002))
+            ]
+        );
+    }
+
+    #[test]
+    fn files_written_before_the_added_columns_read_as_unknown_source_and_no_record_time() {
+        let events = events();
+        let batch = to_record_batch(&events).unwrap();
+        let old = batch
+            .project(&(0..batch.num_columns() - ADDED_COLUMNS.len()).collect::<Vec<_>>())
+            .unwrap();
+        assert!(old.column_by_name(col::SOURCE).is_none());
+        let read = from_record_batch(&old).unwrap();
+        let cols = EventColumns::new(&old).unwrap();
+        for (i, (e, r)) in events.iter().zip(&read).enumerate() {
+            assert_eq!((r.source(), r.record_ms()), ("unknown", None));
+            assert_eq!(r.event_id(), e.event_id());
+            let row = cols.row(i).unwrap();
+            assert_eq!((row.source(), row.record_ms()), ("unknown", None));
+            assert_eq!(row.event_id(), e.event_id().0);
+        }
     }
 
     #[test]

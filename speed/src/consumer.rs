@@ -29,7 +29,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use shared_logic::metric::BuiltFrom;
 use shared_logic::MetricId;
-use shared_logic::{topics, Validator};
+use shared_logic::{Origin, RecordMeta};
 
 use crate::checkpoint::CheckpointStore;
 use crate::co_partition::{co_partitioned, split_assignment};
@@ -37,7 +37,8 @@ use crate::error::SpeedError;
 pub use crate::eviction::{eviction_horizon, keep_ms};
 pub use crate::latency::Latency;
 pub use crate::options::{SpeedOptions, SpeedStats};
-use crate::partition::{Outcome, PartitionState};
+use crate::partition::Outcome;
+pub use crate::replay::apply_records;
 use crate::views::RealtimeViews;
 
 struct Record {
@@ -46,6 +47,8 @@ struct Record {
     partition: i32,
     offset: i64,
     timestamp_ms: Option<i64>,
+    /// The record's source header ([`lambda_io::kafka::source_header`]).
+    source_header: Option<Vec<u8>>,
     /// Wall-clock time the consumer received it.
     received_ms: i64,
     payload: Vec<u8>,
@@ -158,6 +161,7 @@ impl SpeedConsumer {
                                 partition: m.partition(),
                                 offset: m.offset(),
                                 timestamp_ms: lambda_io::kafka::record_time(m.timestamp()),
+                                source_header: lambda_io::kafka::source_header(&m),
                                 received_ms: chrono::Utc::now().timestamp_millis(),
                                 payload: m.payload().unwrap_or_default().to_vec(),
                             });
@@ -312,16 +316,16 @@ impl SpeedConsumer {
                 };
                 // Validation's clock and the watermark's bound are the record's timestamp,
                 // so a replay (and the lake writer) decides alike.
-                let outcome = state.apply(
-                    &topics[r.topic],
-                    r.partition,
-                    r.offset,
-                    &r.payload,
-                    validator,
-                    r.timestamp_ms,
-                    ctx,
-                    &time,
-                );
+                let meta = RecordMeta {
+                    origin: Origin {
+                        partition: r.partition,
+                        offset: r.offset,
+                    },
+                    record_ms: r.timestamp_ms,
+                    source_header: r.source_header.as_deref(),
+                };
+                let outcome =
+                    state.apply_record(&topics[r.topic], meta, &r.payload, validator, ctx, &time);
                 if matches!(outcome, Outcome::Rejected(_) | Outcome::LateSideOutput) {
                     outputs.push((i, outcome));
                 }
@@ -346,20 +350,25 @@ impl SpeedConsumer {
                     &[
                         ("reason", dead.reason.code()),
                         ("message", &dead.message),
+                        (shared_logic::source::SOURCE_HEADER, &dead.source),
                         ("source_topic", topic),
                         ("source_partition", &p),
                         ("source_offset", &o),
                     ],
                 )?,
-                _ => self.late.send_with_headers(
-                    &[],
-                    &r.payload,
-                    &[
+                _ => {
+                    let mut headers = vec![
                         ("source_topic", topic),
-                        ("source_partition", &p),
-                        ("source_offset", &o),
-                    ],
-                )?,
+                        ("source_partition", p.as_str()),
+                        ("source_offset", o.as_str()),
+                    ];
+                    // An accepted record's source header is a name, so text.
+                    let source = r.source_header.as_deref().map(std::str::from_utf8);
+                    if let Some(Ok(source)) = source {
+                        headers.push((shared_logic::source::SOURCE_HEADER, source));
+                    }
+                    self.late.send_with_headers(&[], &r.payload, &headers)?
+                }
             }
         }
         stats.records += batch.len() as u64;
@@ -459,35 +468,4 @@ impl SpeedConsumer {
             }
         });
     }
-}
-
-/// Rebuilds, from raw records `(partition, offset, record timestamp ms, payload)` of the
-/// `events` topic, the state the speed layer would hold: the same per-partition path
-/// without Kafka. For benchmarks fed from a file and for tests.
-pub fn apply_records<'a>(
-    views: &RealtimeViews,
-    validator: &Validator,
-    records: impl IntoIterator<Item = (i32, i64, i64, &'a [u8])>,
-) -> u64 {
-    let (ctx, time) = (&views.ctx, views.time);
-    views.update(|states| {
-        let mut n = 0;
-        for (partition, offset, record_ms, payload) in records {
-            let state = states
-                .entry(partition)
-                .or_insert_with(PartitionState::default);
-            state.apply(
-                topics::EVENTS,
-                partition,
-                offset,
-                payload,
-                validator,
-                Some(record_ms),
-                ctx,
-                &time,
-            );
-            n += 1;
-        }
-        n
-    })
 }

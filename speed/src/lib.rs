@@ -4,6 +4,7 @@
 //!   watermark, late policy), deterministic so that checkpoint + replay is exactly-once;
 //! - [`id_set`]: the compact table of dedup ids (128-bit hashes) per event-time hour;
 //! - [`views`]: the in-process handle on every held partition's state;
+//! - [`replay`]: raw records applied without Kafka (benchmarks fed from a file, tests);
 //! - [`consumer`]: the Kafka consumer (micro-batches, dead letters, late side output,
 //!   checkpoints, eviction by the batch boundary), run as [`options`] say;
 //! - [`co_partition`]: several topics read as one (one per event type): the checks that
@@ -34,6 +35,7 @@ pub mod latency;
 pub mod options;
 pub mod orders;
 pub mod partition;
+pub mod replay;
 pub mod rollups;
 pub mod views;
 

@@ -41,7 +41,9 @@ use shared_logic::dedup::id_hash;
 use shared_logic::metric::BuiltFrom;
 use shared_logic::sessions::{Activity, UserSessions};
 use shared_logic::window::{HourKey, WindowStart, HOUR_MS};
-use shared_logic::{Aggregates, DeadLetter, EventRef, MetricContext, Origin, Validator};
+use shared_logic::{
+    Aggregates, DeadLetter, EventRef, MetricContext, Origin, RecordMeta, Validator,
+};
 
 use crate::change_log::ChangeLog;
 use crate::id_set::IdSet;
@@ -239,9 +241,8 @@ impl PartitionState {
         self.cursors.values().map(|c| c.next_offset).sum()
     }
 
-    /// Applies one record of `topic` at `offset` whose Kafka timestamp is `record_ms` (see
-    /// the module docs for the rule). The record timestamp is validation's clock (the
-    /// future-skew rule; [`lambda_io::kafka::validation_clock`]) and bounds the watermark.
+    /// Applies one record of `topic` at `offset` whose Kafka timestamp is `record_ms` and
+    /// which has no source header: [`PartitionState::apply_record`].
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
@@ -254,6 +255,29 @@ impl PartitionState {
         ctx: &MetricContext,
         time: &TimeSettings,
     ) -> Outcome {
+        let meta = RecordMeta {
+            origin: Origin { partition, offset },
+            record_ms,
+            source_header: None,
+        };
+        self.apply_record(topic, meta, payload, validator, ctx, time)
+    }
+
+    /// Applies one record of `topic` (see the module docs for the rule). The record
+    /// timestamp is validation's clock (the future-skew rule;
+    /// [`lambda_io::kafka::validation_clock`]) and bounds the watermark; the source header
+    /// names the record's source ([`shared_logic::source`]).
+    pub fn apply_record(
+        &mut self,
+        topic: &str,
+        meta: RecordMeta<'_>,
+        payload: &[u8],
+        validator: &Validator,
+        ctx: &MetricContext,
+        time: &TimeSettings,
+    ) -> Outcome {
+        let Origin { offset, .. } = meta.origin;
+        let record_ms = meta.record_ms;
         let cursor = self.cursor_mut(topic);
         if offset < cursor.next_offset {
             return Outcome::Replayed;
@@ -264,7 +288,7 @@ impl PartitionState {
         }
         self.counters.records += 1;
         let now_ms = lambda_io::kafka::validation_clock(record_ms);
-        let event = match validator.validate(payload, Origin { partition, offset }, now_ms) {
+        let event = match validator.validate_record(payload, meta, now_ms) {
             Ok(e) => e,
             Err(dead) => {
                 self.counters.rejected += 1;

@@ -369,3 +369,119 @@ async fn hours_never_computed_come_before_hours_only_pending() {
     // New first, then changed files, then dirty only around (pending, neighbours).
     assert_eq!(dirty, vec![hour(180), hour(60), hour(0)]);
 }
+
+/// Writes `lines` into a new events table as a version before the `source` and
+/// `record_time` columns wrote it: those columns absent from the table and its files.
+async fn write_old_lake(lake: &Lake, lines: &[Vec<u8>]) {
+    use lambda_io::delta::{schema::hour_partitioned, AddFile, CommitKind, Table};
+    let v = Validator::default();
+    let events: Vec<shared_logic::Event> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| v.validate(l, Origin::import_line(i as i64), NOW).ok())
+        .collect();
+    let schema = shared_logic::schema::event_schema();
+    let kept: Vec<usize> = (0..schema.fields().len())
+        .filter(|i| {
+            !shared_logic::schema::ADDED_COLUMNS.contains(&schema.field(*i).name().as_str())
+        })
+        .collect();
+    let old_schema = std::sync::Arc::new(schema.project(&kept).unwrap());
+    let location = lake.child("events");
+    let mut table =
+        Table::open_or_create(&location, "events", hour_partitioned(&old_schema).unwrap())
+            .await
+            .unwrap();
+    let mut by_hour: std::collections::BTreeMap<HourKey, Vec<shared_logic::Event>> =
+        Default::default();
+    for e in events {
+        by_hour
+            .entry(HourKey::of(e.event_time()))
+            .or_default()
+            .push(e);
+    }
+    let mut adds = Vec::new();
+    for (n, (hour, events)) in by_hour.into_iter().enumerate() {
+        let batch = shared_logic::schema::to_record_batch(&events)
+            .unwrap()
+            .project(&kept)
+            .unwrap();
+        let bytes =
+            lambda_io::parquet_file::encode_parquet(old_schema.clone(), &[batch], "old").unwrap();
+        let add = AddFile {
+            name: format!("old-{n}.parquet"),
+            hour,
+            event_type: None,
+            size: bytes.len() as u64,
+            rows: events.len() as u64,
+            tags: Default::default(),
+        };
+        lake.put(&location.path(&add.path()), bytes).await.unwrap();
+        adds.push(add);
+    }
+    table
+        .commit(CommitKind::Append, &adds, &[], None, Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_written_before_the_source_columns_is_read_and_then_extended() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap(), true).unwrap();
+    let start = 1_767_227_400_000; // 2026-01-01T00:30Z
+    let old = lines(21, 6_000, start);
+    write_old_lake(&lake, &old).await;
+    let selection = HourSelection::Range {
+        from: HourKey::parse("2025-12-31T00").unwrap(),
+        to: HourKey::parse("2026-01-02T00").unwrap(),
+    };
+    let opts = BatchOptions {
+        threads: 2,
+        ..BatchOptions::default()
+    };
+    // Only files without the columns: the hours compute as before.
+    let views = lake.child("views");
+    job::run(&lake, &views, &selection, &opts)
+        .await
+        .expect("batch run over the old lake");
+    let expected = direct(&old, 0);
+    assert_same(
+        &published_views::<PageViews>(&views).await,
+        &expected.page_views,
+    );
+    assert_same(&published_views::<Revenue>(&views).await, &expected.revenue);
+
+    // This version's writer adds the columns to the table, and its files sit beside the
+    // old ones in the same hours.
+    let new = lines(22, 6_000, start);
+    let report = import(&lake, &new, "new", 2_000).await;
+    assert_eq!(report.lines, 6_000);
+    let columns = lambda_io::delta::Table::open(&lake.child("events"))
+        .await
+        .unwrap()
+        .unwrap()
+        .column_names()
+        .unwrap();
+    for column in shared_logic::schema::ADDED_COLUMNS {
+        assert!(
+            columns.iter().any(|c| c == column),
+            "{column} added: {columns:?}"
+        );
+    }
+    let views = lake.child("views-after");
+    job::run(&lake, &views, &selection, &opts)
+        .await
+        .expect("batch run over both");
+    let all: Vec<Vec<u8>> = old.iter().chain(&new).cloned().collect();
+    let expected = direct(&all, 0);
+    assert_same(
+        &published_views::<PageViews>(&views).await,
+        &expected.page_views,
+    );
+    assert_same(&published_views::<Revenue>(&views).await, &expected.revenue);
+    assert_same(
+        &published_views::<Sessions>(&views).await,
+        &expected.sessions,
+    );
+}

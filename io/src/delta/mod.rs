@@ -7,15 +7,18 @@
 //!   with conflict detection and retry, application transaction versions (the mechanism of
 //!   idempotent, exactly-once writes), vacuum;
 //! - `files`: a file of a snapshot, a file a commit adds;
+//! - `operation`: what a commit of each kind records besides its files (the operation, and
+//!   the new metadata of a repartition or of added columns);
 //! - [`partition`]: the hour partitioning every table shares (`date=YYYY-MM-DD/hour=HH`),
 //!   and the events table's `event_type` level below it;
-//! - [`schema`]: Arrow schemas as Delta schemas.
+//! - [`schema`]: Arrow schemas as Delta schemas, and which columns a newer writer may add.
 //!
 //! Everything Delta-specific stays behind this module, so another table format (Apache
 //! Iceberg, once its Rust crates build against this workspace's Arrow) can follow.
 
 mod files;
 mod log_store;
+mod operation;
 pub mod partition;
 pub mod schema;
 pub mod table;

@@ -83,6 +83,26 @@ pub fn same_columns(a: &StructType, b: &[StructField]) -> bool {
         })
 }
 
+/// The columns `ours` adds to a table whose schema is `table`, when `ours` only adds
+/// nullable columns to it (each of the table's columns is in `ours` with its type and
+/// nullability): what a newer writer may add to an older table. `None` when the schemas
+/// conflict otherwise, or add nothing.
+pub fn added_columns(table: &StructType, ours: &[StructField]) -> Option<Vec<StructField>> {
+    let kept = table.fields().all(|t| {
+        ours.iter().any(|o| {
+            o.name() == t.name()
+                && o.data_type() == t.data_type()
+                && o.is_nullable() == t.is_nullable()
+        })
+    });
+    let added: Vec<StructField> = ours
+        .iter()
+        .filter(|o| table.field(o.name()).is_none())
+        .cloned()
+        .collect();
+    (kept && !added.is_empty() && added.iter().all(|f| f.is_nullable())).then_some(added)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

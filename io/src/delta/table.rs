@@ -13,11 +13,10 @@ use std::collections::HashMap;
 use deltalake::kernel::transaction::{CommitBuilder, TransactionError};
 use deltalake::kernel::{Action, Remove, StructField, Transaction};
 use deltalake::operations::vacuum::VacuumMode;
-use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
 use serde_json::Value;
-use shared_logic::window::HourKey;
 
 pub use super::files::{AddFile, TableFile};
 use super::log_store::unopened;
@@ -27,19 +26,7 @@ use super::partition::{
 use crate::error::IoError;
 use crate::lake::Lake;
 
-/// What a commit does, as recorded in the table's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommitKind {
-    /// New files only (the lake writer's flushes, imports).
-    Append,
-    /// The files of these hours are replaced (a batch run publishing its views).
-    ReplaceHours(Vec<HourKey>),
-    /// Files rewritten without changing the data (compaction).
-    Compact,
-    /// Files rewritten without changing the data into a new partitioning: these partition
-    /// columns replace the table's (`lambda lake migrate`).
-    Repartition(Vec<String>),
-}
+pub use super::operation::CommitKind;
 
 /// One Delta table and the snapshot loaded of it.
 pub struct Table {
@@ -110,6 +97,19 @@ impl Table {
                     .map_err(IoError::table(location, "schema"))?
                     .schema();
                 if !super::schema::same_columns(&schema, &columns) {
+                    if super::schema::added_columns(&schema, &columns).is_some() {
+                        let mut table = table;
+                        let kind = CommitKind::AddColumns(columns.clone());
+                        match table.commit(kind, &[], &[], None, HashMap::new()).await {
+                            Ok(version) => {
+                                tracing::info!(table = %location.display(), version, "added the columns this version writes to the table");
+                                return Ok(table);
+                            }
+                            // Another writer changed the table meanwhile: open it again.
+                            Err(IoError::TableConflict { .. }) => continue,
+                            Err(e) => return Err(e),
+                        }
+                    }
                     return Err(IoError::TableConflict {
                         table: location.display(),
                         reason: format!(
@@ -148,6 +148,18 @@ impl Table {
             table: location.display(),
             reason: "created and not found three times".into(),
         })
+    }
+
+    /// The snapshot's column names, in schema order (partition columns included).
+    pub fn column_names(&self) -> Result<Vec<String>, IoError> {
+        Ok(self
+            .table
+            .snapshot()
+            .map_err(IoError::table(&self.location, "snapshot"))?
+            .schema()
+            .fields()
+            .map(|f| f.name().clone())
+            .collect())
     }
 
     /// The snapshot's partition columns, in order.
@@ -333,17 +345,22 @@ impl Table {
         transactions: &[(String, i64)],
         metadata: HashMap<String, Value>,
     ) -> Result<u64, IoError> {
-        let data_change = !matches!(kind, CommitKind::Compact | CommitKind::Repartition(_));
+        let data_change = matches!(kind, CommitKind::Append | CommitKind::ReplaceHours(_));
         let now = chrono::Utc::now().timestamp_millis();
         let current = self.partition_columns()?;
         let mut actions: Vec<Action> = Vec::new();
-        let target = match &kind {
-            CommitKind::Repartition(columns) => {
-                actions.push(Action::Metadata(self.repartitioned(columns)?));
-                columns.clone()
-            }
-            _ => current,
-        };
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(IoError::table(&self.location, "snapshot"))?;
+        let (target, changed) = super::operation::metadata(
+            &kind,
+            snapshot.metadata(),
+            &snapshot.schema(),
+            current,
+            &self.location.display(),
+        )?;
+        actions.extend(changed.map(Action::Metadata));
         for file in add {
             if file.partition_columns() != target
                 || file
@@ -385,44 +402,11 @@ impl Table {
                 Some(now),
             )));
         }
-        let operation = match &kind {
-            CommitKind::Append => DeltaOperation::Write {
-                mode: SaveMode::Append,
-                partition_by: Some(target),
-                predicate: None,
-            },
-            CommitKind::Repartition(_) => DeltaOperation::Write {
-                mode: SaveMode::Overwrite,
-                partition_by: Some(target),
-                predicate: None,
-            },
-            CommitKind::ReplaceHours(hours) => DeltaOperation::Write {
-                mode: SaveMode::Overwrite,
-                partition_by: Some(target),
-                predicate: Some(
-                    hours
-                        .iter()
-                        .map(|h| {
-                            let v = HourPartition(*h).values();
-                            format!(
-                                "({DATE_COLUMN} = '{}' AND {HOUR_COLUMN} = {})",
-                                v[DATE_COLUMN].as_deref().unwrap_or_default(),
-                                v[HOUR_COLUMN].as_deref().unwrap_or_default()
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" OR "),
-                ),
-            },
-            CommitKind::Compact => DeltaOperation::Optimize {
-                predicate: None,
-                target_size: 0,
-            },
-        };
         let snapshot = self
             .table
             .snapshot()
             .map_err(IoError::table(&self.location, "snapshot"))?;
+        let operation = super::operation::operation(&kind, target, &snapshot.schema());
         let committed = CommitBuilder::default()
             .with_actions(actions)
             .with_app_metadata(metadata)
@@ -446,19 +430,6 @@ impl Table {
             }),
             Err(e) => Err(IoError::table(&self.location, "commit")(e)),
         }
-    }
-
-    /// The snapshot's metadata with `columns` as its partition columns.
-    fn repartitioned(&self, columns: &[String]) -> Result<deltalake::kernel::Metadata, IoError> {
-        let snapshot = self
-            .table
-            .snapshot()
-            .map_err(IoError::table(&self.location, "snapshot"))?;
-        super::schema::with_partition_columns(snapshot.metadata(), &snapshot.schema(), columns)
-            .map_err(|reason| IoError::Partition {
-                table: self.location.display(),
-                reason,
-            })
     }
 
     /// Deletes files no version newer than `retain` needs any more, and files no commit

@@ -150,6 +150,63 @@ async fn a_table_with_other_columns_is_refused_by_name() {
 }
 
 #[tokio::test]
+async fn a_newer_writer_adds_its_nullable_columns_and_keeps_the_files_and_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap(), false).unwrap();
+    let location = lake.child("t");
+    let mut old = Table::open_or_create(&location, "t", columns())
+        .await
+        .unwrap();
+    old.commit(
+        CommitKind::Append,
+        &[file("a", "2026-01-01T07", 3)],
+        &[],
+        Some(("events/0/g", 9)),
+        HashMap::new(),
+    )
+    .await
+    .unwrap();
+    let newer = hour_partitioned(&Schema::new(vec![
+        Field::new("x", DataType::Int64, false),
+        Field::new("source", DataType::Utf8, true),
+    ]))
+    .unwrap();
+    let table = Table::open_or_create(&location, "t", newer.clone())
+        .await
+        .unwrap();
+    assert_eq!(table.version(), 2);
+    assert_eq!(table.files().unwrap().len(), 1);
+    assert_eq!(
+        table.transaction_version("events/0/g").await.unwrap(),
+        Some(9)
+    );
+    // Opening it again changes nothing; the older writer's columns are now refused.
+    let again = Table::open_or_create(&location, "t", newer).await.unwrap();
+    assert_eq!(again.version(), 2);
+    let err = Table::open_or_create(&location, "t", columns())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("source"), "{err}");
+    // A new column that is not nullable cannot be added (old files have no value for it).
+    let required = hour_partitioned(&Schema::new(vec![
+        Field::new("x", DataType::Int64, false),
+        Field::new("source", DataType::Utf8, true),
+        Field::new("z", DataType::Int64, false),
+    ]))
+    .unwrap();
+    assert!(Table::open_or_create(&location, "t", required)
+        .await
+        .is_err());
+    // The log's last commit is an ADD COLUMNS naming the column.
+    let log =
+        std::fs::read_to_string(dir.path().join("t/_delta_log/00000000000000000002.json")).unwrap();
+    assert!(
+        log.contains("ADD COLUMN") && log.contains("source"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
 async fn a_table_partitioned_by_event_type_takes_only_typed_files_until_repartitioned() {
     use super::partition::{DATE_COLUMN, EVENT_TYPE_COLUMN, HOUR_COLUMN};
     let dir = tempfile::tempdir().unwrap();

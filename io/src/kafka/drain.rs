@@ -18,7 +18,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use shared_logic::cdc::{CdcReason, CdcTable, Change, ProductTable, UserTable};
-use shared_logic::{Event, Origin, Reason, Validator};
+use shared_logic::{Event, Origin, Reason, RecordMeta, Validator};
 
 use crate::error::IoError;
 use crate::kafka::record_time::{record_time, validation_clock};
@@ -112,7 +112,8 @@ pub fn read_changes_to_end(
     let mut seen = HashSet::new();
     let mut products = ProductTable::default();
     let mut users = UserTable::default();
-    for_each_record(config, topic, timeout, |partition, _, at, payload| {
+    for_each_record(config, topic, timeout, |meta, payload| {
+        let (partition, at) = (meta.origin.partition, meta.record_ms);
         summary.records += 1;
         *summary.records_by_partition.entry(partition).or_default() += 1;
         let mut reject = |reason: CdcReason| {
@@ -177,18 +178,13 @@ pub fn read_to_end(
 ) -> Result<TopicSummary, IoError> {
     let mut summary = TopicSummary::default();
     let mut seen = HashSet::new();
-    for_each_record(
-        config,
-        topic,
-        timeout,
-        |partition, offset, record_ms, payload| {
-            let now_ms = validation_clock(record_ms);
-            let result = validator
-                .validate(payload, Origin { partition, offset }, now_ms)
-                .map_err(|d| d.reason);
-            summary.add(result, partition, &mut seen);
-        },
-    )?;
+    for_each_record(config, topic, timeout, |meta, payload| {
+        let now_ms = validation_clock(meta.record_ms);
+        let result = validator
+            .validate_record(payload, meta, now_ms)
+            .map_err(|d| d.reason);
+        summary.add(result, meta.origin.partition, &mut seen);
+    })?;
     Ok(summary)
 }
 
@@ -218,7 +214,7 @@ pub fn fetch_rate(
     topic: &str,
     budget: Duration,
 ) -> Result<FetchRate, IoError> {
-    let scan = scan_records(config, topic, budget, |_, _, _, _| {})?;
+    let scan = scan_records(config, topic, budget, |_, _| {})?;
     Ok(FetchRate {
         records: scan.read,
         expected: scan.expected,
@@ -226,14 +222,14 @@ pub fn fetch_rate(
     })
 }
 
-/// Calls `each(partition, offset, record timestamp ms, payload)` for every record of
+/// Calls `each(record, payload)` (its position, timestamp and source header) for every record of
 /// `topic` from the beginning to the end each partition had when the read began (per
 /// partition in offset order).
 fn for_each_record(
     config: &ClientConfig,
     topic: &str,
     timeout: Duration,
-    each: impl FnMut(i32, i64, Option<i64>, &[u8]),
+    each: impl FnMut(RecordMeta<'_>, &[u8]),
 ) -> Result<u64, IoError> {
     let scan = scan_records(config, topic, timeout, each)?;
     if scan.read < scan.expected {
@@ -288,7 +284,7 @@ fn scan_records(
     config: &ClientConfig,
     topic: &str,
     timeout: Duration,
-    mut each: impl FnMut(i32, i64, Option<i64>, &[u8]),
+    mut each: impl FnMut(RecordMeta<'_>, &[u8]),
 ) -> Result<Scan, IoError> {
     let brokers = brokers_of(config);
     let err = |what: &str| {
@@ -354,13 +350,13 @@ fn scan_records(
         if offset >= end {
             continue;
         }
-        let record_ms = record_time(message.timestamp());
-        each(
-            partition,
-            offset,
-            record_ms,
-            message.payload().unwrap_or_default(),
-        );
+        let source_header = crate::kafka::record_meta::source_header(&message);
+        let meta = RecordMeta {
+            origin: Origin { partition, offset },
+            record_ms: record_time(message.timestamp()),
+            source_header: source_header.as_deref(),
+        };
+        each(meta, message.payload().unwrap_or_default());
         read += 1;
         last = Instant::now();
         if offset + 1 >= end {

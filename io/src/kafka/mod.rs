@@ -14,6 +14,7 @@ pub mod group_member;
 pub mod group_watchdog;
 pub mod local_broker;
 pub mod producer;
+pub mod record_meta;
 pub mod record_time;
 pub mod tansu_store;
 
@@ -23,4 +24,5 @@ pub use consume::{ConsumeBackoff, RebalanceTracker};
 pub use group_member::{GroupMember, MemberConsumer};
 pub use group_watchdog::{GroupWatchdog, TopicPartition};
 pub use producer::{DeliveryReport, EventProducer, PRODUCER_DEFAULTS};
+pub use record_meta::source_header;
 pub use record_time::{record_time, validation_clock};

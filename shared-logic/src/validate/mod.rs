@@ -7,7 +7,8 @@
 //! every present field; quantity > 0; price ≥ 0 with no more decimals than its currency;
 //! `price × quantity` within the per-event amount limit (`amount_out_of_range`); known
 //! currency; event time parseable and not more than the allowed skew in the future;
-//! no field longer than the limit. Unknown fields are ignored. Strings are trimmed, country
+//! no field longer than the limit; a source (header `lambda-source`, else field `source`)
+//! that is a source name ([`crate::source`]). Unknown fields are ignored. Strings are trimmed, country
 //! and currency upper-cased, device and event type lower-cased; a missing optional dimension
 //! becomes [`crate::event::UNKNOWN`].
 

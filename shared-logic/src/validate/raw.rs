@@ -102,4 +102,13 @@ pub(super) struct RawEvent<'a> {
     pub(super) price: Option<Scalar<'a>>,
     #[serde(borrow)]
     pub(super) currency: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    pub(super) source: Option<Scalar<'a>>,
+}
+
+/// Only the `source` field of a record: what a rejected record's source is read from.
+#[derive(Deserialize)]
+pub(super) struct RawSource<'a> {
+    #[serde(borrow)]
+    pub(super) source: Option<Scalar<'a>>,
 }

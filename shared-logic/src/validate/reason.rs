@@ -108,4 +108,9 @@ pub struct DeadLetter {
     /// A human explanation naming the field and value.
     pub message: String,
     pub origin: Origin,
+    /// The record's source when it could be read (its header, or the JSON field of a record
+    /// that parsed), else `unknown`: see [`crate::source`].
+    pub source: String,
+    /// The Kafka record timestamp, epoch ms, when the record had one.
+    pub record_ms: Option<i64>,
 }

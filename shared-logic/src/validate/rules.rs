@@ -5,9 +5,9 @@ use std::borrow::Cow;
 
 use serde::de::IgnoredAny;
 
-use super::raw::{RawEvent, Scalar};
+use super::raw::{RawEvent, RawSource, Scalar};
 use super::reason::{DeadLetter, Reason};
-use crate::event::{Device, Event, EventId, EventTime, EventType, Origin, UNKNOWN};
+use crate::event::{Device, Event, EventId, EventTime, EventType, Origin, RecordMeta, UNKNOWN};
 use crate::money::{parse_decimal_minor, Currency, DecimalError, Minor};
 
 /// Limits that validation enforces; defaults suit the e-commerce stream.
@@ -58,15 +58,51 @@ impl Validator {
     /// Validates one record. `now_ms` is the wall clock used for the future-skew rule (an
     /// argument, so that the rule is deterministic in tests and replays).
     pub fn validate(&self, raw: &[u8], origin: Origin, now_ms: i64) -> Result<Event, DeadLetter> {
-        self.check(raw, origin, now_ms).map_err(|r| DeadLetter {
+        self.validate_record(raw, RecordMeta::at(origin), now_ms)
+    }
+
+    /// Validates one record with what its transport says of it: the source header (which
+    /// wins over the JSON field `source`, see [`crate::source`]) and the record timestamp
+    /// the event keeps for the delay figures.
+    pub fn validate_record(
+        &self,
+        raw: &[u8],
+        meta: RecordMeta<'_>,
+        now_ms: i64,
+    ) -> Result<Event, DeadLetter> {
+        self.check(raw, meta, now_ms).map_err(|r| DeadLetter {
             raw: raw.to_vec(),
             reason: r.reason,
             message: r.message,
-            origin,
+            origin: meta.origin,
+            source: self.rejected_source(raw, meta),
+            record_ms: meta.record_ms,
         })
     }
 
-    fn check(&self, raw: &[u8], origin: Origin, now_ms: i64) -> Checked<Event> {
+    /// A rejected record's source: its header when that is a name, else its JSON field when
+    /// the record is an object small enough to read and the field a name, else `unknown`.
+    fn rejected_source(&self, raw: &[u8], meta: RecordMeta<'_>) -> String {
+        if let Some(Ok(Some(name))) = meta.source_header.map(crate::source::from_header) {
+            return name;
+        }
+        let object = raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if raw.len() > self.max_event_bytes || !object {
+            return crate::source::unknown();
+        }
+        let field = serde_json::from_slice::<RawSource>(raw)
+            .ok()
+            .and_then(|r| r.source);
+        match field {
+            Some(Scalar::Str(text)) => crate::source::normalise(&text)
+                .ok()
+                .flatten()
+                .unwrap_or_else(crate::source::unknown),
+            _ => crate::source::unknown(),
+        }
+    }
+
+    fn check(&self, raw: &[u8], meta: RecordMeta<'_>, now_ms: i64) -> Checked<Event> {
         if raw.len() > self.max_event_bytes {
             return Err(reject(
                 Reason::OversizedEvent,
@@ -118,6 +154,7 @@ impl Validator {
         self.amount(price, quantity, currency)?;
         let country = self.country(ev.country)?;
         let device = self.device(ev.device)?;
+        let source = self.source(meta.source_header, ev.source)?;
 
         Ok(Event {
             event_id: EventId(event_id.into_owned()),
@@ -137,8 +174,28 @@ impl Validator {
             },
             price,
             currency,
-            origin,
+            origin: meta.origin,
+            source,
+            record_ms: meta.record_ms,
         })
+    }
+
+    /// The header's source name, else the field's, else `unknown`; a header or field that
+    /// is not a name rejects the event (`invalid_value`).
+    fn source(&self, header: Option<&[u8]>, field: Option<Scalar<'_>>) -> Checked<String> {
+        if let Some(bytes) = header {
+            if let Some(name) = crate::source::from_header(bytes)
+                .map_err(|why| reject(Reason::InvalidValue, why))?
+            {
+                return Ok(name);
+            }
+        }
+        match self.optional_str("source", field, false)? {
+            None => Ok(crate::source::unknown()),
+            Some(text) => Ok(crate::source::normalise(&text)
+                .map_err(|why| reject(Reason::InvalidValue, why))?
+                .unwrap_or_else(crate::source::unknown)),
+        }
     }
 
     /// A string field: trimmed, within the length limit; empty counts as absent.

@@ -273,3 +273,61 @@ fn purchase_with_an_amount_out_of_range_is_rejected() {
         .unwrap_err();
     assert_eq!(dead.reason, Reason::AmountOutOfRange);
 }
+
+fn with_meta(json: &str, header: Option<&[u8]>) -> Result<Event, DeadLetter> {
+    let meta = crate::event::RecordMeta {
+        origin: Origin::import_line(0),
+        record_ms: Some(NOW - 1_000),
+        source_header: header,
+    };
+    Validator::default().validate_record(json.as_bytes(), meta, NOW)
+}
+
+const SOURCED: &str = r#"{"event_id":"e1","event_type":"page_view","event_time":"2025-11-24T15:00:00Z","user_id":"u1","url":"/home","source":" iOS "}"#;
+
+#[test]
+fn the_source_header_wins_over_the_field_which_wins_over_unknown() {
+    let e = with_meta(SOURCED, Some(b"Web")).unwrap();
+    assert_eq!((e.source(), e.record_ms()), ("web", Some(NOW - 1_000)));
+    assert_eq!(with_meta(SOURCED, None).unwrap().source(), "ios");
+    assert_eq!(with_meta(SOURCED, Some(b"  ")).unwrap().source(), "ios");
+    assert_eq!(with_meta(VIEW, None).unwrap().source(), UNKNOWN);
+    assert_eq!(check(VIEW).unwrap().record_ms(), None);
+}
+
+#[test]
+fn a_source_that_is_not_a_name_rejects_the_event_and_says_why() {
+    let bad_field = SOURCED.replace(" iOS ", "web shop");
+    let d = with_meta(&bad_field, None).unwrap_err();
+    assert_eq!(d.reason, Reason::InvalidValue);
+    assert!(d.message.contains("web shop"), "{}", d.message);
+    let d = with_meta(SOURCED, Some(&[0xc3, 0x28])).unwrap_err();
+    assert_eq!(d.reason, Reason::InvalidValue);
+    assert!(d.message.contains("not UTF-8"), "{}", d.message);
+    assert_eq!(reason(&SOURCED.replace(r#"" iOS ""#, "7")), Reason::BadType);
+}
+
+#[test]
+fn a_rejected_record_keeps_the_source_it_names_and_its_record_time() {
+    let missing_user =
+        r#"{"event_id":"e1","event_type":"page_view","event_time":1,"source":"Android"}"#;
+    let d = with_meta(missing_user, None).unwrap_err();
+    assert_eq!(d.reason, Reason::MissingField);
+    assert_eq!(
+        (d.source.as_str(), d.record_ms),
+        ("android", Some(NOW - 1_000))
+    );
+    assert_eq!(
+        with_meta(missing_user, Some(b"web")).unwrap_err().source,
+        "web"
+    );
+    // Unreadable records: the header when it is a name, else unknown.
+    assert_eq!(
+        with_meta("{not json", Some(b"web")).unwrap_err().source,
+        "web"
+    );
+    assert_eq!(with_meta("{not json", None).unwrap_err().source, UNKNOWN);
+    assert_eq!(with_meta(r#"["web"]"#, None).unwrap_err().source, UNKNOWN);
+    let bad_field = SOURCED.replace(" iOS ", "web shop");
+    assert_eq!(with_meta(&bad_field, None).unwrap_err().source, UNKNOWN);
+}
