@@ -29,6 +29,7 @@ pub mod metric_views;
 pub mod metrics;
 pub mod money;
 pub mod orders;
+pub mod quality;
 pub mod quality_rules;
 pub mod quantile;
 pub mod registry;
