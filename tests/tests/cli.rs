@@ -901,11 +901,17 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
     let mut sorted = per_minute.clone();
     sorted.sort_unstable();
     let median = sorted[sorted.len() / 2];
+    let collector_log = || {
+        let log = std::fs::read_to_string(format!("{data}/demo.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("collector")).collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
     assert!(
         per_minute
             .iter()
             .all(|&n| n * 4 >= median * 3 && n * 4 <= median * 5),
-        "every minute holds about the median's {median} page views: {per_minute:?}"
+        "every minute holds about the median's {median} page views: {per_minute:?}\nthe demo log's last lines about the collector:\n{}",
+        collector_log()
     );
     for metric in shared_logic::registry::NAMES {
         let query = format!(

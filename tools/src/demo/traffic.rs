@@ -131,8 +131,8 @@ where
     }
 }
 
-/// Attempts at one batch before it is given up (and counted as a failed request).
-const ATTEMPTS: u32 = 8;
+/// Attempts at one batch between two warnings that the collector does not take it.
+const ATTEMPTS_PER_WARNING: u32 = 8;
 
 /// Whether a batch answered `status` is worth sending again: the collector was busy or
 /// briefly unable to produce (429, 5xx), not refusing the records themselves.
@@ -144,10 +144,12 @@ fn retryable(status: reqwest::StatusCode) -> bool {
 /// it is unreachable or busy: a batch dropped on the first refusal is a hole of minutes in
 /// the demo's history (a collector's answer of 503 under load). Records the collector took
 /// twice (an attempt that reached Kafka but not its answer) are duplicates by id, which both
-/// layers drop. Counts what the collector accepted and rejected, or the failed request.
+/// layers drop. A batch is never given up while the collector may still take it (a producer
+/// that gives up loses events): it goes again until taken or the demo stops. Counts what
+/// the collector accepted and rejected, or the request it refused (logged with its answer).
 async fn post_batch(client: reqwest::Client, url: String, body: Vec<u8>, sent: Arc<Sent>) {
     let mut pause = Duration::from_millis(200);
-    for attempt in 1..=ATTEMPTS {
+    for attempt in 1u32.. {
         let answer = client
             .post(&url)
             .header("content-type", "application/x-ndjson")
@@ -165,19 +167,26 @@ async fn post_batch(client: reqwest::Client, url: String, body: Vec<u8>, sent: A
                 return;
             }
             Ok(r) if !retryable(r.status()) => {
+                let status = r.status();
+                let answer: String = r
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(500)
+                    .collect();
                 sent.failed_requests.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(status = %r.status(), "collector refused a batch");
+                tracing::warn!(%status, %answer, "collector refused a batch: its events are not sent");
                 return;
             }
             Ok(r) => format!("status {}", r.status()),
             Err(e) => format!("unreachable: {e}"),
         };
-        if attempt == ATTEMPTS {
-            sent.failed_requests.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(attempts = ATTEMPTS, reason = %why, "collector did not take a batch; given up");
-            return;
+        if attempt % ATTEMPTS_PER_WARNING == 0 {
+            tracing::warn!(attempt, reason = %why, "collector does not take a batch; sending it again");
+        } else {
+            tracing::info!(attempt, reason = %why, "collector did not take a batch; sending it again");
         }
-        tracing::info!(attempt, reason = %why, "collector did not take a batch; sending it again");
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
     }
