@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// Largest accepted clock skew into the future, in seconds.
     #[arg(long, default_value_t = 300)]
     max_future_skew_secs: i64,
+    /// A data-quality rule of `GET /v1/quality`, replacing its check's default, e.g.
+    /// `duplicates=warn:2%,fail:5%` or `volume=warn:30%,fail:60%,weeks:4,hours:6`;
+    /// repeatable; `none` turns every rule off (docs/quality.md lists the checks).
+    #[arg(long, value_name = "RULE")]
+    quality_rule: Vec<String>,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
@@ -217,6 +222,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?)
     };
     let ctx = args.logic.ctx()?;
+    let quality_rules = shared_logic::quality_rules::rules(&args.quality_rule)
+        .map(shared_logic::quality_rules::RuleSet)
+        .map_err(anyhow::Error::msg)?;
     let state = Arc::new(AppState {
         batch: BatchViews::new(lake, args.batch_cache_hours).with_windows(ctx.windows),
         speed: speed.into(),
@@ -236,6 +244,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ingest_tokens,
             admin_token,
             ctx,
+            quality_rules,
         },
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -1,6 +1,8 @@
 //! Pass two of an hour: every row of the bucket except losing duplicates, folded by the
 //! shared metrics into [`Aggregates`], on every DataFusion partition in parallel; the
-//! partial states merge with the monoid merge.
+//! partial states merge with the monoid merge. A losing duplicate is noted in the metrics
+//! that count duplicate deliveries (`quality`), as the speed layer notes the deliveries
+//! its dedup drops.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -45,8 +47,12 @@ pub(crate) async fn fold(
                         continue;
                     }
                     rows += 1;
+                    let mut duplicate = false;
                     if let Some((origin, taken)) = winners.get(&h) {
-                        if cols.origin(i) != *origin || taken.swap(true, Ordering::Relaxed) {
+                        if cols.origin(i) != *origin {
+                            duplicate = true;
+                        } else if taken.swap(true, Ordering::Relaxed) {
+                            // The winning record itself, present twice: one delivery.
                             continue;
                         }
                     }
@@ -62,7 +68,11 @@ pub(crate) async fn fold(
                             )),
                         ));
                     }
-                    agg.update(&event, &ctx);
+                    if duplicate {
+                        agg.note_duplicate_windows(&event, &ctx, |_| true);
+                    } else {
+                        agg.update(&event, &ctx);
+                    }
                 }
             }
             Ok::<(Aggregates, u64), BatchError>((agg, rows))

@@ -44,6 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/metrics", get(list_metrics))
         .route("/v1/metrics/{metric}", get(metric))
         .route("/v1/lineage", get(lineage))
+        .route("/v1/quality", get(quality))
         .route_layer(middleware::from_fn_with_state(state.clone(), query_auth));
     let admin = Router::new()
         .route("/v1/admin/speed", axum::routing::put(switch_speed))
@@ -202,6 +203,18 @@ async fn metric(
         answer.render(now_ms()),
     )
         .into_response())
+}
+
+/// `GET /v1/quality`: the quality report of a range of hours.
+async fn quality(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ServingError> {
+    let now = now_ms();
+    let (from, to) = crate::quality::parse_range(raw.as_deref(), now)?;
+    let rules = &state.opts.quality_rules.0;
+    let hours = crate::quality::quality_report(&state, from, to, rules, now).await?;
+    Ok(Json(crate::quality::report_json(from, to, rules, &hours)))
 }
 
 async fn lineage(

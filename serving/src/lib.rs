@@ -8,7 +8,7 @@
 //!   windows assembled from the merged panes; [`batch_views`] and
 //!   [`speed_views`]: reading each layer (the views contract is `lambda_io`'s);
 //! - [`collector`]: `POST /v1/events` into Kafka, [`rate_limit`]: its limit per client;
-//!   [`lineage`]: where a number comes from;
+//!   [`lineage`]: where a number comes from; [`quality`]: the data-quality report;
 //! - [`telemetry`]: Prometheus metrics; [`openapi`]; [`dashboard`]: the embedded page.
 //!
 //! This crate never computes a metric from raw events: metric math is `shared-logic`'s,
@@ -27,6 +27,7 @@ pub mod error;
 pub mod lineage;
 pub mod merge;
 pub mod openapi;
+pub mod quality;
 pub mod query;
 pub mod rate_limit;
 pub mod sliding;

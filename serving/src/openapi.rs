@@ -27,6 +27,10 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/lineage",
     },
     Route {
+        method: "get",
+        path: "/v1/quality",
+    },
+    Route {
         method: "post",
         path: "/v1/events",
     },
@@ -140,6 +144,17 @@ fn operation(path: &str, method: &str) -> Value {
                 query_param("as_of_time", "Lineage as of the batch views published at this time", instant_schema())
             ],
             "responses": {"200": {"description": "Lineage", "content": {"application/json": {"schema": {"type": "object"}}}},
+                          "400": error_response("A bad parameter"), "401": error_response("Missing or wrong token")}
+        }),
+        ("/v1/quality", "get") => json!({
+            "summary": "The data-quality report: figures and rule outcomes per producer and hour",
+            "description": "The `quality` metric merged per producer and hour (batch where it covers the hour, speed otherwise), each hour judged by the server's quality rules (duplicates, completeness, delay_p99, volume against the same hour of earlier weeks or the hours before, freshness) into pass, warn or fail.",
+            "security": query_security,
+            "parameters": [
+                query_param("from", "First hour (floored to the hour; default 24 hours before `to`)", instant_schema()),
+                query_param("to", "End of the range (rounded up to the hour; default the end of the current hour)", instant_schema())
+            ],
+            "responses": {"200": {"description": "The report", "content": {"application/json": {"schema": {"type": "object", "required": ["from", "to", "verdict", "rules", "hours"]}}}},
                           "400": error_response("A bad parameter"), "401": error_response("Missing or wrong token")}
         }),
         ("/v1/events", "post") => json!({

@@ -23,6 +23,8 @@ pub struct ApiOptions {
     pub admin_token: Option<String>,
     /// The metric context both layers use (windows, reporting currency).
     pub ctx: MetricContext,
+    /// The rules `GET /v1/quality` judges the quality figures by.
+    pub quality_rules: shared_logic::quality_rules::RuleSet,
 }
 
 /// What the handlers share.

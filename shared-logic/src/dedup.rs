@@ -26,12 +26,21 @@ pub fn wins(candidate: Origin, kept: Origin) -> bool {
 /// Keeps one delivery per event id: the winner by [`wins`]. The result is ordered by origin,
 /// so the output does not depend on the order of the input.
 pub fn first_wins(events: impl IntoIterator<Item = Event>) -> Vec<Event> {
+    split_duplicates(events).0
+}
+
+/// The winning delivery of every event id (as [`first_wins`]) and the losing deliveries,
+/// the duplicates a layer drops; both ordered by origin.
+pub fn split_duplicates(events: impl IntoIterator<Item = Event>) -> (Vec<Event>, Vec<Event>) {
     let mut kept: HashMap<(EventId, HourKey), Event> = HashMap::new();
+    let mut lost = Vec::new();
     for event in events {
         let key = (event.event_id().clone(), HourKey::of(event.event_time()));
         match kept.get_mut(&key) {
-            Some(current) if wins(event.origin(), current.origin()) => *current = event,
-            Some(_) => {}
+            Some(current) if wins(event.origin(), current.origin()) => {
+                lost.push(std::mem::replace(current, event));
+            }
+            Some(_) => lost.push(event),
             None => {
                 kept.insert(key, event);
             }
@@ -39,7 +48,8 @@ pub fn first_wins(events: impl IntoIterator<Item = Event>) -> Vec<Event> {
     }
     let mut winners: Vec<Event> = kept.into_values().collect();
     winners.sort_unstable_by_key(|e| e.origin());
-    winners
+    lost.sort_unstable_by_key(|e| e.origin());
+    (winners, lost)
 }
 
 #[cfg(test)]

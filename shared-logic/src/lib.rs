@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod money;
 pub mod orders;
 pub mod quality;
+pub mod quality_report;
 pub mod quality_rules;
 pub mod quantile;
 pub mod registry;
@@ -57,4 +58,4 @@ pub use window::{WindowSpec, WindowStart};
 
 /// Version of the metric logic. Views computed under different versions are never merged;
 /// bump it whenever a change to this crate changes any number a metric produces.
-pub const LOGIC_VERSION: &str = "3";
+pub const LOGIC_VERSION: &str = "4";

@@ -77,11 +77,15 @@ pub enum ValueKind {
     Money,
     /// Derived ratio (nullable).
     Ratio,
+    /// A duration in milliseconds, such as a delay quantile (nullable: none measured).
+    Millis,
+    /// An instant, epoch milliseconds UTC, such as the newest event time (nullable).
+    Time,
 }
 
-/// A value a metric reports.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(untagged)]
+/// A value a metric reports. In JSON: a number, `null` for an absent ratio, duration or
+/// instant, and an instant as RFC 3339 text.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value {
     /// A count or an estimate of distinct values.
     Count(u64),
@@ -89,6 +93,22 @@ pub enum Value {
     Money(i64),
     /// A derived ratio; `None` when its denominator is zero.
     Ratio(Option<f64>),
+    /// A duration in ms; `None` when nothing was measured.
+    Millis(Option<u64>),
+    /// An instant, epoch ms; `None` when there is none.
+    Time(Option<i64>),
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Value::Count(n) => s.serialize_u64(n),
+            Value::Money(m) => s.serialize_i64(m),
+            Value::Ratio(r) => r.serialize(s),
+            Value::Millis(d) => d.serialize(s),
+            Value::Time(t) => t.map(crate::instant::format_instant).serialize(s),
+        }
+    }
 }
 
 /// What a metric's states are built from, which decides the path that builds them in each
@@ -124,6 +144,12 @@ pub trait Metric: 'static {
     fn dimension_values<'e>(event: &EventRef<'e>, out: &mut [&'e str]);
     /// Folds the event into the state.
     fn update(state: &mut Self::State, event: &EventRef<'_>, ctx: &MetricContext);
+    /// Whether the state counts duplicate deliveries: each layer calls
+    /// [`Metric::note_duplicate`] for every delivery its dedup rule drops, in the windows
+    /// and dimensions of the dropped delivery (the `quality` metric).
+    const NOTES_DUPLICATES: bool = false;
+    /// Notes one dropped duplicate delivery (see [`Metric::NOTES_DUPLICATES`]).
+    fn note_duplicate(_state: &mut Self::State) {}
     /// Evaluates a (possibly merged) state; the same order as [`Metric::VALUES`].
     fn values(state: &Self::State) -> Vec<Value>;
     /// The distinct-count sketches in the state, by name (`users`), and the value each
@@ -204,6 +230,20 @@ mod tests {
         assert_eq!(ratio(3, 2), Value::Ratio(Some(1.5)));
         assert_eq!(ratio(0, 7), Value::Ratio(Some(0.0)));
         assert_eq!(ratio(5, 0), Value::Ratio(None));
+    }
+
+    #[test]
+    fn values_are_numbers_null_or_rfc3339_text_in_json() {
+        let json = serde_json::to_string(&[
+            Value::Count(3),
+            Value::Money(-5),
+            Value::Ratio(None),
+            Value::Millis(Some(250)),
+            Value::Time(Some(1_767_225_600_000)),
+            Value::Time(None),
+        ])
+        .unwrap();
+        assert_eq!(json, r#"[3,-5,null,250,"2026-01-01T00:00:00Z",null]"#);
     }
 
     #[test]

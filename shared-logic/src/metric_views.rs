@@ -60,6 +60,31 @@ impl<M: Metric> MetricViews<M> {
         ctx: &MetricContext,
         accept: impl Fn(WindowStart) -> bool,
     ) {
+        self.apply_windows(event, ctx, accept, |state| M::update(state, event, ctx));
+    }
+
+    /// Notes a duplicate delivery of `event` (which the layer dropped) in those of its
+    /// windows where `accept` holds, if the metric counts duplicates
+    /// ([`Metric::NOTES_DUPLICATES`]).
+    pub fn note_duplicate_windows(
+        &mut self,
+        event: &EventRef<'_>,
+        ctx: &MetricContext,
+        accept: impl Fn(WindowStart) -> bool,
+    ) {
+        if M::NOTES_DUPLICATES {
+            self.apply_windows(event, ctx, accept, M::note_duplicate);
+        }
+    }
+
+    /// Runs `apply` on the state of each of the event's windows where `accept` holds.
+    fn apply_windows(
+        &mut self,
+        event: &EventRef<'_>,
+        ctx: &MetricContext,
+        accept: impl Fn(WindowStart) -> bool,
+        apply: impl Fn(&mut M::State),
+    ) {
         if !M::applies_to(event) {
             return;
         }
@@ -75,7 +100,7 @@ impl<M: Metric> MetricViews<M> {
             let state = self
                 .groups
                 .get_or_default(&probe, || GroupKey::new(window, dims));
-            M::update(state, event, ctx);
+            apply(state);
         }
     }
 

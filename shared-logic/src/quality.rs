@@ -5,7 +5,9 @@
 //! - **volume**: valid events, and duplicate deliveries the layer dropped (the layers note
 //!   them: a duplicate never reaches a metric's update);
 //! - **completeness**: of the valid events, how many had no country, device or category
-//!   (they became `unknown`), and how many had all three;
+//!   (they became `unknown`), and how many had both the dimensions every event type
+//!   carries, country and device (a category belongs to product pages and product events
+//!   only: its share is reported, not required);
 //! - **timeliness**: the distribution of each event's delay, its Kafka record time minus
 //!   its event time in ms ([`QuantileSketch`]), over the events that have a record time;
 //!   an event stamped before it happened (a producer clock ahead) counts as delay 0 and as
@@ -32,7 +34,7 @@ pub struct QualityState {
     pub unknown_country: u64,
     pub unknown_device: u64,
     pub unknown_category: u64,
-    /// Events with all three.
+    /// Events with a country and a device.
     pub complete: u64,
     /// Delay (record time − event time, ms, at least 0) of the events with a record time.
     pub delay: QuantileSketch,
@@ -52,7 +54,7 @@ pub struct QualityFigures {
     pub unknown_country_share: Option<f64>,
     pub unknown_device_share: Option<f64>,
     pub unknown_category_share: Option<f64>,
-    /// Events with every optional dimension over events.
+    /// Events with a country and a device over events.
     pub completeness: Option<f64>,
     /// Events measured for delay (those with a record time).
     pub timed: u64,
@@ -77,7 +79,7 @@ impl QualityState {
         self.unknown_country = add_count(self.unknown_country, no_country as u64);
         self.unknown_device = add_count(self.unknown_device, no_device as u64);
         self.unknown_category = add_count(self.unknown_category, no_category as u64);
-        let complete = !(no_country || no_device || no_category);
+        let complete = !(no_country || no_device);
         self.complete = add_count(self.complete, complete as u64);
         let t = event.event_time().0;
         if let Some(record_ms) = event.record_ms() {

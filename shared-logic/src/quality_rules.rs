@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | `validity` | valid events ÷ records received | below | 0.99 / 0.95 |
 //! | `duplicates` | duplicate deliveries ÷ records received | above | 1 % / 5 % |
-//! | `completeness` | share of valid events with every optional dimension known | below | 0.98 / 0.90 |
+//! | `completeness` | share of valid events with a country and a device | below | 0.98 / 0.90 |
 //! | `delay_p99` | p99 of event-to-arrival delay | above | 60s / 300s |
 //! | `volume` | relative distance of records received from the baseline mean | above | 25 % / 50 % |
 //! | `freshness` | age of a source's newest event | above | 5m / 15m |
@@ -274,6 +274,17 @@ fn threshold(check: Check, value: &str) -> Result<f64, String> {
             }
             Ok(share)
         }
+    }
+}
+
+/// The rules a deployment judges its quality figures by (the defaults unless configured).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSet(pub Vec<Rule>);
+
+impl Default for RuleSet {
+    /// Every check's default rule.
+    fn default() -> Self {
+        RuleSet(Check::ALL.map(Check::default_rule).to_vec())
     }
 }
 

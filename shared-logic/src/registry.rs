@@ -19,7 +19,7 @@ use crate::event::{Event, EventRef};
 use crate::mergeable::Mergeable;
 use crate::metric::{info, BuiltFrom, Metric, MetricContext, MetricInfo};
 use crate::metric_views::MetricViews;
-use crate::metrics::{DailySales, Funnel, Orders, PageViews, Revenue, Sessions};
+use crate::metrics::{DailySales, Funnel, Orders, PageViews, Quality, Revenue, Sessions};
 use crate::sessions::{Activity, UserSessions};
 use crate::window::WindowStart;
 
@@ -134,6 +134,21 @@ macro_rules! registry {
                 )*
             }
 
+            /// Notes a duplicate delivery of `event` (dropped by the layer's dedup rule) in
+            /// those of its windows where `accept` holds, in every metric that counts them.
+            pub fn note_duplicate_windows(
+                &mut self,
+                event: &EventRef<'_>,
+                ctx: &MetricContext,
+                accept: impl Fn(WindowStart) -> bool,
+            ) {
+                $(
+                    if <$metric as Metric>::NOTES_DUPLICATES {
+                        self.$field.note_duplicate_windows(event, ctx, &accept);
+                    }
+                )*
+            }
+
             /// Folds one (already deduplicated) event into every per-event metric.
             pub fn update(&mut self, event: &EventRef<'_>, ctx: &MetricContext) {
                 $(
@@ -206,6 +221,18 @@ pub fn dispatch<V: MetricVisitor>(name: &str, visitor: V) -> Option<V::Output> {
 }
 
 impl Aggregates {
+    /// The direct computation over deliveries: the dedup rule ([`crate::dedup`]) keeps one
+    /// delivery per event, the winners are folded ([`Aggregates::fold`]) and the losers
+    /// noted as duplicates: what both layers compute from the same records.
+    pub fn fold_deliveries(events: impl IntoIterator<Item = Event>, ctx: &MetricContext) -> Self {
+        let (winners, duplicates) = crate::dedup::split_duplicates(events);
+        let mut agg = Aggregates::fold(&winners, ctx);
+        for d in &duplicates {
+            agg.note_duplicate_windows(&d.view(), ctx, |_| true);
+        }
+        agg
+    }
+
     /// True when no metric holds state.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -247,6 +274,7 @@ registry! {
     sessions: Sessions,
     orders: Orders,
     daily_sales: DailySales,
+    quality: Quality,
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub fn view_schema<M: Metric>() -> SchemaRef {
         ValueKind::Count => Field::new(*name, DataType::Int64, false),
         ValueKind::Money => Field::new(*name, DataType::Int64, false),
         ValueKind::Ratio => Field::new(*name, DataType::Float64, true),
+        ValueKind::Millis => Field::new(*name, DataType::Int64, true),
+        ValueKind::Time => Field::new(*name, ts(), true),
     }));
     fields.push(Field::new(STATE_COLUMN, DataType::Binary, false));
     Arc::new(Schema::new(fields))
@@ -126,6 +128,22 @@ pub fn to_record_batch<M: Metric>(
                         }
                     })
                     .collect::<Float64Array>(),
+            ),
+            ValueKind::Millis => Arc::new(
+                values
+                    .iter()
+                    .map(|row| match row[v] {
+                        Value::Millis(d) => d.map(|d| i64::try_from(d).unwrap_or(i64::MAX)),
+                        _ => None,
+                    })
+                    .collect::<Int64Array>(),
+            ),
+            ValueKind::Time => Arc::new(
+                values
+                    .iter()
+                    .map(|row| if let Value::Time(t) = row[v] { t } else { None })
+                    .collect::<TimestampMillisecondArray>()
+                    .with_timezone("UTC"),
             ),
         };
         columns.push(column);

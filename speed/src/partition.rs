@@ -17,7 +17,8 @@
 //!    restore): skipped;
 //! 2. validation through shared-logic; a reject becomes a dead letter;
 //! 3. the dedup rule (shared-logic's key: event id within its event-time hour; first
-//!    delivery wins): a repeated delivery is dropped;
+//!    delivery wins): a repeated delivery is dropped, and noted as a duplicate in every
+//!    window of the event (the `quality` metric; closed windows included, marked revised);
 //! 4. lateness against this partition's watermark (see [`PartitionState::watermark`]): a
 //!    window is *closed* when the watermark has passed its end plus the allowed lateness.
 //!    The event counts in its open windows; closed windows follow
@@ -298,15 +299,16 @@ impl PartitionState {
         let t = event.event_time().0;
         let hour = HourKey::of(event.event_time()).0;
         let tie = id_hash(&event.event_id().0);
-        if !self.seen.entry(hour).or_default().insert(tie) {
-            self.counters.duplicates += 1;
-            return Outcome::Duplicate;
-        }
-        self.changes.id(hour, tie);
         let watermark = self.watermark(time);
         let closed = |w: WindowStart| {
             watermark.is_some_and(|wm| ctx.windows.end(w) + time.allowed_lateness_ms <= wm)
         };
+        if !self.seen.entry(hour).or_default().insert(tie) {
+            self.counters.duplicates += 1;
+            self.note_duplicate(&event.view(), ctx, closed);
+            return Outcome::Duplicate;
+        }
+        self.changes.id(hour, tie);
         let windows: Vec<WindowStart> = ctx.windows.assign(event.event_time()).collect();
         let all_closed = windows.iter().all(|w| closed(*w));
         self.max_event_time = Some(self.max_event_time.map_or(t, |m| m.max(t)));
@@ -346,6 +348,26 @@ impl PartitionState {
                 self.join_session(&view, tie, ctx, closed);
                 self.counters.events += 1;
                 Outcome::Counted
+            }
+        }
+    }
+
+    /// Notes a dropped duplicate delivery in the metrics that count them, in every window
+    /// of the event, closed ones included whatever the late policy: a duplicate adds no
+    /// data to a metric, and noting it wherever the dedup rule recognises it keeps the
+    /// duplicate count the same as the batch layer's (a closed window it changes is
+    /// revised, as under the `update` policy).
+    fn note_duplicate(
+        &mut self,
+        event: &EventRef<'_>,
+        ctx: &MetricContext,
+        closed: impl Fn(WindowStart) -> bool,
+    ) {
+        self.aggregates.note_duplicate_windows(event, ctx, |_| true);
+        for w in ctx.windows.assign(event.event_time()) {
+            self.changes.window(BuiltFrom::Events, w.0);
+            if closed(w) {
+                self.revised.insert(w.0);
             }
         }
     }
@@ -629,7 +651,15 @@ mod tests {
             let parsed: Vec<shared_logic::Event> = events
                 .iter()
                 .enumerate()
-                .map(|(i, (_, j))| v.validate(j, Origin { partition: 0, offset: i as i64 }, i64::MAX / 2).unwrap())
+                .map(|(i, (_, j))| {
+                    // With the record time the records were applied with.
+                    let meta = shared_logic::RecordMeta {
+                        origin: Origin { partition: 0, offset: i as i64 },
+                        record_ms: Some(i64::MAX / 2),
+                        source_header: None,
+                    };
+                    v.validate_record(j, meta, i64::MAX / 2).unwrap()
+                })
                 .collect();
             let expected = Aggregates::fold(&parsed, &ctx);
             proptest::prop_assert_eq!(&state.aggregates, &expected);

@@ -79,6 +79,8 @@ pub fn layout<M: Metric>(exponent: u32) -> Layout {
                 fields.push(Field::new(*name, DataType::Int64, false));
             }
             ValueKind::Ratio => fields.push(Field::new(*name, DataType::Float64, true)),
+            ValueKind::Millis => fields.push(Field::new(*name, DataType::Int64, true)),
+            ValueKind::Time => fields.push(Field::new(*name, time(), true)),
         }
         columns.push(Column::Value(i));
     }
@@ -156,6 +158,19 @@ pub fn record_batch<M: Metric>(
                         _ => None,
                     })))
                 }
+                DataType::Timestamp(..) => Arc::new(
+                    TimestampMicrosecondArray::from_iter(values().map(|vs| match vs[v] {
+                        Value::Time(t) => t.map(|ms| ms.saturating_mul(1000)),
+                        _ => None,
+                    }))
+                    .with_timezone("UTC"),
+                ),
+                _ if field.is_nullable() => {
+                    Arc::new(Int64Array::from_iter(values().map(|vs| match vs[v] {
+                        Value::Millis(d) => d.map(|d| d.min(i64::MAX as u64) as i64),
+                        _ => None,
+                    })))
+                }
                 _ => Arc::new(Int64Array::from_iter_values(
                     values().map(|vs| integer(vs[v]) as i64),
                 )),
@@ -212,7 +227,7 @@ fn integer(value: Value) -> i128 {
     match value {
         Value::Count(n) => n.min(i64::MAX as u64) as i128,
         Value::Money(m) => m as i128,
-        Value::Ratio(_) => 0,
+        Value::Ratio(_) | Value::Millis(_) | Value::Time(_) => 0,
     }
 }
 

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use lambda_io::manifest::Published;
 use lambda_io::Lake;
 use serving::batch_views::BatchViews;
-use shared_logic::dedup::first_wins;
 use shared_logic::metric::Metric;
 use shared_logic::metrics::{Funnel, PageViews, Revenue};
 use shared_logic::window::{HourKey, HOUR_MS};
@@ -202,9 +201,10 @@ pub fn speed_aggregates(addr: &str) -> Aggregates {
     aggregates
 }
 
-/// The direct computation: shared-logic's dedup (first delivery wins) and fold.
+/// The direct computation: shared-logic's dedup (first delivery wins), fold, and the
+/// duplicates noted.
 pub fn direct(events: Vec<Event>) -> Aggregates {
-    Aggregates::fold(&first_wins(events), &MetricContext::default())
+    Aggregates::fold_deliveries(events, &MetricContext::default())
 }
 
 /// Equal views, with a short report (the views are too large to print).
@@ -244,6 +244,20 @@ pub fn assert_same(actual: &Aggregates, expected: &Aggregates, what: &str) {
     assert!(
         !expected.page_views.is_empty(),
         "{what}: the comparison is not vacuous"
+    );
+}
+
+/// [`assert_same`], and the `quality` figures too: for expected views computed from the
+/// topic's deliveries with their record times and sources (`topic_events`).
+pub fn assert_same_with_quality(actual: &Aggregates, expected: &Aggregates, what: &str) {
+    assert_same(actual, expected, what);
+    let differing = crate::data::keys_differing(&actual.quality, &expected.quality);
+    assert_eq!(
+        differing,
+        0,
+        "{what}: quality: {differing} keys differ ({} actual, {} expected)",
+        actual.quality.len(),
+        expected.quality.len()
     );
 }
 

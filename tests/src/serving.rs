@@ -138,8 +138,8 @@ pub async fn served_rows(addr: &str, path: &str) -> Vec<(i64, Value)> {
         .collect()
 }
 
-/// What a query for metric `M` over `events` must answer, computed directly: fold every
-/// event with shared-logic, keep windows starting in `[from, to)` that match `filters`,
+/// What a query for metric `M` over `events` (deliveries) must answer, computed directly:
+/// deduplicate and fold them with shared-logic, keep windows starting in `[from, to)` that match `filters`,
 /// merge into `granularity` windows by the `group_by` dimensions, evaluate.
 pub fn direct_rows<M: Registered>(
     events: &[Event],
@@ -149,8 +149,9 @@ pub fn direct_rows<M: Registered>(
     group_by: &[&str],
     filters: &[(&str, &str)],
 ) -> BTreeMap<RowKey, Value> {
-    // The whole fold: sessions need each user's events together.
-    let all = Aggregates::fold(events, &MetricContext::default());
+    // The whole fold: sessions need each user's events together. Deliveries beyond the
+    // first of an event are noted as duplicates (none when `events` are deduplicated).
+    let all = Aggregates::fold_deliveries(events.iter().cloned(), &MetricContext::default());
     rows_of_views(
         M::views_in(&all),
         from_ms,

@@ -148,6 +148,11 @@ pub fn sql_rows<M: shared_logic::Metric>(
                         ValueKind::Money => Value::from(text.parse::<i64>().expect("minor units")),
                         ValueKind::Ratio if text.is_empty() => Value::Null,
                         ValueKind::Ratio => Value::from(text.parse::<f64>().expect("a ratio")),
+                        ValueKind::Millis | ValueKind::Time if text.is_empty() => Value::Null,
+                        ValueKind::Millis => Value::from(text.parse::<u64>().expect("a duration")),
+                        ValueKind::Time => Value::from(shared_logic::instant::format_instant(
+                            parse_timestamptz(text),
+                        )),
                     };
                     (name.to_string(), v)
                 })

@@ -103,22 +103,26 @@ pub fn read_all(config: &ClientConfig, topic: &str) -> BTreeMap<i32, Vec<Stored>
 }
 
 /// The valid events of stored topic records, validated as both layers do (the record's
-/// Kafka timestamp is the clock; the origin is its partition and offset).
+/// Kafka timestamp is the clock and its record time; the origin is its partition and
+/// offset; the `lambda-source` header names its source).
 pub fn topic_events(stored: &BTreeMap<i32, Vec<Stored>>) -> Vec<Event> {
     let v = Validator::default();
     stored
         .values()
         .flatten()
         .filter_map(|r| {
-            v.validate(
-                &r.payload,
-                Origin {
+            let meta = shared_logic::RecordMeta {
+                origin: Origin {
                     partition: r.partition,
                     offset: r.offset,
                 },
-                r.timestamp_ms,
-            )
-            .ok()
+                record_ms: Some(r.timestamp_ms),
+                source_header: r
+                    .headers
+                    .get(shared_logic::source::SOURCE_HEADER)
+                    .map(String::as_bytes),
+            };
+            v.validate_record(&r.payload, meta, r.timestamp_ms).ok()
         })
         .collect()
 }

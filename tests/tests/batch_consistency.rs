@@ -9,10 +9,9 @@ use std::io::Write;
 use batch::job::{self, BatchOptions, HourSelection};
 use lambda_io::Lake;
 use lambda_tests::published::published_views;
-use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig};
 use shared_logic::metric::Metric;
-use shared_logic::metrics::{Funnel, PageViews, Revenue, Sessions};
+use shared_logic::metrics::{Funnel, PageViews, Quality, Revenue, Sessions};
 use shared_logic::window::HourKey;
 use shared_logic::{Aggregates, MetricContext, MetricViews, Origin, Validator};
 
@@ -38,7 +37,7 @@ fn direct(lines: &[Vec<u8>], first_line: i64) -> Aggregates {
         v.validate(l, Origin::import_line(first_line + i as i64), NOW)
             .ok()
     });
-    Aggregates::fold(&first_wins(events), &MetricContext::default())
+    Aggregates::fold_deliveries(events, &MetricContext::default())
 }
 
 async fn import(
@@ -109,6 +108,11 @@ async fn batch_views_equal_the_direct_computation() {
         &published_views::<Sessions>(&views).await,
         &expected.sessions,
     );
+    // The quality figures, duplicates included: the losing deliveries, noted.
+    let quality = published_views::<Quality>(&views).await;
+    assert_same(&quality, &expected.quality);
+    let noted: u64 = quality.iter().map(|(_, s)| s.duplicates).sum();
+    assert_eq!(noted, duplicates, "every dropped duplicate is noted once");
 
     // A small memory budget: several id buckets per hour for the dedup passes and several
     // user buckets for the sessions; the same views.
@@ -136,6 +140,10 @@ async fn batch_views_equal_the_direct_computation() {
     assert_same(
         &published_views::<Sessions>(&bucketed).await,
         &expected.sessions,
+    );
+    assert_same(
+        &published_views::<Quality>(&bucketed).await,
+        &expected.quality,
     );
 
     // A second run of the same hours publishes the same view bytes under new names.

@@ -26,7 +26,7 @@ use serving::verify;
 use shared_logic::dedup::first_wins;
 use shared_logic::generate::{Generator, GeneratorConfig, Record};
 use shared_logic::metric::Metric;
-use shared_logic::metrics::{Funnel, PageViews, Revenue, Sessions};
+use shared_logic::metrics::{Funnel, PageViews, Quality, Revenue, Sessions};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{Event, MetricViews, Origin, Validator};
 use speed::partition::{LatePolicy, TimeSettings};
@@ -98,6 +98,9 @@ async fn verify_all(batch: &BatchViews, p: &Pipeline) -> Vec<verify::Comparison>
         verify::verify::<Sessions>(batch, &p.state.speed.current(), from, to)
             .await
             .unwrap(),
+        verify::verify::<Quality>(batch, &p.state.speed.current(), from, to)
+            .await
+            .unwrap(),
     ]
 }
 
@@ -115,7 +118,17 @@ async fn served_equals_direct<M: shared_logic::Registered>(
     assert_sql_equals_direct::<M>(sql, events, range, granularity, group_by, filters).await;
 }
 
-async fn served_all(addr: (&str, SocketAddr), events: &[Event]) {
+/// `events`: the valid events, deduplicated; `deliveries`: every valid delivery in the
+/// topic, with its record time and source (what the `quality` metric is computed from).
+async fn served_all(addr: (&str, SocketAddr), events: &[Event], deliveries: &[Event]) {
+    served_equals_direct::<Quality>(
+        addr,
+        deliveries,
+        ("hour", HOUR_MS),
+        &["producer", "event_type"],
+        &[],
+    )
+    .await;
     served_equals_direct::<PageViews>(addr, events, ("hour", HOUR_MS), &["country"], &[]).await;
     served_equals_direct::<Funnel>(
         addr,
@@ -205,7 +218,8 @@ async fn batch_and_speed_agree_and_serving_equals_the_direct_computation_for_man
         let sql = start_sql(pipeline.state.clone(), Default::default()).await;
         let addr = (rest.as_str(), sql);
         let mut events = valid(&records);
-        served_all(addr, &first_wins(events.clone())).await;
+        let deliveries = topic_events(&read_all(&broker.client_config(), &topic));
+        served_all(addr, &first_wins(events.clone()), &deliveries).await;
 
         // 3. Events beyond the allowed lateness, for the first hour: dropped by speed,
         //    corrected by the batch rerun of the dirty hour.
@@ -229,7 +243,8 @@ async fn batch_and_speed_agree_and_serving_equals_the_direct_computation_for_man
         assert_eq!(late_dropped, late.len() as u64, "seed {seed}");
         pipeline.batch_dirty_hours().await;
         events.extend(valid(&late));
-        served_all(addr, &first_wins(events)).await;
+        let deliveries = topic_events(&read_all(&broker.client_config(), &topic));
+        served_all(addr, &first_wins(events), &deliveries).await;
         let first_hour = HourKey(cfg.start_ms / HOUR_MS).to_string();
         let comparisons = verify_all(&pipeline.state.batch, &pipeline).await;
         assert!(

@@ -192,7 +192,8 @@ async fn a_good_query_answers_rows_with_boundary_and_freshness() {
             "revenue",
             "sessions",
             "orders",
-            "daily_sales"
+            "daily_sales",
+            "quality"
         ]
     );
 }

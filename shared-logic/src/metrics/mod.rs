@@ -6,6 +6,7 @@ mod daily_sales;
 mod funnel;
 mod orders;
 mod page_views;
+mod quality;
 mod revenue;
 mod sessions;
 #[cfg(test)]
@@ -15,5 +16,6 @@ pub use daily_sales::{DailySales, DailySalesState};
 pub use funnel::{Funnel, FunnelState};
 pub use orders::{Orders, OrdersState};
 pub use page_views::{PageViews, PageViewsState};
+pub use quality::Quality;
 pub use revenue::{Revenue, RevenueState};
 pub use sessions::{Sessions, SessionsState};

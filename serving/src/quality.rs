@@ -1,0 +1,150 @@
+//! `GET /v1/quality`: the quality report of a range of hours. The `quality` metric's hourly
+//! states per producer are merged as every answer is (batch where it covers an hour, speed
+//! otherwise), together with the hours the volume rule compares with (the same hours of
+//! the previous weeks and the hours just before the range), and judged by
+//! [`shared_logic::quality_report`] with the rules the server was started with.
+
+use serde_json::{json, Value};
+use shared_logic::metrics::Quality;
+use shared_logic::quality_report::{add, report, HourlyStates, ProducerHour};
+use shared_logic::quality_rules::{Check, Rule, Verdict};
+use shared_logic::window::{HourKey, HOUR_MS};
+use shared_logic::Metric;
+
+use crate::answer::with_merged_rows;
+use crate::error::ServingError;
+use crate::merge::Query;
+use crate::query::parse_time;
+use crate::state::AppState;
+
+/// Longest range of one report (the baselines read several weeks more).
+pub const MAX_REPORT_HOURS: i64 = 31 * 24;
+
+/// The hours `[from, to)` of a report request (`from` and `to`, RFC 3339 or epoch ms,
+/// floored to whole hours; by default the last 24 hours up to the current one).
+pub fn parse_range(raw: Option<&str>, now_ms: i64) -> Result<(HourKey, HourKey), ServingError> {
+    let (mut from, mut to) = (None, None);
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "from" => from = Some(parse_time("from", &value)?),
+            "to" => to = Some(parse_time("to", &value)?),
+            _ => {
+                return Err(ServingError::bad(
+                    "unknown_parameter",
+                    "quality takes `from` and `to` (RFC 3339 or epoch ms; whole hours)",
+                ))
+            }
+        }
+    }
+    let to = to.map_or(now_ms.div_euclid(HOUR_MS) + 1, |t| {
+        t.div_euclid(HOUR_MS) + i64::from(t.rem_euclid(HOUR_MS) != 0)
+    });
+    let from = from.map_or(to - 24, |f| f.div_euclid(HOUR_MS));
+    if from >= to {
+        return Err(ServingError::bad("bad_range", "`from` must be before `to`"));
+    }
+    if to - from > MAX_REPORT_HOURS {
+        return Err(ServingError::bad(
+            "range_too_large",
+            format!("a report covers at most {MAX_REPORT_HOURS} hours"),
+        ));
+    }
+    Ok((HourKey(from), HourKey(to)))
+}
+
+/// The merged hourly `quality` states per producer of `[from, to)`.
+async fn hourly(
+    state: &AppState,
+    from: HourKey,
+    to: HourKey,
+    into: &mut HourlyStates,
+) -> Result<(), ServingError> {
+    if from >= to {
+        return Ok(());
+    }
+    let producer = Quality::DIMENSIONS
+        .iter()
+        .position(|d| *d == "producer")
+        .expect("quality has a producer dimension");
+    let q = Query {
+        from_ms: from.start_ms(),
+        to_ms: to.start_ms(),
+        granularity_ms: HOUR_MS,
+        group_by: vec![producer],
+        filters: Vec::new(),
+        sketches: false,
+    };
+    with_merged_rows::<Quality, _>(state, &q, None, |merged| {
+        for row in merged.rows {
+            let hour = HourKey(row.window_start.div_euclid(HOUR_MS));
+            add(into, &row.dims[0], hour, &row.state);
+        }
+    })
+    .await
+}
+
+/// The report of `[from, to)` at `now_ms` with `rules`.
+pub async fn quality_report(
+    state: &AppState,
+    from: HourKey,
+    to: HourKey,
+    rules: &[Rule],
+    now_ms: i64,
+) -> Result<Vec<ProducerHour>, ServingError> {
+    let mut states = HourlyStates::new();
+    let volume = rules.iter().find(|r| r.check == Check::Volume);
+    let (weeks, hours) = volume.map_or((0, 0), |r| (r.baseline.weeks, r.baseline.hours));
+    // The hours before the range: the hourly baseline, and the first hours of a producer.
+    hourly(state, HourKey(from.0 - i64::from(hours)), to, &mut states).await?;
+    for week in 1..=i64::from(weeks) {
+        let back = week * 24 * 7;
+        let (wf, wt) = (HourKey(from.0 - back), HourKey(to.0 - back));
+        // Only the part not read already.
+        let wt = wt.min(HourKey(from.0 - i64::from(hours)));
+        hourly(state, wf, wt, &mut states).await?;
+    }
+    Ok(report(&states, from, to, rules, now_ms))
+}
+
+/// The report's JSON: the range, the rules, and one entry per producer and hour.
+pub fn report_json(from: HourKey, to: HourKey, rules: &[Rule], hours: &[ProducerHour]) -> Value {
+    let worst = hours
+        .iter()
+        .map(|h| h.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass);
+    json!({
+        "from": shared_logic::instant::format_instant(from.start_ms()),
+        "to": shared_logic::instant::format_instant(to.start_ms()),
+        "verdict": worst,
+        "rules": rules.iter().map(|r| json!({
+            "check": r.check, "warn": r.warn, "fail": r.fail, "rule": r.text(),
+        })).collect::<Vec<_>>(),
+        "hours": hours,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 493_000;
+
+    #[test]
+    fn ranges_are_whole_hours_and_bounded() {
+        let now = H * HOUR_MS + 5 * 60_000;
+        assert_eq!(
+            parse_range(None, now).unwrap(),
+            (HourKey(H + 1 - 24), HourKey(H + 1))
+        );
+        let q = format!("from={}&to={}", H * HOUR_MS + 1, (H + 2) * HOUR_MS + 1);
+        assert_eq!(
+            parse_range(Some(&q), now).unwrap(),
+            (HourKey(H), HourKey(H + 3))
+        );
+        let bad = |q: &str| parse_range(Some(q), now).unwrap_err().to_string();
+        assert!(bad("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z").contains("before"));
+        assert!(bad("from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z").contains("at most"));
+        assert!(bad("metric=page_views").contains("from"));
+    }
+}
