@@ -8,6 +8,7 @@ mod bench_speed_file;
 mod generate;
 mod heap_count;
 mod lake_cmd;
+mod quality_cmd;
 mod serve_cmd;
 mod speed_cmd;
 mod topic_args;
@@ -77,6 +78,10 @@ enum Command {
     /// 2 bad usage, 3 nothing compared: no manifest, no covered hour in the range, or the
     /// speed layer holds none of the covered hours).
     Verify(verify_cmd::VerifyArgs),
+    /// The data-quality report of a range of hours: each producer's figures judged by the
+    /// quality rules (exit 0 no rule failed, 1 a rule failed or the report failed, 2 bad
+    /// usage).
+    Quality(quality_cmd::QualityArgs),
     /// The whole platform in one process: local broker, generator, collector, speed layer,
     /// lake writer, batch job on a schedule, API and dashboard.
     Demo(lambda_tools::demo::DemoArgs),
@@ -399,6 +404,13 @@ async fn run(command: Command, configured: &config::Configured) -> Result<(), (a
                 Err((anyhow::anyhow!("batch and speed views differ"), 1))
             }
             Ok(verify_cmd::Outcome::NothingCompared(why)) => Err((anyhow::anyhow!(why), 3)),
+            Err(e) => Err((e, 1)),
+        },
+        Command::Quality(args) => match quality_cmd::run(args).await {
+            Ok(shared_logic::quality_rules::Verdict::Fail) => {
+                Err((anyhow::anyhow!("a data-quality rule failed"), 1))
+            }
+            Ok(_) => Ok(()),
             Err(e) => Err((e, 1)),
         },
         Command::Bench(args) => plain(

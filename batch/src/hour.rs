@@ -1,5 +1,6 @@
 //! One hour of the batch job: footers checked, the two dedup and fold passes per id
-//! bucket, the per-event views written in parallel, then the sessions pass and its view.
+//! bucket, the hour's rejects noted ([`crate::rejects`]), the per-event views written in
+//! parallel, then the sessions pass and its view.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +69,10 @@ pub(crate) async fn compute_hour(
         tracing::debug!(%hour, bucket, dedup_secs, fold_secs, "bucket done");
         rows_read += rows;
     }
+    // The hour's rejects (by record time), in the metrics that count them.
+    let dead_letter_files = crate::rejects::hour_files(lake, hour).await?;
+    let dead_letters =
+        crate::rejects::note_rejects(lake, &dead_letter_files, hour, &mut agg, &opts.ctx).await?;
     let write = Instant::now();
     let keys = agg.len();
     // The per-event views are written (in parallel) and freed before the sessions pass
@@ -122,6 +127,7 @@ pub(crate) async fn compute_hour(
         neighbours: sessions.neighbours,
         pending,
         digests: BTreeMap::new(),
+        dead_letters,
     };
     Ok((view, written))
 }

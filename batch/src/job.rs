@@ -100,6 +100,7 @@ pub async fn select_hours(
             // session open until midnight, reading up to the live hour, whose files change
             // at every flush).
             let (mut new, mut changed, mut around) = (Vec::new(), Vec::new(), Vec::new());
+            let dead_letters = crate::rejects::files_by_hour(lake).await?;
             for hour in lake.hours().await? {
                 if before.is_some_and(|b| hour >= b) {
                     continue;
@@ -108,7 +109,9 @@ pub async fn select_hours(
                     new.push(hour);
                     continue;
                 };
-                if !unchanged(lake, &mut listed, hour, &view.inputs).await? {
+                if !unchanged(lake, &mut listed, hour, &view.inputs).await?
+                    || !dead_letters_unchanged(lake, &dead_letters, hour, &view.dead_letters)
+                {
                     changed.push(hour);
                     continue;
                 }
@@ -154,6 +157,24 @@ async fn unchanged(
     }
     let seen: Vec<(String, u64)> = seen.iter().map(|i| (i.path.clone(), i.bytes)).collect();
     Ok(listed[&hour] == seen)
+}
+
+/// Whether `hour`'s dead-letter files (of `files`, from [`crate::rejects::files_by_hour`])
+/// are exactly `seen` (paths and sizes).
+fn dead_letters_unchanged(
+    lake: &Lake,
+    files: &BTreeMap<HourKey, Vec<object_store::ObjectMeta>>,
+    hour: HourKey,
+    seen: &[InputFile],
+) -> bool {
+    let current: Vec<(String, u64)> = files
+        .get(&hour)
+        .into_iter()
+        .flatten()
+        .map(|f| (lake.object_url(&f.location), f.size))
+        .collect();
+    let seen: Vec<(String, u64)> = seen.iter().map(|i| (i.path.clone(), i.bytes)).collect();
+    current == seen
 }
 
 /// Runs the batch job over the selected hours: each hour is computed, written and

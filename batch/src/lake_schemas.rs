@@ -9,13 +9,20 @@ use shared_logic::cdc::CdcTable;
 use shared_logic::schema::{self, col};
 use shared_logic::window::HourKey;
 
+/// The dead-letter column naming the stream a rejected record was read from: `events` (a
+/// record of an events topic, rejected by event validation) or `cdc/<table>`.
+pub const STREAM_COLUMN: &str = "stream";
+
+/// The `stream` value of a rejected event.
+pub const EVENTS_STREAM: &str = "events";
+
 /// Dead-letter columns added after the table's first version: nullable, absent from files
 /// written before them.
-pub const DEAD_LETTER_ADDED_COLUMNS: [&str; 2] = [col::SOURCE, col::RECORD_TIME];
+pub const DEAD_LETTER_ADDED_COLUMNS: [&str; 3] = [col::SOURCE, col::RECORD_TIME, STREAM_COLUMN];
 
 /// The schema of dead-letter files: the record as received, why it was rejected, where it
 /// was read, when the lake writer received it, the source it names (`unknown` when none or
-/// unreadable) and its Kafka record timestamp.
+/// unreadable), its Kafka record timestamp and the stream it was read from.
 pub fn dead_letter_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("raw", DataType::Binary, false),
@@ -34,6 +41,7 @@ pub fn dead_letter_schema() -> SchemaRef {
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             true,
         ),
+        Field::new(STREAM_COLUMN, DataType::Utf8, true),
     ]))
 }
 

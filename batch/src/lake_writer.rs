@@ -348,6 +348,7 @@ impl LakeWriter {
                     origin,
                     source: shared_logic::source::unknown(),
                     record_ms: meta.record_ms,
+                    stream: crate::lake_tables::LakeTable::Cdc(table).name(),
                 }),
             },
         }

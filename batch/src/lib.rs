@@ -13,8 +13,9 @@
 //! - [`job`]: the batch job: which hours a run computes, each computed and published in
 //!   turn ([`options`]: how a run is configured); [`hour`]: one hour —
 //!   [`scan`] (DataFusion over the hour's files), [`dedup`] (pass one: winning origins of
-//!   repeated ids), [`fold`] (pass two: the shared metrics), [`view_files`] (the views
-//!   written as Parquet, and read back).
+//!   repeated ids), [`fold`] (pass two: the shared metrics), [`rejects`] (the hour's
+//!   dead letters in the metrics that count rejects), [`view_files`] (the views written as
+//!   Parquet, and read back).
 //! - [`publish`]: publication of a run's hours, one commit per metric table (no lock);
 //!   [`views_admin`]: the views tables' history, vacuum and the migration of older views.
 //! - [`sessions`]: an hour's sessions, read with the neighbouring hours a session can span.
@@ -40,6 +41,7 @@ pub mod optimize;
 pub mod options;
 pub mod orders;
 pub mod publish;
+pub mod rejects;
 pub mod repartition;
 pub mod scan;
 pub mod sessions;

@@ -1,6 +1,6 @@
 //! Encoding a flush's records as the lake's Parquet files (zstd): events in one file per
-//! event-time hour, rejects in one dead-letter file (the hour they were received), rows
-//! sorted by origin. Which files become the tables' data is [`crate::flush_commit`]'s
+//! event-time hour, rejects in one dead-letter file per hour of their Kafka record time
+//! (the hour they were received when they have none), rows sorted by origin. Which files become the tables' data is [`crate::flush_commit`]'s
 //! business.
 
 use std::sync::Arc;
@@ -19,7 +19,8 @@ pub use crate::lake_schemas::{dead_letter_schema, Encoded};
 
 /// One rejected record as the dead-letter file keeps it: the bytes as received, the
 /// reason code (an event's or a change's), a message, where it was read, the source it
-/// names and its Kafka record timestamp.
+/// names, its Kafka record timestamp, and the stream it was read from (`events` or
+/// `cdc/<table>`).
 pub struct Rejected {
     pub raw: Vec<u8>,
     pub reason: &'static str,
@@ -27,6 +28,7 @@ pub struct Rejected {
     pub origin: Origin,
     pub source: String,
     pub record_ms: Option<i64>,
+    pub stream: String,
 }
 
 impl From<DeadLetter> for Rejected {
@@ -38,6 +40,7 @@ impl From<DeadLetter> for Rejected {
             origin: d.origin,
             source: d.source,
             record_ms: d.record_ms,
+            stream: crate::lake_schemas::EVENTS_STREAM.to_string(),
         }
     }
 }
@@ -94,6 +97,12 @@ fn dead_letter_batch(letters: &[Rejected], received_ms: i64) -> Result<RecordBat
                 .collect::<TimestampMillisecondArray>()
                 .with_timezone("UTC"),
         ),
+        Arc::new(
+            letters
+                .iter()
+                .map(|d| Some(d.stream.as_str()))
+                .collect::<StringArray>(),
+        ),
     ];
     RecordBatch::try_new(dead_letter_schema(), columns)
         .map_err(|e| BatchError::logic("dead-letter batch")(shared_logic::LogicError::Arrow(e)))
@@ -140,26 +149,29 @@ pub async fn encode_events(
     .map_err(|e| BatchError::Usage(format!("encoder task failed: {e}")))?
 }
 
-/// The hour a dead letter received at `received_ms` is filed under.
-pub fn dead_letter_hour(received_ms: i64) -> HourKey {
-    HourKey::of(shared_logic::EventTime(received_ms))
+/// The hour a dead letter is filed under: the hour of its Kafka record time, else of when
+/// it was received (the batch job counts an hour's rejects from that hour's files).
+pub fn dead_letter_hour(record_ms: Option<i64>, received_ms: i64) -> HourKey {
+    HourKey::of(shared_logic::EventTime(record_ms.unwrap_or(received_ms)))
 }
 
-/// Encodes dead letters as one file of the hour they were received, sorted by origin.
+/// Encodes dead letters as one file per hour ([`dead_letter_hour`]), sorted by origin.
 pub fn encode_dead_letters(
     letters: &mut [Rejected],
     received_ms: i64,
     display: &str,
 ) -> Result<Vec<Encoded>, BatchError> {
-    if letters.is_empty() {
-        return Ok(Vec::new());
+    let hour = |d: &Rejected| dead_letter_hour(d.record_ms, received_ms);
+    letters.sort_by_key(|d| (hour(d), d.origin));
+    let mut files = Vec::new();
+    for group in letters.chunk_by(|a, b| hour(a) == hour(b)) {
+        let batch = dead_letter_batch(group, received_ms)?;
+        files.push(Encoded {
+            hour: hour(&group[0]),
+            event_type: None,
+            bytes: encode_parquet(dead_letter_schema(), &[batch], display)?,
+            rows: group.len() as u64,
+        });
     }
-    letters.sort_by_key(|d| d.origin);
-    let batch = dead_letter_batch(letters, received_ms)?;
-    Ok(vec![Encoded {
-        hour: dead_letter_hour(received_ms),
-        event_type: None,
-        bytes: encode_parquet(dead_letter_schema(), &[batch], display)?,
-        rows: letters.len() as u64,
-    }])
+    Ok(files)
 }

@@ -54,6 +54,10 @@ pub struct HourView {
     /// changes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub digests: BTreeMap<String, String>,
+    /// The hour's dead-letter files as read (the rejects the `quality` view counts; `rows`:
+    /// the rejects noted from each). A change makes the hour dirty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_letters: Vec<InputFile>,
 }
 
 impl HourView {
@@ -70,6 +74,7 @@ impl HourView {
             neighbours: BTreeMap::new(),
             pending: vec![],
             digests: BTreeMap::new(),
+            dead_letters: vec![],
         }
     }
 }

@@ -1,12 +1,12 @@
-//! `GET /v1/quality`: the quality report of a range of hours. The `quality` metric's hourly
-//! states per producer are merged as every answer is (batch where it covers an hour, speed
-//! otherwise), together with the hours the volume rule compares with (the same hours of
-//! the previous weeks and the hours just before the range), and judged by
-//! [`shared_logic::quality_report`] with the rules the server was started with.
+//! `GET /v1/quality`: the quality report of a range of hours. The `quality` metric's states
+//! per producer and window are merged as every answer is (batch where it covers an hour,
+//! speed otherwise) over the range and the hours before it the volume rule compares with,
+//! plus, per hour, the same hours of the previous weeks (the weekly baseline), and judged
+//! by [`shared_logic::quality_report`] with the rules the server was started with.
 
 use serde_json::{json, Value};
 use shared_logic::metrics::Quality;
-use shared_logic::quality_report::{add, report, HourlyStates, ProducerHour};
+use shared_logic::quality_report::{add, report, HourRange, ProducerHour, WindowStates};
 use shared_logic::quality_rules::{Check, Rule, Verdict};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::Metric;
@@ -36,6 +36,16 @@ pub fn parse_range(raw: Option<&str>, now_ms: i64) -> Result<(HourKey, HourKey),
             }
         }
     }
+    hour_range(from, to, now_ms)
+}
+
+/// The hours `[from, to)` of a report from its bounds (epoch ms): `from` floored and `to`
+/// rounded up to whole hours; by default the last 24 hours up to the current one.
+pub fn hour_range(
+    from: Option<i64>,
+    to: Option<i64>,
+    now_ms: i64,
+) -> Result<(HourKey, HourKey), ServingError> {
     let to = to.map_or(now_ms.div_euclid(HOUR_MS) + 1, |t| {
         t.div_euclid(HOUR_MS) + i64::from(t.rem_euclid(HOUR_MS) != 0)
     });
@@ -52,12 +62,13 @@ pub fn parse_range(raw: Option<&str>, now_ms: i64) -> Result<(HourKey, HourKey),
     Ok((HourKey(from), HourKey(to)))
 }
 
-/// The merged hourly `quality` states per producer of `[from, to)`.
-async fn hourly(
+/// The merged `quality` states per producer of `[from, to)`, in windows of
+/// `granularity_ms` (the metric's windows, or hours).
+async fn read_states(
     state: &AppState,
-    from: HourKey,
-    to: HourKey,
-    into: &mut HourlyStates,
+    (from, to): HourRange,
+    granularity_ms: i64,
+    into: &mut WindowStates,
 ) -> Result<(), ServingError> {
     if from >= to {
         return Ok(());
@@ -69,15 +80,14 @@ async fn hourly(
     let q = Query {
         from_ms: from.start_ms(),
         to_ms: to.start_ms(),
-        granularity_ms: HOUR_MS,
+        granularity_ms,
         group_by: vec![producer],
         filters: Vec::new(),
         sketches: false,
     };
     with_merged_rows::<Quality, _>(state, &q, None, |merged| {
         for row in merged.rows {
-            let hour = HourKey(row.window_start.div_euclid(HOUR_MS));
-            add(into, &row.dims[0], hour, &row.state);
+            add(into, &row.dims[0], row.window_start, &row.state);
         }
     })
     .await
@@ -91,19 +101,24 @@ pub async fn quality_report(
     rules: &[Rule],
     now_ms: i64,
 ) -> Result<Vec<ProducerHour>, ServingError> {
-    let mut states = HourlyStates::new();
+    let mut states = WindowStates::new();
     let volume = rules.iter().find(|r| r.check == Check::Volume);
     let (weeks, hours) = volume.map_or((0, 0), |r| (r.baseline.weeks, r.baseline.hours));
-    // The hours before the range: the hourly baseline, and the first hours of a producer.
-    hourly(state, HourKey(from.0 - i64::from(hours)), to, &mut states).await?;
+    // The range and the hours before it, in the metric's windows (freshness needs them).
+    let recent = (HourKey(from.0 - i64::from(hours)), to);
+    let window = state.opts.ctx.windows.size_ms().min(HOUR_MS);
+    read_states(state, recent, window, &mut states).await?;
+    let mut read = vec![recent];
+    // The same hours of earlier weeks, in hours (volumes only), where not read already.
     for week in 1..=i64::from(weeks) {
         let back = week * 24 * 7;
-        let (wf, wt) = (HourKey(from.0 - back), HourKey(to.0 - back));
-        // Only the part not read already.
-        let wt = wt.min(HourKey(from.0 - i64::from(hours)));
-        hourly(state, wf, wt, &mut states).await?;
+        let range = (HourKey(from.0 - back), HourKey(to.0 - back).min(recent.0));
+        if range.0 < range.1 {
+            read_states(state, range, HOUR_MS, &mut states).await?;
+            read.push(range);
+        }
     }
-    Ok(report(&states, from, to, rules, now_ms))
+    Ok(report(&states, &read, from, to, rules, now_ms))
 }
 
 /// The report's JSON: the range, the rules, and one entry per producer and hour.

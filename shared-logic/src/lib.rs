@@ -18,6 +18,7 @@ pub mod error;
 pub mod event;
 pub mod generate;
 pub mod generate_cdc;
+pub mod generate_producers;
 pub mod group_key;
 mod group_table;
 pub mod grouping;

@@ -150,6 +150,15 @@ pub trait Metric: 'static {
     const NOTES_DUPLICATES: bool = false;
     /// Notes one dropped duplicate delivery (see [`Metric::NOTES_DUPLICATES`]).
     fn note_duplicate(_state: &mut Self::State) {}
+    /// Whether the state counts records validation rejected ([`Metric::note_reject`]): each
+    /// layer notes every reject that has a Kafka record time, in the windows of that time
+    /// (a rejected record's event time is not to be trusted) and under the dimensions of
+    /// [`Metric::reject_dimension_values`] (the `quality` metric).
+    const NOTES_REJECTS: bool = false;
+    /// Writes the dimension values of a record rejected from `source` into `out`.
+    fn reject_dimension_values<'a>(_source: &'a str, _out: &mut [&'a str]) {}
+    /// Notes one rejected record (see [`Metric::NOTES_REJECTS`]).
+    fn note_reject(_state: &mut Self::State, _reason: crate::validate::Reason) {}
     /// Evaluates a (possibly merged) state; the same order as [`Metric::VALUES`].
     fn values(state: &Self::State) -> Vec<Value>;
     /// The distinct-count sketches in the state, by name (`users`), and the value each

@@ -77,6 +77,31 @@ impl<M: Metric> MetricViews<M> {
         }
     }
 
+    /// Notes a record rejected for `reason`, from `source`, with Kafka record time
+    /// `record_ms`, in the windows of that time, if the metric counts rejects
+    /// ([`Metric::NOTES_REJECTS`]).
+    pub fn note_reject_windows(
+        &mut self,
+        source: &str,
+        reason: crate::validate::Reason,
+        record_ms: i64,
+        ctx: &MetricContext,
+    ) {
+        if !M::NOTES_REJECTS {
+            return;
+        }
+        let mut dims = [""; MAX_DIMENSIONS];
+        M::reject_dimension_values(source, &mut dims);
+        let dims = &dims[..M::DIMENSIONS.len()];
+        for window in ctx.windows.assign(crate::event::EventTime(record_ms)) {
+            let probe = GroupKeyRef { window, dims };
+            let state = self
+                .groups
+                .get_or_default(&probe, || GroupKey::new(window, dims));
+            M::note_reject(state, reason);
+        }
+    }
+
     /// Runs `apply` on the state of each of the event's windows where `accept` holds.
     fn apply_windows(
         &mut self,

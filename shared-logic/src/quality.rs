@@ -12,10 +12,15 @@
 //!   its event time in ms ([`QuantileSketch`]), over the events that have a record time;
 //!   an event stamped before it happened (a producer clock ahead) counts as delay 0 and as
 //!   `ahead`;
-//! - **freshness**: the newest event time.
+//! - **freshness**: the newest event time;
+//! - **validity**: the records the validator rejected, in all and by reason code; a
+//!   rejected record has no event time to trust, so the layers note it in the window of its
+//!   Kafka record time (under event type `unknown`).
 //!
 //! Every field is a count, a max or a sketch, each a function of the set of events folded:
 //! the batch view of an hour and the speed view of the same hour hold the same state.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +47,10 @@ pub struct QualityState {
     pub ahead: u64,
     /// Newest event time, epoch ms.
     pub newest_event_ms: Option<i64>,
+    /// Records rejected by validation (noted by the layer).
+    pub rejected: u64,
+    /// The same by reason code (at most one entry per [`crate::validate::Reason`]).
+    pub rejected_by_reason: BTreeMap<String, u64>,
 }
 
 /// What a state reports (ratios `None` over no events).
@@ -63,6 +72,9 @@ pub struct QualityFigures {
     pub delay_p99_ms: Option<u64>,
     pub ahead: u64,
     pub newest_event_ms: Option<i64>,
+    pub rejected: u64,
+    /// Valid events over records (valid events + rejected).
+    pub validity: Option<f64>,
 }
 
 fn share(part: u64, whole: u64) -> Option<f64> {
@@ -95,6 +107,16 @@ impl QualityState {
         self.duplicates = add_count(self.duplicates, 1);
     }
 
+    /// Notes a record validation rejected for `reason`.
+    pub fn note_reject(&mut self, reason: crate::validate::Reason) {
+        self.rejected = add_count(self.rejected, 1);
+        let n = self
+            .rejected_by_reason
+            .entry(reason.code().to_string())
+            .or_default();
+        *n = add_count(*n, 1);
+    }
+
     /// The figures of this (possibly merged) state.
     pub fn figures(&self) -> QualityFigures {
         QualityFigures {
@@ -111,6 +133,8 @@ impl QualityState {
             delay_p99_ms: self.delay.quantile(0.99),
             ahead: self.ahead,
             newest_event_ms: self.newest_event_ms,
+            rejected: self.rejected,
+            validity: share(self.events, self.events.saturating_add(self.rejected)),
         }
     }
 }
@@ -129,6 +153,11 @@ impl Mergeable for QualityState {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+        self.rejected = add_count(self.rejected, other.rejected);
+        for (reason, n) in &other.rejected_by_reason {
+            let mine = self.rejected_by_reason.entry(reason.clone()).or_default();
+            *mine = add_count(*mine, *n);
+        }
     }
 }
 
@@ -177,8 +206,11 @@ mod tests {
         ];
         let mut state = fold(&events);
         state.note_duplicate();
+        state.note_reject(crate::validate::Reason::MissingField);
         let f = state.figures();
         assert_eq!((f.events, f.duplicates), (4, 1));
+        assert_eq!((f.rejected, f.validity), (1, Some(0.8)));
+        assert_eq!(state.rejected_by_reason["missing_field"], 1);
         assert_eq!(f.duplicate_share, Some(0.2));
         assert_eq!(f.unknown_country_share, Some(0.0));
         assert_eq!(f.unknown_device_share, Some(0.25));
@@ -233,6 +265,10 @@ mod tests {
             let mut state = fold(&events);
             for _ in 0..rows.len() % 3 {
                 state.note_duplicate();
+            }
+            let reasons = crate::validate::Reason::ALL;
+            for (id, ..) in rows.iter().filter(|(id, ..)| id % 4 == 0) {
+                state.note_reject(reasons[*id as usize % reasons.len()]);
             }
             state
         })

@@ -1,22 +1,26 @@
 //! The quality report: the `quality` figures of each producer and hour judged by the rules
 //! ([`crate::quality_rules`]) into pass / warn / fail. Pure: serving hands it the merged
-//! hourly states (batch where it covers the hour, speed otherwise) and the wall clock, and
-//! `GET /v1/quality` and `lambda quality` print what it returns.
+//! window states (batch where it covers the hour, speed otherwise), which hours it read,
+//! and the wall clock; `GET /v1/quality` and `lambda quality` print what it returns.
 //!
 //! Per producer and hour (event types merged):
-//! - `duplicates`: duplicate deliveries ÷ deliveries (valid events + duplicates);
+//! - `validity`: valid events ÷ records received (valid events + rejected records);
+//! - `duplicates`: duplicate deliveries ÷ records received;
 //! - `completeness`: events with a country and a device ÷ events;
 //! - `delay_p99`: the p99 of record time − event time;
-//! - `volume`: the relative distance of the hour's deliveries from the baseline
-//!   ([`volume_baseline`]); not judged without a baseline hour;
-//! - `freshness`: the age of the producer's newest event at the end of the hour (or now,
-//!   for the current hour): a producer that went silent fails it even in an hour with no
-//!   event at all.
+//! - `volume`: the relative distance of the hour's records received (valid events,
+//!   duplicates and rejects) from the baseline ([`volume_baseline`]); not judged without a
+//!   baseline hour;
+//! - `freshness`: the longest stretch of the hour without a new event of the producer:
+//!   measured just before each window that has its events and at the end of the hour (or
+//!   now, for the current hour), from its newest event or the start of the hour, whichever
+//!   is later; in whole windows. A producer that goes silent for 20 minutes fails it in that
+//!   hour, even if it is back before the hour ends; a silent hour is 60 minutes.
 //!
-//! A producer is reported for every hour of the range from the first hour it has events in
-//! (within the range or the baseline hours before it); an hour without its events is an
-//! hour of volume 0. `validity` needs the rejected records of each producer, which the
-//! `quality` metric does not hold yet: it is not judged here.
+//! A producer is reported for every hour of the range from the first hour it has records in
+//! (within the range or the baseline hours read before it); a read hour without its records
+//! is an hour of volume 0; hours not read (between the weeks of the weekly baseline) are
+//! not volumes.
 
 use std::collections::BTreeMap;
 
@@ -27,8 +31,9 @@ use crate::quality::{QualityFigures, QualityState};
 use crate::quality_rules::{volume_baseline, volume_distance, Check, Outcome, Rule, Verdict};
 use crate::window::{HourKey, HOUR_MS};
 
-/// The merged `quality` state of each producer and hour.
-pub type HourlyStates = BTreeMap<(String, HourKey), QualityState>;
+/// The merged `quality` state of each producer and window (window start, epoch ms; windows
+/// of at most an hour, never straddling one).
+pub type WindowStates = BTreeMap<(String, i64), QualityState>;
 
 /// One producer's hour: its figures, each rule's outcome and the worst verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,10 +41,14 @@ pub struct ProducerHour {
     pub producer: String,
     #[serde(serialize_with = "hour_json")]
     pub hour: HourKey,
-    /// Valid events plus duplicate deliveries.
-    pub deliveries: u64,
+    /// Records received: valid events, duplicate deliveries and rejected records.
+    pub received: u64,
     #[serde(serialize_with = "figures_json")]
     pub figures: QualityFigures,
+    /// Rejected records by reason code.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// The longest time within the hour without a newer event (see the module docs).
+    pub freshness_ms: Option<i64>,
     pub outcomes: Vec<Outcome>,
     /// The worst outcome (pass when no rule was judged).
     pub verdict: Verdict,
@@ -68,55 +77,81 @@ fn figures_json<S: serde::Serializer>(f: &QualityFigures, s: S) -> Result<S::Ok,
         "newest_event",
         &f.newest_event_ms.map(crate::instant::format_instant),
     )?;
+    m.serialize_entry("rejected", &f.rejected)?;
+    m.serialize_entry("validity", &f.validity)?;
     m.end()
 }
 
+/// The hours `[from, to)` read into [`WindowStates`] (every window of a producer in them
+/// is in the states or had none of its records).
+pub type HourRange = (HourKey, HourKey);
+
 /// The report of the hours `[from, to)` from `states` (which may hold earlier hours: the
-/// volume baselines and the newest events before the range), judged by `rules` at wall
-/// clock `now_ms`; ordered by hour, then producer.
+/// volume baselines and the newest events before the range), read over `read` ranges,
+/// judged by `rules` at wall clock `now_ms`; ordered by hour, then producer.
 pub fn report(
-    states: &HourlyStates,
+    states: &WindowStates,
+    read: &[HourRange],
     from: HourKey,
     to: HourKey,
     rules: &[Rule],
     now_ms: i64,
 ) -> Vec<ProducerHour> {
-    let mut by_producer: BTreeMap<&str, BTreeMap<HourKey, &QualityState>> = BTreeMap::new();
-    for ((producer, hour), state) in states {
-        if *hour < to {
-            by_producer
-                .entry(producer.as_str())
-                .or_default()
-                .insert(*hour, state);
-        }
+    let mut by_producer: BTreeMap<&str, BTreeMap<i64, &QualityState>> = BTreeMap::new();
+    for ((producer, start), state) in states {
+        by_producer
+            .entry(producer.as_str())
+            .or_default()
+            .insert(*start, state);
     }
+    let was_read = |h: HourKey| read.iter().any(|(f, t)| (*f..*t).contains(&h));
     let mut out = Vec::new();
-    for (producer, hours) in by_producer {
-        let Some(first) = hours.keys().next().copied() else {
+    for (producer, windows) in by_producer {
+        let Some(first) = windows.keys().next().map(|w| w.div_euclid(HOUR_MS)) else {
             continue;
         };
-        let empty = QualityState::default();
         let mut volumes: BTreeMap<HourKey, (f64, bool)> = BTreeMap::new();
         let mut newest: Option<i64> = None;
-        for h in first.0..to.0 {
+        for h in first..to.0 {
             let hour = HourKey(h);
-            let state = hours.get(&hour).copied().unwrap_or(&empty);
-            if let Some(t) = state.newest_event_ms {
-                newest = Some(newest.map_or(t, |n| n.max(t)));
+            let (start, end) = (hour.start_ms(), hour.start_ms() + HOUR_MS);
+            let mut state = QualityState::default();
+            let mut longest: Option<i64> = None;
+            let mut age_at = |t: i64, newest: Option<i64>| {
+                if let Some(n) = newest {
+                    longest = Some(longest.map_or(t - n, |l| l.max(t - n)).max(0));
+                }
+            };
+            // Only the stretch within the hour: a silence before it counts in its own hours.
+            let since = |n: Option<i64>| n.map(|n| n.max(start));
+            for (w, s) in windows.range(start..end) {
+                age_at(*w, since(newest));
+                state.merge(s);
+                if let Some(t) = s.newest_event_ms {
+                    newest = Some(newest.map_or(t, |n| n.max(t)));
+                }
             }
-            let deliveries = state.events.saturating_add(state.duplicates);
-            let end_ms = (hour.start_ms() + HOUR_MS).min(now_ms);
-            let outcomes = judge(rules, state, deliveries, hour, &volumes, newest, end_ms);
+            age_at(end.min(now_ms), since(newest));
+            if !was_read(hour) {
+                continue;
+            }
+            let received = state
+                .events
+                .saturating_add(state.duplicates)
+                .saturating_add(state.rejected);
+            let outcomes = judge(rules, &state, received, hour, &volumes, longest);
             let volume_failed = outcomes
                 .iter()
                 .any(|o| o.check == Check::Volume && o.verdict == Verdict::Fail);
-            volumes.insert(hour, (deliveries as f64, volume_failed));
+            volumes.insert(hour, (received as f64, volume_failed));
             if hour >= from {
                 out.push(ProducerHour {
                     producer: producer.to_string(),
                     hour,
-                    deliveries,
+                    received,
                     figures: state.figures(),
+                    rejected_by_reason: state.rejected_by_reason.clone(),
+                    freshness_ms: longest,
                     verdict: outcomes
                         .iter()
                         .map(|o| o.verdict)
@@ -135,34 +170,34 @@ pub fn report(
 fn judge(
     rules: &[Rule],
     state: &QualityState,
-    deliveries: u64,
+    received: u64,
     hour: HourKey,
     volumes: &BTreeMap<HourKey, (f64, bool)>,
-    newest: Option<i64>,
-    end_ms: i64,
+    freshness_ms: Option<i64>,
 ) -> Vec<Outcome> {
     let f = state.figures();
+    let of_received = |n: u64| (received > 0).then(|| n as f64 / received as f64);
     rules
         .iter()
         .filter_map(|rule| {
             let measured = match rule.check {
-                Check::Validity => None,
-                Check::Duplicates => f.duplicate_share,
+                Check::Validity => f.validity,
+                Check::Duplicates => of_received(state.duplicates),
                 Check::Completeness => f.completeness,
                 Check::DelayP99 => f.delay_p99_ms.map(|d| d as f64),
                 Check::Volume => volume_baseline(hour, volumes, rule.baseline)
-                    .map(|mean| volume_distance(deliveries as f64, mean)),
-                Check::Freshness => newest.map(|t| (end_ms - t).max(0) as f64),
+                    .map(|mean| volume_distance(received as f64, mean)),
+                Check::Freshness => freshness_ms.map(|ms| ms as f64),
             }?;
             Some(rule.judge(measured))
         })
         .collect()
 }
 
-/// Merges the states of several event types (or layers) of one producer and hour.
-pub fn add(states: &mut HourlyStates, producer: &str, hour: HourKey, state: &QualityState) {
+/// Merges the state of one producer's window (of several event types, or layers) in.
+pub fn add(states: &mut WindowStates, producer: &str, window_ms: i64, state: &QualityState) {
     states
-        .entry((producer.to_string(), hour))
+        .entry((producer.to_string(), window_ms))
         .or_default()
         .merge(state);
 }
@@ -207,7 +242,7 @@ mod tests {
     #[test]
     fn each_fault_fails_its_rule_in_its_hour_and_nothing_else() {
         let rules = rules(&[]).unwrap();
-        let mut states = HourlyStates::new();
+        let mut states = WindowStates::new();
         let end = |h: i64| (H0 + h + 1) * HOUR_MS - 1;
         for h in 0..8 {
             // web: steady, except a doubled hour 3 and a lagging clock in hour 5.
@@ -219,21 +254,34 @@ mod tests {
             add(
                 &mut states,
                 "web",
-                HourKey(H0 + h),
+                (H0 + h) * HOUR_MS,
                 &state(n, 0, end(h), delay),
             );
-            // app: silent from 40 minutes into hour 4 until hour 6; 10 % duplicates in 7.
+            // app: 30 % rejected in hour 2; silent from 40 minutes into hour 4 until hour 6;
+            // 10 % duplicates in 7.
             let app = match h {
+                2 => {
+                    let mut s = state(700, 0, end(h), 1_000);
+                    for _ in 0..300 {
+                        s.note_reject(crate::validate::Reason::MissingField);
+                    }
+                    s
+                }
                 4 => state(660, 0, (H0 + 4) * HOUR_MS + 40 * 60_000, 1_000),
                 5 => continue,
                 7 => state(1_000, 111, end(h), 1_000),
                 _ => state(1_000, 0, end(h), 1_000),
             };
-            add(&mut states, "app", HourKey(H0 + h), &app);
+            add(&mut states, "app", (H0 + h) * HOUR_MS, &app);
         }
         let now = (H0 + 9) * HOUR_MS;
-        let r = report(&states, HourKey(H0), HourKey(H0 + 8), &rules, now);
+        let read = [(HourKey(H0), HourKey(H0 + 8))];
+        let r = report(&states, &read, HourKey(H0), HourKey(H0 + 8), &rules, now);
         assert_eq!(r.len(), 16);
+        let rejected = r
+            .iter()
+            .find(|p| p.producer == "app" && p.hour == HourKey(H0 + 2));
+        assert_eq!(rejected.unwrap().rejected_by_reason["missing_field"], 300);
         use Check::*;
         use Verdict::*;
         assert_eq!(
@@ -254,7 +302,8 @@ mod tests {
             vec![
                 (0, vec![]),
                 (1, vec![]),
-                (2, vec![]),
+                // 1,000 records received (no volume change), 700 valid.
+                (2, vec![(Validity, Fail)]),
                 // 660 of ~1,000: 34 % below the mean; silent for the last 20 minutes.
                 (3, vec![]),
                 (4, vec![(Volume, Warn), (Freshness, Fail)]),
@@ -269,21 +318,29 @@ mod tests {
     #[test]
     fn the_first_hours_have_no_volume_baseline_and_the_report_starts_at_from() {
         let rules = rules(&[]).unwrap();
-        let mut states = HourlyStates::new();
+        let mut states = WindowStates::new();
         add(
             &mut states,
             "web",
-            HourKey(H0),
+            H0 * HOUR_MS,
             &state(10, 0, H0 * HOUR_MS + 10, 0),
         );
         add(
             &mut states,
             "web",
-            HourKey(H0 + 1),
+            (H0 + 1) * HOUR_MS,
             &state(10, 0, (H0 + 1) * HOUR_MS + 10, 0),
         );
         let now = (H0 + 1) * HOUR_MS + 60_000;
-        let r = report(&states, HourKey(H0 + 1), HourKey(H0 + 2), &rules, now);
+        let read = [(HourKey(H0), HourKey(H0 + 2))];
+        let r = report(
+            &states,
+            &read,
+            HourKey(H0 + 1),
+            HourKey(H0 + 2),
+            &rules,
+            now,
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].hour, HourKey(H0 + 1));
         assert_eq!(r[0].verdict, Verdict::Pass);
@@ -292,7 +349,7 @@ mod tests {
         // Freshness of the current hour is measured at now.
         let fresh = r[0].outcomes.iter().find(|o| o.check == Check::Freshness);
         assert_eq!(fresh.map(|o| o.measured), Some(60_000.0 - 10.0));
-        let only = report(&states, HourKey(H0), HourKey(H0 + 1), &rules, now);
+        let only = report(&states, &read, HourKey(H0), HourKey(H0 + 1), &rules, now);
         assert!(only[0].outcomes.iter().all(|o| o.check != Check::Volume));
     }
 }

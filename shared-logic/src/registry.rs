@@ -149,6 +149,22 @@ macro_rules! registry {
                 )*
             }
 
+            /// Notes a record rejected for `reason`, from `source`, with Kafka record time
+            /// `record_ms`, in every metric that counts rejects.
+            pub fn note_reject(
+                &mut self,
+                source: &str,
+                reason: crate::validate::Reason,
+                record_ms: i64,
+                ctx: &MetricContext,
+            ) {
+                $(
+                    if <$metric as Metric>::NOTES_REJECTS {
+                        self.$field.note_reject_windows(source, reason, record_ms, ctx);
+                    }
+                )*
+            }
+
             /// Folds one (already deduplicated) event into every per-event metric.
             pub fn update(&mut self, event: &EventRef<'_>, ctx: &MetricContext) {
                 $(

@@ -3,6 +3,7 @@
 //! - [`partition`]: one partition's state and the per-record rule (validation, dedup,
 //!   watermark, late policy), deterministic so that checkpoint + replay is exactly-once;
 //! - [`id_set`]: the compact table of dedup ids (128-bit hashes) per event-time hour;
+//!   `quality_notes`: the duplicates and rejects a partition notes for the `quality` metric;
 //! - [`views`]: the in-process handle on every held partition's state;
 //! - [`replay`]: raw records applied without Kafka (benchmarks fed from a file, tests);
 //! - [`consumer`]: the Kafka consumer (micro-batches, dead letters, late side output,
@@ -35,6 +36,7 @@ pub mod latency;
 pub mod options;
 pub mod orders;
 pub mod partition;
+mod quality_notes;
 pub mod replay;
 pub mod rollups;
 pub mod views;

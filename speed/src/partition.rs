@@ -15,7 +15,8 @@
 //! Per record, in order:
 //! 1. offsets below its topic's `next_offset` are already in the state (a replay after a
 //!    restore): skipped;
-//! 2. validation through shared-logic; a reject becomes a dead letter;
+//! 2. validation through shared-logic; a reject becomes a dead letter, and is noted in the
+//!    windows of its record time (the `quality` metric's rejects);
 //! 3. the dedup rule (shared-logic's key: event id within its event-time hour; first
 //!    delivery wins): a repeated delivery is dropped, and noted as a duplicate in every
 //!    window of the event (the `quality` metric; closed windows included, marked revised);
@@ -293,6 +294,7 @@ impl PartitionState {
             Ok(e) => e,
             Err(dead) => {
                 self.counters.rejected += 1;
+                self.note_reject(&dead, ctx, time);
                 return Outcome::Rejected(dead);
             }
         };
@@ -305,7 +307,7 @@ impl PartitionState {
         };
         if !self.seen.entry(hour).or_default().insert(tie) {
             self.counters.duplicates += 1;
-            self.note_duplicate(&event.view(), ctx, closed);
+            self.note_duplicate(&event.view(), ctx, time);
             return Outcome::Duplicate;
         }
         self.changes.id(hour, tie);
@@ -348,26 +350,6 @@ impl PartitionState {
                 self.join_session(&view, tie, ctx, closed);
                 self.counters.events += 1;
                 Outcome::Counted
-            }
-        }
-    }
-
-    /// Notes a dropped duplicate delivery in the metrics that count them, in every window
-    /// of the event, closed ones included whatever the late policy: a duplicate adds no
-    /// data to a metric, and noting it wherever the dedup rule recognises it keeps the
-    /// duplicate count the same as the batch layer's (a closed window it changes is
-    /// revised, as under the `update` policy).
-    fn note_duplicate(
-        &mut self,
-        event: &EventRef<'_>,
-        ctx: &MetricContext,
-        closed: impl Fn(WindowStart) -> bool,
-    ) {
-        self.aggregates.note_duplicate_windows(event, ctx, |_| true);
-        for w in ctx.windows.assign(event.event_time()) {
-            self.changes.window(BuiltFrom::Events, w.0);
-            if closed(w) {
-                self.revised.insert(w.0);
             }
         }
     }

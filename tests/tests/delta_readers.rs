@@ -59,6 +59,10 @@ const ADDITIVE: &[(&str, &[&str])] = &[
         ],
     ),
     ("daily_sales", &["orders", "revenue_minor"]),
+    (
+        "quality",
+        &["events", "duplicates", "timed", "ahead", "rejected"],
+    ),
 ];
 
 /// The generated records of the events topic, in two deliveries: the first lacks every

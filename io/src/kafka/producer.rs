@@ -102,7 +102,23 @@ impl EventProducer {
         payload: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<(), IoError> {
+        self.send_at(key, payload, headers, None)
+    }
+
+    /// [`EventProducer::send_with_headers`] with the record's timestamp (epoch ms; `None`:
+    /// librdkafka stamps the time it is produced), as a producer whose clock says
+    /// `timestamp_ms` stamps it.
+    pub fn send_at(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        headers: &[(&str, &str)],
+        timestamp_ms: Option<i64>,
+    ) -> Result<(), IoError> {
         let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        if let Some(t) = timestamp_ms {
+            record = record.timestamp(t);
+        }
         if !headers.is_empty() {
             let mut owned = OwnedHeaders::new_with_capacity(headers.len());
             for (name, value) in headers {

@@ -1,15 +1,18 @@
 //! The `quality` metric: the data-quality figures of each window, producer and event type
 //! that do not depend on when a layer saw a record ([`QualityState`]): valid events,
 //! duplicate deliveries, the unknown shares of the optional dimensions, completeness, the
-//! delay quantiles (Kafka record time minus event time) and the newest event time.
+//! delay quantiles (Kafka record time minus event time), the newest event time, and the
+//! records validation rejected (in the window of their record time, under event type
+//! `unknown`).
 //!
 //! The dimension is called `producer` (the record's source: the `lambda-source` header,
 //! else the event's `source` field, else `unknown`; [`crate::source`]) because `source`
 //! already names where a served row came from (batch, speed or both).
 
-use crate::event::EventRef;
+use crate::event::{EventRef, UNKNOWN};
 use crate::metric::{Metric, MetricContext, Value, ValueKind};
 use crate::quality::QualityState;
+use crate::validate::Reason;
 
 /// `quality`: the data-quality figures by producer and event type.
 pub struct Quality;
@@ -31,6 +34,8 @@ impl Metric for Quality {
         ("delay_p99_ms", ValueKind::Millis),
         ("ahead", ValueKind::Count),
         ("newest_event", ValueKind::Time),
+        ("rejected", ValueKind::Count),
+        ("validity", ValueKind::Ratio),
     ];
     type State = QualityState;
 
@@ -52,6 +57,15 @@ impl Metric for Quality {
         state.note_duplicate();
     }
 
+    const NOTES_REJECTS: bool = true;
+    fn reject_dimension_values<'a>(source: &'a str, out: &mut [&'a str]) {
+        out[0] = source;
+        out[1] = UNKNOWN;
+    }
+    fn note_reject(state: &mut Self::State, reason: Reason) {
+        state.note_reject(reason);
+    }
+
     fn values(state: &Self::State) -> Vec<Value> {
         let f = state.figures();
         let share = |s: Option<f64>| Value::Ratio(s);
@@ -69,6 +83,8 @@ impl Metric for Quality {
             Value::Millis(f.delay_p99_ms),
             Value::Count(f.ahead),
             Value::Time(f.newest_event_ms),
+            Value::Count(f.rejected),
+            share(f.validity),
         ]
     }
 }
@@ -93,7 +109,7 @@ mod tests {
     }
 
     #[test]
-    fn quality_is_per_producer_and_event_type_and_counts_noted_duplicates() {
+    fn quality_is_per_producer_and_event_type_and_counts_noted_duplicates_and_rejects() {
         let ctx = MetricContext::default();
         let at = |record_ms| RecordMeta {
             origin: Origin::import_line(0),
@@ -117,6 +133,8 @@ mod tests {
         agg.note_duplicate_windows(&events[0].view(), &ctx, |_| true);
         // Rejected by `accept`: not noted.
         agg.note_duplicate_windows(&events[2].view(), &ctx, |_| false);
+        // A reject: in the window of its record time, under event type `unknown`.
+        agg.note_reject("web", Reason::BadType, T0 + 5, &ctx);
         let rows = crate::metrics::tests::values::<Quality>(&agg.roll_up(DAY_MS));
         let newest = Value::Time(Some(T0));
         assert_eq!(
@@ -138,6 +156,8 @@ mod tests {
                         Value::Millis(None),
                         n(0),
                         newest,
+                        n(0),
+                        Value::Ratio(Some(1.0)),
                     ]
                 ),
                 (
@@ -156,6 +176,8 @@ mod tests {
                         Value::Millis(Some(100)),
                         n(0),
                         newest,
+                        n(0),
+                        Value::Ratio(Some(1.0)),
                     ]
                 ),
                 (
@@ -176,6 +198,28 @@ mod tests {
                         Value::Millis(Some(1_495)),
                         n(0),
                         newest,
+                        n(0),
+                        Value::Ratio(Some(1.0)),
+                    ]
+                ),
+                (
+                    key(&["web", "unknown"]),
+                    vec![
+                        n(0),
+                        n(0),
+                        Value::Ratio(None),
+                        Value::Ratio(None),
+                        Value::Ratio(None),
+                        Value::Ratio(None),
+                        Value::Ratio(None),
+                        n(0),
+                        Value::Millis(None),
+                        Value::Millis(None),
+                        Value::Millis(None),
+                        n(0),
+                        Value::Time(None),
+                        n(1),
+                        Value::Ratio(Some(0.0)),
                     ]
                 ),
             ]

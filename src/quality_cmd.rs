@@ -1,0 +1,155 @@
+//! `lambda quality`: the data-quality report of a range of hours on the command line (the
+//! report of `GET /v1/quality`, computed here from both layers' views as `lambda verify`
+//! reads them), a table or JSON; exit 1 when a rule fails, so a pipeline can gate on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use lambda_io::Lake;
+use serving::batch_views::BatchViews;
+use serving::state::{ApiOptions, AppState};
+use shared_logic::quality_report::ProducerHour;
+use shared_logic::quality_rules::{rules, RuleSet, Verdict};
+
+#[derive(Args)]
+pub struct QualityArgs {
+    #[command(flatten)]
+    layers: crate::LayerArgs,
+    #[command(flatten)]
+    logic: crate::LogicArgs,
+    /// First hour (RFC 3339 or epoch ms, floored to the hour); default: 24 hours before --to.
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the range (rounded up to the hour); default: the end of the current hour.
+    #[arg(long)]
+    to: Option<String>,
+    /// A rule replacing its check's default (as `lambda serve --quality-rule`); repeatable.
+    #[arg(long, value_name = "RULE")]
+    quality_rule: Vec<String>,
+    /// Print the report as JSON (the body of `GET /v1/quality`) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Print every producer's hour, not only those with a warning or a failure.
+    #[arg(long)]
+    all: bool,
+    /// Timeout of one request to a speed instance.
+    #[arg(long, default_value_t = 30_000)]
+    speed_timeout_ms: u64,
+}
+
+/// The report's verdict: whether a rule failed (exit 1).
+pub async fn run(args: QualityArgs) -> anyhow::Result<Verdict> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let bound = |name: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| serving::query::parse_time(name, t))
+            .transpose()
+    };
+    let (from, to) =
+        serving::quality::hour_range(bound("--from", &args.from)?, bound("--to", &args.to)?, now)?;
+    let rule_set = RuleSet(rules(&args.quality_rule).map_err(anyhow::Error::msg)?);
+    let batch = BatchViews::new(
+        Lake::open(&args.layers.views, false)
+            .with_context(|| format!("--views {}", args.layers.views))?,
+        64,
+    );
+    batch.refresh().await?;
+    let speed = args
+        .layers
+        .speed_views(Duration::from_millis(args.speed_timeout_ms))?;
+    let ctx = args.logic.ctx()?;
+    let state = Arc::new(AppState {
+        batch: batch.with_windows(ctx.windows),
+        speed: speed.into(),
+        collector: None,
+        telemetry: Default::default(),
+        answers: Default::default(),
+        opts: ApiOptions {
+            ctx,
+            quality_rules: rule_set.clone(),
+            ..ApiOptions::default()
+        },
+    });
+    let hours = serving::quality::quality_report(&state, from, to, &rule_set.0, now).await?;
+    if args.json {
+        let report = serving::quality::report_json(from, to, &rule_set.0, &hours);
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", table(&hours, args.all));
+    }
+    Ok(hours
+        .iter()
+        .map(|h| h.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass))
+}
+
+/// One line per producer's hour (only those not passing, unless `all`), then a summary.
+fn table(hours: &[ProducerHour], all: bool) -> String {
+    let mut out = String::new();
+    let shown: Vec<&ProducerHour> = hours
+        .iter()
+        .filter(|h| all || h.verdict != Verdict::Pass)
+        .collect();
+    if !shown.is_empty() {
+        out.push_str(&format!(
+            "{:<20} {:<16} {:>9} {:<7} {}\n",
+            "hour", "producer", "received", "verdict", "rules (measured / threshold)"
+        ));
+    }
+    for h in &shown {
+        let rules: Vec<String> = h
+            .outcomes
+            .iter()
+            .filter(|o| all || o.verdict != Verdict::Pass)
+            .map(|o| {
+                format!(
+                    "{} {} {} / {}",
+                    o.check.name(),
+                    verdict(o.verdict),
+                    figure(o.check, o.measured),
+                    figure(o.check, o.threshold)
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "{:<20} {:<16} {:>9} {:<7} {}\n",
+            shared_logic::instant::format_instant(h.hour.start_ms()),
+            h.producer,
+            h.received,
+            verdict(h.verdict),
+            rules.join("; ")
+        ));
+    }
+    let count = |v: Verdict| hours.iter().filter(|h| h.verdict == v).count();
+    out.push_str(&format!(
+        "{} producer hours: {} pass, {} warn, {} fail\n",
+        hours.len(),
+        count(Verdict::Pass),
+        count(Verdict::Warn),
+        count(Verdict::Fail)
+    ));
+    out
+}
+
+fn verdict(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Warn => "warn",
+        Verdict::Fail => "FAIL",
+    }
+}
+
+/// A measured value or threshold as people read it: a duration, or a share in percent.
+fn figure(check: shared_logic::quality_rules::Check, value: f64) -> String {
+    use shared_logic::quality_rules::Check;
+    match check {
+        Check::DelayP99 | Check::Freshness if value.is_finite() => {
+            shared_logic::durations::duration_text(value as i64)
+        }
+        _ if value.is_finite() => format!("{:.1}%", value * 100.0),
+        _ => "n/a".to_string(),
+    }
+}
