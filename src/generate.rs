@@ -12,8 +12,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use lambda_io::kafka::{ensure_topics, EventProducer};
 use shared_logic::cdc::CdcTable;
-use shared_logic::generate::{Generator, GeneratorConfig, RecordKind};
+use shared_logic::generate::{Generator, GeneratorConfig, Record, RecordKind};
 use shared_logic::generate_cdc::{CdcConfig, CdcGenerator, CdcRecord};
+use shared_logic::generate_producers::{parse_producer, Fault, Producers};
 use shared_logic::topics;
 
 use crate::KafkaArgs;
@@ -60,6 +61,17 @@ pub struct GenerateArgs {
     /// Fraction of records that fail validation.
     #[arg(long, default_value_t = 0.0)]
     invalid: f64,
+    /// A producing service and its weight (`web=3`; repeatable): each user's records come
+    /// from one, named in their `source` field, and each record is stamped (as its Kafka
+    /// record time) when its producer sends it: the data-quality figures' producers.
+    #[arg(long = "source", value_name = "NAME=WEIGHT")]
+    sources: Vec<String>,
+    /// A fault of a producer over a span of time (repeatable; needs --source):
+    /// `<producer>:<kind>:<from>/<to>`, kind `silent`, `invalid=<share>`,
+    /// `clock-lag=<duration>` or `volume=<factor>`, e.g.
+    /// `app:clock-lag=10m:2026-01-01T06:10:00Z/2026-01-01T07:00:00Z`.
+    #[arg(long = "fault", value_name = "SPEC", requires = "sources")]
+    faults: Vec<String>,
     /// NDJSON output file, or `-` for stdout.
     #[arg(long, short, default_value = "-", conflicts_with = "kafka")]
     output: PathBuf,
@@ -219,18 +231,46 @@ pub async fn run(args: GenerateArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let rate = args.rate;
-    tokio::task::spawn_blocking(move || emit(cfg, limit, rate, deadline, sink, &stop)).await?
+    let stream = args.stream(cfg)?;
+    tokio::task::spawn_blocking(move || emit(stream, limit, rate, deadline, sink, &stop)).await?
+}
+
+/// Generated records, each with the record time its producer stamps (with --source).
+type Stream = Box<dyn Iterator<Item = (Record, Option<i64>)> + Send>;
+
+impl GenerateArgs {
+    /// The generator, from the producers of --source with the faults of --fault if any.
+    fn stream(&self, cfg: GeneratorConfig) -> anyhow::Result<Stream> {
+        let generator = Generator::new(cfg);
+        if self.sources.is_empty() {
+            return Ok(Box::new(generator.map(|r| (r, None))));
+        }
+        let producers = self
+            .sources
+            .iter()
+            .map(|s| parse_producer(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let faults = self
+            .faults
+            .iter()
+            .map(|f| Fault::parse(f))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let stream =
+            Producers::new(generator, producers, faults, self.seed).map_err(anyhow::Error::msg)?;
+        Ok(Box::new(stream.map(|p| (p.record, Some(p.at_ms)))))
+    }
 }
 
 fn emit(
-    cfg: GeneratorConfig,
+    mut generator: Stream,
     limit: Option<u64>,
     rate: Option<f64>,
     deadline: Option<Instant>,
     mut sink: Sink,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let mut generator = Generator::new(cfg);
     let mut kinds: HashMap<RecordKind, u64> = HashMap::new();
     let started = Instant::now();
     let mut sent = 0u64;
@@ -246,7 +286,9 @@ fn emit(
                 }
             }
         }
-        let record = generator.next_record();
+        let Some((record, at_ms)) = generator.next() else {
+            break;
+        };
         match &mut sink {
             Sink::Ndjson(out) => {
                 let written = out
@@ -257,7 +299,9 @@ fn emit(
                     other => other.context("writing NDJSON output")?,
                 }
             }
-            Sink::Kafka(producer) => producer.send(record.key.as_bytes(), &record.json)?,
+            Sink::Kafka(producer) => {
+                producer.send_at(record.key.as_bytes(), &record.json, &[], at_ms)?
+            }
         }
         *kinds.entry(record.kind).or_default() += 1;
         sent += 1;

@@ -74,7 +74,8 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<Verdict> {
     });
     let hours = serving::quality::quality_report(&state, from, to, &rule_set.0, now).await?;
     if args.json {
-        let report = serving::quality::report_json(from, to, &rule_set.0, &hours);
+        let boundary = serving::quality::batch_boundary(&state, now);
+        let report = serving::quality::report_json(from, to, &rule_set.0, &hours, boundary);
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", table(&hours, args.all));

@@ -1,11 +1,12 @@
 // Live dashboard of the serving layer. Reads the query API (/v1/metrics...), draws KPI
-// tiles, per-minute SVG charts coloured by source with the batch/real-time boundary, and a
-// country breakdown; refreshes itself. Plain ES2020, no dependencies, no build step.
+// tiles, per-minute SVG charts coloured by source with the batch/real-time boundary, a
+// country breakdown, daily sales and the data-quality panel (/v1/quality); refreshes itself. Plain ES2020, no dependencies, no build step.
 //
 // Testability contract (tests/browser/dashboard.mjs relies on it): every bar carries
 // data-series, data-window-start, data-value (the API's number) and data-source; every
 // chart, KPI tile and the country table carry data-query (a key of
-// window.__dashboard.lastResponses) and data-field; body[data-loaded="1"] after each
+// window.__dashboard.lastResponses) and data-field; each quality cell carries data-producer,
+// data-hour and data-verdict; body[data-loaded="1"] after each
 // successful refresh. It must never throw: API errors go to the banner.
 'use strict';
 
@@ -20,7 +21,7 @@
   const state = {
     token: null, minutes: 60, endMs: null, refreshMs: 5000, filters: {},
     catalog: null, options: { category: new Set(), country: new Set(), device: new Set() },
-    timer: null, seq: 0, refreshes: 0,
+    timer: null, seq: 0, refreshes: 0, quality: null, lastQuality: null,
   };
   window.__dashboard = { lastResponses: {}, refreshes: 0, range: null, filters: {} };
 
@@ -490,6 +491,92 @@
       + `Live orders of the orders table (CDC) joined, as of each order's time, with the users table (country, age group) and the products table (category); in ${cur}.`;
   }
 
+  // ---- data quality -------------------------------------------------------------------
+
+  const QUALITY_HOURS = 12;
+  const VERDICT_TEXT = { pass: 'pass', warn: 'warn', fail: 'FAIL' };
+
+  // A rule's figure as people read it: seconds for delays and freshness, else a percentage.
+  function qualityFigure(check, v) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) return 'n/a';
+    if (check === 'delay_p99' || check === 'freshness') return `${nf.format(Math.round(v / 1000))} s`;
+    return pct.format(v);
+  }
+
+  // The last QUALITY_HOURS hours of the report: a row per producer, a cell per hour coloured
+  // by its verdict; selecting a cell shows its outcomes and rejects by reason.
+  function renderQuality(resp) {
+    const table = $('#quality');
+    const detail = $('#quality-detail');
+    if (!resp) {
+      table.tBodies[0].innerHTML = '<tr><td class="muted">Unavailable: the API answered with an error (see above).</td></tr>';
+      return;
+    }
+    const hours = [...new Set(resp.hours.map((h) => h.hour))].sort();
+    const producers = [...new Set(resp.hours.map((h) => h.producer))].sort();
+    const at = new Map(resp.hours.map((h) => [`${h.producer} ${h.hour}`, h]));
+    const head = table.tHead.rows[0];
+    head.replaceChildren(head.cells[0], ...hours.map((h) => {
+      const th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = `${h.slice(11, 16)}`;
+      th.title = h;
+      return th;
+    }));
+    table.tBodies[0].replaceChildren(...producers.map((producer) => {
+      const tr = document.createElement('tr');
+      const name = document.createElement('th');
+      name.scope = 'row';
+      name.textContent = producer;
+      tr.append(name);
+      for (const hour of hours) {
+        const td = document.createElement('td');
+        const h = at.get(`${producer} ${hour}`);
+        if (h) {
+          td.className = `q ${h.verdict}`;
+          td.textContent = VERDICT_TEXT[h.verdict] || h.verdict;
+          td.tabIndex = 0;
+          td.setAttribute('role', 'button');
+          td.setAttribute('aria-pressed', String(state.quality === `${producer} ${hour}`));
+          Object.assign(td.dataset, { producer, hour, verdict: h.verdict });
+          const failing = h.outcomes.filter((o) => o.verdict !== 'pass').map((o) => o.check);
+          td.title = failing.length ? `${failing.join(', ')} (${h.received} records)` : `${h.received} records`;
+        }
+        tr.append(td);
+      }
+      return tr;
+    }));
+    if (!producers.length) table.tBodies[0].innerHTML = '<tr><td class="muted">No records in these hours.</td></tr>';
+    table.dataset.query = resp.__url;
+    const selected = at.get(state.quality);
+    detail.hidden = !selected;
+    if (!selected) return;
+    const title = document.createElement('p');
+    title.textContent = `${selected.producer}, ${selected.hour.replace('T', ' ').slice(0, 16)} UTC: ${selected.received} records received, ${VERDICT_TEXT[selected.verdict]}`;
+    const rules = document.createElement('ul');
+    rules.replaceChildren(...selected.outcomes.map((o) => {
+      const li = document.createElement('li');
+      li.dataset.check = o.check;
+      li.dataset.verdict = o.verdict;
+      li.textContent = `${o.check}: ${VERDICT_TEXT[o.verdict]}, measured ${qualityFigure(o.check, o.measured)} (threshold ${qualityFigure(o.check, o.threshold)})`;
+      return li;
+    }));
+    const reasons = Object.entries(selected.rejected_by_reason || {});
+    const rejects = document.createElement('p');
+    rejects.textContent = reasons.length
+      ? `Rejected by reason: ${reasons.map(([r, n]) => `${r} ${nf.format(n)}`).join(', ')} (the records are in the dead-letter topic and the lake's dead-letter table)`
+      : 'No rejected records.';
+    detail.replaceChildren(title, rules, rejects);
+  }
+
+  function onQualityClick(ev) {
+    const td = ev.target.closest('td.q');
+    if (!td) return;
+    const key = `${td.dataset.producer} ${td.dataset.hour}`;
+    state.quality = state.quality === key ? null : key;
+    renderQuality(state.lastQuality);
+  }
+
   function renderStatus(p, R, range) {
     const resp = (p.views && R[p.views.url]) || (p.funnel && R[p.funnel.url]) || {};
     const el = $('#freshness');
@@ -548,7 +635,9 @@
     if (!Array.isArray(catalog.metrics)) throw new ApiError('bad_response', 'the metric catalogue has no "metrics" list', 200, '/v1/metrics');
     state.catalog = catalog;
     const p = plan(range);
-    const urls = [...new Set([p.views, p.users, p.funnel, p.revenue, p.sessions, p.orders, p.countries, p.sales, ...p.options].filter(Boolean).map((q) => q.url))];
+    const hourEnd = Math.ceil(to / (60 * MINUTE)) * 60 * MINUTE;
+    const qualityUrl = `/v1/quality?from=${enc(iso(hourEnd - QUALITY_HOURS * 60 * MINUTE))}&to=${enc(iso(hourEnd))}`;
+    const urls = [...new Set([p.views, p.users, p.funnel, p.revenue, p.sessions, p.orders, p.countries, p.sales, ...p.options].filter(Boolean).map((q) => q.url).concat(qualityUrl))];
     const results = await Promise.allSettled(urls.map(fetchJson));
     if (seq !== state.seq) return; // a newer refresh (filter change) owns the page now
     const R = { '/v1/metrics': catalog };
@@ -564,6 +653,8 @@
     renderSales(p, R);
     renderStatus(p, R, range);
     renderOptions(p, R);
+    state.lastQuality = R[qualityUrl] ? { ...R[qualityUrl], __url: qualityUrl } : null;
+    renderQuality(state.lastQuality);
     if (errors.length) { // the banner shows it; not a successful refresh
       if (errors.length > 1 && errors[0] instanceof Error) errors[0].message += ` (and ${errors.length - 1} more failed queries)`;
       throw errors[0];
@@ -605,6 +696,9 @@
         refresh();
       });
       form.addEventListener('submit', (ev) => ev.preventDefault());
+      const quality = $('#quality');
+      quality.addEventListener('click', onQualityClick);
+      quality.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); onQualityClick(ev); } });
       $('#clear-filters').addEventListener('click', () => {
         state.filters = {};
         writeFiltersToUrl();

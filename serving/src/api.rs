@@ -214,7 +214,10 @@ async fn quality(
     let (from, to) = crate::quality::parse_range(raw.as_deref(), now)?;
     let rules = &state.opts.quality_rules.0;
     let hours = crate::quality::quality_report(&state, from, to, rules, now).await?;
-    Ok(Json(crate::quality::report_json(from, to, rules, &hours)))
+    let boundary = crate::quality::batch_boundary(&state, now);
+    Ok(Json(crate::quality::report_json(
+        from, to, rules, &hours, boundary,
+    )))
 }
 
 async fn lineage(
@@ -335,12 +338,22 @@ async fn prometheus(
     let detail = query_allowed(&state, &request);
     let published = state.batch.published();
     let speed = state.speed.current();
+    let now = now_ms();
+    // A report that cannot be computed (a speed instance down) leaves its gauges out; the
+    // layers' own gauges say why.
+    let quality = crate::quality_metrics::quality_samples(&state, now)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "no data-quality gauges");
+            Vec::new()
+        });
     let text = exposition(
         &state.telemetry,
         published.as_deref(),
         &speed,
         detail,
-        now_ms(),
+        now,
+        quality,
     )
     .await?;
     Ok(([(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)], text).into_response())

@@ -9,7 +9,7 @@
 //!   [`speed_views`]: reading each layer (the views contract is `lambda_io`'s);
 //! - [`collector`]: `POST /v1/events` into Kafka, [`rate_limit`]: its limit per client;
 //!   [`lineage`]: where a number comes from; [`quality`]: the data-quality report;
-//! - [`telemetry`]: Prometheus metrics; [`openapi`]; [`dashboard`]: the embedded page.
+//! - [`telemetry`]: Prometheus metrics ([`quality_metrics`]: the data-quality gauges); [`openapi`]; [`dashboard`]: the embedded page.
 //!
 //! This crate never computes a metric from raw events: metric math is `shared-logic`'s,
 //! and the views it merges are the ones `batch` publishes and `speed` serves, read through
@@ -28,6 +28,7 @@ pub mod lineage;
 pub mod merge;
 pub mod openapi;
 pub mod quality;
+pub mod quality_metrics;
 pub mod query;
 pub mod rate_limit;
 pub mod sliding;

@@ -121,8 +121,29 @@ pub async fn quality_report(
     Ok(report(&states, &read, from, to, rules, now_ms))
 }
 
-/// The report's JSON: the range, the rules, and one entry per producer and hour.
-pub fn report_json(from: HourKey, to: HourKey, rules: &[Rule], hours: &[ProducerHour]) -> Value {
+/// The batch layer's freshness for the report: the `quality` metric's time boundary (the
+/// end of the last hour of the contiguous covered run) and its age at `now_ms`.
+pub fn batch_boundary(state: &AppState, now_ms: i64) -> (Option<String>, Option<i64>) {
+    let boundary = state
+        .batch
+        .published()
+        .and_then(|p| p.time_boundary.get(Quality::NAME).cloned().flatten());
+    let age = boundary
+        .as_deref()
+        .and_then(|b| shared_logic::instant::parse_instant(b).ok())
+        .map(|ms| now_ms - ms);
+    (boundary, age)
+}
+
+/// The report's JSON: the range, the batch boundary and its age, the rules, and one entry
+/// per producer and hour.
+pub fn report_json(
+    from: HourKey,
+    to: HourKey,
+    rules: &[Rule],
+    hours: &[ProducerHour],
+    (boundary, age_ms): (Option<String>, Option<i64>),
+) -> Value {
     let worst = hours
         .iter()
         .map(|h| h.verdict)
@@ -132,6 +153,8 @@ pub fn report_json(from: HourKey, to: HourKey, rules: &[Rule], hours: &[Producer
         "from": shared_logic::instant::format_instant(from.start_ms()),
         "to": shared_logic::instant::format_instant(to.start_ms()),
         "verdict": worst,
+        "batch_boundary": boundary,
+        "batch_boundary_age_ms": age_ms,
         "rules": rules.iter().map(|r| json!({
             "check": r.check, "warn": r.warn, "fail": r.fail, "rule": r.text(),
         })).collect::<Vec<_>>(),

@@ -347,16 +347,20 @@ pub async fn speed_statuses(speed: &SpeedViews) -> Vec<(String, Option<Status>)>
         .collect()
 }
 
-/// The `/metrics` text; with `detail`, the speed instances' URLs too.
+/// The `/metrics` text, with the data-quality samples `quality`; with `detail`, the speed
+/// instances' URLs too.
 pub async fn exposition(
     telemetry: &Telemetry,
     published: Option<&Published>,
     speed: &SpeedViews,
     detail: bool,
     now: i64,
+    quality: Vec<Sample>,
 ) -> Result<String, ServingError> {
     let statuses = speed_statuses(speed).await;
-    let mut layers = LayerMetrics::new(layer_samples(published, &statuses, now));
+    let mut samples = layer_samples(published, &statuses, now);
+    samples.extend(quality);
+    let mut layers = LayerMetrics::new(samples);
     if detail {
         let labels = statuses.into_iter().map(|(label, _)| label);
         layers = layers.with_instance_urls(labels.zip(speed.describe()).collect());

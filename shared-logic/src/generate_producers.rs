@@ -39,6 +39,71 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
+impl Fault {
+    /// Parses `<producer>:<kind>:<from>/<to>`: kind `silent`, `invalid=<share>`,
+    /// `clock-lag=<duration>` or `volume=<factor>`; `from` and `to` RFC 3339 or epoch ms,
+    /// e.g. `app:clock-lag=10m:2026-01-01T06:10:00Z/2026-01-01T07:00:00Z`.
+    pub fn parse(spec: &str) -> Result<Fault, String> {
+        let bad = |why: &str| format!("fault `{spec}`: {why}");
+        let mut parts = spec.splitn(3, ':');
+        let (Some(producer), Some(kind), Some(span)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("expected <producer>:<kind>:<from>/<to>"));
+        };
+        let (from, to) = span
+            .split_once('/')
+            .ok_or_else(|| bad("expected the span <from>/<to>"))?;
+        let instant = |t: &str| {
+            crate::instant::parse_instant(t.trim())
+                .map_err(|_| bad(&format!("`{t}` is not RFC 3339 or epoch ms")))
+        };
+        let (name, value) = match kind.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (kind.trim(), None),
+        };
+        let number = |what: &str| {
+            value
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| bad(&format!("{name} needs ={what}")))
+        };
+        let kind =
+            match name {
+                "silent" if value.is_none() => FaultKind::Silent,
+                "invalid" => FaultKind::Invalid(number("<share in [0, 1]>")?),
+                "volume" => FaultKind::Volume(number("<whole factor ≥ 1>")? as u32),
+                "clock-lag" => FaultKind::ClockLag(
+                    value
+                        .and_then(crate::durations::parse_duration)
+                        .ok_or_else(|| bad("clock-lag needs =<duration> such as 10m"))?,
+                ),
+                _ => return Err(bad(
+                    "the kind is silent, invalid=<share>, clock-lag=<duration> or volume=<factor>",
+                )),
+            };
+        Ok(Fault {
+            producer: producer.trim().to_string(),
+            from_ms: instant(from)?,
+            to_ms: instant(to)?,
+            kind,
+        })
+    }
+}
+
+/// Parses a producer and its weight: `<name>=<weight>`, or `<name>` (weight 1).
+pub fn parse_producer(spec: &str) -> Result<(String, f64), String> {
+    let (name, weight) = match spec.split_once('=') {
+        Some((n, w)) => (
+            n.trim(),
+            w.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("producer `{spec}`: `{w}` is not a weight"))?,
+        ),
+        None => (spec.trim(), 1.0),
+    };
+    Ok((name.to_string(), weight))
+}
+
 /// A record with its producer and the time it is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducedRecord {
@@ -104,6 +169,11 @@ impl Producers {
             seed,
             pending: Vec::new(),
         })
+    }
+
+    /// The stream's nominal time at the next record (see [`Generator::nominal_time_ms`]).
+    pub fn nominal_time_ms(&self) -> i64 {
+        self.generator.nominal_time_ms()
     }
 
     /// The producer of a user's records (by a hash of its key, so that a repeated record
@@ -310,6 +380,37 @@ mod tests {
             .map(|r| validated(r).unwrap().event_id().clone())
             .collect();
         assert_eq!(ids.len(), doubled.len(), "copies are new events");
+    }
+
+    #[test]
+    fn faults_and_producers_parse_from_their_text() {
+        let f =
+            Fault::parse("app:clock-lag=10m:2026-01-01T00:10:00Z/2026-01-01T01:00:00Z").unwrap();
+        assert_eq!(
+            f,
+            Fault {
+                producer: "app".into(),
+                from_ms: T0 + 10 * MIN,
+                to_ms: T0 + 60 * MIN,
+                kind: FaultKind::ClockLag(10 * MIN),
+            }
+        );
+        let kind = |s: &str| Fault::parse(&format!("web:{s}:0/1")).map(|f| f.kind);
+        assert_eq!(kind("silent"), Ok(FaultKind::Silent));
+        assert_eq!(kind("invalid=0.3"), Ok(FaultKind::Invalid(0.3)));
+        assert_eq!(kind("volume=2"), Ok(FaultKind::Volume(2)));
+        for bad in [
+            "web:silent",
+            "web:loud:0/1",
+            "web:invalid:0/1",
+            "web:silent:x/1",
+            "web:clock-lag=soon:0/1",
+        ] {
+            assert!(Fault::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_producer("web=3"), Ok(("web".into(), 3.0)));
+        assert_eq!(parse_producer("ios"), Ok(("ios".into(), 1.0)));
+        assert!(parse_producer("ios=many").is_err());
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! - `completeness`: events with a country and a device ÷ events;
 //! - `delay_p99`: the p99 of record time − event time;
 //! - `volume`: the relative distance of the hour's records received (valid events,
-//!   duplicates and rejects) from the baseline ([`volume_baseline`]); not judged without a
-//!   baseline hour;
+//!   duplicates and rejects) from the baseline ([`volume_baseline`]), both as records per
+//!   hour over the part of the hour the producer can be judged on: from its first record in
+//!   the first hour it appears in, up to now in the current hour; not judged without a
+//!   baseline hour, nor on less than [`MIN_VOLUME_COVERAGE_MS`] of an hour;
 //! - `freshness`: the longest stretch of the hour without a new event of the producer:
 //!   measured just before each window that has its events and at the end of the hour (or
 //!   now, for the current hour), from its newest event or the start of the hour, whichever
@@ -30,6 +32,10 @@ use crate::mergeable::Mergeable;
 use crate::quality::{QualityFigures, QualityState};
 use crate::quality_rules::{volume_baseline, volume_distance, Check, Outcome, Rule, Verdict};
 use crate::window::{HourKey, HOUR_MS};
+
+/// Least part of an hour its volume is judged on (a few minutes of records say too little
+/// about an hour's).
+pub const MIN_VOLUME_COVERAGE_MS: i64 = 15 * 60_000;
 
 /// The merged `quality` state of each producer and window (window start, epoch ms; windows
 /// of at most an hour, never straddling one).
@@ -107,9 +113,10 @@ pub fn report(
     let was_read = |h: HourKey| read.iter().any(|(f, t)| (*f..*t).contains(&h));
     let mut out = Vec::new();
     for (producer, windows) in by_producer {
-        let Some(first) = windows.keys().next().map(|w| w.div_euclid(HOUR_MS)) else {
+        let Some(first_ms) = windows.keys().next().copied() else {
             continue;
         };
+        let first = first_ms.div_euclid(HOUR_MS);
         let mut volumes: BTreeMap<HourKey, (f64, bool)> = BTreeMap::new();
         let mut newest: Option<i64> = None;
         for h in first..to.0 {
@@ -139,11 +146,18 @@ pub fn report(
                 .events
                 .saturating_add(state.duplicates)
                 .saturating_add(state.rejected);
-            let outcomes = judge(rules, &state, received, hour, &volumes, longest);
+            // Records per hour over the part of the hour the producer can be judged on: from
+            // its first record in its first hour, up to now in the current one.
+            let covered = end.min(now_ms) - if h == first { first_ms } else { start };
+            let volume = (covered >= MIN_VOLUME_COVERAGE_MS)
+                .then(|| received as f64 * HOUR_MS as f64 / covered as f64);
+            let outcomes = judge(rules, &state, received, (hour, volume), &volumes, longest);
             let volume_failed = outcomes
                 .iter()
                 .any(|o| o.check == Check::Volume && o.verdict == Verdict::Fail);
-            volumes.insert(hour, (received as f64, volume_failed));
+            if let Some(v) = volume {
+                volumes.insert(hour, (v, volume_failed));
+            }
             if hour >= from {
                 out.push(ProducerHour {
                     producer: producer.to_string(),
@@ -171,7 +185,7 @@ fn judge(
     rules: &[Rule],
     state: &QualityState,
     received: u64,
-    hour: HourKey,
+    (hour, volume): (HourKey, Option<f64>),
     volumes: &BTreeMap<HourKey, (f64, bool)>,
     freshness_ms: Option<i64>,
 ) -> Vec<Outcome> {
@@ -185,8 +199,10 @@ fn judge(
                 Check::Duplicates => of_received(state.duplicates),
                 Check::Completeness => f.completeness,
                 Check::DelayP99 => f.delay_p99_ms.map(|d| d as f64),
-                Check::Volume => volume_baseline(hour, volumes, rule.baseline)
-                    .map(|mean| volume_distance(received as f64, mean)),
+                Check::Volume => volume.and_then(|v| {
+                    volume_baseline(hour, volumes, rule.baseline)
+                        .map(|mean| volume_distance(v, mean))
+                }),
                 Check::Freshness => freshness_ms.map(|ms| ms as f64),
             }?;
             Some(rule.judge(measured))
@@ -316,40 +332,54 @@ mod tests {
     }
 
     #[test]
-    fn the_first_hours_have_no_volume_baseline_and_the_report_starts_at_from() {
+    fn volumes_are_per_hour_over_the_part_judged_and_the_report_starts_at_from() {
         let rules = rules(&[]).unwrap();
+        let volume = |r: &[ProducerHour], h: i64| {
+            let p = r.iter().find(|p| p.hour == HourKey(H0 + h)).unwrap();
+            p.outcomes
+                .iter()
+                .find(|o| o.check == Check::Volume)
+                .map(|o| o.measured)
+        };
         let mut states = WindowStates::new();
-        add(
-            &mut states,
-            "web",
-            H0 * HOUR_MS,
-            &state(10, 0, H0 * HOUR_MS + 10, 0),
-        );
-        add(
-            &mut states,
-            "web",
-            (H0 + 1) * HOUR_MS,
-            &state(10, 0, (H0 + 1) * HOUR_MS + 10, 0),
-        );
-        let now = (H0 + 1) * HOUR_MS + 60_000;
-        let read = [(HourKey(H0), HourKey(H0 + 2))];
+        // First seen 40 minutes into hour 0: 10 records in 20 minutes, 30 an hour.
+        let w0 = H0 * HOUR_MS + 40 * 60_000;
+        add(&mut states, "web", w0, &state(10, 0, w0 + 10, 0));
+        // Hour 1: 30 records.
+        let h1 = (H0 + 1) * HOUR_MS;
+        add(&mut states, "web", h1, &state(30, 0, h1 + HOUR_MS - 1, 0));
+        // Hour 2, 30 minutes in: 15 records, 30 an hour.
+        let h2 = (H0 + 2) * HOUR_MS;
+        let now = h2 + 30 * 60_000;
+        add(&mut states, "web", h2, &state(15, 0, now - 1_000, 0));
+        let read = [(HourKey(H0), HourKey(H0 + 3))];
         let r = report(
             &states,
             &read,
             HourKey(H0 + 1),
-            HourKey(H0 + 2),
+            HourKey(H0 + 3),
             &rules,
             now,
         );
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].hour, HourKey(H0 + 1));
-        assert_eq!(r[0].verdict, Verdict::Pass);
-        let volume = r[0].outcomes.iter().find(|o| o.check == Check::Volume);
-        assert_eq!(volume.map(|o| o.measured), Some(0.0));
+        assert_eq!(r.len(), 2, "from hour 1 on");
+        assert_eq!(volume(&r, 1), Some(0.0));
+        assert_eq!(volume(&r, 2), Some(0.0));
+        assert!(r.iter().all(|p| p.verdict == Verdict::Pass), "{r:?}");
         // Freshness of the current hour is measured at now.
-        let fresh = r[0].outcomes.iter().find(|o| o.check == Check::Freshness);
-        assert_eq!(fresh.map(|o| o.measured), Some(60_000.0 - 10.0));
-        let only = report(&states, &read, HourKey(H0), HourKey(H0 + 1), &rules, now);
-        assert!(only[0].outcomes.iter().all(|o| o.check != Check::Volume));
+        let fresh = r[1].outcomes.iter().find(|o| o.check == Check::Freshness);
+        assert_eq!(fresh.map(|o| o.measured), Some(1_000.0));
+        // Five minutes into hour 2: too little of it to judge its volume.
+        let early = report(
+            &states,
+            &read,
+            HourKey(H0 + 2),
+            HourKey(H0 + 3),
+            &rules,
+            h2 + 5 * 60_000,
+        );
+        assert_eq!(volume(&early, 2), None);
+        // The first hour has no baseline.
+        let first = report(&states, &read, HourKey(H0), HourKey(H0 + 1), &rules, now);
+        assert_eq!(volume(&first, 0), None);
     }
 }

@@ -11,7 +11,7 @@
 //! | `completeness` | share of valid events with a country and a device | below | 0.98 / 0.90 |
 //! | `delay_p99` | p99 of event-to-arrival delay | above | 60s / 300s |
 //! | `volume` | relative distance of records received from the baseline mean | above | 25 % / 50 % |
-//! | `freshness` | age of a source's newest event | above | 5m / 15m |
+//! | `freshness` | the longest stretch of an hour without a new event of a producer | above | 5m / 15m |
 //!
 //! The volume baseline is the mean of the same hour of the week over the last `weeks`
 //! weeks (default 4) where those hours exist, otherwise of the last `hours` hours

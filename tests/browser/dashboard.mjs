@@ -121,6 +121,13 @@ function snapshot() {
         })),
       };
     })(),
+    quality: (() => {
+      const t = document.getElementById('quality');
+      return {
+        ...data(t),
+        cells: [...t.querySelectorAll('td[data-verdict]')].map((c) => ({ producer: c.dataset.producer, hour: c.dataset.hour, verdict: c.dataset.verdict })),
+      };
+    })(),
     freshness: document.getElementById('freshness')?.dataset.freshnessMs ?? null,
   };
 }
@@ -221,12 +228,23 @@ async function verify(snap) {
     if (st.rows.length !== Math.min(20, apiRows.length)) problems.push(`the sales table shows ${st.rows.length} rows, the API has ${apiRows.length}`);
   } else if (!st.query) problems.push('the sales table shows no query');
 
+  // Quality panel: one cell per producer and hour of the report, with its verdict.
+  const qt = snap.quality;
+  if (known('the quality panel', qt.query)) {
+    const expected = new Map((api[qt.query].hours || []).map((h) => [`${h.producer} ${h.hour}`, h.verdict]));
+    const shown = new Map(qt.cells.map((c) => [`${c.producer} ${c.hour}`, c.verdict]));
+    for (const [k, v] of expected) if (shown.get(k) !== v) problems.push(`quality ${k}: panel ${shown.get(k) ?? 'missing'}, API ${v}`);
+    for (const k of shown.keys()) if (!expected.has(k)) problems.push(`quality ${k} is in the panel but not in the API's report`);
+  } else if (!qt.query) problems.push('the quality panel shows no query');
+
   const viewsResp = views?.query ? api[views.query] : null;
   const summary = {
     bars: viewBars.length,
     total_views: kpiViews && kpiViews.value !== '' ? Number(kpiViews.value) : null,
     countries: ct.rows.length,
     sales: st.rows.length,
+    quality_cells: qt.cells.length,
+    producers: [...new Set(qt.cells.map((c) => c.producer))].sort(),
     boundary: Boolean(views?.boundaries.length),
     time_boundary: viewsResp?.time_boundary ?? null,
     freshness_ms: viewsResp?.freshness_ms ?? null,

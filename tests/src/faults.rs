@@ -247,8 +247,29 @@ pub fn assert_same(actual: &Aggregates, expected: &Aggregates, what: &str) {
     );
 }
 
+/// The direct computation over a topic's stored records ([`crate::topic::topic_validated`]):
+/// the valid deliveries deduplicated and folded, the duplicates and the rejects noted.
+pub fn direct_from_topic(stored: &BTreeMap<i32, Vec<crate::topic::Stored>>) -> Aggregates {
+    let (events, rejects) = crate::topic::topic_validated(stored);
+    let ctx = MetricContext::default();
+    let mut agg = Aggregates::fold_deliveries(events, &ctx);
+    for d in rejects {
+        if let Some(record_ms) = d.record_ms {
+            agg.note_reject(&d.source, d.reason, record_ms, &ctx);
+        }
+    }
+    agg
+}
+
+/// `agg` with only the windows of `hours` (what a batch publication of them holds).
+pub fn within_hours(agg: &Aggregates, hours: &[HourKey]) -> Aggregates {
+    let mut within = agg.clone();
+    within.retain_windows(|w| hours.contains(&HourKey::of_window(w)));
+    within
+}
+
 /// [`assert_same`], and the `quality` figures too: for expected views computed from the
-/// topic's deliveries with their record times and sources (`topic_events`).
+/// topic's records with their record times and sources ([`direct_from_topic`]).
 pub fn assert_same_with_quality(actual: &Aggregates, expected: &Aggregates, what: &str) {
     assert_same(actual, expected, what);
     let differing = crate::data::keys_differing(&actual.quality, &expected.quality);

@@ -102,29 +102,37 @@ pub fn read_all(config: &ClientConfig, topic: &str) -> BTreeMap<i32, Vec<Stored>
     out
 }
 
-/// The valid events of stored topic records, validated as both layers do (the record's
-/// Kafka timestamp is the clock and its record time; the origin is its partition and
-/// offset; the `lambda-source` header names its source).
-pub fn topic_events(stored: &BTreeMap<i32, Vec<Stored>>) -> Vec<Event> {
+/// Stored topic records validated as both layers do (the record's Kafka timestamp is the
+/// clock and its record time; the origin is its partition and offset; the `lambda-source`
+/// header names its source): the valid events and the rejects.
+pub fn topic_validated(
+    stored: &BTreeMap<i32, Vec<Stored>>,
+) -> (Vec<Event>, Vec<shared_logic::DeadLetter>) {
     let v = Validator::default();
-    stored
-        .values()
-        .flatten()
-        .filter_map(|r| {
-            let meta = shared_logic::RecordMeta {
-                origin: Origin {
-                    partition: r.partition,
-                    offset: r.offset,
-                },
-                record_ms: Some(r.timestamp_ms),
-                source_header: r
-                    .headers
-                    .get(shared_logic::source::SOURCE_HEADER)
-                    .map(String::as_bytes),
-            };
-            v.validate_record(&r.payload, meta, r.timestamp_ms).ok()
-        })
-        .collect()
+    let (mut events, mut rejects) = (Vec::new(), Vec::new());
+    for r in stored.values().flatten() {
+        let meta = shared_logic::RecordMeta {
+            origin: Origin {
+                partition: r.partition,
+                offset: r.offset,
+            },
+            record_ms: Some(r.timestamp_ms),
+            source_header: r
+                .headers
+                .get(shared_logic::source::SOURCE_HEADER)
+                .map(String::as_bytes),
+        };
+        match v.validate_record(&r.payload, meta, r.timestamp_ms) {
+            Ok(e) => events.push(e),
+            Err(d) => rejects.push(d),
+        }
+    }
+    (events, rejects)
+}
+
+/// The valid events of stored topic records ([`topic_validated`]).
+pub fn topic_events(stored: &BTreeMap<i32, Vec<Stored>>) -> Vec<Event> {
+    topic_validated(stored).0
 }
 
 /// `lambda_io::kafka::drain::read_to_end` of `topic` with the default validator, on a

@@ -165,6 +165,41 @@ fn a_config_file_variables_and_flags_configure_a_run_in_that_order() {
 }
 
 #[test]
+fn generate_sends_from_producers_with_their_faults() {
+    // One event a second from 2026-01-01T00:00Z; `app` silent from minute 10 to 20.
+    let out = lambda(&[
+        "generate",
+        "--count",
+        "3600",
+        "--event-rate",
+        "1",
+        "--users",
+        "500",
+        "--source",
+        "web=3",
+        "--source",
+        "app",
+        "--fault",
+        "app:silent:2026-01-01T00:10:00Z/2026-01-01T00:20:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = shared_logic::Validator::default();
+    let (mut by_source, mut app_in_gap) = (std::collections::BTreeMap::new(), 0);
+    for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+        let origin = shared_logic::Origin::import_line(i as i64);
+        let e = v
+            .validate(line.as_bytes(), origin, i64::MAX / 2)
+            .expect("valid");
+        *by_source.entry(e.source().to_string()).or_insert(0) += 1;
+        let minute = (e.event_time().0 - 1_767_225_600_000) / 60_000;
+        app_in_gap += (e.source() == "app" && (10..20).contains(&minute)) as u32;
+    }
+    assert_eq!(by_source.keys().collect::<Vec<_>>(), ["app", "web"]);
+    assert!(by_source["web"] > 2 * by_source["app"], "{by_source:?}");
+    assert_eq!(app_in_gap, 0, "app is silent from minute 10 to 20");
+}
+
+#[test]
 fn bad_flags_fail_with_a_reason_and_no_panic() {
     let cases: &[(&[&str], &str)] = &[
         (&["generate"], "give --count or --duration-secs"),
@@ -191,6 +226,34 @@ fn bad_flags_fail_with_a_reason_and_no_panic() {
             "cannot create output file",
         ),
         (&["generate", "--count", "x"], "invalid value 'x'"),
+        (
+            &[
+                "generate",
+                "--count",
+                "5",
+                "--source",
+                "web",
+                "--fault",
+                "app:silent:0/1",
+            ],
+            "a fault names `app`, not a producer",
+        ),
+        (
+            &[
+                "generate",
+                "--count",
+                "5",
+                "--source",
+                "web",
+                "--fault",
+                "web:loud:0/1",
+            ],
+            "the kind is silent, invalid=<share>",
+        ),
+        (
+            &["generate", "--count", "5", "--source", "Web Site"],
+            "is not a source name",
+        ),
         (
             &[
                 "generate",
@@ -834,6 +897,22 @@ fn demo_runs_everything_verify_finds_the_layers_equal_and_a_restart_reuses_the_d
     assert!(
         compared(&text),
         "every metric compares an hour with no difference:\n{text}\nspeed status: {status}"
+    );
+    // The dashboard's quality panel reads `GET /v1/quality`: each of the demo's producers
+    // has its hours judged there.
+    let (code, body) = lambda_tests::http::get(&api, "/v1/quality").expect("the API answers");
+    let report: serde_json::Value = serde_json::from_slice(&body).expect("a JSON report");
+    assert_eq!(code, 200, "{report}");
+    let producers: std::collections::BTreeSet<&str> = report["hours"]
+        .as_array()
+        .expect("hours")
+        .iter()
+        .filter_map(|h| h["producer"].as_str())
+        .collect();
+    assert_eq!(
+        producers,
+        ["android", "ios", "web"].into_iter().collect(),
+        "{report}"
     );
     // The local broker keeps the event topics for the retention asked for (6 hours by
     // default), so that its store stops growing; the change streams keep their history.

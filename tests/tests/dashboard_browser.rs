@@ -16,6 +16,7 @@ use serving::batch_views::BatchViews;
 use serving::speed_views::SpeedViews;
 use serving::{ApiOptions, AppState};
 use shared_logic::generate::{Generator, GeneratorConfig};
+use shared_logic::generate_producers::Producers;
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{MetricContext, Validator};
 use speed::partition::TimeSettings;
@@ -36,15 +37,19 @@ async fn the_dashboard_shows_the_served_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let now = chrono::Utc::now().timestamp_millis();
     let minute = now.div_euclid(60_000) * 60_000;
-    let lines: Vec<Vec<u8>> = Generator::new(GeneratorConfig {
+    // Two producers: the quality panel has a row for each.
+    let generator = Generator::new(GeneratorConfig {
         seed: 5,
         start_ms: minute - 90 * 60_000,
         events_per_second: 4.0,
         ..GeneratorConfig::default()
-    })
-    .take(4 * 88 * 60)
-    .map(|r| r.json)
-    .collect();
+    });
+    let producers = vec![("web".to_string(), 3.0), ("ios".to_string(), 1.0)];
+    let produced: Vec<_> = Producers::new(generator, producers, vec![], 5)
+        .unwrap()
+        .take(4 * 88 * 60)
+        .collect();
+    let lines: Vec<Vec<u8>> = produced.iter().map(|r| r.record.json.clone()).collect();
 
     // The lake and the batch views of the previous complete hour.
     let lake = Lake::open(dir.path().join("lake").to_str().unwrap(), true).unwrap();
@@ -69,10 +74,14 @@ async fn the_dashboard_shows_the_served_numbers() {
     speed::consumer::apply_records(
         &realtime,
         &Validator::default(),
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| ((i % 3) as i32, (i / 3) as i64, now, l.as_slice())),
+        lines.iter().enumerate().map(|(i, l)| {
+            (
+                (i % 3) as i32,
+                (i / 3) as i64,
+                produced[i].at_ms,
+                l.as_slice(),
+            )
+        }),
     );
     // Change streams of the same 88 minutes: the sales table's `daily_sales`.
     let changes =
@@ -153,6 +162,15 @@ async fn the_dashboard_shows_the_served_numbers() {
     assert!(
         summary["sales"].as_u64().unwrap_or(0) >= 10,
         "the sales table shows the served daily_sales rows: {summary}"
+    );
+    assert_eq!(
+        summary["producers"],
+        serde_json::json!(["ios", "web"]),
+        "the quality panel has a row per producer: {summary}"
+    );
+    assert!(
+        summary["quality_cells"].as_u64().unwrap_or(0) >= 4,
+        "the quality panel judges both producers' hours: {summary}"
     );
     assert!(screenshot.exists());
     eprintln!("dashboard screenshot: {}", screenshot.display());

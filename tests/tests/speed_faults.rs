@@ -15,7 +15,7 @@ use lambda_tests::topic::{produce, read_all};
 use lambda_tests::{wait_for, Broker, ChildGuard};
 use shared_logic::generate::{Generator, GeneratorConfig, Record};
 use shared_logic::metric::Metric;
-use shared_logic::metrics::{Funnel, PageViews, Revenue, Sessions};
+use shared_logic::metrics::{Funnel, PageViews, Quality, Revenue, Sessions};
 use shared_logic::{Aggregates, Grouping, MetricContext, Validator};
 use speed::partition::TimeSettings;
 use speed::views::RealtimeViews;
@@ -313,6 +313,7 @@ fn views_stay_correct_when_an_instance_joins_and_one_leaves() {
         merged.funnel.merge_owned(fetch::<Funnel>(addr));
         merged.revenue.merge_owned(fetch::<Revenue>(addr));
         merged.sessions.merge_owned(fetch::<Sessions>(addr));
+        merged.quality.merge_owned(fetch::<Quality>(addr));
     }
     assert!(
         merged == expected,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serving::AppState;
 use shared_logic::generate::{Generator, GeneratorConfig};
+use shared_logic::generate_producers::Producers;
 use shared_logic::window::HOUR_MS;
 use speed::views::RealtimeViews;
 
@@ -78,18 +79,21 @@ pub(super) async fn generate(
     let post = |body: Vec<u8>| post_batch(client.clone(), url.clone(), body, sent.clone());
     let live_start = chrono::Utc::now().timestamp_millis();
     if history_hours > 0 {
-        let mut history = Generator::new(stream_config(
-            seed ^ 0x5eed,
-            (live_start.div_euclid(HOUR_MS) - history_hours as i64) * HOUR_MS,
-            history_rate,
-        ));
+        let mut history = producers(
+            Generator::new(stream_config(
+                seed ^ 0x5eed,
+                (live_start.div_euclid(HOUR_MS) - history_hours as i64) * HOUR_MS,
+                history_rate,
+            )),
+            seed,
+        );
         tokio::select! {
             _ = &mut stopped => return,
             _ = send_until(&mut history, live_start, &post) => {}
         }
     }
     let _ = history_sent.send(());
-    let mut live = Generator::new(stream_config(seed, live_start, rate));
+    let mut live = producers(Generator::new(stream_config(seed, live_start, rate)), seed);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -109,7 +113,7 @@ pub(super) async fn generate(
 
 /// Posts every event of `generator` before `until_ms` (event time), at most [`BATCH`]
 /// records a request, each request answered before the next.
-async fn send_until<F, Fut>(generator: &mut Generator, until_ms: i64, post: &F)
+async fn send_until<F, Fut>(generator: &mut Producers, until_ms: i64, post: &F)
 where
     F: Fn(Vec<u8>) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -118,7 +122,7 @@ where
     let mut records = 0;
     while generator.nominal_time_ms() < until_ms {
         let Some(r) = generator.next() else { break };
-        body.extend_from_slice(&r.json);
+        body.extend_from_slice(&r.record.json);
         body.push(b'\n');
         records += 1;
         if records == BATCH {
@@ -192,6 +196,16 @@ async fn post_batch(client: reqwest::Client, url: String, body: Vec<u8>, sent: A
     }
 }
 
+/// The demo's producing services (each user's records come from one, by weight): the data
+/// quality panel has a row for each.
+const PRODUCERS: [(&str, f64); 3] = [("web", 6.0), ("ios", 3.0), ("android", 1.0)];
+
+/// `generator`'s records from the demo's producers.
+fn producers(generator: Generator, seed: u64) -> Producers {
+    let names = PRODUCERS.iter().map(|(n, w)| (n.to_string(), *w)).collect();
+    Producers::new(generator, names, Vec::new(), seed).expect("the demo's producers are valid")
+}
+
 /// Records per request to the collector.
 const BATCH: usize = 2_000;
 
@@ -214,6 +228,18 @@ fn stream_config(seed: u64, start_ms: i64, rate: f64) -> GeneratorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_sends_from_each_of_its_producers() {
+        let mut stream = producers(Generator::new(stream_config(1, 0, 10.0)), 1);
+        let seen: std::collections::BTreeSet<String> = (0..2_000)
+            .filter_map(|_| stream.next())
+            .map(|r| r.producer)
+            .collect();
+        let names: std::collections::BTreeSet<String> =
+            PRODUCERS.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(seen, names);
+    }
 
     #[test]
     fn only_a_busy_or_failing_collector_gets_a_batch_again() {
