@@ -223,6 +223,20 @@ pub struct LayerArgs {
 }
 
 impl LayerArgs {
+    /// The batch views of `--views`, with their manifest loaded (`cache_hours` decoded hour
+    /// views kept).
+    pub async fn batch_views(
+        &self,
+        cache_hours: usize,
+    ) -> anyhow::Result<serving::batch_views::BatchViews> {
+        use anyhow::Context;
+        let lake = lambda_io::Lake::open(&self.views, false)
+            .with_context(|| format!("--views {}", self.views))?;
+        let batch = serving::batch_views::BatchViews::new(lake, cache_hours);
+        batch.refresh().await?;
+        Ok(batch)
+    }
+
     /// The speed instances of `--speed-url`, reached with `--speed-token`.
     pub fn speed_views(
         &self,

@@ -5,10 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
-use lambda_io::Lake;
-use serving::batch_views::BatchViews;
 use serving::state::{ApiOptions, AppState};
 use shared_logic::quality_report::ProducerHour;
 use shared_logic::quality_rules::{rules, RuleSet, Verdict};
@@ -50,12 +47,7 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<Verdict> {
     let (from, to) =
         serving::quality::hour_range(bound("--from", &args.from)?, bound("--to", &args.to)?, now)?;
     let rule_set = RuleSet(rules(&args.quality_rule).map_err(anyhow::Error::msg)?);
-    let batch = BatchViews::new(
-        Lake::open(&args.layers.views, false)
-            .with_context(|| format!("--views {}", args.layers.views))?,
-        64,
-    );
-    batch.refresh().await?;
+    let batch = args.layers.batch_views(64).await?;
     let speed = args
         .layers
         .speed_views(Duration::from_millis(args.speed_timeout_ms))?;

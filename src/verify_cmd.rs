@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
-use lambda_io::Lake;
-use serving::batch_views::BatchViews;
 use serving::query::{parse_metric, parse_time};
 use serving::verify::{self, Comparison, Report};
 use shared_logic::MetricId;
@@ -69,12 +66,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<Outcome> {
         Some(m) => vec![parse_metric(m)?],
         None => MetricId::ALL.to_vec(),
     };
-    let batch = BatchViews::new(
-        Lake::open(&args.layers.views, false)
-            .with_context(|| format!("--views {}", args.layers.views))?,
-        64,
-    );
-    batch.refresh().await?;
+    let batch = args.layers.batch_views(64).await?;
     let speed = args
         .layers
         .speed_views(Duration::from_millis(args.speed_timeout_ms))?;
