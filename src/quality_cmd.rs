@@ -64,13 +64,24 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<Verdict> {
             ..ApiOptions::default()
         },
     });
-    let hours = serving::quality::quality_report(&state, from, to, &rule_set.0, now).await?;
+    let mut hours = serving::quality::quality_report(&state, from, to, &rule_set.0, now).await?;
+    let missing = serving::quality::add_speed_notes(&state, from, to, &mut hours).await;
     if args.json {
         let boundary = serving::quality::batch_boundary(&state, now);
-        let report = serving::quality::report_json(from, to, &rule_set.0, &hours, boundary);
+        let report = serving::quality::report_json(
+            from,
+            to,
+            &rule_set.0,
+            &hours,
+            boundary,
+            missing.as_deref(),
+        );
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", table(&hours, args.all));
+        if let Some(why) = &missing {
+            eprintln!("no arrival figures or dead-letter samples from the speed layer: {why}");
+        }
     }
     Ok(hours
         .iter()
@@ -107,6 +118,16 @@ fn table(hours: &[ProducerHour], all: bool) -> String {
                 )
             })
             .collect();
+        let mut rules = rules;
+        if let Some(a) = &h.arrival {
+            let pct =
+                |share: Option<f64>| share.map_or("n/a".into(), |s| format!("{:.1}%", s * 100.0));
+            rules.push(format!(
+                "arrival (speed layer) {} out of order, {} late",
+                pct(a.out_of_order_share()),
+                pct(a.late_share())
+            ));
+        }
         out.push_str(&format!(
             "{:<20} {:<16} {:>9} {:<7} {}\n",
             shared_logic::instant::format_instant(h.hour.start_ms()),

@@ -1,11 +1,13 @@
 //! The speed layer's contract with its readers: what `GET /v1/speed/status` answers
-//! ([`Status`]), the headers that `GET /v1/speed/views/{metric}` sets next to the Parquet
+//! ([`Status`]), what `GET /v1/speed/quality` answers ([`QualityNotes`]), the headers that `GET /v1/speed/views/{metric}` sets next to the Parquet
 //! views, and [`RealtimeSource`], the in-process handle through which a serving layer in
 //! the same process reads the real-time views without depending on the speed crate.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use shared_logic::arrival::ArrivalEntry;
+use shared_logic::dead_letter_sample::DeadLetterSample;
 use shared_logic::{Aggregates, GroupKey, Grouping, MetricId};
 
 /// Header of a views answer: the instance's watermark (epoch ms).
@@ -193,6 +195,16 @@ pub struct Status {
     pub held_order_changes: usize,
 }
 
+/// The body of `/v1/speed/quality?from=&to=`: what only the speed layer saw of the hours
+/// starting in the range (see `shared_logic::arrival`), summed over the partitions held.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QualityNotes {
+    /// Per event-time hour and producer: events arrived, out of order, late.
+    pub arrivals: Vec<ArrivalEntry>,
+    /// The first rejected records of each record-time hour, producer and reason.
+    pub dead_letters: Vec<DeadLetterSample>,
+}
+
 /// The real-time views of a speed layer running in this process.
 pub trait RealtimeSource: Send + Sync {
     /// Hands every group of aggregates that holds views (one per partition and change
@@ -217,6 +229,8 @@ pub trait RealtimeSource: Send + Sync {
     fn allowed_lateness_ms(&self) -> i64;
     /// What `/v1/speed/status` would answer.
     fn status(&self) -> Status;
+    /// What `/v1/speed/quality` would answer for the hours starting in `[from_ms, to_ms)`.
+    fn quality_notes(&self, from_ms: i64, to_ms: i64) -> QualityNotes;
 }
 
 #[cfg(test)]

@@ -565,8 +565,33 @@
     const rejects = document.createElement('p');
     rejects.textContent = reasons.length
       ? `Rejected by reason: ${reasons.map(([r, n]) => `${r} ${nf.format(n)}`).join(', ')} (the records are in the dead-letter topic and the lake's dead-letter table)`
-      : 'No rejected records.';
-    detail.replaceChildren(title, rules, rejects);
+      : 'No rejected records in this hour\'s figures.';
+    const arrival = document.createElement('p');
+    arrival.className = 'arrival';
+    const a = selected.arrival;
+    arrival.textContent = a
+      ? `Arrival (speed layer): ${nf.format(a.events)} events, ${a.out_of_order_share == null ? 'n/a' : pct.format(a.out_of_order_share)} out of order, ${a.late_share == null ? 'n/a' : pct.format(a.late_share)} late (beyond the allowed lateness)`
+      : 'Arrival: the speed layer no longer holds this hour.';
+    const parts = [title, rules, rejects, arrival];
+    const samples = selected.dead_letter_samples || [];
+    if (samples.length) {
+      const caption = document.createElement('p');
+      caption.textContent = 'Sample dead letters, as the speed layer kept them (the first of each reason, by record time):';
+      const list = document.createElement('ul');
+      list.className = 'dead-letters';
+      list.replaceChildren(...samples.map((d) => {
+        const li = document.createElement('li');
+        li.dataset.reason = d.reason;
+        const where = document.createElement('span');
+        where.textContent = `${d.reason} · partition ${d.partition}, offset ${d.offset}: ${d.message}`;
+        const record = document.createElement('code');
+        record.textContent = d.record + (d.record_bytes > d.record.length ? ' …' : '');
+        li.append(where, document.createElement('br'), record);
+        return li;
+      }));
+      parts.push(caption, list);
+    }
+    detail.replaceChildren(...parts);
   }
 
   function onQualityClick(ev) {

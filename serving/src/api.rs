@@ -213,10 +213,16 @@ async fn quality(
     let now = now_ms();
     let (from, to) = crate::quality::parse_range(raw.as_deref(), now)?;
     let rules = &state.opts.quality_rules.0;
-    let hours = crate::quality::quality_report(&state, from, to, rules, now).await?;
+    let mut hours = crate::quality::quality_report(&state, from, to, rules, now).await?;
+    let missing = crate::quality::add_speed_notes(&state, from, to, &mut hours).await;
     let boundary = crate::quality::batch_boundary(&state, now);
     Ok(Json(crate::quality::report_json(
-        from, to, rules, &hours, boundary,
+        from,
+        to,
+        rules,
+        &hours,
+        boundary,
+        missing.as_deref(),
     )))
 }
 

@@ -32,6 +32,7 @@ pub mod quality_metrics;
 pub mod query;
 pub mod rate_limit;
 pub mod sliding;
+pub mod speed_fetch;
 pub mod speed_rows;
 pub mod speed_views;
 pub mod speed_window_cache;

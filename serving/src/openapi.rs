@@ -148,7 +148,7 @@ fn operation(path: &str, method: &str) -> Value {
         }),
         ("/v1/quality", "get") => json!({
             "summary": "The data-quality report: figures and rule outcomes per producer and hour",
-            "description": "The `quality` metric merged per producer and hour (batch where it covers the hour, speed otherwise), each hour judged by the server's quality rules (duplicates, completeness, delay_p99, volume against the same hour of earlier weeks or the hours before, freshness) into pass, warn or fail.",
+            "description": "The `quality` metric merged per producer and hour (batch where it covers the hour, speed otherwise), each hour judged by the server's quality rules (duplicates, completeness, delay_p99, volume against the same hour of earlier weeks or the hours before, freshness) into pass, warn or fail. Each producer hour the speed layer still holds also has `arrival` (events out of order and late, marked `layer: speed`) and `dead_letter_samples` (the first rejected records per reason); `speed_notes_missing` says why they are absent when no speed instance answered.",
             "security": query_security,
             "parameters": [
                 query_param("from", "First hour (floored to the hour; default 24 hours before `to`)", instant_schema()),

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 use shared_logic::metrics::Quality;
-use shared_logic::quality_report::{add, report, HourRange, ProducerHour, WindowStates};
+use shared_logic::quality_report::{self, add, report, HourRange, ProducerHour, WindowStates};
 use shared_logic::quality_rules::{Check, Rule, Verdict};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::Metric;
@@ -121,6 +121,30 @@ pub async fn quality_report(
     Ok(report(&states, &read, from, to, rules, now_ms))
 }
 
+/// Adds what the speed layer saw of the report's hours `[from, to)` to them (arrivals,
+/// dead-letter samples: [`shared_logic::quality_report::add_speed_notes`]). When the speed
+/// layer does not answer, the hours keep none and the reason is returned: the report of
+/// the figures every layer has is still worth having.
+pub async fn add_speed_notes(
+    state: &AppState,
+    from: HourKey,
+    to: HourKey,
+    hours: &mut [ProducerHour],
+) -> Option<String> {
+    let speed = state.speed.current();
+    match speed.quality_notes(from.start_ms(), to.start_ms()).await {
+        Ok((arrivals, samples)) => {
+            let samples = samples.within(from.start_ms(), to.start_ms());
+            quality_report::add_speed_notes(hours, &arrivals, &samples);
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the quality report has no arrival figures");
+            Some(e.to_string())
+        }
+    }
+}
+
 /// The batch layer's freshness for the report: the `quality` metric's time boundary (the
 /// end of the last hour of the contiguous covered run) and its age at `now_ms`.
 pub fn batch_boundary(state: &AppState, now_ms: i64) -> (Option<String>, Option<i64>) {
@@ -135,14 +159,15 @@ pub fn batch_boundary(state: &AppState, now_ms: i64) -> (Option<String>, Option<
     (boundary, age)
 }
 
-/// The report's JSON: the range, the batch boundary and its age, the rules, and one entry
-/// per producer and hour.
+/// The report's JSON: the range, the batch boundary and its age, the rules, one entry per
+/// producer and hour, and why the speed layer's notes are missing when they are.
 pub fn report_json(
     from: HourKey,
     to: HourKey,
     rules: &[Rule],
     hours: &[ProducerHour],
     (boundary, age_ms): (Option<String>, Option<i64>),
+    speed_notes_missing: Option<&str>,
 ) -> Value {
     let worst = hours
         .iter()
@@ -159,6 +184,7 @@ pub fn report_json(
             "check": r.check, "warn": r.warn, "fail": r.fail, "rule": r.text(),
         })).collect::<Vec<_>>(),
         "hours": hours,
+        "speed_notes_missing": speed_notes_missing,
     })
 }
 

@@ -9,15 +9,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lambda_io::grouped_rows;
-use lambda_io::speed_api::{
-    Answered, Progress, RealtimeSource, Since, Status, ViewsVersion, ALLOWED_LATENESS_HEADER,
-    CHANGED_WINDOWS_HEADER, NEWEST_EVENT_HEADER, VIEWS_VERSION_HEADER, WATERMARK_HEADER,
-};
-use lambda_io::views_file::merge_views_file;
+use lambda_io::speed_api::{QualityNotes, RealtimeSource, Status};
+use shared_logic::arrival::Arrivals;
+use shared_logic::dead_letter_sample::DeadLetterSamples;
 use shared_logic::metric::MAX_DIMENSIONS;
-use shared_logic::{GroupKey, Grouping, Metric, MetricViews, Registered};
+use shared_logic::{GroupKey, Grouping, Registered};
 
 use crate::error::ServingError;
+pub use crate::speed_fetch::SpeedTime;
+use crate::speed_fetch::{
+    authorized, fetch, fetch_grouped, instance_status, join, unreachable_instance,
+};
 use crate::speed_rows::SpeedRows;
 use crate::speed_window_cache::{push_by_window, WindowCache};
 
@@ -66,40 +68,6 @@ impl SpeedSwitch {
         let mut current = self.0.write().unwrap_or_else(|p| p.into_inner());
         current.0 += 1;
         std::mem::replace(&mut current.1, Arc::new(views))
-    }
-}
-
-/// What the speed layer said about time, next to the states it handed over.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SpeedTime {
-    /// Minimum over instances (a window is final only when every instance is past it).
-    pub watermark: Option<i64>,
-    /// Newest event visible in any instance.
-    pub newest_event_ms: Option<i64>,
-    pub allowed_lateness_ms: i64,
-}
-
-impl SpeedTime {
-    /// What the in-process layer said (`progress`, read with its states).
-    fn in_process(progress: &Progress, views: &dyn RealtimeSource) -> SpeedTime {
-        SpeedTime {
-            watermark: progress.watermark,
-            newest_event_ms: progress.newest_event_ms,
-            allowed_lateness_ms: views.allowed_lateness_ms(),
-        }
-    }
-
-    /// The time of instances `0..i` and instance `i` (which said `t`) together.
-    fn and(self, i: usize, t: SpeedTime) -> SpeedTime {
-        SpeedTime {
-            watermark: match (i, self.watermark, t.watermark) {
-                (0, _, w) => w,
-                (_, Some(a), Some(b)) => Some(a.min(b)),
-                _ => None,
-            },
-            newest_event_ms: self.newest_event_ms.max(t.newest_event_ms),
-            allowed_lateness_ms: self.allowed_lateness_ms.max(t.allowed_lateness_ms),
-        }
     }
 }
 
@@ -346,152 +314,52 @@ impl SpeedViews {
     }
 }
 
-/// `GET /v1/speed/status` of the instance at `base`.
-async fn instance_status(
-    get: impl Fn(url::Url) -> reqwest::RequestBuilder,
-    base: &url::Url,
-) -> Result<Status, ServingError> {
-    let url = join(base, "v1/speed/status")?;
-    get(url.clone())
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| unreachable_instance(&url, e))?
-        .json()
-        .await
-        .map_err(|e| unreachable_instance(&url, e))
-}
-
-/// A GET of `client` with the speed token, when there is one.
-fn authorized<'a>(
-    client: &'a reqwest::Client,
-    token: &'a Option<String>,
-) -> impl Fn(url::Url) -> reqwest::RequestBuilder + 'a {
-    move |url| {
-        let request = client.get(url);
-        match token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+impl SpeedViews {
+    /// What the speed layer saw of the hours starting in `[from_ms, to_ms)` (arrivals,
+    /// dead-letter samples; `GET /v1/speed/quality`), merged over the instances.
+    pub async fn quality_notes(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<(Arrivals, DeadLetterSamples), ServingError> {
+        let notes: Vec<QualityNotes> = match self {
+            SpeedViews::InProcess(views) => vec![views.quality_notes(from_ms, to_ms)],
+            SpeedViews::Remote {
+                instances,
+                client,
+                token,
+                ..
+            } => {
+                let asks = instances.iter().map(|base| async {
+                    let mut url = join(base, "v1/speed/quality")?;
+                    url.query_pairs_mut()
+                        .append_pair("from", &from_ms.to_string())
+                        .append_pair("to", &to_ms.to_string());
+                    authorized(client, token)(url.clone())
+                        .send()
+                        .await
+                        .and_then(|r| r.error_for_status())
+                        .map_err(|e| unreachable_instance(&url, e))?
+                        .json::<QualityNotes>()
+                        .await
+                        .map_err(|e| unreachable_instance(&url, e))
+                });
+                futures::future::join_all(asks)
+                    .await
+                    .into_iter()
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let mut arrivals = Arrivals::default();
+        let mut samples = DeadLetterSamples::default();
+        for n in notes {
+            for entry in &n.arrivals {
+                arrivals.add_entry(entry);
+            }
+            for sample in n.dead_letters {
+                samples.offer(sample);
+            }
         }
+        Ok((arrivals, samples))
     }
-}
-
-fn join(base: &url::Url, path: &str) -> Result<url::Url, ServingError> {
-    let mut base = base.clone();
-    if !base.path().ends_with('/') {
-        base.set_path(&format!("{}/", base.path()));
-    }
-    base.join(path)
-        .map_err(|e| ServingError::Internal(format!("speed URL {base}{path}: {e}")))
-}
-
-fn unreachable_instance(url: &url::Url, e: impl std::fmt::Display) -> ServingError {
-    ServingError::unavailable(
-        "speed_unavailable",
-        format!("speed instance {url} did not answer: {e}"),
-    )
-}
-
-/// `GET` of `path` at `base` with `params`: the body, what the instance said about time,
-/// the URL asked (for errors) and the answer's headers.
-async fn fetch_body(
-    get: impl Fn(url::Url) -> reqwest::RequestBuilder,
-    base: &url::Url,
-    path: &str,
-    params: &[(&str, String)],
-) -> Result<(bytes::Bytes, SpeedTime, String, reqwest::header::HeaderMap), ServingError> {
-    let mut url = join(base, path)?;
-    url.query_pairs_mut().extend_pairs(params);
-    let response = get(url.clone())
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| unreachable_instance(&url, e))?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-    };
-    let time = SpeedTime {
-        watermark: header(WATERMARK_HEADER),
-        newest_event_ms: header(NEWEST_EVENT_HEADER),
-        allowed_lateness_ms: header(ALLOWED_LATENESS_HEADER).unwrap_or_default(),
-    };
-    let headers = response.headers().clone();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| unreachable_instance(&url, e))?;
-    Ok((body, time, url.to_string(), headers))
-}
-
-/// One instance's rows of metric `M` grouped by `grouping` (an Arrow stream, decoded by
-/// the caller), of the windows changed since what the caller holds (`since`), with the
-/// version read at and the windows answered when the instance answered incrementally.
-async fn fetch_grouped<M: Metric>(
-    get: impl Fn(url::Url) -> reqwest::RequestBuilder,
-    base: &url::Url,
-    from_ms: i64,
-    to_ms: i64,
-    grouping: &Grouping,
-    since: Option<&Since>,
-) -> Result<GroupedAnswer, ServingError> {
-    let mut params = vec![("from", from_ms.to_string()), ("to", to_ms.to_string())];
-    params.extend(grouped_rows::request_params::<M>(grouping));
-    if let Some(since) = since {
-        params.extend(grouped_rows::since_params(since));
-    }
-    let (body, time, url, headers) =
-        fetch_body(get, base, &format!("v1/speed/views/{}", M::NAME), &params).await?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let read = match (header(VIEWS_VERSION_HEADER), header(CHANGED_WINDOWS_HEADER)) {
-        (Some(version), Some(changed)) => {
-            let parsed = version
-                .parse::<ViewsVersion>()
-                .and_then(|v| Answered::parse(changed).map(|a| (v, a)));
-            Some(parsed.map_err(|e| {
-                ServingError::unavailable("speed_unavailable", format!("speed instance {url}: {e}"))
-            })?)
-        }
-        _ => None,
-    };
-    Ok((body, time, url, read))
-}
-
-/// A grouped answer: the body, what the instance said about time, the URL asked, and the
-/// version read at and windows answered of an incremental answer.
-type GroupedAnswer = (
-    bytes::Bytes,
-    SpeedTime,
-    String,
-    Option<(ViewsVersion, Answered)>,
-);
-
-async fn fetch<M: Metric>(
-    get: impl Fn(url::Url) -> reqwest::RequestBuilder,
-    base: &url::Url,
-    from_ms: i64,
-    to_ms: i64,
-) -> Result<(MetricViews<M>, SpeedTime), ServingError> {
-    let params = [("from", from_ms.to_string()), ("to", to_ms.to_string())];
-    let (body, time, name, _) =
-        fetch_body(get, base, &format!("v1/speed/views/{}", M::NAME), &params).await?;
-    let views = tokio::task::spawn_blocking({
-        let name = name.clone();
-        move || {
-            let mut views = MetricViews::<M>::default();
-            merge_views_file(&mut views, body, &name).map(|()| views)
-        }
-    })
-    .await
-    .map_err(|e| ServingError::Internal(format!("speed view decoder task: {e}")))?
-    .map_err(|e| {
-        ServingError::unavailable(
-            "speed_unavailable",
-            format!("speed instance {name}: unreadable views: {e}"),
-        )
-    })?;
-    Ok((views, time))
 }

@@ -8,10 +8,12 @@
 //! This crate does no I/O: no Kafka, no files, no HTTP. It takes bytes and values and
 //! returns values, so every rule can be tested in isolation and both layers stay identical.
 
+pub mod arrival;
 pub mod bottom_k;
 pub mod catalogue;
 pub mod cdc;
 pub mod cube;
+pub mod dead_letter_sample;
 pub mod dedup;
 pub mod durations;
 pub mod error;

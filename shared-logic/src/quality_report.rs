@@ -19,6 +19,10 @@
 //!   is later; in whole windows. A producer that goes silent for 20 minutes fails it in that
 //!   hour, even if it is back before the hour ends; a silent hour is 60 minutes.
 //!
+//! Next to them, what only the speed layer saw ([`add_speed_notes`]): the hour's arrivals
+//! (out of order, late; [`crate::arrival`]), marked as the speed layer's, and its first
+//! dead letters per reason ([`crate::dead_letter_sample`]). They are figures, not rules.
+//!
 //! A producer is reported for every hour of the range from the first hour it has records in
 //! (within the range or the baseline hours read before it); a read hour without its records
 //! is an hour of volume 0; hours not read (between the weeks of the weekly baseline) are
@@ -28,6 +32,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::arrival::{ArrivalCounts, Arrivals};
+use crate::dead_letter_sample::DeadLetterSample;
 use crate::mergeable::Mergeable;
 use crate::quality::{QualityFigures, QualityState};
 use crate::quality_rules::{volume_baseline, volume_distance, Check, Outcome, Rule, Verdict};
@@ -58,6 +64,44 @@ pub struct ProducerHour {
     pub outcomes: Vec<Outcome>,
     /// The worst outcome (pass when no rule was judged).
     pub verdict: Verdict,
+    /// What the speed layer saw arrive of the producer's events of the hour; none when it
+    /// does not hold the hour (any more).
+    #[serde(serialize_with = "arrival_json")]
+    pub arrival: Option<ArrivalCounts>,
+    /// The first rejected records of the hour per reason, as the speed layer kept them.
+    pub dead_letter_samples: Vec<DeadLetterSample>,
+}
+
+fn arrival_json<S: serde::Serializer>(a: &Option<ArrivalCounts>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let Some(a) = a else {
+        return s.serialize_none();
+    };
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("layer", "speed")?;
+    m.serialize_entry("events", &a.events)?;
+    m.serialize_entry("out_of_order", &a.out_of_order)?;
+    m.serialize_entry("out_of_order_share", &a.out_of_order_share())?;
+    m.serialize_entry("late", &a.late)?;
+    m.serialize_entry("late_share", &a.late_share())?;
+    m.end()
+}
+
+/// Adds what the speed layer saw to the report's hours: each producer hour's arrivals and
+/// its dead-letter samples (by reason and position).
+pub fn add_speed_notes(
+    hours: &mut [ProducerHour],
+    arrivals: &Arrivals,
+    samples: &[DeadLetterSample],
+) {
+    for h in hours.iter_mut() {
+        h.arrival = arrivals.get(h.hour, &h.producer).copied();
+        h.dead_letter_samples = samples
+            .iter()
+            .filter(|s| s.producer == h.producer && s.hour_ms == h.hour.start_ms())
+            .cloned()
+            .collect();
+    }
 }
 
 fn hour_json<S: serde::Serializer>(h: &HourKey, s: S) -> Result<S::Ok, S::Error> {
@@ -172,6 +216,8 @@ pub fn report(
                         .max()
                         .unwrap_or(Verdict::Pass),
                     outcomes,
+                    arrival: None,
+                    dead_letter_samples: Vec::new(),
                 });
             }
         }
@@ -381,5 +427,56 @@ mod tests {
         // The first hour has no baseline.
         let first = report(&states, &read, HourKey(H0), HourKey(H0 + 1), &rules, now);
         assert_eq!(volume(&first, 0), None);
+    }
+
+    #[test]
+    fn speed_notes_land_on_their_producer_hour_and_say_they_are_the_speed_layers() {
+        let mut states = WindowStates::new();
+        let h = (H0 * HOUR_MS, (H0 + 1) * HOUR_MS);
+        add(&mut states, "web", h.0, &state(10, 0, h.0 + 1, 5));
+        add(&mut states, "ios", h.0, &state(10, 0, h.0 + 1, 5));
+        add(&mut states, "web", h.1, &state(10, 0, h.1 + 1, 5));
+        let read = [(HourKey(H0), HourKey(H0 + 2))];
+        let mut r = report(
+            &states,
+            &read,
+            HourKey(H0),
+            HourKey(H0 + 2),
+            &rules(&[]).unwrap(),
+            h.1 + 3_600_000,
+        );
+        let mut arrivals = Arrivals::default();
+        for late in [true, false, false, false] {
+            arrivals.note(HourKey(H0), "web", true, late);
+        }
+        let dead = crate::validate::DeadLetter {
+            raw: b"{".to_vec(),
+            reason: crate::validate::Reason::MalformedJson,
+            message: "not JSON".into(),
+            origin: crate::event::Origin {
+                partition: 0,
+                offset: 7,
+            },
+            source: "ios".into(),
+            record_ms: Some(h.0 + 10),
+        };
+        let samples = vec![DeadLetterSample::of(&dead).unwrap()];
+        add_speed_notes(&mut r, &arrivals, &samples);
+        let find = |p: &str, hour: i64| {
+            r.iter()
+                .find(|x| x.producer == p && x.hour.0 == hour)
+                .unwrap()
+        };
+        let web = serde_json::to_value(find("web", H0)).unwrap();
+        assert_eq!(web["arrival"]["layer"], "speed");
+        assert_eq!(web["arrival"]["events"], 4);
+        assert_eq!(web["arrival"]["out_of_order_share"], 1.0);
+        assert_eq!(web["arrival"]["late_share"], 0.25);
+        assert_eq!(web["dead_letter_samples"], serde_json::json!([]));
+        let ios = serde_json::to_value(find("ios", H0)).unwrap();
+        assert_eq!(ios["arrival"], serde_json::Value::Null, "no arrivals held");
+        assert_eq!(ios["dead_letter_samples"][0]["offset"], 7);
+        assert_eq!(ios["dead_letter_samples"][0]["reason"], "malformed_json");
+        assert!(find("web", H0 + 1).arrival.is_none());
     }
 }

@@ -17,12 +17,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use lambda_io::speed_api::Counters;
 use serde::{Deserialize, Serialize};
+use shared_logic::arrival::Arrivals;
+use shared_logic::dead_letter_sample::DeadLetterSamples;
 use shared_logic::sessions::UserSessions;
 use shared_logic::{Aggregates, MetricId, MetricVisitor, Registered};
 
 use crate::partition::{PartitionState, TopicCursor};
 
-/// The partition's scalar fields (small; carried whole by every delta).
+/// The partition's scalar fields, carried whole by every delta: small (the arrival counts
+/// and dead-letter samples hold a few entries per producer and hour held).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Scalars {
     cursors: BTreeMap<String, TopicCursor>,
@@ -30,6 +33,8 @@ struct Scalars {
     progress: Option<i64>,
     revised: BTreeSet<i64>,
     counters: Counters,
+    arrivals: Arrivals,
+    dead_letter_samples: DeadLetterSamples,
 }
 
 /// What changed in a partition's state between two checkpoints.
@@ -124,6 +129,8 @@ impl PartitionState {
                 progress: self.progress,
                 revised: self.revised.clone(),
                 counters: self.counters,
+                arrivals: self.arrivals.clone(),
+                dead_letter_samples: self.dead_letter_samples.clone(),
             },
             windows: log.windows.into_iter().collect(),
             aggregates,
@@ -141,6 +148,8 @@ impl PartitionState {
         self.progress = s.progress;
         self.revised = s.revised;
         self.counters = s.counters;
+        self.arrivals = s.arrivals;
+        self.dead_letter_samples = s.dead_letter_samples;
         let windows: BTreeSet<i64> = delta.windows.into_iter().collect();
         self.aggregates.retain_windows(|w| !windows.contains(&w.0));
         self.aggregates.merge_owned(delta.aggregates);

@@ -30,11 +30,12 @@ use crate::changes::Delta;
 use crate::error::SpeedError;
 use crate::partition::PartitionState;
 
-/// Format 5: a state's offsets and event-time progress per topic (a state may read several
+/// Format 6: a state's arrival counts and dead-letter samples (the quality report). Format 5
+/// added a state's offsets and event-time progress per topic (a state may read several
 /// topics). Format 4 was a manifest naming a base and deltas with one topic's offset;
 /// format 3 one whole state with dedup ids in increasing order; format 2 held them in
 /// hash-set order.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 
 /// The manifest of one partition's checkpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

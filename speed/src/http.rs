@@ -9,6 +9,10 @@
 //!   (`since=<version>&known_from=&known_to=`) and is then answered only the windows
 //!   changed since or unknown to it, with headers `x-lambda-views-version` and
 //!   `x-lambda-changed-windows` (`lambda_io::speed_api::Since`);
+//! - `GET /v1/speed/quality?from=&to=`: what only the speed layer saw of the hours starting
+//!   in the range, for the quality report: arrivals per event-time hour and producer (out
+//!   of order, late) and the first dead letters of each hour, producer and reason
+//!   (`lambda_io::speed_api::QualityNotes`);
 //! - `GET /v1/speed/status`: watermark, counters, offsets, lag, last checkpoint, revised
 //!   windows, live keys (`lambda_io::speed_api::Status`);
 //! - `GET /healthz`: a bare liveness probe, the only route open without the token.
@@ -27,8 +31,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use lambda_io::grouped_rows;
 use lambda_io::speed_api::{
-    Answered, Progress, Status, ViewsVersion, ALLOWED_LATENESS_HEADER, CHANGED_WINDOWS_HEADER,
-    NEWEST_EVENT_HEADER, VIEWS_VERSION_HEADER, WATERMARK_HEADER,
+    Answered, Progress, QualityNotes, Status, ViewsVersion, ALLOWED_LATENESS_HEADER,
+    CHANGED_WINDOWS_HEADER, NEWEST_EVENT_HEADER, VIEWS_VERSION_HEADER, WATERMARK_HEADER,
 };
 use lambda_io::views_file::encode_views;
 use shared_logic::{registry, MetricViews, MetricVisitor, Registered};
@@ -237,6 +241,20 @@ async fn metric_views(
     Ok((headers, body).into_response())
 }
 
+async fn quality_notes(
+    State(views): State<RealtimeViews>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<QualityNotes>, ApiError> {
+    let range = Range::of(query.as_deref());
+    if let Some((name, _)) = range.params.iter().find(|(k, _)| k != "from" && k != "to") {
+        return Err(ApiError::bad_request(format!(
+            "quality takes `from` and `to`, not `{name}`"
+        )));
+    }
+    let (from, to) = range.bounds()?;
+    Ok(Json(views.quality_notes(from, to)))
+}
+
 async fn status(State(views): State<RealtimeViews>) -> Json<Status> {
     Json(views.status())
 }
@@ -276,6 +294,7 @@ pub fn router(views: RealtimeViews, token: Option<String>) -> Router {
     Router::new()
         .route("/v1/speed/views/{metric}", get(metric_views))
         .route("/v1/speed/status", get(status))
+        .route("/v1/speed/quality", get(quality_notes))
         .route_layer(middleware::from_fn_with_state(token, speed_auth))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(views)

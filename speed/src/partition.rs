@@ -156,6 +156,10 @@ pub struct PartitionState {
     #[serde(skip)]
     scratch: Vec<shared_logic::sessions::Session>,
     pub counters: Counters,
+    /// Arrivals per event-time hour and producer: out of order, late (the quality report).
+    pub(crate) arrivals: shared_logic::arrival::Arrivals,
+    /// The first rejected records of each hour, producer and reason (the quality report).
+    pub(crate) dead_letter_samples: shared_logic::dead_letter_sample::DeadLetterSamples,
     /// What changed since the last checkpoint (not state; see [`crate::changes`]).
     #[serde(skip)]
     pub(crate) changes: ChangeLog,
@@ -313,6 +317,7 @@ impl PartitionState {
         self.changes.id(hour, tie);
         let windows: Vec<WindowStart> = ctx.windows.assign(event.event_time()).collect();
         let all_closed = windows.iter().all(|w| closed(*w));
+        self.note_arrival(event.source(), t, all_closed);
         self.max_event_time = Some(self.max_event_time.map_or(t, |m| m.max(t)));
         self.cursor_mut(topic).advance(t, record_ms, time);
         self.combine_progress();
@@ -437,6 +442,7 @@ impl PartitionState {
                 note_kept(changes, BuiltFrom::Events, w.0 >= before, w)
             });
             self.seen.retain(|hour, _| (hour + 1) * HOUR_MS > before);
+            self.forget_arrivals_before(before);
         }
         if let Some(before) = sessions_before_ms {
             self.forget_sessions(before, ctx);

@@ -7,9 +7,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use lambda_io::speed_api::{
-    Answered, ChangeCounters, Counters, Progress, RealtimeSource, Since, Status, ViewsVersion,
+    Answered, ChangeCounters, Counters, Progress, QualityNotes, RealtimeSource, Since, Status,
+    ViewsVersion,
 };
+use shared_logic::arrival::Arrivals;
+use shared_logic::dead_letter_sample::DeadLetterSamples;
+use shared_logic::mergeable::Mergeable;
 use shared_logic::metric::BuiltFrom;
+use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{
     Aggregates, GroupKey, Grouping, MetricContext, MetricId, MetricVisitor, Registered,
 };
@@ -362,6 +367,25 @@ impl RealtimeViews {
 }
 
 impl RealtimeViews {
+    /// What `/v1/speed/quality` answers: the arrival counts and dead-letter samples of the
+    /// hours starting in `[from_ms, to_ms)`, merged over the partitions held.
+    pub fn quality_notes(&self, from_ms: i64, to_ms: i64) -> QualityNotes {
+        let inner = self.read();
+        let mut arrivals = Arrivals::default();
+        let mut samples = DeadLetterSamples::default();
+        for p in inner.partitions.values() {
+            arrivals.merge(&p.arrivals);
+            samples.merge(&p.dead_letter_samples);
+        }
+        // The first hour starting at or after `ms`.
+        let hour =
+            |ms: i64| HourKey(ms.div_euclid(HOUR_MS) + i64::from(ms.rem_euclid(HOUR_MS) != 0));
+        QualityNotes {
+            arrivals: arrivals.entries(hour(from_ms), hour(to_ms)),
+            dead_letters: samples.within(from_ms, to_ms),
+        }
+    }
+
     /// What `/v1/speed/status` answers for these views.
     pub fn status(&self) -> Status {
         let (live_keys, dedup_keys) = self.live_keys();
@@ -423,6 +447,10 @@ impl RealtimeSource for RealtimeViews {
 
     fn status(&self) -> Status {
         RealtimeViews::status(self)
+    }
+
+    fn quality_notes(&self, from_ms: i64, to_ms: i64) -> QualityNotes {
+        RealtimeViews::quality_notes(self, from_ms, to_ms)
     }
 }
 

@@ -257,6 +257,34 @@ async function verify(snap) {
   return [problems, summary];
 }
 
+// Selects the quality cell with the most sample dead letters in the API's report and checks
+// its detail: one item per sample (reason, partition and offset as served) and the speed
+// layer's arrival figures. Returns the problems; counts the samples shown in the summary.
+async function clickThrough(page) {
+  const problems = [];
+  const query = await page.evaluate(() => document.getElementById('quality').dataset.query);
+  const report = await fetchApi(query);
+  const cells = (report.hours || []).filter((h) => (h.dead_letter_samples || []).length);
+  summary.dead_letter_cells = cells.length;
+  if (!cells.length) return problems;
+  cells.sort((a, b) => b.dead_letter_samples.length - a.dead_letter_samples.length);
+  const h = cells[0];
+  await page.click(`td.q[data-producer="${h.producer}"][data-hour="${h.hour}"]`);
+  await page.waitForSelector('#quality-detail:not([hidden]) ul.dead-letters', { timeout: 10_000 });
+  const shown = await page.evaluate(() => ({
+    items: [...document.querySelectorAll('#quality-detail ul.dead-letters li')].map((li) => ({ reason: li.dataset.reason, text: li.textContent })),
+    arrival: document.querySelector('#quality-detail p.arrival')?.textContent || '',
+  }));
+  summary.dead_letters_shown = shown.items.length;
+  if (shown.items.length !== h.dead_letter_samples.length) problems.push(`the ${h.producer} ${h.hour} detail shows ${shown.items.length} dead letters, the API ${h.dead_letter_samples.length}`);
+  h.dead_letter_samples.forEach((d, i) => {
+    const item = shown.items[i];
+    if (!item || item.reason !== d.reason || !item.text.includes(`partition ${d.partition}, offset ${d.offset}`)) problems.push(`dead letter ${i} of ${h.producer} ${h.hour}: shown ${JSON.stringify(item)}, API ${d.reason} at ${d.partition}/${d.offset}`);
+  });
+  if (h.arrival && !shown.arrival.startsWith('Arrival (speed layer)')) problems.push(`the arrival figures are not shown: ${shown.arrival}`);
+  return problems;
+}
+
 // ---- main -------------------------------------------------------------------------------
 
 const consoleErrors = [];
@@ -297,6 +325,7 @@ try {
     if (!problems.length || attempt === ATTEMPTS) break;
     await page.waitForFunction((n) => (window.__dashboard?.refreshes ?? 0) > n, snap.refreshes, { timeout: LOAD_TIMEOUT_MS }).catch(() => {});
   }
+  if (!problems.length) problems.push(...await clickThrough(page));
   if (consoleErrors.length) problems.push(...consoleErrors.map((e) => `console error: ${e}`));
   if (problems.length) failure = `${problems.length} problem(s):\n  ${problems.slice(0, 25).join('\n  ')}`;
 } catch (e) {

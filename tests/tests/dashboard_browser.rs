@@ -16,7 +16,7 @@ use serving::batch_views::BatchViews;
 use serving::speed_views::SpeedViews;
 use serving::{ApiOptions, AppState};
 use shared_logic::generate::{Generator, GeneratorConfig};
-use shared_logic::generate_producers::Producers;
+use shared_logic::generate_producers::{Fault, FaultKind, Producers};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::{MetricContext, Validator};
 use speed::partition::TimeSettings;
@@ -45,7 +45,14 @@ async fn the_dashboard_shows_the_served_numbers() {
         ..GeneratorConfig::default()
     });
     let producers = vec![("web".to_string(), 3.0), ("ios".to_string(), 1.0)];
-    let produced: Vec<_> = Producers::new(generator, producers, vec![], 5)
+    // A fifth of `ios`'s records invalid in the last 20 minutes: dead letters to click to.
+    let invalid = Fault {
+        producer: "ios".into(),
+        from_ms: minute - 20 * 60_000,
+        to_ms: minute,
+        kind: FaultKind::Invalid(0.2),
+    };
+    let produced: Vec<_> = Producers::new(generator, producers, vec![invalid], 5)
         .unwrap()
         .take(4 * 88 * 60)
         .collect();
@@ -171,6 +178,10 @@ async fn the_dashboard_shows_the_served_numbers() {
     assert!(
         summary["quality_cells"].as_u64().unwrap_or(0) >= 4,
         "the quality panel judges both producers' hours: {summary}"
+    );
+    assert!(
+        summary["dead_letters_shown"].as_u64().unwrap_or(0) >= 1,
+        "a quality cell clicks through to its sample dead letters: {summary}"
     );
     assert!(screenshot.exists());
     eprintln!("dashboard screenshot: {}", screenshot.display());

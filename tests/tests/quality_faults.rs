@@ -140,6 +140,9 @@ async fn each_injected_fault_fails_its_rule_in_its_hour_and_nothing_else() {
     .map(|(p, h, c)| (p.to_string(), h, c.to_string()))
     .collect();
     assert_eq!(failures(&addr).await, expected, "from the speed layer");
+    let path = format!("/v1/quality?from={}&to={}", at(0, 0), at(HOURS, 0));
+    let (_, report) = get_json(&addr, &path, &[]).await;
+    check_speed_notes(&report);
 
     pipeline.batch_dirty_hours().await;
     let published = pipeline.state.batch.published().expect("published");
@@ -200,9 +203,66 @@ async fn each_injected_fault_fails_its_rule_in_its_hour_and_nothing_else() {
     assert_eq!(json.status.code(), Some(1));
     let body: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
     assert_eq!(body["verdict"], "fail");
+    check_speed_notes(&body);
     let rules = report(&["--quality-rule", "none"]);
     assert_eq!(rules.status.code(), Some(0), "no rule, nothing fails");
     pipeline.stop().await;
+}
+
+/// What only the speed layer saw, in a report of the ten hours it still holds: every
+/// producer hour's arrivals, marked as the speed layer's, count each of its events once
+/// (under `update` the late ones are counted too, so as many as the `quality` figure);
+/// late events are the lagging producer's in hour 6 and nowhere else, and most of its
+/// events there, all out of order; the dead-letter samples are the invalid records of
+/// `app` in hour 4, at most three per reason, one reason each of those rejected.
+fn check_speed_notes(report: &serde_json::Value) {
+    assert_eq!(
+        report["speed_notes_missing"],
+        serde_json::Value::Null,
+        "{report}"
+    );
+    for h in report["hours"].as_array().expect("hours") {
+        let producer = h["producer"].as_str().unwrap();
+        let start = chrono::DateTime::parse_from_rfc3339(h["hour"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+        let hour = (start - START) / HOUR_MS;
+        let arrival = &h["arrival"];
+        let tag = format!("{producer} hour {hour}: {h}");
+        assert_eq!(arrival["layer"], "speed", "{tag}");
+        assert_eq!(arrival["events"], h["figures"]["events"], "{tag}");
+        let late_share = arrival["late_share"].as_f64().unwrap();
+        let out_of_order_share = arrival["out_of_order_share"].as_f64().unwrap();
+        if (producer, hour) == ("app", 6) {
+            assert!(late_share > 0.5, "{tag}");
+            assert!(out_of_order_share >= late_share, "{tag}");
+        } else {
+            assert!(late_share < 0.01, "{tag}");
+        }
+        let samples = h["dead_letter_samples"].as_array().unwrap();
+        if (producer, hour) == ("app", 4) {
+            let reasons: BTreeSet<&str> = samples
+                .iter()
+                .map(|s| s["reason"].as_str().unwrap())
+                .collect();
+            let rejected: BTreeSet<&str> = h["rejected_by_reason"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(reasons, rejected, "{tag}");
+            for reason in reasons {
+                let n = samples.iter().filter(|s| s["reason"] == reason).count();
+                assert!((1..=3).contains(&n), "{tag}");
+            }
+            assert!(samples
+                .iter()
+                .all(|s| !s["record"].as_str().unwrap().is_empty()));
+        } else {
+            assert!(samples.is_empty(), "{tag}");
+        }
+    }
 }
 
 /// The speed layer's views endpoint (what `lambda speed` serves) on a free loopback port.

@@ -74,6 +74,8 @@ async fn the_speed_endpoint_answers_views_only_with_its_token() {
     for uri in [
         "/v1/speed/status",
         "/v1/speed/views/page_views?from=0&to=3600000",
+        // Sample dead letters hold records as received.
+        "/v1/speed/quality?from=0&to=3600000",
     ] {
         let (status, headers, body) = call(router(), "GET", uri, None, b"").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri} without a token");
@@ -90,6 +92,19 @@ async fn the_speed_endpoint_answers_views_only_with_its_token() {
     }
     let (status, ..) = call(router(), "GET", "/healthz", None, b"").await;
     assert_eq!(status, StatusCode::OK, "the liveness probe stays open");
+    let token = format!("Bearer {SPEED_TOKEN}");
+    for (uri, why) in [
+        ("/v1/speed/quality?from=10&to=5", "before"),
+        ("/v1/speed/quality?from=yesterday", "yesterday"),
+        ("/v1/speed/quality?metric=page_views", "not `metric`"),
+    ] {
+        let (status, _, body) = call(router(), "GET", uri, Some(&token), b"").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(why),
+            "{uri}: {body}"
+        );
+    }
 }
 
 #[tokio::test]
