@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serving::state::{ApiOptions, AppState};
-use shared_logic::quality_report::ProducerHour;
+use shared_logic::quality_report::{ProducerHour, ProducerWindow};
 use shared_logic::quality_rules::{rules, RuleSet, Verdict};
 
 #[derive(Args)]
@@ -31,6 +31,11 @@ pub struct QualityArgs {
     /// Print every producer's hour, not only those with a warning or a failure.
     #[arg(long)]
     all: bool,
+    /// Judge each window (a minute by default) too: the table lists the windows that warn
+    /// or fail, `--json` adds them as `windows`, and a failing window fails the run. At
+    /// most 48 hours.
+    #[arg(long)]
+    by_minute: bool,
     /// Timeout of one request to a speed instance.
     #[arg(long, default_value_t = 30_000)]
     speed_timeout_ms: u64,
@@ -46,6 +51,12 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<Verdict> {
     };
     let (from, to) =
         serving::quality::hour_range(bound("--from", &args.from)?, bound("--to", &args.to)?, now)?;
+    if args.by_minute && to.0 - from.0 > serving::quality::MAX_WINDOW_REPORT_HOURS {
+        anyhow::bail!(
+            "--by-minute covers at most {} hours",
+            serving::quality::MAX_WINDOW_REPORT_HOURS
+        );
+    }
     let rule_set = RuleSet(rules(&args.quality_rule).map_err(anyhow::Error::msg)?);
     let batch = args.layers.batch_views(64).await?;
     let speed = args
@@ -64,7 +75,14 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<Verdict> {
             ..ApiOptions::default()
         },
     });
-    let mut hours = serving::quality::quality_report(&state, from, to, &rule_set.0, now).await?;
+    let (mut hours, windows) = serving::quality::quality_report_by_window(
+        &state,
+        (from, to),
+        &rule_set.0,
+        now,
+        args.by_minute,
+    )
+    .await?;
     let missing = serving::quality::add_speed_notes(&state, from, to, &mut hours).await;
     if args.json {
         let boundary = serving::quality::batch_boundary(&state, now);
@@ -75,10 +93,14 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<Verdict> {
             &hours,
             boundary,
             missing.as_deref(),
+            args.by_minute.then_some(windows.as_slice()),
         );
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", table(&hours, args.all));
+        if args.by_minute {
+            print!("{}", window_table(&windows));
+        }
         if let Some(why) = &missing {
             eprintln!("no arrival figures or dead-letter samples from the speed layer: {why}");
         }
@@ -86,8 +108,21 @@ pub async fn run(args: QualityArgs) -> anyhow::Result<Verdict> {
     Ok(hours
         .iter()
         .map(|h| h.verdict)
+        .chain(windows.iter().map(|w| w.verdict))
         .max()
         .unwrap_or(Verdict::Pass))
+}
+
+/// One line per producer's window that warns or fails, then a summary.
+fn window_table(windows: &[ProducerWindow]) -> String {
+    let mut out = String::new();
+    for w in windows.iter().filter(|w| w.verdict != Verdict::Pass) {
+        let rules = outcomes_text(&w.outcomes, false);
+        out.push_str(&line(w.window, &w.producer, w.received, w.verdict, &rules));
+    }
+    let verdicts: Vec<Verdict> = windows.iter().map(|w| w.verdict).collect();
+    out.push_str(&summary("producer windows", &verdicts));
+    out
 }
 
 /// One line per producer's hour (only those not passing, unless `all`), then a summary.
@@ -104,21 +139,7 @@ fn table(hours: &[ProducerHour], all: bool) -> String {
         ));
     }
     for h in &shown {
-        let rules: Vec<String> = h
-            .outcomes
-            .iter()
-            .filter(|o| all || o.verdict != Verdict::Pass)
-            .map(|o| {
-                format!(
-                    "{} {} {} / {}",
-                    o.check.name(),
-                    verdict(o.verdict),
-                    figure(o.check, o.measured),
-                    figure(o.check, o.threshold)
-                )
-            })
-            .collect();
-        let mut rules = rules;
+        let mut rules = outcomes_text(&h.outcomes, all);
         if let Some(a) = &h.arrival {
             let pct =
                 |share: Option<f64>| share.map_or("n/a".into(), |s| format!("{:.1}%", s * 100.0));
@@ -128,24 +149,53 @@ fn table(hours: &[ProducerHour], all: bool) -> String {
                 pct(a.late_share())
             ));
         }
-        out.push_str(&format!(
-            "{:<20} {:<16} {:>9} {:<7} {}\n",
-            shared_logic::instant::format_instant(h.hour.start_ms()),
-            h.producer,
-            h.received,
-            verdict(h.verdict),
-            rules.join("; ")
-        ));
+        let start = h.hour.start_ms();
+        out.push_str(&line(start, &h.producer, h.received, h.verdict, &rules));
     }
-    let count = |v: Verdict| hours.iter().filter(|h| h.verdict == v).count();
-    out.push_str(&format!(
-        "{} producer hours: {} pass, {} warn, {} fail\n",
-        hours.len(),
+    let verdicts: Vec<Verdict> = hours.iter().map(|h| h.verdict).collect();
+    out.push_str(&summary("producer hours", &verdicts));
+    out
+}
+
+/// A row of the table: when, who, records received, verdict, the rules' texts.
+fn line(at_ms: i64, producer: &str, received: u64, v: Verdict, rules: &[String]) -> String {
+    format!(
+        "{:<20} {:<16} {:>9} {:<7} {}\n",
+        shared_logic::instant::format_instant(at_ms),
+        producer,
+        received,
+        verdict(v),
+        rules.join("; ")
+    )
+}
+
+/// `<n> <what>: <pass> pass, <warn> warn, <fail> fail`.
+fn summary(what: &str, verdicts: &[Verdict]) -> String {
+    let count = |v: Verdict| verdicts.iter().filter(|x| **x == v).count();
+    format!(
+        "{} {what}: {} pass, {} warn, {} fail\n",
+        verdicts.len(),
         count(Verdict::Pass),
         count(Verdict::Warn),
         count(Verdict::Fail)
-    ));
-    out
+    )
+}
+
+/// Each outcome (only those not passing, unless `all`) as `check verdict measured / threshold`.
+fn outcomes_text(outcomes: &[shared_logic::quality_rules::Outcome], all: bool) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter(|o| all || o.verdict != Verdict::Pass)
+        .map(|o| {
+            format!(
+                "{} {} {} / {}",
+                o.check.name(),
+                verdict(o.verdict),
+                figure(o.check, o.measured),
+                figure(o.check, o.threshold)
+            )
+        })
+        .collect()
 }
 
 fn verdict(v: Verdict) -> &'static str {

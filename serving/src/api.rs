@@ -211,9 +211,12 @@ async fn quality(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ServingError> {
     let now = now_ms();
-    let (from, to) = crate::quality::parse_range(raw.as_deref(), now)?;
+    let request = crate::quality::parse_range(raw.as_deref(), now)?;
+    let (from, to) = (request.from, request.to);
     let rules = &state.opts.quality_rules.0;
-    let mut hours = crate::quality::quality_report(&state, from, to, rules, now).await?;
+    let (mut hours, windows) =
+        crate::quality::quality_report_by_window(&state, (from, to), rules, now, request.by_window)
+            .await?;
     let missing = crate::quality::add_speed_notes(&state, from, to, &mut hours).await;
     let boundary = crate::quality::batch_boundary(&state, now);
     Ok(Json(crate::quality::report_json(
@@ -223,6 +226,7 @@ async fn quality(
         &hours,
         boundary,
         missing.as_deref(),
+        request.by_window.then_some(windows.as_slice()),
     )))
 }
 

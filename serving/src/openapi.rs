@@ -152,7 +152,8 @@ fn operation(path: &str, method: &str) -> Value {
             "security": query_security,
             "parameters": [
                 query_param("from", "First hour (floored to the hour; default 24 hours before `to`)", instant_schema()),
-                query_param("to", "End of the range (rounded up to the hour; default the end of the current hour)", instant_schema())
+                query_param("to", "End of the range (rounded up to the hour; default the end of the current hour)", instant_schema()),
+                query_param("granularity", "`minute`: each producer's windows judged too, as `windows` (ranges of at most 48 hours)", json!({"type": "string", "enum": ["hour", "minute"], "default": "hour"}))
             ],
             "responses": {"200": {"description": "The report", "content": {"application/json": {"schema": {"type": "object", "required": ["from", "to", "verdict", "rules", "hours"]}}}},
                           "400": error_response("A bad parameter"), "401": error_response("Missing or wrong token")}

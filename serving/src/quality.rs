@@ -6,7 +6,9 @@
 
 use serde_json::{json, Value};
 use shared_logic::metrics::Quality;
-use shared_logic::quality_report::{self, add, report, HourRange, ProducerHour, WindowStates};
+use shared_logic::quality_report::{
+    self, add, report_by_window, HourRange, ProducerHour, ProducerWindow, WindowStates,
+};
 use shared_logic::quality_rules::{Check, Rule, Verdict};
 use shared_logic::window::{HourKey, HOUR_MS};
 use shared_logic::Metric;
@@ -20,23 +22,59 @@ use crate::state::AppState;
 /// Longest range of one report (the baselines read several weeks more).
 pub const MAX_REPORT_HOURS: i64 = 31 * 24;
 
-/// The hours `[from, to)` of a report request (`from` and `to`, RFC 3339 or epoch ms,
-/// floored to whole hours; by default the last 24 hours up to the current one).
-pub fn parse_range(raw: Option<&str>, now_ms: i64) -> Result<(HourKey, HourKey), ServingError> {
-    let (mut from, mut to) = (None, None);
+/// Longest range of a report judged window by window.
+pub const MAX_WINDOW_REPORT_HOURS: i64 = 48;
+
+/// What a report request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportRequest {
+    pub from: HourKey,
+    pub to: HourKey,
+    /// Judge each window too (`granularity=minute`), not only each hour.
+    pub by_window: bool,
+}
+
+/// A report request: the hours `[from, to)` (`from` and `to`, RFC 3339 or epoch ms,
+/// floored to whole hours; by default the last 24 hours up to the current one), and
+/// `granularity` (`hour`, the default, or `minute`: each window judged too).
+pub fn parse_range(raw: Option<&str>, now_ms: i64) -> Result<ReportRequest, ServingError> {
+    let (mut from, mut to, mut by_window) = (None, None, false);
     for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "from" => from = Some(parse_time("from", &value)?),
             "to" => to = Some(parse_time("to", &value)?),
+            "granularity" => {
+                by_window = match value.as_ref() {
+                    "hour" => false,
+                    "minute" => true,
+                    other => {
+                        return Err(ServingError::bad(
+                            "bad_granularity",
+                            format!("granularity `{other}`: the report is by `hour` or `minute`"),
+                        ))
+                    }
+                }
+            }
             _ => {
                 return Err(ServingError::bad(
                     "unknown_parameter",
-                    "quality takes `from` and `to` (RFC 3339 or epoch ms; whole hours)",
+                    "quality takes `from` and `to` (RFC 3339 or epoch ms; whole hours) and `granularity` (hour, minute)",
                 ))
             }
         }
     }
-    hour_range(from, to, now_ms)
+    let (from, to) = hour_range(from, to, now_ms)?;
+    if by_window && to.0 - from.0 > MAX_WINDOW_REPORT_HOURS {
+        return Err(ServingError::bad(
+            "range_too_large",
+            format!("a report by minute covers at most {MAX_WINDOW_REPORT_HOURS} hours"),
+        ));
+    }
+    Ok(ReportRequest {
+        from,
+        to,
+        by_window,
+    })
 }
 
 /// The hours `[from, to)` of a report from its bounds (epoch ms): `from` floored and `to`
@@ -101,6 +139,22 @@ pub async fn quality_report(
     rules: &[Rule],
     now_ms: i64,
 ) -> Result<Vec<ProducerHour>, ServingError> {
+    Ok(
+        quality_report_by_window(state, (from, to), rules, now_ms, false)
+            .await?
+            .0,
+    )
+}
+
+/// The report of `[from, to)` at `now_ms` with `rules`, and with `by_window` each
+/// producer's windows judged too.
+pub async fn quality_report_by_window(
+    state: &AppState,
+    (from, to): HourRange,
+    rules: &[Rule],
+    now_ms: i64,
+    by_window: bool,
+) -> Result<(Vec<ProducerHour>, Vec<ProducerWindow>), ServingError> {
     let mut states = WindowStates::new();
     let volume = rules.iter().find(|r| r.check == Check::Volume);
     let (weeks, hours) = volume.map_or((0, 0), |r| (r.baseline.weeks, r.baseline.hours));
@@ -118,7 +172,15 @@ pub async fn quality_report(
             read.push(range);
         }
     }
-    Ok(report(&states, &read, from, to, rules, now_ms))
+    let window_ms = by_window.then_some(window);
+    Ok(report_by_window(
+        &states,
+        &read,
+        (from, to),
+        rules,
+        now_ms,
+        window_ms,
+    ))
 }
 
 /// Adds what the speed layer saw of the report's hours `[from, to)` to them (arrivals,
@@ -168,13 +230,14 @@ pub fn report_json(
     hours: &[ProducerHour],
     (boundary, age_ms): (Option<String>, Option<i64>),
     speed_notes_missing: Option<&str>,
+    windows: Option<&[ProducerWindow]>,
 ) -> Value {
     let worst = hours
         .iter()
         .map(|h| h.verdict)
         .max()
         .unwrap_or(Verdict::Pass);
-    json!({
+    let mut report = json!({
         "from": shared_logic::instant::format_instant(from.start_ms()),
         "to": shared_logic::instant::format_instant(to.start_ms()),
         "verdict": worst,
@@ -185,7 +248,11 @@ pub fn report_json(
         })).collect::<Vec<_>>(),
         "hours": hours,
         "speed_notes_missing": speed_notes_missing,
-    })
+    });
+    if let Some(windows) = windows {
+        report["windows"] = json!(windows);
+    }
+    report
 }
 
 #[cfg(test)]
@@ -197,18 +264,28 @@ mod tests {
     #[test]
     fn ranges_are_whole_hours_and_bounded() {
         let now = H * HOUR_MS + 5 * 60_000;
+        let range = |q: Option<&str>| parse_range(q, now).map(|r| (r.from, r.to, r.by_window));
         assert_eq!(
-            parse_range(None, now).unwrap(),
-            (HourKey(H + 1 - 24), HourKey(H + 1))
+            range(None).unwrap(),
+            (HourKey(H + 1 - 24), HourKey(H + 1), false)
+        );
+        assert_eq!(
+            range(Some("granularity=minute")).unwrap(),
+            (HourKey(H + 1 - 24), HourKey(H + 1), true)
         );
         let q = format!("from={}&to={}", H * HOUR_MS + 1, (H + 2) * HOUR_MS + 1);
         assert_eq!(
-            parse_range(Some(&q), now).unwrap(),
-            (HourKey(H), HourKey(H + 3))
+            range(Some(&q)).unwrap(),
+            (HourKey(H), HourKey(H + 3), false)
         );
         let bad = |q: &str| parse_range(Some(q), now).unwrap_err().to_string();
         assert!(bad("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z").contains("before"));
         assert!(bad("from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z").contains("at most"));
         assert!(bad("metric=page_views").contains("from"));
+        assert!(bad("granularity=second").contains("`hour` or `minute`"));
+        assert!(
+            bad("from=2026-01-01T00:00:00Z&to=2026-01-04T00:00:00Z&granularity=minute")
+                .contains("at most 48 hours")
+        );
     }
 }

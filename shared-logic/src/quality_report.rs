@@ -43,6 +43,9 @@ use crate::window::{HourKey, HOUR_MS};
 /// about an hour's).
 pub const MIN_VOLUME_COVERAGE_MS: i64 = 15 * 60_000;
 
+/// Least part of a window in progress its volume is judged on.
+pub const MIN_WINDOW_VOLUME_MS: i64 = 30_000;
+
 /// The merged `quality` state of each producer and window (window start, epoch ms; windows
 /// of at most an hour, never straddling one).
 pub type WindowStates = BTreeMap<(String, i64), QualityState>;
@@ -147,6 +150,40 @@ pub fn report(
     rules: &[Rule],
     now_ms: i64,
 ) -> Vec<ProducerHour> {
+    report_by_window(states, read, (from, to), rules, now_ms, None).0
+}
+
+/// One producer's window (a minute by default), judged by the rules as its hour is: the
+/// window's own figures, its records received as a rate per hour against its hour's
+/// volume baseline, and as freshness the stretch without a new event that it ends (a
+/// window with events) or that runs through it (a window without).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProducerWindow {
+    pub producer: String,
+    #[serde(serialize_with = "ms_json")]
+    pub window: i64,
+    pub received: u64,
+    pub freshness_ms: Option<i64>,
+    pub outcomes: Vec<Outcome>,
+    pub verdict: Verdict,
+}
+
+fn ms_json<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::instant::format_instant(*ms))
+}
+
+/// [`report`], and with `window_ms` (the states' window size) each producer's windows of
+/// the hours `[from, to)` up to now judged too ([`ProducerWindow`]), ordered by window,
+/// then producer.
+pub fn report_by_window(
+    states: &WindowStates,
+    read: &[HourRange],
+    (from, to): HourRange,
+    rules: &[Rule],
+    now_ms: i64,
+    window_ms: Option<i64>,
+) -> (Vec<ProducerHour>, Vec<ProducerWindow>) {
+    let mut judged_windows = Vec::new();
     let mut by_producer: BTreeMap<&str, BTreeMap<i64, &QualityState>> = BTreeMap::new();
     for ((producer, start), state) in states {
         by_producer
@@ -175,6 +212,7 @@ pub fn report(
             };
             // Only the stretch within the hour: a silence before it counts in its own hours.
             let since = |n: Option<i64>| n.map(|n| n.max(start));
+            let newest_before = newest;
             for (w, s) in windows.range(start..end) {
                 age_at(*w, since(newest));
                 state.merge(s);
@@ -196,6 +234,17 @@ pub fn report(
             let volume = (covered >= MIN_VOLUME_COVERAGE_MS)
                 .then(|| received as f64 * HOUR_MS as f64 / covered as f64);
             let outcomes = judge(rules, &state, received, (hour, volume), &volumes, longest);
+            if let Some(size) = window_ms.filter(|_| hour >= from) {
+                let judging = Judging {
+                    producer,
+                    first_ms,
+                    windows: &windows,
+                    rules,
+                    volumes: &volumes,
+                    now_ms,
+                };
+                judging.windows_of(hour, size, newest_before, &mut judged_windows);
+            }
             let volume_failed = outcomes
                 .iter()
                 .any(|o| o.check == Check::Volume && o.verdict == Verdict::Fail);
@@ -210,11 +259,7 @@ pub fn report(
                     figures: state.figures(),
                     rejected_by_reason: state.rejected_by_reason.clone(),
                     freshness_ms: longest,
-                    verdict: outcomes
-                        .iter()
-                        .map(|o| o.verdict)
-                        .max()
-                        .unwrap_or(Verdict::Pass),
+                    verdict: worst(&outcomes),
                     outcomes,
                     arrival: None,
                     dead_letter_samples: Vec::new(),
@@ -223,7 +268,81 @@ pub fn report(
         }
     }
     out.sort_by(|a, b| (a.hour, &a.producer).cmp(&(b.hour, &b.producer)));
-    out
+    judged_windows.sort_by(|a, b| (a.window, &a.producer).cmp(&(b.window, &b.producer)));
+    (out, judged_windows)
+}
+
+/// What judging one producer's windows needs: its window states, the rules, the volumes of
+/// its earlier hours (the baselines), the wall clock.
+struct Judging<'a> {
+    producer: &'a str,
+    /// The producer's first window with records: none is judged before it, nor its volume.
+    first_ms: i64,
+    windows: &'a BTreeMap<i64, &'a QualityState>,
+    rules: &'a [Rule],
+    volumes: &'a BTreeMap<HourKey, (f64, bool)>,
+    now_ms: i64,
+}
+
+impl Judging<'_> {
+    /// Judges the windows of `hour` up to now (`newest`: the producer's newest event
+    /// before the hour) into `out`.
+    fn windows_of(
+        &self,
+        hour: HourKey,
+        size: i64,
+        mut newest: Option<i64>,
+        out: &mut Vec<ProducerWindow>,
+    ) {
+        let empty = QualityState::default();
+        let mut w = hour.start_ms().max(self.first_ms);
+        while w < (hour.start_ms() + HOUR_MS).min(self.now_ms) {
+            let state = self.windows.get(&w).copied().unwrap_or(&empty);
+            let end = (w + size).min(self.now_ms);
+            let received = state
+                .events
+                .saturating_add(state.duplicates)
+                .saturating_add(state.rejected);
+            let fresh_at = if state.newest_event_ms.is_some() {
+                w
+            } else {
+                end
+            };
+            let freshness = newest.map(|n| (fresh_at - n).max(0));
+            // Too short a part of the window in progress says nothing about its rate.
+            let volume = (w != self.first_ms && end - w >= size.min(MIN_WINDOW_VOLUME_MS))
+                .then(|| received as f64 * HOUR_MS as f64 / (end - w) as f64);
+            let outcomes = judge(
+                self.rules,
+                state,
+                received,
+                (hour, volume),
+                self.volumes,
+                freshness,
+            );
+            if let Some(t) = state.newest_event_ms {
+                newest = Some(newest.map_or(t, |n| n.max(t)));
+            }
+            out.push(ProducerWindow {
+                producer: self.producer.to_string(),
+                window: w,
+                received,
+                freshness_ms: freshness,
+                verdict: worst(&outcomes),
+                outcomes,
+            });
+            w += size;
+        }
+    }
+}
+
+/// The worst verdict of `outcomes` (pass when none).
+fn worst(outcomes: &[Outcome]) -> Verdict {
+    outcomes
+        .iter()
+        .map(|o| o.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass)
 }
 
 /// Each rule's outcome for one producer's hour; rules without a figure are left out.
@@ -478,5 +597,91 @@ mod tests {
         assert_eq!(ios["dead_letter_samples"][0]["offset"], 7);
         assert_eq!(ios["dead_letter_samples"][0]["reason"], "malformed_json");
         assert!(find("web", H0 + 1).arrival.is_none());
+    }
+
+    #[test]
+    fn windows_are_judged_one_by_one_against_their_hours_baseline() {
+        let rules = rules(&[]).unwrap();
+        const MIN: i64 = 60_000;
+        let mut states = WindowStates::new();
+        let (h0, h1) = (H0 * HOUR_MS, (H0 + 1) * HOUR_MS);
+        // 60 records a minute, but none from 01:20 to 01:40, and 10 rejects at 01:50.
+        for m in (0..120).filter(|m| !(80..100).contains(m)) {
+            let w = h0 + m * MIN;
+            let mut s = state(60, 0, w + 59_000, 0);
+            if m == 110 {
+                s.events = 50;
+                s.rejected = 10;
+            }
+            add(&mut states, "web", w, &s);
+        }
+        let read = [(HourKey(H0), HourKey(H0 + 2))];
+        let now = h1 + 45 * MIN + 10_000;
+        let (hours, windows) = report_by_window(
+            &states,
+            &read,
+            (HourKey(H0 + 1), HourKey(H0 + 2)),
+            &rules,
+            now,
+            Some(MIN),
+        );
+        assert_eq!(hours.len(), 1);
+        assert_eq!(
+            windows.len(),
+            46,
+            "hour 1 up to now, the window in progress included"
+        );
+        let failing = |check: Check| -> Vec<i64> {
+            windows
+                .iter()
+                .filter(|w| {
+                    w.outcomes
+                        .iter()
+                        .any(|o| o.check == check && o.verdict == Verdict::Fail)
+                })
+                .map(|w| (w.window - h1) / MIN)
+                .collect()
+        };
+        // The silence: each empty window's rate is 0 against 3,600 an hour.
+        assert_eq!(failing(Check::Volume), (20..40).collect::<Vec<_>>());
+        // More than 15 minutes since 01:19:59 from the window ending 01:35 on, and the window
+        // that ends the silence.
+        assert_eq!(failing(Check::Freshness), (34..41).collect::<Vec<_>>());
+        assert!(failing(Check::Validity).is_empty(), "01:50 is after now");
+        let w24 = &windows[24];
+        let fresh = w24
+            .outcomes
+            .iter()
+            .find(|o| o.check == Check::Freshness)
+            .unwrap();
+        assert_eq!((fresh.measured, fresh.verdict), (301_000.0, Verdict::Warn));
+        // The window in progress, 10 s in: too short for a rate.
+        assert!(windows[45]
+            .outcomes
+            .iter()
+            .all(|o| o.check != Check::Volume));
+        let later = report_by_window(
+            &states,
+            &read,
+            (HourKey(H0 + 1), HourKey(H0 + 2)),
+            &rules,
+            h1 + HOUR_MS,
+            Some(MIN),
+        )
+        .1;
+        let validity: Vec<i64> = later
+            .iter()
+            .filter(|w| {
+                w.outcomes
+                    .iter()
+                    .any(|o| o.check == Check::Validity && o.verdict == Verdict::Fail)
+            })
+            .map(|w| (w.window - h1) / MIN)
+            .collect();
+        assert_eq!(validity, [50]);
+        assert_eq!(later.len(), 60);
+        let json = serde_json::to_value(&later[0]).unwrap();
+        assert_eq!(json["window"], crate::instant::format_instant(h1));
+        assert_eq!(json["received"], 60);
     }
 }

@@ -143,6 +143,7 @@ async fn each_injected_fault_fails_its_rule_in_its_hour_and_nothing_else() {
     let path = format!("/v1/quality?from={}&to={}", at(0, 0), at(HOURS, 0));
     let (_, report) = get_json(&addr, &path, &[]).await;
     check_speed_notes(&report);
+    check_minutes(&addr).await;
 
     pipeline.batch_dirty_hours().await;
     let published = pipeline.state.batch.published().expect("published");
@@ -204,9 +205,73 @@ async fn each_injected_fault_fails_its_rule_in_its_hour_and_nothing_else() {
     let body: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
     assert_eq!(body["verdict"], "fail");
     check_speed_notes(&body);
+    let minutes = report(&["--by-minute"]);
+    let text = String::from_utf8_lossy(&minutes.stdout);
+    assert_eq!(minutes.status.code(), Some(1), "{text}");
+    let app_04 = shared_logic::instant::format_instant(at(4, 30));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&app_04) && l.contains("app") && l.contains("validity FAIL")),
+        "{app_04} app validity in:\n{text}"
+    );
+    assert!(text.contains("1200 producer windows:"), "{text}");
     let rules = report(&["--quality-rule", "none"]);
     assert_eq!(rules.status.code(), Some(0), "no rule, nothing fails");
     pipeline.stop().await;
+}
+
+/// The report by minute: app's invalid hour fails `validity` in each of its 60 windows and
+/// nowhere else; its 20-minute silence fails `freshness` from the window that ends more
+/// than 15 minutes after its last event before it, through the window it ends in (the
+/// windows hold event times, a second before the record times the fault cuts at), and
+/// nothing else fails `freshness`.
+async fn check_minutes(addr: &str) {
+    let path = format!(
+        "/v1/quality?from={}&to={}&granularity=minute",
+        at(0, 0),
+        at(HOURS, 0)
+    );
+    let (status, report) = get_json(addr, &path, &[]).await;
+    assert_eq!(status, 200, "{report}");
+    let windows = report["windows"].as_array().expect("windows");
+    assert_eq!(
+        windows.len() as i64,
+        2 * HOURS * 60,
+        "every producer's minute"
+    );
+    let failing = |producer: &str, check: &str| -> Vec<i64> {
+        windows
+            .iter()
+            .filter(|w| w["producer"] == producer)
+            .filter(|w| {
+                w["outcomes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|o| o["check"] == check && o["verdict"] == "fail")
+            })
+            .map(|w| {
+                let t = chrono::DateTime::parse_from_rfc3339(w["window"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis();
+                (t - START) / MIN
+            })
+            .collect()
+    };
+    assert_eq!(
+        failing("app", "validity"),
+        (4 * 60..5 * 60).collect::<Vec<_>>()
+    );
+    assert!(failing("web", "validity").is_empty());
+    assert!(failing("web", "freshness").is_empty());
+    let silent = failing("app", "freshness");
+    let (first, last) = (silent[0], silent[silent.len() - 1]);
+    assert!(
+        [2 * 60 + 34, 2 * 60 + 35].contains(&first)
+            && [2 * 60 + 39, 2 * 60 + 40].contains(&last)
+            && silent == (first..=last).collect::<Vec<_>>(),
+        "{silent:?}"
+    );
 }
 
 /// What only the speed layer saw, in a report of the ten hours it still holds: every
