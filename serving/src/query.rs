@@ -400,11 +400,7 @@ fn truncate(text: &str) -> String {
     if text.len() <= MAX {
         return text.to_string();
     }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    format!("{}…", &text[..text.floor_char_boundary(MAX)])
 }
 
 #[cfg(test)]

@@ -45,11 +45,7 @@ impl Sampled {
 
 /// `text` cut to at most [`MAX_SAMPLE_BYTES`] on a character boundary.
 fn cut(text: &str) -> &str {
-    let mut end = text.len().min(MAX_SAMPLE_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(MAX_SAMPLE_BYTES)]
 }
 
 /// The `K` distinct records of smallest hash seen. `Default` is the empty sample (the

@@ -62,11 +62,7 @@ impl DeadLetterSample {
 
 /// `text` cut to at most [`SAMPLE_BYTES`] bytes on a character boundary.
 fn cut(text: &str) -> String {
-    let mut end = text.len().min(SAMPLE_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
+    text[..text.floor_char_boundary(SAMPLE_BYTES)].to_string()
 }
 
 /// Samples per (record-time hour, producer, reason).

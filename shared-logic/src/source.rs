@@ -26,13 +26,7 @@ pub fn normalise(text: &str) -> Result<Option<String>, String> {
     if trimmed.is_empty() {
         return Ok(None);
     }
-    let shown = || {
-        let mut cut = trimmed.len().min(80);
-        while !trimmed.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        &trimmed[..cut]
-    };
+    let shown = || &trimmed[..trimmed.floor_char_boundary(80)];
     if trimmed.len() > MAX_SOURCE_BYTES {
         return Err(format!(
             "source `{}…` is longer than {MAX_SOURCE_BYTES} bytes",
